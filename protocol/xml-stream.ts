@@ -1,0 +1,344 @@
+// Streaming parser for one XMPP stream (RFC 6120 §4, §11): the root element opens the stream, each
+// depth-1 element is delivered whole as a stanza. Strict where XMPP is strict: no DTD, comments,
+// processing instructions or undefined entities (restricted-xml / not-well-formed), and limits on
+// stanza size and nesting depth (policy-violation). Scans with indexOf rather than per character,
+// and keeps an unfinished token for the next chunk, so multi-byte characters and tags split across
+// TCP reads parse.
+import { StringDecoder } from 'node:string_decoder';
+import { Element, type Attrs } from './xml.js';
+import { NS } from './namespaces.js';
+
+export interface XmlStreamEvents {
+  streamStart(name: string, attrs: Attrs): void;
+  stanza(stanza: Element): void;
+  streamEnd(): void;
+  /** A stream-level error condition of RFC 6120 §4.9.3; the parser stops after it. */
+  error(condition: string, text: string): void;
+}
+
+export interface XmlStreamLimits {
+  /** Characters a single depth-1 element may take, markup included. */
+  maxStanzaSize: number;
+  /** Element nesting allowed inside the stream root. */
+  maxDepth: number;
+}
+
+export const DEFAULT_LIMITS: XmlStreamLimits = { maxStanzaSize: 256 * 1024, maxDepth: 32 };
+
+// Characters XML 1.0 forbids anywhere in a document.
+const INVALID_CHARS = /[\x00-\x08\x0B\x0C\x0E-\x1F\uFFFE\uFFFF]/;
+const NAME = /^[A-Za-z_:\u00C0-\uFFFD][-A-Za-z0-9_:.\u00B7\u00C0-\uFFFD]*$/;
+const WS_ONLY = /^[ \t\r\n]*$/;
+const PREDEFINED: Record<string, string> = { lt: '<', gt: '>', amp: '&', quot: '"', apos: "'" };
+
+/** Decodes the five predefined entities and character references; null when something else is there. */
+export function decodeEntities(s: string): string | null {
+  if (s.indexOf('&') === -1) return s;
+  let out = '';
+  let i = 0;
+  for (;;) {
+    const amp = s.indexOf('&', i);
+    if (amp === -1) return out + s.slice(i);
+    const semi = s.indexOf(';', amp);
+    if (semi === -1) return null;
+    out += s.slice(i, amp);
+    const ref = s.slice(amp + 1, semi);
+    if (ref.charCodeAt(0) === 35 /* # */) {
+      const code = ref[1] === 'x' ? parseInt(ref.slice(2), 16) : parseInt(ref.slice(1), 10);
+      const valid = /^#(x[0-9A-Fa-f]+|[0-9]+)$/.test(ref);
+      if (!valid || !(code === 9 || code === 10 || code === 13 || (code >= 0x20 && code <= 0xd7ff) ||
+          (code >= 0xe000 && code <= 0xfffd) || (code >= 0x10000 && code <= 0x10ffff))) return null;
+      out += String.fromCodePoint(code);
+    } else {
+      const ch = PREDEFINED[ref];
+      if (ch === undefined) return null;
+      out += ch;
+    }
+    i = semi + 1;
+  }
+}
+
+export class XmlStreamParser {
+  private readonly decoder = new StringDecoder('utf8');
+  private buf = '';
+  /** Characters consumed before buf[0], for the stanza size limit. */
+  private consumed = 0;
+  private stanzaStart = -1;
+  private rootName: string | null = null;
+  private rootNs = '';
+  private rootPrefixes = new Map<string, string>();
+  private readonly stack: Element[] = [];
+  private readonly rawNames: string[] = [];
+  private readonly scopes: (Map<string, string> | null)[] = [];
+  private sawDeclaration = false;
+  private failed = false;
+  private ended = false;
+  private lastBytes: Buffer = Buffer.alloc(0);
+
+  constructor(
+    private readonly events: XmlStreamEvents,
+    private readonly limits: XmlStreamLimits = DEFAULT_LIMITS,
+  ) {}
+
+  get depth(): number {
+    return this.stack.length;
+  }
+
+  write(chunk: Buffer | string): void {
+    if (this.failed || this.ended) return;
+    let text: string;
+    if (typeof chunk === 'string') text = chunk;
+    else {
+      text = this.decoder.write(chunk);
+      if (text.indexOf('\uFFFD') !== -1 && !this.hasLiteralReplacementChar(chunk)) {
+        return this.fail('not-well-formed', 'invalid UTF-8');
+      }
+      this.lastBytes = chunk.subarray(Math.max(0, chunk.length - 2));
+    }
+    this.buf = this.buf.length === 0 ? text : this.buf + text;
+    this.parse();
+  }
+
+  private hasLiteralReplacementChar(chunk: Buffer): boolean {
+    const probe = this.lastBytes.length ? Buffer.concat([this.lastBytes, chunk]) : chunk;
+    return probe.includes(Buffer.from([0xef, 0xbf, 0xbd]));
+  }
+
+  private fail(condition: string, text: string): void {
+    if (this.failed) return;
+    this.failed = true;
+    this.buf = '';
+    this.events.error(condition, text);
+  }
+
+  private parse(): void {
+    const buf = this.buf;
+    const len = buf.length;
+    let pos = 0;
+    while (pos < len && !this.failed && !this.ended) {
+      if (buf.charCodeAt(pos) !== 60 /* < */) {
+        const lt = buf.indexOf('<', pos);
+        if (lt === -1) {
+          // Text is consumed once its end is seen (entities may be split), but junk between stanzas fails now.
+          if (this.stack.length === 0 && !WS_ONLY.test(buf.slice(pos))) this.fail('not-well-formed', 'character data outside a stanza');
+          break;
+        }
+        this.text(buf.slice(pos, lt));
+        pos = lt;
+        continue;
+      }
+      if (pos + 1 >= len) break;
+      const c = buf.charCodeAt(pos + 1);
+      if (c === 47 /* / */) {
+        const gt = buf.indexOf('>', pos);
+        if (gt === -1) break;
+        this.endTag(buf.slice(pos + 2, gt).trim());
+        pos = gt + 1;
+      } else if (c === 33 /* ! */) {
+        if (buf.startsWith('<![CDATA[', pos)) {
+          const end = buf.indexOf(']]>', pos + 9);
+          if (end === -1) break;
+          if (this.stack.length === 0) { this.fail('not-well-formed', 'character data outside a stanza'); break; }
+          this.appendText(buf.slice(pos + 9, end));
+          pos = end + 3;
+        } else if (len - pos < 9 && '<![CDATA['.startsWith(buf.slice(pos))) {
+          break;
+        } else {
+          this.fail('restricted-xml', buf.startsWith('<!--', pos) ? 'comments are not allowed' : 'DTDs are not allowed');
+        }
+      } else if (c === 63 /* ? */) {
+        const end = buf.indexOf('?>', pos);
+        if (this.rootName === null && !this.sawDeclaration && buf.startsWith('<?xml', pos)) {
+          if (end === -1) break;
+          const decl = buf.slice(pos, end);
+          const enc = /encoding\s*=\s*["']([^"']*)["']/.exec(decl);
+          if (enc && enc[1]!.toLowerCase() !== 'utf-8') { this.fail('unsupported-encoding', 'only UTF-8 is supported'); break; }
+          this.sawDeclaration = true;
+          pos = end + 2;
+        } else if (len - pos < 5 && '<?xml'.startsWith(buf.slice(pos)) && this.rootName === null) {
+          break;
+        } else {
+          this.fail('restricted-xml', 'processing instructions are not allowed');
+        }
+      } else {
+        const next = this.startTag(buf, pos);
+        if (next < 0) break;
+        pos = next;
+      }
+    }
+    if (this.failed || this.ended) return;
+    this.consumed += pos;
+    this.buf = pos === 0 ? buf : buf.slice(pos);
+    if (this.stanzaStart >= 0 && this.consumed + this.buf.length - this.stanzaStart > this.limits.maxStanzaSize) {
+      this.fail('policy-violation', `stanza larger than ${this.limits.maxStanzaSize} characters`);
+    } else if (this.stanzaStart < 0 && this.buf.length > this.limits.maxStanzaSize) {
+      this.fail('policy-violation', 'unterminated markup');
+    }
+  }
+
+  /** Parses a start tag at pos; returns the position after it, or -1 when more input is needed. */
+  private startTag(buf: string, pos: number): number {
+    const len = buf.length;
+    let i = pos + 1;
+    while (i < len) {
+      const ch = buf.charCodeAt(i);
+      if (ch === 32 || ch === 9 || ch === 10 || ch === 13 || ch === 47 || ch === 62) break;
+      i++;
+    }
+    if (i >= len) return -1;
+    const name = buf.slice(pos + 1, i);
+    if (!NAME.test(name)) { this.fail('not-well-formed', 'invalid element name'); return -2; }
+    const attrs: Attrs = {};
+    let selfClosing = false;
+    for (;;) {
+      let sawSpace = false;
+      while (i < len) {
+        const ch = buf.charCodeAt(i);
+        if (ch !== 32 && ch !== 9 && ch !== 10 && ch !== 13) break;
+        sawSpace = true;
+        i++;
+      }
+      if (i >= len) return -1;
+      const ch = buf.charCodeAt(i);
+      if (ch === 62 /* > */) { i++; break; }
+      if (ch === 47 /* / */) {
+        if (i + 1 >= len) return -1;
+        if (buf.charCodeAt(i + 1) !== 62) { this.fail('not-well-formed', 'expected > after /'); return -2; }
+        selfClosing = true;
+        i += 2;
+        break;
+      }
+      if (!sawSpace) { this.fail('not-well-formed', 'attributes must be separated by white space'); return -2; }
+      const eq = buf.indexOf('=', i);
+      if (eq === -1) return len - i > this.limits.maxStanzaSize ? this.failNow('policy-violation') : -1;
+      const attrName = buf.slice(i, eq).trimEnd();
+      if (!NAME.test(attrName)) { this.fail('not-well-formed', 'invalid attribute name'); return -2; }
+      let q = eq + 1;
+      while (q < len && (buf.charCodeAt(q) === 32 || buf.charCodeAt(q) === 9 || buf.charCodeAt(q) === 10 || buf.charCodeAt(q) === 13)) q++;
+      if (q >= len) return -1;
+      const quote = buf[q];
+      if (quote !== '"' && quote !== "'") { this.fail('not-well-formed', 'attribute value must be quoted'); return -2; }
+      const close = buf.indexOf(quote, q + 1);
+      if (close === -1) return -1;
+      const raw = buf.slice(q + 1, close);
+      if (raw.indexOf('<') !== -1 || INVALID_CHARS.test(raw)) { this.fail('not-well-formed', 'invalid character in attribute value'); return -2; }
+      const value = decodeEntities(raw);
+      if (value === null) { this.fail('not-well-formed', 'undefined entity in attribute value'); return -2; }
+      if (attrName in attrs) { this.fail('not-well-formed', `duplicate attribute ${attrName}`); return -2; }
+      attrs[attrName] = value;
+      i = close + 1;
+    }
+    this.open(name, attrs, selfClosing, pos);
+    return this.failed ? -2 : i;
+  }
+
+  private failNow(condition: string): number {
+    this.fail(condition, 'markup too large');
+    return -2;
+  }
+
+  private open(name: string, attrs: Attrs, selfClosing: boolean, tagPos: number): void {
+    if (this.rootName === null) {
+      this.rootName = name;
+      this.rootNs = attrs.xmlns ?? '';
+      for (const k in attrs) if (k.startsWith('xmlns:')) this.rootPrefixes.set(k.slice(6), attrs[k]!);
+      this.events.streamStart(name, attrs);
+      if (selfClosing) this.finish();
+      return;
+    }
+    if (this.stack.length >= this.limits.maxDepth) {
+      this.fail('policy-violation', `elements nested deeper than ${this.limits.maxDepth}`);
+      return;
+    }
+    let scope: Map<string, string> | null = null;
+    for (const k in attrs) {
+      if (k.charCodeAt(0) === 120 && k.startsWith('xmlns:')) (scope ??= new Map()).set(k.slice(6), attrs[k]!);
+    }
+    const parent = this.stack.length ? this.stack[this.stack.length - 1]! : null;
+    let local = name;
+    let ns: string;
+    const colon = name.indexOf(':');
+    if (colon !== -1) {
+      const prefix = name.slice(0, colon);
+      local = name.slice(colon + 1);
+      const bound = scope?.get(prefix) ?? this.lookupPrefix(prefix);
+      if (bound === undefined) { this.fail('bad-namespace-prefix', `unbound prefix ${prefix}`); return; }
+      ns = bound;
+      // Prefixes are resolved here once; the element is re-declared with a default namespace.
+      if (ns !== (parent ? parent.ns : this.rootNs)) attrs.xmlns = ns;
+    } else {
+      ns = attrs.xmlns ?? (parent ? parent.ns : this.rootNs);
+    }
+    const element = new Element(local, attrs, [], ns);
+    if (parent) parent.children.push(element);
+    else this.stanzaStart = this.consumed + tagPos;
+    if (selfClosing) {
+      if (!parent) this.emitStanza(element);
+      return;
+    }
+    this.stack.push(element);
+    this.rawNames.push(name);
+    this.scopes.push(scope);
+  }
+
+  private lookupPrefix(prefix: string): string | undefined {
+    if (prefix === 'xml') return 'http://www.w3.org/XML/1998/namespace';
+    for (let i = this.scopes.length - 1; i >= 0; i--) {
+      const v = this.scopes[i]?.get(prefix);
+      if (v !== undefined) return v;
+    }
+    return this.rootPrefixes.get(prefix);
+  }
+
+  private endTag(name: string): void {
+    if (this.stack.length === 0) {
+      if (name === this.rootName) this.finish();
+      else this.fail('not-well-formed', `unexpected </${name}>`);
+      return;
+    }
+    const top = this.stack.pop()!;
+    const raw = this.rawNames.pop();
+    this.scopes.pop();
+    if (raw !== name) { this.fail('not-well-formed', `</${name}> does not close <${raw}>`); return; }
+    if (this.stack.length === 0) this.emitStanza(top);
+  }
+
+  private emitStanza(stanza: Element): void {
+    this.stanzaStart = -1;
+    this.events.stanza(stanza);
+  }
+
+  private finish(): void {
+    this.ended = true;
+    this.buf = '';
+    this.events.streamEnd();
+  }
+
+  private text(raw: string): void {
+    if (this.stack.length === 0) {
+      // Between stanzas only white space (keep-alives) may appear.
+      if (!WS_ONLY.test(raw)) this.fail('not-well-formed', 'character data outside a stanza');
+      return;
+    }
+    if (INVALID_CHARS.test(raw)) { this.fail('not-well-formed', 'invalid character'); return; }
+    const value = decodeEntities(raw);
+    if (value === null) { this.fail('not-well-formed', 'undefined entity'); return; }
+    this.appendText(value);
+  }
+
+  private appendText(value: string): void {
+    if (value.length === 0) return;
+    const top = this.stack[this.stack.length - 1]!;
+    const last = top.children.length - 1;
+    if (last >= 0 && typeof top.children[last] === 'string') top.children[last] += value;
+    else top.children.push(value);
+  }
+}
+
+/** Namespace of the stream root element's prefix, for checks by the session. */
+export function isStreamRoot(name: string, attrs: Attrs): boolean {
+  const colon = name.indexOf(':');
+  const local = colon === -1 ? name : name.slice(colon + 1);
+  const ns = colon === -1 ? attrs.xmlns : attrs['xmlns:' + name.slice(0, colon)];
+  return local === 'stream' && ns === NS.streams;
+}

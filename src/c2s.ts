@@ -1,0 +1,525 @@
+// Client-to-server streams (RFC 6120): negotiation (STARTTLS, SASL, bind), then the bound session
+// that validates and stamps what the client sends and hands it to the router. Stream management
+// (XEP-0198) lives here too, because it changes what a session is: one that can outlive its socket.
+import { createHash, randomBytes } from 'node:crypto';
+import { Element, type Attrs } from '../protocol/xml.js';
+import { NS } from '../protocol/namespaces.js';
+import { tryParseJid, type Jid } from '../protocol/jid.js';
+import { StanzaError, errorReply, type StreamErrorCondition } from '../protocol/errors.js';
+import { isStreamRoot } from '../protocol/xml-stream.js';
+import {
+  ScramServer, PlainServer, decodeBase64Strict, scramMechanismName,
+  type SaslStep, type ScramHash,
+} from '../protocol/sasl.js';
+import type { SessionRecord } from '../storage/types.js';
+import type { Connection, ConnectionHandler } from './connection.js';
+import type { LocalSession, PreAuthStream } from './context.js';
+import type { ServerCore } from './server.js';
+
+type Mechanism = { start(r: Buffer): Promise<SaslStep>; next(r: Buffer): Promise<SaslStep> };
+
+const STANZAS = new Set(['message', 'presence', 'iq']);
+const PRESENCE_TYPES = new Set(['unavailable', 'subscribe', 'subscribed', 'unsubscribe', 'unsubscribed', 'probe', 'error']);
+const IQ_TYPES = new Set(['get', 'set', 'result', 'error']);
+
+/** Negotiates one client stream until a resource is bound, then hands over to a ClientSession. */
+export class C2SStream implements ConnectionHandler, PreAuthStream {
+  private streamId = '';
+  private headerSent = false;
+  private username: string | null = null;
+  private sasl: { mech: Mechanism; name: string } | null = null;
+  private session: ClientSession | null = null;
+  private authTimer: NodeJS.Timeout;
+  private busy: Promise<void> = Promise.resolve();
+
+  constructor(private readonly core: ServerCore, readonly conn: Connection, private readonly directTls: boolean) {
+    conn.setHandler(this);
+    conn.beforeStreamError = () => this.sendHeader();
+    this.authTimer = setTimeout(() => {
+      if (!this.session) conn.streamError('connection-timeout', 'authentication took too long');
+    }, core.config.limits.authTimeout * 1000);
+    this.authTimer.unref();
+  }
+
+  private sendHeader(): void {
+    if (this.headerSent) return;
+    this.headerSent = true;
+    this.streamId = randomBytes(12).toString('base64url');
+    this.conn.write(
+      `<?xml version='1.0'?><stream:stream xmlns='${NS.client}' xmlns:stream='${NS.streams}' ` +
+      `id='${this.streamId}' from='${this.core.domain}' version='1.0' xml:lang='en'>`,
+    );
+  }
+
+  streamStart(name: string, attrs: Attrs): void {
+    this.headerSent = false;
+    this.sendHeader();
+    if (!isStreamRoot(name, attrs)) return this.conn.streamError('invalid-namespace', 'expected <stream:stream>');
+    if (attrs.xmlns !== NS.client) return this.conn.streamError('invalid-namespace', `content namespace must be ${NS.client}`);
+    const version = attrs.version ?? '0.9';
+    if (!/^1\.\d+$/.test(version)) return this.conn.streamError('unsupported-version', 'XMPP 1.0 streams only');
+    const to = attrs.to;
+    if (to !== undefined && tryParseJid(to)?.domain !== this.core.domain) {
+      return this.conn.streamError('host-unknown', `this server does not serve ${to}`);
+    }
+    this.conn.sendElement(this.features());
+  }
+
+  private features(): Element {
+    const f = new Element('stream:features');
+    const secure = this.conn.secure;
+    if (!this.username) {
+      if (!secure && this.core.tlsContext) {
+        const st = f.c('starttls', { xmlns: NS.tls });
+        if (this.core.config.tls.requireStartTls) {
+          st.c('required');
+          return f;
+        }
+      }
+      const mechs = f.c('mechanisms', { xmlns: NS.sasl });
+      for (const m of this.mechanismNames()) mechs.c('mechanism').t(m);
+      if (secure && this.channelBinding()) {
+        f.c('sasl-channel-binding', { xmlns: 'urn:xmpp:sasl-cb:0' }).c('channel-binding', { type: this.channelBinding()!.type });
+      }
+      if (this.core.config.registration.enabled) f.c('register', { xmlns: NS.registerFeature });
+      return f;
+    }
+    f.c('bind', { xmlns: NS.bind });
+    f.c('session', { xmlns: NS.session }).c('optional');
+    f.c('sm', { xmlns: NS.sm });
+    void this.core.hooks.fire('stream/features', { session: { features: f, authenticated: true, secure } });
+    return f;
+  }
+
+  private mechanismNames(): string[] {
+    const out: string[] = [];
+    const plus = this.conn.secure && this.channelBinding() !== null;
+    for (const hash of ['SHA-256', 'SHA-1'] as ScramHash[]) {
+      if (plus) out.push(scramMechanismName(hash, true));
+      out.push(scramMechanismName(hash, false));
+    }
+    if (this.conn.secure) out.push('PLAIN');
+    return out;
+  }
+
+  /** tls-exporter on TLS 1.3, tls-server-end-point otherwise (RFC 9266, RFC 5929). */
+  private channelBinding(): { type: string; data: Buffer } | null {
+    const s = this.conn.socket as import('node:tls').TLSSocket;
+    if (!this.conn.secure) return null;
+    if (s.getProtocol() === 'TLSv1.3') {
+      return { type: 'tls-exporter', data: s.exportKeyingMaterial(32, 'EXPORTER-Channel-Binding', Buffer.alloc(0)) };
+    }
+    const cert = s.getCertificate();
+    if (cert && 'raw' in cert && cert.raw) {
+      return { type: 'tls-server-end-point', data: createHash('sha256').update(cert.raw).digest() };
+    }
+    return null;
+  }
+
+  element(el: Element): void {
+    if (this.session) {
+      this.session.fromClient(el);
+      return;
+    }
+    // Negotiation steps are async (storage, PBKDF2): run them in order.
+    this.busy = this.busy.then(() => this.negotiate(el)).catch((e: unknown) => {
+      this.core.log.error('negotiation failed', { err: e });
+      this.conn.streamError('internal-server-error');
+    });
+  }
+
+  private async negotiate(el: Element): Promise<void> {
+    if (this.conn.isClosing) return;
+    if (this.session) return this.session.fromClient(el);
+    if (el.ns === NS.tls && el.name === 'starttls') return this.startTls();
+    if (el.ns === NS.sasl) return this.saslElement(el);
+    if (el.ns === NS.sm) {
+      if (el.name === 'resume' && this.username) return this.resume(el);
+      return this.conn.sendElement(smFailed('unexpected-request'));
+    }
+    if (STANZAS.has(el.name) && el.ns === NS.client) {
+      if (!this.username) {
+        if (el.name === 'iq' && await this.core.preAuthIq(this, el)) return;
+        return this.conn.streamError('not-authorized', 'authenticate first');
+      }
+      if (el.name === 'iq' && el.attrs.type === 'set' && el.getChild('bind', NS.bind)) return this.bind(el);
+      return this.conn.streamError('not-authorized', 'bind a resource first');
+    }
+    this.conn.streamError('unsupported-stanza-type', `<${el.name} xmlns='${el.ns}'> is not expected here`);
+  }
+
+  /** Sends a stanza on the not-yet-bound stream (pre-auth IQ replies such as registration). */
+  reply(el: Element): void {
+    this.conn.sendElement(el);
+  }
+
+  get remoteAddress(): string {
+    return this.conn.remoteAddress;
+  }
+  get secure(): boolean {
+    return this.conn.secure;
+  }
+
+  private startTls(): void {
+    if (this.conn.secure || !this.core.tlsContext || this.username) {
+      this.conn.writeNow(`<failure xmlns='${NS.tls}'/>`);
+      this.conn.close();
+      return;
+    }
+    this.conn.writeNow(`<proceed xmlns='${NS.tls}'/>`);
+    this.headerSent = false;
+    this.conn.startTls(this.core.tlsContext, () => {});
+  }
+
+  private saslFailure(condition: string, text?: string): void {
+    const f = new Element('failure', { xmlns: NS.sasl });
+    f.c(condition);
+    if (text) f.c('text', { 'xml:lang': 'en' }).t(text);
+    this.conn.sendElement(f);
+    this.core.metrics.authFailures.labels(this.sasl?.name ?? 'none', condition).inc();
+    this.sasl = null;
+  }
+
+  private async saslElement(el: Element): Promise<void> {
+    if (this.username) return this.saslFailure('aborted', 'already authenticated');
+    if (el.name === 'abort') return this.saslFailure('aborted');
+    if (el.name === 'auth') {
+      if (!this.conn.secure && this.core.config.tls.requireStartTls && this.core.tlsContext) {
+        return this.saslFailure('encryption-required', 'use STARTTLS first');
+      }
+      const name = el.attrs.mechanism ?? '';
+      if (!this.mechanismNames().includes(name)) {
+        this.sasl = null;
+        return this.saslFailure('invalid-mechanism', `${name} is not offered`);
+      }
+      const ipHits = await this.core.authThrottle.peekIp(this.conn.remoteAddress);
+      if (ipHits >= this.core.config.limits.authFailuresPerIp) {
+        return this.saslFailure('temporary-auth-failure', 'too many failed attempts from this address');
+      }
+      this.sasl = { mech: this.createMechanism(name), name };
+      const text = el.text();
+      // No initial response: an empty challenge asks for one (RFC 6120 §6.4.2).
+      if (text === '') return this.conn.sendElement(new Element('challenge', { xmlns: NS.sasl }));
+      const data = decodeBase64Strict(text);
+      if (!data) return this.saslFailure('incorrect-encoding');
+      return this.saslStep(await this.sasl.mech.start(data));
+    }
+    if (el.name === 'response') {
+      if (!this.sasl) return this.saslFailure('malformed-request', 'no authentication in progress');
+      const data = decodeBase64Strict(el.text());
+      if (!data) return this.saslFailure('incorrect-encoding');
+      const mech = this.sasl.mech as Mechanism & { started?: boolean };
+      const step = mech.started ? await mech.next(data) : await mech.start(data);
+      mech.started = true;
+      return this.saslStep(step);
+    }
+    this.conn.streamError('unsupported-stanza-type', `unexpected SASL element <${el.name}>`);
+  }
+
+  private createMechanism(name: string): Mechanism {
+    const core = this.core;
+    if (name === 'PLAIN') {
+      return new PlainServer({ verify: (user, password) => core.verifyPassword(user, password) });
+    }
+    const plus = name.endsWith('-PLUS');
+    const hash: ScramHash = name.startsWith('SCRAM-SHA-256') ? 'SHA-256' : 'SHA-1';
+    return new ScramServer({
+      hash, plus, channelBinding: plus ? this.channelBinding() : null,
+      offeredPlus: this.conn.secure && this.channelBinding() !== null,
+      lookup: (user) => core.scramCredentials(user, hash),
+    });
+  }
+
+  private async saslStep(step: SaslStep): Promise<void> {
+    const mech = this.sasl;
+    if (step.kind === 'challenge') {
+      const c = new Element('challenge', { xmlns: NS.sasl });
+      if (step.data.length) c.t(step.data.toString('base64'));
+      if (mech) (mech.mech as { started?: boolean }).started = true;
+      return this.conn.sendElement(c);
+    }
+    if (step.kind === 'failure') {
+      await this.core.authThrottle.failed(this.conn.remoteAddress, null);
+      return this.saslFailure(step.condition, step.text);
+    }
+    const username = step.username;
+    if (step.authzid && tryParseJid(step.authzid)?.bareString() !== `${username}@${this.core.domain}`) {
+      return this.saslFailure('invalid-authzid');
+    }
+    if ((await this.core.authThrottle.peekAccount(username)) >= this.core.config.limits.authFailuresPerAccount) {
+      return this.saslFailure('temporary-auth-failure', 'too many failed attempts for this account');
+    }
+    const user = await this.core.stores.users.get(username);
+    if (!user) return this.saslFailure('not-authorized');
+    if (user.disabled) return this.saslFailure('account-disabled');
+    this.core.metrics.authSuccesses.labels(mech?.name ?? 'none').inc();
+    this.username = username;
+    this.sasl = null;
+    const s = new Element('success', { xmlns: NS.sasl });
+    if (step.data) s.t(step.data.toString('base64'));
+    this.conn.sendElement(s);
+    this.headerSent = false;
+    this.conn.resetParser();
+  }
+
+  private async bind(iq: Element): Promise<void> {
+    const id = iq.attrs.id;
+    const requested = iq.getChild('bind', NS.bind)!.getChildText('resource')?.trim() ?? '';
+    let resource = requested || randomBytes(6).toString('hex');
+    let jid: Jid | null = tryParseJid(`${this.username}@${this.core.domain}/${resource}`);
+    if (!jid) {
+      const err = errorReply(iq, new StanzaError('bad-request', 'invalid resource'));
+      if (err) this.conn.sendElement(err);
+      return;
+    }
+    resource = jid.resource;
+    const session = new ClientSession(this.core, this.conn, jid, this.username!);
+    this.session = session;
+    clearTimeout(this.authTimer);
+    await this.core.bindSession(session);
+    const res = new Element('iq', id !== undefined ? { type: 'result', id } : { type: 'result' });
+    res.c('bind', { xmlns: NS.bind }).c('jid').t(jid.toString());
+    session.send(res);
+  }
+
+  private async resume(el: Element): Promise<void> {
+    const ok = this.core.resumeSession(el.attrs.previd ?? '', this.username!, this.conn, Number(el.attrs.h));
+    if (!ok) {
+      this.conn.sendElement(smFailed('item-not-found'));
+      return;
+    }
+    clearTimeout(this.authTimer);
+    this.session = ok;
+  }
+
+  closed(): void {
+    clearTimeout(this.authTimer);
+    this.session?.connectionLost(this.conn);
+  }
+}
+
+function smFailed(condition: string): Element {
+  const f = new Element('failed', { xmlns: NS.sm });
+  f.c(condition, { xmlns: NS.stanzaErrors });
+  return f;
+}
+
+/** A bound client session: what the client sends is checked and routed; what it receives is counted. */
+export class ClientSession implements LocalSession {
+  readonly full: string;
+  readonly bare: string;
+  readonly data = new Map<string, unknown>();
+  record: SessionRecord;
+  closed = false;
+  private conn: Connection | null;
+  // XEP-0198 state.
+  smEnabled = false;
+  smId: string | null = null;
+  private handledIn = 0;
+  private sentOut = 0;
+  private unacked: { xml: string; name: string }[] = [];
+  private ackedOut = 0;
+  private resumeTimer: NodeJS.Timeout | null = null;
+  private ackRequestPending = false;
+
+  constructor(private readonly core: ServerCore, conn: Connection, readonly jid: Jid, readonly username: string) {
+    this.conn = conn;
+    this.full = jid.toString();
+    this.bare = jid.bareString();
+    this.record = {
+      jid: this.full, node: core.sessions.nodeId, priority: 0, available: false, presence: null,
+      interested: false, carbons: false, since: Date.now(),
+    };
+  }
+
+  get ip(): string {
+    return this.conn?.remoteAddress ?? '';
+  }
+  get secure(): boolean {
+    return this.conn?.secure ?? false;
+  }
+  get connection(): Connection | null {
+    return this.conn;
+  }
+
+  async updateRecord(change: Partial<SessionRecord>): Promise<void> {
+    this.record = { ...this.record, ...change };
+    if (!this.closed) await this.core.sessions.put(this.record);
+  }
+
+  send(stanza: Element): void {
+    this.sendRaw(stanza.toString(), stanza.name);
+  }
+
+  sendRaw(xml: string, name: string): void {
+    if (this.closed) return;
+    if (this.smEnabled) {
+      this.sentOut++;
+      this.unacked.push({ xml, name });
+    }
+    this.core.metrics.countOut(name);
+    if (this.conn) {
+      this.conn.write(xml);
+      if (this.smEnabled && this.unacked.length >= 10 && !this.ackRequestPending) {
+        this.ackRequestPending = true;
+        this.conn.write(`<r xmlns='${NS.sm}'/>`);
+      }
+    }
+  }
+
+  close(condition?: string, text?: string): void {
+    if (!this.conn) return void this.end('closed');
+    if (condition) this.conn.streamError(condition as StreamErrorCondition, text);
+    else this.conn.close();
+    // Closing on purpose: no resumption.
+    this.smId = null;
+  }
+
+  /** A stanza from the client, on a bound stream. */
+  fromClient(el: Element): void {
+    const conn = this.conn;
+    if (!conn) return;
+    if (el.ns === NS.sm) return this.smElement(el);
+    if (!STANZAS.has(el.name) || el.ns !== NS.client) {
+      if (el.ns === NS.sasl || el.ns === NS.tls) {
+        if (el.name === 'auth') {
+          conn.sendElement(new Element('failure', { xmlns: NS.sasl }).append(new Element('aborted')));
+          return;
+        }
+      }
+      if (el.ns === NS.csi || el.ns === NS.sm) {
+        void this.core.hooks.fire('client/stanza', { stanza: el, session: this });
+        return;
+      }
+      return conn.streamError('unsupported-stanza-type', `<${el.name} xmlns='${el.ns}'> is not a stanza`);
+    }
+    this.handledIn++;
+    this.core.metrics.countIn(el.name);
+    const from = el.attrs.from;
+    if (from !== undefined && from !== this.full && from !== this.bare) {
+      const j = tryParseJid(from);
+      if (!j || (j.toString() !== this.full && j.toString() !== this.bare)) {
+        return conn.streamError('invalid-from', 'from does not match the bound JID');
+      }
+    }
+    el.attrs.from = this.full;
+    const to = el.attrs.to;
+    if (to !== undefined && !tryParseJid(to)) {
+      const reply = errorReply(el, new StanzaError('jid-malformed', 'invalid recipient address'));
+      if (reply) { reply.attrs.from = to; this.send(reply); }
+      return;
+    }
+    if (el.name === 'iq') {
+      const type = el.attrs.type;
+      if (type === undefined || !IQ_TYPES.has(type) || el.attrs.id === undefined) {
+        return this.replyError(el, 'bad-request', 'an IQ needs an id and a type of get, set, result or error');
+      }
+      if ((type === 'get' || type === 'set') && el.elements().length !== 1) {
+        return this.replyError(el, 'bad-request', 'an IQ get or set carries exactly one child element');
+      }
+      if (el.getChild('bind', NS.bind) && type === 'set') {
+        return this.replyError(el, 'not-allowed', 'a resource is already bound');
+      }
+    } else if (el.name === 'presence') {
+      const type = el.attrs.type;
+      if (type !== undefined && !PRESENCE_TYPES.has(type)) return this.replyError(el, 'bad-request', 'unknown presence type');
+    }
+    this.core.handleClientStanza(this, el);
+  }
+
+  private replyError(el: Element, condition: ConstructorParameters<typeof StanzaError>[0], text: string): void {
+    const reply = errorReply(el, new StanzaError(condition, text));
+    if (reply) {
+      delete reply.attrs.to;
+      if (el.attrs.to === undefined) delete reply.attrs.from;
+      this.send(reply);
+    }
+  }
+
+  // --- XEP-0198 ---------------------------------------------------------------------------------
+
+  private smElement(el: Element): void {
+    const conn = this.conn!;
+    switch (el.name) {
+      case 'enable': {
+        if (this.smEnabled) return conn.sendElement(smFailed('unexpected-request'));
+        this.smEnabled = true;
+        const attrs: Attrs = { xmlns: NS.sm };
+        if (el.attrs.resume === 'true' || el.attrs.resume === '1') {
+          this.smId = randomBytes(12).toString('base64url');
+          attrs.id = this.smId;
+          attrs.resume = 'true';
+          attrs.max = String(this.core.config.streamManagement.resumeSeconds);
+          this.core.resumable.set(this.smId, this);
+        }
+        conn.write(new Element('enabled', attrs).toString());
+        return;
+      }
+      case 'r':
+        conn.write(`<a xmlns='${NS.sm}' h='${this.handledIn >>> 0}'/>`);
+        return;
+      case 'a': {
+        this.ackRequestPending = false;
+        this.acknowledge(Number(el.attrs.h));
+        return;
+      }
+    }
+    conn.streamError('unsupported-stanza-type', `unexpected <${el.name}> of stream management`);
+  }
+
+  private acknowledge(h: number): boolean {
+    if (!Number.isFinite(h)) return false;
+    // h counts modulo 2^32; how many of our unacked stanzas the peer now confirms.
+    const confirmed = (h - this.ackedOut) >>> 0;
+    if (confirmed > this.unacked.length) {
+      this.conn?.streamError('undefined-condition', 'acknowledged more stanzas than were sent');
+      return false;
+    }
+    this.unacked.splice(0, confirmed);
+    this.ackedOut = h >>> 0;
+    return true;
+  }
+
+  /** Takes over a new connection for a resumed stream. */
+  resumeOn(conn: Connection, h: number): boolean {
+    if (this.resumeTimer) clearTimeout(this.resumeTimer);
+    this.resumeTimer = null;
+    const old = this.conn;
+    this.conn = conn;
+    if (old && old !== conn) old.destroy();
+    if (!this.acknowledge(h)) return false;
+    conn.write(`<resumed xmlns='${NS.sm}' previd='${this.smId}' h='${this.handledIn >>> 0}'/>`);
+    for (const s of this.unacked) conn.write(s.xml);
+    return true;
+  }
+
+  /** The socket closed. Resumable sessions wait; the rest end now. */
+  connectionLost(conn: Connection): void {
+    if (this.closed || conn !== this.conn) return;
+    this.conn = null;
+    if (this.smId && this.core.config.streamManagement.resumeSeconds > 0) {
+      this.resumeTimer = setTimeout(() => this.end('resumption timed out'), this.core.config.streamManagement.resumeSeconds * 1000);
+      this.resumeTimer.unref();
+      return;
+    }
+    this.end('disconnected');
+  }
+
+  /** Ends the session for good: unavailable presence, unacked stanzas handled, record removed. */
+  end(reason: string): void {
+    if (this.closed) return;
+    this.closed = true;
+    if (this.resumeTimer) clearTimeout(this.resumeTimer);
+    if (this.smId) this.core.resumable.delete(this.smId);
+    const unacked = this.unacked;
+    this.unacked = [];
+    void this.core.unbindSession(this, reason, unacked);
+  }
+
+  /** Replaced by a newer session on the same full JID. */
+  replaced(): void {
+    this.smId = null;
+    if (this.conn) this.conn.streamError('conflict', 'replaced by a new session');
+    this.end('replaced');
+  }
+}

@@ -1,0 +1,225 @@
+// One YAML (or JSON) config file plus environment overrides, validated at start: a bad value stops
+// the server with an error naming the key and why.
+import fs from 'node:fs';
+import path from 'node:path';
+import { randomBytes } from 'node:crypto';
+import YAML from 'yaml';
+import { tryParseJid } from '../protocol/jid.js';
+import type { LogLevel } from './log.js';
+
+export interface ListenerConfig { host: string; port: number }
+
+export interface Config {
+  domain: string;
+  dataDir: string;
+  databaseUrl: string | null;
+  redisUrl: string | null;
+  nodeId: string;
+  logLevel: LogLevel;
+  listen: {
+    c2s: ListenerConfig | null;
+    c2sDirectTls: ListenerConfig | null;
+    component: ListenerConfig | null;
+    metrics: ListenerConfig | null;
+  };
+  tls: { cert: string | null; key: string | null; requireStartTls: boolean };
+  admins: string[];
+  registration: { enabled: boolean };
+  limits: {
+    maxStanzaSize: number;
+    maxDepth: number;
+    /** Seconds an unauthenticated stream may stay open. */
+    authTimeout: number;
+    /** Bytes per second a connection may send, averaged over a short burst window. */
+    bytesPerSecond: number;
+    offlineMessages: number;
+    /** Failed authentications per address and per account in ten minutes before refusing more. */
+    authFailuresPerIp: number;
+    authFailuresPerAccount: number;
+  };
+  ping: { idleSeconds: number; timeoutSeconds: number };
+  streamManagement: { resumeSeconds: number };
+  /** XEP-0114 components: domain → shared secret. */
+  components: Record<string, string>;
+  scramIterations: number;
+}
+
+export class ConfigError extends Error {
+  constructor(readonly key: string, reason: string) {
+    super(`config: ${key}: ${reason}`);
+  }
+}
+
+export function defaultConfig(): Config {
+  return {
+    domain: 'localhost',
+    dataDir: './data',
+    databaseUrl: null,
+    redisUrl: null,
+    nodeId: 'auto',
+    logLevel: 'info',
+    listen: {
+      c2s: { host: '0.0.0.0', port: 5222 },
+      c2sDirectTls: { host: '0.0.0.0', port: 5223 },
+      component: { host: '127.0.0.1', port: 5347 },
+      metrics: { host: '127.0.0.1', port: 5280 },
+    },
+    tls: { cert: null, key: null, requireStartTls: true },
+    admins: [],
+    registration: { enabled: false },
+    limits: {
+      maxStanzaSize: 256 * 1024,
+      maxDepth: 32,
+      authTimeout: 30,
+      bytesPerSecond: 1024 * 1024,
+      offlineMessages: 500,
+      authFailuresPerIp: 30,
+      authFailuresPerAccount: 10,
+    },
+    ping: { idleSeconds: 300, timeoutSeconds: 60 },
+    streamManagement: { resumeSeconds: 300 },
+    components: {},
+    scramIterations: 4096,
+  };
+}
+
+type Plain = Record<string, unknown>;
+const isPlain = (v: unknown): v is Plain => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+/** Deep-merges `over` into `base`, rejecting keys the config does not have. */
+function merge(base: Plain, over: Plain, prefix: string, open: Set<string>): Plain {
+  const out: Plain = { ...base };
+  for (const [k, v] of Object.entries(over)) {
+    const key = prefix ? `${prefix}.${k}` : k;
+    if (!(k in base) && !open.has(prefix)) throw new ConfigError(key, 'unknown key');
+    const cur = base[k];
+    if (isPlain(cur) && isPlain(v) && !open.has(key)) out[k] = merge(cur, v, key, open);
+    else out[k] = v;
+  }
+  return out;
+}
+
+// Environment variables that override the file; the usual names for the two services.
+const ENV: [string, string, 'string' | 'number' | 'boolean' | 'list'][] = [
+  ['PERCH_DOMAIN', 'domain', 'string'],
+  ['PERCH_DATA_DIR', 'dataDir', 'string'],
+  ['DATABASE_URL', 'databaseUrl', 'string'],
+  ['REDIS_URL', 'redisUrl', 'string'],
+  ['PERCH_NODE_ID', 'nodeId', 'string'],
+  ['PERCH_LOG_LEVEL', 'logLevel', 'string'],
+  ['PERCH_C2S_PORT', 'listen.c2s.port', 'number'],
+  ['PERCH_C2S_TLS_PORT', 'listen.c2sDirectTls.port', 'number'],
+  ['PERCH_COMPONENT_PORT', 'listen.component.port', 'number'],
+  ['PERCH_METRICS_PORT', 'listen.metrics.port', 'number'],
+  ['PERCH_ADMINS', 'admins', 'list'],
+  ['PERCH_REGISTRATION', 'registration.enabled', 'boolean'],
+  ['PERCH_REQUIRE_STARTTLS', 'tls.requireStartTls', 'boolean'],
+];
+
+function setPath(obj: Plain, dotted: string, value: unknown): void {
+  const parts = dotted.split('.');
+  let cur = obj;
+  for (const p of parts.slice(0, -1)) {
+    if (!isPlain(cur[p])) cur[p] = {};
+    cur = cur[p] as Plain;
+  }
+  cur[parts[parts.length - 1]!] = value;
+}
+
+export function loadConfig(file: string | null, env: NodeJS.ProcessEnv = process.env): Config {
+  let raw: Plain = {};
+  if (file) {
+    let text: string;
+    try {
+      text = fs.readFileSync(file, 'utf8');
+    } catch (e) {
+      throw new ConfigError('(file)', `cannot read ${file}: ${(e as Error).message}`);
+    }
+    const parsed: unknown = YAML.parse(text);
+    if (parsed !== null && parsed !== undefined && !isPlain(parsed)) throw new ConfigError('(file)', 'must be a mapping');
+    raw = (parsed as Plain | null) ?? {};
+  }
+  const over: Plain = JSON.parse(JSON.stringify(raw));
+  for (const [name, key, type] of ENV) {
+    const v = env[name];
+    if (v === undefined || v === '') continue;
+    let value: unknown = v;
+    if (type === 'number') value = Number(v);
+    else if (type === 'boolean') value = /^(1|true|yes|on)$/i.test(v);
+    else if (type === 'list') value = v.split(',').map((s) => s.trim()).filter(Boolean);
+    setPath(over, key, value);
+  }
+  const merged = merge(defaultConfig() as unknown as Plain, over, '', new Set(['components'])) as unknown as Config;
+  if (file && !path.isAbsolute(merged.dataDir) && raw.dataDir !== undefined) {
+    merged.dataDir = path.resolve(path.dirname(file), merged.dataDir);
+  }
+  return validate(merged);
+}
+
+function num(key: string, v: unknown, min: number, max: number): number {
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) {
+    throw new ConfigError(key, `must be an integer from ${min} to ${max} (got ${JSON.stringify(v)})`);
+  }
+  return v;
+}
+function str(key: string, v: unknown, nullable = false): string | null {
+  if (v === null && nullable) return null;
+  if (typeof v !== 'string' || v === '') throw new ConfigError(key, `must be a non-empty string${nullable ? ' or null' : ''}`);
+  return v;
+}
+function bool(key: string, v: unknown): boolean {
+  if (typeof v !== 'boolean') throw new ConfigError(key, 'must be true or false');
+  return v;
+}
+
+export function validate(c: Config): Config {
+  const domain = str('domain', c.domain)!;
+  const d = tryParseJid(domain);
+  if (!d || d.local || d.resource) throw new ConfigError('domain', `not a valid domain name: ${domain}`);
+  c.domain = d.domain;
+  str('dataDir', c.dataDir);
+  str('databaseUrl', c.databaseUrl, true);
+  if (c.databaseUrl && !/^postgres(ql)?:\/\//.test(c.databaseUrl)) throw new ConfigError('databaseUrl', 'must be a postgres:// URL');
+  str('redisUrl', c.redisUrl, true);
+  if (c.redisUrl && !/^rediss?:\/\//.test(c.redisUrl)) throw new ConfigError('redisUrl', 'must be a redis:// URL');
+  str('nodeId', c.nodeId);
+  if (c.nodeId === 'auto') c.nodeId = `node-${randomBytes(4).toString('hex')}`;
+  if (!/^[A-Za-z0-9_.-]{1,64}$/.test(c.nodeId)) throw new ConfigError('nodeId', 'letters, digits, _ . - only');
+  if (!['debug', 'info', 'warn', 'error'].includes(c.logLevel)) throw new ConfigError('logLevel', 'one of debug, info, warn, error');
+  for (const name of ['c2s', 'c2sDirectTls', 'component', 'metrics'] as const) {
+    const l = c.listen[name];
+    if (l === null) continue;
+    if (!isPlain(l)) throw new ConfigError(`listen.${name}`, 'must be {host, port} or null');
+    str(`listen.${name}.host`, l.host);
+    num(`listen.${name}.port`, l.port, 0, 65535);
+  }
+  str('tls.cert', c.tls.cert, true);
+  str('tls.key', c.tls.key, true);
+  if ((c.tls.cert === null) !== (c.tls.key === null)) throw new ConfigError('tls', 'cert and key go together');
+  bool('tls.requireStartTls', c.tls.requireStartTls);
+  if (!Array.isArray(c.admins)) throw new ConfigError('admins', 'must be a list of JIDs');
+  c.admins = c.admins.map((a, i) => {
+    const j = typeof a === 'string' ? tryParseJid(a) : null;
+    if (!j || !j.local || j.resource) throw new ConfigError(`admins[${i}]`, `not a bare JID: ${String(a)}`);
+    return j.bareString();
+  });
+  bool('registration.enabled', c.registration.enabled);
+  num('limits.maxStanzaSize', c.limits.maxStanzaSize, 1024, 64 * 1024 * 1024);
+  num('limits.maxDepth', c.limits.maxDepth, 4, 1000);
+  num('limits.authTimeout', c.limits.authTimeout, 1, 3600);
+  num('limits.bytesPerSecond', c.limits.bytesPerSecond, 1024, 1024 * 1024 * 1024);
+  num('limits.offlineMessages', c.limits.offlineMessages, 0, 1_000_000);
+  num('limits.authFailuresPerIp', c.limits.authFailuresPerIp, 1, 1_000_000);
+  num('limits.authFailuresPerAccount', c.limits.authFailuresPerAccount, 1, 1_000_000);
+  num('ping.idleSeconds', c.ping.idleSeconds, 5, 86400);
+  num('ping.timeoutSeconds', c.ping.timeoutSeconds, 1, 3600);
+  num('streamManagement.resumeSeconds', c.streamManagement.resumeSeconds, 0, 86400);
+  num('scramIterations', c.scramIterations, 4096, 1_000_000);
+  if (!isPlain(c.components)) throw new ConfigError('components', 'must map component domains to secrets');
+  for (const [dom, secret] of Object.entries(c.components)) {
+    const j = tryParseJid(dom);
+    if (!j || j.local || j.resource) throw new ConfigError(`components.${dom}`, 'not a valid domain');
+    str(`components.${dom}`, secret);
+  }
+  return c;
+}

@@ -1,0 +1,165 @@
+// What a feature module sees of the server: stores, router, hooks, IQ handlers, disco, sessions.
+// A module is one file exporting a `Module`; it registers handlers in `init` and touches nothing else.
+import type { Element } from '../protocol/xml.js';
+import type { Jid } from '../protocol/jid.js';
+import type { StanzaError } from '../protocol/errors.js';
+import type { DataStores, SessionRecord, SessionStore } from '../storage/types.js';
+import type { Config } from './config.js';
+import type { Logger } from './log.js';
+import type { Metrics } from './metrics.js';
+import type { Hooks } from './hooks.js';
+
+/** A bound client session held by this node. */
+export interface LocalSession {
+  readonly jid: Jid;
+  readonly username: string;
+  readonly full: string;
+  readonly bare: string;
+  readonly ip: string;
+  readonly secure: boolean;
+  /** This session's row in the cluster-wide session table (a copy; change it through updateRecord). */
+  readonly record: SessionRecord;
+  updateRecord(change: Partial<SessionRecord>): Promise<void>;
+  /** Sends a stanza to the client (counted for stream management). */
+  send(stanza: Element): void;
+  /** Sends an already serialised stanza. */
+  sendRaw(xml: string, name: string): void;
+  /** Ends the session with a stream error (or a clean close when condition is omitted). */
+  close(condition?: string, text?: string): void;
+  /** Per-module state, keyed by module name. */
+  readonly data: Map<string, unknown>;
+  readonly closed: boolean;
+}
+
+export interface IqRequest {
+  stanza: Element;
+  /** The single child of the get/set IQ. */
+  payload: Element;
+  from: Jid;
+  to: Jid;
+  /** The sender's session when it is a client of this node. */
+  session: LocalSession | null;
+}
+/** Return an element to send it as the result's payload, nothing for an empty result; throw StanzaError to fail. */
+export type IqHandler = (req: IqRequest) => Element | void | null | Promise<Element | void | null>;
+
+/** Where an IQ handler answers: the server's own JID, or any local account's bare JID. */
+export type IqScope = 'host' | 'account';
+
+export interface StanzaEvent {
+  stanza: Element;
+  from: Jid;
+  to: Jid;
+}
+export interface ClientStanzaEvent {
+  stanza: Element;
+  session: LocalSession;
+}
+
+export interface ServerEvents {
+  /** A stanza from a local client, before routing (from is stamped). Consume to stop routing. */
+  'client/stanza': ClientStanzaEvent;
+  /** Presence without 'to' from a local client (broadcast). */
+  'client/presence': ClientStanzaEvent;
+  /** Message to a local account's bare JID, before delivery. */
+  'message/bare': StanzaEvent;
+  /** Message about to be delivered to one local full JID (carbons hook here). */
+  'message/full': StanzaEvent;
+  /** Message for a local account with no resource to take it (offline storage consumes it). */
+  'message/offline': StanzaEvent;
+  /** Presence to a local account's bare JID (subscriptions, probes). Consume to stop default delivery. */
+  'presence/bare': StanzaEvent;
+  /** Presence addressed to this server's domain. */
+  'presence/host': StanzaEvent;
+  /** Message addressed to this server's domain. */
+  'message/host': StanzaEvent;
+  /** A stanza from any source about to be delivered to a local session; consume to drop it (blocking). */
+  'deliver/filter': { stanza: Element; session: LocalSession; name: string };
+  /** An IQ on a stream that has not authenticated yet (in-band registration). Consume to answer it. */
+  'preauth/iq': { stanza: Element; stream: PreAuthStream };
+  'session/bound': LocalSession;
+  /** Initial presence sent. */
+  'session/online': LocalSession;
+  'session/closed': { session: LocalSession; reason: string };
+  /** A node vanished with these sessions (presence must say they are gone). */
+  'cluster/lost': { node: string; records: SessionRecord[] };
+  'user/deleted': { username: string };
+  'stream/features': { session: PreBindFeatures };
+}
+
+/** A client stream before authentication, as pre-auth IQ handlers see it. */
+export interface PreAuthStream {
+  reply(el: Element): void;
+  readonly remoteAddress: string;
+  readonly secure: boolean;
+}
+
+/** Lets modules add elements to the stream features offered after authentication. */
+export interface PreBindFeatures {
+  features: Element;
+  authenticated: boolean;
+  secure: boolean;
+}
+
+export interface DiscoIdentity { category: string; type: string; name?: string }
+export interface DiscoRegistry {
+  /** Features of the server's own JID. */
+  hostFeatures: Set<string>;
+  hostIdentities: DiscoIdentity[];
+  /** Features answered on an account's bare JID. */
+  accountFeatures: Set<string>;
+  /** Extra disco#info forms (XEP-0128) on the server JID. */
+  hostForms: (() => Element)[];
+  /** Items listed on the server JID (components, services). */
+  hostItems: { jid: string; name?: string }[];
+}
+
+export interface Router {
+  /** Routes a stanza whose from/to are set and trusted. */
+  route(stanza: Element): void;
+  /** Delivers to one session record wherever it lives (no further routing decisions). */
+  deliverTo(rec: SessionRecord, stanza: Element | string, name: string): void;
+  /** Sends an error reply for stanza (unless it must not be answered). */
+  bounce(stanza: Element, err: StanzaError): void;
+  /** Registers a handler for every stanza to a domain (components, MUC services). */
+  addDomain(domain: string, handler: (stanza: Element) => void): void;
+  removeDomain(domain: string): void;
+  /** Is this domain served here (host, component or service)? */
+  isLocalDomain(domain: string): boolean;
+}
+
+export interface ClusterBus {
+  /** Sends a module message to one node (or this one). */
+  send(node: string, topic: string, data: unknown): void;
+  on(topic: string, handler: (data: unknown) => void): void;
+}
+
+export interface Server {
+  readonly config: Config;
+  readonly log: Logger;
+  readonly metrics: Metrics;
+  readonly stores: DataStores;
+  readonly sessions: SessionStore;
+  readonly hooks: Hooks<ServerEvents>;
+  readonly router: Router;
+  readonly cluster: ClusterBus;
+  readonly disco: DiscoRegistry;
+  readonly domain: string;
+  /** Local sessions by full JID. */
+  readonly local: Map<string, LocalSession>;
+  /** Local sessions of one account. */
+  localOf(bare: string): LocalSession[];
+  iq(scope: IqScope, ns: string, types: 'get' | 'set' | 'both', handler: IqHandler): void;
+  /** Sends an IQ get/set from the server and resolves with the reply (result or error), or null on timeout. */
+  request(iq: Element, timeoutMs?: number): Promise<Element | null>;
+  isAdmin(jid: Jid | string): boolean;
+  /** True when the account exists (online sessions answer without a query). */
+  userExists(username: string): Promise<boolean>;
+}
+
+export interface Module {
+  readonly name: string;
+  init(server: Server): void | Promise<void>;
+  /** Called at shutdown, before storage closes. */
+  stop?(): void | Promise<void>;
+}

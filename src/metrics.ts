@@ -1,0 +1,51 @@
+// Prometheus metrics, served on their own HTTP port.
+import http from 'node:http';
+import client from 'prom-client';
+
+export class Metrics {
+  readonly registry = new client.Registry();
+  readonly connections = new client.Gauge({ name: 'perch_connections', help: 'Open client and component connections', labelNames: ['kind'], registers: [this.registry] });
+  readonly sessions = new client.Gauge({ name: 'perch_sessions', help: 'Bound client sessions on this node', registers: [this.registry] });
+  readonly authFailures = new client.Counter({ name: 'perch_auth_failures_total', help: 'Failed authentication attempts', labelNames: ['mechanism', 'condition'], registers: [this.registry] });
+  readonly authSuccesses = new client.Counter({ name: 'perch_auth_successes_total', help: 'Successful authentications', labelNames: ['mechanism'], registers: [this.registry] });
+  readonly stanzasIn = new client.Counter({ name: 'perch_stanzas_in_total', help: 'Stanzas received from connections', labelNames: ['kind'], registers: [this.registry] });
+  readonly stanzasOut = new client.Counter({ name: 'perch_stanzas_out_total', help: 'Stanzas written to connections', labelNames: ['kind'], registers: [this.registry] });
+  readonly streamErrors = new client.Counter({ name: 'perch_stream_errors_total', help: 'Streams closed with an error', labelNames: ['condition'], registers: [this.registry] });
+  readonly routingSeconds = new client.Histogram({
+    name: 'perch_routing_seconds', help: 'Time from a stanza arriving to it being handed to its destination',
+    buckets: [0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05, 0.25], registers: [this.registry],
+  });
+  // Counters with a label are looked up once per kind rather than per stanza.
+  readonly in = { message: this.stanzasIn.labels('message'), presence: this.stanzasIn.labels('presence'), iq: this.stanzasIn.labels('iq') };
+  readonly out = { message: this.stanzasOut.labels('message'), presence: this.stanzasOut.labels('presence'), iq: this.stanzasOut.labels('iq') };
+  private server: http.Server | null = null;
+
+  constructor() {
+    client.collectDefaultMetrics({ register: this.registry, prefix: 'perch_' });
+  }
+
+  countIn(name: string): void {
+    (this.in as Record<string, client.Counter.Internal | undefined>)[name]?.inc();
+  }
+  countOut(name: string): void {
+    (this.out as Record<string, client.Counter.Internal | undefined>)[name]?.inc();
+  }
+
+  async listen(host: string, port: number): Promise<number> {
+    this.server = http.createServer(async (req, res) => {
+      if (req.url !== '/metrics') { res.writeHead(404).end(); return; }
+      res.writeHead(200, { 'content-type': this.registry.contentType });
+      res.end(await this.registry.metrics());
+    });
+    await new Promise<void>((resolve, reject) => {
+      this.server!.once('error', reject);
+      this.server!.listen(port, host, () => resolve());
+    });
+    const addr = this.server.address();
+    return typeof addr === 'object' && addr ? addr.port : port;
+  }
+
+  async close(): Promise<void> {
+    await new Promise<void>((resolve) => (this.server ? this.server.close(() => resolve()) : resolve()));
+  }
+}

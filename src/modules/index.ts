@@ -1,0 +1,26 @@
+// Every feature module, in load order. Adding a feature means adding a file and a line here.
+import type { Module } from '../context.js';
+import { sessionIqModule } from './session-iq.js';
+import { discoModule } from './disco.js';
+import { rosterModule } from './roster.js';
+import { presenceModule } from './presence.js';
+import { offlineModule } from './offline.js';
+import { carbonsModule } from './carbons.js';
+import { blockingModule } from './blocking.js';
+import { csiModule } from './csi.js';
+import { pingModule } from './ping.js';
+import { versionModule } from './version.js';
+import { timeModule } from './time.js';
+import { vcardModule } from './vcard.js';
+import { privateModule } from './private.js';
+import { registerModule } from './register.js';
+import { adhocModule } from './adhoc.js';
+import { adminCommandsModule } from './admin-commands.js';
+
+export function allModules(): Module[] {
+  return [
+    sessionIqModule, discoModule, rosterModule, presenceModule, offlineModule, carbonsModule,
+    blockingModule, csiModule, pingModule, versionModule, timeModule, vcardModule, privateModule,
+    registerModule, adhocModule, adminCommandsModule,
+  ];
+}

@@ -1,0 +1,4 @@
+// Placeholder until the module is written.
+import type { Module } from '../context.js';
+
+export const privateModule: Module = { name: 'private', init() {} };

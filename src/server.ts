@@ -1,0 +1,412 @@
+// The server: stores, listeners, sessions, router and IQ dispatch, with feature modules plugged in.
+import net from 'node:net';
+import tls from 'node:tls';
+import { randomBytes } from 'node:crypto';
+import { Element } from '../protocol/xml.js';
+import { NS } from '../protocol/namespaces.js';
+import { parseJid, tryParseJid, type Jid } from '../protocol/jid.js';
+import { StanzaError, errorReply } from '../protocol/errors.js';
+import { XmlStreamParser } from '../protocol/xml-stream.js';
+import { verifyPasswordAgainstScram, type ScramCredentials, type ScramHash } from '../protocol/sasl.js';
+import type { DataStores, SessionRecord, SessionStore } from '../storage/types.js';
+import { openDataStores, openSessionStore } from '../storage/open.js';
+import type { Config } from './config.js';
+import { createLogger, type Logger } from './log.js';
+import { Metrics } from './metrics.js';
+import { Hooks } from './hooks.js';
+import { Connection } from './connection.js';
+import { C2SStream, ClientSession } from './c2s.js';
+import { StanzaRouter } from './router.js';
+import { loadTlsContext } from './tls.js';
+import type {
+  ClusterBus, DiscoRegistry, IqHandler, IqScope, LocalSession, Module, Server, ServerEvents,
+} from './context.js';
+import { allModules } from './modules/index.js';
+import { ComponentListener } from './component.js';
+
+interface ClusterEnvelope { t: 'd' | 'k' | 'm'; to?: string; x?: string; topic?: string; data?: unknown }
+
+/** Failed-authentication counters, cluster-wide through the session store. */
+class AuthThrottle {
+  private readonly known = new Map<string, { n: number; until: number }>();
+  constructor(private readonly sessions: SessionStore) {}
+  private static readonly WINDOW = 600;
+  private peek(key: string): number {
+    const k = this.known.get(key);
+    if (!k || k.until < Date.now()) return 0;
+    return k.n;
+  }
+  async peekIp(ip: string): Promise<number> { return this.peek('ip:' + ip); }
+  async peekAccount(user: string): Promise<number> { return this.peek('acct:' + user); }
+  async failed(ip: string, user: string | null): Promise<void> {
+    for (const key of user ? ['ip:' + ip, 'acct:' + user] : ['ip:' + ip]) {
+      const n = await this.sessions.hit('auth:' + key, AuthThrottle.WINDOW);
+      this.known.set(key, { n, until: Date.now() + AuthThrottle.WINDOW * 1000 });
+    }
+  }
+}
+
+export class ServerCore implements Server {
+  readonly log: Logger;
+  readonly metrics = new Metrics();
+  readonly hooks = new Hooks<ServerEvents>();
+  readonly router: StanzaRouter;
+  readonly local = new Map<string, LocalSession>();
+  readonly resumable = new Map<string, ClientSession>();
+  readonly disco: DiscoRegistry = {
+    hostFeatures: new Set([NS.discoInfo, NS.discoItems]),
+    hostIdentities: [{ category: 'server', type: 'im', name: 'Perch' }],
+    accountFeatures: new Set([NS.discoInfo]),
+    hostForms: [],
+    hostItems: [],
+  };
+  readonly cluster: ClusterBus;
+  stores!: DataStores;
+  sessions!: SessionStore;
+  tlsContext: tls.SecureContext | null = null;
+  authThrottle!: AuthThrottle;
+  readonly domain: string;
+  private readonly iqHandlers = new Map<string, IqHandler>();
+  private readonly pendingIq = new Map<string, { resolve: (el: Element | null) => void; timer: NodeJS.Timeout }>();
+  private readonly byAccount = new Map<string, Set<LocalSession>>();
+  private readonly clusterTopics = new Map<string, (data: unknown) => void>();
+  private readonly listeners: net.Server[] = [];
+  private readonly connections = new Set<Connection>();
+  private modules: Module[] = [];
+  private components: ComponentListener | null = null;
+  private stopping = false;
+  readonly ports: Record<string, number> = {};
+
+  constructor(readonly config: Config, log?: Logger) {
+    this.log = log ?? createLogger(config.logLevel, { node: config.nodeId });
+    this.domain = config.domain;
+    this.router = new StanzaRouter({
+      server: this,
+      deliverLocal: (full, stanza, name) => this.deliverLocal(full, stanza, name),
+      forward: (node, full, xml) => this.sendCluster(node, { t: 'd', to: full, x: xml }),
+      handleIq: (stanza, from, to) => this.handleIq(stanza, from, to),
+    });
+    this.cluster = {
+      send: (node, topic, data) => this.sendCluster(node, { t: 'm', topic, data }),
+      on: (topic, handler) => { this.clusterTopics.set(topic, handler); },
+    };
+  }
+
+  // --- lifecycle ---------------------------------------------------------------------------------
+
+  async start(): Promise<void> {
+    const c = this.config;
+    this.stores = await openDataStores({
+      databaseUrl: c.databaseUrl, dataDir: c.dataDir,
+      onMigrationProgress: (done, total, name) => this.log.info('migration applied', { done, total, name }),
+    });
+    this.sessions = await openSessionStore({ redisUrl: c.redisUrl, nodeId: c.nodeId });
+    this.authThrottle = new AuthThrottle(this.sessions);
+    this.sessions.onMessage((payload) => this.onClusterMessage(payload));
+    this.sessions.onNodeLost((node, records) => void this.hooks.fire('cluster/lost', { node, records }));
+    await this.sessions.start();
+    this.tlsContext = await loadTlsContext(c, this.log);
+    this.modules = allModules();
+    for (const m of this.modules) await m.init(this);
+    if (c.listen.c2s) this.ports.c2s = await this.listen(c.listen.c2s.host, c.listen.c2s.port, false);
+    if (c.listen.c2sDirectTls && this.tlsContext) {
+      this.ports.c2sDirectTls = await this.listen(c.listen.c2sDirectTls.host, c.listen.c2sDirectTls.port, true);
+    }
+    if (c.listen.component) {
+      this.components = new ComponentListener(this);
+      for (const domain of Object.keys(c.components)) {
+        this.router.addDomain(domain, (stanza) => this.components!.routeTo(domain, stanza));
+        this.disco.hostItems.push({ jid: domain });
+      }
+      this.ports.component = await this.components.listen(c.listen.component.host, c.listen.component.port);
+    }
+    if (c.listen.metrics) this.ports.metrics = await this.metrics.listen(c.listen.metrics.host, c.listen.metrics.port);
+    this.log.info('perch started', { domain: this.domain, ports: this.ports, database: this.stores.db.kind, sessions: c.redisUrl ? 'redis' : 'memory' });
+  }
+
+  private listen(host: string, port: number, directTls: boolean): Promise<number> {
+    const onSocket = (socket: net.Socket) => {
+      if (this.stopping) { socket.destroy(); return; }
+      const conn = new Connection(socket, {
+        limits: { maxStanzaSize: this.config.limits.maxStanzaSize, maxDepth: this.config.limits.maxDepth },
+        bytesPerSecond: this.config.limits.bytesPerSecond, log: this.log, metrics: this.metrics, kind: 'c2s',
+      });
+      this.connections.add(conn);
+      socket.once('close', () => this.connections.delete(conn));
+      new C2SStream(this, conn, directTls);
+    };
+    const srv = directTls
+      ? tls.createServer({ secureContext: this.tlsContext!, minVersion: 'TLSv1.2', ALPNProtocols: ['xmpp-client'] }, onSocket)
+      : net.createServer(onSocket);
+    this.listeners.push(srv);
+    return new Promise((resolve, reject) => {
+      srv.once('error', reject);
+      srv.listen(port, host, () => {
+        const a = srv.address();
+        resolve(typeof a === 'object' && a ? a.port : port);
+      });
+    });
+  }
+
+  /** Graceful stop: system-shutdown to every stream, modules stopped, storage closed. */
+  async stop(): Promise<void> {
+    if (this.stopping) return;
+    this.stopping = true;
+    for (const l of this.listeners) l.close();
+    await this.components?.close();
+    for (const conn of this.connections) conn.streamError('system-shutdown', 'the server is shutting down');
+    const sessions = [...this.local.values()] as ClientSession[];
+    for (const s of sessions) s.end('shutdown');
+    await new Promise((r) => setTimeout(r, 50));
+    for (const m of [...this.modules].reverse()) await m.stop?.();
+    for (const p of this.pendingIq.values()) clearTimeout(p.timer);
+    await this.metrics.close();
+    await this.sessions.close();
+    await this.stores.db.close();
+    this.log.info('perch stopped');
+  }
+
+  // --- accounts ----------------------------------------------------------------------------------
+
+  async scramCredentials(username: string, hash: ScramHash): Promise<ScramCredentials | null> {
+    const user = await this.stores.users.get(username);
+    if (!user) return null;
+    const c = hash === 'SHA-1' ? user.credentials.sha1 : user.credentials.sha256;
+    return { hash, ...c };
+  }
+
+  async verifyPassword(username: string, password: string): Promise<boolean> {
+    const creds = await this.scramCredentials(username, 'SHA-256');
+    return creds !== null && verifyPasswordAgainstScram(password, creds);
+  }
+
+  isAdmin(jid: Jid | string): boolean {
+    const bare = typeof jid === 'string' ? tryParseJid(jid)?.bareString() : jid.bareString();
+    return bare !== undefined && this.config.admins.includes(bare);
+  }
+
+  async userExists(username: string): Promise<boolean> {
+    if (this.sessions.resources(`${username}@${this.domain}`).length) return true;
+    return (await this.stores.users.get(username)) !== null;
+  }
+
+  // --- sessions ----------------------------------------------------------------------------------
+
+  localOf(bare: string): LocalSession[] {
+    const set = this.byAccount.get(bare);
+    return set ? [...set] : [];
+  }
+
+  async bindSession(session: ClientSession): Promise<void> {
+    const existing = this.local.get(session.full) as ClientSession | undefined;
+    if (existing) existing.replaced();
+    this.local.set(session.full, session);
+    let set = this.byAccount.get(session.bare);
+    if (!set) this.byAccount.set(session.bare, (set = new Set()));
+    set.add(session);
+    this.metrics.sessions.set(this.local.size);
+    const previous = await this.sessions.put(session.record);
+    if (previous && previous.node !== this.sessions.nodeId) this.sendCluster(previous.node, { t: 'k', to: session.full });
+    await this.hooks.fire('session/bound', session);
+  }
+
+  async unbindSession(session: ClientSession, reason: string, unacked: { xml: string; name: string }[]): Promise<void> {
+    if (this.local.get(session.full) === session) {
+      this.local.delete(session.full);
+      await this.sessions.remove(session.full, this.sessions.nodeId);
+    }
+    const set = this.byAccount.get(session.bare);
+    set?.delete(session);
+    if (set && set.size === 0) this.byAccount.delete(session.bare);
+    this.metrics.sessions.set(this.local.size);
+    try {
+      await this.hooks.fire('session/closed', { session, reason });
+    } catch (e) {
+      this.log.error('session close hook failed', { err: e });
+    }
+    if (unacked.length) this.handleUnacked(session, unacked);
+  }
+
+  /** XEP-0198 §4: stanzas the client never acknowledged are not lost: messages go to offline storage, IQs bounce. */
+  private handleUnacked(session: ClientSession, unacked: { xml: string; name: string }[]): void {
+    for (const u of unacked) {
+      if (u.name !== 'message' && u.name !== 'iq') continue;
+      const el = parseStanza(u.xml);
+      if (!el) continue;
+      if (el.name === 'iq') {
+        if (el.attrs.type === 'get' || el.attrs.type === 'set') this.router.bounce(el, new StanzaError('recipient-unavailable'));
+        continue;
+      }
+      const type = el.attrs.type ?? 'normal';
+      if (type === 'groupchat' || type === 'headline' || type === 'error') continue;
+      const from = tryParseJid(el.attrs.from ?? '');
+      if (!from) continue;
+      // Another resource may still be online; offline storage keeps it for the next login regardless.
+      void this.hooks.fire('message/offline', { stanza: el, from, to: session.jid.bare() });
+    }
+  }
+
+  resumeSession(previd: string, username: string, conn: Connection, h: number): ClientSession | null {
+    const s = this.resumable.get(previd);
+    if (!s || s.closed || s.username !== username) return null;
+    return s.resumeOn(conn, h) ? s : null;
+  }
+
+  private deliverLocal(full: string, stanza: Element | string, name: string): boolean {
+    const s = this.local.get(full);
+    if (!s || s.closed) return false;
+    if (this.hooks.has('deliver/filter')) {
+      const el = typeof stanza === 'string' ? parseStanza(stanza) : stanza;
+      if (el && this.hooks.fire('deliver/filter', { stanza: el, session: s, name }) === true) return true;
+      if (el) { s.send(el); return true; }
+    }
+    if (typeof stanza === 'string') s.sendRaw(stanza, name);
+    else s.send(stanza);
+    return true;
+  }
+
+  // --- client stanzas ----------------------------------------------------------------------------
+
+  handleClientStanza(session: ClientSession, el: Element): void {
+    const started = performance.now();
+    const ev = { stanza: el, session };
+    const r = this.hooks.fire('client/stanza', ev);
+    const next = () => {
+      this.routeFromClient(session, el);
+      this.metrics.routingSeconds.observe((performance.now() - started) / 1000);
+    };
+    if (r === false) next();
+    else if (r !== true) void r.then((done) => { if (!done) next(); }, (e) => this.clientStanzaFailed(session, el, e));
+  }
+
+  private clientStanzaFailed(session: LocalSession, el: Element, e: unknown): void {
+    const err = e instanceof StanzaError ? e : new StanzaError('internal-server-error');
+    if (!(e instanceof StanzaError)) this.log.error('stanza handler failed', { err: e });
+    const reply = errorReply(el, err);
+    if (reply) session.send(reply);
+  }
+
+  private routeFromClient(session: ClientSession, el: Element): void {
+    if (el.attrs.to === undefined) {
+      if (el.name === 'presence') {
+        void Promise.resolve(this.hooks.fire('client/presence', { stanza: el, session }))
+          .catch((e) => this.log.error('presence handling failed', { err: e }));
+        return;
+      }
+      if (el.name === 'iq') return this.handleIq(el, session.jid, session.jid.bare());
+      el.attrs.to = session.bare;
+    }
+    this.router.route(el);
+  }
+
+  // --- IQ ----------------------------------------------------------------------------------------
+
+  iq(scope: IqScope, ns: string, types: 'get' | 'set' | 'both', handler: IqHandler): void {
+    for (const t of types === 'both' ? ['get', 'set'] : [types]) this.iqHandlers.set(`${scope} ${t} ${ns}`, handler);
+  }
+
+  handleIq(stanza: Element, from: Jid, to: Jid): void {
+    const type = stanza.attrs.type;
+    if (type === 'result' || type === 'error') {
+      if (!to.local) {
+        const p = this.pendingIq.get(stanza.attrs.id ?? '');
+        if (p) { this.pendingIq.delete(stanza.attrs.id!); clearTimeout(p.timer); p.resolve(stanza); }
+      }
+      return; // results to an account or to nowhere are dropped (RFC 6121 §8.5.1)
+    }
+    const payload = stanza.elements()[0];
+    const reply = (el: Element) => {
+      const local = from.domain === this.domain && from.local ? this.local.get(from.toString()) : undefined;
+      if (local && stanza.attrs.to === undefined) { delete el.attrs.from; local.send(el); } else this.router.route(el);
+    };
+    if (!payload || (type !== 'get' && type !== 'set')) {
+      const r = errorReply(stanza, new StanzaError('bad-request'));
+      if (r) reply(r);
+      return;
+    }
+    const scope: IqScope = to.local ? 'account' : 'host';
+    const handler = this.iqHandlers.get(`${scope} ${type} ${payload.ns}`);
+    const fail = (e: unknown) => {
+      if (!(e instanceof StanzaError)) this.log.error('iq handler failed', { err: e, ns: payload.ns });
+      const r = errorReply(stanza, e instanceof StanzaError ? e : new StanzaError('internal-server-error'));
+      if (r) reply(r);
+    };
+    const run = async () => {
+      if (!handler) throw new StanzaError('service-unavailable');
+      if (scope === 'account' && to.bareString() !== from.bareString() && !(await this.userExists(to.local))) {
+        throw new StanzaError('service-unavailable');
+      }
+      const session = from.domain === this.domain ? this.local.get(from.toString()) ?? null : null;
+      const result = await handler({ stanza, payload, from, to, session });
+      const attrs: Record<string, string> = { type: 'result', id: stanza.attrs.id ?? '' };
+      attrs.to = from.toString();
+      attrs.from = stanza.attrs.to ?? to.toString();
+      const res = new Element('iq', attrs);
+      if (result) res.append(result);
+      reply(res);
+    };
+    run().catch(fail);
+  }
+
+  request(iq: Element, timeoutMs = 30000): Promise<Element | null> {
+    const id = iq.attrs.id ?? randomBytes(8).toString('hex');
+    iq.attrs.id = id;
+    iq.attrs.from ??= this.domain;
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => { this.pendingIq.delete(id); resolve(null); }, timeoutMs);
+      timer.unref();
+      this.pendingIq.set(id, { resolve, timer });
+      this.router.route(iq);
+    });
+  }
+
+  /** Pre-authentication IQs (in-band registration). True when handled. */
+  async preAuthIq(stream: C2SStream, el: Element): Promise<boolean> {
+    return (await this.hooks.fire('preauth/iq', { stanza: el, stream })) === true;
+  }
+
+  // --- cluster -----------------------------------------------------------------------------------
+
+  private sendCluster(node: string, env: ClusterEnvelope): void {
+    void this.sessions.send(node, JSON.stringify(env)).catch((e) => this.log.warn('cluster send failed', { err: e, node }));
+  }
+
+  private onClusterMessage(payload: string): void {
+    let env: ClusterEnvelope;
+    try {
+      env = JSON.parse(payload) as ClusterEnvelope;
+    } catch {
+      return;
+    }
+    if (env.t === 'd' && env.to && env.x) {
+      if (this.deliverLocal(env.to, env.x, nameOf(env.x))) return;
+      const el = parseStanza(env.x);
+      const from = el && tryParseJid(el.attrs.from ?? '');
+      const to = tryParseJid(env.to);
+      if (el && from && to) this.router.noSuchResource(el, from, to);
+    } else if (env.t === 'k' && env.to) {
+      (this.local.get(env.to) as ClientSession | undefined)?.replaced();
+    } else if (env.t === 'm' && env.topic) {
+      this.clusterTopics.get(env.topic)?.(env.data);
+    }
+  }
+}
+
+function nameOf(xml: string): string {
+  const m = /^<([a-z]+)/.exec(xml);
+  return m ? m[1]! : '';
+}
+
+/** Parses one serialised stanza (from our own serialiser) back into an element. */
+export function parseStanza(xml: string): Element | null {
+  let out: Element | null = null;
+  const p = new XmlStreamParser({
+    streamStart: () => {}, stanza: (el) => { out = el; }, streamEnd: () => {}, error: () => {},
+  }, { maxStanzaSize: Number.MAX_SAFE_INTEGER, maxDepth: 1000 });
+  p.write(`<s xmlns='${NS.client}'>`);
+  p.write(xml);
+  return out;
+}
+
+export type { SessionRecord };
+export { parseJid };

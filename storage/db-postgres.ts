@@ -1,0 +1,65 @@
+import pg from 'pg';
+import type { Db, DbTx } from './types.js';
+
+const IDENT = /^[a-z_][a-z0-9_]*$/;
+
+/**
+ * PostgreSQL through a pg.Pool. `schema` (tests, multi-tenant set-ups) is created when missing and
+ * put on every pooled connection's search_path via the startup `options` parameter.
+ */
+export async function openPostgres(url: string, opts: { schema?: string } = {}): Promise<Db> {
+  const { schema } = opts;
+  if (schema !== undefined && !IDENT.test(schema)) throw new Error(`invalid schema name: ${schema}`);
+  const pool = new pg.Pool({
+    connectionString: url,
+    max: 10,
+    application_name: 'perch',
+    ...(schema ? { options: `-c search_path=${schema}` } : {}),
+  });
+  // An idle client losing its connection must not crash the process; the next query reports it.
+  pool.on('error', () => {});
+  try {
+    if (schema) await pool.query(`CREATE SCHEMA IF NOT EXISTS ${schema}`);
+    else await pool.query('SELECT 1');
+  } catch (err) {
+    await pool.end().catch(() => {});
+    throw err;
+  }
+
+  let closed: Promise<void> | null = null;
+  return {
+    kind: 'postgres',
+    async query<T>(sql: string, params: readonly unknown[] = []): Promise<T[]> {
+      return (await pool.query(sql, [...params])).rows as T[];
+    },
+    async transaction<R>(fn: (tx: DbTx) => Promise<R>): Promise<R> {
+      const client = await pool.connect();
+      const tx: DbTx = {
+        async query<T>(sql: string, params: readonly unknown[] = []): Promise<T[]> {
+          return (await client.query(sql, [...params])).rows as T[];
+        },
+      };
+      let broken: Error | undefined;
+      try {
+        await client.query('BEGIN');
+        const result = await fn(tx);
+        await client.query('COMMIT');
+        return result;
+      } catch (err) {
+        try {
+          await client.query('ROLLBACK');
+        } catch (rollbackErr) {
+          // A connection that cannot roll back is discarded rather than returned to the pool.
+          broken = rollbackErr instanceof Error ? rollbackErr : new Error(String(rollbackErr));
+        }
+        throw err;
+      } finally {
+        client.release(broken);
+      }
+    },
+    close(): Promise<void> {
+      closed ??= pool.end();
+      return closed;
+    },
+  };
+}

@@ -1,0 +1,109 @@
+import type { Db } from './types.js';
+
+/**
+ * Append-only list; never edit an applied migration. Statements are separated by ';' at the end
+ * of a line because PGlite's query() runs one statement at a time.
+ */
+export const migrations: { version: number; name: string; sql: string }[] = [
+  {
+    version: 1,
+    name: 'initial schema',
+    sql: `
+CREATE TABLE users (
+  username text PRIMARY KEY,
+  disabled boolean NOT NULL DEFAULT false,
+  created_at timestamptz NOT NULL DEFAULT now(),
+  sha1_salt bytea NOT NULL,
+  sha1_iterations int NOT NULL,
+  sha1_stored_key bytea NOT NULL,
+  sha1_server_key bytea NOT NULL,
+  sha256_salt bytea NOT NULL,
+  sha256_iterations int NOT NULL,
+  sha256_stored_key bytea NOT NULL,
+  sha256_server_key bytea NOT NULL
+);
+CREATE TABLE roster_items (
+  username text NOT NULL REFERENCES users(username) ON DELETE CASCADE,
+  jid text NOT NULL,
+  name text,
+  subscription text NOT NULL DEFAULT 'none' CHECK (subscription IN ('none', 'to', 'from', 'both')),
+  ask_out boolean NOT NULL DEFAULT false,
+  approved boolean NOT NULL DEFAULT false,
+  groups text[] NOT NULL DEFAULT '{}',
+  PRIMARY KEY (username, jid)
+);
+CREATE TABLE roster_versions (
+  username text PRIMARY KEY REFERENCES users(username) ON DELETE CASCADE,
+  version bigint NOT NULL
+);
+CREATE TABLE subscription_requests (
+  username text NOT NULL REFERENCES users(username) ON DELETE CASCADE,
+  jid text NOT NULL,
+  stanza text NOT NULL,
+  PRIMARY KEY (username, jid)
+);
+CREATE TABLE offline_messages (
+  id bigserial PRIMARY KEY,
+  username text NOT NULL REFERENCES users(username) ON DELETE CASCADE,
+  stanza text NOT NULL,
+  stamp timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX offline_messages_username_id ON offline_messages (username, id);
+CREATE TABLE user_data (
+  username text NOT NULL REFERENCES users(username) ON DELETE CASCADE,
+  kind text NOT NULL,
+  key text NOT NULL,
+  value text NOT NULL,
+  PRIMARY KEY (username, kind, key)
+);
+`,
+  },
+];
+
+// Arbitrary constant shared by every process migrating the same database.
+const LOCK_KEY = 7_065_726_368;
+
+function statements(sql: string): string[] {
+  return sql
+    .split(/;\s*(?:\n|$)/)
+    .map((s) => s.trim())
+    .filter((s) => s.length > 0);
+}
+
+/**
+ * Applies pending migrations, each in its own transaction holding a transaction-scoped advisory
+ * lock, so processes starting together apply each migration exactly once. Returns how many this
+ * call applied.
+ */
+export async function migrate(
+  db: Db,
+  onProgress?: (done: number, total: number, name: string) => void,
+): Promise<number> {
+  const applied = await db.transaction(async (tx) => {
+    await tx.query('SELECT pg_advisory_xact_lock($1)', [LOCK_KEY]);
+    await tx.query(`CREATE TABLE IF NOT EXISTS schema_migrations (
+      version int PRIMARY KEY,
+      name text NOT NULL,
+      applied_at timestamptz NOT NULL DEFAULT now()
+    )`);
+    return tx.query<{ version: number }>('SELECT version FROM schema_migrations');
+  });
+  const done = new Set(applied.map((r) => Number(r.version)));
+  const pending = [...migrations].sort((a, b) => a.version - b.version).filter((m) => !done.has(m.version));
+
+  let count = 0;
+  for (const [i, m] of pending.entries()) {
+    const ran = await db.transaction(async (tx) => {
+      await tx.query('SELECT pg_advisory_xact_lock($1)', [LOCK_KEY]);
+      // Another process may have applied it while we waited for the lock.
+      const rows = await tx.query('SELECT 1 FROM schema_migrations WHERE version = $1', [m.version]);
+      if (rows.length > 0) return false;
+      for (const stmt of statements(m.sql)) await tx.query(stmt);
+      await tx.query('INSERT INTO schema_migrations (version, name) VALUES ($1, $2)', [m.version, m.name]);
+      return true;
+    });
+    if (ran) count++;
+    onProgress?.(i + 1, pending.length, m.name);
+  }
+  return count;
+}

@@ -1,0 +1,127 @@
+import type { SessionRecord, SessionStore } from './types.js';
+
+export function bareOf(jid: string): string {
+  const slash = jid.indexOf('/');
+  return slash < 0 ? jid : jid.slice(0, slash);
+}
+
+/** Session table mirror shared by both session stores: full JID → record, bare JID → full JIDs. */
+export class SessionMirror {
+  readonly records = new Map<string, SessionRecord>();
+  private readonly byBare = new Map<string, Set<string>>();
+
+  set(rec: SessionRecord): void {
+    this.records.set(rec.jid, rec);
+    const bare = bareOf(rec.jid);
+    let set = this.byBare.get(bare);
+    if (!set) this.byBare.set(bare, (set = new Set()));
+    set.add(rec.jid);
+  }
+  delete(jid: string): void {
+    if (!this.records.delete(jid)) return;
+    const bare = bareOf(jid);
+    const set = this.byBare.get(bare);
+    set?.delete(jid);
+    if (set?.size === 0) this.byBare.delete(bare);
+  }
+  clear(): void {
+    this.records.clear();
+    this.byBare.clear();
+  }
+  resources(bareJid: string): SessionRecord[] {
+    const out: SessionRecord[] = [];
+    for (const jid of this.byBare.get(bareJid) ?? []) {
+      const rec = this.records.get(jid);
+      if (rec) out.push(rec);
+    }
+    return out;
+  }
+}
+
+/** Calls each handler, keeping one failing handler from starving the others. */
+export function callAll<A extends unknown[]>(handlers: ((...args: A) => void)[], ...args: A): void {
+  for (const h of handlers) {
+    try {
+      h(...args);
+    } catch (err) {
+      console.error('session store handler failed:', err);
+    }
+  }
+}
+
+const SWEEP_MS = 60_000;
+
+/** Single-node session store: everything lives in this process. */
+export class MemorySessionStore implements SessionStore {
+  private readonly mirror = new SessionMirror();
+  private readonly messageHandlers: ((payload: string) => void)[] = [];
+  private readonly hits = new Map<string, { count: number; expires: number }>();
+  private lastSweep = Date.now();
+
+  constructor(readonly nodeId: string) {}
+
+  async start(): Promise<void> {}
+
+  async put(rec: SessionRecord): Promise<SessionRecord | null> {
+    const prev = this.mirror.records.get(rec.jid) ?? null;
+    this.mirror.set({ ...rec });
+    return prev;
+  }
+
+  async remove(jid: string, node: string): Promise<void> {
+    if (this.mirror.records.get(jid)?.node === node) this.mirror.delete(jid);
+  }
+
+  get(jid: string): SessionRecord | undefined {
+    return this.mirror.records.get(jid);
+  }
+
+  resources(bareJid: string): SessionRecord[] {
+    return this.mirror.resources(bareJid);
+  }
+
+  count(): number {
+    return this.mirror.records.size;
+  }
+
+  list(): SessionRecord[] {
+    return [...this.mirror.records.values()];
+  }
+
+  async send(node: string, payload: string): Promise<void> {
+    // There is no other node to reach.
+    if (node !== this.nodeId) return;
+    queueMicrotask(() => callAll(this.messageHandlers, payload));
+  }
+
+  onMessage(handler: (payload: string) => void): void {
+    this.messageHandlers.push(handler);
+  }
+
+  onNodeLost(_handler: (node: string, records: SessionRecord[]) => void): void {
+    // A single node never loses another.
+  }
+
+  async hit(key: string, ttlSeconds: number): Promise<number> {
+    const now = Date.now();
+    if (now - this.lastSweep > SWEEP_MS) {
+      this.lastSweep = now;
+      for (const [k, h] of this.hits) if (h.expires <= now) this.hits.delete(k);
+    }
+    const h = this.hits.get(key);
+    if (!h || h.expires <= now) {
+      this.hits.set(key, { count: 1, expires: now + ttlSeconds * 1000 });
+      return 1;
+    }
+    return ++h.count;
+  }
+
+  async resetHits(key: string): Promise<void> {
+    this.hits.delete(key);
+  }
+
+  async close(): Promise<void> {
+    this.mirror.clear();
+    this.hits.clear();
+  }
+}

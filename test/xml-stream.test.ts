@@ -1,0 +1,126 @@
+import { expect } from 'chai';
+import { XmlStreamParser, decodeEntities, type XmlStreamLimits } from '../protocol/xml-stream.js';
+import { Element, el } from '../protocol/xml.js';
+
+const HEADER = "<?xml version='1.0'?><stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' to='localhost' version='1.0'>";
+
+function run(chunks: (string | Buffer)[], limits?: XmlStreamLimits) {
+  const out = { starts: [] as string[], stanzas: [] as Element[], errors: [] as string[], ended: false };
+  const p = new XmlStreamParser({
+    streamStart: (name) => out.starts.push(name),
+    stanza: (s) => out.stanzas.push(s),
+    streamEnd: () => { out.ended = true; },
+    error: (cond) => out.errors.push(cond),
+  }, limits);
+  for (const c of chunks) p.write(c);
+  return out;
+}
+
+describe('XML stream parser', () => {
+  it('parses the stream header and stanzas with namespaces resolved', () => {
+    const r = run([HEADER, "<message to='a@b' type='chat'><body>hi &amp; bye</body><x xmlns='urn:x'><y/></x></message>"]);
+    expect(r.errors).to.deep.equal([]);
+    expect(r.starts).to.deep.equal(['stream:stream']);
+    const m = r.stanzas[0]!;
+    expect(m.name).to.equal('message');
+    expect(m.ns).to.equal('jabber:client');
+    expect(m.getChildText('body')).to.equal('hi & bye');
+    expect(m.getChild('x', 'urn:x')!.getChild('y', 'urn:x')).to.not.equal(undefined);
+  });
+
+  it('delivers a stanza split at every byte, including inside a multi-byte character', () => {
+    const xml = Buffer.from("<message><body>héllo 🐦 ✓</body></message>", 'utf8');
+    const chunks: Buffer[] = [Buffer.from(HEADER)];
+    for (let i = 0; i < xml.length; i++) chunks.push(xml.subarray(i, i + 1));
+    const r = run(chunks);
+    expect(r.errors).to.deep.equal([]);
+    expect(r.stanzas[0]!.getChildText('body')).to.equal('héllo 🐦 ✓');
+  });
+
+  it('resolves prefixed elements into default namespaces', () => {
+    const r = run([HEADER, "<stream:features><starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/></stream:features>",
+      "<iq type='get' id='1'><p:query xmlns:p='jabber:iq:roster'/></iq>"]);
+    expect(r.stanzas[0]!.name).to.equal('features');
+    expect(r.stanzas[0]!.ns).to.equal('http://etherx.jabber.org/streams');
+    const q = r.stanzas[1]!.getChild('query', 'jabber:iq:roster')!;
+    expect(q.attrs.xmlns).to.equal('jabber:iq:roster');
+    expect(q.toString()).to.contain("xmlns='jabber:iq:roster'");
+  });
+
+  it('ends the stream on </stream:stream>', () => {
+    expect(run([HEADER, '</stream:stream>']).ended).to.equal(true);
+  });
+
+  it('accepts CDATA and character references', () => {
+    const r = run([HEADER, '<message><body><![CDATA[<b>&]]> &#65;&#x42;</body></message>']);
+    expect(r.stanzas[0]!.getChildText('body')).to.equal('<b>& AB');
+  });
+
+  const bad: [string, string, string][] = [
+    ['a comment', '<!-- hi -->', 'restricted-xml'],
+    ['a DTD', '<!DOCTYPE foo [<!ENTITY a "b">]>', 'restricted-xml'],
+    ['a processing instruction', '<?php x ?>', 'restricted-xml'],
+    ['an undefined entity', '<message><body>&lol;</body></message>', 'not-well-formed'],
+    ['mismatched tags', '<message><body></message>', 'not-well-formed'],
+    ['a duplicate attribute', "<message to='a' to='b'/>", 'not-well-formed'],
+    ['an unquoted attribute', '<message to=a/>', 'not-well-formed'],
+    ['< in an attribute value', "<message to='a<b'/>", 'not-well-formed'],
+    ['an unbound prefix', '<foo:bar/>', 'bad-namespace-prefix'],
+    ['text between stanzas', 'hello', 'not-well-formed'],
+    ['a control character', '<message><body>\u0001</body></message>', 'not-well-formed'],
+  ];
+  for (const [what, xml, condition] of bad) {
+    it(`rejects ${what} with ${condition}`, () => {
+      expect(run([HEADER, xml]).errors).to.deep.equal([condition]);
+    });
+  }
+
+  it('rejects invalid UTF-8', () => {
+    const r = run([Buffer.from(HEADER), Buffer.from([0x3c, 0x61, 0x3e, 0xff, 0xfe, 0x3c, 0x2f, 0x61, 0x3e])]);
+    expect(r.errors).to.deep.equal(['not-well-formed']);
+  });
+
+  it('accepts a literal U+FFFD split across reads', () => {
+    const body = Buffer.from('<m>\uFFFD</m>', 'utf8');
+    const r = run([Buffer.from(HEADER), body.subarray(0, 4), body.subarray(4)]);
+    expect(r.errors).to.deep.equal([]);
+    expect(r.stanzas[0]!.text()).to.equal('\uFFFD');
+  });
+
+  it('enforces the stanza size limit, even before the stanza ends', () => {
+    const r = run([HEADER, '<message><body>' + 'x'.repeat(3000)], { maxStanzaSize: 2048, maxDepth: 10 });
+    expect(r.errors).to.deep.equal(['policy-violation']);
+  });
+
+  it('enforces the nesting depth limit', () => {
+    const r = run([HEADER, '<a>'.repeat(11)], { maxStanzaSize: 100000, maxDepth: 10 });
+    expect(r.errors).to.deep.equal(['policy-violation']);
+  });
+
+  it('stops after the first error', () => {
+    const r = run([HEADER, '<!-- x --><message/>']);
+    expect(r.stanzas).to.have.length(0);
+  });
+
+  it('decodes only predefined entities and valid character references', () => {
+    expect(decodeEntities('&lt;&gt;&amp;&quot;&apos;')).to.equal('<>&"\'');
+    expect(decodeEntities('&#0;')).to.equal(null);
+    expect(decodeEntities('&#xD800;')).to.equal(null);
+    expect(decodeEntities('a & b')).to.equal(null);
+  });
+});
+
+describe('Element', () => {
+  it('serialises with escaping and round-trips', () => {
+    const m = el('message', { to: "a'b", type: 'chat' }, el('body', {}, '<&>'));
+    expect(m.toString()).to.equal("<message to='a&apos;b' type='chat'><body>&lt;&amp;&gt;</body></message>");
+    const r = run([HEADER, m.toString()]);
+    expect(r.stanzas[0]!.toString()).to.equal(m.toString());
+  });
+
+  it('children built with c() inherit the parent namespace', () => {
+    const q = new Element('query', { xmlns: 'jabber:iq:roster' });
+    q.c('item', { jid: 'a@b' });
+    expect(q.getChild('item', 'jabber:iq:roster')).to.not.equal(undefined);
+  });
+});
