@@ -164,6 +164,8 @@ function decodeSaslname(s: string): string | null {
 /** printable = %x21-2B / %x2D-7E */
 const NONCE = /^[\x21-\x2B\x2D-\x7E]+$/;
 const CB_NAME = /^[A-Za-z0-9.-]+$/;
+/** Extensions are ignored, but must at least look like attributes. */
+const EXTENSION = /^[A-Za-z]=/;
 
 type ScramState =
   | { step: 'first' }
@@ -238,6 +240,7 @@ export class ScramServer implements SaslServer {
     if (attrs.length < 2 || !attrs[0].startsWith('n=') || !attrs[1].startsWith('r=')) {
       return failure('malformed-request', 'expected n= and r= attributes');
     }
+    if (!attrs.slice(2).every((a) => EXTENSION.test(a))) return failure('malformed-request', 'bad extension');
     const rawUser = decodeSaslname(attrs[0].slice(2));
     if (!rawUser) return failure('malformed-request', 'bad username encoding');
     const clientNonce = attrs[1].slice(2);
