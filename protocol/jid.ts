@@ -68,6 +68,8 @@ const LOCAL_FORBIDDEN_ASCII = /["&':<>]/;
 const LOCAL_FORBIDDEN = /["&'/:<>@\p{White_Space}\p{Cc}\p{Cf}\p{Co}\p{Cs}]/u;
 const RESOURCE_FORBIDDEN = /[\p{Cc}\p{Cs}]/u;
 const ASCII_LABEL = /^[a-z0-9](?:[a-z0-9-]*[a-z0-9])?$/;
+/** Labels of at most 63 letters, digits and inner hyphens, in one pass. */
+const ASCII_DOMAIN = /^(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)*[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/;
 const UNICODE_LABEL = /^[\p{L}\p{N}](?:[\p{L}\p{M}\p{N}-]*[\p{L}\p{M}\p{N}])?$/u;
 const IDEOGRAPHIC_STOPS = /[\u3002\uFF0E\uFF61]/g;
 const IPV4 = /^(?:(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.){3}(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)$/;
@@ -138,9 +140,7 @@ function prepareAsciiDomain(raw: string): string {
     if (domain.endsWith(']') && isIPv6(domain.slice(1, -1))) return domain;
     throw new JidError('invalid IPv6 literal');
   }
-  for (const label of domain.split('.')) {
-    if (label.length > 63 || !ASCII_LABEL.test(label)) throw new JidError('invalid domain label');
-  }
+  if (!ASCII_DOMAIN.test(domain)) throw new JidError('invalid domain label');
   return domain;
 }
 

@@ -112,6 +112,17 @@ export interface DiscoRegistry {
   hostForms: (() => Element)[];
   /** Items listed on the server JID (components, services). */
   hostItems: { jid: string; name?: string }[];
+  /**
+   * Node-qualified queries on the server JID (XEP-0030 §3.2), by node. `info` returns the whole
+   * disco#info <query/> to answer with, `items` the <item/> children of the disco#items answer;
+   * either may throw StanzaError (e.g. forbidden). A node without the queried handler, or a null
+   * info, is item-not-found.
+   */
+  nodes: Map<string, DiscoNodeHandler>;
+}
+export interface DiscoNodeHandler {
+  info?(from: Jid): Element | null;
+  items?(from: Jid): Element[];
 }
 
 export interface Router {

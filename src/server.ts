@@ -59,6 +59,7 @@ export class ServerCore implements Server {
     accountFeatures: new Set([NS.discoInfo]),
     hostForms: [],
     hostItems: [],
+    nodes: new Map(),
   };
   readonly cluster: ClusterBus;
   stores!: DataStores;
@@ -135,8 +136,13 @@ export class ServerCore implements Server {
       socket.once('close', () => this.connections.delete(conn));
       new C2SStream(this, conn, directTls);
     };
+    // tls.createServer ignores a ready-made secureContext (it builds its own from cert/key options),
+    // so direct TLS wraps each accepted socket the way STARTTLS does.
     const srv = directTls
-      ? tls.createServer({ secureContext: this.tlsContext!, minVersion: 'TLSv1.2', ALPNProtocols: ['xmpp-client'] }, onSocket)
+      ? net.createServer((socket) => {
+        const secure = new tls.TLSSocket(socket, { isServer: true, secureContext: this.tlsContext!, ALPNProtocols: ['xmpp-client'] });
+        onSocket(secure);
+      })
       : net.createServer(onSocket);
     this.listeners.push(srv);
     return new Promise((resolve, reject) => {

@@ -1,4 +1,195 @@
-// Placeholder until the module is written.
-import type { Module } from '../context.js';
+// Presence (RFC 6121 §4): initial presence with probes, broadcasts to contacts and the account's own
+// resources, probes answered from the session table, directed presence remembered for the final
+// unavailable, and the subscription stanzas (§3) handed to subscriptions.ts on both sides.
+import { Element } from '../../protocol/xml.js';
+import { NS } from '../../protocol/namespaces.js';
+import { tryParseJid, type Jid } from '../../protocol/jid.js';
+import type { SessionRecord } from '../../storage/types.js';
+import type { LocalSession, Module, Server, StanzaEvent } from '../context.js';
+import { hasFrom, hasTo, isSubscriptionStanza } from './subscription-states.js';
+import { handleInbound, handleOutbound, parsePresence, pendingRequests } from './subscriptions.js';
 
-export const presenceModule: Module = { name: 'presence', init() {} };
+/** Per-session state: where directed presence went (RFC 6121 §4.6), to tell them when we leave. */
+interface PresenceState {
+  directed: Set<string>;
+}
+
+function stateOf(session: LocalSession): PresenceState {
+  let s = session.data.get('presence') as PresenceState | undefined;
+  if (!s) session.data.set('presence', (s = { directed: new Set() }));
+  return s;
+}
+
+/** RFC 6121 §4.7.2.3: priority is an integer from -128 to 127; anything else counts as 0. */
+function priorityOf(stanza: Element): number {
+  const text = stanza.getChildText('priority')?.trim();
+  if (!text || !/^[+-]?\d+$/.test(text)) return 0;
+  return Math.max(-128, Math.min(127, Number(text)));
+}
+
+function copyTo(stanza: Element, to: string): Element {
+  const el = stanza.clone();
+  el.attrs.to = to;
+  return el;
+}
+
+/** Contacts whose subscription lets them see the user's presence, and those the user sees. */
+async function contacts(server: Server, username: string): Promise<{ from: string[]; to: string[] }> {
+  const roster = await server.stores.roster.get(username);
+  const from: string[] = [];
+  const to: string[] = [];
+  for (const item of roster.items) {
+    if (hasFrom(item.subscription)) from.push(item.jid);
+    if (hasTo(item.subscription)) to.push(item.jid);
+  }
+  return { from, to };
+}
+
+/** Sends one resource's presence to its subscribers and to the account's available resources. */
+function broadcast(server: Server, stanza: Element, bare: string, subscribers: string[], except?: string): void {
+  for (const jid of subscribers) server.router.route(copyTo(stanza, jid));
+  for (const rec of server.sessions.resources(bare)) {
+    if (rec.available && rec.jid !== except) server.router.deliverTo(rec, copyTo(stanza, rec.jid), 'presence');
+  }
+}
+
+async function available(server: Server, session: LocalSession, stanza: Element): Promise<void> {
+  const initial = !session.record.available;
+  stanza.attrs.from = session.full;
+  delete stanza.attrs.to;
+  await session.updateRecord({ available: true, priority: priorityOf(stanza), presence: stanza.toString() });
+  const { from, to } = await contacts(server, session.username);
+  // Own resources include this one: the client sees its own presence come back (RFC 6121 §4.2.3).
+  broadcast(server, stanza, session.bare, from);
+  if (!initial) return;
+  // §4.2.2: ask for the current presence of everyone the user is subscribed to.
+  for (const jid of to) {
+    server.router.route(new Element('presence', { type: 'probe', from: session.full, to: jid }, [], NS.client));
+  }
+  // §3.1.3: requests that arrived while the user was away are shown again.
+  for (const req of await pendingRequests(server, session.username)) session.send(req);
+  await server.hooks.fire('session/online', session);
+}
+
+/** Unavailable presence from a resource: its subscribers, the account's other resources, directed targets. */
+async function unavailable(server: Server, full: string, username: string, stanza: Element, directed: Iterable<string>): Promise<void> {
+  const bare = `${username}@${server.domain}`;
+  stanza.attrs.from = full;
+  delete stanza.attrs.to;
+  const { from } = await contacts(server, username);
+  broadcast(server, stanza, bare, from, full);
+  const covered = new Set(from);
+  for (const jid of directed) {
+    const target = tryParseJid(jid);
+    if (target && !covered.has(target.bareString()) && target.bareString() !== bare) server.router.route(copyTo(stanza, jid));
+  }
+}
+
+async function clientPresence(server: Server, session: LocalSession, stanza: Element): Promise<void> {
+  const type = stanza.attrs.type;
+  if (type === undefined) return available(server, session, stanza);
+  if (type !== 'unavailable') return; // subscription stanzas and probes need an address
+  const state = stateOf(session);
+  const directed = [...state.directed];
+  state.directed.clear();
+  if (!session.record.available) {
+    // Never went online: only the targets of directed presence saw it (§4.6.3).
+    stanza.attrs.from = session.full;
+    for (const jid of directed) server.router.route(copyTo(stanza, jid));
+    return;
+  }
+  await session.updateRecord({ available: false, presence: null });
+  await unavailable(server, session.full, session.username, stanza, directed);
+}
+
+/** Presence with a 'to' from a local client: subscriptions are processed, directed presence remembered. */
+function clientStanza(server: Server, session: LocalSession, stanza: Element): boolean | Promise<boolean> {
+  const type = stanza.attrs.type;
+  const to = tryParseJid(stanza.attrs.to!);
+  if (!to) return false;
+  if (isSubscriptionStanza(type)) {
+    return handleOutbound(server, session.jid, to.bare(), stanza).then(() => true);
+  }
+  if (type === undefined || type === 'unavailable') {
+    if (to.domain === server.domain && !to.local) return false; // to the server itself: see presence/host
+    const directed = stateOf(session).directed;
+    if (type === undefined) directed.add(to.toString());
+    else directed.delete(to.toString());
+  }
+  return false;
+}
+
+/** RFC 6121 §4.3.2: the server answers a probe for its user from the session table. */
+async function answerProbe(server: Server, ev: StanzaEvent): Promise<void> {
+  const user = ev.to.bare();
+  const bare = user.bareString();
+  const prober = ev.from.toString();
+  const item = await server.stores.roster.getItem(user.local, ev.from.bareString());
+  if (!item || !hasFrom(item.subscription)) {
+    if (ev.from.bareString() === bare) return;
+    // Not subscribed: say so, so the prober's server can repair its roster.
+    server.router.route(new Element('presence', { type: 'unsubscribed', from: bare, to: ev.from.bareString() }, [], NS.client));
+    return;
+  }
+  let sent = 0;
+  for (const rec of server.sessions.resources(bare)) {
+    if (!rec.available || !rec.presence) continue;
+    const el = parsePresence(rec.presence);
+    if (!el) continue;
+    el.attrs.from = rec.jid;
+    el.attrs.to = prober;
+    server.router.route(el);
+    sent++;
+  }
+  if (sent === 0) server.router.route(new Element('presence', { type: 'unavailable', from: bare, to: prober }, [], NS.client));
+}
+
+function presenceToBare(server: Server, ev: StanzaEvent): boolean | Promise<boolean> {
+  const type = ev.stanza.attrs.type;
+  if (isSubscriptionStanza(type)) return handleInbound(server, ev).then(() => true);
+  if (type === 'probe') return answerProbe(server, ev).then(() => true);
+  return false;
+}
+
+/** Presence to the server's own JID: from a client that has not gone online yet, it is initial presence. */
+function presenceToHost(server: Server, ev: StanzaEvent): boolean | Promise<boolean> {
+  const session = server.local.get(ev.from.toString());
+  if (!session || ev.stanza.attrs.type !== undefined || session.record.available) return true;
+  return available(server, session, ev.stanza).then(() => true);
+}
+
+/** A resource is gone without saying so: tell everyone who saw it available. */
+function vanished(server: Server, rec: SessionRecord, directed: Iterable<string>): Promise<void> {
+  const jid: Jid | null = tryParseJid(rec.jid);
+  if (!jid) return Promise.resolve();
+  const stanza = new Element('presence', { type: 'unavailable' }, [], NS.client);
+  return unavailable(server, rec.jid, jid.local, stanza, directed);
+}
+
+export const presenceModule: Module = {
+  name: 'presence',
+  init(server) {
+    server.hooks.on('client/presence', ({ session, stanza }) => clientPresence(server, session, stanza));
+    server.hooks.on('client/stanza', ({ session, stanza }) => {
+      if (stanza.name !== 'presence' || stanza.attrs.to === undefined) return false;
+      return clientStanza(server, session, stanza);
+    });
+    server.hooks.on('presence/bare', (ev) => presenceToBare(server, ev));
+    server.hooks.on('presence/host', (ev) => presenceToHost(server, ev));
+    server.hooks.on('session/closed', ({ session }) => {
+      const state = stateOf(session);
+      const directed = [...state.directed];
+      state.directed.clear();
+      if (!session.record.available && directed.length === 0) return;
+      if (!session.record.available) {
+        const stanza = new Element('presence', { type: 'unavailable', from: session.full }, [], NS.client);
+        for (const jid of directed) server.router.route(copyTo(stanza, jid));
+        return;
+      }
+      return vanished(server, session.record, directed);
+    });
+    server.hooks.on('cluster/lost', async ({ records }) => {
+      for (const rec of records) if (rec.available) await vanished(server, rec, []);
+    });
+  },
+};
