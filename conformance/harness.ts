@@ -1,6 +1,7 @@
 // Black-box harness: runs the real `perch start` as a child process and talks to it over sockets.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { cp, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { existsSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import net from 'node:net';
@@ -80,9 +81,29 @@ export async function createUsers(opts: { databaseUrl?: string; dataDir: string;
   }
 }
 
+// An initialised, migrated PGlite directory (plus the generated TLS certificate once a server made
+// one), copied for every server: initialising PGlite takes seconds, copying it does not.
+let template: Promise<string> | null = null;
+function templateDir(): Promise<string> {
+  template ??= (async () => {
+    const dir = await mkdtemp(path.join(tmpdir(), 'perch-conf-template-'));
+    process.on('exit', () => rmSync(dir, { recursive: true, force: true }));
+    const stores = await openDataStores({ databaseUrl: null, dataDir: dir });
+    await stores.db.close();
+    return dir;
+  })();
+  return template;
+}
+
+async function freshDataDir(): Promise<string> {
+  const dir = await mkdtemp(path.join(tmpdir(), 'perch-conf-'));
+  await cp(await templateDir(), dir, { recursive: true });
+  return dir;
+}
+
 export async function startServer(opts: ServerOptions = {}): Promise<RunningServer> {
   const ownDir = opts.dataDir === undefined;
-  const dataDir = opts.dataDir ?? (await mkdtemp(path.join(tmpdir(), 'perch-conf-')));
+  const dataDir = opts.dataDir ?? (opts.databaseUrl ? await mkdtemp(path.join(tmpdir(), 'perch-conf-')) : await freshDataDir());
   if (opts.users && !opts.skipUserCreation) {
     await createUsers({ databaseUrl: opts.databaseUrl, dataDir }, opts.users, opts.disabledUsers);
   }
@@ -146,6 +167,12 @@ export async function startServer(opts: ServerOptions = {}): Promise<RunningServ
     });
   });
   onLine = null;
+  if (!opts.databaseUrl && template) {
+    const tpl = await template;
+    if (!existsSync(path.join(tpl, 'tls')) && existsSync(path.join(dataDir, 'tls'))) {
+      await cp(path.join(dataDir, 'tls'), path.join(tpl, 'tls'), { recursive: true }).catch(() => {});
+    }
+  }
   const cleanup = async () => {
     running.delete(server);
     if (ownDir) await rm(dataDir, { recursive: true, force: true }).catch(() => {});

@@ -12,7 +12,8 @@ export type SaslCondition =
 export type SaslStep =
   | { kind: 'challenge'; data: Buffer }
   | { kind: 'success'; data: Buffer | null; username: string; authzid: string }
-  | { kind: 'failure'; condition: SaslCondition; text?: string };
+  /** `username`: set when the credentials of a named account were wrong, so that it can be throttled. */
+  | { kind: 'failure'; condition: SaslCondition; text?: string; username?: string };
 
 export interface SaslServer {
   /** An empty initial response means the client sent none; the reply is then an empty challenge. */
@@ -307,7 +308,7 @@ export class ScramServer implements SaslServer {
     const clientKey = Buffer.alloc(proof.length);
     for (let i = 0; i < proof.length; i++) clientKey[i] = proof[i] ^ clientSignature[i];
     const matches = timingSafeEqual(h(hash, clientKey), st.creds.storedKey);
-    if (!matches || !st.known) return failure('not-authorized');
+    if (!matches || !st.known) return { kind: 'failure', condition: 'not-authorized', username: st.username };
 
     const serverSignature = hmac(hash, st.creds.serverKey, authMessage);
     return {
@@ -365,6 +366,6 @@ export class PlainServer implements SaslServer {
     } catch {
       return failure('temporary-auth-failure');
     }
-    return ok ? { kind: 'success', data: null, username, authzid } : failure('not-authorized');
+    return ok ? { kind: 'success', data: null, username, authzid } : { kind: 'failure', condition: 'not-authorized', username };
   }
 }

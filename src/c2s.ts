@@ -239,7 +239,7 @@ export class C2SStream implements ConnectionHandler, PreAuthStream {
       return this.conn.sendElement(c);
     }
     if (step.kind === 'failure') {
-      await this.core.authThrottle.failed(this.conn.remoteAddress, null);
+      await this.core.authThrottle.failed(this.conn.remoteAddress, step.username ?? null);
       return this.saslFailure(step.condition, step.text);
     }
     const username = step.username;
@@ -290,6 +290,11 @@ export class C2SStream implements ConnectionHandler, PreAuthStream {
     }
     clearTimeout(this.authTimer);
     this.session = ok;
+  }
+
+  streamEnd(): void {
+    // A cleanly closed stream ends the session: no resumption (XEP-0198 "Stream Closure").
+    this.session?.forgetResumption();
   }
 
   closed(): void {
@@ -372,6 +377,11 @@ export class ClientSession implements LocalSession {
     if (condition) this.conn.streamError(condition as StreamErrorCondition, text);
     else this.conn.close();
     // Closing on purpose: no resumption.
+    this.forgetResumption();
+  }
+
+  forgetResumption(): void {
+    if (this.smId) this.core.resumable.delete(this.smId);
     this.smId = null;
   }
 
@@ -518,7 +528,7 @@ export class ClientSession implements LocalSession {
 
   /** Replaced by a newer session on the same full JID. */
   replaced(): void {
-    this.smId = null;
+    this.forgetResumption();
     if (this.conn) this.conn.streamError('conflict', 'replaced by a new session');
     this.end('replaced');
   }

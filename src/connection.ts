@@ -11,6 +11,8 @@ import type { Metrics } from './metrics.js';
 export interface ConnectionHandler {
   streamStart(name: string, attrs: Attrs): void;
   element(el: Element): void;
+  /** The peer closed its stream cleanly (</stream:stream>); the connection closes next. */
+  streamEnd?(): void;
   /** The socket is gone (either side). Called exactly once. */
   closed(hadError: boolean): void;
 }
@@ -93,7 +95,10 @@ export class Connection {
     const events: XmlStreamEvents = {
       streamStart: (name, attrs) => this.handler?.streamStart(name, attrs),
       stanza: (el) => this.handler?.element(el),
-      streamEnd: () => this.close(),
+      streamEnd: () => {
+        this.handler?.streamEnd?.();
+        this.close();
+      },
       error: (condition, text) => this.streamError(condition as StreamErrorCondition, text),
     };
     this.parser = new XmlStreamParser(events, this.opts.limits);

@@ -17,6 +17,9 @@ export interface RouterDeps {
   handleIq(stanza: Element, from: Jid, to: Jid): void;
 }
 
+/** Presence types the recipient's server processes itself (RFC 6121 §3, §4.3) rather than delivers. */
+const SERVER_HANDLED_PRESENCE = new Set(['subscribe', 'subscribed', 'unsubscribe', 'unsubscribed', 'probe']);
+
 export class StanzaRouter implements Router {
   private readonly domains = new Map<string, (stanza: Element) => void>();
 
@@ -156,6 +159,8 @@ export class StanzaRouter implements Router {
   }
 
   private toFull(stanza: Element, from: Jid, to: Jid): void {
+    // RFC 6121 §8.5.3.1: subscription stanzas and probes are the server's business, as for the bare JID.
+    if (stanza.name === 'presence' && SERVER_HANDLED_PRESENCE.has(stanza.attrs.type ?? '')) return this.toBare(stanza, from, to.bare());
     const rec = this.deps.server.sessions.get(to.toString());
     if (rec) {
       if (stanza.name === 'message') this.deliverFull(rec, stanza, null, from);
@@ -172,9 +177,7 @@ export class StanzaRouter implements Router {
       if (type === 'groupchat' || type === 'headline' || type === 'error') return;
       this.toBare(stanza, from, to.bare());
     } else if (stanza.name === 'presence') {
-      if (type === 'subscribe' || type === 'subscribed' || type === 'unsubscribe' || type === 'unsubscribed' || type === 'probe') {
-        this.toBare(stanza, from, to.bare());
-      }
+      if (SERVER_HANDLED_PRESENCE.has(type ?? '')) this.toBare(stanza, from, to.bare());
     } else if (stanza.name === 'iq') {
       if (type === 'get' || type === 'set') this.bounce(stanza, new StanzaError('service-unavailable'));
     }

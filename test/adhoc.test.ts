@@ -113,6 +113,18 @@ describe('ad-hoc commands', () => {
       }
       expect(sessions.size).to.equal(0);
     });
+
+    it('bounds the sessions one requester holds and sweeps abandoned ones', () => {
+      let now = 0;
+      const sessions = new CommandSessions(600_000, () => now, 2);
+      sessions.save(sessions.create(DOMAIN, 'greet', admin.toString()));
+      sessions.save(sessions.create(DOMAIN, 'greet', admin.toString()));
+      expect(() => sessions.create(DOMAIN, 'greet', admin.toString())).to.throw(StanzaError);
+      sessions.create(DOMAIN, 'greet', other.toString());
+      now = 600_000;
+      sessions.save(sessions.create(DOMAIN, 'greet', admin.toString()));
+      expect(sessions.size).to.equal(1);
+    });
   });
 
   describe('handleCommandRequest', () => {

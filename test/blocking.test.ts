@@ -16,9 +16,10 @@ describe('blocking: JID matching (XEP-0191 §3.3)', () => {
     expect(blocked(['romeo@example.net'], 'romeo@example.net')).to.equal(true);
     expect(blocked(['romeo@example.net'], 'juliet@example.net')).to.equal(false);
   });
-  it('a domain/resource item matches only that address', () => {
+  it('a domain/resource item matches that resource at the domain, as XEP-0016 derives it', () => {
     expect(blocked(['example.net/bot'], 'example.net/bot')).to.equal(true);
-    expect(blocked(['example.net/bot'], 'romeo@example.net/bot')).to.equal(false);
+    expect(blocked(['example.net/bot'], 'romeo@example.net/bot')).to.equal(true);
+    expect(blocked(['example.net/bot'], 'example.net/other')).to.equal(false);
   });
   it('a domain item matches the domain, its users, resources and subdomains', () => {
     for (const j of ['example.net', 'romeo@example.net', 'romeo@example.net/x', 'example.net/x', 'muc.example.net', 'a@muc.example.net/b']) {

@@ -73,8 +73,8 @@ describe('entity capabilities verification string (XEP-0115 §5.1)', () => {
   });
 
   it('sorts by octets, not UTF-16 code units', () => {
-    // U+FF21 sorts before U+1F426 in UTF-16 units but after it in UTF-8 bytes.
-    expect(capsString([], ['\uFF21', '\u{1F426}'])).to.equal('\u{1F426}<\uFF21<');
+    // U+1F426 (a surrogate pair, D83D...) sorts before U+FF21 in UTF-16 units but after it in UTF-8 bytes (F0 > EF).
+    expect(capsString([], ['\u{1F426}', '\uFF21'])).to.equal('\uFF21<\u{1F426}<');
   });
 
   it('builds the <c/> element', () => {

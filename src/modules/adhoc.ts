@@ -49,6 +49,8 @@ export interface AdhocCommand {
 }
 
 const SESSION_LIFETIME_MS = 10 * 60 * 1000;
+const SWEEP_INTERVAL_MS = 60 * 1000;
+const MAX_SESSIONS_PER_REQUESTER = 20;
 const ACTIONS: readonly CommandAction[] = ['execute', 'next', 'prev', 'complete', 'cancel'];
 
 export function commandError(condition: 'malformed-action' | 'bad-action' | 'bad-locale' | 'bad-payload' | 'bad-sessionid', text?: string): StanzaError {
@@ -73,22 +75,50 @@ export interface CommandSession {
   defaultAction: StageAction;
 }
 
+function newSessionId(now: number): string {
+  return `${now.toString(36)}-${randomBytes(6).toString('hex')}`;
+}
+
 /** Open command sessions, with their expiry. */
 export class CommandSessions {
   private readonly byId = new Map<string, CommandSession>();
-  constructor(private readonly lifetimeMs = SESSION_LIFETIME_MS, private readonly now: () => number = Date.now) {}
+  /** Open sessions per requester, to bound what one requester can hold. */
+  private readonly perRequester = new Map<string, number>();
+  private lastSweep: number;
 
-  create(owner: string, node: string, requester: string): CommandSession {
-    let id: string;
-    do id = `${this.now().toString(36)}-${randomBytes(6).toString('hex')}`; while (this.byId.has(id));
-    const s: CommandSession = {
-      id, owner, node, requester, created: this.now(), state: {}, allowed: ['complete'], defaultAction: 'complete',
-    };
-    return s;
+  constructor(
+    private readonly lifetimeMs = SESSION_LIFETIME_MS,
+    private readonly now: () => number = Date.now,
+    private readonly maxPerRequester = MAX_SESSIONS_PER_REQUESTER,
+  ) {
+    this.lastSweep = now();
   }
 
-  save(s: CommandSession): void { this.byId.set(s.id, s); }
-  delete(id: string): void { this.byId.delete(id); }
+  /** A new session, not yet stored (commands that complete at once never need storing). */
+  create(owner: string, node: string, requester: string): CommandSession {
+    // Abandoned sessions are swept as new ones start, so no timer is needed.
+    if (this.now() - this.lastSweep >= SWEEP_INTERVAL_MS) this.sweep();
+    if ((this.perRequester.get(requester) ?? 0) >= this.maxPerRequester) {
+      throw new StanzaError('resource-constraint', 'too many open command sessions');
+    }
+    let id: string;
+    do id = newSessionId(this.now()); while (this.byId.has(id));
+    return { id, owner, node, requester, created: this.now(), state: {}, allowed: ['complete'], defaultAction: 'complete' };
+  }
+
+  save(s: CommandSession): void {
+    if (this.byId.has(s.id)) return;
+    this.byId.set(s.id, s);
+    this.perRequester.set(s.requester, (this.perRequester.get(s.requester) ?? 0) + 1);
+  }
+
+  delete(id: string): void {
+    const s = this.byId.get(id);
+    if (!s) return;
+    this.byId.delete(id);
+    const n = (this.perRequester.get(s.requester) ?? 1) - 1;
+    if (n > 0) this.perRequester.set(s.requester, n); else this.perRequester.delete(s.requester);
+  }
 
   /** The session the requester continues; throws the XEP-0050 §4.6 error otherwise. */
   take(id: string, owner: string, node: string, requester: string): CommandSession {
@@ -96,7 +126,7 @@ export class CommandSessions {
     // Another requester's session is treated as unknown so session ids reveal nothing.
     if (!s || s.owner !== owner || s.node !== node || s.requester !== requester) throw commandError('bad-sessionid');
     if (this.expired(s)) {
-      this.byId.delete(id);
+      this.delete(id);
       throw sessionExpired();
     }
     return s;
@@ -105,7 +135,8 @@ export class CommandSessions {
   expired(s: CommandSession): boolean { return this.now() - s.created >= this.lifetimeMs; }
 
   sweep(): void {
-    for (const [id, s] of this.byId) if (this.expired(s)) this.byId.delete(id);
+    this.lastSweep = this.now();
+    for (const [id, s] of this.byId) if (this.expired(s)) this.delete(id);
   }
 
   get size(): number { return this.byId.size; }
@@ -237,7 +268,7 @@ export async function handleCommandRequest(server: Server, jid: 'host' | string,
   const action = resolveAction(rawAction, existing);
   if (action === 'cancel') {
     if (existing) r.sessions.delete(existing.id);
-    return commandElement(node, existing?.id ?? r.sessions.create(owner, node, requester).id, { status: 'canceled' });
+    return commandElement(node, existing?.id ?? newSessionId(Date.now()), { status: 'canceled' });
   }
 
   let form: DataForm | null = null;
@@ -271,12 +302,9 @@ export async function handleCommandRequest(server: Server, jid: 'host' | string,
   return commandElement(node, session.id, step);
 }
 
-let sweepTimer: NodeJS.Timeout | null = null;
-
 export const adhocModule: Module = {
   name: 'adhoc',
   init(server) {
-    const r = registryOf(server);
     server.disco.hostFeatures.add(NS.commands);
     server.disco.nodes.set(NS.commands, {
       info: (from) => commandNodeInfo(server, 'host', NS.commands, from),
@@ -286,11 +314,5 @@ export const adhocModule: Module = {
       if (payload.name !== 'command') throw new StanzaError('bad-request');
       return handleCommandRequest(server, 'host', payload, from, to);
     });
-    sweepTimer = setInterval(() => r.sessions.sweep(), 60_000);
-    sweepTimer.unref();
-  },
-  stop() {
-    if (sweepTimer) clearInterval(sweepTimer);
-    sweepTimer = null;
   },
 };

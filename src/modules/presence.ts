@@ -7,7 +7,7 @@ import { tryParseJid, type Jid } from '../../protocol/jid.js';
 import type { SessionRecord } from '../../storage/types.js';
 import type { LocalSession, Module, Server, StanzaEvent } from '../context.js';
 import { hasFrom, hasTo, isSubscriptionStanza } from './subscription-states.js';
-import { handleInbound, handleOutbound, parsePresence, pendingRequests } from './subscriptions.js';
+import { handleInbound, handleOutbound, parsePresence, pendingRequests, rosterWork } from './subscriptions.js';
 
 /** Per-session state: where directed presence went (RFC 6121 §4.6), to tell them when we leave. */
 interface PresenceState {
@@ -148,14 +148,21 @@ function presenceToBare(server: Server, ev: StanzaEvent): boolean | Promise<bool
   const type = ev.stanza.attrs.type;
   if (isSubscriptionStanza(type)) return handleInbound(server, ev).then(() => true);
   if (type === 'probe') return answerProbe(server, ev).then(() => true);
-  return false;
+  // Presence that follows a subscription change (§3.1.6: subscribed, then the contact's presence) keeps its place.
+  const busy = rosterWork(ev.to.local);
+  return busy ? busy.then(() => false) : false;
 }
 
 /** Presence to the server's own JID: from a client that has not gone online yet, it is initial presence. */
 function presenceToHost(server: Server, ev: StanzaEvent): boolean | Promise<boolean> {
+  const type = ev.stanza.attrs.type;
   const session = server.local.get(ev.from.toString());
-  if (!session || ev.stanza.attrs.type !== undefined || session.record.available) return true;
-  return available(server, session, ev.stanza).then(() => true);
+  if (session && type === undefined && !session.record.available) return available(server, session, ev.stanza).then(() => true);
+  // The server itself is always available to whoever asks (as Prosody answers).
+  const to = ev.from.bareString();
+  if (type === 'subscribe') server.router.route(new Element('presence', { type: 'subscribed', from: server.domain, to }, [], NS.client));
+  if (type === 'subscribe' || type === 'probe') server.router.route(new Element('presence', { from: server.domain, to }, [], NS.client));
+  return true;
 }
 
 /** A resource is gone without saying so: tell everyone who saw it available. */

@@ -52,6 +52,11 @@ export function withRosterLock<T>(username: string, fn: () => Promise<T>): Promi
   return run;
 }
 
+/** The account's pending roster work, if any: presence for it waits so it cannot overtake a subscription change. */
+export function rosterWork(username: string): Promise<unknown> | undefined {
+  return queues.get(username);
+}
+
 // --- presence helpers ------------------------------------------------------------------------------
 
 /** Parses a presence the server serialised itself (a session record's last presence). */
@@ -91,9 +96,13 @@ export function sendUnavailableFromAll(server: Server, bare: string, to: string)
   }
 }
 
-/** Delivers a stanza to every available resource of an account. */
-function deliverToAvailable(server: Server, bare: string, stanza: Element): void {
-  const targets = server.sessions.resources(bare).filter((r) => r.available);
+/**
+ * Delivers a subscription stanza to the account's resources: a request to the available ones
+ * (§3.1.3), answers and cancellations to the interested ones, beside their roster push (§3.1.6, §3.2.3, §3.3.3).
+ */
+function deliverToUser(server: Server, bare: string, stanza: Element): void {
+  const request = stanza.attrs.type === 'subscribe';
+  const targets = server.sessions.resources(bare).filter((r) => (request ? r.available : r.interested));
   const xml = targets.length > 1 ? stanza.toString() : null;
   for (const rec of targets) server.router.deliverTo(rec, xml ?? stanza, 'presence');
 }
@@ -123,23 +132,24 @@ async function load(server: Server, username: string, contact: string): Promise<
 
 /**
  * Stores the new state: the roster item (created only when it carries something) and the pending
- * request. Pushes the item when it changed. `request` is the inbound subscribe to keep.
+ * request. Returns the roster push to send when the item changed. `request` is the inbound subscribe to keep.
  */
-async function store(server: Server, username: string, contact: string, loaded: Loaded, t: Transition, request?: Element): Promise<void> {
+async function store(server: Server, username: string, contact: string, loaded: Loaded, t: Transition, request?: Element): Promise<() => void> {
   const { item, state } = loaded;
   const next = t.next;
   const roster = server.stores.roster;
   if (state.pendingIn && !next.pendingIn) await roster.removePendingIn(username, contact);
   if (!state.pendingIn && next.pendingIn && request) await roster.putPendingIn(username, contact, request.toString());
   const itemChanged = next.subscription !== state.subscription || next.pendingOut !== state.pendingOut || next.approved !== state.approved;
-  if (!itemChanged) return;
-  if (!item && next.subscription === 'none' && !next.pendingOut && !next.approved) return;
+  const nothing = () => {};
+  if (!itemChanged) return nothing;
+  if (!item && next.subscription === 'none' && !next.pendingOut && !next.approved) return nothing;
   const updated: RosterItem = {
     jid: contact, name: item?.name ?? null, groups: item?.groups ?? [],
     subscription: next.subscription, askOut: next.pendingOut, approved: next.approved,
   };
   const version = await roster.put(username, updated);
-  pushRosterItem(server, `${username}@${server.domain}`, version, updated);
+  return () => pushRosterItem(server, `${username}@${server.domain}`, version, updated);
 }
 
 // --- outbound (the user sends) --------------------------------------------------------------------
@@ -156,7 +166,7 @@ export async function handleOutbound(server: Server, user: Jid, contactJid: Jid,
   await withRosterLock(user.local, async () => {
     const loaded = await load(server, user.local, contact);
     const t = outbound(type, loaded.state);
-    await store(server, user.local, contact, loaded, t);
+    (await store(server, user.local, contact, loaded, t))();
     if (!t.pass) return;
     stanza.attrs.from = bare;
     stanza.attrs.to = contact;
@@ -192,14 +202,18 @@ export async function handleInbound(server: Server, ev: StanzaEvent): Promise<vo
   const bare = ev.to.bareString();
   const contact = ev.from.bareString();
   if (contact === bare) return;
-  if (!(await server.userExists(username))) return; // no such user: dropped silently (§3.1.3)
+  // Taken at once (not after an await) so presence routed right after this stanza queues behind it.
   await withRosterLock(username, async () => {
+    if (!(await server.userExists(username))) return; // no such user: dropped silently (§3.1.3)
     const loaded = await load(server, username, contact);
     const t = inbound(type, loaded.state);
     const request = ev.stanza;
     request.attrs.from = contact;
     request.attrs.to = bare;
-    await store(server, username, contact, loaded, t, request);
+    const push = await store(server, username, contact, loaded, t, request);
+    // The stanza first, then the roster change it caused (as Prosody orders them).
+    if (t.pass) deliverToUser(server, bare, request);
+    push();
     if (t.autoReply) {
       server.router.route(presence({ type: 'subscribed', from: bare, to: contact }));
       // The contact sees the user's presence now (or again, if it had lost track).
@@ -212,7 +226,6 @@ export async function handleInbound(server: Server, ev: StanzaEvent): Promise<vo
       // Acknowledges receipt without revealing anything (as Prosody does).
       server.router.route(presence({ type: 'unavailable', from: bare, to: contact }));
     }
-    if (t.pass) deliverToAvailable(server, bare, request);
     if (type === 'unsubscribe' && hasFrom(loaded.state.subscription)) {
       // §3.3.3: the contact no longer receives the user's presence.
       sendUnavailableFromAll(server, bare, contact);

@@ -1,4 +1,18 @@
-// Placeholder until the module is written.
+// Entity Time (XEP-0202) of the server: always reported in UTC.
+import { Element } from '../../protocol/xml.js';
+import { NS } from '../../protocol/namespaces.js';
 import type { Module } from '../context.js';
 
-export const timeModule: Module = { name: 'time', init() {} };
+export const timeModule: Module = {
+  name: 'time',
+  init(server) {
+    server.iq('host', NS.time, 'get', () => {
+      const t = new Element('time', { xmlns: NS.time });
+      t.c('tzo').t('Z');
+      // XEP-0082 dateTime in UTC; whole seconds, as most implementations send.
+      t.c('utc').t(new Date().toISOString().replace(/\.\d+Z$/, 'Z'));
+      return t;
+    });
+    server.disco.hostFeatures.add(NS.time);
+  },
+};

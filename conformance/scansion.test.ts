@@ -1,0 +1,74 @@
+// Prosody's scansion scripts for the core IM features, replayed against a fresh server by the
+// shared runner (one run, in order, as Prosody's own suite does); one test per script.
+import { expect } from 'chai';
+import { execFile } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { startServer, REPO_ROOT, IN_CI, type RunningServer } from './harness.js';
+
+const PYTHON = '/usr/bin/python3';
+const RUNNER = path.resolve(REPO_ROOT, '..', 'shared', 'scansion', 'run.py');
+const SCRIPTS = ['basic', 'basic_message', 'basic_roster', 'issue1121', 'keep_full_sub_req', 'presence_preapproval', 'vcard_temp'];
+// Every [Client] account of those scripts, with the scripts' password.
+const ACCOUNTS = ['admin', 'user', 'juliet', 'romeo', 'pars-a', 'pars-b', 'preappove-a', 'preapprove-b'];
+
+interface ScriptResult { name: string; status: 'PASS' | 'FAIL' | 'ERROR' | 'SKIP'; message: string; seconds: number }
+
+describe('conformance: scansion scripts', function () {
+  this.timeout(30000);
+  let server: RunningServer | undefined;
+  let results: ScriptResult[] = [];
+  let runFailure: string | null = null;
+
+  before(async function () {
+    this.timeout(SCRIPTS.length * 60000 + 60000);
+    for (const file of [PYTHON, RUNNER]) {
+      if (!existsSync(file)) {
+        const msg = `scansion: ${file} is missing`;
+        if (IN_CI) throw new Error(msg);
+        runFailure = msg;
+        return;
+      }
+    }
+    server = await startServer({
+      users: Object.fromEntries(ACCOUNTS.map((u) => [u, 'password'])),
+      admins: ['admin@localhost'],
+      requireStartTls: true,
+    });
+    const dir = await mkdtemp(path.join(tmpdir(), 'perch-scansion-'));
+    const jsonFile = path.join(dir, 'results.json');
+    try {
+      const output = await new Promise<string>((resolve) => {
+        execFile(PYTHON, [
+          RUNNER, '--host', '127.0.0.1', '--port', String(server!.ports.c2s), '--tls', 'require',
+          '--provision', 'adhoc', '--admin-jid', 'admin@localhost', '--admin-password', 'password',
+          '--script-timeout', '60', '--json', jsonFile, '--only', SCRIPTS.join(','),
+        ], { cwd: REPO_ROOT, timeout: SCRIPTS.length * 60000 + 30000, maxBuffer: 16 * 1024 * 1024 },
+        // Exit status 1 only means some script failed; the JSON says which.
+        (_err, stdout, stderr) => resolve(stdout + stderr));
+      });
+      try {
+        results = JSON.parse(await readFile(jsonFile, 'utf8')) as ScriptResult[];
+      } catch {
+        runFailure = `the scansion runner produced no results:\n${output}`;
+      }
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  after(async () => {
+    await server?.stop();
+  });
+
+  for (const script of SCRIPTS) {
+    it(script, () => {
+      if (runFailure) throw new Error(runFailure);
+      const r = results.find((x) => x.name === script);
+      expect(r, `no result for ${script}`).to.not.equal(undefined);
+      if (r!.status !== 'PASS') throw new Error(`${r!.status} ${script}: ${r!.message}`);
+    });
+  }
+});
