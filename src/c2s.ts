@@ -8,10 +8,10 @@ import { tryParseJid, type Jid } from '../protocol/jid.js';
 import { StanzaError, errorReply, type StreamErrorCondition } from '../protocol/errors.js';
 import { isStreamRoot } from '../protocol/xml-stream.js';
 import {
-  ScramServer, PlainServer, decodeBase64Strict, scramMechanismName,
+  ScramServer, PlainServer, decodeBase64Strict, scramMechanismName, verifyPasswordAgainstScram,
   type SaslStep, type ScramHash,
 } from '../protocol/sasl.js';
-import type { SessionRecord } from '../storage/types.js';
+import type { SessionRecord, UserRecord } from '../storage/types.js';
 import type { Connection, ConnectionHandler } from './connection.js';
 import type { LocalSession, PreAuthStream } from './context.js';
 import type { ServerCore } from './server.js';
@@ -216,17 +216,33 @@ export class C2SStream implements ConnectionHandler, PreAuthStream {
     this.conn.streamError('unsupported-stanza-type', `unexpected SASL element <${el.name}>`);
   }
 
+  /** The account read during SASL, kept so success does not read it again. */
+  private account: UserRecord | null = null;
+
+  private async loadAccount(username: string): Promise<UserRecord | null> {
+    if (this.account?.username === username) return this.account;
+    this.account = await this.core.stores.users.get(username);
+    return this.account;
+  }
+
   private createMechanism(name: string): Mechanism {
-    const core = this.core;
     if (name === 'PLAIN') {
-      return new PlainServer({ verify: (user, password) => core.verifyPassword(user, password) });
+      return new PlainServer({
+        verify: async (user, password) => {
+          const rec = await this.loadAccount(user);
+          return rec !== null && verifyPasswordAgainstScram(password, { hash: 'SHA-256', ...rec.credentials.sha256 });
+        },
+      });
     }
     const plus = name.endsWith('-PLUS');
     const hash: ScramHash = name.startsWith('SCRAM-SHA-256') ? 'SHA-256' : 'SHA-1';
     return new ScramServer({
       hash, plus, channelBinding: plus ? this.channelBinding() : null,
       offeredPlus: this.conn.secure && this.channelBinding() !== null,
-      lookup: (user) => core.scramCredentials(user, hash),
+      lookup: async (user) => {
+        const rec = await this.loadAccount(user);
+        return rec ? { hash, ...(hash === 'SHA-1' ? rec.credentials.sha1 : rec.credentials.sha256) } : null;
+      },
     });
   }
 
@@ -249,7 +265,8 @@ export class C2SStream implements ConnectionHandler, PreAuthStream {
     if ((await this.core.authThrottle.peekAccount(username)) >= this.core.config.limits.authFailuresPerAccount) {
       return this.saslFailure('temporary-auth-failure', 'too many failed attempts for this account');
     }
-    const user = await this.core.stores.users.get(username);
+    const user = await this.loadAccount(username);
+    this.account = null;
     if (!user) return this.saslFailure('not-authorized');
     if (user.disabled) return this.saslFailure('account-disabled');
     this.core.metrics.authSuccesses.labels(mech?.name ?? 'none').inc();

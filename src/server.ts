@@ -7,7 +7,6 @@ import { NS } from '../protocol/namespaces.js';
 import { parseJid, tryParseJid, type Jid } from '../protocol/jid.js';
 import { StanzaError, errorReply } from '../protocol/errors.js';
 import { XmlStreamParser } from '../protocol/xml-stream.js';
-import { verifyPasswordAgainstScram, type ScramCredentials, type ScramHash } from '../protocol/sasl.js';
 import type { DataStores, SessionRecord, SessionStore } from '../storage/types.js';
 import { openDataStores, openSessionStore } from '../storage/open.js';
 import type { Config } from './config.js';
@@ -173,18 +172,6 @@ export class ServerCore implements Server {
   }
 
   // --- accounts ----------------------------------------------------------------------------------
-
-  async scramCredentials(username: string, hash: ScramHash): Promise<ScramCredentials | null> {
-    const user = await this.stores.users.get(username);
-    if (!user) return null;
-    const c = hash === 'SHA-1' ? user.credentials.sha1 : user.credentials.sha256;
-    return { hash, ...c };
-  }
-
-  async verifyPassword(username: string, password: string): Promise<boolean> {
-    const creds = await this.scramCredentials(username, 'SHA-256');
-    return creds !== null && verifyPasswordAgainstScram(password, creds);
-  }
 
   isAdmin(jid: Jid | string): boolean {
     const bare = typeof jid === 'string' ? tryParseJid(jid)?.bareString() : jid.bareString();

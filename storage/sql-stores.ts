@@ -1,3 +1,4 @@
+import { KeyBatcher } from './batch.js';
 import type {
   DataStores,
   Db,
@@ -26,6 +27,40 @@ const num = (v: unknown): number => Number(v);
 // Byte-order sorting so both backends agree regardless of the database's default collation.
 const C = 'COLLATE "C"';
 
+/**
+ * The read paths every login hits go through a KeyBatcher: concurrent calls for many users share one
+ * statement over `unnest($1::text[]) WITH ORDINALITY`. Rows come back with their key's position `i`,
+ * so they are handed out by position rather than by comparing the text PostgreSQL returns.
+ */
+const KEYS = 'unnest($1::text[]) WITH ORDINALITY AS k(username, i)';
+
+/** Groups rows (already ordered per key) by their key's position, converting each key's rows. */
+function byKey<R extends { i: unknown }, V>(keys: string[], rows: R[], convert: (rows: R[]) => V): Map<string, V> {
+  const groups = new Map<number, R[]>();
+  for (const r of rows) {
+    const i = num(r.i);
+    const group = groups.get(i);
+    if (group) group.push(r);
+    else groups.set(i, [r]);
+  }
+  const out = new Map<string, V>();
+  for (const [i, group] of groups) out.set(keys[i - 1] as string, convert(group));
+  return out;
+}
+
+/**
+ * A per-username loader backed by a KeyBatcher. PostgreSQL text cannot hold NUL, so such a name
+ * would fail the whole batch: it runs alone and fails only its own caller, as before.
+ */
+function batched<V>(run: (keys: string[]) => Promise<Map<string, V>>, fallback: () => V): (username: string) => Promise<V> {
+  const batcher = new KeyBatcher(run, fallback);
+  return async (username) => {
+    if (!username.includes('\0')) return batcher.load(username);
+    const found = await run([username]);
+    return found.has(username) ? (found.get(username) as V) : fallback();
+  };
+}
+
 interface UserRow {
   username: string;
   disabled: boolean;
@@ -47,7 +82,36 @@ function credentialParams(c: StoredCredentials): unknown[] {
   ];
 }
 
+function toUserRecord(r: UserRow): UserRecord {
+  return {
+    username: r.username,
+    disabled: r.disabled,
+    createdAt: new Date(r.created_at),
+    credentials: {
+      sha1: {
+        salt: toBuffer(r.sha1_salt),
+        iterations: r.sha1_iterations,
+        storedKey: toBuffer(r.sha1_stored_key),
+        serverKey: toBuffer(r.sha1_server_key),
+      },
+      sha256: {
+        salt: toBuffer(r.sha256_salt),
+        iterations: r.sha256_iterations,
+        storedKey: toBuffer(r.sha256_stored_key),
+        serverKey: toBuffer(r.sha256_server_key),
+      },
+    },
+  };
+}
+
 function createUserStore(db: Db): UserStore {
+  const getUser = batched<UserRecord | null>(async (keys) => {
+    const rows = await db.query<UserRow & { i: unknown }>(
+      `SELECT k.i, u.* FROM ${KEYS} JOIN users u ON u.username = k.username`,
+      [keys],
+    );
+    return byKey(keys, rows, ([r]) => toUserRecord(r!));
+  }, () => null);
   return {
     async create(username, credentials) {
       const rows = await db.query(
@@ -59,28 +123,8 @@ function createUserStore(db: Db): UserStore {
       );
       return rows.length > 0;
     },
-    async get(username): Promise<UserRecord | null> {
-      const [r] = await db.query<UserRow>('SELECT * FROM users WHERE username = $1', [username]);
-      if (!r) return null;
-      return {
-        username: r.username,
-        disabled: r.disabled,
-        createdAt: new Date(r.created_at),
-        credentials: {
-          sha1: {
-            salt: toBuffer(r.sha1_salt),
-            iterations: r.sha1_iterations,
-            storedKey: toBuffer(r.sha1_stored_key),
-            serverKey: toBuffer(r.sha1_server_key),
-          },
-          sha256: {
-            salt: toBuffer(r.sha256_salt),
-            iterations: r.sha256_iterations,
-            storedKey: toBuffer(r.sha256_stored_key),
-            serverKey: toBuffer(r.sha256_server_key),
-          },
-        },
-      };
+    get(username): Promise<UserRecord | null> {
+      return getUser(username);
     },
     async setCredentials(username, credentials) {
       const rows = await db.query(
@@ -139,20 +183,33 @@ const BUMP_VERSION = `INSERT INTO roster_versions (username, version) VALUES ($1
   ON CONFLICT (username) DO UPDATE SET version = roster_versions.version + 1 RETURNING version`;
 
 function createRosterStore(db: Db): RosterStore {
+  const getRoster = batched<Roster>(async (keys) => {
+    // One statement, so each version and its items come from the same snapshot.
+    const rows = await db.query<RosterRow & { i: unknown }>(
+      `SELECT k.i, coalesce(v.version, 0) AS version, r.jid, r.name, r.subscription, r.ask_out, r.approved, r.groups
+       FROM ${KEYS}
+       LEFT JOIN roster_versions v ON v.username = k.username
+       LEFT JOIN roster_items r ON r.username = k.username
+       ORDER BY k.i, r.jid ${C}`,
+      [keys],
+    );
+    return byKey(keys, rows, (group) => ({
+      version: num(group[0]?.version ?? 0),
+      items: group.filter((r) => r.jid !== null).map(toItem),
+    }));
+  }, () => ({ version: 0, items: [] }));
+  const listPending = batched<{ jid: string; stanza: string }[]>(async (keys) => {
+    const rows = await db.query<{ i: unknown; jid: string; stanza: string }>(
+      `SELECT k.i, s.jid, s.stanza FROM ${KEYS}
+       JOIN subscription_requests s ON s.username = k.username
+       ORDER BY k.i, s.jid ${C}`,
+      [keys],
+    );
+    return byKey(keys, rows, (group) => group.map((r) => ({ jid: r.jid, stanza: r.stanza })));
+  }, () => []);
   return {
-    async get(username): Promise<Roster> {
-      // One statement, so the version and the items come from the same snapshot.
-      const rows = await db.query<RosterRow>(
-        `SELECT v.version, r.jid, r.name, r.subscription, r.ask_out, r.approved, r.groups
-         FROM (SELECT coalesce((SELECT version FROM roster_versions WHERE username = $1), 0) AS version) v
-         LEFT JOIN roster_items r ON r.username = $1
-         ORDER BY r.jid ${C}`,
-        [username],
-      );
-      return {
-        version: num(rows[0]?.version ?? 0),
-        items: rows.filter((r) => r.jid !== null).map(toItem),
-      };
+    get(username): Promise<Roster> {
+      return getRoster(username);
     },
     async getItem(username, jid) {
       const [r] = await db.query<RosterRow>(
@@ -199,16 +256,32 @@ function createRosterStore(db: Db): RosterStore {
       );
       return rows.length > 0;
     },
-    async listPendingIn(username) {
-      return db.query<{ jid: string; stanza: string }>(
-        `SELECT jid, stanza FROM subscription_requests WHERE username = $1 ORDER BY jid ${C}`,
-        [username],
-      );
+    listPendingIn(username) {
+      return listPending(username);
     },
   };
 }
 
+/** One user's share of a batched take; `claimed` once a caller has returned the rows. */
+interface TakenQueue {
+  messages: OfflineMessage[];
+  claimed: boolean;
+}
+
 function createOfflineStore(db: Db): OfflineStore {
+  const takeQueue = batched<TakenQueue>(async (keys) => {
+    const rows = await db.query<{ i: unknown; id: unknown; stanza: string; stamp: Date }>(
+      `WITH d AS (
+         DELETE FROM offline_messages m USING ${KEYS} WHERE m.username = k.username
+         RETURNING k.i, m.id, m.stanza, m.stamp)
+       SELECT i, id, stanza, stamp FROM d ORDER BY i, id`,
+      [keys],
+    );
+    return byKey(keys, rows, (group) => ({
+      messages: group.map((r) => ({ id: num(r.id), stanza: r.stanza, stamp: new Date(r.stamp) })),
+      claimed: false,
+    }));
+  }, () => ({ messages: [], claimed: false }));
   return {
     push(username, stanza, limit) {
       return db.transaction(async (tx) => {
@@ -226,12 +299,12 @@ function createOfflineStore(db: Db): OfflineStore {
       });
     },
     async take(username): Promise<OfflineMessage[]> {
-      const rows = await db.query<{ id: unknown; stanza: string; stamp: Date }>(
-        `WITH d AS (DELETE FROM offline_messages WHERE username = $1 RETURNING id, stanza, stamp)
-         SELECT id, stanza, stamp FROM d ORDER BY id`,
-        [username],
-      );
-      return rows.map((r) => ({ id: num(r.id), stanza: r.stanza, stamp: new Date(r.stamp) }));
+      // Takes of one user in the same batch share its result: the first caller gets the messages,
+      // the others an empty queue, as if they had run right after it.
+      const queue = await takeQueue(username);
+      if (queue.claimed) return [];
+      queue.claimed = true;
+      return queue.messages;
     },
     async count(username) {
       const [r] = await db.query<{ n: unknown }>('SELECT count(*) AS n FROM offline_messages WHERE username = $1', [
@@ -243,6 +316,24 @@ function createOfflineStore(db: Db): OfflineStore {
 }
 
 function createUserDataStore(db: Db): UserDataStore {
+  // One loader per kind; kinds are a handful of constants chosen by the modules.
+  const listers = new Map<string, (username: string) => Promise<{ key: string; value: string }[]>>();
+  const listerOf = (kind: string) => {
+    let lister = listers.get(kind);
+    if (!lister) {
+      lister = batched(async (keys) => {
+        const rows = await db.query<{ i: unknown; key: string; value: string }>(
+          `SELECT k.i, d.key, d.value FROM ${KEYS}
+           JOIN user_data d ON d.username = k.username AND d.kind = $2
+           ORDER BY k.i, d.key ${C}`,
+          [keys, kind],
+        );
+        return byKey(keys, rows, (group) => group.map((r) => ({ key: r.key, value: r.value })));
+      }, () => []);
+      listers.set(kind, lister);
+    }
+    return lister;
+  };
   return {
     async get(username, kind, key) {
       const [r] = await db.query<{ value: string }>(
@@ -265,11 +356,8 @@ function createUserDataStore(db: Db): UserDataStore {
       );
       return rows.length > 0;
     },
-    async list(username, kind) {
-      return db.query<{ key: string; value: string }>(
-        `SELECT key, value FROM user_data WHERE username = $1 AND kind = $2 ORDER BY key ${C}`,
-        [username, kind],
-      );
+    list(username, kind) {
+      return listerOf(kind)(username);
     },
     async clear(username, kind) {
       const rows = await db.query('DELETE FROM user_data WHERE username = $1 AND kind = $2 RETURNING key', [

@@ -438,6 +438,140 @@ describe('data store contract', function () {
           expect(await s.userData.list('ben', 'blocklist')).to.have.length(1);
         });
       });
+
+      describe('concurrent reads (batched)', function () {
+        const users = Array.from({ length: 24 }, (_, n) => `u${String(n).padStart(2, '0')}`);
+        const credsOf = new Map<string, StoredCredentials>();
+        /** Each call of every name, plus a second call of every third name, all in flight at once. */
+        const calls = [...users, 'nobody', ...users.filter((_, n) => n % 3 === 0)];
+
+        beforeEach(async function () {
+          for (const [n, u] of users.entries()) {
+            const c = creds(n);
+            credsOf.set(u, c);
+            await s.users.create(u, c);
+          }
+        });
+
+        it('users.get gives each caller its own account', async function () {
+          const got = await Promise.all(calls.map((u) => s.users.get(u)));
+          for (const [n, u] of calls.entries()) {
+            if (u === 'nobody') {
+              expect(got[n]).to.equal(null);
+              continue;
+            }
+            expect(got[n]!.username).to.equal(u);
+            expect(got[n]!.credentials.sha256.storedKey.equals(credsOf.get(u)!.sha256.storedKey)).to.equal(true);
+            expect(Buffer.isBuffer(got[n]!.credentials.sha1.salt)).to.equal(true);
+          }
+        });
+
+        it('shares one statement between concurrent callers', async function () {
+          let queries = 0;
+          const counted: Db = { ...s.db, query: (sql, params) => (queries++, s.db.query(sql, params)) };
+          const c = createSqlStores(counted);
+          await Promise.all(calls.map((u) => c.users.get(u)));
+          expect(queries).to.equal(1);
+          queries = 0;
+          await Promise.all(calls.flatMap((u) => [c.roster.get(u), c.roster.listPendingIn(u), c.offline.take(u)]));
+          expect(queries).to.equal(3);
+          queries = 0;
+          await Promise.all(calls.flatMap((u) => [c.userData.list(u, 'blocklist'), c.userData.list(u, 'prefs')]));
+          expect(queries).to.equal(2);
+        });
+
+        it('a name the database refuses fails only its own caller', async function () {
+          const results = await Promise.allSettled([s.users.get('u01'), s.users.get('bad\0name'), s.roster.get('u02')]);
+          expect(results.map((r) => r.status)).to.deep.equal(['fulfilled', 'rejected', 'fulfilled']);
+          expect((results[0] as PromiseFulfilledResult<{ username: string }>).value.username).to.equal('u01');
+        });
+
+        it('roster.get gives each caller its own items in byte order and its own version', async function () {
+          const expected = new Map<string, { version: number; items: RosterItem[] }>();
+          for (const [n, u] of users.entries()) {
+            // n % 4 items, inserted in reverse, with an upper-case JID to check byte order.
+            const items = ['B', 'a', 'c'].slice(0, n % 4).map((p) => item(`${p}${n}@example.com`, { name: u, groups: [u] }));
+            for (const it of [...items].reverse()) await s.roster.put(u, it);
+            if (n % 5 === 0 && items.length > 0) {
+              await s.roster.remove(u, items[0]!.jid);
+              items.shift();
+            }
+            const version = n % 4 + (n % 5 === 0 && n % 4 > 0 ? 1 : 0);
+            expected.set(u, { version, items: items.sort((x, y) => Buffer.compare(Buffer.from(x.jid), Buffer.from(y.jid))) });
+          }
+          expected.set('nobody', { version: 0, items: [] });
+          const got = await Promise.all(calls.map((u) => s.roster.get(u)));
+          for (const [n, u] of calls.entries()) expect(got[n], u).to.deep.equal(expected.get(u));
+        });
+
+        it('roster.listPendingIn gives each caller its own requests in byte order', async function () {
+          const expected = new Map<string, { jid: string; stanza: string }[]>([['nobody', []]]);
+          for (const [n, u] of users.entries()) {
+            const pending = ['z', 'Y', 'x'].slice(0, n % 4).map((p) => ({ jid: `${p}${n}@example.com`, stanza: `<presence n="${u}"/>` }));
+            for (const p of pending) await s.roster.putPendingIn(u, p.jid, p.stanza);
+            expected.set(u, pending.sort((x, y) => Buffer.compare(Buffer.from(x.jid), Buffer.from(y.jid))));
+          }
+          const got = await Promise.all(calls.map((u) => s.roster.listPendingIn(u)));
+          for (const [n, u] of calls.entries()) expect(got[n], u).to.deep.equal(expected.get(u));
+        });
+
+        it('userData.list gives each caller its own entries of the kind asked for', async function () {
+          for (const [n, u] of users.entries()) {
+            for (let k = n % 3; k >= 0; k--) await s.userData.put(u, 'blocklist', `${k}-${u}@example.com`, `b${n}`);
+            await s.userData.put(u, 'prefs', 'p', `p${n}`);
+          }
+          const got = await Promise.all(calls.flatMap((u) => [s.userData.list(u, 'blocklist'), s.userData.list(u, 'prefs')]));
+          for (const [n, u] of calls.entries()) {
+            const index = users.indexOf(u);
+            const blocks = index < 0 ? [] : Array.from({ length: index % 3 + 1 }, (_, k) => ({ key: `${k}-${u}@example.com`, value: `b${index}` }));
+            expect(got[2 * n], u).to.deep.equal(blocks);
+            expect(got[2 * n + 1], u).to.deep.equal(index < 0 ? [] : [{ key: 'p', value: `p${index}` }]);
+          }
+        });
+
+        it('offline.take gives each user its own messages oldest first, once', async function () {
+          for (const [n, u] of users.entries()) {
+            for (let m = 0; m < n % 4; m++) await s.offline.push(u, `<message to="${u}" n="${m}"/>`, 10);
+          }
+          const got = await Promise.all(calls.map((u) => s.offline.take(u)));
+          const byUser = new Map<string, string[]>();
+          for (const [n, u] of calls.entries()) {
+            const ids = got[n]!.map((m) => m.id);
+            expect(ids, u).to.deep.equal([...ids].sort((a, b) => a - b));
+            byUser.set(u, [...(byUser.get(u) ?? []), ...got[n]!.map((m) => m.stanza)]);
+          }
+          for (const [n, u] of users.entries()) {
+            expect(byUser.get(u), u).to.deep.equal(Array.from({ length: n % 4 }, (_, m) => `<message to="${u}" n="${m}"/>`));
+          }
+          expect(byUser.get('nobody')).to.deep.equal([]);
+          for (const u of users) expect(await s.offline.count(u)).to.equal(0);
+        });
+
+        it('offline.take concurrent for one user returns the messages once in total', async function () {
+          for (let m = 0; m < 5; m++) await s.offline.push('u01', `<message n="${m}"/>`, 10);
+          const got = await Promise.all([1, 2, 3, 4].map(() => s.offline.take('u01')));
+          expect(got.flat().map((m) => m.stanza)).to.deep.equal([0, 1, 2, 3, 4].map((m) => `<message n="${m}"/>`));
+          expect(got.filter((g) => g.length > 0)).to.have.length(1);
+        });
+
+        it('offline.take interleaved with pushes over many turns neither loses nor repeats a message', async function () {
+          const pushed: string[] = [];
+          const taken: string[] = [];
+          const work: Promise<unknown>[] = [];
+          for (let round = 0; round < 10; round++) {
+            for (const u of ['u01', 'u02']) {
+              const stanza = `<message to="${u}" r="${round}"/>`;
+              work.push(s.offline.push(u, stanza, 100).then((ok) => ok && pushed.push(stanza)));
+              work.push(s.offline.take(u).then((ms) => taken.push(...ms.map((m) => m.stanza))));
+            }
+            if (round % 3 === 0) await new Promise((r) => setImmediate(r));
+          }
+          await Promise.all(work);
+          for (const u of ['u01', 'u02']) taken.push(...(await s.offline.take(u)).map((m) => m.stanza));
+          expect([...taken].sort()).to.deep.equal([...pushed].sort());
+          expect(pushed).to.have.length(20);
+        });
+      });
     });
   }
 
