@@ -73,7 +73,8 @@ export class XmlStreamParser {
   private sawDeclaration = false;
   private failed = false;
   private ended = false;
-  private lastBytes: Buffer = Buffer.alloc(0);
+  /** The previous chunk's last two bytes (-1 when none): a literal U+FFFD may straddle two reads. */
+  private tail = [-1, -1];
 
   constructor(
     private readonly events: XmlStreamEvents,
@@ -93,14 +94,16 @@ export class XmlStreamParser {
       if (text.indexOf('\uFFFD') !== -1 && !this.hasLiteralReplacementChar(chunk)) {
         return this.fail('not-well-formed', 'invalid UTF-8');
       }
-      this.lastBytes = chunk.subarray(Math.max(0, chunk.length - 2));
+      const n = chunk.length;
+      this.tail = [n >= 2 ? chunk[n - 2]! : this.tail[1]!, n >= 1 ? chunk[n - 1]! : -1];
     }
     this.buf = this.buf.length === 0 ? text : this.buf + text;
     this.parse();
   }
 
   private hasLiteralReplacementChar(chunk: Buffer): boolean {
-    const probe = this.lastBytes.length ? Buffer.concat([this.lastBytes, chunk]) : chunk;
+    const prev = this.tail.filter((b) => b >= 0);
+    const probe = prev.length ? Buffer.concat([Buffer.from(prev), chunk]) : chunk;
     return probe.includes(Buffer.from([0xef, 0xbf, 0xbd]));
   }
 
