@@ -345,3 +345,14 @@ export function isStreamRoot(name: string, attrs: Attrs): boolean {
   const ns = colon === -1 ? attrs.xmlns : attrs['xmlns:' + name.slice(0, colon)];
   return local === 'stream' && ns === NS.streams;
 }
+
+/** Parses one serialised stanza (one the server wrote itself: stored, or sent between nodes). */
+export function parseStanzaString(xml: string, contentNs: string = NS.client): Element | null {
+  let out: Element | null = null;
+  const p = new XmlStreamParser({
+    streamStart: () => {}, stanza: (el) => { out = el; }, streamEnd: () => {}, error: () => {},
+  }, { maxStanzaSize: Number.MAX_SAFE_INTEGER, maxDepth: 1000 });
+  p.write(`<s xmlns='${contentNs}'>`);
+  p.write(xml);
+  return out;
+}

@@ -6,7 +6,7 @@ import { Element } from '../protocol/xml.js';
 import { NS } from '../protocol/namespaces.js';
 import { parseJid, tryParseJid, type Jid } from '../protocol/jid.js';
 import { StanzaError, errorReply } from '../protocol/errors.js';
-import { XmlStreamParser } from '../protocol/xml-stream.js';
+import { parseStanzaString } from '../protocol/xml-stream.js';
 import type { DataStores, SessionRecord, SessionStore } from '../storage/types.js';
 import { openDataStores, openSessionStore } from '../storage/open.js';
 import type { Config } from './config.js';
@@ -224,7 +224,7 @@ export class ServerCore implements Server {
   private handleUnacked(session: ClientSession, unacked: { xml: string; name: string }[]): void {
     for (const u of unacked) {
       if (u.name !== 'message' && u.name !== 'iq') continue;
-      const el = parseStanza(u.xml);
+      const el = parseStanzaString(u.xml);
       if (!el) continue;
       if (el.name === 'iq') {
         if (el.attrs.type === 'get' || el.attrs.type === 'set') this.router.bounce(el, new StanzaError('recipient-unavailable'));
@@ -249,7 +249,7 @@ export class ServerCore implements Server {
     const s = this.local.get(full);
     if (!s || s.closed) return false;
     if (this.hooks.has('deliver/filter')) {
-      const el = typeof stanza === 'string' ? parseStanza(stanza) : stanza;
+      const el = typeof stanza === 'string' ? parseStanzaString(stanza) : stanza;
       if (el && this.hooks.fire('deliver/filter', { stanza: el, session: s, name }) === true) return true;
       if (el) { s.send(el); return true; }
     }
@@ -373,7 +373,7 @@ export class ServerCore implements Server {
     }
     if (env.t === 'd' && env.to && env.x) {
       if (this.deliverLocal(env.to, env.x, nameOf(env.x))) return;
-      const el = parseStanza(env.x);
+      const el = parseStanzaString(env.x);
       const from = el && tryParseJid(el.attrs.from ?? '');
       const to = tryParseJid(env.to);
       if (el && from && to) this.router.noSuchResource(el, from, to);
@@ -390,16 +390,6 @@ function nameOf(xml: string): string {
   return m ? m[1]! : '';
 }
 
-/** Parses one serialised stanza (from our own serialiser) back into an element. */
-export function parseStanza(xml: string): Element | null {
-  let out: Element | null = null;
-  const p = new XmlStreamParser({
-    streamStart: () => {}, stanza: (el) => { out = el; }, streamEnd: () => {}, error: () => {},
-  }, { maxStanzaSize: Number.MAX_SAFE_INTEGER, maxDepth: 1000 });
-  p.write(`<s xmlns='${NS.client}'>`);
-  p.write(xml);
-  return out;
-}
 
 export type { SessionRecord };
 export { parseJid };

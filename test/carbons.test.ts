@@ -1,7 +1,7 @@
 import { expect } from 'chai';
 import { NS } from '../protocol/namespaces.js';
 import { carbonCopy, carbonsEligible } from '../src/modules/carbons.js';
-import { parseStanzaXml } from '../src/modules/offline.js';
+import { parseStanzaString as parseStanzaXml } from '../protocol/xml-stream.js';
 
 const parse = (xml: string) => {
   const el = parseStanzaXml(xml);

@@ -1,6 +1,7 @@
 import { expect } from 'chai';
 import { NS } from '../protocol/namespaces.js';
-import { offlineDecision, parseStanzaXml, presencePriority, withOfflineDelay } from '../src/modules/offline.js';
+import { offlineDecision, presencePriority, withOfflineDelay } from '../src/modules/offline.js';
+import { parseStanzaString as parseStanzaXml } from '../protocol/xml-stream.js';
 
 const parse = (xml: string) => {
   const el = parseStanzaXml(xml);

@@ -1,13 +1,13 @@
 // Blocking Command (XEP-0191): a per-account block list, enforced on what the account sends and on
 // what reaches it. Each node caches the lists of the accounts it holds sessions for; a change is
 // announced to every node holding a session of the account, which reloads from storage.
+import { parseStanzaString } from '../../protocol/xml-stream.js';
 import { randomBytes } from 'node:crypto';
 import { Element } from '../../protocol/xml.js';
 import { NS } from '../../protocol/namespaces.js';
 import { StanzaError, errorReply } from '../../protocol/errors.js';
 import { tryParseJid, type Jid } from '../../protocol/jid.js';
 import type { LocalSession, Module, Server } from '../context.js';
-import { parseStanzaXml } from './offline.js';
 
 const MODULE = 'blocking';
 const KIND = 'blocklist';
@@ -149,7 +149,7 @@ export const blockingModule: Module = {
       const removedSet = new Set(removed);
       const contacts = await presenceContacts(user, (jid) => isBlocked(removedSet, jid) && !isBlocked(after, jid));
       for (const rec of server.sessions.resources(bareOf(user)).filter((r) => r.available && r.presence)) {
-        const current = parseStanzaXml(rec.presence!);
+        const current = parseStanzaString(rec.presence!);
         if (!current) continue;
         if (!current.getChild('delay', NS.delay)) {
           current.append(new Element('delay', { xmlns: NS.delay, from: server.domain, stamp: new Date().toISOString().replace(/\.\d{3}Z$/, 'Z') }));

@@ -3,7 +3,7 @@
 import { Element } from '../../protocol/xml.js';
 import { NS } from '../../protocol/namespaces.js';
 import { StanzaError } from '../../protocol/errors.js';
-import { XmlStreamParser } from '../../protocol/xml-stream.js';
+import { parseStanzaString } from '../../protocol/xml-stream.js';
 import type { LocalSession, Module, Server } from '../context.js';
 
 const CHAT_STATES = 'http://jabber.org/protocol/chatstates';
@@ -27,16 +27,6 @@ export function offlineDecision(stanza: Element): OfflineDecision {
   return meaningful ? 'store' : 'ignore';
 }
 
-/** Parses one stanza serialised by this server back into an element (null when it is not one). */
-export function parseStanzaXml(xml: string): Element | null {
-  let out: Element | null = null;
-  const parser = new XmlStreamParser({
-    streamStart: () => {}, stanza: (el) => { out = el; }, streamEnd: () => {}, error: () => {},
-  }, { maxStanzaSize: Number.MAX_SAFE_INTEGER, maxDepth: 1000 });
-  parser.write(`<stream:stream xmlns='${NS.client}' xmlns:stream='${NS.streams}'>`);
-  parser.write(xml);
-  return out;
-}
 
 /** The stanza as stored: a copy with the XEP-0203 delay that says when and where it was held. */
 export function withOfflineDelay(stanza: Element, domain: string, now: Date): Element {
@@ -69,7 +59,7 @@ export const offlineModule: Module = {
       session.data.set(MODULE, true);
       const queued = await server.stores.offline.take(session.username);
       for (const m of queued) {
-        const el = parseStanzaXml(m.stanza);
+        const el = parseStanzaString(m.stanza);
         if (!el) {
           server.log.warn('unreadable offline message dropped', { user: session.username, id: m.id });
           continue;

@@ -5,7 +5,7 @@
 import { randomBytes } from 'node:crypto';
 import { Element } from '../../protocol/xml.js';
 import { NS } from '../../protocol/namespaces.js';
-import { XmlStreamParser } from '../../protocol/xml-stream.js';
+import { parseStanzaString } from '../../protocol/xml-stream.js';
 import type { Jid } from '../../protocol/jid.js';
 import type { RosterItem } from '../../storage/types.js';
 import type { Server, StanzaEvent } from '../context.js';
@@ -60,15 +60,7 @@ export function rosterWork(username: string): Promise<unknown> | undefined {
 // --- presence helpers ------------------------------------------------------------------------------
 
 /** Parses a presence the server serialised itself (a session record's last presence). */
-export function parsePresence(xml: string): Element | null {
-  let out: Element | null = null;
-  const parser = new XmlStreamParser({
-    streamStart: () => {}, stanza: (el) => { out = el; }, streamEnd: () => {}, error: () => {},
-  }, { maxStanzaSize: Number.MAX_SAFE_INTEGER, maxDepth: 1000 });
-  parser.write(`<s xmlns='${NS.client}'>`);
-  parser.write(xml);
-  return out;
-}
+export const parsePresence = (xml: string): Element | null => parseStanzaString(xml);
 
 function presence(attrs: Record<string, string>): Element {
   return new Element('presence', attrs, [], NS.client);
