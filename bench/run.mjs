@@ -27,6 +27,13 @@ const QUICK = args.has('--quick');
 const WITH_EJABBERD = !args.has('--no-ejabberd');
 const PROFILE = args.has('--profile');
 const WRITE_DOCS = !args.has('--no-docs');
+// --pg: Perch on real PostgreSQL (a fresh database on the server of PERCH_BENCH_PG, dropped after) and
+// real Redis (PERCH_BENCH_REDIS) instead of its embedded defaults: the production configuration.
+const WITH_PG = args.has('--pg');
+const PG_ADMIN_URL = process.env.PERCH_BENCH_PG ?? 'postgres://root@127.0.0.1:5432/test';
+const REDIS_URL = process.env.PERCH_BENCH_REDIS ?? 'redis://127.0.0.1:6379';
+const PG_DB = `perch_bench_${process.pid}`;
+const PG_URL = PG_ADMIN_URL.replace(/\/[^/]*$/, `/${PG_DB}`);
 const PEERS_DIR = process.env.PEERS_DIR ?? '/work/shared/bench/peers';
 const EJABBERD_DIR = process.env.EJABBERD_BENCH_DIR ?? path.join(os.tmpdir(), 'perch-bench-ejabberd');
 const DOMAIN = 'bench.local';
@@ -100,6 +107,13 @@ function xmppload(label, tag, argv) {
 // ------------------------------------------------------------------------------------------------
 // Perch
 
+async function pgAdmin(sql) {
+  const { default: pg } = await import('pg');
+  const client = new pg.Client({ connectionString: PG_ADMIN_URL });
+  await client.connect();
+  try { await client.query(sql); } finally { await client.end(); }
+}
+
 const perch = {
   dir: path.join(WORK, 'perch'),
   config: path.join(WORK, 'perch.yaml'),
@@ -115,7 +129,9 @@ const perch = {
       // a login storm from one address must not trip the abuse limits
       limits: { authFailuresPerIp: 1_000_000, authFailuresPerAccount: 1_000_000, bytesPerSecond: 64 * 1024 * 1024, authTimeout: 120 },
       ping: { idleSeconds: 3600, timeoutSeconds: 60 },
+      ...(WITH_PG ? { databaseUrl: PG_URL, redisUrl: REDIS_URL } : {}),
     };
+    if (WITH_PG) await pgAdmin(`CREATE DATABASE ${PG_DB}`);
     fs.writeFileSync(this.config, JSON.stringify(cfg, null, 2)); // JSON is YAML
     // One process creates every account (PGlite allows one process per data dir), before the server starts.
     const { openDataStores } = await import(path.join(ROOT, 'dist/storage/open.js'));
@@ -123,7 +139,7 @@ const perch = {
     const { loadConfig } = await import(path.join(ROOT, 'dist/src/config.js'));
     const config = loadConfig(this.config, {});
     const t0 = Date.now();
-    const stores = await openDataStores({ databaseUrl: null, dataDir: this.dir });
+    const stores = await openDataStores({ databaseUrl: WITH_PG ? PG_URL : null, dataDir: this.dir });
     let next = 0;
     await Promise.all(Array.from({ length: 8 }, async () => {
       while (next <= N_USERS) {
@@ -278,7 +294,7 @@ function writeDocs(meta, results, parser, profiles) {
   L.push('## Machine', '');
   L.push(`- ${meta.cpus} × ${meta.cpuModel}, ${meta.memGiB} GiB RAM, Linux ${meta.kernel}, Node ${meta.node}`);
   L.push(`- load average before the run: ${meta.loadavg}; the server, the load generator and the kernel share these cores, and the host runs other jobs (the "other" CPU figure).`);
-  L.push(`- Perch ${meta.perchVersion} from \`dist/\` (commit ${meta.commit}), PGlite storage, in-process session store, ${meta.perchProvision.iterations} SCRAM iterations; ${meta.perchProvision.accounts} accounts created in ${meta.perchProvision.seconds.toFixed(1)} s by one process (\`addUser\`) before the server starts.`);
+  L.push(`- Perch ${meta.perchVersion} from \`dist/\` (commit ${meta.commit}), ${WITH_PG ? "PostgreSQL 15 + Redis 7 (real services on loopback)" : "PGlite storage, in-process session store"}, ${meta.perchProvision.iterations} SCRAM iterations; ${meta.perchProvision.accounts} accounts created in ${meta.perchProvision.seconds.toFixed(1)} s by one process (\`addUser\`) before the server starts.`);
   if (meta.ejabberdVersion) L.push(`- ejabberd ${meta.ejabberdVersion} (Debian), mnesia, \`auth_password_format: scram\` (4096 iterations), started by a copy of \`/work/shared/bench/peers/ejabberd.sh\` (and its config template) with c2s on port ${EJABBERD_PORT}; ${meta.ejabberdProvision?.accounts ?? '?'} accounts registered by XEP-0077 at ${meta.ejabberdProvision?.per_s ?? '?'}/s.`);
   L.push('', '## Commands', '', '```sh');
   L.push('npm run bench                     # this whole page: both servers, then the parser benchmark');
@@ -358,6 +374,7 @@ async function main() {
     }
   } finally {
     await perch.stop();
+    if (WITH_PG) await pgAdmin(`DROP DATABASE IF EXISTS ${PG_DB}`).catch(() => {});
     if (WITH_EJABBERD) ejabberd.shutdown();
   }
   const profiles = [];

@@ -1,10 +1,15 @@
 #!/usr/bin/env node
 // The perch command: start the server and administer it.
+import v8 from 'node:v8';
 import { loadConfig, ConfigError, type Config } from './config.js';
 import { ServerCore } from './server.js';
 import { openDataStores } from '../storage/open.js';
 import { migrate } from '../storage/migrations.js';
 import { addUser, normalizeUsername, setPassword } from './accounts.js';
+
+// The embedded database is WebAssembly: compile it fully once at start instead of tiering it up in
+// background threads while the first clients are served (measured: login storm right after start).
+v8.setFlagsFromString('--no-wasm-dynamic-tiering');
 
 const HELP = `perch — an XMPP server for persistent group chat
 
