@@ -116,7 +116,8 @@ export class RedisSessionStore implements SessionStore {
     this.heartbeatMs = opts.heartbeatMs ?? 3000;
     this.aliveTtlMs = opts.aliveTtlMs ?? 10_000;
     this.checkMs = opts.checkMs ?? 5000;
-    this.cmd = new Redis(opts.url, { lazyConnect: true });
+    // Commands issued in the same event-loop turn leave in one write (login storms put many records at once).
+    this.cmd = new Redis(opts.url, { lazyConnect: true, enableAutoPipelining: true });
     this.sub = new Redis(opts.url, { lazyConnect: true });
   }
 
