@@ -49,28 +49,15 @@ export function callAll<A extends unknown[]>(handlers: ((...args: A) => void)[],
   }
 }
 
-const SWEEP_MS = 60_000;
-
-/** Single-node session store: everything lives in this process. */
-export class MemorySessionStore implements SessionStore {
-  private readonly mirror = new SessionMirror();
-  private readonly messageHandlers: ((payload: string) => void)[] = [];
-  private readonly hits = new Map<string, { count: number; expires: number }>();
-  private lastSweep = Date.now();
+/**
+ * What both session stores share: the in-memory mirror every routing look-up reads, and delivery of
+ * payloads addressed to this node.
+ */
+export abstract class MirroredSessionStore {
+  protected readonly mirror = new SessionMirror();
+  protected readonly messageHandlers: ((payload: string) => void)[] = [];
 
   constructor(readonly nodeId: string) {}
-
-  async start(): Promise<void> {}
-
-  async put(rec: SessionRecord): Promise<SessionRecord | null> {
-    const prev = this.mirror.records.get(rec.jid) ?? null;
-    this.mirror.set({ ...rec });
-    return prev;
-  }
-
-  async remove(jid: string, node: string): Promise<void> {
-    if (this.mirror.records.get(jid)?.node === node) this.mirror.delete(jid);
-  }
 
   get(jid: string): SessionRecord | undefined {
     return this.mirror.records.get(jid);
@@ -88,14 +75,37 @@ export class MemorySessionStore implements SessionStore {
     return [...this.mirror.records.values()];
   }
 
-  async send(node: string, payload: string): Promise<void> {
-    // There is no other node to reach.
-    if (node !== this.nodeId) return;
-    queueMicrotask(() => callAll(this.messageHandlers, payload));
-  }
-
   onMessage(handler: (payload: string) => void): void {
     this.messageHandlers.push(handler);
+  }
+
+  protected deliverHere(payload: string): void {
+    queueMicrotask(() => callAll(this.messageHandlers, payload));
+  }
+}
+
+const SWEEP_MS = 60_000;
+
+/** Single-node session store: everything lives in this process. */
+export class MemorySessionStore extends MirroredSessionStore implements SessionStore {
+  private readonly hits = new Map<string, { count: number; expires: number }>();
+  private lastSweep = Date.now();
+
+  async start(): Promise<void> {}
+
+  async put(rec: SessionRecord): Promise<SessionRecord | null> {
+    const prev = this.mirror.records.get(rec.jid) ?? null;
+    this.mirror.set({ ...rec });
+    return prev;
+  }
+
+  async remove(jid: string, node: string): Promise<void> {
+    if (this.mirror.records.get(jid)?.node === node) this.mirror.delete(jid);
+  }
+
+  async send(node: string, payload: string): Promise<void> {
+    // There is no other node to reach.
+    if (node === this.nodeId) this.deliverHere(payload);
   }
 
   onNodeLost(_handler: (node: string, records: SessionRecord[]) => void): void {

@@ -19,7 +19,7 @@
  */
 import { createHash, randomUUID } from 'node:crypto';
 import { Redis } from 'ioredis';
-import { SessionMirror, callAll } from './session-memory.js';
+import { MirroredSessionStore, callAll } from './session-memory.js';
 import type { SessionRecord, SessionStore } from './types.js';
 
 export interface RedisSessionStoreOptions {
@@ -88,16 +88,13 @@ return removed`);
 const ECHO_TIMEOUT_MS = 2000;
 const DROP_CHUNK = 500;
 
-export class RedisSessionStore implements SessionStore {
-  readonly nodeId: string;
+export class RedisSessionStore extends MirroredSessionStore implements SessionStore {
   private readonly prefix: string;
   private readonly heartbeatMs: number;
   private readonly aliveTtlMs: number;
   private readonly checkMs: number;
   private readonly cmd: Redis;
   private readonly sub: Redis;
-  private readonly mirror = new SessionMirror();
-  private readonly messageHandlers: ((payload: string) => void)[] = [];
   private readonly lostHandlers: ((node: string, records: SessionRecord[]) => void)[] = [];
   /** Identifies this instance's own changes on the stream. */
   private readonly src = randomUUID();
@@ -111,7 +108,7 @@ export class RedisSessionStore implements SessionStore {
   private checking = false;
 
   constructor(opts: RedisSessionStoreOptions) {
-    this.nodeId = opts.nodeId;
+    super(opts.nodeId);
     this.prefix = opts.prefix ?? 'perch:';
     this.heartbeatMs = opts.heartbeatMs ?? 3000;
     this.aliveTtlMs = opts.aliveTtlMs ?? 10_000;
@@ -309,32 +306,9 @@ export class RedisSessionStore implements SessionStore {
     }
   }
 
-  get(jid: string): SessionRecord | undefined {
-    return this.mirror.records.get(jid);
-  }
-
-  resources(bareJid: string): SessionRecord[] {
-    return this.mirror.resources(bareJid);
-  }
-
-  count(): number {
-    return this.mirror.records.size;
-  }
-
-  list(): SessionRecord[] {
-    return [...this.mirror.records.values()];
-  }
-
   async send(node: string, payload: string): Promise<void> {
-    if (node === this.nodeId) {
-      queueMicrotask(() => callAll(this.messageHandlers, payload));
-      return;
-    }
+    if (node === this.nodeId) return this.deliverHere(payload);
     await this.cmd.publish(this.nodeChannel(node), payload);
-  }
-
-  onMessage(handler: (payload: string) => void): void {
-    this.messageHandlers.push(handler);
   }
 
   onNodeLost(handler: (node: string, records: SessionRecord[]) => void): void {

@@ -7,7 +7,7 @@ import { tryParseJid, type Jid } from '../../protocol/jid.js';
 import type { SessionRecord } from '../../storage/types.js';
 import type { LocalSession, Module, Server, StanzaEvent } from '../context.js';
 import { hasFrom, hasTo, isSubscriptionStanza } from './subscription-states.js';
-import { handleInbound, handleOutbound, parsePresence, pendingRequests, rosterWork } from './subscriptions.js';
+import { handleInbound, handleOutbound, pendingRequests, rosterWork, sendCurrentPresence } from './subscriptions.js';
 
 /** Per-session state: where directed presence went (RFC 6121 §4.6), to tell them when we leave. */
 interface PresenceState {
@@ -131,16 +131,7 @@ async function answerProbe(server: Server, ev: StanzaEvent): Promise<void> {
     server.router.route(new Element('presence', { type: 'unsubscribed', from: bare, to: ev.from.bareString() }, [], NS.client));
     return;
   }
-  let sent = 0;
-  for (const rec of server.sessions.resources(bare)) {
-    if (!rec.available || !rec.presence) continue;
-    const el = parsePresence(rec.presence);
-    if (!el) continue;
-    el.attrs.from = rec.jid;
-    el.attrs.to = prober;
-    server.router.route(el);
-    sent++;
-  }
+  const sent = sendCurrentPresence(server, bare, prober);
   if (sent === 0) server.router.route(new Element('presence', { type: 'unavailable', from: bare, to: prober }, [], NS.client));
 }
 
