@@ -11,7 +11,7 @@
 //
 // Perch runs from dist/ with a temporary data dir (PGlite storage, in-process session store) and a
 // temporary config on 127.0.0.1:28222; ejabberd 23 (Debian package) is started by
-// /work/shared/bench/peers/ejabberd.sh (a copy with ports moved to 28xxx) with mnesia storage on
+// ../shared/bench/peers/ejabberd.sh (a copy with ports moved to 28xxx) with mnesia storage on
 // 127.0.0.1:28522, domain bench.local.
 import { spawn, execFileSync } from 'node:child_process';
 import fs from 'node:fs';
@@ -34,7 +34,7 @@ const PG_ADMIN_URL = process.env.PERCH_BENCH_PG ?? 'postgres://root@127.0.0.1:54
 const REDIS_URL = process.env.PERCH_BENCH_REDIS ?? 'redis://127.0.0.1:6379';
 const PG_DB = `perch_bench_${process.pid}`;
 const PG_URL = PG_ADMIN_URL.replace(/\/[^/]*$/, `/${PG_DB}`);
-const PEERS_DIR = process.env.PEERS_DIR ?? '/work/shared/bench/peers';
+const PEERS_DIR = process.env.PEERS_DIR ?? path.resolve(ROOT, '..', 'shared', 'bench', 'peers');
 const EJABBERD_DIR = process.env.EJABBERD_BENCH_DIR ?? path.join(os.tmpdir(), 'perch-bench-ejabberd');
 const DOMAIN = 'bench.local';
 const PERCH_PORT = 28222;
@@ -295,7 +295,7 @@ function writeDocs(meta, results, parser, profiles) {
   L.push(`- ${meta.cpus} × ${meta.cpuModel}, ${meta.memGiB} GiB RAM, Linux ${meta.kernel}, Node ${meta.node}`);
   L.push(`- load average before the run: ${meta.loadavg}; the server, the load generator and the kernel share these cores, and the host runs other jobs (the "other" CPU figure).`);
   L.push(`- Perch ${meta.perchVersion} from \`dist/\` (commit ${meta.commit}), ${WITH_PG ? "PostgreSQL 15 + Redis 7 (real services on loopback)" : "PGlite storage, in-process session store"}, ${meta.perchProvision.iterations} SCRAM iterations; ${meta.perchProvision.accounts} accounts created in ${meta.perchProvision.seconds.toFixed(1)} s by one process (\`addUser\`) before the server starts.`);
-  if (meta.ejabberdVersion) L.push(`- ejabberd ${meta.ejabberdVersion} (Debian), mnesia, \`auth_password_format: scram\` (4096 iterations), started by a copy of \`/work/shared/bench/peers/ejabberd.sh\` (and its config template) with c2s on port ${EJABBERD_PORT}; ${meta.ejabberdProvision?.accounts ?? '?'} accounts registered by XEP-0077 at ${meta.ejabberdProvision?.per_s ?? '?'}/s.`);
+  if (meta.ejabberdVersion) L.push(`- ejabberd ${meta.ejabberdVersion} (Debian), mnesia, \`auth_password_format: scram\` (4096 iterations), started by a copy of \`../shared/bench/peers/ejabberd.sh\` (and its config template) with c2s on port ${EJABBERD_PORT}; ${meta.ejabberdProvision?.accounts ?? '?'} accounts registered by XEP-0077 at ${meta.ejabberdProvision?.per_s ?? '?'}/s.`);
   L.push('', '## Commands', '', '```sh');
   L.push('npm run bench                     # this whole page: both servers, then the parser benchmark');
   L.push('node bench/run.mjs --profile      # the same, with a CPU profile of Perch per case');
@@ -334,7 +334,7 @@ function writeDocs(meta, results, parser, profiles) {
       L.push('');
     }
   }
-  L.push('Peer figures measured earlier on this machine (Prosody and ejabberd, with the shared xmppbench harness) are in `/work/shared/bench/results/peers.md`.', '');
+  L.push('Peer figures measured earlier on this machine (Prosody and ejabberd, with the shared xmppbench harness) are in `../shared/bench/results/peers.md`.', '');
   fs.writeFileSync(file, L.join('\n') + '\n' + (notes || '<!-- notes -->\n## Notes\n\n(hand-written notes go here; kept across runs)\n'));
   log(`wrote ${path.relative(ROOT, file)}`);
 }
