@@ -58,6 +58,42 @@ CREATE TABLE user_data (
 );
 `,
   },
+  {
+    version: 2,
+    name: 'rooms and archives',
+    sql: `
+CREATE TABLE rooms (
+  service text COLLATE "C" NOT NULL,
+  name text COLLATE "C" NOT NULL,
+  config jsonb NOT NULL DEFAULT '{}',
+  affiliations jsonb NOT NULL DEFAULT '{}',
+  subject_text text,
+  subject_nick text,
+  subject_stamp timestamptz,
+  persistent boolean NOT NULL DEFAULT true,
+  created_at timestamptz NOT NULL DEFAULT now(),
+  PRIMARY KEY (service, name)
+);
+CREATE TABLE archive (
+  id bigserial PRIMARY KEY,
+  archive text NOT NULL,
+  stanza_id text NOT NULL,
+  stamp timestamptz NOT NULL,
+  from_jid text NOT NULL,
+  real_jid text,
+  body text,
+  stanza text NOT NULL,
+  retracted boolean NOT NULL DEFAULT false,
+  tsv tsvector GENERATED ALWAYS AS (to_tsvector('simple', body)) STORED
+);
+CREATE UNIQUE INDEX archive_archive_stanza_id ON archive (archive, stanza_id);
+CREATE INDEX archive_archive_id ON archive (archive, id);
+CREATE INDEX archive_archive_stamp ON archive (archive, stamp);
+CREATE INDEX archive_archive_from_jid ON archive (archive, from_jid);
+CREATE INDEX archive_archive_real_jid ON archive (archive, real_jid);
+CREATE INDEX archive_tsv ON archive USING gin (tsv);
+`,
+  },
 ];
 
 // Arbitrary constant shared by every process migrating the same database.

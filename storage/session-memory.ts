@@ -86,10 +86,64 @@ export abstract class MirroredSessionStore {
 
 const SWEEP_MS = 60_000;
 
+/** Lease TTL in whole milliseconds; rejects values that would make a lease never or always expire. */
+export function leaseTtl(ttlMs: number): number {
+  if (!Number.isFinite(ttlMs) || ttlMs <= 0) throw new RangeError(`lease TTL must be a positive number of ms, got ${ttlMs}`);
+  return Math.ceil(ttlMs);
+}
+
+/** In-process lease table: key → holder and expiry. Can be shared by several stores to stand for nodes. */
+export class MemoryLeases {
+  private readonly leases = new Map<string, { holder: string; expires: number }>();
+  private lastSweep = Date.now();
+
+  holder(key: string, now = Date.now()): string | null {
+    const lease = this.leases.get(key);
+    if (!lease) return null;
+    if (lease.expires > now) return lease.holder;
+    this.leases.delete(key);
+    return null;
+  }
+
+  acquire(key: string, node: string, ttlMs: number): string {
+    const now = Date.now();
+    this.sweep(now);
+    const holder = this.holder(key, now);
+    if (holder !== null && holder !== node) return holder;
+    this.leases.set(key, { holder: node, expires: now + ttlMs });
+    return node;
+  }
+
+  renew(key: string, node: string, ttlMs: number): boolean {
+    const now = Date.now();
+    if (this.holder(key, now) !== node) return false;
+    this.leases.set(key, { holder: node, expires: now + ttlMs });
+    return true;
+  }
+
+  release(key: string, node: string): void {
+    if (this.holder(key) === node) this.leases.delete(key);
+  }
+
+  private sweep(now: number): void {
+    if (now - this.lastSweep <= SWEEP_MS) return;
+    this.lastSweep = now;
+    for (const [k, lease] of this.leases) if (lease.expires <= now) this.leases.delete(k);
+  }
+}
+
 /** Single-node session store: everything lives in this process. */
 export class MemorySessionStore extends MirroredSessionStore implements SessionStore {
   private readonly hits = new Map<string, { count: number; expires: number }>();
   private lastSweep = Date.now();
+
+  /** leases: pass one table to several stores to have them contend as nodes of one cluster (tests). */
+  constructor(
+    nodeId: string,
+    private readonly leases: MemoryLeases = new MemoryLeases(),
+  ) {
+    super(nodeId);
+  }
 
   async start(): Promise<void> {}
 
@@ -128,6 +182,22 @@ export class MemorySessionStore extends MirroredSessionStore implements SessionS
 
   async resetHits(key: string): Promise<void> {
     this.hits.delete(key);
+  }
+
+  async acquireLease(key: string, ttlMs: number): Promise<string | null> {
+    return this.leases.acquire(key, this.nodeId, leaseTtl(ttlMs));
+  }
+
+  async renewLease(key: string, ttlMs: number): Promise<boolean> {
+    return this.leases.renew(key, this.nodeId, leaseTtl(ttlMs));
+  }
+
+  async releaseLease(key: string): Promise<void> {
+    this.leases.release(key, this.nodeId);
+  }
+
+  async leaseHolder(key: string): Promise<string | null> {
+    return this.leases.holder(key);
   }
 
   async close(): Promise<void> {

@@ -15,11 +15,13 @@
  * owned by it (script, so each record is removed once cluster-wide); only the node whose script
  * removed records calls the onNodeLost handlers with them.
  * Counters: `<prefix>hits:<key>` with INCR + EXPIRE NX.
+ * Leases: `<prefix>lease:<key>` = holder node id, taken with SET NX PX; renew and release are scripts
+ * that compare the holder first, so a node never extends or deletes another node's lease.
  * One connection for commands, one for subscriptions (a subscribed connection can do nothing else).
  */
 import { createHash, randomUUID } from 'node:crypto';
 import { Redis } from 'ioredis';
-import { MirroredSessionStore, callAll } from './session-memory.js';
+import { MirroredSessionStore, callAll, leaseTtl } from './session-memory.js';
 import type { SessionRecord, SessionStore } from './types.js';
 
 export interface RedisSessionStoreOptions {
@@ -84,6 +86,24 @@ if #jids > 0 then
 end
 return removed`);
 
+// KEYS[1] lease; ARGV: node, ttl ms; returns the holder after the call.
+const ACQUIRE_LEASE = new Script(`
+if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return ARGV[1] end
+local cur = redis.call('GET', KEYS[1])
+if cur == ARGV[1] then redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+return cur`);
+
+// KEYS[1] lease; ARGV: node, ttl ms.
+const RENEW_LEASE = new Script(`
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+return 1`);
+
+// KEYS[1] lease; ARGV: node.
+const RELEASE_LEASE = new Script(`
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+return redis.call('DEL', KEYS[1])`);
+
 // A write whose change never comes back (subscription down) must not hang its caller.
 const ECHO_TIMEOUT_MS = 2000;
 const DROP_CHUNK = 500;
@@ -129,6 +149,9 @@ export class RedisSessionStore extends MirroredSessionStore implements SessionSt
   }
   private aliveKey(node: string): string {
     return `${this.prefix}alive:${node}`;
+  }
+  private leaseKey(key: string): string {
+    return `${this.prefix}lease:${key}`;
   }
 
   start(): Promise<void> {
@@ -325,6 +348,23 @@ export class RedisSessionStore extends MirroredSessionStore implements SessionSt
 
   async resetHits(key: string): Promise<void> {
     await this.cmd.del(`${this.prefix}hits:${key}`);
+  }
+
+  async acquireLease(key: string, ttlMs: number): Promise<string | null> {
+    const holder = await this.run(ACQUIRE_LEASE, [this.leaseKey(key)], [this.nodeId, leaseTtl(ttlMs)]);
+    return typeof holder === 'string' ? holder : null;
+  }
+
+  async renewLease(key: string, ttlMs: number): Promise<boolean> {
+    return (await this.run(RENEW_LEASE, [this.leaseKey(key)], [this.nodeId, leaseTtl(ttlMs)])) === 1;
+  }
+
+  async releaseLease(key: string): Promise<void> {
+    await this.run(RELEASE_LEASE, [this.leaseKey(key)], [this.nodeId]);
+  }
+
+  leaseHolder(key: string): Promise<string | null> {
+    return this.cmd.get(this.leaseKey(key));
   }
 
   close(): Promise<void> {

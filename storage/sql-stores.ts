@@ -1,5 +1,7 @@
 import { KeyBatcher } from './batch.js';
 import type {
+  ArchivedMessage,
+  ArchiveStore,
   DataStores,
   Db,
   OfflineMessage,
@@ -7,6 +9,9 @@ import type {
   Roster,
   RosterItem,
   RosterStore,
+  RoomAffiliation,
+  RoomRecord,
+  RoomStore,
   StoredCredentials,
   Subscription,
   UserDataStore,
@@ -369,6 +374,278 @@ function createUserDataStore(db: Db): UserDataStore {
   };
 }
 
+interface RoomRow {
+  service: string;
+  name: string;
+  config: Record<string, unknown>;
+  affiliations: Record<string, RoomAffiliation>;
+  subject_text: string | null;
+  subject_nick: string | null;
+  subject_stamp: Date | null;
+  persistent: boolean;
+  created_at: Date;
+}
+
+const ROOM_COLUMNS =
+  'service, name, config, affiliations, subject_text, subject_nick, subject_stamp, persistent, created_at';
+
+function toRoom(r: RoomRow): RoomRecord {
+  return {
+    service: r.service,
+    name: r.name,
+    config: r.config,
+    affiliations: r.affiliations,
+    subject:
+      r.subject_text === null
+        ? null
+        : { text: r.subject_text, nick: r.subject_nick ?? '', stamp: new Date(r.subject_stamp as Date) },
+    createdAt: new Date(r.created_at),
+    persistent: r.persistent,
+  };
+}
+
+function createRoomStore(db: Db): RoomStore {
+  return {
+    async get(service, name) {
+      const [r] = await db.query<RoomRow>(`SELECT ${ROOM_COLUMNS} FROM rooms WHERE service = $1 AND name = $2`, [
+        service,
+        name,
+      ]);
+      return r ? toRoom(r) : null;
+    },
+    async put(room) {
+      // jsonb goes in as JSON text: pg would turn a JavaScript array into a PostgreSQL array.
+      await db.query(
+        `INSERT INTO rooms (${ROOM_COLUMNS})
+         VALUES ($1, $2, $3::jsonb, $4::jsonb, $5, $6, $7::timestamptz, $8, $9::timestamptz)
+         ON CONFLICT (service, name) DO UPDATE SET config = EXCLUDED.config, affiliations = EXCLUDED.affiliations,
+           subject_text = EXCLUDED.subject_text, subject_nick = EXCLUDED.subject_nick,
+           subject_stamp = EXCLUDED.subject_stamp, persistent = EXCLUDED.persistent, created_at = EXCLUDED.created_at`,
+        [
+          room.service,
+          room.name,
+          JSON.stringify(room.config),
+          JSON.stringify(room.affiliations),
+          room.subject?.text ?? null,
+          room.subject?.nick ?? null,
+          room.subject ? room.subject.stamp.toISOString() : null,
+          room.persistent,
+          room.createdAt.toISOString(),
+        ],
+      );
+    },
+    async delete(service, name) {
+      const rows = await db.query('DELETE FROM rooms WHERE service = $1 AND name = $2 RETURNING name', [service, name]);
+      return rows.length > 0;
+    },
+    async list(service, opts) {
+      const params: unknown[] = [service];
+      const where = ['service = $1'];
+      if (opts.publicOnly) where.push(`config -> 'public' = 'true'::jsonb`);
+      if (opts.after !== undefined) {
+        params.push(opts.after);
+        where.push(`name > $${params.length}`);
+      }
+      params.push(opts.limit);
+      const rows = await db.query<RoomRow>(
+        `SELECT ${ROOM_COLUMNS} FROM rooms WHERE ${where.join(' AND ')} ORDER BY name ${C} LIMIT $${params.length}`,
+        params,
+      );
+      return rows.map(toRoom);
+    },
+    async count(service) {
+      const [r] = await db.query<{ n: unknown }>('SELECT count(*) AS n FROM rooms WHERE service = $1', [service]);
+      return num(r?.n);
+    },
+    async setAffiliation(service, name, jid, affiliation) {
+      const rows =
+        affiliation === 'none'
+          ? await db.query(
+              'UPDATE rooms SET affiliations = affiliations - $3::text WHERE service = $1 AND name = $2 RETURNING name',
+              [service, name, jid],
+            )
+          : await db.query(
+              `UPDATE rooms SET affiliations = affiliations || jsonb_build_object($3::text, $4::text)
+               WHERE service = $1 AND name = $2 RETURNING name`,
+              [service, name, jid, affiliation],
+            );
+      return rows.length > 0;
+    },
+  };
+}
+
+interface ArchiveRow {
+  id: unknown;
+  archive: string;
+  stanza_id: string;
+  stamp: Date;
+  from_jid: string;
+  real_jid: string | null;
+  body: string | null;
+  stanza: string;
+  retracted: boolean;
+}
+
+const ARCHIVE_COLUMNS = 'id, archive, stanza_id, stamp, from_jid, real_jid, body, stanza, retracted';
+
+function toArchived(r: ArchiveRow): ArchivedMessage {
+  return {
+    id: num(r.id),
+    archive: r.archive,
+    stanzaId: r.stanza_id,
+    stamp: new Date(r.stamp),
+    fromJid: r.from_jid,
+    realJid: r.real_jid,
+    body: r.body,
+    stanza: r.stanza,
+    retracted: r.retracted,
+  };
+}
+
+function createArchiveStore(db: Db): ArchiveStore {
+  /** Row ids of the named stanza ids of one archive; absent ids are left out. */
+  async function rowIds(archive: string, stanzaIds: string[]): Promise<Map<string, number>> {
+    if (stanzaIds.length === 0) return new Map();
+    const rows = await db.query<{ id: unknown; stanza_id: string }>(
+      'SELECT id, stanza_id FROM archive WHERE archive = $1 AND stanza_id = ANY($2::text[])',
+      [archive, stanzaIds],
+    );
+    return new Map(rows.map((r) => [r.stanza_id, num(r.id)]));
+  }
+
+  return {
+    async append(entries) {
+      if (entries.length === 0) return [];
+      // One statement for the whole batch; WITH ORDINALITY keeps the ids in input order.
+      const rows = await db.query<{ id: unknown; archive: string; stanza_id: string }>(
+        `INSERT INTO archive (archive, stanza_id, stamp, from_jid, real_jid, body, stanza)
+         SELECT a, s, t, f, r, b, x
+         FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::text[], $5::text[], $6::text[], $7::text[])
+           WITH ORDINALITY AS e(a, s, t, f, r, b, x, i)
+         ORDER BY i
+         RETURNING id, archive, stanza_id`,
+        [
+          entries.map((e) => e.archive),
+          entries.map((e) => e.stanzaId),
+          entries.map((e) => e.stamp.toISOString()),
+          entries.map((e) => e.fromJid),
+          entries.map((e) => e.realJid),
+          entries.map((e) => e.body),
+          entries.map((e) => e.stanza),
+        ],
+      );
+      const ids = new Map(rows.map((r) => [JSON.stringify([r.archive, r.stanza_id]), num(r.id)]));
+      return entries.map((e) => {
+        const id = ids.get(JSON.stringify([e.archive, e.stanzaId]));
+        if (id === undefined) throw new Error(`archive insert returned no id for ${e.stanzaId}`);
+        return { id, stanzaId: e.stanzaId };
+      });
+    },
+
+    async query(archive, q) {
+      const anchors = await rowIds(
+        archive,
+        [q.afterId, q.beforeId, q.after, typeof q.before === 'string' ? q.before : undefined].filter(
+          (v): v is string => v !== undefined,
+        ),
+      );
+      const anchor = (stanzaId: string | undefined): number | null | undefined =>
+        stanzaId === undefined ? undefined : (anchors.get(stanzaId) ?? null);
+      const afterId = anchor(q.afterId);
+      const beforeId = anchor(q.beforeId);
+      const after = anchor(q.after);
+      const before = anchor(typeof q.before === 'string' ? q.before : undefined);
+      if (afterId === null || beforeId === null || after === null || before === null) {
+        return { entries: [], complete: true, count: 0, notFound: true };
+      }
+
+      const params: unknown[] = [archive];
+      const param = (v: unknown): string => {
+        params.push(v);
+        return `$${params.length}`;
+      };
+      const where = ['archive = $1'];
+      if (q.start) where.push(`stamp >= ${param(q.start.toISOString())}::timestamptz`);
+      if (q.end) where.push(`stamp <= ${param(q.end.toISOString())}::timestamptz`);
+      if (q.with?.occupant !== undefined) where.push(`from_jid = ${param(q.with.occupant)}`);
+      if (q.with?.realJid !== undefined) where.push(`real_jid = ${param(q.with.realJid)}`);
+      if (afterId !== undefined) where.push(`id > ${param(afterId)}`);
+      if (beforeId !== undefined) where.push(`id < ${param(beforeId)}`);
+      if (q.ids) where.push(`stanza_id = ANY(${param(q.ids)}::text[])`);
+      if (q.fulltext !== undefined) where.push(`tsv @@ plainto_tsquery('simple', ${param(q.fulltext)})`);
+      const filters = where.join(' AND ');
+      const filterParams = [...params];
+
+      // The result set is ordered by id, newest first for full-text searches; paging follows that order.
+      const newestFirst = q.fulltext !== undefined;
+      const follows = newestFirst ? '<' : '>';
+      const precedes = newestFirst ? '>' : '<';
+      const cursor: string[] = [];
+      if (after !== undefined) cursor.push(`id ${follows} ${param(after)}`);
+      if (before !== undefined) cursor.push(`id ${precedes} ${param(before)}`);
+      const backwards = q.before !== undefined;
+      const descending = newestFirst !== backwards;
+      const offset = after === undefined && !backwards && q.index ? ` OFFSET ${param(q.index)}` : '';
+      const rows = await db.query<ArchiveRow>(
+        `SELECT ${ARCHIVE_COLUMNS} FROM archive WHERE ${[filters, ...cursor].join(' AND ')}
+         ORDER BY id ${descending ? 'DESC' : 'ASC'} LIMIT ${param(q.limit + 1)}${offset}`,
+        params,
+      );
+      const complete = rows.length <= q.limit;
+      const page = rows.slice(0, q.limit).map(toArchived);
+      if (backwards) page.reverse();
+
+      const first = page[0];
+      const [c] = await db.query<{ n: unknown; preceding: unknown }>(
+        `SELECT count(*) AS n, count(*) FILTER (WHERE id ${precedes} $${filterParams.length + 1}) AS preceding
+         FROM archive WHERE ${filters}`,
+        [...filterParams, first?.id ?? 0],
+      );
+      const result = { entries: page, complete, count: num(c?.n) };
+      return first ? { ...result, firstIndex: num(c?.preceding) } : result;
+    },
+
+    async get(archive, stanzaId) {
+      const [r] = await db.query<ArchiveRow>(
+        `SELECT ${ARCHIVE_COLUMNS} FROM archive WHERE archive = $1 AND stanza_id = $2`,
+        [archive, stanzaId],
+      );
+      return r ? toArchived(r) : null;
+    },
+
+    async lastN(archive, n, opts = {}) {
+      const params: unknown[] = [archive, n];
+      let since = '';
+      if (opts.since) {
+        params.push(opts.since.toISOString());
+        since = ' AND stamp >= $3::timestamptz';
+      }
+      const rows = await db.query<ArchiveRow>(
+        `SELECT ${ARCHIVE_COLUMNS} FROM archive WHERE archive = $1${since} ORDER BY id DESC LIMIT $2`,
+        params,
+      );
+      const picked: ArchivedMessage[] = [];
+      let chars = 0;
+      for (const r of rows) {
+        chars += r.stanza.length;
+        if (opts.maxChars !== undefined && chars > opts.maxChars) break;
+        picked.push(toArchived(r));
+      }
+      return picked.reverse();
+    },
+
+    async retract(archive, stanzaId, tombstoneStanza) {
+      // tsv is generated from body, so a null body also takes the entry out of full-text results.
+      const rows = await db.query(
+        `UPDATE archive SET retracted = true, stanza = $3, body = NULL
+         WHERE archive = $1 AND stanza_id = $2 RETURNING id`,
+        [archive, stanzaId, tombstoneStanza],
+      );
+      return rows.length > 0;
+    },
+  };
+}
+
 export function createSqlStores(db: Db): DataStores {
   return {
     db,
@@ -376,5 +653,7 @@ export function createSqlStores(db: Db): DataStores {
     roster: createRosterStore(db),
     offline: createOfflineStore(db),
     userData: createUserDataStore(db),
+    rooms: createRoomStore(db),
+    archive: createArchiveStore(db),
   };
 }

@@ -93,12 +93,130 @@ export interface UserDataStore {
   clear(username: string, kind: string): Promise<number>;
 }
 
+/** A stored affiliation (XEP-0045 §5.2); 'none' is the absence of an entry. */
+export type RoomAffiliation = 'owner' | 'admin' | 'member' | 'outcast';
+
+export interface RoomSubject {
+  text: string;
+  /** Nick of the occupant who set it; empty when the room itself did. */
+  nick: string;
+  stamp: Date;
+}
+
+/** A multi-user chat room (XEP-0045), keyed by its service domain and localpart. */
+export interface RoomRecord {
+  service: string;
+  name: string;
+  /** Room configuration as the MUC module keeps it; `public: true` marks a room listed in disco#items. */
+  config: Record<string, unknown>;
+  /** Bare JID to affiliation. */
+  affiliations: Record<string, RoomAffiliation>;
+  subject: RoomSubject | null;
+  createdAt: Date;
+  persistent: boolean;
+}
+
+export interface RoomListOptions {
+  /** Only rooms whose config has `public: true`. */
+  publicOnly?: boolean;
+  /** Page starts after this room name (byte order). */
+  after?: string;
+  limit: number;
+}
+
+export interface RoomStore {
+  get(service: string, name: string): Promise<RoomRecord | null>;
+  /** Inserts or replaces the whole record. */
+  put(room: RoomRecord): Promise<void>;
+  delete(service: string, name: string): Promise<boolean>;
+  /** Rooms of one service ordered by name (byte order). */
+  list(service: string, opts: RoomListOptions): Promise<RoomRecord[]>;
+  count(service: string): Promise<number>;
+  /** Sets or ('none') removes one affiliation; false when there is no such room. */
+  setAffiliation(service: string, name: string, jid: string, affiliation: RoomAffiliation | 'none'): Promise<boolean>;
+}
+
+/** One message to archive (XEP-0313); stanzaId is chosen by the caller and unique per archive. */
+export interface ArchiveEntry {
+  /** Room JID, or the user's bare JID for a personal archive. */
+  archive: string;
+  stanzaId: string;
+  stamp: Date;
+  /** Occupant JID (room@service/nick) in a room archive; the sender's JID otherwise. */
+  fromJid: string;
+  /** Sender's bare JID; null when the archive's owner itself sent it (e.g. a room subject). */
+  realJid: string | null;
+  /** Text searched by full-text queries; null for messages without a body. */
+  body: string | null;
+  /** The serialised stanza. */
+  stanza: string;
+}
+
+export interface ArchivedMessage extends ArchiveEntry {
+  /** Archive-wide insertion order. */
+  id: number;
+  /** Replaced by a tombstone (XEP-0424); body is then null. */
+  retracted: boolean;
+}
+
+export interface ArchiveQuery {
+  /** Entries stamped on or after start and on or before end. */
+  start?: Date;
+  end?: Date;
+  /** Both given: both must match. */
+  with?: { occupant?: string; realJid?: string };
+  /** Only entries strictly after / before this stanza id (XEP-0313 after-id / before-id). */
+  afterId?: string;
+  beforeId?: string;
+  /** Only these stanza ids (XEP-0313 ids). */
+  ids?: string[];
+  /** Words that must all occur in the body, any case; the result set is then ordered newest first. */
+  fulltext?: string;
+  /** XEP-0059 paging in the result set's order: the page starts after this stanza id. */
+  after?: string;
+  /** The page ends just before this stanza id, or true (an empty <before/>) for the last page. */
+  before?: string | true;
+  /** Position of the first entry wanted, when neither after nor before is given (XEP-0059 §2.6). */
+  index?: number;
+  /** Largest page; 0 asks for the count alone. */
+  limit: number;
+}
+
+export interface ArchiveQueryResult {
+  /** The page, in the result set's order (oldest first, or newest first with fulltext). */
+  entries: ArchivedMessage[];
+  /** The page reaches the end of the result set in the paging direction (its start when paging backwards). */
+  complete: boolean;
+  /** Entries matching the filters, whatever the page. */
+  count: number;
+  /** Position of the page's first entry in the result set; absent for an empty page. */
+  firstIndex?: number;
+  /** after, before, afterId or beforeId names no entry of this archive (item-not-found); entries is empty. */
+  notFound?: boolean;
+}
+
+export interface ArchiveStore {
+  /** Appends a batch in one statement, in order; returns each entry's id, in input order. */
+  append(entries: ArchiveEntry[]): Promise<{ id: number; stanzaId: string }[]>;
+  query(archive: string, q: ArchiveQuery): Promise<ArchiveQueryResult>;
+  get(archive: string, stanzaId: string): Promise<ArchivedMessage | null>;
+  /**
+   * The newest entries for a room's join history, oldest first: at most n, none older than since,
+   * and the newest ones whose stanzas together have at most maxChars characters.
+   */
+  lastN(archive: string, n: number, opts?: { maxChars?: number; since?: Date }): Promise<ArchivedMessage[]>;
+  /** Marks the entry retracted, replacing its stanza by the tombstone and dropping its body; false when missing. */
+  retract(archive: string, stanzaId: string, tombstoneStanza: string): Promise<boolean>;
+}
+
 export interface DataStores {
   db: Db;
   users: UserStore;
   roster: RosterStore;
   offline: OfflineStore;
   userData: UserDataStore;
+  rooms: RoomStore;
+  archive: ArchiveStore;
 }
 
 /** One bound resource, wherever in the cluster it lives. */
@@ -145,5 +263,17 @@ export interface SessionStore {
   /** Cluster-wide counter that expires ttlSeconds after its first increment (throttling). */
   hit(key: string, ttlSeconds: number): Promise<number>;
   resetHits(key: string): Promise<void>;
+  /**
+   * Cluster lease (one holder at a time, e.g. a room's owning node). Takes the lease if it is free or
+   * expired, renews it for ttlMs if this node already holds it; returns the node holding it after the
+   * call (this node, or the other holder). A holder that stops renewing loses it after ttlMs.
+   */
+  acquireLease(key: string, ttlMs: number): Promise<string | null>;
+  /** Extends the lease to ttlMs from now only if this node still holds it; true if it did. */
+  renewLease(key: string, ttlMs: number): Promise<boolean>;
+  /** Frees the lease only if this node holds it; never releases another node's lease. */
+  releaseLease(key: string): Promise<void>;
+  /** The node currently holding the lease, or null if it is free. */
+  leaseHolder(key: string): Promise<string | null>;
   close(): Promise<void>;
 }

@@ -14,7 +14,18 @@ import { openDataStores, openSessionStore } from '../storage/open.js';
 import { MemorySessionStore } from '../storage/session-memory.js';
 import { RedisSessionStore, type RedisSessionStoreOptions } from '../storage/session-redis.js';
 import { createSqlStores } from '../storage/sql-stores.js';
-import type { DataStores, Db, RosterItem, SessionRecord, SessionStore, StoredCredentials } from '../storage/types.js';
+import type {
+  ArchivedMessage,
+  ArchiveEntry,
+  ArchiveQuery,
+  DataStores,
+  Db,
+  RoomRecord,
+  RosterItem,
+  SessionRecord,
+  SessionStore,
+  StoredCredentials,
+} from '../storage/types.js';
 
 const DATABASE_URL = process.env.DATABASE_URL ?? 'postgres://root@127.0.0.1:5432/test';
 const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
@@ -436,6 +447,323 @@ describe('data store contract', function () {
           expect(await s.userData.list('ann', 'blocklist')).to.deep.equal([]);
           expect(await s.userData.list('ann', 'prefs')).to.deep.equal([{ key: 'a@example.com', value: 'keep' }]);
           expect(await s.userData.list('ben', 'blocklist')).to.have.length(1);
+        });
+      });
+
+      describe('rooms', function () {
+        beforeEach(async function () {
+          await s.db.query('TRUNCATE rooms');
+        });
+
+        const room = (name: string, extra: Partial<RoomRecord> = {}): RoomRecord => ({
+          service: 'conference.example.com',
+          name,
+          config: {},
+          affiliations: {},
+          subject: null,
+          createdAt: new Date('2026-01-02T03:04:05.678Z'),
+          persistent: true,
+          ...extra,
+        });
+
+        it('puts, gets, replaces and deletes a room', async function () {
+          expect(await s.rooms.get('conference.example.com', 'lobby')).to.equal(null);
+          const r = room('lobby', {
+            config: { title: 'Lobby "1"', public: true, maxUsers: 30, owners: ['a@example.com'], nested: { x: null } },
+            affiliations: { 'a@example.com': 'owner', 'b@example.com': 'outcast' },
+            subject: { text: 'Welcome', nick: 'alice', stamp: new Date('2026-02-03T04:05:06.789Z') },
+          });
+          await s.rooms.put(r);
+          expect(await s.rooms.get('conference.example.com', 'lobby')).to.deep.equal(r);
+          expect(await s.rooms.get('other.example.com', 'lobby')).to.equal(null);
+          const r2 = room('lobby', { config: { title: 'New' }, persistent: false });
+          await s.rooms.put(r2);
+          expect(await s.rooms.get('conference.example.com', 'lobby')).to.deep.equal(r2);
+          expect(await s.rooms.count('conference.example.com')).to.equal(1);
+          expect(await s.rooms.delete('conference.example.com', 'lobby')).to.equal(true);
+          expect(await s.rooms.delete('conference.example.com', 'lobby')).to.equal(false);
+          expect(await s.rooms.get('conference.example.com', 'lobby')).to.equal(null);
+        });
+
+        it('lists one service by name in byte order, pages by name, filters public rooms and counts', async function () {
+          const names = ['delta', 'Alpha', 'bravo', 'charlie', 'echo', 'b'];
+          for (const [n, name] of names.entries()) await s.rooms.put(room(name, { config: { public: n % 2 === 0 } }));
+          await s.rooms.put(room('zulu', { service: 'other.example.com' }));
+          const list = async (opts: { publicOnly?: boolean; after?: string; limit: number }) =>
+            (await s.rooms.list('conference.example.com', opts)).map((r) => r.name);
+          expect(await list({ limit: 100 })).to.deep.equal(['Alpha', 'b', 'bravo', 'charlie', 'delta', 'echo']);
+          expect(await list({ limit: 2 })).to.deep.equal(['Alpha', 'b']);
+          expect(await list({ after: 'b', limit: 2 })).to.deep.equal(['bravo', 'charlie']);
+          expect(await list({ after: 'charlie', limit: 2 })).to.deep.equal(['delta', 'echo']);
+          expect(await list({ after: 'echo', limit: 2 })).to.deep.equal([]);
+          expect(await list({ publicOnly: true, limit: 100 })).to.deep.equal(['bravo', 'delta', 'echo']);
+          expect(await list({ publicOnly: true, after: 'bravo', limit: 1 })).to.deep.equal(['delta']);
+          expect((await s.rooms.list('conference.example.com', { limit: 1 }))[0]).to.deep.equal(
+            room('Alpha', { config: { public: false } }),
+          );
+          expect(await s.rooms.count('conference.example.com')).to.equal(6);
+          expect(await s.rooms.count('other.example.com')).to.equal(1);
+          expect(await s.rooms.count('none.example.com')).to.equal(0);
+        });
+
+        it('sets, replaces and removes one affiliation', async function () {
+          await s.rooms.put(room('r', { affiliations: { 'a@example.com': 'owner' } }));
+          expect(await s.rooms.setAffiliation('conference.example.com', 'r', 'b@example.com', 'member')).to.equal(true);
+          expect(await s.rooms.setAffiliation('conference.example.com', 'r', 'c@example.com', 'outcast')).to.equal(true);
+          expect(await s.rooms.setAffiliation('conference.example.com', 'r', 'b@example.com', 'admin')).to.equal(true);
+          expect((await s.rooms.get('conference.example.com', 'r'))!.affiliations).to.deep.equal({
+            'a@example.com': 'owner',
+            'b@example.com': 'admin',
+            'c@example.com': 'outcast',
+          });
+          expect(await s.rooms.setAffiliation('conference.example.com', 'r', 'a@example.com', 'none')).to.equal(true);
+          expect(await s.rooms.setAffiliation('conference.example.com', 'r', 'x@example.com', 'none')).to.equal(true);
+          expect((await s.rooms.get('conference.example.com', 'r'))!.affiliations).to.deep.equal({
+            'b@example.com': 'admin',
+            'c@example.com': 'outcast',
+          });
+          expect(await s.rooms.setAffiliation('conference.example.com', 'missing', 'a@example.com', 'owner')).to.equal(false);
+          expect(await s.rooms.get('conference.example.com', 'missing')).to.equal(null);
+        });
+      });
+
+      describe('archive', function () {
+        const ROOM = 'room@conference.example.com';
+        const T0 = Date.parse('2026-01-01T00:00:00.000Z');
+        const minute = (n: number) => new Date(T0 + n * 60_000);
+        const entry = (n: number, extra: Partial<ArchiveEntry> = {}): ArchiveEntry => ({
+          archive: ROOM,
+          stanzaId: `id-${String(n).padStart(4, '0')}`,
+          stamp: minute(n),
+          fromJid: `${ROOM}/nick${n % 3}`,
+          realJid: `user${n % 3}@example.com`,
+          body: `message ${n}`,
+          stanza: `<message type="groupchat" n="${n}"><body>message ${n}</body></message>`,
+          ...extra,
+        });
+        const sids = (r: { entries: ArchivedMessage[] }) => r.entries.map((e) => e.stanzaId);
+        const range = (from: number, to: number) => Array.from({ length: to - from }, (_, i) => entry(from + i).stanzaId);
+
+        beforeEach(async function () {
+          await s.db.query('TRUNCATE archive');
+        });
+
+        it('appends a batch in order and gets entries back by stanza id', async function () {
+          const batch = [0, 1, 2].map((n) => entry(n, n === 1 ? { realJid: null, body: null } : {}));
+          const ids = await s.archive.append(batch);
+          expect(ids.map((r) => r.stanzaId)).to.deep.equal(batch.map((e) => e.stanzaId));
+          expect(ids[0]!.id).to.be.below(ids[1]!.id);
+          expect(ids[1]!.id).to.be.below(ids[2]!.id);
+          expect(await s.archive.append([])).to.deep.equal([]);
+          for (const [n, e] of batch.entries()) {
+            expect(await s.archive.get(ROOM, e.stanzaId)).to.deep.equal({ ...e, id: ids[n]!.id, retracted: false });
+          }
+          expect(await s.archive.get(ROOM, 'missing')).to.equal(null);
+          expect(await s.archive.get('other@conference.example.com', batch[0]!.stanzaId)).to.equal(null);
+          // Stanza ids are unique per archive only.
+          let caught: unknown;
+          try {
+            await s.archive.append([entry(9), entry(0)]);
+          } catch (err) {
+            caught = err;
+          }
+          expect(caught).to.be.instanceOf(Error);
+          expect(await s.archive.get(ROOM, entry(9).stanzaId)).to.equal(null);
+          await s.archive.append([entry(0, { archive: 'other@conference.example.com' })]);
+          expect((await s.archive.get('other@conference.example.com', entry(0).stanzaId))?.body).to.equal('message 0');
+        });
+
+        it('appends 1,000 rows in one call', async function () {
+          const batch = Array.from({ length: 1000 }, (_, n) => entry(n));
+          const ids = await s.archive.append(batch);
+          expect(ids).to.have.length(1000);
+          expect(ids.map((r) => r.stanzaId)).to.deep.equal(batch.map((e) => e.stanzaId));
+          for (let n = 1; n < ids.length; n++) expect(ids[n]!.id).to.be.above(ids[n - 1]!.id);
+          const all = await s.archive.query(ROOM, { limit: 0 });
+          expect(all).to.deep.equal({ entries: [], complete: false, count: 1000 });
+          const last = await s.archive.query(ROOM, { before: true, limit: 3 });
+          expect(sids(last)).to.deep.equal(range(997, 1000));
+          expect(last.entries[2]!.id).to.equal(ids[999]!.id);
+          expect(last.firstIndex).to.equal(997);
+        });
+
+        it('pages forwards and backwards across page boundaries', async function () {
+          await s.archive.append(Array.from({ length: 25 }, (_, n) => entry(n)));
+          await s.archive.append([entry(3, { archive: 'other@conference.example.com' })]);
+
+          const p1 = await s.archive.query(ROOM, { limit: 10 });
+          expect(sids(p1)).to.deep.equal(range(0, 10));
+          expect([p1.complete, p1.count, p1.firstIndex]).to.deep.equal([false, 25, 0]);
+          const p2 = await s.archive.query(ROOM, { after: p1.entries[9]!.stanzaId, limit: 10 });
+          expect(sids(p2)).to.deep.equal(range(10, 20));
+          expect([p2.complete, p2.count, p2.firstIndex]).to.deep.equal([false, 25, 10]);
+          const p3 = await s.archive.query(ROOM, { after: p2.entries[9]!.stanzaId, limit: 10 });
+          expect(sids(p3)).to.deep.equal(range(20, 25));
+          expect([p3.complete, p3.count, p3.firstIndex]).to.deep.equal([true, 25, 20]);
+          const exact = await s.archive.query(ROOM, { after: entry(14).stanzaId, limit: 10 });
+          expect(sids(exact)).to.deep.equal(range(15, 25));
+          expect(exact.complete).to.equal(true);
+          const past = await s.archive.query(ROOM, { after: entry(24).stanzaId, limit: 10 });
+          expect(past).to.deep.equal({ entries: [], complete: true, count: 25 });
+
+          const b1 = await s.archive.query(ROOM, { before: true, limit: 10 });
+          expect(sids(b1)).to.deep.equal(range(15, 25));
+          expect([b1.complete, b1.count, b1.firstIndex]).to.deep.equal([false, 25, 15]);
+          const b2 = await s.archive.query(ROOM, { before: b1.entries[0]!.stanzaId, limit: 10 });
+          expect(sids(b2)).to.deep.equal(range(5, 15));
+          expect([b2.complete, b2.firstIndex]).to.deep.equal([false, 5]);
+          const b3 = await s.archive.query(ROOM, { before: b2.entries[0]!.stanzaId, limit: 10 });
+          expect(sids(b3)).to.deep.equal(range(0, 5));
+          expect([b3.complete, b3.firstIndex]).to.deep.equal([true, 0]);
+          const b4 = await s.archive.query(ROOM, { before: entry(10).stanzaId, limit: 10 });
+          expect(sids(b4)).to.deep.equal(range(0, 10));
+          expect(b4.complete).to.equal(true);
+
+          const between = await s.archive.query(ROOM, { after: entry(4).stanzaId, before: entry(8).stanzaId, limit: 10 });
+          expect(sids(between)).to.deep.equal(range(5, 8));
+          const indexed = await s.archive.query(ROOM, { index: 20, limit: 3 });
+          expect(sids(indexed)).to.deep.equal(range(20, 23));
+          expect([indexed.complete, indexed.firstIndex]).to.deep.equal([false, 20]);
+          const countOnly = await s.archive.query(ROOM, { limit: 0 });
+          expect(countOnly).to.deep.equal({ entries: [], complete: false, count: 25 });
+
+          for (const q of [{ after: 'missing' }, { before: 'missing' }, { afterId: 'missing' }, { beforeId: 'missing' }]) {
+            expect(await s.archive.query(ROOM, { ...q, limit: 10 })).to.deep.equal({
+              entries: [],
+              complete: true,
+              count: 0,
+              notFound: true,
+            });
+          }
+          // An id of another archive is unknown here.
+          const other = await s.archive.query('other@conference.example.com', { after: entry(4).stanzaId, limit: 10 });
+          expect(other.notFound).to.equal(true);
+          const empty = await s.archive.query('empty@conference.example.com', { before: true, limit: 10 });
+          expect(empty).to.deep.equal({ entries: [], complete: true, count: 0 });
+        });
+
+        it('filters by occupant, real JID, time window, id range and ids', async function () {
+          await s.archive.append(Array.from({ length: 30 }, (_, n) => entry(n)));
+          const nick1 = Array.from({ length: 10 }, (_, i) => entry(3 * i + 1).stanzaId);
+
+          const byOccupant = await s.archive.query(ROOM, { with: { occupant: `${ROOM}/nick1` }, limit: 4 });
+          expect(sids(byOccupant)).to.deep.equal(nick1.slice(0, 4));
+          expect([byOccupant.count, byOccupant.complete]).to.deep.equal([10, false]);
+          const next = await s.archive.query(ROOM, { with: { occupant: `${ROOM}/nick1` }, after: nick1[3], limit: 4 });
+          expect(sids(next)).to.deep.equal(nick1.slice(4, 8));
+          expect(next.firstIndex).to.equal(4);
+          const lastOfOccupant = await s.archive.query(ROOM, { with: { occupant: `${ROOM}/nick1` }, before: true, limit: 4 });
+          expect(sids(lastOfOccupant)).to.deep.equal(nick1.slice(6, 10));
+          expect(lastOfOccupant.firstIndex).to.equal(6);
+
+          const byRealJid = await s.archive.query(ROOM, { with: { realJid: 'user2@example.com' }, limit: 100 });
+          expect(sids(byRealJid)).to.deep.equal(Array.from({ length: 10 }, (_, i) => entry(3 * i + 2).stanzaId));
+          expect(byRealJid.complete).to.equal(true);
+          const both = await s.archive.query(ROOM, { with: { occupant: `${ROOM}/nick1`, realJid: 'user2@example.com' }, limit: 100 });
+          expect(both).to.deep.equal({ entries: [], complete: true, count: 0 });
+          const nobody = await s.archive.query(ROOM, { with: { realJid: 'nobody@example.com' }, limit: 10 });
+          expect(nobody.count).to.equal(0);
+
+          // Both ends of the window are inclusive.
+          const window = await s.archive.query(ROOM, { start: minute(10), end: minute(19), limit: 4 });
+          expect(sids(window)).to.deep.equal(range(10, 14));
+          expect([window.count, window.complete, window.firstIndex]).to.deep.equal([10, false, 0]);
+          const windowLast = await s.archive.query(ROOM, { start: minute(10), end: minute(19), before: true, limit: 4 });
+          expect(sids(windowLast)).to.deep.equal(range(16, 20));
+          expect(windowLast.firstIndex).to.equal(6);
+          const since = await s.archive.query(ROOM, { start: new Date(T0 + 25 * 60_000 - 1), limit: 100 });
+          expect(sids(since)).to.deep.equal(range(25, 30));
+          const until = await s.archive.query(ROOM, { end: new Date(T0 + 60_000 + 1), limit: 100 });
+          expect(sids(until)).to.deep.equal(range(0, 2));
+          const windowed = await s.archive.query(ROOM, {
+            start: minute(10),
+            end: minute(19),
+            with: { realJid: 'user1@example.com' },
+            limit: 100,
+          });
+          expect(sids(windowed)).to.deep.equal([10, 13, 16, 19].map((n) => entry(n).stanzaId));
+
+          const ranged = await s.archive.query(ROOM, { afterId: entry(5).stanzaId, beforeId: entry(12).stanzaId, limit: 3 });
+          expect(sids(ranged)).to.deep.equal(range(6, 9));
+          expect([ranged.count, ranged.complete, ranged.firstIndex]).to.deep.equal([6, false, 0]);
+          const rangedLast = await s.archive.query(ROOM, { afterId: entry(5).stanzaId, before: true, limit: 3 });
+          expect(sids(rangedLast)).to.deep.equal(range(27, 30));
+          expect([rangedLast.count, rangedLast.firstIndex]).to.deep.equal([24, 21]);
+
+          const picked = [entry(7).stanzaId, entry(2).stanzaId, 'missing', entry(20).stanzaId];
+          const byIds = await s.archive.query(ROOM, { ids: picked, limit: 10 });
+          expect(sids(byIds)).to.deep.equal([2, 7, 20].map((n) => entry(n).stanzaId));
+          expect([byIds.count, byIds.complete]).to.deep.equal([3, true]);
+        });
+
+        it('searches bodies by words in any case, newest first, and retraction removes an entry', async function () {
+          const bodies = ['Hello World', 'hello there', 'nothing here', 'HELLO again, world!', 'goodbye', 'Hello, hello', null];
+          const ids = await s.archive.append(bodies.map((body, n) => entry(n, { body })));
+          const search = (fulltext: string, extra: Partial<ArchiveQuery> = {}) =>
+            s.archive.query(ROOM, { fulltext, limit: 10, ...extra });
+
+          const hello = await search('hello');
+          expect(sids(hello)).to.deep.equal([5, 3, 1, 0].map((n) => entry(n).stanzaId));
+          expect([hello.count, hello.complete, hello.firstIndex]).to.deep.equal([4, true, 0]);
+          expect(sids(await search('WORLD hello'))).to.deep.equal([3, 0].map((n) => entry(n).stanzaId));
+          expect(sids(await search('World'))).to.deep.equal([3, 0].map((n) => entry(n).stanzaId));
+          expect((await search('hell')).count).to.equal(0);
+          expect((await search('')).count).to.equal(0);
+          expect(sids(await search('hello', { with: { occupant: `${ROOM}/nick0` } }))).to.deep.equal([entry(3).stanzaId, entry(0).stanzaId]);
+          expect(sids(await search('hello', { end: minute(2) }))).to.deep.equal([1, 0].map((n) => entry(n).stanzaId));
+
+          // Pages follow the newest-first order.
+          const f1 = await search('hello', { limit: 3 });
+          expect(sids(f1)).to.deep.equal([5, 3, 1].map((n) => entry(n).stanzaId));
+          expect([f1.complete, f1.firstIndex]).to.deep.equal([false, 0]);
+          const f2 = await search('hello', { after: f1.entries[2]!.stanzaId, limit: 3 });
+          expect(sids(f2)).to.deep.equal([entry(0).stanzaId]);
+          expect([f2.complete, f2.count, f2.firstIndex]).to.deep.equal([true, 4, 3]);
+          const fLast = await search('hello', { before: true, limit: 3 });
+          expect(sids(fLast)).to.deep.equal([3, 1, 0].map((n) => entry(n).stanzaId));
+          expect([fLast.complete, fLast.firstIndex]).to.deep.equal([false, 1]);
+          const fPrev = await search('hello', { before: entry(3).stanzaId, limit: 3 });
+          expect(sids(fPrev)).to.deep.equal([entry(5).stanzaId]);
+          expect([fPrev.complete, fPrev.firstIndex]).to.deep.equal([true, 0]);
+
+          const tombstone = '<message type="groupchat"><retracted xmlns="urn:xmpp:message-retract:1"/></message>';
+          expect(await s.archive.retract(ROOM, entry(3).stanzaId, tombstone)).to.equal(true);
+          expect(await s.archive.retract(ROOM, 'missing', tombstone)).to.equal(false);
+          expect(await s.archive.retract('other@conference.example.com', entry(1).stanzaId, tombstone)).to.equal(false);
+          expect(sids(await search('hello'))).to.deep.equal([5, 1, 0].map((n) => entry(n).stanzaId));
+          expect(sids(await search('again'))).to.deep.equal([]);
+          expect(await s.archive.get(ROOM, entry(3).stanzaId)).to.deep.equal({
+            ...entry(3),
+            body: null,
+            stanza: tombstone,
+            retracted: true,
+            id: ids[3]!.id,
+          });
+          // The tombstone keeps its place in the archive.
+          const all = await s.archive.query(ROOM, { limit: 100 });
+          expect(all.count).to.equal(7);
+          expect(all.entries[3]!.retracted).to.equal(true);
+          expect(all.entries.filter((e) => e.retracted)).to.have.length(1);
+        });
+
+        it('lastN returns the newest entries oldest first within the count, age and size limits', async function () {
+          await s.archive.append(Array.from({ length: 12 }, (_, n) => entry(n)));
+          await s.archive.append([entry(50, { archive: 'other@conference.example.com' })]);
+          expect((await s.archive.lastN(ROOM, 3)).map((e) => e.stanzaId)).to.deep.equal(range(9, 12));
+          expect((await s.archive.lastN(ROOM, 100)).map((e) => e.stanzaId)).to.deep.equal(range(0, 12));
+          expect(await s.archive.lastN(ROOM, 0)).to.deep.equal([]);
+          expect(await s.archive.lastN('empty@conference.example.com', 10)).to.deep.equal([]);
+          expect((await s.archive.lastN(ROOM, 10, { since: minute(8) })).map((e) => e.stanzaId)).to.deep.equal(range(8, 12));
+          const size = entry(11).stanza.length;
+          expect(entry(10).stanza.length).to.equal(size);
+          const bySize = await s.archive.lastN(ROOM, 10, { maxChars: 3 * size + 1 });
+          expect(bySize.map((e) => e.stanzaId)).to.deep.equal(range(9, 12));
+          expect(bySize[0]).to.deep.equal({ ...entry(9), id: bySize[0]!.id, retracted: false });
+          expect(await s.archive.lastN(ROOM, 10, { maxChars: size - 1 })).to.deep.equal([]);
+          expect(await s.archive.lastN(ROOM, 10, { maxChars: 0 })).to.deep.equal([]);
+          expect((await s.archive.lastN(ROOM, 2, { maxChars: 100 * size, since: minute(5) })).map((e) => e.stanzaId)).to.deep.equal(
+            range(10, 12),
+          );
         });
       });
 
