@@ -3,30 +3,17 @@
 import { expect } from 'chai';
 import { randomBytes } from 'node:crypto';
 import { Redis } from 'ioredis';
+import { REDIS_URL, probeRedis, redisClient } from './services.js';
 import { MemoryLeases, MemorySessionStore } from '../storage/session-memory.js';
 import { RedisSessionStore } from '../storage/session-redis.js';
 import type { SessionStore } from '../storage/types.js';
 
-const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
 
 const rand = () => randomBytes(6).toString('hex');
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-function redisClient(): Redis {
-  return new Redis(REDIS_URL, { lazyConnect: true, retryStrategy: () => null, maxRetriesPerRequest: 0, connectTimeout: 3000 });
-}
 
 let redisProbe: Promise<void> | null = null;
-async function probeRedis(): Promise<void> {
-  const r = redisClient();
-  r.on('error', () => {});
-  try {
-    await r.connect();
-    await r.ping();
-  } finally {
-    r.disconnect();
-  }
-}
 
 /** Skips the suite when Redis is down, or fails it when running in CI. */
 async function requireRedis(ctx: Mocha.Context): Promise<void> {

@@ -6,6 +6,7 @@ import { mkdtemp, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
+import { REDIS_URL, probeRedis, redisClient } from './services.js';
 import pg from 'pg';
 import { openPglite } from '../storage/db-pglite.js';
 import { openPostgres } from '../storage/db-postgres.js';
@@ -28,7 +29,6 @@ import type {
 } from '../storage/types.js';
 
 const DATABASE_URL = process.env.DATABASE_URL ?? 'postgres://root@127.0.0.1:5432/test';
-const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
 
 const rand = () => randomBytes(6).toString('hex');
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -65,20 +65,7 @@ async function probePostgres(): Promise<void> {
   }
 }
 
-function redisClient(): Redis {
-  return new Redis(REDIS_URL, { lazyConnect: true, retryStrategy: () => null, maxRetriesPerRequest: 0, connectTimeout: 3000 });
-}
 
-async function probeRedis(): Promise<void> {
-  const r = redisClient();
-  r.on('error', () => {});
-  try {
-    await r.connect();
-    await r.ping();
-  } finally {
-    r.disconnect();
-  }
-}
 
 // ---------------------------------------------------------------------------------------------
 // Data stores
