@@ -31,3 +31,8 @@ export function parseDateTime(text: string): Date | null {
 export function formatDateTime(date: Date): string {
   return date.toISOString().replace(/\.000Z$/, 'Z');
 }
+
+/** XEP-0082 DateTime in UTC to the second, as delay stamps and entity time carry it. */
+export function formatDateTimeSeconds(date: Date): string {
+  return date.toISOString().replace(/\.\d+Z$/, 'Z');
+}

@@ -27,7 +27,8 @@ export class C2SStream implements ConnectionHandler, PreAuthStream {
   private streamId = '';
   private headerSent = false;
   private username: string | null = null;
-  private sasl: { mech: Mechanism; name: string } | null = null;
+  /** The exchange in progress; started once the mechanism has seen the client's first message. */
+  private sasl: { mech: Mechanism; name: string; started: boolean } | null = null;
   private session: ClientSession | null = null;
   private authTimer: NodeJS.Timeout;
   private busy: Promise<void> = Promise.resolve();
@@ -196,7 +197,7 @@ export class C2SStream implements ConnectionHandler, PreAuthStream {
       if (ipHits >= this.core.config.limits.authFailuresPerIp) {
         return this.saslFailure('temporary-auth-failure', 'too many failed attempts from this address');
       }
-      this.sasl = { mech: this.createMechanism(name), name };
+      this.sasl = { mech: this.createMechanism(name), name, started: false };
       const text = el.text();
       // No initial response: an empty challenge asks for one (RFC 6120 §6.4.2).
       if (text === '') return this.conn.sendElement(new Element('challenge', { xmlns: NS.sasl }));
@@ -208,9 +209,9 @@ export class C2SStream implements ConnectionHandler, PreAuthStream {
       if (!this.sasl) return this.saslFailure('malformed-request', 'no authentication in progress');
       const data = decodeBase64Strict(el.text());
       if (!data) return this.saslFailure('incorrect-encoding');
-      const mech = this.sasl.mech as Mechanism & { started?: boolean };
-      const step = mech.started ? await mech.next(data) : await mech.start(data);
-      mech.started = true;
+      const sasl = this.sasl;
+      const step = sasl.started ? await sasl.mech.next(data) : await sasl.mech.start(data);
+      sasl.started = true;
       return this.saslStep(step);
     }
     this.conn.streamError('unsupported-stanza-type', `unexpected SASL element <${el.name}>`);
@@ -251,7 +252,7 @@ export class C2SStream implements ConnectionHandler, PreAuthStream {
     if (step.kind === 'challenge') {
       const c = new Element('challenge', { xmlns: NS.sasl });
       if (step.data.length) c.t(step.data.toString('base64'));
-      if (mech) (mech.mech as { started?: boolean }).started = true;
+      if (mech) mech.started = true;
       return this.conn.sendElement(c);
     }
     if (step.kind === 'failure') {

@@ -1,20 +1,8 @@
 import { expect } from 'chai';
-import { XmlStreamParser } from '../protocol/xml-stream.js';
-import { Element } from '../protocol/xml.js';
 import { capsString, capsVer, capsVerOfQuery, capsElement } from '../protocol/caps.js';
 import { parseForm } from '../protocol/forms.js';
+import { xml } from './xml.js';
 
-function xml(text: string): Element {
-  let out: Element | null = null;
-  const p = new XmlStreamParser({
-    streamStart: () => {}, stanza: (e) => { out = e; }, streamEnd: () => {},
-    error: (c) => { throw new Error(c); },
-  });
-  p.write("<stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams'>");
-  p.write(text);
-  if (!out) throw new Error('no element parsed');
-  return out;
-}
 
 const FEATURES = [
   'http://jabber.org/protocol/muc',

@@ -1,13 +1,8 @@
 import { expect } from 'chai';
 import { NS } from '../protocol/namespaces.js';
 import { carbonCopy, carbonsEligible } from '../src/modules/carbons.js';
-import { parseStanzaString as parseStanzaXml } from '../protocol/xml-stream.js';
+import { xml as parse } from './xml.js';
 
-const parse = (xml: string) => {
-  const el = parseStanzaXml(xml);
-  if (!el) throw new Error('unparsable test stanza');
-  return el;
-};
 
 describe('carbons: eligibility (XEP-0280 §5)', () => {
   it('copies chat, and normal with a body', () => {

@@ -1,19 +1,7 @@
 import { expect } from 'chai';
-import { XmlStreamParser } from '../protocol/xml-stream.js';
-import { Element } from '../protocol/xml.js';
 import { parseForm, buildForm, formValue, formValues, formType, type DataForm } from '../protocol/forms.js';
+import { xml } from './xml.js';
 
-function xml(text: string): Element {
-  let out: Element | null = null;
-  const p = new XmlStreamParser({
-    streamStart: () => {}, stanza: (e) => { out = e; }, streamEnd: () => {},
-    error: (c) => { throw new Error(c); },
-  });
-  p.write("<stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams'>");
-  p.write(text);
-  if (!out) throw new Error('no element parsed');
-  return out;
-}
 
 // XEP-0004 Example 2 (abridged): a configuration form with every kind of field.
 const FORM = `<x xmlns='jabber:x:data' type='form'>

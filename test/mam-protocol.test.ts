@@ -1,7 +1,6 @@
 import { expect } from 'chai';
 import { Element } from '../protocol/xml.js';
 import { NS } from '../protocol/namespaces.js';
-import { parseStanzaString } from '../protocol/xml-stream.js';
 import { parseForm, formType, formValues } from '../protocol/forms.js';
 import { StanzaError } from '../protocol/errors.js';
 import { parseRsm, buildRsmResult, RsmError } from '../protocol/rsm.js';
@@ -9,12 +8,8 @@ import {
   MAM_NS, MAM_EXTENDED_NS, FULLTEXT_NS, FULLTEXT_FIELD, MamError, parseMamQuery, mamQueryForm,
   mamResultMessage, mamFin, parseDateTime, formatDateTime,
 } from '../protocol/mam.js';
+import { xml } from './xml.js';
 
-function xml(text: string): Element {
-  const e = parseStanzaString(text);
-  if (!e) throw new Error('no element parsed');
-  return e;
-}
 
 /** The <query/> of an IQ given as XML. */
 function queryOf(iq: string): Element {

@@ -1,5 +1,4 @@
 import { expect } from 'chai';
-import { parseStanzaString } from '../protocol/xml-stream.js';
 import { Element } from '../protocol/xml.js';
 import {
   MUC_NS, STATUS, MucProtocolError, parseJoin, mucUserX, parseInvites, directInvite,
@@ -7,12 +6,8 @@ import {
   isAffiliation, isRole,
 } from '../protocol/muc.js';
 import { parseDateTime } from '../protocol/datetime.js';
+import { xml } from './xml.js';
 
-function xml(text: string): Element {
-  const e = parseStanzaString(text);
-  if (!e) throw new Error('no element parsed');
-  return e;
-}
 
 /** The one child element of a stanza in namespace ns. */
 function payload(stanza: string, ns: string): Element {

@@ -1,13 +1,8 @@
 import { expect } from 'chai';
 import { NS } from '../protocol/namespaces.js';
 import { offlineDecision, presencePriority, withOfflineDelay } from '../src/modules/offline.js';
-import { parseStanzaString as parseStanzaXml } from '../protocol/xml-stream.js';
+import { xml as parse } from './xml.js';
 
-const parse = (xml: string) => {
-  const el = parseStanzaXml(xml);
-  if (!el) throw new Error('unparsable test stanza');
-  return el;
-};
 
 describe('offline: what is stored (XEP-0160 §3, XEP-0334)', () => {
   it('stores chat and normal messages with content', () => {

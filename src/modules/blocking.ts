@@ -8,6 +8,7 @@ import { NS } from '../../protocol/namespaces.js';
 import { StanzaError, errorReply } from '../../protocol/errors.js';
 import { tryParseJid, type Jid } from '../../protocol/jid.js';
 import type { LocalSession, Module, Server } from '../context.js';
+import { formatDateTimeSeconds } from '../../protocol/datetime.js';
 
 const MODULE = 'blocking';
 const KIND = 'blocklist';
@@ -152,7 +153,7 @@ export const blockingModule: Module = {
         const current = parseStanzaString(rec.presence!);
         if (!current) continue;
         if (!current.getChild('delay', NS.delay)) {
-          current.append(new Element('delay', { xmlns: NS.delay, from: server.domain, stamp: new Date().toISOString().replace(/\.\d{3}Z$/, 'Z') }));
+          current.append(new Element('delay', { xmlns: NS.delay, from: server.domain, stamp: formatDateTimeSeconds(new Date()) }));
         }
         for (const contact of contacts) {
           const p = current.clone();

@@ -5,6 +5,7 @@ import { NS } from '../../protocol/namespaces.js';
 import { StanzaError } from '../../protocol/errors.js';
 import { parseStanzaString } from '../../protocol/xml-stream.js';
 import type { LocalSession, Module, Server } from '../context.js';
+import { formatDateTimeSeconds } from '../../protocol/datetime.js';
 
 const CHAT_STATES = 'http://jabber.org/protocol/chatstates';
 const MODULE = 'offline';
@@ -32,7 +33,7 @@ export function offlineDecision(stanza: Element): OfflineDecision {
 export function withOfflineDelay(stanza: Element, domain: string, now: Date): Element {
   const copy = stanza.clone();
   copy.attrs.xmlns = NS.client;
-  copy.append(new Element('delay', { xmlns: NS.delay, from: domain, stamp: now.toISOString().replace(/\.\d{3}Z$/, 'Z') }));
+  copy.append(new Element('delay', { xmlns: NS.delay, from: domain, stamp: formatDateTimeSeconds(now) }));
   return copy;
 }
 

@@ -2,6 +2,7 @@
 import { Element } from '../../protocol/xml.js';
 import { NS } from '../../protocol/namespaces.js';
 import type { Module } from '../context.js';
+import { formatDateTimeSeconds } from '../../protocol/datetime.js';
 
 export const timeModule: Module = {
   name: 'time',
@@ -10,7 +11,7 @@ export const timeModule: Module = {
       const t = new Element('time', { xmlns: NS.time });
       t.c('tzo').t('Z');
       // XEP-0082 dateTime in UTC; whole seconds, as most implementations send.
-      t.c('utc').t(new Date().toISOString().replace(/\.\d+Z$/, 'Z'));
+      t.c('utc').t(formatDateTimeSeconds(new Date()));
       return t;
     });
     server.disco.hostFeatures.add(NS.time);
