@@ -42,6 +42,22 @@ export interface Config {
   /** XEP-0114 components: domain → shared secret. */
   components: Record<string, string>;
   scramIterations: number;
+  muc: MucConfig;
+  archive: {
+    /** PostgreSQL text search configuration for full-text search: 'simple' (no stemming, any language) or a language such as 'english'. */
+    fulltextLanguage: string;
+  };
+}
+
+export interface MucConfig {
+  /** MUC services; null means one, conference.<domain>. An empty list turns rooms off. */
+  services: { domain: string; name: string }[] | null;
+  /** Who may create rooms. */
+  roomCreation: 'anyone' | 'local' | 'admins';
+  /** Flood limit per occupant: sustained groupchat messages per second, and the burst allowed. */
+  messagesPerSecond: number;
+  messageBurst: number;
+  maxNickLength: number;
 }
 
 export class ConfigError extends Error {
@@ -80,6 +96,8 @@ export function defaultConfig(): Config {
     streamManagement: { resumeSeconds: 300 },
     components: {},
     scramIterations: 4096,
+    archive: { fulltextLanguage: 'simple' },
+    muc: { services: null, roomCreation: 'local', messagesPerSecond: 10, messageBurst: 30, maxNickLength: 64 },
   };
 }
 
@@ -221,5 +239,28 @@ export function validate(c: Config): Config {
     if (!j || j.local || j.resource) throw new ConfigError(`components.${dom}`, 'not a valid domain');
     str(`components.${dom}`, secret);
   }
+  validateMuc(c);
+  if (!/^[a-z_]{1,63}$/.test(String(c.archive.fulltextLanguage))) {
+    throw new ConfigError('archive.fulltextLanguage', 'a PostgreSQL text search configuration name such as simple or english');
+  }
   return c;
+}
+
+function validateMuc(c: Config): void {
+  const m = c.muc;
+  if (!isPlain(m)) throw new ConfigError('muc', 'must be a mapping');
+  if (m.services === null) m.services = [{ domain: `conference.${c.domain}`, name: 'Chatrooms' }];
+  if (!Array.isArray(m.services)) throw new ConfigError('muc.services', 'must be a list of {domain, name}');
+  m.services = m.services.map((s: unknown, i) => {
+    if (!isPlain(s)) throw new ConfigError(`muc.services[${i}]`, 'must be {domain, name}');
+    const domain = str(`muc.services[${i}].domain`, s.domain)!;
+    const j = tryParseJid(domain);
+    if (!j || j.local || j.resource || j.domain === c.domain) throw new ConfigError(`muc.services[${i}].domain`, 'a domain other than the server\'s own');
+    const name = s.name === undefined ? 'Chatrooms' : str(`muc.services[${i}].name`, s.name)!;
+    return { domain: j.domain, name };
+  });
+  if (!['anyone', 'local', 'admins'].includes(m.roomCreation)) throw new ConfigError('muc.roomCreation', 'one of anyone, local, admins');
+  num('muc.messagesPerSecond', m.messagesPerSecond, 1, 1_000_000);
+  num('muc.messageBurst', m.messageBurst, 1, 1_000_000);
+  num('muc.maxNickLength', m.maxNickLength, 1, 1023);
 }

@@ -63,7 +63,7 @@ export interface ServerEvents {
   'client/presence': ClientStanzaEvent;
   /** Message to a local account's bare JID, before delivery. */
   'message/bare': StanzaEvent;
-  /** Message about to be delivered to one local full JID (carbons hook here). */
+  /** Message about to be delivered to one local full JID (carbons hook here). Consume to stop that delivery. */
   'message/full': StanzaEvent;
   /** Message for a local account with no resource to take it (offline storage consumes it). */
   'message/offline': StanzaEvent;

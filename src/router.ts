@@ -154,8 +154,10 @@ export class StanzaRouter implements Router {
   private deliverFull(rec: SessionRecord, stanza: Element, xml: string | null, from: Jid): void {
     const to = tryParseJid(rec.jid)!;
     const ev: StanzaEvent = { stanza, from, to };
-    if (this.deps.server.hooks.has('message/full')) void this.deps.server.hooks.fire('message/full', ev);
-    this.deliverTo(rec, xml ?? stanza, stanza.name);
+    const r = this.deps.server.hooks.has('message/full') ? this.deps.server.hooks.fire('message/full', ev) : false;
+    if (r === false) this.deliverTo(rec, xml ?? stanza, stanza.name);
+    // Asynchronous when the recipient's archive must hold the message first (XEP-0313).
+    else if (r !== true) void r.then((done) => { if (!done) this.deliverTo(rec, xml ?? stanza, stanza.name); }, (e) => this.fail(ev, e));
   }
 
   private toFull(stanza: Element, from: Jid, to: Jid): void {

@@ -99,6 +99,8 @@ export class ServerCore implements Server {
     this.stores = await openDataStores({
       databaseUrl: c.databaseUrl, dataDir: c.dataDir,
       onMigrationProgress: (done, total, name) => this.log.info('migration applied', { done, total, name }),
+      fulltextLanguage: c.archive.fulltextLanguage,
+      onFulltextRebuild: (from, to) => this.log.info('rebuilding the archive full-text index', { from, to }),
     });
     this.sessions = await openSessionStore({ redisUrl: c.redisUrl, nodeId: c.nodeId });
     this.authThrottle = new AuthThrottle(this.sessions);

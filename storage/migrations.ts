@@ -143,3 +143,26 @@ export async function migrate(
   }
   return count;
 }
+
+/**
+ * Makes the archive's full-text column use this text search configuration ('simple': no stemming,
+ * any language; 'english', 'german', …: stemming). Changing it rebuilds the column and its index,
+ * which rewrites the archive table: a one-off cost, logged by the caller.
+ */
+export async function setFulltextLanguage(db: Db, language: string, onRebuild?: (from: string, to: string) => void): Promise<void> {
+  if (!/^[a-z_]{1,63}$/.test(language)) throw new Error(`invalid full-text language: ${language}`);
+  const rows = await db.query<{ expr: string | null }>(
+    `SELECT generation_expression AS expr FROM information_schema.columns
+      WHERE table_schema = current_schema() AND table_name = 'archive' AND column_name = 'tsv'`);
+  const current = /'([a-z_]+)'::regconfig/.exec(rows[0]?.expr ?? '')?.[1] ?? null;
+  if (current === language) return;
+  const known = await db.query('SELECT 1 FROM pg_ts_config WHERE cfgname = $1', [language]);
+  if (known.length === 0) throw new Error(`PostgreSQL has no text search configuration named ${language}`);
+  onRebuild?.(current ?? '(none)', language);
+  await db.transaction(async (tx) => {
+    await tx.query('DROP INDEX IF EXISTS archive_tsv');
+    await tx.query('ALTER TABLE archive DROP COLUMN IF EXISTS tsv');
+    await tx.query(`ALTER TABLE archive ADD COLUMN tsv tsvector GENERATED ALWAYS AS (to_tsvector('${language}', body)) STORED`);
+    await tx.query('CREATE INDEX archive_tsv ON archive USING gin (tsv)');
+  });
+}

@@ -2,7 +2,7 @@ import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { openPglite } from './db-pglite.js';
 import { openPostgres } from './db-postgres.js';
-import { migrate } from './migrations.js';
+import { migrate, setFulltextLanguage } from './migrations.js';
 import { MemorySessionStore } from './session-memory.js';
 import { RedisSessionStore } from './session-redis.js';
 import { createSqlStores } from './sql-stores.js';
@@ -13,6 +13,9 @@ export async function openDataStores(opts: {
   databaseUrl: string | null;
   dataDir: string | null;
   onMigrationProgress?: (done: number, total: number, name: string) => void;
+  /** Text search configuration of the archive's full-text index (default 'simple'). */
+  fulltextLanguage?: string;
+  onFulltextRebuild?: (from: string, to: string) => void;
 }): Promise<DataStores> {
   let db: Db;
   if (opts.databaseUrl) {
@@ -26,11 +29,12 @@ export async function openDataStores(opts: {
   }
   try {
     await migrate(db, opts.onMigrationProgress);
+    if (opts.fulltextLanguage !== undefined) await setFulltextLanguage(db, opts.fulltextLanguage, opts.onFulltextRebuild);
   } catch (err) {
     await db.close().catch(() => {});
     throw err;
   }
-  return createSqlStores(db);
+  return createSqlStores(db, { fulltextLanguage: opts.fulltextLanguage });
 }
 
 /** Redis when redisUrl is set, else single-node memory. Returned started. */

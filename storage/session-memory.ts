@@ -95,6 +95,8 @@ export function leaseTtl(ttlMs: number): number {
 /** In-process lease table: key → holder and expiry. Can be shared by several stores to stand for nodes. */
 export class MemoryLeases {
   private readonly leases = new Map<string, { holder: string; expires: number }>();
+  /** Shared state hashes (SessionStore.stateSet), cluster-wide like the leases. */
+  readonly state = new Map<string, Map<string, string>>();
   private lastSweep = Date.now();
 
   holder(key: string, now = Date.now()): string | null {
@@ -198,6 +200,26 @@ export class MemorySessionStore extends MirroredSessionStore implements SessionS
 
   async leaseHolder(key: string): Promise<string | null> {
     return this.leases.holder(key);
+  }
+
+  async stateSet(key: string, field: string, value: string | null): Promise<void> {
+    const state = this.leases.state;
+    let h = state.get(key);
+    if (value === null) {
+      h?.delete(field);
+      if (h?.size === 0) state.delete(key);
+      return;
+    }
+    if (!h) state.set(key, (h = new Map()));
+    h.set(field, value);
+  }
+
+  async stateGetAll(key: string): Promise<Record<string, string>> {
+    return Object.fromEntries(this.leases.state.get(key) ?? []);
+  }
+
+  async stateDelete(key: string): Promise<void> {
+    this.leases.state.delete(key);
   }
 
   async close(): Promise<void> {

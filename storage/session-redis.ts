@@ -17,6 +17,7 @@
  * Counters: `<prefix>hits:<key>` with INCR + EXPIRE NX.
  * Leases: `<prefix>lease:<key>` = holder node id, taken with SET NX PX; renew and release are scripts
  * that compare the holder first, so a node never extends or deletes another node's lease.
+ * Shared state: hash `<prefix>state:<key>` (plain HSET/HDEL/HGETALL).
  * One connection for commands, one for subscriptions (a subscribed connection can do nothing else).
  */
 import { createHash, randomUUID } from 'node:crypto';
@@ -365,6 +366,19 @@ export class RedisSessionStore extends MirroredSessionStore implements SessionSt
 
   leaseHolder(key: string): Promise<string | null> {
     return this.cmd.get(this.leaseKey(key));
+  }
+
+  async stateSet(key: string, field: string, value: string | null): Promise<void> {
+    if (value === null) await this.cmd.hdel(`${this.prefix}state:${key}`, field);
+    else await this.cmd.hset(`${this.prefix}state:${key}`, field, value);
+  }
+
+  stateGetAll(key: string): Promise<Record<string, string>> {
+    return this.cmd.hgetall(`${this.prefix}state:${key}`);
+  }
+
+  async stateDelete(key: string): Promise<void> {
+    await this.cmd.del(`${this.prefix}state:${key}`);
   }
 
   close(): Promise<void> {

@@ -502,7 +502,7 @@ function toArchived(r: ArchiveRow): ArchivedMessage {
   };
 }
 
-function createArchiveStore(db: Db): ArchiveStore {
+function createArchiveStore(db: Db, fulltextLanguage: string): ArchiveStore {
   /** Row ids of the named stanza ids of one archive; absent ids are left out. */
   async function rowIds(archive: string, stanzaIds: string[]): Promise<Map<string, number>> {
     if (stanzaIds.length === 0) return new Map();
@@ -572,7 +572,7 @@ function createArchiveStore(db: Db): ArchiveStore {
       if (afterId !== undefined) where.push(`id > ${param(afterId)}`);
       if (beforeId !== undefined) where.push(`id < ${param(beforeId)}`);
       if (q.ids) where.push(`stanza_id = ANY(${param(q.ids)}::text[])`);
-      if (q.fulltext !== undefined) where.push(`tsv @@ plainto_tsquery('simple', ${param(q.fulltext)})`);
+      if (q.fulltext !== undefined) where.push(`tsv @@ plainto_tsquery('${fulltextLanguage}', ${param(q.fulltext)})`);
       const filters = where.join(' AND ');
       const filterParams = [...params];
 
@@ -643,10 +643,20 @@ function createArchiveStore(db: Db): ArchiveStore {
       );
       return rows.length > 0;
     },
+
+    async removeArchive(archive) {
+      const [r] = await db.query<{ n: unknown }>(
+        'WITH gone AS (DELETE FROM archive WHERE archive = $1 RETURNING 1) SELECT count(*) AS n FROM gone',
+        [archive],
+      );
+      return num(r?.n);
+    },
   };
 }
 
-export function createSqlStores(db: Db): DataStores {
+/** fulltextLanguage: the PostgreSQL text search configuration of the archive (see setFulltextLanguage). */
+export function createSqlStores(db: Db, opts: { fulltextLanguage?: string } = {}): DataStores {
+  const fulltextLanguage = checkedLanguage(opts.fulltextLanguage ?? 'simple');
   return {
     db,
     users: createUserStore(db),
@@ -654,6 +664,12 @@ export function createSqlStores(db: Db): DataStores {
     offline: createOfflineStore(db),
     userData: createUserDataStore(db),
     rooms: createRoomStore(db),
-    archive: createArchiveStore(db),
+    archive: createArchiveStore(db, fulltextLanguage),
   };
+}
+
+/** A text search configuration name, checked because it is written into SQL. */
+export function checkedLanguage(name: string): string {
+  if (!/^[a-z_]{1,63}$/.test(name)) throw new Error(`invalid full-text language: ${name}`);
+  return name;
 }

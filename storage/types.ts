@@ -207,6 +207,8 @@ export interface ArchiveStore {
   lastN(archive: string, n: number, opts?: { maxChars?: number; since?: Date }): Promise<ArchivedMessage[]>;
   /** Marks the entry retracted, replacing its stanza by the tombstone and dropping its body; false when missing. */
   retract(archive: string, stanzaId: string, tombstoneStanza: string): Promise<boolean>;
+  /** Deletes every entry of one archive (a deleted account's); returns how many there were. */
+  removeArchive(archive: string): Promise<number>;
 }
 
 export interface DataStores {
@@ -275,5 +277,12 @@ export interface SessionStore {
   releaseLease(key: string): Promise<void>;
   /** The node currently holding the lease, or null if it is free. */
   leaseHolder(key: string): Promise<string | null>;
+  /**
+   * Small shared state beside the sessions, one hash per key (a room's occupants, so that the node
+   * that takes a room over knows who is in it). A null value deletes the field.
+   */
+  stateSet(key: string, field: string, value: string | null): Promise<void>;
+  stateGetAll(key: string): Promise<Record<string, string>>;
+  stateDelete(key: string): Promise<void>;
   close(): Promise<void>;
 }

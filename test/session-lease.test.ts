@@ -98,6 +98,17 @@ describe('session store leases', function () {
         expect(await a.acquireLease('room', 5000)).to.equal('node-a');
       });
 
+      it('shares state hashes between nodes', async function () {
+        expect(await b.stateGetAll('room')).to.deep.equal({});
+        await a.stateSet('room', 'alice', '{"role":"moderator"}');
+        await a.stateSet('room', 'bob', 'x');
+        expect(await b.stateGetAll('room')).to.deep.equal({ alice: '{"role":"moderator"}', bob: 'x' });
+        await b.stateSet('room', 'bob', null);
+        expect(await a.stateGetAll('room')).to.deep.equal({ alice: '{"role":"moderator"}' });
+        await a.stateDelete('room');
+        expect(await b.stateGetAll('room')).to.deep.equal({});
+      });
+
       it('tells another node who holds the lease', async function () {
         expect(await a.acquireLease('room', 5000)).to.equal('node-a');
         expect(await b.acquireLease('room', 5000)).to.equal('node-a');

@@ -733,6 +733,20 @@ describe('data store contract', function () {
           expect(all.entries.filter((e) => e.retracted)).to.have.length(1);
         });
 
+        it('removeArchive deletes one archive whole and nothing else', async function () {
+          const OTHER = 'other@conference.example.com';
+          await s.archive.append(Array.from({ length: 5 }, (_, n) => entry(n)));
+          await s.archive.append([entry(0, { archive: OTHER }), entry(1, { archive: OTHER })]);
+          expect(await s.archive.removeArchive(ROOM)).to.equal(5);
+          expect(await s.archive.query(ROOM, { limit: 10 })).to.deep.equal({ entries: [], complete: true, count: 0 });
+          expect(await s.archive.get(ROOM, entry(0).stanzaId)).to.equal(null);
+          expect((await s.archive.query(OTHER, { limit: 10 })).count).to.equal(2);
+          expect(await s.archive.removeArchive(ROOM)).to.equal(0);
+          // The same address can start a new archive (an account registered again).
+          await s.archive.append([entry(0)]);
+          expect((await s.archive.get(ROOM, entry(0).stanzaId))?.body).to.equal('message 0');
+        });
+
         it('lastN returns the newest entries oldest first within the count, age and size limits', async function () {
           await s.archive.append(Array.from({ length: 12 }, (_, n) => entry(n)));
           await s.archive.append([entry(50, { archive: 'other@conference.example.com' })]);

@@ -16,11 +16,13 @@ import { privateModule } from './private.js';
 import { registerModule } from './register.js';
 import { adhocModule } from './adhoc.js';
 import { adminCommandsModule } from './admin-commands.js';
+import { mucModule } from './muc.js';
+import { mamModule } from './mam.js';
 
 export function allModules(): Module[] {
   return [
     sessionIqModule, discoModule, rosterModule, presenceModule, offlineModule, carbonsModule,
     blockingModule, csiModule, pingModule, versionModule, timeModule, vcardModule, privateModule,
-    registerModule, adhocModule, adminCommandsModule,
+    registerModule, adhocModule, adminCommandsModule, mucModule, mamModule,
   ];
 }

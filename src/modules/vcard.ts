@@ -1,4 +1,5 @@
 // vcard-temp (XEP-0054): every account's vCard is public; only its owner may change it.
+import { createHash } from 'node:crypto';
 import { Element } from '../../protocol/xml.js';
 import { NS } from '../../protocol/namespaces.js';
 import { StanzaError } from '../../protocol/errors.js';
@@ -9,6 +10,23 @@ const KIND = 'vcard';
 const KEY = 'current';
 /** Largest vCard accepted, serialised (photos included). */
 const MAX_VCARD_BYTES = 64 * 1024;
+
+const UPDATE_NS = 'vcard-temp:x:update';
+const PHOTO_KEY = 'vcard-photo';
+
+/** SHA-1 of the vCard's photo, hex; empty when it has none (XEP-0153 §3.2). */
+function photoHash(card: Element): string {
+  const binval = card.getChild('PHOTO')?.getChildText('BINVAL');
+  if (!binval) return '';
+  return createHash('sha1').update(Buffer.from(binval.replace(/\s+/g, ''), 'base64')).digest('hex');
+}
+
+function addUpdate(presence: Element, hash: string): void {
+  const x = new Element('x', { xmlns: UPDATE_NS });
+  const photo = x.c('photo');
+  if (hash) photo.t(hash);
+  presence.append(x);
+}
 
 export const vcardModule: Module = {
   name: 'vcard',
@@ -32,8 +50,28 @@ export const vcardModule: Module = {
         throw new StanzaError('policy-violation', `a vCard may not exceed ${MAX_VCARD_BYTES / 1024} KiB`);
       }
       await server.stores.userData.put(to.local, KIND, KEY, xml);
+      for (const session of server.localOf(to.bareString())) session.data.set(PHOTO_KEY, photoHash(payload));
       return null;
     });
+
+    // XEP-0153: the server marks outgoing presence with the account's avatar hash, so that rooms and
+    // contacts see it whatever the client; a client's own <x/> is left as it is.
+    server.hooks.on('client/stanza', ({ stanza, session }) => {
+      if (stanza.name !== 'presence' || stanza.attrs.type !== undefined) return false;
+      if (stanza.getChild('x', UPDATE_NS)) return false;
+      const known = session.data.get(PHOTO_KEY);
+      if (typeof known === 'string') {
+        addUpdate(stanza, known);
+        return false;
+      }
+      return server.stores.userData.get(session.username, KIND, KEY).then((saved) => {
+        const card = saved !== null ? parseStoredXml(saved) : null;
+        const hash = card ? photoHash(card) : '';
+        session.data.set(PHOTO_KEY, hash);
+        addUpdate(stanza, hash);
+        return false;
+      });
+    }, 10);
 
     server.disco.hostFeatures.add(NS.vcard);
     server.disco.accountFeatures.add(NS.vcard);

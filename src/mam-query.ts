@@ -1,0 +1,128 @@
+// Answers XEP-0313 queries against any archive (a user's own, or a room's): parses the <query/>,
+// runs it on the archive store, sends one result message per entry and returns the closing <fin/>.
+// The callers decide who may query and how an archived stanza looks to the requester.
+import { Element } from '../protocol/xml.js';
+import { StanzaError } from '../protocol/errors.js';
+import { tryParseJid } from '../protocol/jid.js';
+import { parseStanzaString } from '../protocol/xml-stream.js';
+import { MAM_NS, parseMamQuery, mamQueryForm, mamResultMessage, mamFin, formatDateTime } from '../protocol/mam.js';
+import type { ArchivedMessage, ArchiveQuery } from '../storage/types.js';
+import type { IqRequest, Server } from './context.js';
+
+export interface MamQueryOptions {
+  /**
+   * The archive's JID: a room JID or the user's bare JID. Result messages come from it (XEP-0313 §4.2
+   * allows omitting 'from' for the user's own archive; the account's bare JID is what clients check
+   * results against, so it is always set).
+   */
+  archive: string;
+  /** `with` may match the sender's real bare JID (requester may see real JIDs in a room; always true for a personal archive). */
+  realJids: boolean;
+  /** Optional rewrite of each archived stanza before it is forwarded (e.g. rooms add or strip real JIDs). */
+  transform?: (entry: ArchivedMessage, stanza: Element) => Element;
+  /** Largest page the server returns (default 100); a query without <max/> gets at most 50. */
+  maxPage?: number;
+}
+
+const DEFAULT_MAX_PAGE = 100;
+const DEFAULT_PAGE = 50;
+
+/**
+ * Parses the <query/>, runs it, sends one result <message/> per entry to req.from (via the router)
+ * and returns the <fin/> element for the IQ result. Throws StanzaError (bad-request, item-not-found,
+ * feature-not-implemented...) for bad queries.
+ */
+export async function answerMamQuery(server: Server, req: IqRequest, opts: MamQueryOptions): Promise<Element> {
+  const q = parseMamQuery(req.payload);
+  // The node attribute addresses pubsub archives (XEP-0442); no archive here has nodes.
+  if (q.node !== undefined) throw new StanzaError('item-not-found', 'this archive has no nodes');
+  const maxPage = opts.maxPage ?? DEFAULT_MAX_PAGE;
+  const limit = Math.min(q.rsm.max ?? DEFAULT_PAGE, maxPage);
+
+  const aq: ArchiveQuery = { limit };
+  if (q.start) aq.start = q.start;
+  if (q.end) aq.end = q.end;
+  if (q.with !== undefined) {
+    // §4.1.1: a full JID matches exactly; a bare one every resource, i.e. the real bare JID. The
+    // store keeps the full JID in fromJid and the bare one in realJid (see the archiving module).
+    const jid = tryParseJid(q.with)!; // parseMamQuery normalised it
+    if (!jid.isBare()) aq.with = { occupant: q.with };
+    // No stored JID is empty: the filter matches nothing while the id checks below still apply.
+    else aq.with = { realJid: opts.realJids ? q.with : '' };
+  }
+  if (q.afterId !== undefined) aq.afterId = q.afterId;
+  if (q.beforeId !== undefined) aq.beforeId = q.beforeId;
+  const ids = q.ids ? [...new Set(q.ids)] : undefined;
+  if (ids) aq.ids = ids;
+  if (q.fulltext !== undefined) aq.fulltext = q.fulltext;
+  if (q.rsm.after !== undefined) aq.after = q.rsm.after;
+  if (q.rsm.before !== undefined) aq.before = q.rsm.before;
+  if (q.rsm.index !== undefined) aq.index = q.rsm.index;
+
+  const store = server.stores.archive;
+  const result = await store.query(opts.archive, aq);
+  // §4.3.3 (after/before) and §4.1.3 (after-id/before-id): an unknown UID is item-not-found.
+  if (result.notFound) throw new StanzaError('item-not-found', 'no such message in this archive');
+  if (ids && result.count < ids.length) {
+    // §4.1.3: so is an unknown UID in ids. Found ids may merely fail the other filters: ask again.
+    const filtered = aq.start || aq.end || aq.with || aq.afterId !== undefined || aq.beforeId !== undefined || aq.fulltext !== undefined;
+    const existing = filtered ? (await store.query(opts.archive, { ids, limit: 0 })).count : result.count;
+    if (existing < ids.length) throw new StanzaError('item-not-found', 'no such message in this archive');
+  }
+
+  const to = req.from.toString();
+  // Straight to the requesting session when it has one: the results must reach it before the IQ
+  // result, which the server sends it directly too.
+  const rec = server.sessions.get(to);
+  const send = (msg: Element) => {
+    if (rec) server.router.deliverTo(rec, msg, 'message');
+    else server.router.route(msg);
+  };
+  const page = q.flipPage ? [...result.entries].reverse() : result.entries;
+  for (const entry of page) {
+    const stored = parseStanzaString(entry.stanza);
+    if (!stored) {
+      server.log.warn('unreadable archived stanza skipped', { archive: opts.archive, id: entry.stanzaId });
+      continue;
+    }
+    const forwarded = opts.transform ? opts.transform(entry, stored) : stored;
+    const msg = mamResultMessage({ to, from: opts.archive, id: entry.stanzaId, stamp: entry.stamp, forwarded, ...(q.queryid !== undefined ? { queryid: q.queryid } : {}) });
+    send(msg);
+  }
+
+  const first = result.entries[0];
+  const last = result.entries[result.entries.length - 1];
+  return mamFin({
+    complete: result.complete,
+    rsm: {
+      ...(first ? { first: { id: first.stanzaId, ...(result.firstIndex !== undefined ? { index: result.firstIndex } : {}) } } : {}),
+      ...(last ? { last: last.stanzaId } : {}),
+      count: result.count,
+    },
+  });
+}
+
+/** The answer to <iq type='get'><query xmlns='urn:xmpp:mam:2'/></iq>: every field queries accept (§4.1.5, XEP-0431). */
+export function mamFormQuery(): Element {
+  return mamQueryForm();
+}
+
+/**
+ * The answer to <iq type='get'><metadata xmlns='urn:xmpp:mam:2'/></iq> (§5, part of #extended):
+ * the archive's first and last entries; an empty <metadata/> for an empty archive.
+ */
+export async function mamMetadata(server: Server, archive: string): Promise<Element> {
+  const store = server.stores.archive;
+  const [oldest, newest] = await Promise.all([
+    store.query(archive, { limit: 1 }),
+    store.query(archive, { before: true, limit: 1 }),
+  ]);
+  const metadata = new Element('metadata', { xmlns: MAM_NS });
+  const start = oldest.entries[0];
+  const end = newest.entries[0];
+  if (start && end) {
+    metadata.c('start', { id: start.stanzaId, timestamp: formatDateTime(start.stamp) });
+    metadata.c('end', { id: end.stanzaId, timestamp: formatDateTime(end.stamp) });
+  }
+  return metadata;
+}

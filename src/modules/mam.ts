@@ -1,0 +1,461 @@
+// Message Archive Management for accounts (XEP-0313): every one-to-one message an account sends or
+// receives goes into that account's own archive, keyed by its bare JID, and the account queries it.
+// Received messages carry their archive id (XEP-0359 <stanza-id/>) and reach the recipient only once
+// archived; writes are group-committed, one multi-row INSERT per batch. Preferences per XEP-0441.
+//
+// What a personal archive entry holds (ArchiveEntry is shared with room archives, whose fields mean
+// sender): fromJid is the conversation partner's JID as addressed, full when it had a resource (the
+// recipient's 'to' for a sent message, the sender's 'from' for a received one), and realJid the
+// partner's bare JID. So a bare `with` matches every resource of the partner and a full one matches
+// exactly (XEP-0313 §4.1.1), and `with` = the account itself finds only messages to itself.
+import { randomFillSync } from 'node:crypto';
+import { Element } from '../../protocol/xml.js';
+import { NS } from '../../protocol/namespaces.js';
+import { StanzaError } from '../../protocol/errors.js';
+import { tryParseJid, type Jid } from '../../protocol/jid.js';
+import { MAM_NS, MAM_EXTENDED_NS, FULLTEXT_NS } from '../../protocol/mam.js';
+import type { ArchiveEntry, ArchiveStore } from '../../storage/types.js';
+import type { Module, Server } from '../context.js';
+import { answerMamQuery, mamFormQuery, mamMetadata } from '../mam-query.js';
+
+const MODULE = 'mam';
+const PREFS_KIND = 'mam-prefs';
+const PREFS_KEY = 'prefs';
+const TOPIC = 'mam/prefs';
+const MUC_USER = 'http://jabber.org/protocol/muc#user';
+
+// --- what is archived ------------------------------------------------------------------------------
+
+/**
+ * XEP-0313 §6.1.1: chat and normal messages with a body (or a XEP-0334 <store/> hint); never
+ * groupchat, headline or error, nor anything marked <no-store/> or <no-permanent-store/>.
+ */
+export function archivable(stanza: Element): boolean {
+  if (stanza.name !== 'message') return false;
+  const type = stanza.attrs.type;
+  if (type !== undefined && type !== 'chat' && type !== 'normal') return false;
+  let content = false;
+  for (const c of stanza.children) {
+    if (typeof c === 'string') continue;
+    if (c.ns === NS.hints) {
+      if (c.name === 'no-store' || c.name === 'no-permanent-store') return false;
+      if (c.name === 'store') content = true;
+    } else if (c.name === 'body' && isStanzaNs(c.ns)) {
+      content = true;
+    } else if (c.name === 'x' && c.ns === MUC_USER) {
+      // A private message through a room (XEP-0045 §7.5): the room's business, not the account's.
+      return false;
+    }
+  }
+  return content;
+}
+
+/** Stanzas from clients are in jabber:client, those from components in jabber:component:accept. */
+const isStanzaNs = (ns: string) => ns === NS.client || ns === NS.component;
+
+/** Every body's text, for full-text search; null without one. */
+function bodyText(stanza: Element): string | null {
+  let text: string | null = null;
+  for (const c of stanza.children) {
+    if (typeof c !== 'string' && c.name === 'body' && isStanzaNs(c.ns)) text = text === null ? c.text() : `${text}\n${c.text()}`;
+  }
+  return text;
+}
+
+// --- preferences (XEP-0441) -------------------------------------------------------------------------
+
+export type ArchiveDefault = 'always' | 'never' | 'roster';
+export interface MamPrefs {
+  default: ArchiveDefault;
+  /** Normalised JIDs, bare or full, in the order the user gave them. */
+  always: string[];
+  never: string[];
+}
+
+/** Archive everything unless told otherwise, as Prosody does. */
+export const DEFAULT_PREFS: Readonly<MamPrefs> = Object.freeze({ default: 'always', always: [], never: [] });
+const DEFAULTS = new Set<string>(['always', 'never', 'roster']);
+
+/** Reads a <prefs/> set; JIDs are normalised, duplicates dropped and a JID in both lists is never archived. */
+export function parsePrefs(prefs: Element): MamPrefs {
+  const def = prefs.attrs.default;
+  if (def === undefined || !DEFAULTS.has(def)) throw new StanzaError('bad-request', "default must be 'always', 'never' or 'roster'");
+  const list = (name: string): string[] => {
+    const out = new Set<string>();
+    for (const holder of prefs.getChildren(name, MAM_NS)) {
+      for (const j of holder.getChildren('jid', MAM_NS)) {
+        const jid = tryParseJid(j.text().trim());
+        if (!jid) throw new StanzaError('jid-malformed', `invalid JID in <${name}/>`);
+        out.add(jid.toString());
+      }
+    }
+    return [...out];
+  };
+  const never = list('never');
+  const neverSet = new Set(never);
+  return { default: def as ArchiveDefault, always: list('always').filter((j) => !neverSet.has(j)), never };
+}
+
+/** The <prefs/> answer: both lists present even when empty (XEP-0441 §2.1). */
+export function prefsElement(p: MamPrefs): Element {
+  const el = new Element('prefs', { xmlns: MAM_NS, default: p.default });
+  const always = el.c('always');
+  for (const j of p.always) always.c('jid').t(j);
+  const never = el.c('never');
+  for (const j of p.never) never.c('jid').t(j);
+  return el;
+}
+
+/**
+ * XEP-0441 §2.3: a listed full JID matches the partner exactly, a listed bare JID any of its
+ * resources; 'never' wins. 'roster' means the default needs the user's roster to decide.
+ */
+export function prefsDecision(p: MamPrefs, partner: Jid): boolean | 'roster' {
+  if (p.always.length > 0 || p.never.length > 0) {
+    const full = partner.toString();
+    const bare = partner.bareString();
+    const listed = (l: string[]) => l.includes(full) || l.includes(bare);
+    if (listed(p.never)) return false;
+    if (listed(p.always)) return true;
+  }
+  return p.default === 'roster' ? 'roster' : p.default === 'always';
+}
+
+function decodePrefs(value: string | null): MamPrefs {
+  if (value === null) return DEFAULT_PREFS;
+  try {
+    const v = JSON.parse(value) as Partial<MamPrefs>;
+    if (typeof v.default === 'string' && DEFAULTS.has(v.default) && Array.isArray(v.always) && Array.isArray(v.never)) {
+      return { default: v.default, always: v.always.map(String), never: v.never.map(String) };
+    }
+  } catch {
+    // unreadable: the defaults apply
+  }
+  return DEFAULT_PREFS;
+}
+
+// --- archive ids and writes -------------------------------------------------------------------------
+
+/**
+ * Archive UIDs (XEP-0313 §3: unpredictable, never reused): 96 random bits, base64url, drawn from a
+ * pool refilled from the system's CSPRNG a few hundred ids at a time.
+ */
+export class StanzaIds {
+  private pool = Buffer.alloc(12 * 256);
+  private at = this.pool.length;
+
+  next(): string {
+    if (this.at === this.pool.length) {
+      randomFillSync(this.pool);
+      this.at = 0;
+    }
+    const id = this.pool.toString('base64url', this.at, this.at + 12);
+    this.at += 12;
+    return id;
+  }
+}
+
+interface Queued {
+  entry: ArchiveEntry;
+  resolve(): void;
+  reject(err: unknown): void;
+}
+
+/**
+ * Group commit: entries queued while a batch is being written go together in the next one, so a
+ * busy server makes one INSERT per batch rather than one per message. Promises settle in queue order.
+ */
+export class ArchiveWriter {
+  private queue: Queued[] = [];
+  private writing = false;
+  private queuedCount = 0;
+  private doneCount = 0;
+  private barriers: { at: number; resolve(): void }[] = [];
+
+  constructor(private readonly store: ArchiveStore, private readonly maxBatch = 500) {}
+
+  /** Resolves once the entry is committed; rejects if its batch failed. */
+  append(entry: ArchiveEntry): Promise<void> {
+    return new Promise((resolve, reject) => {
+      this.queue.push({ entry, resolve, reject });
+      this.queuedCount++;
+      if (!this.writing) {
+        this.writing = true;
+        // Whatever else is queued in this turn of the event loop joins the first batch.
+        setImmediate(() => void this.drain());
+      }
+    });
+  }
+
+  /** Resolves once everything queued so far is written (or failed). */
+  flushed(): Promise<void> {
+    if (this.doneCount === this.queuedCount) return Promise.resolve();
+    return new Promise((resolve) => this.barriers.push({ at: this.queuedCount, resolve }));
+  }
+
+  private async drain(): Promise<void> {
+    while (this.queue.length > 0) {
+      const batch = this.queue.length <= this.maxBatch ? this.queue : this.queue.slice(0, this.maxBatch);
+      this.queue = this.queue.length <= this.maxBatch ? [] : this.queue.slice(this.maxBatch);
+      try {
+        await this.store.append(batch.map((q) => q.entry));
+        for (const q of batch) q.resolve();
+      } catch (err) {
+        for (const q of batch) q.reject(err);
+      }
+      this.doneCount += batch.length;
+      if (this.barriers.length > 0) {
+        this.barriers = this.barriers.filter((b) => (b.at <= this.doneCount ? (b.resolve(), false) : true));
+      }
+    }
+    this.writing = false;
+  }
+}
+
+// --- the module -------------------------------------------------------------------------------------
+
+// The writers of the servers started in this process, flushed when they stop.
+const writers = new Set<ArchiveWriter>();
+
+export const mamModule: Module = {
+  name: MODULE,
+  init(server: Server) {
+    const writer = new ArchiveWriter(server.stores.archive);
+    writers.add(writer);
+    const ids = new StanzaIds();
+    const bareOf = (user: string) => `${user}@${server.domain}`;
+
+    for (const f of [MAM_NS, MAM_EXTENDED_NS, FULLTEXT_NS, NS.sid]) server.disco.accountFeatures.add(f);
+
+    // --- preferences, cached for accounts with a session on this node --------------------------------
+
+    const cached = new Map<string, MamPrefs>();
+    // list, not get: concurrent logins share one statement.
+    const loadPrefs = async (user: string) =>
+      decodePrefs((await server.stores.userData.list(user, PREFS_KIND)).find((r) => r.key === PREFS_KEY)?.value ?? null);
+    const prefsFor = (user: string): MamPrefs | Promise<MamPrefs> => cached.get(user) ?? loadPrefs(user);
+    const refresh = async (user: string) => {
+      const p = await loadPrefs(user);
+      if (server.localOf(bareOf(user)).length > 0) cached.set(user, p);
+    };
+
+    server.hooks.on('session/bound', async (session) => {
+      if (!cached.has(session.username)) await refresh(session.username);
+      return false;
+    });
+    server.hooks.on('session/closed', ({ session }) => {
+      if (server.localOf(session.bare).length === 0) cached.delete(session.username);
+      return false;
+    });
+    server.cluster.on(TOPIC, (data) => {
+      const user = (data as { user?: unknown } | null)?.user;
+      if (typeof user === 'string' && cached.has(user)) {
+        refresh(user).catch((e: unknown) => server.log.error('archive preferences reload failed', { err: e, user }));
+      }
+    });
+
+    /** Does the user's archive take a message with this partner? */
+    const wants = (user: string, partner: Jid): boolean | Promise<boolean> => {
+      const decide = (p: MamPrefs): boolean | Promise<boolean> => {
+        const d = prefsDecision(p, partner);
+        if (d !== 'roster') return d;
+        return server.stores.roster.getItem(user, partner.bareString()).then((item) => item !== null);
+      };
+      const p = prefsFor(user);
+      return p instanceof Promise ? p.then(decide) : decide(p);
+    };
+
+    /** Rooms and other internal services (not components, not the host) keep their own history. */
+    const isService = (jid: Jid): boolean => {
+      if (jid.domain === server.domain || !server.router.isLocalDomain(jid.domain)) return false;
+      for (let d = jid.domain; ; ) {
+        if (Object.hasOwn(server.config.components, d)) return false;
+        const dot = d.indexOf('.');
+        if (dot === -1) return true;
+        d = d.slice(dot + 1);
+      }
+    };
+
+    // --- ordered queuing -------------------------------------------------------------------------------
+
+    // Per archive: settles once the last entry whose decision was asynchronous is queued, so that
+    // entries reach the writer, and so the archive, in the order the messages came.
+    const undecided = new Map<string, Promise<void>>();
+    // Per recipient: settles once the last message held for archiving may be delivered, so that
+    // messages to one account keep their order (RFC 6120 §10.1) whether or not they are archived.
+    const held = new Map<string, Promise<void>>();
+    const settle = (map: Map<string, Promise<void>>, key: string, p: Promise<unknown>) => {
+      const tail = p.then(() => undefined, () => undefined);
+      map.set(key, tail);
+      void tail.then(() => { if (map.get(key) === tail) map.delete(key); });
+    };
+
+    /**
+     * Queues the entry made by `make` (called when it is queued) if `decision` says so: false when
+     * nothing is archived, else a promise of its commit (false if the decision turned out no).
+     */
+    const enqueue = (archive: string, decision: boolean | Promise<boolean>, make: () => ArchiveEntry): false | Promise<boolean> => {
+      const before = undecided.get(archive);
+      if (before === undefined && typeof decision === 'boolean') {
+        return decision ? writer.append(make()).then(() => true) : false;
+      }
+      const decided = before === undefined ? (decision as Promise<boolean>) : before.then(() => decision);
+      let written: Promise<boolean> | undefined;
+      const queued = decided.then((yes) => { written = yes ? writer.append(make()).then(() => true) : Promise.resolve(false); });
+      settle(undecided, archive, queued);
+      return queued.then(() => written!);
+    };
+
+    // The serialisation of the message a local client is sending, for the recipient's copy in the
+    // same synchronous routing pass: nothing between the two hooks rewrites a message.
+    let sending: { stanza: Element; xml: string } | null = null;
+
+    // --- the sender's copy ---------------------------------------------------------------------------
+
+    // The stanza-id this server added for a sent carbon (XEP-0313 §3.5), removed before routing.
+    const carbonIds = new WeakMap<Element, Element>();
+
+    // Before carbons (-50): the sent copies can carry the sender's archive id.
+    server.hooks.on('client/stanza', ({ stanza, session }) => {
+      if (stanza.name !== 'message' || stanza.ns !== NS.client || !archivable(stanza)) return false;
+      const to = stanza.attrs.to === undefined ? session.jid.bare() : tryParseJid(stanza.attrs.to);
+      // To the account itself: archived once, as received.
+      if (!to || to.bareString() === session.bare || isService(to)) return false;
+      const xml = stanza.toString();
+      sending = { stanza, xml };
+      queueMicrotask(() => { if (sending?.stanza === stanza) sending = null; });
+      const id = ids.next();
+      const r = enqueue(session.bare, wants(session.username, to), () => ({
+        archive: session.bare, stanzaId: id, stamp: new Date(), fromJid: to.toString(), realJid: to.bareString(),
+        body: bodyText(stanza), stanza: xml,
+      }));
+      if (r === false) return false;
+      r.catch((e: unknown) => server.log.error('archiving a sent message failed', { err: e, user: session.username }));
+      // Only when the decision is already made: the carbons go out now.
+      if (!undecided.has(session.bare) && server.sessions.resources(session.bare).some((rec) => rec.carbons && rec.jid !== session.full)) {
+        const sid = new Element('stanza-id', { xmlns: NS.sid, by: session.bare, id });
+        stanza.children.push(sid);
+        carbonIds.set(stanza, sid);
+      }
+      return false;
+    }, -40);
+
+    // After carbons: the recipient must not see the sender's archive id (XEP-0313 §3.5).
+    server.hooks.on('client/stanza', ({ stanza }) => {
+      const sid = carbonIds.get(stanza);
+      if (sid) {
+        stanza.children = stanza.children.filter((c) => c !== sid);
+        carbonIds.delete(stanza);
+      }
+      return false;
+    }, -60);
+
+    // --- the recipient's copy ------------------------------------------------------------------------
+
+    const received = (stanza: Element, from: Jid, to: Jid): boolean | Promise<boolean> => {
+      if (to.domain !== server.domain || !to.local) return false;
+      const bare = to.bareString();
+      // XEP-0359 §5: ids claiming to come from this archive were forged.
+      if (stanza.getChild('stanza-id', NS.sid) && stripOwnIds(stanza, bare) && sending?.stanza === stanza) sending = null;
+      let archived: false | Promise<boolean> = false;
+      if (archivable(stanza) && !isService(from)) {
+        const user = to.local;
+        // An account nobody is connected to may not exist: nothing is archived for it then.
+        const decision = server.sessions.resources(bare).length > 0
+          ? wants(user, from)
+          : server.userExists(user).then((ok) => (ok ? wants(user, from) : false));
+        const xml = sending?.stanza === stanza ? sending.xml : null;
+        archived = enqueue(bare, decision, () => {
+          const id = ids.next();
+          const entry: ArchiveEntry = {
+            archive: bare, stanzaId: id, stamp: new Date(), fromJid: from.toString(), realJid: from.bareString(),
+            body: bodyText(stanza), stanza: xml ?? stanza.toString(),
+          };
+          stanza.children.push(new Element('stanza-id', { xmlns: NS.sid, by: bare, id }));
+          return entry;
+        });
+      }
+      const before = held.get(bare);
+      if (archived === false && before === undefined) return false;
+      const gate = archived === false ? before! : before === undefined ? archived : before.then(() => archived);
+      const result = gate.then(() => false);
+      settle(held, bare, result);
+      return result;
+    };
+
+    // After blocking (100), before carbons (-50): the received copies carry the archive id.
+    server.hooks.on('message/bare', ({ stanza, from, to }) => received(stanza, from, to), 50);
+    server.hooks.on('message/full', ({ stanza, from, to }) => {
+      // Routed to the bare JID (or to a resource that is gone): handled above. The address may be
+      // written unnormalised.
+      const addressed = stanza.attrs.to ?? '';
+      if (addressed !== to.toString() && tryParseJid(addressed)?.toString() !== to.toString()) return false;
+      return received(stanza, from, to);
+    }, 50);
+
+    // --- queries and preferences ---------------------------------------------------------------------
+
+    const ownArchive = (from: Jid, to: Jid) => {
+      // XEP-0313 §8.1: nobody else may read an account's archive.
+      if (from.bareString() !== to.bareString()) throw new StanzaError('forbidden', 'only the account itself may use its archive');
+    };
+    /** The account's own messages in flight are in its archive before it is read. */
+    const caughtUp = async (archive: string) => {
+      await undecided.get(archive);
+      await writer.flushed();
+    };
+
+    server.iq('account', MAM_NS, 'get', async (req) => {
+      ownArchive(req.from, req.to);
+      const archive = req.to.bareString();
+      switch (req.payload.name) {
+        case 'query': return mamFormQuery();
+        case 'prefs': return prefsElement(await prefsFor(req.to.local));
+        case 'metadata':
+          await caughtUp(archive);
+          return mamMetadata(server, archive);
+        default: throw new StanzaError('feature-not-implemented');
+      }
+    });
+
+    server.iq('account', MAM_NS, 'set', async (req) => {
+      ownArchive(req.from, req.to);
+      const archive = req.to.bareString();
+      if (req.payload.name === 'query') {
+        await caughtUp(archive);
+        return answerMamQuery(server, req, { archive, realJids: true });
+      }
+      if (req.payload.name !== 'prefs') throw new StanzaError('feature-not-implemented');
+      const user = req.to.local;
+      const prefs = parsePrefs(req.payload);
+      await server.stores.userData.put(user, PREFS_KIND, PREFS_KEY, JSON.stringify(prefs));
+      if (server.localOf(archive).length > 0) cached.set(user, prefs);
+      const nodes = new Set(server.sessions.resources(archive).map((r) => r.node));
+      nodes.delete(server.sessions.nodeId);
+      for (const node of nodes) server.cluster.send(node, TOPIC, { user });
+      return prefsElement(prefs);
+    });
+
+    // --- account deletion ------------------------------------------------------------------------------
+
+    server.hooks.on('user/deleted', async ({ username }) => {
+      cached.delete(username);
+      const archive = bareOf(username);
+      await caughtUp(archive);
+      await server.stores.archive.removeArchive(archive);
+      return false;
+    });
+  },
+
+  async stop() {
+    await Promise.all([...writers].map((w) => w.flushed()));
+    writers.clear();
+  },
+};
+
+/** Removes the stanza-ids naming this archive (XEP-0359 §5: only the archive may set them); true if any. */
+function stripOwnIds(stanza: Element, archive: string): boolean {
+  const before = stanza.children.length;
+  stanza.removeChildren((c) => c.name === 'stanza-id' && c.ns === NS.sid && tryParseJid(c.attrs.by ?? '')?.toString() === archive);
+  return stanza.children.length !== before;
+}

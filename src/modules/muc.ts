@@ -1,0 +1,66 @@
+// Multi-user chat (XEP-0045) with archived rooms: one MucService per configured service domain.
+// The room machinery lives in src/muc/; this module wires it to the server (routing, cluster bus,
+// disco, node loss) and keeps the services where policy modules can reach them.
+import client from 'prom-client';
+import type { Module, Server } from '../context.js';
+import { MucService, CLUSTER_TOPIC, type ForwardedStanza } from '../muc/service.js';
+import { ArchiveWriter } from '../muc/archive-writer.js';
+
+const services = new WeakMap<Server, Map<string, MucService>>();
+
+/** The MUC services of a server, by domain (for policy modules and tools). */
+export function mucServices(server: Server): Map<string, MucService> {
+  return services.get(server) ?? new Map();
+}
+
+let started: MucService[] = [];
+
+export const mucModule: Module = {
+  name: 'muc',
+  init(server) {
+    const byDomain = new Map<string, MucService>();
+    services.set(server, byDomain);
+    // One group-commit writer for all rooms of this node: concurrent rooms share INSERTs.
+    const writer = new ArchiveWriter(server.stores.archive);
+    const cfg = server.config.muc;
+    for (const s of cfg.services ?? []) {
+      const service = new MucService(server, {
+        domain: s.domain, name: s.name, roomCreation: cfg.roomCreation,
+        messagesPerSecond: cfg.messagesPerSecond, messageBurst: cfg.messageBurst, maxNickLength: cfg.maxNickLength,
+      }, writer);
+      byDomain.set(s.domain, service);
+      service.start();
+      server.disco.hostItems.push({ jid: s.domain, name: s.name });
+    }
+    started = [...byDomain.values()];
+    server.cluster.on(CLUSTER_TOPIC, (data) => {
+      const f = data as ForwardedStanza;
+      byDomain.get(f.service)?.onForwarded(f);
+    });
+    server.hooks.on('cluster/lost', ({ node, records }) => {
+      const gone = new Set(records.map((r) => r.jid));
+      for (const s of byDomain.values()) s.nodeLost(node, gone);
+    });
+    const registers = [server.metrics.registry];
+    new client.Gauge({
+      name: 'perch_muc_rooms_loaded', help: 'Rooms held by this node', registers,
+      collect() {
+        let n = 0;
+        for (const s of byDomain.values()) for (const _room of s.loadedRooms()) n++;
+        this.set(n);
+      },
+    });
+    new client.Gauge({
+      name: 'perch_muc_archive_batches', help: 'Group commits of room messages written by this node', registers,
+      collect() { this.set(writer.batches); },
+    });
+    new client.Gauge({
+      name: 'perch_muc_archived_messages', help: 'Room messages archived by this node', registers,
+      collect() { this.set(writer.written); },
+    });
+  },
+  async stop() {
+    await Promise.all(started.map((s) => s.stop()));
+    started = [];
+  },
+};

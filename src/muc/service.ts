@@ -1,0 +1,370 @@
+// A MUC service (conference.<domain>): finds the room a stanza is for and hands it over. In a cluster
+// each room lives on one node at a time, the holder of the room's lease in the session store; other
+// nodes forward the room's stanzas there, so one node orders, archives and fans out every message.
+import { randomBytes } from 'node:crypto';
+import { Element } from '../../protocol/xml.js';
+import { parseStanzaString } from '../../protocol/xml-stream.js';
+import { Jid, tryParseJid } from '../../protocol/jid.js';
+import { StanzaError, errorReply } from '../../protocol/errors.js';
+import { NS } from '../../protocol/namespaces.js';
+import { MUC_NS } from '../../protocol/muc.js';
+import { parseRsm, buildRsmResult } from '../../protocol/rsm.js';
+import type { Server } from '../context.js';
+import { Hooks } from '../hooks.js';
+import { ArchiveWriter } from './archive-writer.js';
+import { Room, type RoomEvents, type RoomHost } from './room.js';
+
+export interface MucServiceOptions {
+  domain: string;
+  name: string;
+  /** Who may create rooms: anyone, accounts of this server (and its subdomains), or server admins. */
+  roomCreation: 'anyone' | 'local' | 'admins';
+  messagesPerSecond: number;
+  messageBurst: number;
+  maxNickLength: number;
+}
+
+/** How long a node holds a room without renewing; renewed every third of it. */
+const LEASE_MS = 15_000;
+/** An empty persistent room stays loaded this long before it is unloaded. */
+const IDLE_UNLOAD_MS = 60_000;
+/** How long a remembered owner of a room on another node is trusted before asking again. */
+const REMOTE_TTL_MS = 5_000;
+const MAX_HOPS = 3;
+const CLUSTER_TOPIC = 'muc';
+
+interface ForwardedStanza { service: string; xml: string; hops: number }
+
+export class MucService implements RoomHost {
+  readonly events = new Hooks<RoomEvents>();
+  readonly writer: ArchiveWriter;
+  readonly limits: RoomHost['limits'];
+  readonly domain: string;
+  private readonly rooms = new Map<string, Room>();
+  /** Stanzas for rooms being looked up (lease, then load), in arrival order. */
+  private readonly pending = new Map<string, { stanza: Element; hops: number }[]>();
+  private readonly remote = new Map<string, { node: string; at: number }>();
+  private readonly saving = new Map<string, Promise<void>>();
+  private readonly dirty = new Set<string>();
+  private timer: NodeJS.Timeout | null = null;
+
+  constructor(readonly server: Server, readonly options: MucServiceOptions, writer: ArchiveWriter) {
+    this.domain = options.domain;
+    this.writer = writer;
+    this.limits = { messagesPerSecond: options.messagesPerSecond, messageBurst: options.messageBurst, maxNickLength: options.maxNickLength };
+  }
+
+  start(): void {
+    this.server.router.addDomain(this.domain, (stanza) => this.route(stanza, 0));
+    this.timer = setInterval(() => void this.tick(), LEASE_MS / 3);
+    this.timer.unref();
+  }
+
+  async stop(): Promise<void> {
+    if (this.timer) clearInterval(this.timer);
+    this.server.router.removeDomain(this.domain);
+    await this.writer.drain();
+    await Promise.all([...this.saving.values()]);
+    await Promise.all([...this.rooms.keys()].map((name) => this.server.sessions.releaseLease(this.leaseKey(name)).catch(() => {})));
+    this.rooms.clear();
+  }
+
+  /** Loaded rooms (this node owns them). */
+  loadedRooms(): IterableIterator<Room> {
+    return this.rooms.values();
+  }
+
+  private leaseKey(name: string): string {
+    return `muc:${this.domain}:${name}`;
+  }
+
+  // --- routing -------------------------------------------------------------------------------------
+
+  /** Stanzas forwarded by other nodes. */
+  onForwarded(data: ForwardedStanza): void {
+    const stanza = parseStanzaString(data.xml);
+    if (stanza) this.route(stanza, data.hops);
+  }
+
+  route(stanza: Element, hops: number): void {
+    const to = tryParseJid(stanza.attrs.to ?? '');
+    if (!to) return;
+    if (!to.local) {
+      this.serviceStanza(stanza, to);
+      return;
+    }
+    const name = to.local;
+    const room = this.rooms.get(name);
+    if (room) {
+      room.handle(stanza);
+      return;
+    }
+    const queue = this.pending.get(name);
+    if (queue) {
+      queue.push({ stanza, hops });
+      return;
+    }
+    const known = this.remote.get(name);
+    if (known && Date.now() - known.at < REMOTE_TTL_MS) {
+      this.forward(known.node, stanza, hops);
+      return;
+    }
+    this.pending.set(name, [{ stanza, hops }]);
+    void this.resolve(name);
+  }
+
+  private forward(node: string, stanza: Element, hops: number): void {
+    if (hops >= MAX_HOPS) {
+      this.server.log.warn('muc: stanza bounced between nodes; dropped', { to: stanza.attrs.to });
+      const reply = errorReply(stanza, new StanzaError('remote-server-timeout', 'the room is moving between nodes; try again'));
+      if (reply) this.server.router.route(reply);
+      return;
+    }
+    const data: ForwardedStanza = { service: this.domain, xml: stanza.toString(), hops: hops + 1 };
+    this.server.cluster.send(node, CLUSTER_TOPIC, data);
+  }
+
+  /** Takes the room's lease (or finds who has it), loads the room, then handles what queued up. */
+  private async resolve(name: string): Promise<void> {
+    let holder: string | null = null;
+    let room: Room | null = null;
+    try {
+      holder = await this.server.sessions.acquireLease(this.leaseKey(name), LEASE_MS);
+      if (holder === this.server.sessions.nodeId) {
+        const [record, occupants] = await Promise.all([
+          this.server.stores.rooms.get(this.domain, name),
+          this.server.sessions.stateGetAll(this.leaseKey(name)),
+        ]);
+        room = new Room(this, name, record);
+        if (record) {
+          await room.loadHistory();
+          // Another node held the room before (and died, or let it go with people inside).
+          if (Object.keys(occupants).length > 0) room.restoreOccupants(occupants);
+        } else room.isNew = true;
+      }
+    } catch (e) {
+      this.server.log.error('muc: room lookup failed', { err: e, room: name });
+    }
+    const queue = this.pending.get(name) ?? [];
+    this.pending.delete(name);
+    if (room) {
+      this.remote.delete(name);
+      this.rooms.set(name, room);
+      for (const { stanza } of queue) this.roomOrCreate(room, stanza);
+      if (room.isNew && room.empty) this.unload(room, false);
+      return;
+    }
+    if (holder) {
+      this.remote.set(name, { node: holder, at: Date.now() });
+      for (const { stanza, hops } of queue) this.forward(holder, stanza, hops);
+      return;
+    }
+    for (const { stanza } of queue) {
+      const reply = errorReply(stanza, new StanzaError('internal-server-error', 'the room is unavailable'));
+      if (reply) this.server.router.route(reply);
+    }
+  }
+
+  /** A room that does not exist yet only comes into being by a join from someone allowed to create. */
+  private roomOrCreate(room: Room, stanza: Element): void {
+    if (!room.isNew) {
+      room.handle(stanza);
+      return;
+    }
+    const from = tryParseJid(stanza.attrs.from ?? '');
+    const to = tryParseJid(stanza.attrs.to ?? '');
+    if (!from || !to) return;
+    const isJoin = stanza.name === 'presence' && stanza.attrs.type === undefined && to.resource !== '';
+    if (!isJoin) {
+      if (stanza.name === 'presence' && stanza.attrs.type === 'unavailable') return;
+      const reply = errorReply(stanza, new StanzaError('item-not-found', 'no such room'));
+      if (reply) this.server.router.route(reply);
+      return;
+    }
+    try {
+      this.mayCreate(from, to.local);
+    } catch (e) {
+      const reply = errorReply(stanza, e instanceof StanzaError ? e : new StanzaError('internal-server-error'));
+      if (reply) this.server.router.route(reply);
+      return;
+    }
+    room.handle(stanza);
+  }
+
+  private mayCreate(creator: Jid, name: string): void {
+    const policy = this.options.roomCreation;
+    const local = creator.domain === this.server.domain;
+    if (policy === 'admins' && !this.server.isAdmin(creator.bareString())) throw new StanzaError('not-allowed', 'only administrators may create rooms');
+    if (policy === 'local' && !local) throw new StanzaError('not-allowed', 'only users of this server may create rooms');
+    const r = this.events.fire('room/create', { service: this.domain, name, creator });
+    if (r instanceof Promise) void r.catch(() => {});
+  }
+
+  // --- the service's own JID ----------------------------------------------------------------------------
+
+  private serviceStanza(stanza: Element, to: Jid): void {
+    const from = tryParseJid(stanza.attrs.from ?? '');
+    if (!from) return;
+    const reply = (payload: Element) => {
+      this.server.router.route(new Element('iq', { type: 'result', id: stanza.attrs.id ?? '', from: this.domain, to: from.toString() }).append(payload));
+    };
+    const fail = (e: unknown) => {
+      const err = e instanceof StanzaError ? e : new StanzaError('internal-server-error');
+      if (!(e instanceof StanzaError)) this.server.log.error('muc service request failed', { err: e });
+      const r = errorReply(stanza, err);
+      if (r) this.server.router.route(r);
+    };
+    if (stanza.name !== 'iq') {
+      if (stanza.attrs.type !== 'error') fail(new StanzaError('service-unavailable'));
+      return;
+    }
+    const type = stanza.attrs.type;
+    if (type === 'result' || type === 'error') return;
+    if (to.resource) return fail(new StanzaError('service-unavailable'));
+    const payload = stanza.elements()[0];
+    if (type === 'get' && payload?.is('query', NS.discoInfo) && !payload.attrs.node) {
+      const q = new Element('query', { xmlns: NS.discoInfo });
+      q.c('identity', { category: 'conference', type: 'text', name: this.options.name });
+      for (const f of [NS.discoInfo, NS.discoItems, MUC_NS.muc, 'urn:xmpp:mam:2', 'urn:xmpp:fulltext:0', 'urn:xmpp:occupant-id:0', 'http://jabber.org/protocol/rsm']) {
+        q.c('feature', { var: f });
+      }
+      return reply(q);
+    }
+    if (type === 'get' && payload?.is('query', NS.discoItems) && !payload.attrs.node) {
+      this.listRooms(payload).then(reply, fail);
+      return;
+    }
+    if (type === 'get' && payload?.is('unique', 'http://jabber.org/protocol/muc#unique')) {
+      return reply(new Element('unique', { xmlns: 'http://jabber.org/protocol/muc#unique' }).t(cryptoName()));
+    }
+    if (type === 'get' && payload?.is('ping', 'urn:xmpp:ping')) {
+      this.server.router.route(new Element('iq', { type: 'result', id: stanza.attrs.id ?? '', from: this.domain, to: from.toString() }));
+      return;
+    }
+    fail(new StanzaError('service-unavailable'));
+  }
+
+  /** Public rooms, paged with XEP-0059 (after = room JID); count and index as the XEP asks. */
+  private async listRooms(query: Element): Promise<Element> {
+    const rsm = parseRsm(query.getChild('set', 'http://jabber.org/protocol/rsm'));
+    const max = Math.min(rsm.max ?? 100, 500);
+    const afterJid = typeof rsm.after === 'string' ? rsm.after : undefined;
+    const after = afterJid ? (tryParseJid(afterJid)?.local ?? afterJid) : undefined;
+    const rooms = await this.server.stores.rooms.list(this.domain, { publicOnly: true, after, limit: max + 1 });
+    const visible = rooms.filter((r) => r.config.locked !== true);
+    const page = visible.slice(0, max);
+    const out = new Element('query', { xmlns: NS.discoItems });
+    for (const r of page) {
+      const name = typeof r.config.name === 'string' && r.config.name ? r.config.name : r.name;
+      out.c('item', { jid: `${r.name}@${this.domain}`, name });
+    }
+    if (query.getChild('set', 'http://jabber.org/protocol/rsm')) {
+      const count = await this.server.stores.rooms.count(this.domain);
+      const result: Parameters<typeof buildRsmResult>[0] = { count };
+      if (page.length > 0) {
+        result.first = { id: `${page[0]!.name}@${this.domain}` };
+        result.last = `${page[page.length - 1]!.name}@${this.domain}`;
+      }
+      out.append(buildRsmResult(result));
+    }
+    return out;
+  }
+
+  // --- RoomHost ----------------------------------------------------------------------------------------
+
+  /** Writes the room record; writes that come while one is in flight are folded into one more. */
+  save(room: Room): void {
+    const key = room.name;
+    if (this.saving.has(key)) {
+      this.dirty.add(key);
+      return;
+    }
+    const run = async (): Promise<void> => {
+      do {
+        this.dirty.delete(key);
+        try {
+          await this.server.stores.rooms.put(room.toRecord());
+        } catch (e) {
+          this.server.log.error('muc: saving room failed', { err: e, room: room.jid });
+        }
+      } while (this.dirty.has(key));
+      this.saving.delete(key);
+    };
+    this.saving.set(key, run());
+  }
+
+  occupantsChanged(room: Room): void {
+    const key = this.leaseKey(room.name);
+    for (const [nick, value] of room.takeChangedOccupants()) {
+      // One connection keeps these writes in order; a failure only costs a takeover its occupant list.
+      this.server.sessions.stateSet(key, nick, value).catch((e) => this.server.log.warn('muc: saving occupants failed', { err: e, room: room.jid }));
+    }
+  }
+
+  destroyed(room: Room, removeArchive: boolean): void {
+    this.rooms.delete(room.name);
+    void (async () => {
+      await this.server.sessions.stateDelete(this.leaseKey(room.name));
+      await this.saving.get(room.name);
+      await this.server.stores.rooms.delete(this.domain, room.name);
+      if (removeArchive) await this.server.stores.archive.removeArchive(room.jid);
+      await this.server.sessions.releaseLease(this.leaseKey(room.name));
+    })().catch((e) => this.server.log.error('muc: destroying room failed', { err: e, room: room.jid }));
+  }
+
+  emptied(room: Room): void {
+    if (!room.config.persistent && !room.locked) {
+      this.rooms.delete(room.name);
+      void (async () => {
+        await this.saving.get(room.name);
+        await this.server.stores.rooms.delete(this.domain, room.name);
+        await this.server.sessions.releaseLease(this.leaseKey(room.name));
+      })().catch((e) => this.server.log.error('muc: removing temporary room failed', { err: e, room: room.jid }));
+    } else if (room.locked) {
+      // Nobody configured it: a locked room that empties never existed (§10.1.1).
+      this.unload(room, true);
+    }
+  }
+
+  private unload(room: Room, forget: boolean): void {
+    this.rooms.delete(room.name);
+    void (async () => {
+      await this.saving.get(room.name);
+      if (forget) await this.server.stores.rooms.delete(this.domain, room.name);
+      await this.server.sessions.releaseLease(this.leaseKey(room.name));
+    })().catch((e) => this.server.log.error('muc: unloading room failed', { err: e, room: room.jid }));
+  }
+
+  /** Keeps the leases of loaded rooms and unloads persistent rooms that stayed empty. */
+  private async tick(): Promise<void> {
+    const now = Date.now();
+    for (const room of [...this.rooms.values()]) {
+      if (room.empty && now - room.lastActive > IDLE_UNLOAD_MS && !this.saving.has(room.name)) {
+        this.unload(room, false);
+        continue;
+      }
+      try {
+        const ok = await this.server.sessions.renewLease(this.leaseKey(room.name), LEASE_MS);
+        if (!ok && this.rooms.get(room.name) === room) {
+          this.server.log.warn('muc: lost the lease of a room; another node has it now', { room: room.jid });
+          this.rooms.delete(room.name);
+        }
+      } catch (e) {
+        this.server.log.warn('muc: lease renewal failed', { err: e, room: room.jid });
+      }
+    }
+    for (const [name, r] of this.remote) if (now - r.at > REMOTE_TTL_MS) this.remote.delete(name);
+  }
+
+  /** A node died: its sessions leave every room here; rooms it held are found again on next use. */
+  nodeLost(node: string, fullJids: Set<string>): void {
+    for (const [name, r] of this.remote) if (r.node === node) this.remote.delete(name);
+    for (const room of this.rooms.values()) room.dropSessions(fullJids);
+  }
+}
+
+function cryptoName(): string {
+  return `room-${randomBytes(6).toString('hex')}`;
+}
+
+export { CLUSTER_TOPIC, type ForwardedStanza };
