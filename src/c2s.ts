@@ -256,7 +256,9 @@ export class C2SStream implements ConnectionHandler, PreAuthStream {
       return this.conn.sendElement(c);
     }
     if (step.kind === 'failure') {
-      await this.core.authThrottle.failed(this.conn.remoteAddress, step.username ?? null);
+      // Only a checked password counts towards throttling: a client probing mechanisms (slixmpp tries
+      // tls-unique -PLUS first, then falls back) is not guessing anything.
+      if (step.username !== undefined) await this.core.authThrottle.failed(this.conn.remoteAddress, step.username);
       return this.saslFailure(step.condition, step.text);
     }
     const username = step.username;
