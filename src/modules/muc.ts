@@ -5,6 +5,7 @@ import client from 'prom-client';
 import type { Module, Server } from '../context.js';
 import { MucService, CLUSTER_TOPIC, type ForwardedStanza } from '../muc/service.js';
 import { ArchiveWriter } from '../muc/archive-writer.js';
+import { registerHatCommands } from '../muc/hats.js';
 
 const services = new WeakMap<Server, Map<string, MucService>>();
 
@@ -30,6 +31,7 @@ export const mucModule: Module = {
       }, writer);
       byDomain.set(s.domain, service);
       service.start();
+      registerHatCommands(server, service);
       server.disco.hostItems.push({ jid: s.domain, name: s.name });
     }
     started = [...byDomain.values()];

@@ -21,6 +21,8 @@ import type { Hooks } from '../hooks.js';
 import type { ArchiveWriter } from './archive-writer.js';
 import { ROOM_OPTIONS, LIST_FIELDS, optionForField, restoreConfig, defaultRoomConfig, MAX_HISTORY, type RoomConfig } from './options.js';
 import { answerMamQuery, mamFormQuery } from '../mam-query.js';
+import { handleCommandRequest } from '../modules/adhoc.js';
+import { HAT_COMMANDS } from './hats.js';
 
 export const SID_NS = 'urn:xmpp:sid:0';
 export const DELAY_NS = 'urn:xmpp:delay';
@@ -198,7 +200,8 @@ export class Room {
   /** Fills the join-history cache from the archive (room loaded after a restart or by another node). */
   async loadHistory(): Promise<void> {
     const entries = await this.server.stores.archive.lastN(this.jid, MAX_HISTORY);
-    this.history = entries.filter((e) => !e.retracted).map((e) => ({ xml: e.stanza, stamp: e.stamp }));
+    // Subject changes (archived without a body) are not join history.
+    this.history = entries.filter((e) => !e.retracted && e.body !== null).map((e) => ({ xml: e.stanza, stamp: e.stamp }));
   }
 
   // --- affiliations and roles ------------------------------------------------------------------
@@ -383,7 +386,10 @@ export class Room {
       else this.changeNick(occ, full, prepared, stanza);
       return;
     }
-    this.join(stanza, from, prepared, prepared !== nick);
+    // The parsed address already carries the prepared nick: compare with what the client wrote (210).
+    const to = stanza.attrs.to ?? '';
+    const requested = to.includes('/') ? to.slice(to.indexOf('/') + 1) : nick;
+    this.join(stanza, from, prepared, prepared !== requested);
   }
 
   private join(stanza: Element, from: Jid, nick: string, nickAssigned: boolean): void {
@@ -792,8 +798,9 @@ export class Room {
         return;
       }
       this.release(item, () => {
+        // A subject change is not history: a subject without a body ends a client's join (§7.2.15).
         if (subject && !body) this.host.save(this);
-        this.pushHistory({ xml, stamp });
+        else this.pushHistory({ xml, stamp });
         for (const r of recipients) this.deliver(r, xml, 'message');
       });
     });
@@ -936,7 +943,18 @@ export class Room {
       return;
     }
     if (type === 'get' && ns === NS.discoItems) {
-      reply(new Element('query', { xmlns: NS.discoItems }));
+      const q = new Element('query', { xmlns: NS.discoItems });
+      if (payload.attrs.node === NS.commands) {
+        q.attrs.node = NS.commands;
+        for (const node of Object.values(HAT_COMMANDS)) {
+          if (this.affiliationOf(from.bareString()) === 'owner') q.c('item', { jid: this.jid, node, name: node.endsWith('don') ? 'Put a hat on a user' : 'Take a hat off a user' });
+        }
+      }
+      reply(q);
+      return;
+    }
+    if (type === 'set' && ns === NS.commands) {
+      void handleCommandRequest(this.server, this.host.domain, payload, from, tryParseJid(this.jid)!).then(reply, (e) => this.fail(stanza, e));
       return;
     }
     if (ns === MUC_NS.admin) {
@@ -965,8 +983,8 @@ export class Room {
       return;
     }
     if (type === 'set' && (ns === MODERATE_NS || ns === FASTEN_NS)) {
-      this.moderate(payload, from, occ);
-      reply();
+      // Answered once the archive has the tombstone (result) or has no such message (error).
+      this.moderate(stanza, payload, occ, () => reply());
       return;
     }
     if (type === 'get' && ns === PING_NS) {
@@ -1021,7 +1039,7 @@ export class Room {
     q.c('identity', { category: 'conference', type: 'text', name: c.name || this.name });
     const features = [
       MUC_NS.muc, MUC_NS.user, MAM_NS, `${MAM_NS}#extended`, 'urn:xmpp:fulltext:0', SID_NS, MUC_NS.occupantId,
-      MODERATE_NS, MODERATE_NS_0, HATS_NS, 'http://jabber.org/protocol/muc#self-ping-optimization', MUC_NS.request,
+      MODERATE_NS, MODERATE_NS_0, HATS_NS, NS.commands, 'http://jabber.org/protocol/muc#self-ping-optimization', MUC_NS.request,
       c.public ? 'muc_public' : 'muc_hidden',
       c.membersOnly ? 'muc_membersonly' : 'muc_open',
       c.moderated ? 'muc_moderated' : 'muc_unmoderated',
@@ -1367,7 +1385,7 @@ export class Room {
 
   // --- moderation (XEP-0425) -------------------------------------------------------------------------
 
-  private moderate(payload: Element, from: Jid, occ: Occupant | undefined): void {
+  private moderate(stanza: Element, payload: Element, occ: Occupant | undefined, done: () => void): void {
     if (occ?.role !== 'moderator') throw new StanzaError('forbidden', 'only moderators may retract messages');
     let id: string | undefined;
     let reason: string | undefined;
@@ -1384,26 +1402,53 @@ export class Room {
       reason = m.getChildText('reason', MODERATE_NS_0);
     }
     if (!id) throw new StanzaError('bad-request', 'which message?');
-    const tombstone = this.tombstone(id, occ, reason, legacy);
-    const stored = tombstone.toString();
+    const notice = this.tombstone(id, occ, reason, legacy).toString();
     const archive = this.server.stores.archive;
     const item = this.emitLater();
-    void archive.retract(this.jid, id, stored).then((found) => {
+    const moderator = occ;
+    void (async () => {
+      // XEP-0425 §7: the archive keeps the author's message, its content replaced by <retracted/>.
+      const original = (await archive.query(this.jid, { ids: [id], limit: 1 })).entries[0];
+      if (!original) return false;
+      return archive.retract(this.jid, id, this.archivedTombstone(original.stanza, moderator, reason, legacy));
+    })().then((found) => {
       if (!found) {
-        this.release(item, () => {
-          this.server.router.route(new Element('iq', { type: 'error', from: this.jid, to: from.toString() })
-            .append(new Element('error', { type: 'cancel' }).append(new Element('item-not-found', { xmlns: NS.stanzaErrors }))));
-        });
+        this.release(item, () => this.fail(stanza, new StanzaError('item-not-found', 'no such message in this room')));
         return;
       }
       this.history = this.history.filter((h) => !h.xml.includes(`id='${id}' by='${escapeAttr(this.jid)}'`));
       const targets: string[] = [];
       for (const o of this.occupants.values()) targets.push(...o.sessions.keys());
-      this.release(item, () => { for (const t of targets) this.deliver(t, stored, 'message'); });
+      this.release(item, () => {
+        for (const t of targets) this.deliver(t, notice, 'message');
+        done();
+      });
     }, (err) => {
       this.server.log.error('muc: retraction failed', { err, room: this.jid });
-      this.release(item, () => {});
+      this.release(item, () => this.fail(stanza, new StanzaError('internal-server-error')));
     });
+  }
+
+  /** The archived tombstone of a moderated message (XEP-0425 §7): from its author, content gone. */
+  private archivedTombstone(originalXml: string, moderator: Occupant, reason: string | undefined, legacy: boolean): string {
+    const original = parseStanzaString(originalXml);
+    const t = new Element('message', { type: 'groupchat' });
+    if (original?.attrs.from !== undefined) t.attrs.from = original.attrs.from;
+    if (original?.attrs.id !== undefined) t.attrs.id = original.attrs.id;
+    const author = original?.getChild('occupant-id', MUC_NS.occupantId)?.attrs.id;
+    if (author !== undefined) t.c('occupant-id', { xmlns: MUC_NS.occupantId, id: author });
+    const stamp = formatDateTime(new Date());
+    const by = `${this.jid}/${moderator.nick}`;
+    if (legacy) {
+      const m = t.c('moderated', { xmlns: MODERATE_NS_0, by });
+      m.c('retracted', { xmlns: RETRACT_NS_0, stamp });
+      if (reason) m.c('reason').t(reason);
+    } else {
+      const r = t.c('retracted', { xmlns: RETRACT_NS, stamp });
+      r.c('moderated', { xmlns: MODERATE_NS, by }).c('occupant-id', { xmlns: MUC_NS.occupantId, id: moderator.occupantId });
+      if (reason) r.c('reason').t(reason);
+    }
+    return t.toString();
   }
 
   private tombstone(id: string, moderator: Occupant, reason: string | undefined, legacy: boolean): Element {

@@ -69,6 +69,11 @@ export class MucService implements RoomHost {
     this.rooms.clear();
   }
 
+  /** A room this node holds, if loaded. */
+  loadedRoom(name: string): Room | undefined {
+    return this.rooms.get(name);
+  }
+
   /** Loaded rooms (this node owns them). */
   loadedRooms(): IterableIterator<Room> {
     return this.rooms.values();
@@ -177,7 +182,9 @@ export class MucService implements RoomHost {
     const isJoin = stanza.name === 'presence' && stanza.attrs.type === undefined && to.resource !== '';
     if (!isJoin) {
       if (stanza.name === 'presence' && stanza.attrs.type === 'unavailable') return;
-      const reply = errorReply(stanza, new StanzaError('item-not-found', 'no such room'));
+      // §7.2.1: a join without a nick is jid-malformed, whether or not the room exists.
+      const noNick = stanza.name === 'presence' && stanza.attrs.type === undefined;
+      const reply = errorReply(stanza, noNick ? new StanzaError('jid-malformed', 'a room nick is required') : new StanzaError('item-not-found', 'no such room'));
       if (reply) this.server.router.route(reply);
       return;
     }
@@ -259,7 +266,9 @@ export class MucService implements RoomHost {
       out.c('item', { jid: `${r.name}@${this.domain}`, name });
     }
     if (query.getChild('set', 'http://jabber.org/protocol/rsm')) {
-      const count = await this.server.stores.rooms.count(this.domain);
+      // The size of the list itself: hidden and locked rooms are not in it.
+      const listed = await this.server.stores.rooms.list(this.domain, { publicOnly: true, limit: 1_000_000 });
+      const count = listed.filter((r) => r.config.locked !== true).length;
       const result: Parameters<typeof buildRsmResult>[0] = { count };
       if (page.length > 0) {
         result.first = { id: `${page[0]!.name}@${this.domain}` };
