@@ -63,10 +63,11 @@ export async function answerMamQuery(server: Server, req: IqRequest, opts: MamQu
   const result = await store.query(opts.archive, aq);
   // §4.3.3 (after/before) and §4.1.3 (after-id/before-id): an unknown UID is item-not-found.
   if (result.notFound) throw new StanzaError('item-not-found', 'no such message in this archive');
-  if (ids && result.count < ids.length) {
+  // An ids query counts at most a few hundred rows, so its count is always there.
+  if (ids && (result.count ?? 0) < ids.length) {
     // §4.1.3: so is an unknown UID in ids. Found ids may merely fail the other filters: ask again.
     const filtered = aq.start || aq.end || aq.with || aq.afterId !== undefined || aq.beforeId !== undefined || aq.fulltext !== undefined;
-    const existing = filtered ? (await store.query(opts.archive, { ids, limit: 0 })).count : result.count;
+    const existing = filtered ? (await store.query(opts.archive, { ids, limit: 0 })).count ?? 0 : result.count ?? 0;
     if (existing < ids.length) throw new StanzaError('item-not-found', 'no such message in this archive');
   }
 
@@ -97,7 +98,7 @@ export async function answerMamQuery(server: Server, req: IqRequest, opts: MamQu
     rsm: {
       ...(first ? { first: { id: first.stanzaId, ...(result.firstIndex !== undefined ? { index: result.firstIndex } : {}) } } : {}),
       ...(last ? { last: last.stanzaId } : {}),
-      count: result.count,
+      ...(result.count !== undefined ? { count: result.count } : {}),
     },
   });
 }

@@ -94,6 +94,26 @@ CREATE INDEX archive_archive_real_jid ON archive (archive, real_jid);
 CREATE INDEX archive_tsv ON archive USING gin (tsv);
 `,
   },
+  {
+    // Counting a million-message archive for every page (XEP-0059 <count/>) would cost more than
+    // the page itself: statement triggers keep each archive's size, bulk loads (COPY) included.
+    // Rows are locked in archive order, so concurrent batches cannot deadlock on them.
+    version: 3,
+    name: 'archive sizes',
+    sql: `
+CREATE TABLE archive_count (
+  archive text PRIMARY KEY,
+  n bigint NOT NULL
+);
+INSERT INTO archive_count (archive, n) SELECT archive, count(*) FROM archive GROUP BY archive;
+CREATE FUNCTION archive_count_insert() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN INSERT INTO archive_count (archive, n) SELECT archive, count(*) FROM new_rows GROUP BY archive ORDER BY archive ON CONFLICT (archive) DO UPDATE SET n = archive_count.n + EXCLUDED.n; RETURN NULL; END $$;
+CREATE FUNCTION archive_count_delete() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN UPDATE archive_count c SET n = c.n - d.n FROM (SELECT archive, count(*) AS n FROM old_rows GROUP BY archive ORDER BY archive) d WHERE c.archive = d.archive; RETURN NULL; END $$;
+CREATE TRIGGER archive_count_insert AFTER INSERT ON archive REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION archive_count_insert();
+CREATE TRIGGER archive_count_delete AFTER DELETE ON archive REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION archive_count_delete();
+CREATE FUNCTION archive_count_truncate() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN DELETE FROM archive_count; RETURN NULL; END $$;
+CREATE TRIGGER archive_count_truncate AFTER TRUNCATE ON archive FOR EACH STATEMENT EXECUTE FUNCTION archive_count_truncate();
+`,
+  },
 ];
 
 // Arbitrary constant shared by every process migrating the same database.

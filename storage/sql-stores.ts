@@ -1,6 +1,7 @@
 import { KeyBatcher } from './batch.js';
 import type {
   ArchivedMessage,
+  ArchiveQueryResult,
   ArchiveStore,
   DataStores,
   Db,
@@ -441,7 +442,7 @@ function createRoomStore(db: Db): RoomStore {
     async list(service, opts) {
       const params: unknown[] = [service];
       const where = ['service = $1'];
-      if (opts.publicOnly) where.push(`config -> 'public' = 'true'::jsonb`);
+      if (opts.publicOnly) where.push(LISTED);
       if (opts.after !== undefined) {
         params.push(opts.after);
         where.push(`name > $${params.length}`);
@@ -453,8 +454,9 @@ function createRoomStore(db: Db): RoomStore {
       );
       return rows.map(toRoom);
     },
-    async count(service) {
-      const [r] = await db.query<{ n: unknown }>('SELECT count(*) AS n FROM rooms WHERE service = $1', [service]);
+    async count(service, opts = {}) {
+      const [r] = await db.query<{ n: unknown }>(
+        `SELECT count(*) AS n FROM rooms WHERE service = $1${opts.publicOnly ? ` AND ${LISTED}` : ''}`, [service]);
       return num(r?.n);
     },
     async setAffiliation(service, name, jid, affiliation) {
@@ -501,6 +503,12 @@ function toArchived(r: ArchiveRow): ArchivedMessage {
     retracted: r.retracted,
   };
 }
+
+/** Rooms a public listing shows: public and not waiting for their first configuration. */
+const LISTED = `config -> 'public' = 'true'::jsonb AND COALESCE(config -> 'locked', 'false'::jsonb) <> 'true'::jsonb`;
+
+/** Rows counted at most for a filtered result set's <count/> and a page's index. */
+const COUNT_BOUND = 10_000;
 
 function createArchiveStore(db: Db, fulltextLanguage: string): ArchiveStore {
   /** Row ids of the named stanza ids of one archive; absent ids are left out. */
@@ -595,14 +603,38 @@ function createArchiveStore(db: Db, fulltextLanguage: string): ArchiveStore {
       const page = rows.slice(0, q.limit).map(toArchived);
       if (backwards) page.reverse();
 
+      // Counts (XEP-0059 <count/> and <first index/>) without scanning a large archive: the whole
+      // archive's size is kept by triggers; anything else is counted only up to COUNT_BOUND rows,
+      // and left out beyond (XEP-0059 §2.6 allows that when counting would be exceptionally costly).
       const first = page[0];
-      const [c] = await db.query<{ n: unknown; preceding: unknown }>(
-        `SELECT count(*) AS n, count(*) FILTER (WHERE id ${precedes} $${filterParams.length + 1}) AS preceding
-         FROM archive WHERE ${filters}`,
-        [...filterParams, first?.id ?? 0],
+      const unfiltered = where.length === 1;
+      const bounded = (cond: string) => `(SELECT count(*) FROM (SELECT 1 FROM archive WHERE ${cond} LIMIT ${COUNT_BOUND + 1}) s)`;
+      const countParams = [...filterParams];
+      const cp = (v: unknown): string => {
+        countParams.push(v);
+        return `$${countParams.length}`;
+      };
+      // From the page to the nearer end of the result set: the rows after it when paging backwards.
+      const sideCond = first === undefined ? null
+        : backwards ? `${filters} AND id ${newestFirst ? '<=' : '>='} ${cp(first.id)}`
+          : `${filters} AND id ${precedes} ${cp(first.id)}`;
+      const [c] = await db.query<{ total: unknown; side: unknown }>(
+        `SELECT ${unfiltered ? 'COALESCE((SELECT n FROM archive_count WHERE archive = $1), 0)' : bounded(filters)} AS total,
+                ${sideCond === null ? 'NULL' : bounded(sideCond)} AS side`,
+        countParams,
       );
-      const result = { entries: page, complete, count: num(c?.n) };
-      return first ? { ...result, firstIndex: num(c?.preceding) } : result;
+      const totalRaw = num(c?.total);
+      const count = totalRaw <= COUNT_BOUND || unfiltered ? totalRaw : undefined;
+      const side = c?.side === null || c?.side === undefined ? undefined : num(c.side);
+      let firstIndex: number | undefined;
+      if (first && side !== undefined && side <= COUNT_BOUND) {
+        if (!backwards) firstIndex = side;
+        else if (count !== undefined) firstIndex = count - side;
+      }
+      const result: ArchiveQueryResult = { entries: page, complete };
+      if (count !== undefined) result.count = count;
+      if (firstIndex !== undefined) result.firstIndex = firstIndex;
+      return result;
     },
 
     async get(archive, stanzaId) {

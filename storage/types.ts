@@ -117,7 +117,7 @@ export interface RoomRecord {
 }
 
 export interface RoomListOptions {
-  /** Only rooms whose config has `public: true`. */
+  /** Only rooms whose config has `public: true` and not `locked: true`. */
   publicOnly?: boolean;
   /** Page starts after this room name (byte order). */
   after?: string;
@@ -131,7 +131,8 @@ export interface RoomStore {
   delete(service: string, name: string): Promise<boolean>;
   /** Rooms of one service ordered by name (byte order). */
   list(service: string, opts: RoomListOptions): Promise<RoomRecord[]>;
-  count(service: string): Promise<number>;
+  /** publicOnly: only rooms a public listing shows (public, and not locked awaiting configuration). */
+  count(service: string, opts?: { publicOnly?: boolean }): Promise<number>;
   /** Sets or ('none') removes one affiliation; false when there is no such room. */
   setAffiliation(service: string, name: string, jid: string, affiliation: RoomAffiliation | 'none'): Promise<boolean>;
 }
@@ -188,7 +189,7 @@ export interface ArchiveQueryResult {
   /** The page reaches the end of the result set in the paging direction (its start when paging backwards). */
   complete: boolean;
   /** Entries matching the filters, whatever the page. */
-  count: number;
+  count?: number;
   /** Position of the page's first entry in the result set; absent for an empty page. */
   firstIndex?: number;
   /** after, before, afterId or beforeId names no entry of this archive (item-not-found); entries is empty. */

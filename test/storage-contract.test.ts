@@ -574,6 +574,26 @@ describe('data store contract', function () {
           expect(last.firstIndex).to.equal(997);
         });
 
+        it('counts a large archive exactly from its kept size, and leaves out counts of large filtered sets', async function () {
+          this.timeout(60000);
+          await s.archive.append(Array.from({ length: 10_050 }, (_, n) => entry(n)));
+          await s.archive.append([entry(1, { archive: 'other@conference.example.com' })]);
+          const last = await s.archive.query(ROOM, { before: true, limit: 50 });
+          expect([last.count, last.firstIndex, last.complete]).to.deep.equal([10_050, 10_000, false]);
+          // Every entry matches this filter, so the set is too large to count cheaply: no count, no index.
+          const filtered = await s.archive.query(ROOM, { start: minute(0), before: true, limit: 50 });
+          expect(filtered.entries).to.have.length(50);
+          expect([filtered.count, filtered.firstIndex]).to.deep.equal([undefined, undefined]);
+          // Near the start of the set the index is still known.
+          const head = await s.archive.query(ROOM, { start: minute(0), limit: 5 });
+          expect([head.count, head.firstIndex]).to.deep.equal([undefined, 0]);
+          const small = await s.archive.query(ROOM, { ids: [entry(3).stanzaId, entry(4).stanzaId], limit: 10 });
+          expect(small.count).to.equal(2);
+          expect(await s.archive.removeArchive(ROOM)).to.equal(10_050);
+          expect((await s.archive.query(ROOM, { limit: 0 })).count).to.equal(0);
+          expect((await s.archive.query('other@conference.example.com', { limit: 0 })).count).to.equal(1);
+        });
+
         it('pages forwards and backwards across page boundaries', async function () {
           await s.archive.append(Array.from({ length: 25 }, (_, n) => entry(n)));
           await s.archive.append([entry(3, { archive: 'other@conference.example.com' })]);

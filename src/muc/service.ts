@@ -258,8 +258,7 @@ export class MucService implements RoomHost {
     const afterJid = typeof rsm.after === 'string' ? rsm.after : undefined;
     const after = afterJid ? (tryParseJid(afterJid)?.local ?? afterJid) : undefined;
     const rooms = await this.server.stores.rooms.list(this.domain, { publicOnly: true, after, limit: max + 1 });
-    const visible = rooms.filter((r) => r.config.locked !== true);
-    const page = visible.slice(0, max);
+    const page = rooms.slice(0, max);
     const out = new Element('query', { xmlns: NS.discoItems });
     for (const r of page) {
       const name = typeof r.config.name === 'string' && r.config.name ? r.config.name : r.name;
@@ -267,8 +266,7 @@ export class MucService implements RoomHost {
     }
     if (query.getChild('set', 'http://jabber.org/protocol/rsm')) {
       // The size of the list itself: hidden and locked rooms are not in it.
-      const listed = await this.server.stores.rooms.list(this.domain, { publicOnly: true, limit: 1_000_000 });
-      const count = listed.filter((r) => r.config.locked !== true).length;
+      const count = await this.server.stores.rooms.count(this.domain, { publicOnly: true });
       const result: Parameters<typeof buildRsmResult>[0] = { count };
       if (page.length > 0) {
         result.first = { id: `${page[0]!.name}@${this.domain}` };
