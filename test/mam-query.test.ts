@@ -14,8 +14,9 @@ import { ServerCore } from '../src/server.js';
 import type { IqRequest } from '../src/context.js';
 import { answerMamQuery, mamFormQuery, mamMetadata, type MamQueryOptions } from '../src/mam-query.js';
 import {
-  archivable, parsePrefs, prefsElement, prefsDecision, StanzaIds, ArchiveWriter, DEFAULT_PREFS,
+  archivable, parsePrefs, prefsElement, prefsDecision, StanzaIds, DEFAULT_PREFS,
 } from '../src/modules/mam.js';
+import { ArchiveWriter } from '../src/archive-writer.js';
 import type { ArchiveEntry, ArchiveStore } from '../storage/types.js';
 import { xml } from './xml.js';
 

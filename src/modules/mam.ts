@@ -14,7 +14,8 @@ import { NS } from '../../protocol/namespaces.js';
 import { StanzaError } from '../../protocol/errors.js';
 import { tryParseJid, type Jid } from '../../protocol/jid.js';
 import { MAM_NS, MAM_EXTENDED_NS, FULLTEXT_NS } from '../../protocol/mam.js';
-import type { ArchiveEntry, ArchiveStore } from '../../storage/types.js';
+import type { ArchiveEntry } from '../../storage/types.js';
+import { archiveWriter, type ArchiveWriter } from '../archive-writer.js';
 import type { Module, Server } from '../context.js';
 import { answerMamQuery, mamFormQuery, mamMetadata } from '../mam-query.js';
 
@@ -155,63 +156,6 @@ export class StanzaIds {
   }
 }
 
-interface Queued {
-  entry: ArchiveEntry;
-  resolve(): void;
-  reject(err: unknown): void;
-}
-
-/**
- * Group commit: entries queued while a batch is being written go together in the next one, so a
- * busy server makes one INSERT per batch rather than one per message. Promises settle in queue order.
- */
-export class ArchiveWriter {
-  private queue: Queued[] = [];
-  private writing = false;
-  private queuedCount = 0;
-  private doneCount = 0;
-  private barriers: { at: number; resolve(): void }[] = [];
-
-  constructor(private readonly store: ArchiveStore, private readonly maxBatch = 500) {}
-
-  /** Resolves once the entry is committed; rejects if its batch failed. */
-  append(entry: ArchiveEntry): Promise<void> {
-    return new Promise((resolve, reject) => {
-      this.queue.push({ entry, resolve, reject });
-      this.queuedCount++;
-      if (!this.writing) {
-        this.writing = true;
-        // Whatever else is queued in this turn of the event loop joins the first batch.
-        setImmediate(() => void this.drain());
-      }
-    });
-  }
-
-  /** Resolves once everything queued so far is written (or failed). */
-  flushed(): Promise<void> {
-    if (this.doneCount === this.queuedCount) return Promise.resolve();
-    return new Promise((resolve) => this.barriers.push({ at: this.queuedCount, resolve }));
-  }
-
-  private async drain(): Promise<void> {
-    while (this.queue.length > 0) {
-      const batch = this.queue.length <= this.maxBatch ? this.queue : this.queue.slice(0, this.maxBatch);
-      this.queue = this.queue.length <= this.maxBatch ? [] : this.queue.slice(this.maxBatch);
-      try {
-        await this.store.append(batch.map((q) => q.entry));
-        for (const q of batch) q.resolve();
-      } catch (err) {
-        for (const q of batch) q.reject(err);
-      }
-      this.doneCount += batch.length;
-      if (this.barriers.length > 0) {
-        this.barriers = this.barriers.filter((b) => (b.at <= this.doneCount ? (b.resolve(), false) : true));
-      }
-    }
-    this.writing = false;
-  }
-}
-
 // --- the module -------------------------------------------------------------------------------------
 
 // The writers of the servers started in this process, flushed when they stop.
@@ -220,7 +164,7 @@ const writers = new Set<ArchiveWriter>();
 export const mamModule: Module = {
   name: MODULE,
   init(server: Server) {
-    const writer = new ArchiveWriter(server.stores.archive);
+    const writer = archiveWriter(server);
     writers.add(writer);
     const ids = new StanzaIds();
     const bareOf = (user: string) => `${user}@${server.domain}`;

@@ -4,7 +4,7 @@
 import client from 'prom-client';
 import type { Module, Server } from '../context.js';
 import { MucService, CLUSTER_TOPIC, type ForwardedStanza } from '../muc/service.js';
-import { ArchiveWriter } from '../muc/archive-writer.js';
+import { archiveWriter } from '../archive-writer.js';
 import { registerHatCommands } from '../muc/hats.js';
 
 const services = new WeakMap<Server, Map<string, MucService>>();
@@ -22,7 +22,7 @@ export const mucModule: Module = {
     const byDomain = new Map<string, MucService>();
     services.set(server, byDomain);
     // One group-commit writer for all rooms of this node: concurrent rooms share INSERTs.
-    const writer = new ArchiveWriter(server.stores.archive);
+    const writer = archiveWriter(server);
     const cfg = server.config.muc;
     for (const s of cfg.services ?? []) {
       const service = new MucService(server, {

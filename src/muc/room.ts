@@ -18,7 +18,7 @@ import { MAM_NS } from '../../protocol/mam.js';
 import type { RoomRecord, RoomAffiliation, RoomSubject } from '../../storage/types.js';
 import type { Server } from '../context.js';
 import type { Hooks } from '../hooks.js';
-import type { ArchiveWriter } from './archive-writer.js';
+import type { ArchiveWriter } from '../archive-writer.js';
 import { ROOM_OPTIONS, LIST_FIELDS, optionForField, restoreConfig, defaultRoomConfig, MAX_HISTORY, type RoomConfig } from './options.js';
 import { answerMamQuery, mamFormQuery } from '../mam-query.js';
 import { handleCommandRequest } from '../modules/adhoc.js';

@@ -11,7 +11,7 @@ import { MUC_NS } from '../../protocol/muc.js';
 import { parseRsm, buildRsmResult } from '../../protocol/rsm.js';
 import type { Server } from '../context.js';
 import { Hooks } from '../hooks.js';
-import { ArchiveWriter } from './archive-writer.js';
+import type { ArchiveWriter } from '../archive-writer.js';
 import { Room, type RoomEvents, type RoomHost } from './room.js';
 
 export interface MucServiceOptions {
@@ -63,7 +63,7 @@ export class MucService implements RoomHost {
   async stop(): Promise<void> {
     if (this.timer) clearInterval(this.timer);
     this.server.router.removeDomain(this.domain);
-    await this.writer.drain();
+    await this.writer.flushed();
     await Promise.all([...this.saving.values()]);
     await Promise.all([...this.rooms.keys()].map((name) => this.server.sessions.releaseLease(this.leaseKey(name)).catch(() => {})));
     this.rooms.clear();

@@ -1,0 +1,84 @@
+// Group commit for every archive write of a server (rooms and personal archives alike): one
+// writer per server, so concurrent messages share INSERTs whatever they are.
+import type { ArchiveEntry, ArchiveStore } from '../storage/types.js';
+import type { Server } from './context.js';
+
+interface Queued {
+  entry: ArchiveEntry;
+  resolve(): void;
+  reject(err: unknown): void;
+}
+
+/**
+ * Group commit: entries queued while a batch is being written go together in the next one, so a
+ * busy server makes one INSERT per batch rather than one per message. Promises settle in queue order.
+ */
+export class ArchiveWriter {
+  private queue: Queued[] = [];
+  private writing = false;
+  private queuedCount = 0;
+  private doneCount = 0;
+  private barriers: { at: number; resolve(): void }[] = [];
+
+  /** Batches written and entries in them (metrics). */
+  batches = 0;
+  written = 0;
+
+  constructor(private readonly store: ArchiveStore, private readonly maxBatch = 500) {}
+
+  /** The callback form of append, for hot paths that need no promise: done(null) once committed. */
+  write(entry: ArchiveEntry, done: (err: Error | null) => void): void {
+    this.enqueue({ entry, resolve: () => done(null), reject: (e) => done(e instanceof Error ? e : new Error(String(e))) });
+  }
+
+  /** Resolves once the entry is committed; rejects if its batch failed. */
+  append(entry: ArchiveEntry): Promise<void> {
+    return new Promise((resolve, reject) => this.enqueue({ entry, resolve, reject }));
+  }
+
+  private enqueue(q: Queued): void {
+    this.queue.push(q);
+    this.queuedCount++;
+    if (!this.writing) {
+      this.writing = true;
+      // Whatever else is queued in this turn of the event loop joins the first batch.
+      setImmediate(() => void this.drain());
+    }
+  }
+
+  /** Resolves once everything queued so far is written (or failed). */
+  flushed(): Promise<void> {
+    if (this.doneCount === this.queuedCount) return Promise.resolve();
+    return new Promise((resolve) => this.barriers.push({ at: this.queuedCount, resolve }));
+  }
+
+  private async drain(): Promise<void> {
+    while (this.queue.length > 0) {
+      const batch = this.queue.length <= this.maxBatch ? this.queue : this.queue.slice(0, this.maxBatch);
+      this.queue = this.queue.length <= this.maxBatch ? [] : this.queue.slice(this.maxBatch);
+      try {
+        await this.store.append(batch.map((q) => q.entry));
+        this.batches++;
+        this.written += batch.length;
+        for (const q of batch) q.resolve();
+      } catch (err) {
+        for (const q of batch) q.reject(err);
+      }
+      this.doneCount += batch.length;
+      if (this.barriers.length > 0) {
+        this.barriers = this.barriers.filter((b) => (b.at <= this.doneCount ? (b.resolve(), false) : true));
+      }
+    }
+    this.writing = false;
+  }
+}
+
+
+const writers = new WeakMap<Server, ArchiveWriter>();
+
+/** The server's archive writer, made on first use. */
+export function archiveWriter(server: Server): ArchiveWriter {
+  let w = writers.get(server);
+  if (!w) writers.set(server, (w = new ArchiveWriter(server.stores.archive)));
+  return w;
+}
