@@ -53,11 +53,11 @@ export const mucModule: Module = {
       },
     });
     new client.Gauge({
-      name: 'perch_muc_archive_batches', help: 'Group commits of room messages written by this node', registers,
+      name: 'perch_archive_batches', help: 'Group commits to the archive by this node (rooms and personal archives)', registers,
       collect() { this.set(writer.batches); },
     });
     new client.Gauge({
-      name: 'perch_muc_archived_messages', help: 'Room messages archived by this node', registers,
+      name: 'perch_archived_messages', help: 'Messages archived by this node (rooms and personal archives)', registers,
       collect() { this.set(writer.written); },
     });
   },
