@@ -44,6 +44,11 @@ export const mucModule: Module = {
       for (const s of byDomain.values()) s.nodeLost(node, gone);
     });
     const registers = [server.metrics.registry];
+    const commit = new client.Histogram({
+      name: 'perch_muc_commit_seconds', help: 'Time a room message waits for its archive commit before fan-out', registers,
+      buckets: [0.0005, 0.001, 0.002, 0.003, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5],
+    });
+    for (const s of byDomain.values()) s.onCommitted = (seconds) => commit.observe(seconds);
     new client.Gauge({
       name: 'perch_muc_rooms_loaded', help: 'Rooms held by this node', registers,
       collect() {

@@ -69,6 +69,8 @@ export interface RoomHost {
   emptied(room: Room): void;
   /** Occupants joined, left or changed (room.takeChangedOccupants() says which). */
   occupantsChanged(room: Room): void;
+  /** A message waited this long (seconds) between being accepted and being committed (metrics). */
+  committed(seconds: number): void;
 }
 
 export interface Hat { uri: string; title: string }
@@ -788,6 +790,7 @@ export class Room {
     out.c('stanza-id', { xmlns: SID_NS, id: stanzaId, by: this.jid });
     const xml = out.toString();
     const item = this.emitLater();
+    const accepted = performance.now();
     this.host.writer.write({
       archive: this.jid, stanzaId, stamp, fromJid: `${this.jid}/${occ.nick}`, realJid: occ.bare,
       body: body ? body.text() : null, stanza: xml,
@@ -797,6 +800,7 @@ export class Room {
         this.release(item, () => this.fail(stanza, new StanzaError('internal-server-error', 'the message could not be stored')));
         return;
       }
+      this.host.committed((performance.now() - accepted) / 1000);
       this.release(item, () => {
         // A subject change is not history: a subject without a body ends a client's join (§7.2.15).
         if (subject && !body) this.host.save(this);

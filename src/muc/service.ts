@@ -300,6 +300,13 @@ export class MucService implements RoomHost {
     this.saving.set(key, run());
   }
 
+  /** Set by the module to feed its commit-latency histogram. */
+  onCommitted: (seconds: number) => void = () => {};
+
+  committed(seconds: number): void {
+    this.onCommitted(seconds);
+  }
+
   occupantsChanged(room: Room): void {
     const key = this.leaseKey(room.name);
     for (const [nick, value] of room.takeChangedOccupants()) {
