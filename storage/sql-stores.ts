@@ -594,19 +594,16 @@ function createArchiveStore(db: Db, fulltextLanguage: string): ArchiveStore {
       const backwards = q.before !== undefined;
       const descending = newestFirst !== backwards;
       const offset = after === undefined && !backwards && q.index ? ` OFFSET ${param(q.index)}` : '';
-      const rows = await db.query<ArchiveRow>(
+      const pageQuery = db.query<ArchiveRow>(
         `SELECT ${ARCHIVE_COLUMNS} FROM archive WHERE ${[filters, ...cursor].join(' AND ')}
          ORDER BY id ${descending ? 'DESC' : 'ASC'} LIMIT ${param(q.limit + 1)}${offset}`,
         params,
       );
-      const complete = rows.length <= q.limit;
-      const page = rows.slice(0, q.limit).map(toArchived);
-      if (backwards) page.reverse();
 
       // Counts (XEP-0059 <count/> and <first index/>) without scanning a large archive: the whole
       // archive's size is kept by triggers; anything else is counted only up to COUNT_BOUND rows,
       // and left out beyond (XEP-0059 §2.6 allows that when counting would be exceptionally costly).
-      const first = page[0];
+      // The page's position follows from the cursor, so the count runs beside the page query.
       const unfiltered = where.length === 1;
       const bounded = (cond: string) => `(SELECT count(*) FROM (SELECT 1 FROM archive WHERE ${cond} LIMIT ${COUNT_BOUND + 1}) s)`;
       const countParams = [...filterParams];
@@ -614,22 +611,27 @@ function createArchiveStore(db: Db, fulltextLanguage: string): ArchiveStore {
         countParams.push(v);
         return `$${countParams.length}`;
       };
-      // From the page to the nearer end of the result set: the rows after it when paging backwards.
-      const sideCond = first === undefined ? null
-        : backwards ? `${filters} AND id ${newestFirst ? '<=' : '>='} ${cp(first.id)}`
-          : `${filters} AND id ${precedes} ${cp(first.id)}`;
-      const [c] = await db.query<{ total: unknown; side: unknown }>(
+      // Rows before an `after` cursor (it included), or from a `before` cursor (it included) to the end.
+      let sideCond: string | null = null;
+      if (!backwards && after !== undefined) sideCond = `${filters} AND id ${newestFirst ? '>=' : '<='} ${cp(after)}`;
+      if (backwards && before !== undefined) sideCond = `${filters} AND id ${newestFirst ? '<=' : '>='} ${cp(before)}`;
+      const countQuery = db.query<{ total: unknown; side: unknown }>(
         `SELECT ${unfiltered ? 'COALESCE((SELECT n FROM archive_count WHERE archive = $1), 0)' : bounded(filters)} AS total,
-                ${sideCond === null ? 'NULL' : bounded(sideCond)} AS side`,
+                ${sideCond === null ? '0' : bounded(sideCond)} AS side`,
         countParams,
       );
+      const [rows, [c]] = await Promise.all([pageQuery, countQuery]);
+      const complete = rows.length <= q.limit;
+      const page = rows.slice(0, q.limit).map(toArchived);
+      if (backwards) page.reverse();
+
       const totalRaw = num(c?.total);
       const count = totalRaw <= COUNT_BOUND || unfiltered ? totalRaw : undefined;
-      const side = c?.side === null || c?.side === undefined ? undefined : num(c.side);
+      const side = num(c?.side);
       let firstIndex: number | undefined;
-      if (first && side !== undefined && side <= COUNT_BOUND) {
-        if (!backwards) firstIndex = side;
-        else if (count !== undefined) firstIndex = count - side;
+      if (page.length > 0 && side <= COUNT_BOUND) {
+        if (!backwards) firstIndex = after !== undefined ? side : (offset ? q.index! : 0);
+        else if (count !== undefined) firstIndex = count - side - page.length;
       }
       const result: ArchiveQueryResult = { entries: page, complete };
       if (count !== undefined) result.count = count;
