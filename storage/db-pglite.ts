@@ -17,6 +17,8 @@ class Mutex {
  */
 export async function openPglite(dataDir: string | null): Promise<Db> {
   const pg = await PGlite.create(dataDir ?? undefined);
+  // The same planner cost model as on PostgreSQL (see PLANNER_OPTIONS in db-postgres.ts).
+  await pg.query('SET random_page_cost = 1.1');
   const lock = new Mutex();
   let closed: Promise<void> | null = null;
   return {

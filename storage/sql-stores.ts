@@ -508,7 +508,7 @@ function toArchived(r: ArchiveRow): ArchivedMessage {
 const LISTED = `config -> 'public' = 'true'::jsonb AND COALESCE(config -> 'locked', 'false'::jsonb) <> 'true'::jsonb`;
 
 /** Rows counted at most for a filtered result set's <count/> and a page's index. */
-const COUNT_BOUND = 10_000;
+const COUNT_BOUND = 2_000;
 
 function createArchiveStore(db: Db, fulltextLanguage: string): ArchiveStore {
   /** Row ids of the named stanza ids of one archive; absent ids are left out. */
