@@ -19,6 +19,7 @@ import os from 'node:os';
 import path from 'node:path';
 import net from 'node:net';
 import { fileURLToPath } from 'node:url';
+import { waitPort, portFree, createBenchAccounts } from './lib.mjs';
 
 const BENCH = path.dirname(fileURLToPath(import.meta.url));
 const ROOT = path.resolve(BENCH, '..');
@@ -67,24 +68,6 @@ const CASES = [
 // ------------------------------------------------------------------------------------------------
 // helpers
 
-function waitPort(port, timeoutMs) {
-  const until = Date.now() + timeoutMs;
-  return new Promise((resolve, reject) => {
-    const attempt = () => {
-      const s = net.connect({ host: '127.0.0.1', port });
-      s.once('connect', () => { s.destroy(); resolve(); });
-      s.once('error', () => { s.destroy(); if (Date.now() > until) reject(new Error(`port ${port} not open`)); else setTimeout(attempt, 100); });
-    };
-    attempt();
-  });
-}
-function portFree(port) {
-  return new Promise((resolve) => {
-    const s = net.connect({ host: '127.0.0.1', port });
-    s.once('connect', () => { s.destroy(); resolve(false); });
-    s.once('error', () => resolve(true));
-  });
-}
 
 /** Runs xmppload, echoes its human summary, returns its JSON line. */
 function xmppload(label, tag, argv) {
@@ -140,14 +123,7 @@ const perch = {
     const config = loadConfig(this.config, {});
     const t0 = Date.now();
     const stores = await openDataStores({ databaseUrl: WITH_PG ? PG_URL : null, dataDir: this.dir });
-    let next = 0;
-    await Promise.all(Array.from({ length: 8 }, async () => {
-      while (next <= N_USERS) {
-        const n = next++;
-        const r = await addUser(stores, DOMAIN, `user${n}`, `bench-${n}`, config.scramIterations);
-        if (r !== 'ok') throw new Error(`addUser user${n}: ${r}`);
-      }
-    }));
+    await createBenchAccounts(addUser, stores, DOMAIN, N_USERS, config.scramIterations);
     await stores.db.close();
     const secs = (Date.now() - t0) / 1000;
     log(`perch: ${N_USERS + 1} accounts provisioned in ${secs.toFixed(1)} s (${config.scramIterations} SCRAM iterations)`);
