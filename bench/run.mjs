@@ -8,6 +8,7 @@
 //   node bench/run.mjs --no-ejabberd                Perch only
 //   node bench/run.mjs --profile                    also CPU-profile Perch in each case (top frames printed)
 //   node bench/run.mjs --no-docs                    do not rewrite docs/benchmarks.md
+//   node bench/run.mjs --archive-chat               Perch archives one-to-one chat (its default; ejabberd here does not)
 //
 // Perch runs from dist/ with a temporary data dir (PGlite storage, in-process session store) and a
 // temporary config on 127.0.0.1:28222; ejabberd 23 (Debian package) is started by
@@ -31,6 +32,7 @@ const WRITE_DOCS = !args.has('--no-docs');
 // --pg: Perch on real PostgreSQL (a fresh database on the server of PERCH_BENCH_PG, dropped after) and
 // real Redis (PERCH_BENCH_REDIS) instead of its embedded defaults: the production configuration.
 const WITH_PG = args.has('--pg');
+const ARCHIVE_CHAT = args.has('--archive-chat');
 const PG_ADMIN_URL = process.env.PERCH_BENCH_PG ?? 'postgres://root@127.0.0.1:5432/test';
 const REDIS_URL = process.env.PERCH_BENCH_REDIS ?? 'redis://127.0.0.1:6379';
 const PG_DB = `perch_bench_${process.pid}`;
@@ -112,6 +114,9 @@ const perch = {
       // a login storm from one address must not trip the abuse limits
       limits: { authFailuresPerIp: 1_000_000, authFailuresPerAccount: 1_000_000, bytesPerSecond: 64 * 1024 * 1024, authTimeout: 120 },
       ping: { idleSeconds: 3600, timeoutSeconds: 60 },
+      // ejabberd's configuration here archives no one-to-one chat (mod_mam default: never); Perch does the
+      // same unless --archive-chat asks for its own default (every chat message archived before delivery).
+      archive: { defaultPolicy: ARCHIVE_CHAT ? 'always' : 'never' },
       ...(WITH_PG ? { databaseUrl: PG_URL, redisUrl: REDIS_URL } : {}),
     };
     if (WITH_PG) await pgAdmin(`CREATE DATABASE ${PG_DB}`);
@@ -276,7 +281,7 @@ function writeDocs(meta, results, parser, profiles) {
   L.push('## Machine', '');
   L.push(`- ${meta.cpus} × ${meta.cpuModel}, ${meta.memGiB} GiB RAM, Linux ${meta.kernel}, Node ${meta.node}`);
   L.push(`- load average before the run: ${meta.loadavg}; the server, the load generator and the kernel share these cores, and the host runs other jobs (the "other" CPU figure).`);
-  L.push(`- Perch ${meta.perchVersion} from \`dist/\` (commit ${meta.commit}), ${WITH_PG ? "PostgreSQL 15 + Redis 7 (real services on loopback)" : "PGlite storage, in-process session store"}, ${meta.perchProvision.iterations} SCRAM iterations; ${meta.perchProvision.accounts} accounts created in ${meta.perchProvision.seconds.toFixed(1)} s by one process (\`addUser\`) before the server starts.`);
+  L.push(`- Perch ${meta.perchVersion} from \`dist/\` (commit ${meta.commit}), ${WITH_PG ? "PostgreSQL 15 + Redis 7 (real services on loopback)" : "PGlite storage, in-process session store"}, ${meta.perchProvision.iterations} SCRAM iterations, one-to-one archiving ${ARCHIVE_CHAT ? 'on (`archive.defaultPolicy: always`, the default)' : 'off (`archive.defaultPolicy: never`, as ejabberd here)'}; ${meta.perchProvision.accounts} accounts created in ${meta.perchProvision.seconds.toFixed(1)} s by one process (\`addUser\`) before the server starts.`);
   if (meta.ejabberdVersion) L.push(`- ejabberd ${meta.ejabberdVersion} (Debian), mnesia, \`auth_password_format: scram\` (4096 iterations), started by a copy of \`../shared/bench/peers/ejabberd.sh\` (and its config template) with c2s on port ${EJABBERD_PORT}; ${meta.ejabberdProvision?.accounts ?? '?'} accounts registered by XEP-0077 at ${meta.ejabberdProvision?.per_s ?? '?'}/s.`);
   L.push('', '## Commands', '', '```sh');
   L.push('npm run bench                     # this whole page: both servers, then the parser benchmark');

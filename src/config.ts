@@ -46,6 +46,8 @@ export interface Config {
   archive: {
     /** PostgreSQL text search configuration for full-text search: 'simple' (no stemming, any language) or a language such as 'english'. */
     fulltextLanguage: string;
+    /** One-to-one archiving for accounts without preferences of their own: always (as Prosody), roster or never. */
+    defaultPolicy: 'always' | 'roster' | 'never';
   };
 }
 
@@ -96,7 +98,7 @@ export function defaultConfig(): Config {
     streamManagement: { resumeSeconds: 300 },
     components: {},
     scramIterations: 4096,
-    archive: { fulltextLanguage: 'simple' },
+    archive: { fulltextLanguage: 'simple', defaultPolicy: 'always' },
     muc: { services: null, roomCreation: 'local', messagesPerSecond: 10, messageBurst: 30, maxNickLength: 64 },
   };
 }
@@ -243,6 +245,7 @@ export function validate(c: Config): Config {
   if (!/^[a-z_]{1,63}$/.test(String(c.archive.fulltextLanguage))) {
     throw new ConfigError('archive.fulltextLanguage', 'a PostgreSQL text search configuration name such as simple or english');
   }
+  if (!['always', 'roster', 'never'].includes(c.archive.defaultPolicy)) throw new ConfigError('archive.defaultPolicy', 'one of always, roster, never');
   return c;
 }
 

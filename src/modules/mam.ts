@@ -122,8 +122,8 @@ export function prefsDecision(p: MamPrefs, partner: Jid): boolean | 'roster' {
   return p.default === 'roster' ? 'roster' : p.default === 'always';
 }
 
-function decodePrefs(value: string | null): MamPrefs {
-  if (value === null) return DEFAULT_PREFS;
+function decodePrefs(value: string | null, fallback: Readonly<MamPrefs>): MamPrefs {
+  if (value === null) return fallback;
   try {
     const v = JSON.parse(value) as Partial<MamPrefs>;
     if (typeof v.default === 'string' && DEFAULTS.has(v.default) && Array.isArray(v.always) && Array.isArray(v.never)) {
@@ -132,7 +132,7 @@ function decodePrefs(value: string | null): MamPrefs {
   } catch {
     // unreadable: the defaults apply
   }
-  return DEFAULT_PREFS;
+  return fallback;
 }
 
 // --- archive ids and writes -------------------------------------------------------------------------
@@ -165,6 +165,8 @@ export const mamModule: Module = {
   name: MODULE,
   init(server: Server) {
     const writer = archiveWriter(server);
+    // The policy of accounts that never set preferences (archive.defaultPolicy; XEP-0313 §6).
+    const serverDefault: Readonly<MamPrefs> = Object.freeze({ ...DEFAULT_PREFS, default: server.config.archive.defaultPolicy });
     writers.add(writer);
     const ids = new StanzaIds();
     const bareOf = (user: string) => `${user}@${server.domain}`;
@@ -176,7 +178,7 @@ export const mamModule: Module = {
     const cached = new Map<string, MamPrefs>();
     // list, not get: concurrent logins share one statement.
     const loadPrefs = async (user: string) =>
-      decodePrefs((await server.stores.userData.list(user, PREFS_KIND)).find((r) => r.key === PREFS_KEY)?.value ?? null);
+      decodePrefs((await server.stores.userData.list(user, PREFS_KIND)).find((r) => r.key === PREFS_KEY)?.value ?? null, serverDefault);
     const prefsFor = (user: string): MamPrefs | Promise<MamPrefs> => cached.get(user) ?? loadPrefs(user);
     const refresh = async (user: string) => {
       const p = await loadPrefs(user);
