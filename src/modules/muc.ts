@@ -14,7 +14,8 @@ export function mucServices(server: Server): Map<string, MucService> {
   return services.get(server) ?? new Map();
 }
 
-let started: MucService[] = [];
+// Services of every server started in this process (tests run several), stopped with them.
+const started = new Set<MucService>();
 
 export const mucModule: Module = {
   name: 'muc',
@@ -34,7 +35,7 @@ export const mucModule: Module = {
       registerHatCommands(server, service);
       server.disco.hostItems.push({ jid: s.domain, name: s.name });
     }
-    started = [...byDomain.values()];
+    for (const s of byDomain.values()) started.add(s);
     server.cluster.on(CLUSTER_TOPIC, (data) => {
       const f = data as ForwardedStanza;
       byDomain.get(f.service)?.onForwarded(f);
@@ -67,7 +68,7 @@ export const mucModule: Module = {
     });
   },
   async stop() {
-    await Promise.all(started.map((s) => s.stop()));
-    started = [];
+    await Promise.all([...started].map((s) => s.stop()));
+    started.clear();
   },
 };

@@ -370,7 +370,7 @@ export class Room {
       return;
     }
     if (type === 'probe') {
-      this.probe(stanza, occ, nick);
+      this.probe(occ, nick);
       return;
     }
     if (type === 'unavailable') {
@@ -688,7 +688,7 @@ export class Room {
   }
 
   /** Presence probe to an occupant JID (as Prosody answers it): the occupant's current presence. */
-  private probe(stanza: Element, prober: Occupant | undefined, nick: string): void {
+  private probe(prober: Occupant | undefined, nick: string): void {
     if (!prober) throw new StanzaError('not-acceptable', 'only occupants may probe', 'cancel');
     const target = this.occupants.get(nick);
     const full = prober.primary;
@@ -704,7 +704,6 @@ export class Room {
     if (this.canSeeRealJids(prober)) item.jid = bare;
     p.append(mucUserX({ items: [item] }));
     const xml = p.toString();
-    void stanza;
     this.emit(() => this.deliver(full, xml, 'presence'));
   }
 
@@ -735,7 +734,7 @@ export class Room {
     }
     const formEl = stanza.getChild('x', NS.dataForms);
     if (formEl) {
-      this.voiceRequest(stanza, formEl, occ);
+      this.voiceRequest(formEl, occ);
       return;
     }
     throw new MucProtocolError('bad-request', 'messages to the room must be groupchat');
@@ -875,7 +874,7 @@ export class Room {
   }
 
   /** §8.6: a visitor asks for voice; moderators get the request and may approve it by submitting it. */
-  private voiceRequest(stanza: Element, formEl: Element, occ: Occupant | undefined): void {
+  private voiceRequest(formEl: Element, occ: Occupant | undefined): void {
     let form: DataForm;
     try { form = parseForm(formEl); } catch { throw new MucProtocolError('bad-request', 'malformed form'); }
     if (formType(form) !== REQUEST_FORM) throw new MucProtocolError('bad-request', 'unknown form');
@@ -903,7 +902,6 @@ export class Room {
     const xml = msg.toString();
     const mods: string[] = [];
     for (const o of this.occupants.values()) if (o.role === 'moderator') mods.push(...o.sessions.keys());
-    void stanza;
     this.emit(() => { for (const m of mods) this.deliver(m, xml, 'message'); });
   }
 
@@ -1071,11 +1069,10 @@ export class Room {
   }
 
   /** Reserves a nick; someone else using it in the room has to leave (as Prosody does). */
-  private reserveNick(bare: string, nick: string, actor: Occupant | null): void {
+  private reserveNick(bare: string, nick: string): void {
     this.nicks.set(bare, nick);
     const holder = this.occupants.get(nick);
     if (holder && holder.bare !== bare) this.remove(holder, [STATUS.kicked], null, 'This nickname is reserved');
-    void actor;
   }
 
   // --- registration (§7.10) ----------------------------------------------------------------------------
@@ -1115,7 +1112,7 @@ export class Room {
     const holder = this.nickReservedFor(nick);
     const inUse = this.occupants.get(nick);
     if ((holder && holder !== bare) || (inUse && inUse.bare !== bare)) throw new MucProtocolError('conflict', 'that nick is taken');
-    this.reserveNick(bare, nick, null);
+    this.reserveNick(bare, nick);
     if (aff === 'none') this.setAffiliation(bare, 'member', null, undefined);
     else {
       this.host.save(this);
@@ -1184,7 +1181,7 @@ export class Room {
         const nick = item.jid && item.nick && AFF_RANK[affiliation] >= AFF_RANK.member ? item.nick : undefined;
         plan.push(() => {
           // An item with both jid and nick also reserves the nick for that user (as Prosody does).
-          if (nick) this.reserveNick(bare, nick, occ ?? null);
+          if (nick) this.reserveNick(bare, nick);
           else if (AFF_RANK[affiliation] < AFF_RANK.member) this.nicks.delete(bare);
           this.setAffiliation(bare, affiliation, occ ?? null, item.reason);
         });
@@ -1328,7 +1325,6 @@ export class Room {
 
     const before = this.config;
     this.config = next;
-    const wasLocked = this.locked;
     this.locked = false;
     if (owners !== null) this.replaceList('owner', owners);
     if (admins !== null) this.replaceList('admin', admins);
@@ -1338,7 +1334,6 @@ export class Room {
     if (before.whois !== next.whois) codes.push(next.whois === 'anyone' ? STATUS.nowNonAnonymous : STATUS.nowSemiAnonymous);
     const changed = ROOM_OPTIONS.some((o) => JSON.stringify(o.write(before)) !== JSON.stringify(o.write(next)));
     if (changed) codes.unshift(STATUS.configChanged);
-    void wasLocked;
     if (codes.length > 0) {
       const msg = new Element('message', { from: this.jid, type: 'groupchat' }).append(mucUserX({ statuses: codes }));
       const xml = msg.toString();
