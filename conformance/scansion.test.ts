@@ -12,10 +12,10 @@ const PYTHON = '/usr/bin/python3';
 const RUNNER = path.resolve(REPO_ROOT, '..', 'shared', 'scansion', 'run.py');
 const SCRIPTS = [
   'basic', 'basic_message', 'basic_roster', 'issue1121', 'keep_full_sub_req', 'mam_prefs_prep', 'presence_preapproval', 'vcard_temp',
-  // Multi-user chat (XEP-0045); muc_mediated_invite and muc_nickname_robotface pin Prosody's wording.
+  // Multi-user chat (XEP-0045); muc_nickname_robotface pins Prosody's nick policy and its stringprep mapping.
   'issue1224', 'issue505', 'issue978', 'issue978-multi', 'muc_affiliation_notify', 'muc_members_only_change',
   'muc_members_only_deregister', 'muc_nickname_change', 'muc_password', 'muc_subject_issue_667', 'muc_presence_probe',
-  'muc_register', 'muc_show_offline', 'muc_whois_anyone_member',
+  'muc_register', 'muc_show_offline', 'muc_whois_anyone_member', 'muc_mediated_invite',
 ];
 // Every [Client] account of those scripts, with the scripts' password.
 const ACCOUNTS = [

@@ -838,10 +838,20 @@ export class Room {
   private invitations(stanza: Element, x: Element, from: Jid, occ: Occupant | undefined): void {
     const parsed = parseInvites(x);
     if (parsed.decline?.to) {
-      // §7.8.2: the room relays a decline to the inviter, from the room.
-      const decline = new Element('message', { from: this.jid, to: parsed.decline.to });
+      // §7.8.2: the room relays a decline to the inviter, from the room; invitations name the inviter by
+      // occupant JID, so a decline addressed to one goes to that occupant's sessions.
+      const decline = new Element('message', { from: this.jid });
       decline.append(mucUserX({ decline: { from: from.bareString(), reason: parsed.decline.reason } }));
-      this.emit(() => this.server.router.route(decline));
+      const to = parsed.decline.to;
+      const inviter = to.startsWith(`${this.jid}/`) ? this.occupants.get(to.slice(this.jid.length + 1)) : undefined;
+      if (inviter) {
+        const xml = decline.toString();
+        const sessions = [...inviter.sessions.keys()];
+        this.emit(() => { for (const s of sessions) this.deliver(s, xml, 'message'); });
+      } else if (!to.startsWith(`${this.jid}/`)) {
+        decline.attrs.to = to;
+        this.emit(() => this.server.router.route(decline));
+      }
       return;
     }
     if (parsed.invites.length === 0) throw new MucProtocolError('bad-request', 'nothing to do');
@@ -861,14 +871,17 @@ export class Room {
       }
       const msg = new Element('message', { from: this.jid, to: invite.to });
       if (stanza.attrs.id) msg.attrs.id = stanza.attrs.id;
+      // §7.8.2 lets the room name the inviter by bare, full or occupant JID: the occupant JID keeps a
+      // semi-anonymous room's real JIDs to itself (and is what Prosody sends).
+      const inviter = `${this.jid}/${occ.nick}`;
       msg.append(mucUserX({
-        invite: { from: from.toString(), reason: invite.reason, continue: invite.continue },
+        invite: { from: inviter, reason: invite.reason ?? '', continue: invite.continue },
         password: this.config.password || undefined,
       }));
       const conf = msg.c('x', { xmlns: MUC_NS.conference, jid: this.jid });
       if (invite.reason) conf.attrs.reason = invite.reason;
       if (this.config.password) conf.attrs.password = this.config.password;
-      msg.c('body').t(`${from.bareString()} invites you to the room ${this.jid}${invite.reason ? `: ${invite.reason}` : ''}`);
+      msg.c('body').t(`${inviter} invited you to the room ${this.jid}${invite.reason ? `: ${invite.reason}` : ''}`);
       this.emit(() => this.server.router.route(msg));
     }
   }
