@@ -434,6 +434,41 @@ export async function login(port: number, user: string, password: string,
   return session;
 }
 
+/**
+ * Accounts handed out one per test, so that tests never share rosters or archives, and the clients a
+ * test logged in (stopped after it). Every account's password is 'pw'.
+ */
+export class AccountPool {
+  readonly names: string[];
+  readonly clients: LoggedIn[] = [];
+  private next = 0;
+
+  constructor(prefix: string, size: number) {
+    this.names = Array.from({ length: size }, (_, i) => randomName(`${prefix}${i}`));
+  }
+
+  /** username → password, for startServer. */
+  users(extra: string[] = []): Record<string, string> {
+    return Object.fromEntries([...this.names, ...extra].map((u) => [u, 'pw']));
+  }
+
+  fresh(): string {
+    const u = this.names[this.next++];
+    if (!u) throw new Error('test user pool exhausted');
+    return u;
+  }
+
+  async connect(port: number, user: string, resource?: string): Promise<LoggedIn> {
+    const c = await login(port, user, 'pw', resource === undefined ? {} : { resource });
+    this.clients.push(c);
+    return c;
+  }
+
+  async stopClients(): Promise<void> {
+    await Promise.all(this.clients.splice(0).map((c) => c.stop()));
+  }
+}
+
 export function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
 }

@@ -2,7 +2,7 @@
 // and, where the wire matters (registration, stream management), raw sockets.
 import { expect } from 'chai';
 import {
-  startServer, login, rawLogin, connectRaw, openSecureStream, openStream, randomName, sleep, xml,
+  AccountPool, startServer, login, rawLogin, connectRaw, openSecureStream, openStream, randomName, sleep, xml,
   type RunningServer, type LoggedIn, type XmppElement,
 } from './harness.js';
 
@@ -30,37 +30,25 @@ describe('conformance: IM and features', function () {
   this.timeout(30000);
   let server: RunningServer;
   const ADMIN = randomName('admin');
-  const pool = Array.from({ length: 24 }, (_, i) => randomName(`im${i}`));
-  let next = 0;
-  const clients: LoggedIn[] = [];
+  const accounts = new AccountPool('im', 24);
+  const clients = accounts.clients;
 
   before(async function () {
     this.timeout(60000);
     server = await startServer({
-      users: Object.fromEntries([...pool, ADMIN].map((u) => [u, 'pw'])),
+      users: accounts.users([ADMIN]),
       admins: [`${ADMIN}@localhost`],
       registration: true,
     });
   });
-  afterEach(async () => {
-    await Promise.all(clients.splice(0).map((c) => c.stop()));
-  });
+  afterEach(() => accounts.stopClients());
   after(async () => {
     await server?.stop();
   });
 
-  /** A fresh account for each test, so that tests never share rosters or stored data. */
-  function freshUser(): string {
-    const u = pool[next++];
-    if (!u) throw new Error('test user pool exhausted');
-    return u;
-  }
+  const freshUser = () => accounts.fresh();
 
-  async function connect(user: string, resource?: string): Promise<LoggedIn> {
-    const c = await login(server.ports.c2s, user, 'pw', resource === undefined ? {} : { resource });
-    clients.push(c);
-    return c;
-  }
+  const connect = (user: string, resource?: string): Promise<LoggedIn> => accounts.connect(server.ports.c2s, user, resource);
 
   const bare = (c: LoggedIn) => c.jid.split('/')[0]!;
 

@@ -2,7 +2,7 @@
 // stanza ids XEP-0359), end to end: real server process, real sockets, @xmpp/client.
 import { expect } from 'chai';
 import {
-  startServer, login, connectRaw, openSecureStream, randomName, sleep, xml,
+  AccountPool, startServer, login, connectRaw, openSecureStream, sleep, xml,
   type RunningServer, type LoggedIn, type XmppElement,
 } from './harness.js';
 
@@ -50,33 +50,21 @@ const bare = (c: LoggedIn) => c.jid.split('/')[0]!;
 describe('conformance: message archives (XEP-0313)', function () {
   this.timeout(30000);
   let server: RunningServer;
-  const pool = Array.from({ length: 40 }, (_, i) => randomName(`mam${i}`));
-  let next = 0;
-  const clients: LoggedIn[] = [];
+  const accounts = new AccountPool('mam', 40);
   let queryCounter = 0;
 
   before(async function () {
     this.timeout(60000);
-    server = await startServer({ users: Object.fromEntries(pool.map((u) => [u, 'pw'])), registration: true });
+    server = await startServer({ users: accounts.users(), registration: true });
   });
-  afterEach(async () => {
-    await Promise.all(clients.splice(0).map((c) => c.stop()));
-  });
+  afterEach(() => accounts.stopClients());
   after(async () => {
     await server?.stop();
   });
 
-  function freshUser(): string {
-    const u = pool[next++];
-    if (!u) throw new Error('test user pool exhausted');
-    return u;
-  }
+  const freshUser = () => accounts.fresh();
 
-  async function connect(user: string, resource?: string): Promise<LoggedIn> {
-    const c = await login(server.ports.c2s, user, 'pw', resource === undefined ? {} : { resource });
-    clients.push(c);
-    return c;
-  }
+  const connect = (user: string, resource?: string): Promise<LoggedIn> => accounts.connect(server.ports.c2s, user, resource);
 
   /** Connects and sends initial presence, so that messages to the bare JID reach this resource. */
   async function online(user: string, resource?: string): Promise<LoggedIn> {

@@ -6,7 +6,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import {
-  startServer, login, randomName, sleep, xml,
+  AccountPool, startServer, randomName, sleep, xml,
   type RunningServer, type LoggedIn, type XmppElement,
 } from './harness.js';
 
@@ -93,36 +93,24 @@ interface MamPage {
 describe('conformance: multi-user chat (XEP-0045) and room archives', function () {
   this.timeout(30000);
   let server: RunningServer;
-  const pool = Array.from({ length: 130 }, (_, i) => randomName(`muc${i}`));
-  let next = 0;
-  const clients: LoggedIn[] = [];
+  const accounts = new AccountPool('muc', 130);
   let counter = 0;
 
   before(async function () {
     this.timeout(60000);
     server = await startServer({
-      users: Object.fromEntries(pool.map((u) => [u, 'pw'])),
+      users: accounts.users(),
       configYaml: `muc:\n  services:\n    - domain: ${SERVICE}\n    - domain: ${LISTING_SERVICE}\n      name: Listed rooms\n`,
     });
   });
-  afterEach(async () => {
-    await Promise.all(clients.splice(0).map((c) => c.stop()));
-  });
+  afterEach(() => accounts.stopClients());
   after(async () => {
     await server?.stop();
   });
 
-  function freshUser(): string {
-    const u = pool[next++];
-    if (!u) throw new Error('test user pool exhausted');
-    return u;
-  }
+  const freshUser = () => accounts.fresh();
 
-  async function connect(user = freshUser(), resource?: string, port = server.ports.c2s): Promise<LoggedIn> {
-    const c = await login(port, user, 'pw', resource === undefined ? {} : { resource });
-    clients.push(c);
-    return c;
-  }
+  const connect = (user = freshUser(), resource?: string, port = server.ports.c2s): Promise<LoggedIn> => accounts.connect(port, user, resource);
 
   /** Connected and available, so that messages to the bare JID (invitations) reach it. */
   async function online(user = freshUser()): Promise<LoggedIn> {
@@ -472,7 +460,7 @@ describe('conformance: multi-user chat (XEP-0045) and room archives', function (
         expect((await list(keeper, room, { affiliation: 'member' })).map((i) => i.attrs.jid)).to.deep.equal(['friend@localhost']);
         expect((await list(keeper, room, { affiliation: 'owner' })).map((i) => i.attrs.jid)).to.deep.equal(['keeper@localhost']);
         expect((await mam(keeper, room)).ids.slice(-3)).to.deep.equal(sent);
-        await Promise.all(clients.splice(0).map((c) => c.stop()));
+        await accounts.stopClients();
       } finally {
         await node?.stop();
         await rm(dataDir, { recursive: true, force: true });
