@@ -469,6 +469,21 @@ export class AccountPool {
   }
 }
 
+/** Sends an IQ get/set and resolves with the result; rejects with the error reply (its `condition` set). */
+export function iq(c: LoggedIn, type: 'get' | 'set', payload: XmppElement, to?: string): Promise<XmppElement> {
+  return c.xmpp.iqCaller.request(xmppXml('iq', { type, ...(to ? { to } : {}) }, payload), 10000);
+}
+
+/** The error condition of an IQ that must fail. */
+export async function iqError(c: LoggedIn, type: 'get' | 'set', payload: XmppElement, to?: string): Promise<string> {
+  try {
+    await iq(c, type, payload, to);
+  } catch (e) {
+    return (e as { condition?: string }).condition ?? String(e);
+  }
+  throw new Error('expected an error reply');
+}
+
 export function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
 }

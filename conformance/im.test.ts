@@ -2,7 +2,7 @@
 // and, where the wire matters (registration, stream management), raw sockets.
 import { expect } from 'chai';
 import {
-  AccountPool, startServer, login, rawLogin, connectRaw, openSecureStream, openStream, randomName, sleep, xml,
+  AccountPool, iq, iqError, startServer, login, rawLogin, connectRaw, openSecureStream, openStream, randomName, sleep, xml,
   type RunningServer, type LoggedIn, type XmppElement,
 } from './harness.js';
 
@@ -71,18 +71,6 @@ describe('conformance: IM and features', function () {
     await b.waitFor((el) => el.is('presence') && el.attrs.from === a.jid && el.attrs.type === undefined);
   }
 
-  async function iq(c: LoggedIn, type: 'get' | 'set', payload: XmppElement, to?: string): Promise<XmppElement> {
-    return c.xmpp.iqCaller.request(xml('iq', { type, ...(to ? { to } : {}) }, payload), 5000);
-  }
-
-  async function iqError(c: LoggedIn, type: 'get' | 'set', payload: XmppElement, to?: string): Promise<string> {
-    try {
-      await iq(c, type, payload, to);
-    } catch (e) {
-      return (e as { condition?: string }).condition ?? String(e);
-    }
-    throw new Error('expected an error reply');
-  }
 
   describe('roster, presence and chat (RFC 6121)', () => {
     it('subscribes both ways, shares presence and puts both in each other\'s roster with subscription both', async () => {

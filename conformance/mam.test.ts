@@ -2,7 +2,7 @@
 // stanza ids XEP-0359), end to end: real server process, real sockets, @xmpp/client.
 import { expect } from 'chai';
 import {
-  AccountPool, startServer, login, connectRaw, openSecureStream, sleep, xml,
+  AccountPool, iq, iqError, startServer, login, connectRaw, openSecureStream, sleep, xml,
   type RunningServer, type LoggedIn, type XmppElement,
 } from './harness.js';
 
@@ -74,18 +74,6 @@ describe('conformance: message archives (XEP-0313)', function () {
     return c;
   }
 
-  async function iq(c: LoggedIn, type: 'get' | 'set', payload: XmppElement, to?: string): Promise<XmppElement> {
-    return c.xmpp.iqCaller.request(xml('iq', { type, ...(to ? { to } : {}) }, payload), 10000);
-  }
-
-  async function iqError(c: LoggedIn, type: 'get' | 'set', payload: XmppElement, to?: string): Promise<string> {
-    try {
-      await iq(c, type, payload, to);
-    } catch (e) {
-      return (e as { condition?: string }).condition ?? String(e);
-    }
-    throw new Error('expected an error reply');
-  }
 
   function queryElement(queryid: string, o: QueryOptions): XmppElement {
     const children: XmppElement[] = [];

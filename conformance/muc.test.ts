@@ -6,7 +6,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import {
-  AccountPool, startServer, randomName, sleep, xml,
+  AccountPool, iq, iqError, startServer, randomName, sleep, xml,
   type RunningServer, type LoggedIn, type XmppElement,
 } from './harness.js';
 
@@ -123,18 +123,6 @@ describe('conformance: multi-user chat (XEP-0045) and room archives', function (
   const bare = (c: LoggedIn) => c.jid.split('/')[0]!;
   const newRoom = (service = SERVICE) => `${randomName('room')}@${service}`;
 
-  async function iq(c: LoggedIn, type: 'get' | 'set', payload: XmppElement, to?: string): Promise<XmppElement> {
-    return c.xmpp.iqCaller.request(xml('iq', { type, ...(to ? { to } : {}) }, payload), 10000);
-  }
-
-  async function iqError(c: LoggedIn, type: 'get' | 'set', payload: XmppElement, to?: string): Promise<string> {
-    try {
-      await iq(c, type, payload, to);
-    } catch (e) {
-      return (e as { condition?: string }).condition ?? String(e);
-    }
-    throw new Error('expected an error reply');
-  }
 
   // --- entering and leaving -----------------------------------------------------------------------
 
