@@ -4,6 +4,7 @@ import { NS } from '../protocol/namespaces.js';
 import { parseJid } from '../protocol/jid.js';
 import { StanzaError } from '../protocol/errors.js';
 import { formValue } from '../protocol/forms.js';
+import { stanzaErrorOf } from './unit-server.js';
 import type { Server, DiscoNodeHandler } from '../src/context.js';
 import {
   CommandSessions, commandElement, commandItems, commandNodeInfo, handleCommandRequest, registerCommand,
@@ -31,15 +32,6 @@ function command(node: string, attrs: Record<string, string> = {}, form?: Record
   return c;
 }
 
-async function rejects(p: Promise<unknown>): Promise<StanzaError> {
-  try {
-    await p;
-  } catch (e) {
-    expect(e).to.be.instanceOf(StanzaError);
-    return e as StanzaError;
-  }
-  throw new Error('expected a StanzaError');
-}
 
 /** A two-stage command: asks for a name, then completes with a greeting. */
 const greet: AdhocCommand = {
@@ -144,14 +136,14 @@ describe('ad-hoc commands', () => {
       expect(second.attrs).to.include({ status: 'completed', sessionid: sid });
       expect(second.getChildText('note', NS.commands)).to.equal('hello x');
       // The session is over.
-      const e = await rejects(handleCommandRequest(server, 'host', command('greet', { sessionid: sid }, { name: 'x' }), admin, host));
+      const e = await stanzaErrorOf(handleCommandRequest(server, 'host', command('greet', { sessionid: sid }, { name: 'x' }), admin, host));
       expect(e.appCondition?.name).to.equal('bad-sessionid');
     });
 
     it('keeps the session after an error the requester can correct', async () => {
       const first = await handleCommandRequest(server, 'host', command('greet'), admin, host);
       const sid = first.attrs.sessionid!;
-      await rejects(handleCommandRequest(server, 'host', command('greet', { sessionid: sid }, { name: '' }), admin, host));
+      await stanzaErrorOf(handleCommandRequest(server, 'host', command('greet', { sessionid: sid }, { name: '' }), admin, host));
       const again = await handleCommandRequest(server, 'host', command('greet', { sessionid: sid }, { name: 'y' }), admin, host);
       expect(again.attrs.status).to.equal('completed');
     });
@@ -161,22 +153,22 @@ describe('ad-hoc commands', () => {
       const sid = first.attrs.sessionid!;
       const c = await handleCommandRequest(server, 'host', command('greet', { sessionid: sid, action: 'cancel' }), admin, host);
       expect(c.attrs).to.include({ status: 'canceled', sessionid: sid });
-      const e = await rejects(handleCommandRequest(server, 'host', command('greet', { sessionid: sid }), admin, host));
+      const e = await stanzaErrorOf(handleCommandRequest(server, 'host', command('greet', { sessionid: sid }), admin, host));
       expect(e.appCondition?.name).to.equal('bad-sessionid');
     });
 
     it('refuses another resource, unknown sessions, forbidden users and unknown nodes', async () => {
       const first = await handleCommandRequest(server, 'host', command('greet'), admin, host);
       const sid = first.attrs.sessionid!;
-      expect((await rejects(handleCommandRequest(server, 'host', command('greet', { sessionid: sid }), other, host))).appCondition?.name)
+      expect((await stanzaErrorOf(handleCommandRequest(server, 'host', command('greet', { sessionid: sid }), other, host))).appCondition?.name)
         .to.equal('bad-sessionid');
-      expect((await rejects(handleCommandRequest(server, 'host', command('greet', { sessionid: 'nope' }), admin, host))).condition)
+      expect((await stanzaErrorOf(handleCommandRequest(server, 'host', command('greet', { sessionid: 'nope' }), admin, host))).condition)
         .to.equal('bad-request');
-      expect((await rejects(handleCommandRequest(server, 'host', command('greet'), user, host))).condition).to.equal('forbidden');
-      expect((await rejects(handleCommandRequest(server, 'host', command('missing'), admin, host))).condition).to.equal('item-not-found');
-      expect((await rejects(handleCommandRequest(server, 'host', command('greet', { action: 'jump' }), admin, host))).appCondition?.name)
+      expect((await stanzaErrorOf(handleCommandRequest(server, 'host', command('greet'), user, host))).condition).to.equal('forbidden');
+      expect((await stanzaErrorOf(handleCommandRequest(server, 'host', command('missing'), admin, host))).condition).to.equal('item-not-found');
+      expect((await stanzaErrorOf(handleCommandRequest(server, 'host', command('greet', { action: 'jump' }), admin, host))).appCondition?.name)
         .to.equal('malformed-action');
-      expect((await rejects(handleCommandRequest(server, 'host', command('greet', { sessionid: sid, action: 'next' }), admin, host))).appCondition?.name)
+      expect((await stanzaErrorOf(handleCommandRequest(server, 'host', command('greet', { sessionid: sid, action: 'next' }), admin, host))).appCondition?.name)
         .to.equal('bad-action');
     });
 

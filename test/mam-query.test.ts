@@ -1,15 +1,11 @@
 // The shared XEP-0313 query executor against a real server core and its PGlite store, and the
 // account archive's building blocks (what is archived, preferences, ids, group commit).
 import { expect } from 'chai';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
 import { Element } from '../protocol/xml.js';
 import { NS } from '../protocol/namespaces.js';
 import { parseJid } from '../protocol/jid.js';
 import { StanzaError } from '../protocol/errors.js';
 import { MAM_NS, FULLTEXT_FIELD } from '../protocol/mam.js';
-import { defaultConfig } from '../src/config.js';
 import { ServerCore } from '../src/server.js';
 import type { IqRequest } from '../src/context.js';
 import { answerMamQuery, mamFormQuery, mamMetadata, type MamQueryOptions } from '../src/mam-query.js';
@@ -19,6 +15,7 @@ import {
 import { ArchiveWriter } from '../src/archive-writer.js';
 import type { ArchiveEntry, ArchiveStore } from '../storage/types.js';
 import { xml } from './xml.js';
+import { startUnitServer, stanzaErrorOf } from './unit-server.js';
 
 const ROOM = 'room@conference.localhost';
 const READER = 'reader@reader.test/phone';
@@ -35,38 +32,21 @@ const entry = (n: number, extra: Partial<ArchiveEntry> = {}): ArchiveEntry => ({
   ...extra,
 });
 
-async function thrown(p: Promise<unknown>): Promise<StanzaError> {
-  try {
-    await p;
-  } catch (e) {
-    expect(e).to.be.instanceOf(StanzaError);
-    return e as StanzaError;
-  }
-  throw new Error('expected a StanzaError');
-}
 
 describe('MAM query executor (answerMamQuery)', function () {
   this.timeout(30000);
   let server: ServerCore;
-  let dataDir: string;
+  let stopServer: () => Promise<void>;
   /** Stanzas routed to the requester's domain, in order. */
   let delivered: Element[] = [];
 
   before(async function () {
-    dataDir = await mkdtemp(path.join(tmpdir(), 'perch-mamq-'));
-    const config = defaultConfig();
-    config.dataDir = dataDir;
-    config.nodeId = 'unit';
-    config.logLevel = 'error';
-    config.listen = { c2s: null, c2sDirectTls: null, component: null, metrics: null };
-    server = new ServerCore(config);
-    await server.start();
+    ({ server, stop: stopServer } = await startUnitServer('perch-mamq-'));
     server.router.addDomain('reader.test', (st) => delivered.push(st));
     await server.stores.archive.append(Array.from({ length: 30 }, (_, n) => entry(n)));
   });
   after(async function () {
-    await server?.stop();
-    await rm(dataDir, { recursive: true, force: true });
+    await stopServer?.();
   });
   beforeEach(() => {
     delivered = [];
@@ -139,7 +119,7 @@ describe('MAM query executor (answerMamQuery)', function () {
     await run(query(form({ with: `${ROOM}/nick2` }) + rsm('<max>2</max><before/>')));
     expect(resultIds()).to.deep.equal([entry(26).stanzaId, entry(29).stanzaId]);
     // The unknown-id check still applies to a filter that can match nothing.
-    expect((await thrown(run(query(form({ with: 'user1@example.com' }) + rsm('<after>nope</after>'))))).condition).to.equal('item-not-found');
+    expect((await stanzaErrorOf(run(query(form({ with: 'user1@example.com' }) + rsm('<after>nope</after>'))))).condition).to.equal('item-not-found');
   });
 
   it('rewrites each stanza with the transform, given the entry', async () => {
@@ -171,9 +151,9 @@ describe('MAM query executor (answerMamQuery)', function () {
   it('item-not-found for unknown ids in ids, also next to other filters; found ones that are filtered out are fine', async () => {
     await run(query(form({ ids: ['sid-001', 'sid-002'], with: `${ROOM}/nick1` })));
     expect(resultIds()).to.deep.equal(['sid-001']);
-    expect((await thrown(run(query(form({ ids: ['sid-001', 'missing'], with: `${ROOM}/nick1` }))))).condition).to.equal('item-not-found');
-    expect((await thrown(run(query(form({ ids: ['missing'] }))))).condition).to.equal('item-not-found');
-    expect((await thrown(run(query(form({ 'before-id': 'missing' }))))).condition).to.equal('item-not-found');
+    expect((await stanzaErrorOf(run(query(form({ ids: ['sid-001', 'missing'], with: `${ROOM}/nick1` }))))).condition).to.equal('item-not-found');
+    expect((await stanzaErrorOf(run(query(form({ ids: ['missing'] }))))).condition).to.equal('item-not-found');
+    expect((await stanzaErrorOf(run(query(form({ 'before-id': 'missing' }))))).condition).to.equal('item-not-found');
     // Duplicates name one message.
     delivered = [];
     await run(query(form({ ids: ['sid-004', 'sid-004'] })));
@@ -181,10 +161,10 @@ describe('MAM query executor (answerMamQuery)', function () {
   });
 
   it('refuses bad queries with the XEP-0313 conditions', async () => {
-    expect((await thrown(run(query(form({ start: '2026-02-30T00:00:00Z' }))))).condition).to.equal('bad-request');
-    expect((await thrown(run(query(form({ '{urn:example}mood': 'x' }))))).condition).to.equal('feature-not-implemented');
-    expect((await thrown(run(query('', " node='princely_musings'")))).condition).to.equal('item-not-found');
-    expect((await thrown(run(query(rsm('<max>many</max>'))))).condition).to.equal('bad-request');
+    expect((await stanzaErrorOf(run(query(form({ start: '2026-02-30T00:00:00Z' }))))).condition).to.equal('bad-request');
+    expect((await stanzaErrorOf(run(query(form({ '{urn:example}mood': 'x' }))))).condition).to.equal('feature-not-implemented');
+    expect((await stanzaErrorOf(run(query('', " node='princely_musings'")))).condition).to.equal('item-not-found');
+    expect((await stanzaErrorOf(run(query(rsm('<max>many</max>'))))).condition).to.equal('bad-request');
   });
 
   it('sends a retracted entry as its tombstone, and skips an unreadable one', async () => {
@@ -270,26 +250,18 @@ describe('account archive: ids and group commit', function () {
 
   describe('ArchiveWriter', () => {
     let server: ServerCore;
-    let dataDir: string;
+    let stopServer: () => Promise<void>;
     let store: ArchiveStore;
     let batches: number[];
 
     before(async function () {
-      dataDir = await mkdtemp(path.join(tmpdir(), 'perch-mamw-'));
-      const config = defaultConfig();
-      config.dataDir = dataDir;
-      config.nodeId = 'unit';
-      config.logLevel = 'error';
-      config.listen = { c2s: null, c2sDirectTls: null, component: null, metrics: null };
-      server = new ServerCore(config);
-      await server.start();
+      ({ server, stop: stopServer } = await startUnitServer('perch-mamw-'));
       const real = server.stores.archive;
       // The real store, with each append's batch size noted.
       store = { ...real, append: (entries) => { batches.push(entries.length); return real.append(entries); } };
     });
     after(async function () {
-      await server?.stop();
-      await rm(dataDir, { recursive: true, force: true });
+      await stopServer?.();
     });
     beforeEach(() => {
       batches = [];
