@@ -126,6 +126,7 @@ export class XmlStreamParser {
           if (this.stack.length === 0 && !WS_ONLY.test(buf.slice(pos))) this.fail('not-well-formed', 'character data outside a stanza');
           break;
         }
+        if (this.overLimit(lt)) break;
         this.text(buf.slice(pos, lt));
         pos = lt;
         continue;
@@ -135,13 +136,14 @@ export class XmlStreamParser {
       if (c === 47 /* / */) {
         const gt = buf.indexOf('>', pos);
         if (gt === -1) break;
-        this.endTag(buf.slice(pos + 2, gt).trim());
+        this.endTag(buf.slice(pos + 2, gt).trim(), gt + 1);
         pos = gt + 1;
       } else if (c === 33 /* ! */) {
         if (buf.startsWith('<![CDATA[', pos)) {
           const end = buf.indexOf(']]>', pos + 9);
           if (end === -1) break;
           if (this.stack.length === 0) { this.fail('not-well-formed', 'character data outside a stanza'); break; }
+          if (this.overLimit(end + 3)) break;
           this.appendText(buf.slice(pos + 9, end));
           pos = end + 3;
         } else if (len - pos < 9 && '<![CDATA['.startsWith(buf.slice(pos))) {
@@ -167,6 +169,7 @@ export class XmlStreamParser {
         const next = this.startTag(buf, pos);
         if (next < 0) break;
         pos = next;
+        if (this.overLimit(pos)) break;
       }
     }
     if (this.failed || this.ended) return;
@@ -177,6 +180,17 @@ export class XmlStreamParser {
     } else if (this.stanzaStart < 0 && this.buf.length > this.limits.maxStanzaSize) {
       this.fail('policy-violation', 'unterminated markup');
     }
+  }
+
+  /**
+   * Fails with policy-violation when the open stanza, read up to end (an index into buf), is larger
+   * than the limit. Checked as each token is read, so a stanza that arrives whole in one read is held
+   * to the same limit as one that trickles in.
+   */
+  private overLimit(end: number): boolean {
+    if (this.stanzaStart < 0 || this.consumed + end - this.stanzaStart <= this.limits.maxStanzaSize) return false;
+    this.fail('policy-violation', `stanza larger than ${this.limits.maxStanzaSize} characters`);
+    return true;
   }
 
   /** Parses a start tag at pos; returns the position after it, or -1 when more input is needed. */
@@ -231,7 +245,7 @@ export class XmlStreamParser {
       attrs[attrName] = value;
       i = close + 1;
     }
-    this.open(name, attrs, selfClosing, pos);
+    this.open(name, attrs, selfClosing, pos, i);
     return this.failed ? -2 : i;
   }
 
@@ -240,8 +254,10 @@ export class XmlStreamParser {
     return -2;
   }
 
-  private open(name: string, attrs: Attrs, selfClosing: boolean, tagPos: number): void {
+  private open(name: string, attrs: Attrs, selfClosing: boolean, tagPos: number, tagEnd: number): void {
     if (this.rootName === null) {
+      // The stream header is no stanza, but it is held to the same size.
+      if (tagEnd - tagPos > this.limits.maxStanzaSize) { this.fail('policy-violation', 'stream header too large'); return; }
       this.rootName = name;
       this.rootNs = attrs.xmlns ?? '';
       for (const k in attrs) if (k.startsWith('xmlns:')) this.rootPrefixes.set(k.slice(6), attrs[k]!);
@@ -276,7 +292,7 @@ export class XmlStreamParser {
     if (parent) parent.children.push(element);
     else this.stanzaStart = this.consumed + tagPos;
     if (selfClosing) {
-      if (!parent) this.emitStanza(element);
+      if (!parent) this.emitStanza(element, tagEnd);
       return;
     }
     this.stack.push(element);
@@ -293,7 +309,8 @@ export class XmlStreamParser {
     return this.rootPrefixes.get(prefix);
   }
 
-  private endTag(name: string): void {
+  /** end: the index in buf just after the end tag. */
+  private endTag(name: string, end: number): void {
     if (this.stack.length === 0) {
       if (name === this.rootName) this.finish();
       else this.fail('not-well-formed', `unexpected </${name}>`);
@@ -303,10 +320,12 @@ export class XmlStreamParser {
     const raw = this.rawNames.pop();
     this.scopes.pop();
     if (raw !== name) { this.fail('not-well-formed', `</${name}> does not close <${raw}>`); return; }
-    if (this.stack.length === 0) this.emitStanza(top);
+    if (this.stack.length === 0) this.emitStanza(top, end);
   }
 
-  private emitStanza(stanza: Element): void {
+  /** end: the index in buf just after the stanza's last character. */
+  private emitStanza(stanza: Element, end: number): void {
+    if (this.overLimit(end)) return;
     this.stanzaStart = -1;
     this.events.stanza(stanza);
   }

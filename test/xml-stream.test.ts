@@ -92,6 +92,95 @@ describe('XML stream parser', () => {
     expect(r.errors).to.deep.equal(['policy-violation']);
   });
 
+  describe('limits hold however the bytes are split', () => {
+    const LIMITS: XmlStreamLimits = { maxStanzaSize: 200, maxDepth: 4 };
+    /** A stanza of exactly n characters. */
+    const stanzaOf = (n: number) => {
+      const open = "<message to='a@b'><body>";
+      const close = '</body></message>';
+      return open + 'x'.repeat(n - open.length - close.length) + close;
+    };
+    const SPLITS: [string, (xml: string) => string[]][] = [
+      ['in one chunk', (xml) => [xml]],
+      ['one character at a time', (xml) => [...xml]],
+      ['in 7-character chunks', (xml) => xml.match(/[^]{1,7}/g)!],
+    ];
+    /** Every split in two, at each index: inside tags, text, end tags and between them. */
+    const everySplit = (xml: string) => Array.from({ length: xml.length - 1 }, (_, i) => [xml.slice(0, i + 1), xml.slice(i + 1)]);
+
+    for (const [how, split] of SPLITS) {
+      it(`accepts a stanza of exactly the limit ${how}`, () => {
+        const r = run([HEADER, ...split(stanzaOf(200))], LIMITS);
+        expect(r.errors).to.deep.equal([]);
+        expect(r.stanzas).to.have.length(1);
+      });
+      it(`refuses a stanza one character over the limit ${how}`, () => {
+        const r = run([HEADER, ...split(stanzaOf(201))], LIMITS);
+        expect(r.errors).to.deep.equal(['policy-violation']);
+        expect(r.stanzas).to.have.length(0);
+      });
+      it(`refuses a self-closing stanza over the limit ${how}`, () => {
+        const xml = `<presence id='${'i'.repeat(200)}'/>`;
+        const r = run([HEADER, ...split(xml)], LIMITS);
+        expect(r.errors).to.deep.equal(['policy-violation']);
+        expect(r.stanzas).to.have.length(0);
+      });
+      it(`refuses nesting one level too deep ${how}`, () => {
+        const ok = run([HEADER, ...split('<a><b><c><d/></c></b></a>')], LIMITS);
+        expect(ok.errors).to.deep.equal([]);
+        const deep = run([HEADER, ...split('<a><b><c><d><e/></d></c></b></a>')], LIMITS);
+        expect(deep.errors).to.deep.equal(['policy-violation']);
+        expect(deep.stanzas).to.have.length(0);
+      });
+    }
+
+    it('refuses an oversized stanza at every split point, and emits the good one before it', () => {
+      const xml = '<m/>' + stanzaOf(201);
+      for (const chunks of everySplit(xml)) {
+        const r = run([HEADER, ...chunks], LIMITS);
+        expect(r.errors, chunks.join(' | ')).to.deep.equal(['policy-violation']);
+        expect(r.stanzas, chunks.join(' | ')).to.have.length(1);
+      }
+    });
+
+    it('accepts a stanza of exactly the limit at every split point', () => {
+      for (const chunks of everySplit(stanzaOf(200))) {
+        const r = run([HEADER, ...chunks], LIMITS);
+        expect(r.errors, chunks.join(' | ')).to.deep.equal([]);
+        expect(r.stanzas).to.have.length(1);
+      }
+    });
+
+    it('counts CDATA sections towards the limit', () => {
+      const r = run([HEADER, `<message><body><![CDATA[${'x'.repeat(300)}]]></body></message>`], LIMITS);
+      expect(r.errors).to.deep.equal(['policy-violation']);
+    });
+
+    it('refuses an oversized stream header, whole or split', () => {
+      const header = `<stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' to='${'h'.repeat(300)}'>`;
+      expect(run([header], LIMITS).errors).to.deep.equal(['policy-violation']);
+      expect(run([...header], LIMITS).errors).to.deep.equal(['policy-violation']);
+    });
+
+    it('refuses unterminated markup between stanzas however it arrives', () => {
+      const junk = `<message to='${'a'.repeat(300)}`;
+      expect(run([HEADER, junk], LIMITS).errors).to.deep.equal(['policy-violation']);
+      expect(run([HEADER, ...junk.match(/[^]{1,9}/g)!], LIMITS).errors).to.deep.equal(['policy-violation']);
+    });
+
+    it('holds each of several stanzas in one chunk to the limit on its own', () => {
+      const r = run([HEADER, stanzaOf(200) + stanzaOf(200) + stanzaOf(200)], LIMITS);
+      expect(r.errors).to.deep.equal([]);
+      expect(r.stanzas).to.have.length(3);
+    });
+
+    it('refuses a 300 KiB message in one chunk under the default limit (issue reproduction)', () => {
+      const r = run([HEADER, `<message to="x@localhost"><body>${'a'.repeat(300 * 1024)}</body></message>`]);
+      expect(r.errors).to.deep.equal(['policy-violation']);
+      expect(r.stanzas).to.have.length(0);
+    });
+  });
+
   it('enforces the nesting depth limit', () => {
     const r = run([HEADER, '<a>'.repeat(11)], { maxStanzaSize: 100000, maxDepth: 10 });
     expect(r.errors).to.deep.equal(['policy-violation']);
