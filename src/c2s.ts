@@ -80,7 +80,7 @@ export class C2SStream implements ConnectionHandler, PreAuthStream {
       const mechs = f.c('mechanisms', { xmlns: NS.sasl });
       for (const m of this.mechanismNames()) mechs.c('mechanism').t(m);
       if (secure && this.channelBinding()) {
-        f.c('sasl-channel-binding', { xmlns: 'urn:xmpp:sasl-cb:0' }).c('channel-binding', { type: this.channelBinding()!.type });
+        f.c('sasl-channel-binding', { xmlns: NS.saslChannelBinding }).c('channel-binding', { type: this.channelBinding()!.type });
       }
       if (this.core.config.registration.enabled) f.c('register', { xmlns: NS.registerFeature });
       return f;
