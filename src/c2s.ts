@@ -1,6 +1,6 @@
 // Client-to-server streams (RFC 6120): negotiation (STARTTLS, SASL, bind), then the bound session
-// that validates and stamps what the client sends and hands it to the router. Stream management
-// (XEP-0198) lives here too, because it changes what a session is: one that can outlive its socket.
+// that validates and stamps what the client sends and hands it to the router. A session with stream
+// management (XEP-0198, src/streams/stream-management.ts) can outlive its connection.
 import { randomBytes } from 'node:crypto';
 import type { SecureContext } from 'node:tls';
 import { Element, type Attrs } from '../protocol/xml.js';
@@ -15,6 +15,7 @@ import {
 import type { SessionRecord, UserRecord } from '../storage/types.js';
 import type { LocalSession, PreAuthStream, Server } from './context.js';
 import type { StreamHeader, Transport, TransportHandler } from './transport/transport.js';
+import { StreamManagement, smFailed, type Unacked } from './streams/stream-management.js';
 
 type Mechanism = { start(r: Buffer): Promise<SaslStep>; next(r: Buffer): Promise<SaslStep> };
 
@@ -38,7 +39,7 @@ export interface StreamHost extends Pick<Server, 'config' | 'log' | 'metrics' | 
   /** Pre-authentication IQs (in-band registration). True when handled. */
   preAuthIq(stream: PreAuthStream, el: Element): Promise<boolean>;
   bindSession(session: ClientSession): Promise<void>;
-  unbindSession(session: ClientSession, reason: string, unacked: { xml: string; name: string }[]): Promise<void>;
+  unbindSession(session: ClientSession, reason: string, unacked: Unacked[]): Promise<void>;
   resumeSession(previd: string, username: string, transport: Transport, h: number): ClientSession | null;
   handleClientStanza(session: ClientSession, el: Element): void;
 }
@@ -323,12 +324,6 @@ export class C2SStream implements TransportHandler, PreAuthStream {
   }
 }
 
-function smFailed(condition: string): Element {
-  const f = new Element('failed', { xmlns: NS.sm });
-  f.c(condition, { xmlns: NS.stanzaErrors });
-  return f;
-}
-
 /** A bound client session: what the client sends is checked and routed; what it receives is counted. */
 export class ClientSession implements LocalSession {
   readonly full: string;
@@ -337,18 +332,15 @@ export class ClientSession implements LocalSession {
   record: SessionRecord;
   closed = false;
   private conn: Transport | null;
-  // XEP-0198 state.
-  smEnabled = false;
-  smId: string | null = null;
-  private handledIn = 0;
-  private sentOut = 0;
-  private unacked: { xml: string; name: string }[] = [];
-  private ackedOut = 0;
+  private readonly sm: StreamManagement;
   private resumeTimer: NodeJS.Timeout | null = null;
-  private ackRequestPending = false;
 
   constructor(private readonly core: StreamHost, conn: Transport, readonly jid: Jid, readonly username: string) {
     this.conn = conn;
+    this.sm = new StreamManagement({
+      resumeSeconds: core.config.streamManagement.resumeSeconds,
+      resumable: (id) => core.resumable.set(id, this),
+    });
     this.full = jid.toString();
     this.bare = jid.bareString();
     this.record = {
@@ -379,17 +371,12 @@ export class ClientSession implements LocalSession {
 
   sendRaw(xml: string, name: string): void {
     if (this.closed) return;
-    if (this.smEnabled) {
-      this.sentOut++;
-      this.unacked.push({ xml, name });
-    }
+    this.sm.sent(xml, name);
     this.core.metrics.countOut(name);
     if (this.conn) {
       this.conn.write(xml);
-      if (this.smEnabled && this.unacked.length >= 10 && !this.ackRequestPending) {
-        this.ackRequestPending = true;
-        this.conn.write(`<r xmlns='${NS.sm}'/>`);
-      }
+      const request = this.sm.ackRequestDue();
+      if (request) this.conn.write(request);
     }
   }
 
@@ -402,15 +389,15 @@ export class ClientSession implements LocalSession {
   }
 
   forgetResumption(): void {
-    if (this.smId) this.core.resumable.delete(this.smId);
-    this.smId = null;
+    if (this.sm.id) this.core.resumable.delete(this.sm.id);
+    this.sm.id = null;
   }
 
   /** A stanza from the client, on a bound stream. */
   fromClient(el: Element): void {
     const conn = this.conn;
     if (!conn) return;
-    if (el.ns === NS.sm) return this.smElement(el);
+    if (el.ns === NS.sm) return this.sm.element(el, conn);
     if (!STANZAS.has(el.name) || el.ns !== NS.client) {
       if (el.ns === NS.sasl || el.ns === NS.tls) {
         if (el.name === 'auth') {
@@ -424,7 +411,7 @@ export class ClientSession implements LocalSession {
       }
       return conn.streamError('unsupported-stanza-type', `<${el.name} xmlns='${el.ns}'> is not a stanza`);
     }
-    this.handledIn++;
+    this.sm.handled();
     this.core.metrics.countIn(el.name);
     const from = el.attrs.from;
     if (from !== undefined && from !== this.full && from !== this.bare) {
@@ -467,50 +454,6 @@ export class ClientSession implements LocalSession {
     }
   }
 
-  // --- XEP-0198 ---------------------------------------------------------------------------------
-
-  private smElement(el: Element): void {
-    const conn = this.conn!;
-    switch (el.name) {
-      case 'enable': {
-        if (this.smEnabled) return conn.send(smFailed('unexpected-request'));
-        this.smEnabled = true;
-        const attrs: Attrs = { xmlns: NS.sm };
-        if (el.attrs.resume === 'true' || el.attrs.resume === '1') {
-          this.smId = randomBytes(12).toString('base64url');
-          attrs.id = this.smId;
-          attrs.resume = 'true';
-          attrs.max = String(this.core.config.streamManagement.resumeSeconds);
-          this.core.resumable.set(this.smId, this);
-        }
-        conn.write(new Element('enabled', attrs).toString());
-        return;
-      }
-      case 'r':
-        conn.write(`<a xmlns='${NS.sm}' h='${this.handledIn >>> 0}'/>`);
-        return;
-      case 'a': {
-        this.ackRequestPending = false;
-        this.acknowledge(Number(el.attrs.h));
-        return;
-      }
-    }
-    conn.streamError('unsupported-stanza-type', `unexpected <${el.name}> of stream management`);
-  }
-
-  private acknowledge(h: number): boolean {
-    if (!Number.isFinite(h)) return false;
-    // h counts modulo 2^32; how many of our unacked stanzas the peer now confirms.
-    const confirmed = (h - this.ackedOut) >>> 0;
-    if (confirmed > this.unacked.length) {
-      this.conn?.streamError('undefined-condition', 'acknowledged more stanzas than were sent');
-      return false;
-    }
-    this.unacked.splice(0, confirmed);
-    this.ackedOut = h >>> 0;
-    return true;
-  }
-
   /** Takes over a new connection for a resumed stream. */
   resumeOn(conn: Transport, h: number): boolean {
     if (this.resumeTimer) clearTimeout(this.resumeTimer);
@@ -518,17 +461,14 @@ export class ClientSession implements LocalSession {
     const old = this.conn;
     this.conn = conn;
     if (old && old !== conn) old.destroy();
-    if (!this.acknowledge(h)) return false;
-    conn.write(`<resumed xmlns='${NS.sm}' previd='${this.smId}' h='${this.handledIn >>> 0}'/>`);
-    for (const s of this.unacked) conn.write(s.xml);
-    return true;
+    return this.sm.resume(conn, h);
   }
 
   /** The socket closed. Resumable sessions wait; the rest end now. */
   connectionLost(conn: Transport): void {
     if (this.closed || conn !== this.conn) return;
     this.conn = null;
-    if (this.smId && this.core.config.streamManagement.resumeSeconds > 0) {
+    if (this.sm.resumeWanted) {
       this.resumeTimer = setTimeout(() => this.end('resumption timed out'), this.core.config.streamManagement.resumeSeconds * 1000);
       this.resumeTimer.unref();
       return;
@@ -541,10 +481,8 @@ export class ClientSession implements LocalSession {
     if (this.closed) return;
     this.closed = true;
     if (this.resumeTimer) clearTimeout(this.resumeTimer);
-    if (this.smId) this.core.resumable.delete(this.smId);
-    const unacked = this.unacked;
-    this.unacked = [];
-    void this.core.unbindSession(this, reason, unacked);
+    if (this.sm.id) this.core.resumable.delete(this.sm.id);
+    void this.core.unbindSession(this, reason, this.sm.takeUnacked());
   }
 
   /** Replaced by a newer session on the same full JID. */
