@@ -3,6 +3,8 @@
 // not opened our stream yet.
 import { expect } from 'chai';
 import net from 'node:net';
+import tls from 'node:tls';
+import { generate } from 'selfsigned';
 import { Element, type Attrs } from '../protocol/xml.js';
 import { NS } from '../protocol/namespaces.js';
 import { createLogger } from '../src/log.js';
@@ -23,6 +25,7 @@ interface Recorder extends TransportHandler {
 
 /** A transport on the server end of a loopback connection, and the client end's received text. */
 async function pair(withHeader: boolean): Promise<{
+  serverSocket: net.Socket;
   transport: TcpTransport; handler: Recorder; client: net.Socket; received(): string; ended: Promise<void>; done(): void;
 }> {
   const handler: Recorder = {
@@ -34,8 +37,10 @@ async function pair(withHeader: boolean): Promise<{
   if (withHeader) handler.header = () => OUR_HEADER;
   const metrics = new Metrics();
   let transport!: TcpTransport;
+  let serverSocket!: net.Socket;
   const server = net.createServer();
   const accepted = new Promise<void>((resolve) => server.once('connection', (socket) => {
+    serverSocket = socket;
     transport = new TcpTransport(socket, {
       limits: { maxStanzaSize: 1024, maxDepth: 8 }, bytesPerSecond: 1 << 30,
       log: createLogger('error'), metrics, kind: 'c2s',
@@ -50,7 +55,7 @@ async function pair(withHeader: boolean): Promise<{
   const ended = new Promise<void>((resolve) => client.once('end', resolve));
   await accepted;
   return {
-    transport, handler, client, received: () => text, ended,
+    serverSocket, transport, handler, client, received: () => text, ended,
     done() { client.destroy(); server.close(); },
   };
 }
@@ -140,6 +145,34 @@ describe('TCP transport', () => {
       expect(p.transport.isClosing).to.equal(true);
       await p.ended;
       expect(p.received()).to.equal('<a/><b/></stream:stream>');
+    } finally {
+      p.done();
+    }
+  });
+
+  it('leaves the socket\'s other close listeners in place across STARTTLS, and reports the close once', async () => {
+    const pems = await generate([{ name: 'commonName', value: 'localhost' }], { keyType: 'ec', curve: 'P-256', algorithm: 'sha256' });
+    const context = tls.createSecureContext({ cert: pems.cert, key: pems.private });
+    const p = await pair(true);
+    try {
+      // The listener drops its table entry for the connection on the plain socket's close.
+      let tableEntryDropped = false;
+      p.serverSocket.once('close', () => { tableEntryDropped = true; });
+      p.client.write(PEER_HEADER + "<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>");
+      await until(() => p.handler.elements.length === 1);
+      p.transport.write(`<proceed xmlns='${NS.tls}'/>`);
+      p.transport.startTls(context);
+      await until(() => p.received().includes('<proceed'));
+      const secure = tls.connect({ socket: p.client, rejectUnauthorized: false });
+      await new Promise<void>((resolve) => secure.once('secureConnect', () => resolve()));
+      await until(() => p.transport.secure);
+      secure.write(PEER_HEADER);
+      await until(() => p.handler.starts.length === 2);
+      secure.end();
+      await until(() => p.handler.closedCount === 1);
+      await until(() => tableEntryDropped);
+      await new Promise((r) => setTimeout(r, 50));
+      expect(p.handler.closedCount).to.equal(1);
     } finally {
       p.done();
     }

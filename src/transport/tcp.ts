@@ -64,8 +64,10 @@ export class TcpTransport implements Transport {
     socket.on('error', (err) => {
       this.opts.log.debug('socket error', { err: err.message });
     });
-    socket.on('close', (hadError) => this.notifyClosed(hadError));
+    socket.on('close', this.onClose);
   }
+
+  private readonly onClose = (hadError: boolean): void => this.notifyClosed(hadError);
 
   private readonly onData = (chunk: Buffer): void => {
     this.lastActivity = Date.now();
@@ -125,8 +127,10 @@ export class TcpTransport implements Transport {
     // What was written so far (the <proceed/>) leaves in plain text, before the handshake.
     this.flush();
     const plain = this.socket;
+    // Only our own listeners: the listener that accepted the socket keeps its own (its table of
+    // connections is cleaned up on this socket's close).
     plain.removeListener('data', this.onData);
-    plain.removeAllListeners('close');
+    plain.removeListener('close', this.onClose);
     const secure = new tls.TLSSocket(plain, { isServer: true, secureContext: context });
     this.socket = secure;
     this.restartStream();
