@@ -11,14 +11,10 @@ import { parseDateTime, formatDateTime } from './datetime.js';
 
 export { parseDateTime, formatDateTime };
 
-export const MAM_NS = 'urn:xmpp:mam:2';
-/** Disco feature for before-id, after-id, ids, flipped pages and metadata (XEP-0313 §7). */
-export const MAM_EXTENDED_NS = 'urn:xmpp:mam:2#extended';
-/** Disco feature of XEP-0431. */
-export const FULLTEXT_NS = 'urn:xmpp:fulltext:0';
+/** NS.mam under its old name, still imported by the room code. */
+export const MAM_NS = NS.mam;
 /** The XEP-0431 query field, in Clark notation (XEP-0068). */
-export const FULLTEXT_FIELD = `{${FULLTEXT_NS}}fulltext`;
-const XDATA_VALIDATE_NS = 'http://jabber.org/protocol/xdata-validate';
+export const FULLTEXT_FIELD = `{${NS.fulltext}}fulltext`;
 
 export interface MamQuery {
   queryid?: string;
@@ -72,10 +68,10 @@ function dateValue(field: FormField): Date | undefined {
  * §4.1.5). `extraFields` names further fields the caller advertised and accepts.
  */
 export function parseMamQuery(query: Element, extraFields: readonly string[] = []): MamQuery {
-  if (query.name !== 'query' || query.ns !== MAM_NS) fail('bad-request', 'not a MAM query');
+  if (query.name !== 'query' || query.ns !== NS.mam) fail('bad-request', 'not a MAM query');
   const q: MamQuery = {
     rsm: parseRsm(query.getChild('set', NS.rsm)),
-    flipPage: query.getChild('flip-page', MAM_NS) !== undefined,
+    flipPage: query.getChild('flip-page', NS.mam) !== undefined,
   };
   if (query.attrs.queryid !== undefined) q.queryid = query.attrs.queryid;
   if (query.attrs.node !== undefined) q.node = query.attrs.node;
@@ -90,7 +86,7 @@ export function parseMamQuery(query: Element, extraFields: readonly string[] = [
   }
   if (form.type !== 'submit') fail('bad-request', `unexpected form type: ${form.type}`);
   const formTypeField = form.fields.find((f) => f.var === 'FORM_TYPE');
-  if (formTypeField && formType(form) !== MAM_NS) fail('bad-request', 'FORM_TYPE must be ' + MAM_NS);
+  if (formTypeField && formType(form) !== NS.mam) fail('bad-request', 'FORM_TYPE must be ' + NS.mam);
 
   const extras = new Set(extraFields);
   for (const field of form.fields) {
@@ -152,7 +148,7 @@ export function mamQueryForm(extraFields: FormField[] = []): Element {
   const form: DataForm = {
     type: 'form',
     fields: [
-      { var: 'FORM_TYPE', type: 'hidden', values: [MAM_NS] },
+      { var: 'FORM_TYPE', type: 'hidden', values: [NS.mam] },
       { var: 'with', type: 'jid-single', values: [] },
       { var: 'start', type: 'text-single', values: [] },
       { var: 'end', type: 'text-single', values: [] },
@@ -166,8 +162,8 @@ export function mamQueryForm(extraFields: FormField[] = []): Element {
   const x = buildForm(form);
   // The list of ids is open: the server lists no options, the <validate/> says so (XEP-0122).
   const ids = x.getChildren('field').find((f) => f.attrs.var === 'ids')!;
-  ids.c('validate', { xmlns: XDATA_VALIDATE_NS, datatype: 'xs:string' }).c('open');
-  const query = new Element('query', { xmlns: MAM_NS });
+  ids.c('validate', { xmlns: NS.xdataValidate, datatype: 'xs:string' }).c('open');
+  const query = new Element('query', { xmlns: NS.mam });
   query.append(x);
   return query;
 }
@@ -192,7 +188,7 @@ export function mamResultMessage(p: MamResultParams): Element {
   const attrs: Record<string, string> = { to: p.to };
   if (p.from !== undefined) attrs.from = p.from;
   const message = new Element('message', attrs, [], NS.client);
-  const resultAttrs: Record<string, string> = { xmlns: MAM_NS };
+  const resultAttrs: Record<string, string> = { xmlns: NS.mam };
   if (p.queryid !== undefined) resultAttrs.queryid = p.queryid;
   resultAttrs.id = p.id;
   const forwarded = message.c('result', resultAttrs).c('forwarded', { xmlns: NS.forward });
@@ -217,7 +213,7 @@ export interface MamFinParams {
 
 /** The <fin/> payload of the IQ result that ends a query (XEP-0313 §4). */
 export function mamFin(p: MamFinParams): Element {
-  const attrs: Record<string, string> = { xmlns: MAM_NS };
+  const attrs: Record<string, string> = { xmlns: NS.mam };
   if (p.complete) attrs.complete = 'true';
   if (p.stable === false) attrs.stable = 'false';
   const fin = new Element('fin', attrs);

@@ -4,17 +4,19 @@ import { Element, type Attrs } from './xml.js';
 import { Jid, JidError, parseJid } from './jid.js';
 import { StanzaError, type StanzaErrorCondition } from './errors.js';
 import { parseDateTime } from './datetime.js';
+import { NS } from './namespaces.js';
 
+/** The MUC namespaces by short name; the values are NS's (one table), this is a shorter spelling. */
 export const MUC_NS = {
-  muc: 'http://jabber.org/protocol/muc',
-  user: 'http://jabber.org/protocol/muc#user',
-  admin: 'http://jabber.org/protocol/muc#admin',
-  owner: 'http://jabber.org/protocol/muc#owner',
-  roominfo: 'http://jabber.org/protocol/muc#roominfo',
-  roomconfig: 'http://jabber.org/protocol/muc#roomconfig',
-  request: 'http://jabber.org/protocol/muc#request',
-  conference: 'jabber:x:conference',
-  occupantId: 'urn:xmpp:occupant-id:0',
+  muc: NS.muc,
+  user: NS.mucUser,
+  admin: NS.mucAdmin,
+  owner: NS.mucOwner,
+  roominfo: NS.mucRoominfo,
+  roomconfig: NS.mucRoomconfig,
+  request: NS.mucRequest,
+  conference: NS.conference,
+  occupantId: NS.occupantId,
 } as const;
 
 /** Status codes of XEP-0045 §15.6.2. */

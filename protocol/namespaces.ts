@@ -38,4 +38,21 @@ export const NS = {
   rsm: 'http://jabber.org/protocol/rsm',
   sid: 'urn:xmpp:sid:0',
   xml: 'http://www.w3.org/XML/1998/namespace',
+  saslChannelBinding: 'urn:xmpp:sasl-cb:0',
+  chatStates: 'http://jabber.org/protocol/chatstates',
+  xdataValidate: 'http://jabber.org/protocol/xdata-validate',
+  mam: 'urn:xmpp:mam:2',
+  /** Disco feature for before-id, after-id, ids, flipped pages and metadata (XEP-0313 §7). */
+  mamExtended: 'urn:xmpp:mam:2#extended',
+  /** Disco feature of XEP-0431. */
+  fulltext: 'urn:xmpp:fulltext:0',
+  muc: 'http://jabber.org/protocol/muc',
+  mucUser: 'http://jabber.org/protocol/muc#user',
+  mucAdmin: 'http://jabber.org/protocol/muc#admin',
+  mucOwner: 'http://jabber.org/protocol/muc#owner',
+  mucRoominfo: 'http://jabber.org/protocol/muc#roominfo',
+  mucRoomconfig: 'http://jabber.org/protocol/muc#roomconfig',
+  mucRequest: 'http://jabber.org/protocol/muc#request',
+  conference: 'jabber:x:conference',
+  occupantId: 'urn:xmpp:occupant-id:0',
 } as const;

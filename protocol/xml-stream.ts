@@ -301,7 +301,7 @@ export class XmlStreamParser {
   }
 
   private lookupPrefix(prefix: string): string | undefined {
-    if (prefix === 'xml') return 'http://www.w3.org/XML/1998/namespace';
+    if (prefix === 'xml') return NS.xml;
     for (let i = this.scopes.length - 1; i >= 0; i--) {
       const v = this.scopes[i]?.get(prefix);
       if (v !== undefined) return v;

@@ -1,7 +1,8 @@
 // Client-to-server streams (RFC 6120): negotiation (STARTTLS, SASL, bind), then the bound session
-// that validates and stamps what the client sends and hands it to the router. Stream management
-// (XEP-0198) lives here too, because it changes what a session is: one that can outlive its socket.
-import { createHash, randomBytes } from 'node:crypto';
+// that validates and stamps what the client sends and hands it to the router. A session with stream
+// management (XEP-0198, src/streams/stream-management.ts) can outlive its connection.
+import { randomBytes } from 'node:crypto';
+import type { SecureContext } from 'node:tls';
 import { Element, type Attrs } from '../protocol/xml.js';
 import { NS } from '../protocol/namespaces.js';
 import { tryParseJid, type Jid } from '../protocol/jid.js';
@@ -12,9 +13,9 @@ import {
   type SaslStep, type ScramHash,
 } from '../protocol/sasl.js';
 import type { SessionRecord, UserRecord } from '../storage/types.js';
-import type { Connection, ConnectionHandler } from './connection.js';
-import type { LocalSession, PreAuthStream } from './context.js';
-import type { ServerCore } from './server.js';
+import type { LocalSession, PreAuthStream, Server } from './context.js';
+import type { StreamHeader, Transport, TransportHandler } from './transport/transport.js';
+import { StreamManagement, smFailed, type Unacked } from './streams/stream-management.js';
 
 type Mechanism = { start(r: Buffer): Promise<SaslStep>; next(r: Buffer): Promise<SaslStep> };
 
@@ -22,10 +23,29 @@ const STANZAS = new Set(['message', 'presence', 'iq']);
 const PRESENCE_TYPES = new Set(['unavailable', 'subscribe', 'subscribed', 'unsubscribe', 'unsubscribed', 'probe', 'error']);
 const IQ_TYPES = new Set(['get', 'set', 'result', 'error']);
 
+/** Failed-authentication counters (cluster-wide): by address and by account. */
+export interface AuthThrottle {
+  peekIp(ip: string): Promise<number>;
+  peekAccount(user: string): Promise<number>;
+  failed(ip: string, user: string | null): Promise<void>;
+}
+
+/** What client streams need of the server (ServerCore implements it), so this file does not import it. */
+export interface StreamHost extends Pick<Server, 'config' | 'log' | 'metrics' | 'stores' | 'sessions' | 'hooks' | 'domain'> {
+  readonly tlsContext: SecureContext | null;
+  readonly authThrottle: AuthThrottle;
+  /** Sessions that may be resumed (XEP-0198), by resumption id. */
+  readonly resumable: Map<string, ClientSession>;
+  /** Pre-authentication IQs (in-band registration). True when handled. */
+  preAuthIq(stream: PreAuthStream, el: Element): Promise<boolean>;
+  bindSession(session: ClientSession): Promise<void>;
+  unbindSession(session: ClientSession, reason: string, unacked: Unacked[]): Promise<void>;
+  resumeSession(previd: string, username: string, transport: Transport, h: number): ClientSession | null;
+  handleClientStanza(session: ClientSession, el: Element): void;
+}
+
 /** Negotiates one client stream until a resource is bound, then hands over to a ClientSession. */
-export class C2SStream implements ConnectionHandler, PreAuthStream {
-  private streamId = '';
-  private headerSent = false;
+export class C2SStream implements TransportHandler, PreAuthStream {
   private username: string | null = null;
   /** The exchange in progress; started once the mechanism has seen the client's first message. */
   private sasl: { mech: Mechanism; name: string; started: boolean } | null = null;
@@ -33,28 +53,21 @@ export class C2SStream implements ConnectionHandler, PreAuthStream {
   private authTimer: NodeJS.Timeout;
   private busy: Promise<void> = Promise.resolve();
 
-  constructor(private readonly core: ServerCore, readonly conn: Connection, private readonly directTls: boolean) {
+  constructor(private readonly core: StreamHost, readonly conn: Transport) {
     conn.setHandler(this);
-    conn.beforeStreamError = () => this.sendHeader();
     this.authTimer = setTimeout(() => {
       if (!this.session) conn.streamError('connection-timeout', 'authentication took too long');
     }, core.config.limits.authTimeout * 1000);
     this.authTimer.unref();
   }
 
-  private sendHeader(): void {
-    if (this.headerSent) return;
-    this.headerSent = true;
-    this.streamId = randomBytes(12).toString('base64url');
-    this.conn.write(
-      `<?xml version='1.0'?><stream:stream xmlns='${NS.client}' xmlns:stream='${NS.streams}' ` +
-      `id='${this.streamId}' from='${this.core.domain}' version='1.0' xml:lang='en'>`,
-    );
+  /** A new stream id for each stream this side opens. */
+  header(): StreamHeader {
+    return { xmlns: NS.client, id: randomBytes(12).toString('base64url'), from: this.core.domain, version: '1.0', lang: 'en' };
   }
 
   streamStart(name: string, attrs: Attrs): void {
-    this.headerSent = false;
-    this.sendHeader();
+    this.conn.openStream(this.header());
     if (!isStreamRoot(name, attrs)) return this.conn.streamError('invalid-namespace', 'expected <stream:stream>');
     if (attrs.xmlns !== NS.client) return this.conn.streamError('invalid-namespace', `content namespace must be ${NS.client}`);
     const version = attrs.version ?? '0.9';
@@ -63,11 +76,11 @@ export class C2SStream implements ConnectionHandler, PreAuthStream {
     if (to !== undefined && tryParseJid(to)?.domain !== this.core.domain) {
       return this.conn.streamError('host-unknown', `this server does not serve ${to}`);
     }
-    this.conn.sendElement(this.features());
+    this.conn.sendFeatures(this.features());
   }
 
   private features(): Element {
-    const f = new Element('stream:features');
+    const f = new Element('features', {}, [], NS.streams);
     const secure = this.conn.secure;
     if (!this.username) {
       if (!secure && this.core.tlsContext) {
@@ -80,7 +93,7 @@ export class C2SStream implements ConnectionHandler, PreAuthStream {
       const mechs = f.c('mechanisms', { xmlns: NS.sasl });
       for (const m of this.mechanismNames()) mechs.c('mechanism').t(m);
       if (secure && this.channelBinding()) {
-        f.c('sasl-channel-binding', { xmlns: 'urn:xmpp:sasl-cb:0' }).c('channel-binding', { type: this.channelBinding()!.type });
+        f.c('sasl-channel-binding', { xmlns: NS.saslChannelBinding }).c('channel-binding', { type: this.channelBinding()!.type });
       }
       if (this.core.config.registration.enabled) f.c('register', { xmlns: NS.registerFeature });
       return f;
@@ -103,18 +116,8 @@ export class C2SStream implements ConnectionHandler, PreAuthStream {
     return out;
   }
 
-  /** tls-exporter on TLS 1.3, tls-server-end-point otherwise (RFC 9266, RFC 5929). */
   private channelBinding(): { type: string; data: Buffer } | null {
-    const s = this.conn.socket as import('node:tls').TLSSocket;
-    if (!this.conn.secure) return null;
-    if (s.getProtocol() === 'TLSv1.3') {
-      return { type: 'tls-exporter', data: s.exportKeyingMaterial(32, 'EXPORTER-Channel-Binding', Buffer.alloc(0)) };
-    }
-    const cert = s.getCertificate();
-    if (cert && 'raw' in cert && cert.raw) {
-      return { type: 'tls-server-end-point', data: createHash('sha256').update(cert.raw).digest() };
-    }
-    return null;
+    return this.conn.channelBinding?.() ?? null;
   }
 
   element(el: Element): void {
@@ -136,7 +139,7 @@ export class C2SStream implements ConnectionHandler, PreAuthStream {
     if (el.ns === NS.sasl) return this.saslElement(el);
     if (el.ns === NS.sm) {
       if (el.name === 'resume' && this.username) return this.resume(el);
-      return this.conn.sendElement(smFailed('unexpected-request'));
+      return this.conn.send(smFailed('unexpected-request'));
     }
     if (STANZAS.has(el.name) && el.ns === NS.client) {
       if (!this.username) {
@@ -151,7 +154,7 @@ export class C2SStream implements ConnectionHandler, PreAuthStream {
 
   /** Sends a stanza on the not-yet-bound stream (pre-auth IQ replies such as registration). */
   reply(el: Element): void {
-    this.conn.sendElement(el);
+    this.conn.send(el);
   }
 
   get remoteAddress(): string {
@@ -162,21 +165,20 @@ export class C2SStream implements ConnectionHandler, PreAuthStream {
   }
 
   private startTls(): void {
-    if (this.conn.secure || !this.core.tlsContext || this.username) {
-      this.conn.writeNow(`<failure xmlns='${NS.tls}'/>`);
-      this.conn.close();
+    if (this.conn.secure || !this.core.tlsContext || !this.conn.startTls || this.username) {
+      this.conn.write(`<failure xmlns='${NS.tls}'/>`);
+      this.conn.closeStream();
       return;
     }
-    this.conn.writeNow(`<proceed xmlns='${NS.tls}'/>`);
-    this.headerSent = false;
-    this.conn.startTls(this.core.tlsContext, () => {});
+    this.conn.write(`<proceed xmlns='${NS.tls}'/>`);
+    this.conn.startTls(this.core.tlsContext);
   }
 
   private saslFailure(condition: string, text?: string): void {
     const f = new Element('failure', { xmlns: NS.sasl });
     f.c(condition);
     if (text) f.c('text', { 'xml:lang': 'en' }).t(text);
-    this.conn.sendElement(f);
+    this.conn.send(f);
     this.core.metrics.authFailures.labels(this.sasl?.name ?? 'none', condition).inc();
     this.sasl = null;
   }
@@ -200,7 +202,7 @@ export class C2SStream implements ConnectionHandler, PreAuthStream {
       this.sasl = { mech: this.createMechanism(name), name, started: false };
       const text = el.text();
       // No initial response: an empty challenge asks for one (RFC 6120 §6.4.2).
-      if (text === '') return this.conn.sendElement(new Element('challenge', { xmlns: NS.sasl }));
+      if (text === '') return this.conn.send(new Element('challenge', { xmlns: NS.sasl }));
       const data = decodeBase64Strict(text);
       if (!data) return this.saslFailure('incorrect-encoding');
       return this.saslStep(await this.sasl.mech.start(data));
@@ -253,7 +255,7 @@ export class C2SStream implements ConnectionHandler, PreAuthStream {
       const c = new Element('challenge', { xmlns: NS.sasl });
       if (step.data.length) c.t(step.data.toString('base64'));
       if (mech) mech.started = true;
-      return this.conn.sendElement(c);
+      return this.conn.send(c);
     }
     if (step.kind === 'failure') {
       // Only a checked password counts towards throttling: a client probing mechanisms (slixmpp tries
@@ -277,9 +279,8 @@ export class C2SStream implements ConnectionHandler, PreAuthStream {
     this.sasl = null;
     const s = new Element('success', { xmlns: NS.sasl });
     if (step.data) s.t(step.data.toString('base64'));
-    this.conn.sendElement(s);
-    this.headerSent = false;
-    this.conn.resetParser();
+    this.conn.send(s);
+    this.conn.restartStream();
   }
 
   private async bind(iq: Element): Promise<void> {
@@ -289,7 +290,7 @@ export class C2SStream implements ConnectionHandler, PreAuthStream {
     let jid: Jid | null = tryParseJid(`${this.username}@${this.core.domain}/${resource}`);
     if (!jid) {
       const err = errorReply(iq, new StanzaError('bad-request', 'invalid resource'));
-      if (err) this.conn.sendElement(err);
+      if (err) this.conn.send(err);
       return;
     }
     resource = jid.resource;
@@ -305,7 +306,7 @@ export class C2SStream implements ConnectionHandler, PreAuthStream {
   private async resume(el: Element): Promise<void> {
     const ok = this.core.resumeSession(el.attrs.previd ?? '', this.username!, this.conn, Number(el.attrs.h));
     if (!ok) {
-      this.conn.sendElement(smFailed('item-not-found'));
+      this.conn.send(smFailed('item-not-found'));
       return;
     }
     clearTimeout(this.authTimer);
@@ -323,12 +324,6 @@ export class C2SStream implements ConnectionHandler, PreAuthStream {
   }
 }
 
-function smFailed(condition: string): Element {
-  const f = new Element('failed', { xmlns: NS.sm });
-  f.c(condition, { xmlns: NS.stanzaErrors });
-  return f;
-}
-
 /** A bound client session: what the client sends is checked and routed; what it receives is counted. */
 export class ClientSession implements LocalSession {
   readonly full: string;
@@ -336,19 +331,16 @@ export class ClientSession implements LocalSession {
   readonly data = new Map<string, unknown>();
   record: SessionRecord;
   closed = false;
-  private conn: Connection | null;
-  // XEP-0198 state.
-  smEnabled = false;
-  smId: string | null = null;
-  private handledIn = 0;
-  private sentOut = 0;
-  private unacked: { xml: string; name: string }[] = [];
-  private ackedOut = 0;
+  private conn: Transport | null;
+  private readonly sm: StreamManagement;
   private resumeTimer: NodeJS.Timeout | null = null;
-  private ackRequestPending = false;
 
-  constructor(private readonly core: ServerCore, conn: Connection, readonly jid: Jid, readonly username: string) {
+  constructor(private readonly core: StreamHost, conn: Transport, readonly jid: Jid, readonly username: string) {
     this.conn = conn;
+    this.sm = new StreamManagement({
+      resumeSeconds: core.config.streamManagement.resumeSeconds,
+      resumable: (id) => core.resumable.set(id, this),
+    });
     this.full = jid.toString();
     this.bare = jid.bareString();
     this.record = {
@@ -363,8 +355,9 @@ export class ClientSession implements LocalSession {
   get secure(): boolean {
     return this.conn?.secure ?? false;
   }
-  get connection(): Connection | null {
-    return this.conn;
+  /** When the client last sent anything; null while the session waits for resumption. */
+  get lastActivity(): number | null {
+    return this.conn?.lastActivity ?? null;
   }
 
   async updateRecord(change: Partial<SessionRecord>): Promise<void> {
@@ -378,42 +371,37 @@ export class ClientSession implements LocalSession {
 
   sendRaw(xml: string, name: string): void {
     if (this.closed) return;
-    if (this.smEnabled) {
-      this.sentOut++;
-      this.unacked.push({ xml, name });
-    }
+    this.sm.sent(xml, name);
     this.core.metrics.countOut(name);
     if (this.conn) {
       this.conn.write(xml);
-      if (this.smEnabled && this.unacked.length >= 10 && !this.ackRequestPending) {
-        this.ackRequestPending = true;
-        this.conn.write(`<r xmlns='${NS.sm}'/>`);
-      }
+      const request = this.sm.ackRequestDue();
+      if (request) this.conn.write(request);
     }
   }
 
   close(condition?: string, text?: string): void {
     if (!this.conn) return void this.end('closed');
     if (condition) this.conn.streamError(condition as StreamErrorCondition, text);
-    else this.conn.close();
+    else this.conn.closeStream();
     // Closing on purpose: no resumption.
     this.forgetResumption();
   }
 
   forgetResumption(): void {
-    if (this.smId) this.core.resumable.delete(this.smId);
-    this.smId = null;
+    if (this.sm.id) this.core.resumable.delete(this.sm.id);
+    this.sm.id = null;
   }
 
   /** A stanza from the client, on a bound stream. */
   fromClient(el: Element): void {
     const conn = this.conn;
     if (!conn) return;
-    if (el.ns === NS.sm) return this.smElement(el);
+    if (el.ns === NS.sm) return this.sm.element(el, conn);
     if (!STANZAS.has(el.name) || el.ns !== NS.client) {
       if (el.ns === NS.sasl || el.ns === NS.tls) {
         if (el.name === 'auth') {
-          conn.sendElement(new Element('failure', { xmlns: NS.sasl }).append(new Element('aborted')));
+          conn.send(new Element('failure', { xmlns: NS.sasl }).append(new Element('aborted')));
           return;
         }
       }
@@ -423,7 +411,7 @@ export class ClientSession implements LocalSession {
       }
       return conn.streamError('unsupported-stanza-type', `<${el.name} xmlns='${el.ns}'> is not a stanza`);
     }
-    this.handledIn++;
+    this.sm.handled();
     this.core.metrics.countIn(el.name);
     const from = el.attrs.from;
     if (from !== undefined && from !== this.full && from !== this.bare) {
@@ -466,68 +454,21 @@ export class ClientSession implements LocalSession {
     }
   }
 
-  // --- XEP-0198 ---------------------------------------------------------------------------------
-
-  private smElement(el: Element): void {
-    const conn = this.conn!;
-    switch (el.name) {
-      case 'enable': {
-        if (this.smEnabled) return conn.sendElement(smFailed('unexpected-request'));
-        this.smEnabled = true;
-        const attrs: Attrs = { xmlns: NS.sm };
-        if (el.attrs.resume === 'true' || el.attrs.resume === '1') {
-          this.smId = randomBytes(12).toString('base64url');
-          attrs.id = this.smId;
-          attrs.resume = 'true';
-          attrs.max = String(this.core.config.streamManagement.resumeSeconds);
-          this.core.resumable.set(this.smId, this);
-        }
-        conn.write(new Element('enabled', attrs).toString());
-        return;
-      }
-      case 'r':
-        conn.write(`<a xmlns='${NS.sm}' h='${this.handledIn >>> 0}'/>`);
-        return;
-      case 'a': {
-        this.ackRequestPending = false;
-        this.acknowledge(Number(el.attrs.h));
-        return;
-      }
-    }
-    conn.streamError('unsupported-stanza-type', `unexpected <${el.name}> of stream management`);
-  }
-
-  private acknowledge(h: number): boolean {
-    if (!Number.isFinite(h)) return false;
-    // h counts modulo 2^32; how many of our unacked stanzas the peer now confirms.
-    const confirmed = (h - this.ackedOut) >>> 0;
-    if (confirmed > this.unacked.length) {
-      this.conn?.streamError('undefined-condition', 'acknowledged more stanzas than were sent');
-      return false;
-    }
-    this.unacked.splice(0, confirmed);
-    this.ackedOut = h >>> 0;
-    return true;
-  }
-
   /** Takes over a new connection for a resumed stream. */
-  resumeOn(conn: Connection, h: number): boolean {
+  resumeOn(conn: Transport, h: number): boolean {
     if (this.resumeTimer) clearTimeout(this.resumeTimer);
     this.resumeTimer = null;
     const old = this.conn;
     this.conn = conn;
     if (old && old !== conn) old.destroy();
-    if (!this.acknowledge(h)) return false;
-    conn.write(`<resumed xmlns='${NS.sm}' previd='${this.smId}' h='${this.handledIn >>> 0}'/>`);
-    for (const s of this.unacked) conn.write(s.xml);
-    return true;
+    return this.sm.resume(conn, h);
   }
 
   /** The socket closed. Resumable sessions wait; the rest end now. */
-  connectionLost(conn: Connection): void {
+  connectionLost(conn: Transport): void {
     if (this.closed || conn !== this.conn) return;
     this.conn = null;
-    if (this.smId && this.core.config.streamManagement.resumeSeconds > 0) {
+    if (this.sm.resumeWanted) {
       this.resumeTimer = setTimeout(() => this.end('resumption timed out'), this.core.config.streamManagement.resumeSeconds * 1000);
       this.resumeTimer.unref();
       return;
@@ -540,10 +481,8 @@ export class ClientSession implements LocalSession {
     if (this.closed) return;
     this.closed = true;
     if (this.resumeTimer) clearTimeout(this.resumeTimer);
-    if (this.smId) this.core.resumable.delete(this.smId);
-    const unacked = this.unacked;
-    this.unacked = [];
-    void this.core.unbindSession(this, reason, unacked);
+    if (this.sm.id) this.core.resumable.delete(this.sm.id);
+    void this.core.unbindSession(this, reason, this.sm.takeUnacked());
   }
 
   /** Replaced by a newer session on the same full JID. */

@@ -8,8 +8,9 @@ import { NS } from '../protocol/namespaces.js';
 import { tryParseJid } from '../protocol/jid.js';
 import { StanzaError, errorReply } from '../protocol/errors.js';
 import { isStreamRoot } from '../protocol/xml-stream.js';
-import { Connection, type ConnectionHandler } from './connection.js';
-import type { ServerCore } from './server.js';
+import type { Server } from './context.js';
+import { TcpTransport } from './transport/tcp.js';
+import type { Transport, TransportHandler } from './transport/transport.js';
 
 const TOPIC = 'component';
 
@@ -18,7 +19,7 @@ export class ComponentListener {
   /** Components connected to this node, by domain. */
   readonly connected = new Map<string, ComponentStream>();
 
-  constructor(private readonly core: ServerCore) {
+  constructor(private readonly core: Server) {
     core.cluster.on(TOPIC, (data) => {
       const { domain, xml } = data as { domain: string; xml: string };
       this.connected.get(domain)?.conn.write(xml);
@@ -27,7 +28,7 @@ export class ComponentListener {
 
   listen(host: string, port: number): Promise<number> {
     this.server = net.createServer((socket) => {
-      const conn = new Connection(socket, {
+      const conn = new TcpTransport(socket, {
         limits: { maxStanzaSize: this.core.config.limits.maxStanzaSize, maxDepth: this.core.config.limits.maxDepth },
         // Bridges carry many users' traffic: no per-connection byte limit beyond the stanza size.
         bytesPerSecond: 1024 * 1024 * 1024, log: this.core.log, metrics: this.core.metrics, kind: 'component',
@@ -84,12 +85,12 @@ export class ComponentListener {
   }
 }
 
-class ComponentStream implements ConnectionHandler {
+class ComponentStream implements TransportHandler {
   domain: string | null = null;
   private streamId = randomBytes(12).toString('hex');
   private authenticated = false;
 
-  constructor(private readonly core: ServerCore, private readonly listener: ComponentListener, readonly conn: Connection) {
+  constructor(private readonly core: Server, private readonly listener: ComponentListener, readonly conn: Transport) {
     conn.setHandler(this);
     setTimeout(() => {
       if (!this.authenticated) conn.streamError('connection-timeout');
@@ -98,7 +99,7 @@ class ComponentStream implements ConnectionHandler {
 
   streamStart(name: string, attrs: Attrs): void {
     const to = attrs.to ?? '';
-    this.conn.write(`<?xml version='1.0'?><stream:stream xmlns='${NS.component}' xmlns:stream='${NS.streams}' id='${this.streamId}' from='${to.replace(/'/g, '')}'>`);
+    this.conn.openStream({ xmlns: NS.component, id: this.streamId, from: to });
     if (!isStreamRoot(name, attrs) || attrs.xmlns !== NS.component) return this.conn.streamError('invalid-namespace');
     if (!(to in this.core.config.components)) return this.conn.streamError('host-unknown', `${to} is not a configured component`);
     this.domain = to;

@@ -17,6 +17,8 @@ export interface LocalSession {
   readonly bare: string;
   readonly ip: string;
   readonly secure: boolean;
+  /** When the client last sent anything (ms since the epoch); null while it has no connection (awaiting resumption). */
+  readonly lastActivity: number | null;
   /** This session's row in the cluster-wide session table (a copy; change it through updateRecord). */
   readonly record: SessionRecord;
   updateRecord(change: Partial<SessionRecord>): Promise<void>;

@@ -2,10 +2,11 @@
 // runs it on the archive store, sends one result message per entry and returns the closing <fin/>.
 // The callers decide who may query and how an archived stanza looks to the requester.
 import { Element } from '../protocol/xml.js';
+import { NS } from '../protocol/namespaces.js';
 import { StanzaError } from '../protocol/errors.js';
 import { tryParseJid } from '../protocol/jid.js';
 import { parseStanzaString } from '../protocol/xml-stream.js';
-import { MAM_NS, parseMamQuery, mamQueryForm, mamResultMessage, mamFin, formatDateTime } from '../protocol/mam.js';
+import { parseMamQuery, mamQueryForm, mamResultMessage, mamFin, formatDateTime } from '../protocol/mam.js';
 import type { ArchivedMessage, ArchiveQuery } from '../storage/types.js';
 import type { IqRequest, Server } from './context.js';
 
@@ -118,7 +119,7 @@ export async function mamMetadata(server: Server, archive: string): Promise<Elem
     store.query(archive, { limit: 1 }),
     store.query(archive, { before: true, limit: 1 }),
   ]);
-  const metadata = new Element('metadata', { xmlns: MAM_NS });
+  const metadata = new Element('metadata', { xmlns: NS.mam });
   const start = oldest.entries[0];
   const end = newest.entries[0];
   if (start && end) {

@@ -13,12 +13,13 @@ import type { Config } from './config.js';
 import { createLogger, type Logger } from './log.js';
 import { Metrics } from './metrics.js';
 import { Hooks } from './hooks.js';
-import { Connection } from './connection.js';
-import { C2SStream, ClientSession } from './c2s.js';
+import { TcpTransport } from './transport/tcp.js';
+import type { Transport } from './transport/transport.js';
+import { C2SStream, type ClientSession, type StreamHost } from './c2s.js';
 import { StanzaRouter } from './router.js';
 import { loadTlsContext } from './tls.js';
 import type {
-  ClusterBus, DiscoRegistry, IqHandler, IqScope, LocalSession, Module, Server, ServerEvents,
+  ClusterBus, DiscoRegistry, IqHandler, IqScope, LocalSession, Module, PreAuthStream, Server, ServerEvents,
 } from './context.js';
 import { allModules } from './modules/index.js';
 import { ComponentListener } from './component.js';
@@ -45,7 +46,7 @@ class AuthThrottle {
   }
 }
 
-export class ServerCore implements Server {
+export class ServerCore implements Server, StreamHost {
   readonly log: Logger;
   readonly metrics = new Metrics();
   readonly hooks = new Hooks<ServerEvents>();
@@ -71,7 +72,7 @@ export class ServerCore implements Server {
   private readonly byAccount = new Map<string, Set<LocalSession>>();
   private readonly clusterTopics = new Map<string, (data: unknown) => void>();
   private readonly listeners: net.Server[] = [];
-  private readonly connections = new Set<Connection>();
+  private readonly connections = new Set<Transport>();
   private modules: Module[] = [];
   private components: ComponentListener | null = null;
   private stopping = false;
@@ -129,13 +130,13 @@ export class ServerCore implements Server {
   private listen(host: string, port: number, directTls: boolean): Promise<number> {
     const onSocket = (socket: net.Socket) => {
       if (this.stopping) { socket.destroy(); return; }
-      const conn = new Connection(socket, {
+      const conn = new TcpTransport(socket, {
         limits: { maxStanzaSize: this.config.limits.maxStanzaSize, maxDepth: this.config.limits.maxDepth },
         bytesPerSecond: this.config.limits.bytesPerSecond, log: this.log, metrics: this.metrics, kind: 'c2s',
       });
       this.connections.add(conn);
       socket.once('close', () => this.connections.delete(conn));
-      new C2SStream(this, conn, directTls);
+      new C2SStream(this, conn);
     };
     // tls.createServer ignores a ready-made secureContext (it builds its own from cert/key options),
     // so direct TLS wraps each accepted socket the way STARTTLS does.
@@ -241,7 +242,7 @@ export class ServerCore implements Server {
     }
   }
 
-  resumeSession(previd: string, username: string, conn: Connection, h: number): ClientSession | null {
+  resumeSession(previd: string, username: string, conn: Transport, h: number): ClientSession | null {
     const s = this.resumable.get(previd);
     if (!s || s.closed || s.username !== username) return null;
     return s.resumeOn(conn, h) ? s : null;
@@ -356,7 +357,7 @@ export class ServerCore implements Server {
   }
 
   /** Pre-authentication IQs (in-band registration). True when handled. */
-  async preAuthIq(stream: C2SStream, el: Element): Promise<boolean> {
+  async preAuthIq(stream: PreAuthStream, el: Element): Promise<boolean> {
     return (await this.hooks.fire('preauth/iq', { stanza: el, stream })) === true;
   }
 

@@ -5,7 +5,7 @@ import { parseForm, formType, formValues } from '../protocol/forms.js';
 import { StanzaError } from '../protocol/errors.js';
 import { parseRsm, buildRsmResult, RsmError } from '../protocol/rsm.js';
 import {
-  MAM_NS, MAM_EXTENDED_NS, FULLTEXT_NS, FULLTEXT_FIELD, MamError, parseMamQuery, mamQueryForm,
+  FULLTEXT_FIELD, MamError, parseMamQuery, mamQueryForm,
   mamResultMessage, mamFin, parseDateTime, formatDateTime,
 } from '../protocol/mam.js';
 import { xml } from './xml.js';
@@ -13,7 +13,7 @@ import { xml } from './xml.js';
 
 /** The <query/> of an IQ given as XML. */
 function queryOf(iq: string): Element {
-  const q = xml(iq).getChild('query', MAM_NS);
+  const q = xml(iq).getChild('query', NS.mam);
   if (!q) throw new Error('no MAM query');
   return q;
 }
@@ -201,9 +201,9 @@ describe('XEP-0082 date-times', () => {
 
 describe('XEP-0313 queries', () => {
   it('exports the namespaces', () => {
-    expect(MAM_NS).to.equal('urn:xmpp:mam:2');
-    expect(MAM_EXTENDED_NS).to.equal('urn:xmpp:mam:2#extended');
-    expect(FULLTEXT_NS).to.equal('urn:xmpp:fulltext:0');
+    expect(NS.mam).to.equal('urn:xmpp:mam:2');
+    expect(NS.mamExtended).to.equal('urn:xmpp:mam:2#extended');
+    expect(NS.fulltext).to.equal('urn:xmpp:fulltext:0');
     expect(FULLTEXT_FIELD).to.equal('{urn:xmpp:fulltext:0}fulltext');
   });
 
@@ -514,7 +514,7 @@ describe('XEP-0313 queries', () => {
 
     it('rejects an element that is not a MAM query', () => {
       expectError(new Element('query', { xmlns: 'urn:xmpp:mam:1' }), 'bad-request');
-      expectError(new Element('prefs', { xmlns: MAM_NS }), 'bad-request');
+      expectError(new Element('prefs', { xmlns: NS.mam }), 'bad-request');
     });
   });
 });
@@ -523,11 +523,11 @@ describe('XEP-0313 query form', () => {
   it('lists the supported fields like Example 15, none required', () => {
     const query = mamQueryForm();
     expect(query.name).to.equal('query');
-    expect(query.ns).to.equal(MAM_NS);
+    expect(query.ns).to.equal(NS.mam);
     const x = query.getChild('x', NS.dataForms)!;
     const form = parseForm(x);
     expect(form.type).to.equal('form');
-    expect(formType(form)).to.equal(MAM_NS);
+    expect(formType(form)).to.equal(NS.mam);
     const types = Object.fromEntries(form.fields.map((f) => [f.var, f.type]));
     expect(types).to.deep.equal({
       FORM_TYPE: 'hidden', with: 'jid-single', start: 'text-single', end: 'text-single',
@@ -546,7 +546,7 @@ describe('XEP-0313 query form', () => {
     const text = mamQueryForm().toString();
     expect(text).to.contain("<query xmlns='urn:xmpp:mam:2'><x xmlns='jabber:x:data' type='form'>");
     expect(text).to.contain("<validate xmlns='http://jabber.org/protocol/xdata-validate' datatype='xs:string'><open/></validate>");
-    const reparsed = xml(`<iq type='result' id='form1'>${text}</iq>`).getChild('query', MAM_NS)!;
+    const reparsed = xml(`<iq type='result' id='form1'>${text}</iq>`).getChild('query', NS.mam)!;
     const form = parseForm(reparsed.getChild('x', NS.dataForms)!);
     expect(form.fields.map((f) => f.var)).to.deep.equal([
       'FORM_TYPE', 'with', 'start', 'end', 'before-id', 'after-id', 'ids', FULLTEXT_FIELD,
@@ -602,8 +602,8 @@ describe('XEP-0313 results', () => {
 </message>`);
     const reparsed = xml(msg.toString());
     expect(reparsed.attrs).to.deep.equal({ to: 'juliet@capulet.lit/chamber' });
-    const result = reparsed.getChild('result', MAM_NS)!;
-    expect(result.attrs).to.deep.equal(expected.getChild('result', MAM_NS)!.attrs);
+    const result = reparsed.getChild('result', NS.mam)!;
+    expect(result.attrs).to.deep.equal(expected.getChild('result', NS.mam)!.attrs);
     const fwd = result.getChild('forwarded', NS.forward)!;
     expect(fwd.getChild('delay', NS.delay)?.attrs.stamp).to.equal('2010-07-10T23:08:25Z');
     const inner = fwd.getChild('message', NS.client)!;
@@ -645,7 +645,7 @@ describe('XEP-0313 results', () => {
       to: 'hag66@shakespeare.lit/pda', from: 'coven@chat.shakespeare.lit', id: '34482-21985-73620',
       stamp: new Date(Date.UTC(2002, 9, 13, 23, 58, 37)), forwarded: stored,
     }).toString());
-    const result = msg.getChild('result', MAM_NS)!;
+    const result = msg.getChild('result', NS.mam)!;
     expect(result.attrs.queryid).to.equal(undefined);
     const inner = result.getChild('forwarded', NS.forward)!.getChild('message', NS.client)!;
     expect(inner.attrs.type).to.equal('groupchat');
@@ -667,7 +667,7 @@ describe('XEP-0313 results', () => {
       <count>16</count>
     </set>
   </fin>
-</iq>`).getChild('fin', MAM_NS)!;
+</iq>`).getChild('fin', NS.mam)!;
     const reparsed = xml(done.toString());
     expect(reparsed.attrs).to.deep.equal(expected.attrs);
     const set = reparsed.getChild('set', NS.rsm)!;

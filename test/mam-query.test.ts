@@ -5,7 +5,7 @@ import { Element } from '../protocol/xml.js';
 import { NS } from '../protocol/namespaces.js';
 import { parseJid } from '../protocol/jid.js';
 import { StanzaError } from '../protocol/errors.js';
-import { MAM_NS, FULLTEXT_FIELD } from '../protocol/mam.js';
+import { FULLTEXT_FIELD } from '../protocol/mam.js';
 import { ServerCore } from '../src/server.js';
 import type { IqRequest } from '../src/context.js';
 import { answerMamQuery, mamFormQuery, mamMetadata, type MamQueryOptions } from '../src/mam-query.js';
@@ -57,14 +57,14 @@ describe('MAM query executor (answerMamQuery)', function () {
     return { stanza, payload: stanza.elements()[0]!, from: parseJid(READER), to: parseJid(archive), session: null };
   }
   const form = (fields: Record<string, string | string[]>) =>
-    `<x xmlns='jabber:x:data' type='submit'><field var='FORM_TYPE' type='hidden'><value>${MAM_NS}</value></field>${Object.entries(fields)
+    `<x xmlns='jabber:x:data' type='submit'><field var='FORM_TYPE' type='hidden'><value>${NS.mam}</value></field>${Object.entries(fields)
       .map(([k, v]) => `<field var='${k}'>${(Array.isArray(v) ? v : [v]).map((x) => `<value>${x}</value>`).join('')}</field>`)
       .join('')}</x>`;
-  const query = (inner = '', attrs = '') => `<query xmlns='${MAM_NS}'${attrs}>${inner}</query>`;
+  const query = (inner = '', attrs = '') => `<query xmlns='${NS.mam}'${attrs}>${inner}</query>`;
   const rsm = (inner: string) => `<set xmlns='${NS.rsm}'>${inner}</set>`;
   const run = (q: string, opts: Partial<MamQueryOptions> = {}, archive = ROOM) =>
     answerMamQuery(server, request(q, archive), { archive, realJids: false, ...opts });
-  const resultIds = () => delivered.map((m) => m.getChild('result', MAM_NS)!.attrs.id);
+  const resultIds = () => delivered.map((m) => m.getChild('result', NS.mam)!.attrs.id);
   const range = (from: number, to: number) => Array.from({ length: to - from }, (_, i) => entry(from + i).stanzaId);
   const finSet = (fin: Element) => {
     const set = fin.getChild('set', NS.rsm)!;
@@ -82,15 +82,15 @@ describe('MAM query executor (answerMamQuery)', function () {
     expect(delivered).to.have.length(3);
     const m = delivered[0]!;
     expect(m.attrs).to.include({ from: ROOM, to: READER });
-    const result = m.getChild('result', MAM_NS)!;
-    expect(result.attrs).to.deep.equal({ xmlns: MAM_NS, queryid: 'f27', id: 'sid-000' });
+    const result = m.getChild('result', NS.mam)!;
+    expect(result.attrs).to.deep.equal({ xmlns: NS.mam, queryid: 'f27', id: 'sid-000' });
     const fwd = result.getChild('forwarded', NS.forward)!;
     expect(fwd.getChild('delay', NS.delay)!.attrs.stamp).to.equal('2026-03-01T10:00:00Z');
     const inner = fwd.getChild('message', NS.client)!;
     expect(inner.attrs).to.include({ id: 'm0', type: 'groupchat', from: `${ROOM}/nick0` });
     expect(inner.getChildText('body', NS.client)).to.equal('message 0 ripe mango');
     expect(fin.name).to.equal('fin');
-    expect(fin.ns).to.equal(MAM_NS);
+    expect(fin.ns).to.equal(NS.mam);
     expect(finSet(fin)).to.deep.equal({ complete: false, first: 'sid-000', index: '0', last: 'sid-002', count: '30' });
   });
 
@@ -133,7 +133,7 @@ describe('MAM query executor (answerMamQuery)', function () {
       },
     });
     expect(seen).to.deep.equal(['user0@example.com', 'user1@example.com']);
-    const bodies = delivered.map((m) => m.getChild('result', MAM_NS)!.getChild('forwarded', NS.forward)!.getChild('message', NS.client)!.getChildText('body'));
+    const bodies = delivered.map((m) => m.getChild('result', NS.mam)!.getChild('forwarded', NS.forward)!.getChild('message', NS.client)!.getChildText('body'));
     expect(bodies).to.deep.equal(['[sid-000]', '[sid-001]']);
   });
 
@@ -175,7 +175,7 @@ describe('MAM query executor (answerMamQuery)', function () {
     await server.stores.archive.retract(archive, entry(1).stanzaId, "<message type='groupchat'><retracted xmlns='urn:xmpp:message-retract:1'/></message>");
     const fin = finSet(await run(query(), {}, archive));
     expect(resultIds()).to.deep.equal([entry(1).stanzaId, entry(3).stanzaId]);
-    const first = delivered[0]!.getChild('result', MAM_NS)!.getChild('forwarded', NS.forward)!.getChild('message', NS.client)!;
+    const first = delivered[0]!.getChild('result', NS.mam)!.getChild('forwarded', NS.forward)!.getChild('message', NS.client)!;
     expect(first.getChild('retracted', 'urn:xmpp:message-retract:1')).to.not.equal(undefined);
     expect(first.getChild('body', NS.client)).to.equal(undefined);
     expect([fin.count, fin.last]).to.deep.equal(['3', entry(3).stanzaId]);
@@ -214,21 +214,21 @@ describe('account archive: what is archived (XEP-0313 §6.1.1, XEP-0334)', () =>
 describe('account archive: preferences (XEP-0441)', () => {
   const prefs = (s: string) => parsePrefs(xml(s));
   it('normalises JIDs, drops duplicates and lets never win', () => {
-    const p = prefs(`<prefs xmlns='${MAM_NS}' default='roster'><always><jid>JULIET@Capulet.LIT</jid><jid>juliet@capulet.lit</jid><jid>nurse@capulet.lit</jid></always><never><jid>Nurse@capulet.lit</jid><jid>romeo@montague.lit/Orchard</jid></never></prefs>`);
+    const p = prefs(`<prefs xmlns='${NS.mam}' default='roster'><always><jid>JULIET@Capulet.LIT</jid><jid>juliet@capulet.lit</jid><jid>nurse@capulet.lit</jid></always><never><jid>Nurse@capulet.lit</jid><jid>romeo@montague.lit/Orchard</jid></never></prefs>`);
     expect(p).to.deep.equal({ default: 'roster', always: ['juliet@capulet.lit'], never: ['nurse@capulet.lit', 'romeo@montague.lit/Orchard'] });
     expect(prefsElement(p).toString()).to.equal(
-      `<prefs xmlns='${MAM_NS}' default='roster'><always><jid>juliet@capulet.lit</jid></always><never><jid>nurse@capulet.lit</jid><jid>romeo@montague.lit/Orchard</jid></never></prefs>`);
-    expect(prefsElement(DEFAULT_PREFS).toString()).to.equal(`<prefs xmlns='${MAM_NS}' default='always'><always/><never/></prefs>`);
+      `<prefs xmlns='${NS.mam}' default='roster'><always><jid>juliet@capulet.lit</jid></always><never><jid>nurse@capulet.lit</jid><jid>romeo@montague.lit/Orchard</jid></never></prefs>`);
+    expect(prefsElement(DEFAULT_PREFS).toString()).to.equal(`<prefs xmlns='${NS.mam}' default='always'><always/><never/></prefs>`);
   });
   it('refuses a missing or unknown default and malformed JIDs', () => {
-    for (const bad of [`<prefs xmlns='${MAM_NS}'/>`, `<prefs xmlns='${MAM_NS}' default='maybe'/>`]) {
+    for (const bad of [`<prefs xmlns='${NS.mam}'/>`, `<prefs xmlns='${NS.mam}' default='maybe'/>`]) {
       expect(() => prefs(bad)).to.throw(StanzaError).with.property('condition', 'bad-request');
     }
-    expect(() => prefs(`<prefs xmlns='${MAM_NS}' default='always'><never><jid>@@</jid></never></prefs>`))
+    expect(() => prefs(`<prefs xmlns='${NS.mam}' default='always'><never><jid>@@</jid></never></prefs>`))
       .to.throw(StanzaError).with.property('condition', 'jid-malformed');
   });
   it('matches a listed bare JID on any resource and a full one exactly (§2.3)', () => {
-    const p = prefs(`<prefs xmlns='${MAM_NS}' default='never'><always><jid>juliet@capulet.lit</jid><jid>romeo@montague.lit/orchard</jid></always><never><jid>juliet@capulet.lit/balcony</jid></never></prefs>`);
+    const p = prefs(`<prefs xmlns='${NS.mam}' default='never'><always><jid>juliet@capulet.lit</jid><jid>romeo@montague.lit/orchard</jid></always><never><jid>juliet@capulet.lit/balcony</jid></never></prefs>`);
     expect(prefsDecision(p, parseJid('juliet@capulet.lit/chamber'))).to.equal(true);
     expect(prefsDecision(p, parseJid('juliet@capulet.lit/balcony'))).to.equal(false);
     expect(prefsDecision(p, parseJid('romeo@montague.lit/orchard'))).to.equal(true);

@@ -7,8 +7,6 @@ import { tryParseJid, type Jid } from '../../protocol/jid.js';
 import type { SessionRecord } from '../../storage/types.js';
 import type { Module, Server } from '../context.js';
 
-const MUC_USER = 'http://jabber.org/protocol/muc#user';
-
 /**
  * XEP-0280 §5 suggested rules: chat messages, and normal messages with a body, are copied; nothing
  * from a MUC, nothing marked <private/> (§7) or <no-copy/> (XEP-0334), nothing that is itself a carbon.
@@ -21,7 +19,7 @@ export function carbonsEligible(stanza: Element): boolean {
   } else if (type !== 'chat') {
     return false;
   }
-  if (stanza.getChild('x', MUC_USER)) return false;
+  if (stanza.getChild('x', NS.mucUser)) return false;
   if (stanza.getChild('private', NS.carbons) || stanza.getChild('no-copy', NS.hints)) return false;
   if (stanza.getChild('received', NS.carbons) || stanza.getChild('sent', NS.carbons)) return false;
   return true;

@@ -13,7 +13,6 @@ import { Element } from '../../protocol/xml.js';
 import { NS } from '../../protocol/namespaces.js';
 import { StanzaError } from '../../protocol/errors.js';
 import { tryParseJid, type Jid } from '../../protocol/jid.js';
-import { MAM_NS, MAM_EXTENDED_NS, FULLTEXT_NS } from '../../protocol/mam.js';
 import type { ArchiveEntry } from '../../storage/types.js';
 import { archiveWriter, type ArchiveWriter } from '../archive-writer.js';
 import type { Module, Server } from '../context.js';
@@ -23,7 +22,6 @@ const MODULE = 'mam';
 const PREFS_KIND = 'mam-prefs';
 const PREFS_KEY = 'prefs';
 const TOPIC = 'mam/prefs';
-const MUC_USER = 'http://jabber.org/protocol/muc#user';
 
 // --- what is archived ------------------------------------------------------------------------------
 
@@ -43,7 +41,7 @@ export function archivable(stanza: Element): boolean {
       if (c.name === 'store') content = true;
     } else if (c.name === 'body' && isStanzaNs(c.ns)) {
       content = true;
-    } else if (c.name === 'x' && c.ns === MUC_USER) {
+    } else if (c.name === 'x' && c.ns === NS.mucUser) {
       // A private message through a room (XEP-0045 §7.5): the room's business, not the account's.
       return false;
     }
@@ -83,8 +81,8 @@ export function parsePrefs(prefs: Element): MamPrefs {
   if (def === undefined || !DEFAULTS.has(def)) throw new StanzaError('bad-request', "default must be 'always', 'never' or 'roster'");
   const list = (name: string): string[] => {
     const out = new Set<string>();
-    for (const holder of prefs.getChildren(name, MAM_NS)) {
-      for (const j of holder.getChildren('jid', MAM_NS)) {
+    for (const holder of prefs.getChildren(name, NS.mam)) {
+      for (const j of holder.getChildren('jid', NS.mam)) {
         const jid = tryParseJid(j.text().trim());
         if (!jid) throw new StanzaError('jid-malformed', `invalid JID in <${name}/>`);
         out.add(jid.toString());
@@ -99,7 +97,7 @@ export function parsePrefs(prefs: Element): MamPrefs {
 
 /** The <prefs/> answer: both lists present even when empty (XEP-0441 §2.1). */
 export function prefsElement(p: MamPrefs): Element {
-  const el = new Element('prefs', { xmlns: MAM_NS, default: p.default });
+  const el = new Element('prefs', { xmlns: NS.mam, default: p.default });
   const always = el.c('always');
   for (const j of p.always) always.c('jid').t(j);
   const never = el.c('never');
@@ -171,7 +169,7 @@ export const mamModule: Module = {
     const ids = new StanzaIds();
     const bareOf = (user: string) => `${user}@${server.domain}`;
 
-    for (const f of [MAM_NS, MAM_EXTENDED_NS, FULLTEXT_NS, NS.sid]) server.disco.accountFeatures.add(f);
+    for (const f of [NS.mam, NS.mamExtended, NS.fulltext, NS.sid]) server.disco.accountFeatures.add(f);
 
     // --- preferences, cached for accounts with a session on this node --------------------------------
 
@@ -351,7 +349,7 @@ export const mamModule: Module = {
       await writer.flushed();
     };
 
-    server.iq('account', MAM_NS, 'get', async (req) => {
+    server.iq('account', NS.mam, 'get', async (req) => {
       ownArchive(req.from, req.to);
       const archive = req.to.bareString();
       switch (req.payload.name) {
@@ -364,7 +362,7 @@ export const mamModule: Module = {
       }
     });
 
-    server.iq('account', MAM_NS, 'set', async (req) => {
+    server.iq('account', NS.mam, 'set', async (req) => {
       ownArchive(req.from, req.to);
       const archive = req.to.bareString();
       if (req.payload.name === 'query') {

@@ -7,7 +7,6 @@ import { parseStanzaString } from '../../protocol/xml-stream.js';
 import type { LocalSession, Module, Server } from '../context.js';
 import { formatDateTimeSeconds } from '../../protocol/datetime.js';
 
-const CHAT_STATES = 'http://jabber.org/protocol/chatstates';
 const MODULE = 'offline';
 
 /** What to do with a message that found no resource to take it. */
@@ -24,7 +23,7 @@ export function offlineDecision(stanza: Element): OfflineDecision {
   if (stanza.getChild('no-store', NS.hints)) return 'refuse';
   if (stanza.getChild('store', NS.hints)) return 'store';
   const meaningful = stanza.elements().some((c) =>
-    c.ns !== CHAT_STATES && c.ns !== NS.hints && !(c.name === 'thread' && c.ns === NS.client) && c.ns !== NS.delay);
+    c.ns !== NS.chatStates && c.ns !== NS.hints && !(c.name === 'thread' && c.ns === NS.client) && c.ns !== NS.delay);
   return meaningful ? 'store' : 'ignore';
 }
 

@@ -3,19 +3,12 @@
 import { Element } from '../../protocol/xml.js';
 import { NS } from '../../protocol/namespaces.js';
 import type { LocalSession, Module, Server } from '../context.js';
-import { ClientSession } from '../c2s.js';
 
 /** How often idle sessions are looked for; one timer serves every session. */
 const SCAN_MS = 5000;
 
 /** One scan timer per started server (tests may run several in one process). */
 const scanTimers = new Set<NodeJS.Timeout>();
-
-function lastActivity(session: LocalSession): number | null {
-  // A session waiting for stream resumption has no connection, so nothing to ping.
-  if (!(session instanceof ClientSession)) return null;
-  return session.connection?.lastActivity ?? null;
-}
 
 function startIdleScan(server: Server): void {
   const idleMs = server.config.ping.idleSeconds * 1000;
@@ -42,7 +35,8 @@ function startIdleScan(server: Server): void {
     const now = Date.now();
     for (const session of server.local.values()) {
       if (session.closed || pinging.has(session)) continue;
-      const last = lastActivity(session);
+      // A session waiting for stream resumption has no connection, so nothing to ping.
+      const last = session.lastActivity;
       if (last !== null && now - last >= idleMs) void ping(session);
     }
   }, Math.min(SCAN_MS, idleMs));

@@ -11,7 +11,6 @@ const KEY = 'current';
 /** Largest vCard accepted, serialised (photos included). */
 const MAX_VCARD_BYTES = 64 * 1024;
 
-const UPDATE_NS = 'vcard-temp:x:update';
 const PHOTO_KEY = 'vcard-photo';
 
 /** SHA-1 of the vCard's photo, hex; empty when it has none (XEP-0153 §3.2). */
@@ -22,7 +21,7 @@ function photoHash(card: Element): string {
 }
 
 function addUpdate(presence: Element, hash: string): void {
-  const x = new Element('x', { xmlns: UPDATE_NS });
+  const x = new Element('x', { xmlns: NS.vcardUpdate });
   const photo = x.c('photo');
   if (hash) photo.t(hash);
   presence.append(x);
@@ -58,7 +57,7 @@ export const vcardModule: Module = {
     // contacts see it whatever the client; a client's own <x/> is left as it is.
     server.hooks.on('client/stanza', ({ stanza, session }) => {
       if (stanza.name !== 'presence' || stanza.attrs.type !== undefined) return false;
-      if (stanza.getChild('x', UPDATE_NS)) return false;
+      if (stanza.getChild('x', NS.vcardUpdate)) return false;
       const known = session.data.get(PHOTO_KEY);
       if (typeof known === 'string') {
         addUpdate(stanza, known);

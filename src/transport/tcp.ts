@@ -1,23 +1,18 @@
-// One XML stream over one socket: parsing, batched writes, byte-rate limit, stream errors and close.
-// Protocol logic (negotiation, routing) lives in the session objects that own a Connection.
+// One XML stream over one TCP socket, plain or TLS (RFC 6120 framing): parsing, the <stream:stream>
+// header and close, batched writes, the byte-rate limit, STARTTLS and channel binding.
+// Protocol logic (negotiation, routing) lives in the session that owns the transport.
 import type net from 'node:net';
 import tls from 'node:tls';
-import { XmlStreamParser, type XmlStreamEvents, type XmlStreamLimits } from '../protocol/xml-stream.js';
-import type { Element, Attrs } from '../protocol/xml.js';
-import { streamErrorElement, type StreamErrorCondition } from '../protocol/errors.js';
-import type { Logger } from './log.js';
-import type { Metrics } from './metrics.js';
+import { createHash } from 'node:crypto';
+import { XmlStreamParser, type XmlStreamEvents, type XmlStreamLimits } from '../../protocol/xml-stream.js';
+import { Element, escapeAttr } from '../../protocol/xml.js';
+import { NS } from '../../protocol/namespaces.js';
+import { streamErrorElement, type StreamErrorCondition } from '../../protocol/errors.js';
+import type { Logger } from '../log.js';
+import type { Metrics } from '../metrics.js';
+import type { ChannelBinding, StreamHeader, Transport, TransportHandler } from './transport.js';
 
-export interface ConnectionHandler {
-  streamStart(name: string, attrs: Attrs): void;
-  element(el: Element): void;
-  /** The peer closed its stream cleanly (</stream:stream>); the connection closes next. */
-  streamEnd?(): void;
-  /** The socket is gone (either side). Called exactly once. */
-  closed(hadError: boolean): void;
-}
-
-export interface ConnectionOptions {
+export interface TcpTransportOptions {
   limits: XmlStreamLimits;
   bytesPerSecond: number;
   log: Logger;
@@ -25,24 +20,24 @@ export interface ConnectionOptions {
   kind: 'c2s' | 'component';
 }
 
-export class Connection {
+export class TcpTransport implements Transport {
   socket: net.Socket;
   private parser!: XmlStreamParser;
-  private handler: ConnectionHandler | null = null;
+  private handler: TransportHandler | null = null;
   private pending: string[] = [];
   private flushScheduled = false;
   private closing = false;
   private closedNotified = false;
+  /** This side's header has been written for the current stream (reset by each restart). */
+  private opened = false;
   /** Token bucket for the incoming byte rate. */
   private allowance: number;
   private lastRefill = Date.now();
   private paused = false;
   lastActivity = Date.now();
-  /** Called before a stream error is written (the stream header must precede it). */
-  beforeStreamError: (() => void) | null = null;
   readonly remoteAddress: string;
 
-  constructor(socket: net.Socket, private readonly opts: ConnectionOptions) {
+  constructor(socket: net.Socket, private readonly opts: TcpTransportOptions) {
     this.socket = socket;
     this.remoteAddress = (socket.remoteAddress ?? '').replace(/^::ffff:/, '');
     this.allowance = opts.bytesPerSecond * 2;
@@ -56,7 +51,11 @@ export class Connection {
     return this.socket instanceof tls.TLSSocket && this.socket.encrypted === true;
   }
 
-  setHandler(h: ConnectionHandler): void {
+  get isClosing(): boolean {
+    return this.closing;
+  }
+
+  setHandler(h: TransportHandler): void {
     this.handler = h;
   }
 
@@ -65,8 +64,10 @@ export class Connection {
     socket.on('error', (err) => {
       this.opts.log.debug('socket error', { err: err.message });
     });
-    socket.on('close', (hadError) => this.notifyClosed(hadError));
+    socket.on('close', this.onClose);
   }
+
+  private readonly onClose = (hadError: boolean): void => this.notifyClosed(hadError);
 
   private readonly onData = (chunk: Buffer): void => {
     this.lastActivity = Date.now();
@@ -90,30 +91,64 @@ export class Connection {
     }
   }
 
-  /** A fresh parser, for stream restarts after STARTTLS and SASL. */
-  resetParser(): void {
+  /** A fresh parser: the peer's next bytes start a new stream. */
+  private resetParser(): void {
     const events: XmlStreamEvents = {
       streamStart: (name, attrs) => this.handler?.streamStart(name, attrs),
       stanza: (el) => this.handler?.element(el),
       streamEnd: () => {
         this.handler?.streamEnd?.();
-        this.close();
+        this.closeStream();
       },
       error: (condition, text) => this.streamError(condition as StreamErrorCondition, text),
     };
     this.parser = new XmlStreamParser(events, this.opts.limits);
   }
 
-  /** Upgrades the socket to TLS in place (STARTTLS). The caller sends <proceed/> first. */
-  startTls(context: tls.SecureContext, onSecure: () => void): void {
+  openStream(h: StreamHeader): void {
+    this.opened = true;
+    let s = `<?xml version='1.0'?><stream:stream xmlns='${escapeAttr(h.xmlns)}' xmlns:stream='${NS.streams}' ` +
+      `id='${escapeAttr(h.id)}' from='${escapeAttr(h.from)}'`;
+    if (h.version !== undefined) s += ` version='${escapeAttr(h.version)}'`;
+    if (h.lang !== undefined) s += ` xml:lang='${escapeAttr(h.lang)}'`;
+    this.write(s + '>');
+  }
+
+  sendFeatures(features: Element): void {
+    this.write(new Element('stream:features', {}, features.children).toString());
+  }
+
+  restartStream(): void {
+    this.opened = false;
+    this.resetParser();
+  }
+
+  startTls(context: tls.SecureContext): void {
+    // What was written so far (the <proceed/>) leaves in plain text, before the handshake.
+    this.flush();
     const plain = this.socket;
+    // Only our own listeners: the listener that accepted the socket keeps its own (its table of
+    // connections is cleaned up on this socket's close).
     plain.removeListener('data', this.onData);
-    plain.removeAllListeners('close');
+    plain.removeListener('close', this.onClose);
     const secure = new tls.TLSSocket(plain, { isServer: true, secureContext: context });
     this.socket = secure;
-    this.resetParser();
+    this.restartStream();
     this.attach(secure);
-    secure.once('secure', onSecure);
+  }
+
+  /** tls-exporter on TLS 1.3, tls-server-end-point otherwise (RFC 9266, RFC 5929). */
+  channelBinding(): ChannelBinding | null {
+    if (!this.secure) return null;
+    const s = this.socket as tls.TLSSocket;
+    if (s.getProtocol() === 'TLSv1.3') {
+      return { type: 'tls-exporter', data: s.exportKeyingMaterial(32, 'EXPORTER-Channel-Binding', Buffer.alloc(0)) };
+    }
+    const cert = s.getCertificate();
+    if (cert && 'raw' in cert && cert.raw) {
+      return { type: 'tls-server-end-point', data: createHash('sha256').update(cert.raw).digest() };
+    }
+    return null;
   }
 
   write(xml: string): void {
@@ -126,6 +161,10 @@ export class Connection {
     }
   }
 
+  send(el: Element): void {
+    this.write(el.toString());
+  }
+
   private readonly flush = (): void => {
     this.flushScheduled = false;
     if (this.pending.length === 0 || this.socket.destroyed) return;
@@ -134,27 +173,21 @@ export class Connection {
     this.socket.write(data);
   };
 
-  /** Writes now, bypassing the batch (used before a TLS upgrade or close). */
-  writeNow(xml: string): void {
-    this.flush();
-    if (!this.socket.destroyed) this.socket.write(xml);
-  }
-
-  sendElement(el: Element): void {
-    this.write(el.toString());
-  }
-
   streamError(condition: StreamErrorCondition, text?: string): void {
     if (this.closing) return;
-    this.beforeStreamError?.();
+    if (!this.opened) {
+      const header = this.handler?.header?.();
+      if (header) this.openStream(header);
+    }
     this.opts.metrics.streamErrors.labels(condition).inc();
     this.opts.log.debug('stream error', { condition, text, remote: this.remoteAddress });
-    this.writeNow(streamErrorElement(condition, text).toString());
-    this.close();
+    this.flush();
+    if (!this.socket.destroyed) this.socket.write(streamErrorElement(condition, text).toString());
+    this.closeStream();
   }
 
   /** Closes the stream: </stream:stream>, then the socket once written (or after a grace period). */
-  close(): void {
+  closeStream(): void {
     if (this.closing) return;
     this.flush();
     this.closing = true;
@@ -167,10 +200,6 @@ export class Connection {
   destroy(): void {
     this.closing = true;
     this.socket.destroy();
-  }
-
-  get isClosing(): boolean {
-    return this.closing;
   }
 
   private notifyClosed(hadError: boolean): void {

@@ -1,0 +1,123 @@
+// Stream management (XEP-0198) for one client session: the counters of what each side handled, the
+// stanzas the client has not acknowledged yet, and the <enable/>, <r/>, <a/> and <resumed/> elements.
+// The session keeps the connection and its lifecycle (waiting for resumption, ending); this keeps
+// the protocol state, so a session over any transport gets the same behaviour.
+import { randomBytes } from 'node:crypto';
+import { Element, type Attrs } from '../../protocol/xml.js';
+import { NS } from '../../protocol/namespaces.js';
+import type { Transport } from '../transport/transport.js';
+
+/** A stanza sent to the client and not acknowledged yet, as written and by element name. */
+export interface Unacked {
+  xml: string;
+  name: string;
+}
+
+export interface StreamManagementOptions {
+  /** How long a resumable session waits for its client (XEP-0198 'max'); 0 disables resumption. */
+  resumeSeconds: number;
+  /** The client enabled resumption under this id. */
+  resumable(id: string): void;
+}
+
+/** An ack request is sent after this many unacknowledged stanzas. */
+const ACK_REQUEST_EVERY = 10;
+
+export function smFailed(condition: string): Element {
+  const f = new Element('failed', { xmlns: NS.sm });
+  f.c(condition, { xmlns: NS.stanzaErrors });
+  return f;
+}
+
+export class StreamManagement {
+  enabled = false;
+  /** Resumption id, while the session may be resumed. */
+  id: string | null = null;
+  /** Stanzas handled from the client (h we report), modulo 2^32. */
+  private handledIn = 0;
+  /** The client's last h: stanzas of ours it has confirmed, modulo 2^32. */
+  private ackedOut = 0;
+  private unacked: Unacked[] = [];
+  private ackRequestPending = false;
+
+  constructor(private readonly opts: StreamManagementOptions) {}
+
+  /** One stanza from the client was handled. */
+  handled(): void {
+    this.handledIn++;
+  }
+
+  /** One stanza went to the client (or would have, with no connection): kept until acknowledged. */
+  sent(xml: string, name: string): void {
+    if (this.enabled) this.unacked.push({ xml, name });
+  }
+
+  /** An <r/> to write after what was just sent, when enough is unacknowledged and none is pending. */
+  ackRequestDue(): string | null {
+    if (!this.enabled || this.unacked.length < ACK_REQUEST_EVERY || this.ackRequestPending) return null;
+    this.ackRequestPending = true;
+    return `<r xmlns='${NS.sm}'/>`;
+  }
+
+  /** An element in the XEP-0198 namespace from the bound client. */
+  element(el: Element, conn: Transport): void {
+    switch (el.name) {
+      case 'enable': {
+        if (this.enabled) return conn.send(smFailed('unexpected-request'));
+        this.enabled = true;
+        const attrs: Attrs = { xmlns: NS.sm };
+        if (el.attrs.resume === 'true' || el.attrs.resume === '1') {
+          this.id = randomBytes(12).toString('base64url');
+          attrs.id = this.id;
+          attrs.resume = 'true';
+          attrs.max = String(this.opts.resumeSeconds);
+          this.opts.resumable(this.id);
+        }
+        conn.write(new Element('enabled', attrs).toString());
+        return;
+      }
+      case 'r':
+        conn.write(`<a xmlns='${NS.sm}' h='${this.handledIn >>> 0}'/>`);
+        return;
+      case 'a':
+        this.ackRequestPending = false;
+        this.acknowledge(Number(el.attrs.h), conn);
+        return;
+    }
+    conn.streamError('unsupported-stanza-type', `unexpected <${el.name}> of stream management`);
+  }
+
+  /** Drops what the client confirms with h; false (after a stream error) when h is not believable. */
+  private acknowledge(h: number, conn: Transport): boolean {
+    if (!Number.isFinite(h)) return false;
+    // h counts modulo 2^32; how many of our unacked stanzas the peer now confirms.
+    const confirmed = (h - this.ackedOut) >>> 0;
+    if (confirmed > this.unacked.length) {
+      conn.streamError('undefined-condition', 'acknowledged more stanzas than were sent');
+      return false;
+    }
+    this.unacked.splice(0, confirmed);
+    this.ackedOut = h >>> 0;
+    return true;
+  }
+
+  /** Resumes on a new connection: confirms up to h, answers <resumed/> and sends the rest again. */
+  resume(conn: Transport, h: number): boolean {
+    if (!this.acknowledge(h, conn)) return false;
+    conn.write(`<resumed xmlns='${NS.sm}' previd='${this.id}' h='${this.handledIn >>> 0}'/>`);
+    for (const s of this.unacked) conn.write(s.xml);
+    return true;
+  }
+
+  /** Whether a lost connection should wait for resumption rather than end the session. */
+  get resumeWanted(): boolean {
+    return this.id !== null && this.opts.resumeSeconds > 0;
+  }
+
+  /** What the client never acknowledged, handed over once when the session ends. */
+  takeUnacked(): Unacked[] {
+    const out = this.unacked;
+    this.unacked = [];
+    return out;
+  }
+}

@@ -1,0 +1,68 @@
+// What a stream session (client or component) sees of the wire under it. The transport owns the
+// framing: how a stream is opened and closed, how features and stream errors are wrapped, batching
+// and flow control. TCP (RFC 6120 <stream:stream>) is tcp.ts; a WebSocket transport (RFC 7395,
+// <open/> and <close/>) is one more file implementing the same interface.
+import type { SecureContext } from 'node:tls';
+import type { Element, Attrs } from '../../protocol/xml.js';
+import type { StreamErrorCondition } from '../../protocol/errors.js';
+
+/** The attributes of the stream this side opens (the transport adds the framing around them). */
+export interface StreamHeader {
+  /** Content namespace: jabber:client or jabber:component:accept. */
+  xmlns: string;
+  id: string;
+  from: string;
+  version?: string;
+  lang?: string;
+}
+
+/** What a transport reports to the session that owns it. */
+export interface TransportHandler {
+  /** The peer opened (or, after a restart, reopened) its stream. */
+  streamStart(name: string, attrs: Attrs): void;
+  element(el: Element): void;
+  /** The peer closed its stream cleanly; the transport closes next. */
+  streamEnd?(): void;
+  /** The connection is gone (either side). Called exactly once. */
+  closed(hadError: boolean): void;
+  /**
+   * Our header, for a stream error raised before this side opened its stream (RFC 6120 §4.9.1.1:
+   * the header still comes first). Without it the error is sent bare.
+   */
+  header?(): StreamHeader;
+}
+
+export interface ChannelBinding {
+  type: string;
+  data: Buffer;
+}
+
+export interface Transport {
+  readonly remoteAddress: string;
+  /** Encrypted (TLS), so that PLAIN and channel binding may be offered. */
+  readonly secure: boolean;
+  /** When the peer last sent anything (ms since the epoch). */
+  readonly lastActivity: number;
+  /** Closing or closed: nothing more is written. */
+  readonly isClosing: boolean;
+  setHandler(handler: TransportHandler): void;
+  /** Opens this side's stream. */
+  openStream(header: StreamHeader): void;
+  /** Sends the stream features; `features` is a container whose children are the features. */
+  sendFeatures(features: Element): void;
+  /** Sends serialised top-level elements; everything written in one event-loop turn leaves together. */
+  write(xml: string): void;
+  send(el: Element): void;
+  /** The peer will open a new stream on the same connection (after SASL success, RFC 6120 §6.4.6). */
+  restartStream(): void;
+  /** Closes this side's stream, then the connection once written. */
+  closeStream(): void;
+  /** Sends a stream error and closes. */
+  streamError(condition: StreamErrorCondition, text?: string): void;
+  /** Drops the connection without closing the stream (a resumed session took over). */
+  destroy(): void;
+  /** Channel-binding data for SCRAM -PLUS, when the transport is secure and can provide it. */
+  channelBinding?(): ChannelBinding | null;
+  /** Upgrades to TLS in place (STARTTLS), after what was written so far; the peer restarts its stream. */
+  startTls?(context: SecureContext): void;
+}
