@@ -9,7 +9,7 @@ import type { Server, DiscoNodeHandler } from '../src/context.js';
 import {
   CommandSessions, commandElement, commandItems, commandNodeInfo, handleCommandRequest, registerCommand,
   resolveAction, type AdhocCommand,
-} from '../src/modules/adhoc.js';
+} from '../src/commands/registry.js';
 
 const DOMAIN = 'example.com';
 const admin = parseJid('admin@example.com/desk');

@@ -6,7 +6,7 @@ import { StanzaError } from '../../protocol/errors.js';
 import { formType, formValue, formValues, type DataForm, type FormField } from '../../protocol/forms.js';
 import type { Module, Server } from '../context.js';
 import { addUser, setPassword } from '../accounts.js';
-import { commandError, registerCommand, type CommandNote, type CommandStep } from './adhoc.js';
+import { commandError, registerCommand, type CommandNote, type CommandStep } from '../commands/registry.js';
 
 const ADMIN = NS.adminCommands;
 const FORM_TYPE: FormField = { var: 'FORM_TYPE', type: 'hidden', values: [ADMIN] };
