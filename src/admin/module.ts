@@ -22,8 +22,7 @@ export const adminModule: Module = {
       const d = data as { username?: unknown } | null;
       if (d && typeof d.username === 'string') void server.hooks.fire('user/deleted', { username: d.username });
     });
-    const socket = await serveAdminSocket(server);
-    if (socket) sockets.push(socket);
+    sockets.push(await serveAdminSocket(server));
   },
   async stop() {
     const closing = sockets;

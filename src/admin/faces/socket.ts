@@ -23,26 +23,46 @@ function answers(path: string): Promise<boolean> {
 export interface AdminSocket { close(): Promise<void> }
 
 /**
- * Serves the admin socket under the server's data directory, or returns null (and says why in the
- * log) when it must not: permissions others could abuse, or another live server on the directory.
+ * Marks the data directory as held by this server (the pid file the CLI checks) and serves the
+ * admin socket there, unless it must not: permissions others could abuse, or another live server
+ * on the directory. Refusals are logged; the server runs on without the socket.
  */
-export async function serveAdminSocket(server: Server): Promise<AdminSocket | null> {
+export async function serveAdminSocket(server: Server): Promise<AdminSocket> {
   const dir = server.config.dataDir;
   const path = socketPath(dir);
   await mkdir(dir, { recursive: true, mode: 0o700 });
-  const refusal = await notPrivate(dir);
+  if (await answers(path)) {
+    server.log.error('admin socket not served: another server answers on it', { path });
+    return { close: async () => {} };
+  }
+  const pidFile = pidPath(dir);
+  await writeFile(pidFile, `${process.pid}\n`, { mode: 0o600 });
+  const releasePid = async () => {
+    // Another server may have taken the directory over meanwhile: remove only our own pid file.
+    if ((await readFile(pidFile, 'utf8').catch(() => '')).trim() === String(process.pid)) await unlink(pidFile).catch(() => {});
+  };
+  const listener = await listen(server, path);
+  if (!listener) return { close: releasePid };
+  return {
+    async close() {
+      await listener.close();
+      await releasePid();
+    },
+  };
+}
+
+async function listen(server: Server, path: string): Promise<{ close(): Promise<void> } | null> {
+  const refusal = await notPrivate(server.config.dataDir);
   if (refusal) {
     server.log.error('admin socket not served', { reason: refusal });
     return null;
   }
-  if (await answers(path)) {
-    server.log.error('admin socket not served: another server answers on it', { path });
-    return null;
-  }
   await unlink(path).catch(() => {});
-
   const inFlight = new Set<Promise<void>>();
+  const open = new Set<net.Socket>();
   const listener = net.createServer((socket) => {
+    open.add(socket);
+    socket.once('close', () => open.delete(socket));
     socket.setEncoding('utf8');
     const hello: Hello = { perch: 'admin', version: PROTOCOL_VERSION, domain: server.domain, node: server.sessions.nodeId, pid: process.pid };
     socket.write(JSON.stringify(hello) + '\n');
@@ -67,16 +87,15 @@ export async function serveAdminSocket(server: Server): Promise<AdminSocket | nu
     process.umask(umask);
   }
   await chmod(path, 0o600);
-  await writeFile(pidPath(dir), `${process.pid}\n`, { mode: 0o600 });
   server.log.info('admin socket listening', { path });
   return {
     async close() {
-      await new Promise<void>((resolve) => listener.close(() => resolve()));
+      const closed = new Promise<void>((resolve) => listener.close(() => resolve()));
+      // Operations under way finish (their replies go out); idle connections do not hold the stop.
       await Promise.allSettled([...inFlight]);
-      // Another server may have taken the directory over meanwhile: remove only our own pid file.
-      if ((await readFile(pidPath(dir), 'utf8').catch(() => '')).trim() === String(process.pid)) {
-        await unlink(pidPath(dir)).catch(() => {});
-      }
+      for (const s of open) s.end();
+      for (const s of open) s.destroy();
+      await closed;
     },
   };
 }
