@@ -122,10 +122,10 @@ describe('conformance: administration (CLI and ad-hoc faces)', function () {
     it('adds a user through the running server: she logs in at once and is still listed after it stops (D4)', async () => {
       const dataDir = await ownDir();
       const server = await serve({ dataDir });
-      const socket = path.join(dataDir, 'admin.sock');
-      expect((await stat(socket)).mode & 0o777, 'socket mode').to.equal(0o600);
       expectOk(await perch(['user', 'add', 'alice', 's3cret'], { dataDir }));
       await connect(server, 'alice', 's3cret');
+      const socket = path.join(dataDir, 'admin.sock');
+      expect((await stat(socket)).mode & 0o777, 'socket mode').to.equal(0o600);
       const listed = expectOk(await perch(['user', 'list', '--json'], { dataDir }));
       expect(JSON.parse(listed.stdout).output).to.include('alice@localhost');
       await Promise.all(clients.splice(0).map((c) => c.stop()));
