@@ -72,7 +72,6 @@ export interface AdminCommand<O = unknown> {
 }
 
 // The catalog holds commands of every output type; each face pairs a command's run with its own render.
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
 export type AnyAdminCommand = AdminCommand<any>;
 
 /**

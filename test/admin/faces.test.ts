@@ -1,6 +1,7 @@
 // The admin operations through their faces on one in-process server: the local socket (as the CLI
 // uses it) and the ad-hoc commands, which must do the same thing.
 import { expect } from 'chai';
+import net from 'node:net';
 import { readFile, stat } from 'node:fs/promises';
 import { Element } from '../../protocol/xml.js';
 import { NS } from '../../protocol/namespaces.js';
@@ -106,6 +107,21 @@ describe('admin operations', () => {
         .to.equal('forbidden');
       const bad = await stanzaErrorOf(handleCommandRequest(server, 'host', submit(`${NS.adminCommands}#add-user`, {}), root, parseJid('localhost')));
       expect(bad.appCondition?.name).to.equal('bad-payload');
+    });
+
+    it('answers malformed requests with an error and keeps serving', async () => {
+      const raw = net.connect(socketPath(server.config.dataDir));
+      raw.setEncoding('utf8');
+      let text = '';
+      raw.on('data', (c: string) => (text += c));
+      raw.write('null\n{not json\n{"id":7,"command":"get-registered-users-num","input":"x"}\n');
+      const deadline = Date.now() + 5000;
+      while (text.split('\n').length < 5 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+      raw.destroy();
+      const [hello, ...replies] = text.trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+      expect(hello).to.include({ perch: 'admin' });
+      expect(replies.map((r) => r.ok)).to.deep.equal([false, false, true]);
+      expect(replies[2]).to.include({ id: 7 });
     });
 
     it('runs operations on live sessions through a running server', async () => {

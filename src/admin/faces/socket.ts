@@ -68,7 +68,9 @@ async function listen(server: Server, path: string): Promise<{ close(): Promise<
     socket.write(JSON.stringify(hello) + '\n');
     socket.on('error', () => {});
     socket.on('data', lineReader((line) => {
-      const p = handle(server, line).then((reply) => { if (!socket.destroyed) socket.write(JSON.stringify(reply) + '\n'); });
+      const p = handle(server, line)
+        .then((reply) => { if (!socket.destroyed) socket.write(JSON.stringify(reply) + '\n'); })
+        .catch((e: unknown) => server.log.error('admin socket request failed', { err: e }));
       inFlight.add(p);
       void p.finally(() => inFlight.delete(p));
     }));
@@ -107,11 +109,12 @@ async function handle(server: Server, line: string): Promise<AdminReply> {
   } catch {
     return { id: 0, ok: false, error: 'not JSON', condition: 'bad-request' };
   }
+  if (typeof req !== 'object' || req === null) return { id: 0, ok: false, error: 'not a request object', condition: 'bad-request' };
   const id = typeof req.id === 'number' ? req.id : 0;
   const cmd = typeof req.command === 'string' ? findAdminCommand(req.command) : undefined;
   if (!cmd) return { id, ok: false, error: `unknown command ${String(req.command)}`, condition: 'item-not-found' };
   const input: Record<string, string[]> = {};
-  for (const [k, v] of Object.entries(req.input ?? {})) {
+  for (const [k, v] of Object.entries(typeof req.input === 'object' && req.input !== null ? req.input : {})) {
     if (Array.isArray(v) && v.every((x) => typeof x === 'string')) input[k] = v;
   }
   try {
