@@ -76,6 +76,10 @@ const USER_COMMANDS: Record<string, { cmd: AnyAdminCommand; usage: string; posit
 
 async function userMain(config: Config, args: string[], io: Io): Promise<number> {
   const [sub, ...rest] = args;
+  if (sub === '--help' || sub === '-h') {
+    io.out(Object.values(USER_COMMANDS).map((e) => `  ${e.usage.padEnd(36)} ${e.cmd.title}`).join('\n') + '\n');
+    return EXIT_OK;
+  }
   const entry = sub ? USER_COMMANDS[sub] : undefined;
   if (!entry) throw new UsageError(`usage: perch user add|delete|passwd|list (perch user <sub> --help)`);
   const json = rest.includes('--json');
