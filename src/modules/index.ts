@@ -15,7 +15,7 @@ import { vcardModule } from './vcard.js';
 import { privateModule } from './private.js';
 import { registerModule } from './register.js';
 import { adhocModule } from './adhoc.js';
-import { adminCommandsModule } from './admin-commands.js';
+import { adminModule } from '../admin/module.js';
 import { mucModule } from './muc.js';
 import { mamModule } from './mam.js';
 
@@ -23,6 +23,6 @@ export function allModules(): Module[] {
   return [
     sessionIqModule, discoModule, rosterModule, presenceModule, offlineModule, carbonsModule,
     blockingModule, csiModule, pingModule, versionModule, timeModule, vcardModule, privateModule,
-    registerModule, adhocModule, adminCommandsModule, mucModule, mamModule,
+    registerModule, adhocModule, adminModule, mucModule, mamModule,
   ];
 }

@@ -5,7 +5,7 @@ import { Jid, tryParseJid } from '../../protocol/jid.js';
 import { StanzaError } from '../../protocol/errors.js';
 import { formValue, type DataForm } from '../../protocol/forms.js';
 import type { Server } from '../context.js';
-import { registerCommand, type CommandStep } from '../modules/adhoc.js';
+import { registerCommand, type CommandStep } from '../commands/registry.js';
 import type { MucService } from './service.js';
 import type { Room } from './room.js';
 

@@ -21,7 +21,7 @@ import type { Hooks } from '../hooks.js';
 import type { ArchiveWriter } from '../archive-writer.js';
 import { ROOM_OPTIONS, LIST_FIELDS, optionForField, restoreConfig, defaultRoomConfig, MAX_HISTORY, type RoomConfig } from './options.js';
 import { answerMamQuery, mamFormQuery } from '../mam-query.js';
-import { handleCommandRequest } from '../modules/adhoc.js';
+import { handleCommandRequest } from '../commands/registry.js';
 import { HAT_COMMANDS } from './hats.js';
 
 export const SID_NS = 'urn:xmpp:sid:0';

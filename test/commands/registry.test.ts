@@ -1,15 +1,15 @@
 import { expect } from 'chai';
-import { Element } from '../protocol/xml.js';
-import { NS } from '../protocol/namespaces.js';
-import { parseJid } from '../protocol/jid.js';
-import { StanzaError } from '../protocol/errors.js';
-import { formValue } from '../protocol/forms.js';
-import { stanzaErrorOf } from './unit-server.js';
-import type { Server, DiscoNodeHandler } from '../src/context.js';
+import { Element } from '../../protocol/xml.js';
+import { NS } from '../../protocol/namespaces.js';
+import { parseJid } from '../../protocol/jid.js';
+import { StanzaError } from '../../protocol/errors.js';
+import { formValue } from '../../protocol/forms.js';
+import { stanzaErrorOf } from '../unit-server.js';
+import type { Server, DiscoNodeHandler } from '../../src/context.js';
 import {
   CommandSessions, commandElement, commandItems, commandNodeInfo, handleCommandRequest, registerCommand,
   resolveAction, type AdhocCommand,
-} from '../src/modules/adhoc.js';
+} from '../../src/commands/registry.js';
 
 const DOMAIN = 'example.com';
 const admin = parseJid('admin@example.com/desk');

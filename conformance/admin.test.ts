@@ -1,0 +1,299 @@
+// The admin CLI against a real server process: through the admin socket while a server runs, on the
+// database when none does, and never beside a server it cannot reach. Account deletion leaves
+// nothing for a new account of the same name, whichever face deleted it.
+import { expect } from 'chai';
+import { spawn } from 'node:child_process';
+import { chmod, cp, mkdtemp, rm, stat } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import pg from 'pg';
+import {
+  REPO_ROOT, startServer, login, randomName, iq, xml,
+  type RunningServer, type LoggedIn, type XmppElement,
+} from './harness.js';
+
+const PG_ADMIN_URL = process.env.CONFORMANCE_PG_URL ?? 'postgres://root@127.0.0.1:5432/test';
+
+const NS = {
+  mam: 'urn:xmpp:mam:2',
+  roster: 'jabber:iq:roster',
+  vcard: 'vcard-temp',
+  commands: 'http://jabber.org/protocol/commands',
+  data: 'jabber:x:data',
+};
+
+interface CliResult { code: number | null; stdout: string; stderr: string }
+
+/** Runs `perch ...` as an operator would, on the data directory (and database) of a server. */
+function perch(args: string[], opts: { dataDir: string; databaseUrl?: string; stdin?: string; env?: Record<string, string> }): Promise<CliResult> {
+  const env: NodeJS.ProcessEnv = { ...process.env, PERCH_DATA_DIR: opts.dataDir, PERCH_LOG_LEVEL: 'error', ...opts.env };
+  for (const k of ['PERCH_CONFIG', 'PERCH_DOMAIN', 'DATABASE_URL', 'REDIS_URL', 'PERCH_NODE_ID', 'PERCH_ADMINS']) delete env[k];
+  if (opts.databaseUrl) env.DATABASE_URL = opts.databaseUrl;
+  const child = spawn(process.execPath, [path.join(REPO_ROOT, 'dist/src/cli.js'), ...args], { env, cwd: opts.dataDir });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.setEncoding('utf8').on('data', (c: string) => (stdout += c));
+  child.stderr.setEncoding('utf8').on('data', (c: string) => (stderr += c));
+  child.stdin.end(opts.stdin ?? '');
+  return new Promise((resolve) => child.once('close', (code) => resolve({ code, stdout, stderr })));
+}
+
+function expectOk(r: CliResult): CliResult {
+  expect(r.code, `perch failed:\n${r.stdout}\n${r.stderr}`).to.equal(0);
+  return r;
+}
+
+async function archiveBodies(c: LoggedIn): Promise<string[]> {
+  const queryid = randomName('q');
+  await iq(c, 'set', xml('query', { xmlns: NS.mam, queryid }));
+  return c.received
+    .filter((el) => el.is('message') && el.getChild('result', NS.mam)?.attrs.queryid === queryid)
+    .map((r) => r.getChild('result', NS.mam)!.getChild('forwarded', 'urn:xmpp:forward:0')!.getChild('message')!.getChildText('body') ?? '');
+}
+
+async function rosterJids(c: LoggedIn): Promise<string[]> {
+  const r = await iq(c, 'get', xml('query', { xmlns: NS.roster }));
+  return r.getChild('query', NS.roster)!.getChildren('item').map((i: XmppElement) => i.attrs.jid as string);
+}
+
+async function vcardName(c: LoggedIn): Promise<string | null> {
+  const r = await iq(c, 'get', xml('vCard', { xmlns: NS.vcard }));
+  return r.getChild('vCard', NS.vcard)?.getChildText('FN') ?? null;
+}
+
+/** Gives `user` an archive, a roster entry and a vCard, all mentioning `mark`. */
+async function leaveTraces(user: LoggedIn, contact: LoggedIn, mark: string): Promise<void> {
+  await iq(user, 'set', xml('vCard', { xmlns: NS.vcard }, xml('FN', {}, mark)));
+  await iq(user, 'set', xml('query', { xmlns: NS.roster }, xml('item', { jid: contact.jid.split('/')[0], name: mark })));
+  await user.xmpp.send(xml('message', { to: contact.jid, type: 'chat', id: mark }, xml('body', {}, mark)));
+  await contact.waitFor((el) => el.is('message') && el.attrs.id === mark);
+  expect(await archiveBodies(user)).to.include(mark);
+}
+
+/** What a new account of a deleted name must not find. */
+async function expectFresh(c: LoggedIn): Promise<void> {
+  expect(await archiveBodies(c), 'archive of the deleted account').to.deep.equal([]);
+  expect(await rosterJids(c), 'roster of the deleted account').to.deep.equal([]);
+  expect(await vcardName(c), 'vCard of the deleted account').to.equal(null);
+}
+
+describe('conformance: administration (CLI and ad-hoc faces)', function () {
+  this.timeout(180000);
+  const clients: LoggedIn[] = [];
+  const servers: RunningServer[] = [];
+  const dirs: string[] = [];
+  let template = '';
+
+  before(async function () {
+    // Initialising PGlite takes seconds; copying an initialised directory does not.
+    template = await mkdtemp(path.join(tmpdir(), 'perch-admin-template-'));
+    expectOk(await perch(['migrate'], { dataDir: template }));
+  });
+  after(async () => {
+    if (template) await rm(template, { recursive: true, force: true, maxRetries: 3 });
+  });
+
+  /** A data directory of our own (kept across server restarts), on an initialised PGlite. */
+  async function ownDir(): Promise<string> {
+    const d = await mkdtemp(path.join(tmpdir(), 'perch-admin-'));
+    dirs.push(d);
+    await cp(template, d, { recursive: true });
+    return d;
+  }
+  async function serve(opts: Parameters<typeof startServer>[0]): Promise<RunningServer> {
+    const s = await startServer(opts);
+    servers.push(s);
+    return s;
+  }
+  async function connect(s: RunningServer, user: string, password: string): Promise<LoggedIn> {
+    const c = await login(s.ports.c2s, user, password);
+    clients.push(c);
+    return c;
+  }
+
+  afterEach(async () => {
+    await Promise.all(clients.splice(0).map((c) => c.stop()));
+    await Promise.all(servers.splice(0).map((s) => s.stop()));
+    await Promise.all(dirs.splice(0).map((d) => rm(d, { recursive: true, force: true, maxRetries: 3 })));
+  });
+
+  describe('on embedded PGlite', () => {
+    it('adds a user through the running server: she logs in at once and is still listed after it stops (D4)', async () => {
+      const dataDir = await ownDir();
+      const server = await serve({ dataDir });
+      expectOk(await perch(['user', 'add', 'alice', 's3cret'], { dataDir }));
+      await connect(server, 'alice', 's3cret');
+      const socket = path.join(dataDir, 'admin.sock');
+      expect((await stat(socket)).mode & 0o777, 'socket mode').to.equal(0o600);
+      const listed = expectOk(await perch(['user', 'list', '--json'], { dataDir }));
+      expect(JSON.parse(listed.stdout).output).to.include('alice@localhost');
+      await Promise.all(clients.splice(0).map((c) => c.stop()));
+      await server.stop();
+      expect(existsSync(socket), 'socket removed at stop').to.equal(false);
+      expect(expectOk(await perch(['user', 'list'], { dataDir })).stdout.split('\n')).to.include('alice@localhost');
+    });
+
+    it('works on the database when no server runs, and a stale socket is cleared', async () => {
+      const dataDir = await ownDir();
+      const server = await serve({ dataDir, users: { bob: 'pw' } });
+      await server.kill();
+      expect(existsSync(path.join(dataDir, 'admin.sock')), 'a killed server leaves its socket').to.equal(true);
+      expectOk(await perch(['user', 'add', 'carol'], { dataDir, stdin: 'carolpw\n' }));
+      expect(existsSync(path.join(dataDir, 'admin.sock')), 'stale socket removed').to.equal(false);
+      const live = await perch(['admin', 'get-online-users-num'], { dataDir });
+      expect(live.code).to.equal(1);
+      expect(live.stderr).to.match(/needs a running server/);
+      const restarted = await serve({ dataDir });
+      await connect(restarted, 'carol', 'carolpw');
+      // And through the socket again.
+      expectOk(await perch(['user', 'passwd', 'bob', 'newpw'], { dataDir }));
+      await connect(restarted, 'bob', 'newpw');
+    });
+
+    it('deletes everything of an account: a new account of the same name starts empty (D3, CLI without a server)', async () => {
+      const dataDir = await ownDir();
+      const server = await serve({ dataDir, users: { dora: 'pw', eve: 'pw' } });
+      await leaveTraces(await connect(server, 'dora', 'pw'), await connect(server, 'eve', 'pw'), 'trace-offline');
+      await Promise.all(clients.splice(0).map((c) => c.stop()));
+      await server.stop();
+      expectOk(await perch(['user', 'delete', 'dora'], { dataDir }));
+      expectOk(await perch(['user', 'add', 'dora', 'pw2'], { dataDir }));
+      const restarted = await serve({ dataDir });
+      await expectFresh(await connect(restarted, 'dora', 'pw2'));
+    });
+
+    it('deletes through the running server: sessions end and nothing is left (D3, CLI with a server)', async () => {
+      const dataDir = await ownDir();
+      const server = await serve({ dataDir, users: { dora: 'pw', eve: 'pw' } });
+      const dora = await connect(server, 'dora', 'pw');
+      await leaveTraces(dora, await connect(server, 'eve', 'pw'), 'trace-live');
+      const deleted = expectOk(await perch(['user', 'delete', 'dora', '--json'], { dataDir }));
+      expect(JSON.parse(deleted.stdout).output.ok).to.deep.equal(['dora@localhost']);
+      await dora.disconnected;
+      expectOk(await perch(['user', 'add', 'dora', 'pw2'], { dataDir }));
+      await expectFresh(await connect(server, 'dora', 'pw2'));
+    });
+
+    it('ad-hoc delete-user is the same operation (D3, XEP-0050 face)', async () => {
+      const dataDir = await ownDir();
+      const server = await serve({ dataDir, users: { root: 'pw', dora: 'pw', eve: 'pw' }, admins: ['root@localhost'] });
+      const dora = await connect(server, 'dora', 'pw');
+      await leaveTraces(dora, await connect(server, 'eve', 'pw'), 'trace-adhoc');
+      const root = await connect(server, 'root', 'pw');
+      const node = 'http://jabber.org/protocol/admin#delete-user';
+      const first = await iq(root, 'set', xml('command', { xmlns: NS.commands, node, action: 'execute' }), 'localhost');
+      const sessionid = first.getChild('command', NS.commands)!.attrs.sessionid as string;
+      const done = await iq(root, 'set', xml('command', { xmlns: NS.commands, node, sessionid },
+        xml('x', { xmlns: NS.data, type: 'submit' },
+          xml('field', { var: 'FORM_TYPE' }, xml('value', {}, 'http://jabber.org/protocol/admin')),
+          xml('field', { var: 'accountjids' }, xml('value', {}, 'dora@localhost')))), 'localhost');
+      expect(done.getChild('command', NS.commands)!.attrs.status).to.equal('completed');
+      await dora.disconnected;
+      // The account is gone for the CLI too, and re-created through it.
+      expect(expectOk(await perch(['user', 'list'], { dataDir })).stdout).to.not.match(/^dora@/m);
+      expectOk(await perch(['user', 'add', 'dora', 'pw2'], { dataDir }));
+      await expectFresh(await connect(server, 'dora', 'pw2'));
+    });
+
+    it('changes nothing when a server holds the data directory but does not answer', async () => {
+      const dataDir = await ownDir();
+      const server = await serve({ dataDir });
+      server.process.kill('SIGSTOP');
+      let r: CliResult;
+      try {
+        r = await perch(['user', 'add', 'frank', 'pw'], { dataDir, env: { PERCH_ADMIN_TIMEOUT_MS: '1500' } });
+      } finally {
+        server.process.kill('SIGCONT');
+      }
+      expect(r.code).to.equal(1);
+      expect(r.stderr).to.match(/does not answer; nothing was changed/);
+      expect(expectOk(await perch(['user', 'list'], { dataDir })).stdout).to.not.match(/^frank@/m);
+    });
+
+    it('refuses a socket in a directory others can write, and a server without a socket', async () => {
+      const dataDir = await ownDir();
+      await serve({ dataDir });
+      await chmod(dataDir, 0o777);
+      try {
+        const r = await perch(['user', 'add', 'gina', 'pw'], { dataDir });
+        expect(r.code).to.equal(1);
+        expect(r.stderr).to.match(/writable by group or others/);
+      } finally {
+        await chmod(dataDir, 0o700);
+      }
+      // A server that refuses to serve the socket still holds the directory: the CLI stays away.
+      const other = await ownDir();
+      await chmod(other, 0o775);
+      const server = await serve({ dataDir: other });
+      expect(server.logs.join('\n')).to.match(/admin socket not served/);
+      const r = await perch(['user', 'add', 'gina', 'pw'], { dataDir: other });
+      expect(r.code).to.equal(1);
+      expect(r.stderr).to.match(/serves no admin socket/);
+    });
+
+    it('answers usage errors with exit code 2 and help per command', async () => {
+      const dataDir = await ownDir();
+      expect((await perch(['user', 'frobnicate'], { dataDir })).code).to.equal(2);
+      expect((await perch(['user', 'add', 'not a@valid/jid', 'pw'], { dataDir })).code).to.equal(2);
+      expect((await perch(['admin', 'delete-user', '--nope', 'x'], { dataDir })).code).to.equal(2);
+      const help = await perch(['admin', 'add-user', '--help'], { dataDir });
+      expect(help.code).to.equal(0);
+      expect(help.stdout).to.match(/--accountjid/);
+      const list = await perch(['admin', '--help'], { dataDir });
+      expect(list.stdout).to.match(/delete-user/).and.match(/announce/);
+    });
+  });
+
+  describe('on PostgreSQL', () => {
+    let databaseUrl = '';
+    const dbName = randomName('perch_admin_');
+
+    before(async function () {
+      const admin = new pg.Client({ connectionString: PG_ADMIN_URL, connectionTimeoutMillis: 3000 });
+      try {
+        await admin.connect();
+        await admin.query(`CREATE DATABASE ${dbName}`);
+      } catch (e) {
+        if (process.env.CI === 'true') throw e;
+        console.warn(`    skipping the PostgreSQL admin tests: ${(e as Error).message}`);
+        this.skip();
+      } finally {
+        await admin.end().catch(() => {});
+      }
+      const u = new URL(PG_ADMIN_URL);
+      u.pathname = `/${dbName}`;
+      databaseUrl = u.toString();
+    });
+
+    after(async () => {
+      if (!databaseUrl) return;
+      const admin = new pg.Client({ connectionString: PG_ADMIN_URL });
+      await admin.connect();
+      await admin.query(`DROP DATABASE IF EXISTS ${dbName} WITH (FORCE)`).catch(() => {});
+      await admin.end();
+    });
+
+    it('adds a user through the running server, and lists her after it stops (D4)', async () => {
+      const dataDir = await ownDir();
+      const server = await serve({ dataDir, databaseUrl });
+      expectOk(await perch(['user', 'add', 'alice', 's3cret'], { dataDir, databaseUrl }));
+      await connect(server, 'alice', 's3cret');
+      await Promise.all(clients.splice(0).map((c) => c.stop()));
+      await server.stop();
+      expect(expectOk(await perch(['user', 'list'], { dataDir, databaseUrl })).stdout.split('\n')).to.include('alice@localhost');
+    });
+
+    it('ends the sessions of a deleted user on every node (cluster bus)', async function () {
+      const redisUrl = process.env.CONFORMANCE_REDIS_URL ?? 'redis://127.0.0.1:6379';
+      const dirA = await ownDir();
+      const nodeA = await serve({ dataDir: dirA, databaseUrl, redisUrl, nodeId: randomName('admin-a-'), users: { hank: 'pw' } });
+      const nodeB = await serve({ dataDir: await ownDir(), databaseUrl, redisUrl, nodeId: randomName('admin-b-') });
+      const hank = await connect(nodeB, 'hank', 'pw');
+      expectOk(await perch(['user', 'delete', 'hank'], { dataDir: dirA, databaseUrl }));
+      await hank.disconnected;
+      expect(expectOk(await perch(['user', 'list'], { dataDir: dirA, databaseUrl })).stdout).to.not.match(/^hank@/m);
+      void nodeA;
+    });
+  });
+});

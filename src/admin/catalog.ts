@@ -1,0 +1,9 @@
+// Every admin operation the faces offer. Adding an operation means adding a descriptor here.
+import type { AnyAdminCommand } from './command.js';
+import { userCommands } from './users.js';
+
+export const adminCommands: readonly AnyAdminCommand[] = [...userCommands];
+
+export function findAdminCommand(id: string): AnyAdminCommand | undefined {
+  return adminCommands.find((c) => c.id === id);
+}

@@ -1,0 +1,164 @@
+// The perch command: start the server and administer it.
+import { existsSync } from 'node:fs';
+import { loadConfig, ConfigError, type Config } from '../config.js';
+import { ServerCore } from '../server.js';
+import { openDataStores } from '../../storage/open.js';
+import { migrate } from '../../storage/migrations.js';
+import {
+  addUserCommand, changeUserPasswordCommand, deleteUserCommand, registeredUsersListCommand,
+} from '../admin/users.js';
+import type { AnyAdminCommand } from '../admin/command.js';
+import { accountJid, adminMain, runAdmin, UsageError, EXIT_OK, EXIT_USAGE, type Io } from './admin.js';
+
+const HELP = `perch — an XMPP server for persistent group chat
+
+Usage: perch [--config FILE] <command> [args]
+
+Commands:
+  start                          run the server (SIGTERM/SIGINT stop it gracefully)
+  user add USER [PASSWORD]       create an account (password read from stdin when omitted)
+  user delete USER...            delete accounts and everything stored for them
+  user passwd USER [PASSWORD]    change an account's password
+  user list                      list accounts
+  admin <command> [--field v]    run any admin operation (perch admin --help lists them)
+  migrate                        apply database migrations and exit
+  config check                   validate the configuration and print it
+
+User and admin commands act through the running server's admin socket (<dataDir>/admin.sock)
+when a server holds the data directory, else straight on the database. Add --json for
+machine-readable output, --help after a command for its options.
+Exit codes: 0 done, 1 refused or failed (the message says why), 2 usage error.
+
+Options:
+  --config FILE   YAML or JSON config file (default: $PERCH_CONFIG, else ./perch.yaml if present)
+  -h, --help      this help
+
+Environment overrides: PERCH_DOMAIN, PERCH_DATA_DIR, DATABASE_URL, REDIS_URL, PERCH_NODE_ID,
+PERCH_LOG_LEVEL, PERCH_C2S_PORT, PERCH_C2S_TLS_PORT, PERCH_COMPONENT_PORT, PERCH_METRICS_PORT,
+PERCH_ADMINS (comma-separated), PERCH_REGISTRATION, PERCH_REQUIRE_STARTTLS.
+`;
+
+async function readStdinLine(prompt: string): Promise<string> {
+  if (process.stdin.isTTY) process.stderr.write(prompt);
+  const chunks: Buffer[] = [];
+  for await (const c of process.stdin) {
+    chunks.push(c as Buffer);
+    if (Buffer.concat(chunks).includes(10)) break;
+  }
+  return Buffer.concat(chunks).toString('utf8').split(/\r?\n/)[0] ?? '';
+}
+
+const stdio: Io = {
+  out: (t) => process.stdout.write(t),
+  err: (t) => process.stderr.write(t),
+  readSecret: readStdinLine,
+};
+
+/** `perch user <sub>`: short forms of the account operations, with positional arguments. */
+const USER_COMMANDS: Record<string, { cmd: AnyAdminCommand; usage: string; positional: (args: string[], domain: string) => Record<string, string[]> }> = {
+  add: {
+    cmd: addUserCommand, usage: 'perch user add USER [PASSWORD]',
+    positional: ([user, password], domain) => ({ accountjid: [accountJid(user!, domain)], ...(password !== undefined ? { password: [password] } : {}) }),
+  },
+  delete: {
+    cmd: deleteUserCommand, usage: 'perch user delete USER...',
+    positional: (users, domain) => ({ accountjids: users.map((u) => accountJid(u, domain)) }),
+  },
+  passwd: {
+    cmd: changeUserPasswordCommand, usage: 'perch user passwd USER [PASSWORD]',
+    positional: ([user, password], domain) => ({ accountjid: [accountJid(user!, domain)], ...(password !== undefined ? { password: [password] } : {}) }),
+  },
+  list: {
+    cmd: registeredUsersListCommand, usage: 'perch user list',
+    positional: () => ({ max_items: ['none'] }),
+  },
+};
+
+async function userMain(config: Config, args: string[], io: Io): Promise<number> {
+  const [sub, ...rest] = args;
+  if (sub === '--help' || sub === '-h') {
+    io.out(Object.values(USER_COMMANDS).map((e) => `  ${e.usage.padEnd(36)} ${e.cmd.title}`).join('\n') + '\n');
+    return EXIT_OK;
+  }
+  const entry = sub ? USER_COMMANDS[sub] : undefined;
+  if (!entry) throw new UsageError(`usage: perch user add|delete|passwd|list (perch user <sub> --help)`);
+  const json = rest.includes('--json');
+  const positional = rest.filter((a) => a !== '--json');
+  if (positional.includes('--help') || positional.includes('-h')) {
+    io.out(`${entry.cmd.title}\n\nUsage: ${entry.usage} [--json]\n\nThe same operation as perch admin ${entry.cmd.id}.\n`);
+    return EXIT_OK;
+  }
+  if (positional.some((a) => a.startsWith('--'))) throw new UsageError(`unknown option in: ${rest.join(' ')}`);
+  const max = sub === 'list' ? 0 : sub === 'delete' ? Infinity : 2;
+  const min = sub === 'list' ? 0 : 1;
+  if (positional.length < min || positional.length > max) throw new UsageError(`usage: ${entry.usage}`);
+  // Check the arguments before reaching the server or the database.
+  entry.positional(positional, config.domain);
+  return runAdmin(config, entry.cmd, io, { input: {}, json, fromPositional: (domain) => entry.positional(positional, domain) });
+}
+
+export async function main(argv: string[], io: Io = stdio): Promise<number> {
+  const args = [...argv];
+  let configFile: string | null = process.env.PERCH_CONFIG ?? null;
+  const ci = args.indexOf('--config');
+  if (ci !== -1) {
+    configFile = args[ci + 1] ?? null;
+    args.splice(ci, 2);
+  }
+  if (!configFile && existsSync('perch.yaml')) configFile = 'perch.yaml';
+  const [cmd, sub, ...rest] = args;
+  if (!cmd || cmd === '--help' || cmd === '-h') {
+    io.out(HELP);
+    return cmd ? EXIT_OK : EXIT_USAGE;
+  }
+  let config: Config;
+  try {
+    config = loadConfig(configFile);
+  } catch (e) {
+    if (e instanceof ConfigError) {
+      io.err(e.message + '\n');
+      return EXIT_USAGE;
+    }
+    throw e;
+  }
+  try {
+    switch (cmd) {
+      case 'start': {
+        const server = new ServerCore(config);
+        await server.start();
+        const stop = async (signal: string) => {
+          server.log.info('stopping', { signal });
+          await server.stop();
+          process.exit(0);
+        };
+        process.once('SIGTERM', () => void stop('SIGTERM'));
+        process.once('SIGINT', () => void stop('SIGINT'));
+        return -1; // keep running
+      }
+      case 'migrate': {
+        const stores = await openDataStores({ databaseUrl: config.databaseUrl, dataDir: config.dataDir });
+        const applied = await migrate(stores.db, (done, total, name) => io.err(`migration ${done}/${total}: ${name}\n`));
+        await stores.db.close();
+        io.out(`database is up to date (${applied} applied now)\n`);
+        return EXIT_OK;
+      }
+      case 'config':
+        if (sub !== 'check') break;
+        io.out(JSON.stringify({ ...config, components: Object.fromEntries(Object.keys(config.components).map((k) => [k, '***'])) }, null, 2) + '\n');
+        io.out('configuration is valid\n');
+        return EXIT_OK;
+      case 'user':
+        return await userMain(config, [sub, ...rest].filter((a): a is string => a !== undefined), io);
+      case 'admin':
+        return await adminMain(config, [sub, ...rest].filter((a): a is string => a !== undefined), io);
+    }
+  } catch (e) {
+    if (e instanceof UsageError) {
+      io.err(`perch: ${e.message}\n`);
+      return EXIT_USAGE;
+    }
+    throw e;
+  }
+  io.err(`unknown command: ${args.join(' ')}\n\n${HELP}`);
+  return EXIT_USAGE;
+}
