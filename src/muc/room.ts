@@ -21,8 +21,12 @@ import type { ArchiveWriter } from '../archive-writer.js';
 import type { RoomHooks } from './events.js';
 import type { RoomConfig } from './option.js';
 import { Outbox, type OutSlot } from './outbox.js';
+import { setAffiliation, reserveNick } from './membership.js';
+import { privateMessage, occupantIq } from './relay.js';
 import { Occupant, cleanPresence, kickedByError, snapshotOccupant, restoreOccupant } from './occupants.js';
-import { occupantPresence, toOthers, type Deliveries, type PresenceOptions } from './presence.js';
+import {
+  occupantPresence, sendJoin, updatePresence, broadcastPresence, changeNick, leave, removeOccupant, probe, type Deliveries, type PresenceOptions,
+} from './presence.js';
 
 export { Occupant };
 
@@ -74,8 +78,6 @@ export class Room {
   private readonly outbox: Outbox;
   private readonly idSalt: string;
   private readonly changedOccupants = new Set<string>();
-  /** IQs relayed between occupants: our id → original requester and id. */
-  private readonly proxied = new Map<string, { from: string; id: string; to: string }>();
   private destroyed = false;
 
   constructor(readonly host: RoomHost, readonly name: string, record: RoomRecord | null) {
@@ -147,7 +149,8 @@ export class Room {
     return viewer?.role === 'moderator' || this.hooks.decide('occupant/sees-jids', { room: this, viewer }) === true;
   }
 
-  private broadcasts(role: Role): boolean {
+  /** Is the presence of occupants with this role broadcast? */
+  broadcasts(role: Role): boolean {
     return this.hooks.decide('presence/broadcast', { room: this, role }) ?? role !== 'none';
   }
 
@@ -194,7 +197,8 @@ export class Room {
     this.emit(() => { for (const t of targets) this.deliver(t, xml, name); });
   }
 
-  private sendAll(out: Deliveries): void {
+  /** Emits each [to, presence] pair, in the room's order. */
+  sendAll(out: Deliveries): void {
     this.emit(() => { for (const [to, xml] of out) this.deliver(to, xml, 'presence'); });
   }
 
@@ -236,7 +240,8 @@ export class Room {
 
   // --- occupants as shared state, for the node that takes the room over ------------------------------
 
-  private touch(occ: Occupant): void {
+  /** Marks an occupant as changed (shared with other nodes after this stanza). */
+  touch(occ: Occupant): void {
     this.changedOccupants.add(occ.nick);
   }
 
@@ -263,7 +268,7 @@ export class Room {
       }
       this.occupants.set(nick, occ);
     }
-    for (const [occ, full] of gone) if (occ.sessions.has(full)) this.leave(occ, full, null, []);
+    for (const [occ, full] of gone) if (occ.sessions.has(full)) leave(this, occ, full, null, []);
     if (this.changedOccupants.size > 0) this.host.occupantsChanged(this);
   }
 
@@ -271,7 +276,7 @@ export class Room {
   dropSessions(fulls: Set<string>): void {
     for (const full of fulls) {
       const occ = this.byRealJid.get(full);
-      if (occ) this.leave(occ, full, null, []);
+      if (occ) leave(this, occ, full, null, []);
     }
     if (this.changedOccupants.size > 0) this.host.occupantsChanged(this);
   }
@@ -285,12 +290,12 @@ export class Room {
     if (type === 'error') {
       // §7.14 / Prosody #978: an error from an occupant's client ends that session's occupancy, and
       // the others learn why.
-      if (occ) this.leave(occ, full, kickedByError(stanza), [STATUS.removedError]);
+      if (occ) leave(this, occ, full, kickedByError(stanza), [STATUS.removedError]);
       return;
     }
-    if (type === 'probe') return this.probe(occ, nick);
+    if (type === 'probe') return probe(this, occ, nick);
     if (type === 'unavailable') {
-      if (occ) this.leave(occ, full, stanza, []);
+      if (occ) leave(this, occ, full, stanza, []);
       return;
     }
     if (type !== undefined) return; // subscription requests: the room does not take them
@@ -300,8 +305,8 @@ export class Room {
       throw new MucProtocolError('jid-malformed', 'invalid room nick');
     }
     if (occ) {
-      if (occ.nick === prepared) this.updatePresence(occ, full, stanza);
-      else this.changeNick(occ, full, prepared, stanza);
+      if (occ.nick === prepared) updatePresence(this, occ, full, stanza);
+      else changeNick(this, occ, full, prepared, stanza);
       return;
     }
     // The parsed address already carries the prepared nick: compare with what the client wrote (210).
@@ -336,139 +341,8 @@ export class Room {
       this.hooks.after('room/created', { room: this, creator: bare, request });
       this.save();
     }
-    this.sendJoin(occ, full, statuses, true);
+    sendJoin(this, occ, full, statuses, true);
     this.hooks.after('occupant/joined', { room: this, occupant: occ, full, history: request?.history, rejoin: false });
-  }
-
-  /** The occupant list, the newcomer's presence to all, and its self-presence (history and subject follow). */
-  private sendJoin(occ: Occupant, full: string, selfStatuses: number[], announce: boolean): void {
-    this.touch(occ);
-    const out: Deliveries = [];
-    const withJid = this.seesJids(occ);
-    for (const other of this.occupants.values()) {
-      if (other !== occ && this.broadcasts(other.role)) out.push([full, this.presenceOf(other, { withJid })]);
-    }
-    this.hooks.build('occupant/roster', { room: this, occupant: occ, full, out });
-    if (announce && this.broadcasts(occ.role)) {
-      toOthers(this, occ, out, (j) => this.presenceOf(occ, { withJid: j }));
-      // The occupant's other sessions see the new one too.
-      let jids: string | undefined;
-      for (const s of occ.sessions.keys()) if (s !== full) out.push([s, jids ??= this.presenceOf(occ, { withJid: true })]);
-    }
-    const statuses = [...selfStatuses];
-    if (this.seesJids(undefined)) statuses.unshift(STATUS.nonAnonymous);
-    statuses.push(STATUS.selfPresence);
-    out.push([full, this.presenceOf(occ, { withJid: true, onlyJid: full, statuses })]);
-    this.sendAll(out);
-  }
-
-  private updatePresence(occ: Occupant, full: string, stanza: Element): void {
-    const request = parseJoin(stanza);
-    // Re-sent join (a client that lost track): give it the room again (as Prosody does).
-    occ.sessions.delete(full);
-    occ.sessions.set(full, cleanPresence(stanza));
-    if (request) {
-      this.sendJoin(occ, full, [], false);
-      this.hooks.after('occupant/joined', { room: this, occupant: occ, full, history: request.history, rejoin: true });
-      return;
-    }
-    this.broadcastPresence(occ, { selfFull: full });
-  }
-
-  /** The occupant's current presence to everyone (self-presence with 110 to its own sessions). */
-  broadcastPresence(occ: Occupant, opts: { selfFull?: string; statuses?: number[]; item?: Partial<MucUserItem> } = {}): void {
-    this.touch(occ);
-    const statuses = opts.statuses ?? [];
-    // The occupant learns who changed its role or affiliation by nick only (as Prosody sends it).
-    const self = this.presenceOf(occ, { withJid: true, statuses: [...statuses, STATUS.selfPresence], item: opts.item, actorJid: false });
-    const out: Deliveries = [];
-    for (const s of occ.sessions.keys()) out.push([s, self]);
-    if (this.broadcasts(occ.role)) toOthers(this, occ, out, (withJid) => this.presenceOf(occ, { withJid, statuses, item: opts.item }));
-    this.sendAll(out);
-  }
-
-  private changeNick(occ: Occupant, full: string, nick: string, stanza: Element): void {
-    const taken = this.occupants.get(nick);
-    if (taken && taken.bare !== occ.bare) throw new MucProtocolError('conflict', 'that nick is taken');
-    this.hooks.check('occupant/pre-change', { room: this, occupant: occ, nick });
-    if (taken) throw new MucProtocolError('not-acceptable', 'another of your sessions uses that nick');
-    // §7.6: unavailable with 303 and the new nick, then available under the new nick.
-    const unavailable = (withJid: boolean, self: boolean) => this.presenceOf(occ, {
-      withJid, type: 'unavailable', item: { nick, role: occ.role }, base: new Element('presence'),
-      statuses: self ? [STATUS.nickChanged, STATUS.selfPresence] : [STATUS.nickChanged],
-    });
-    const out: Deliveries = [];
-    const self = unavailable(true, true);
-    for (const s of occ.sessions.keys()) out.push([s, self]);
-    if (this.broadcasts(occ.role)) toOthers(this, occ, out, (withJid) => unavailable(withJid, false));
-    this.sendAll(out);
-    this.touch(occ);
-    this.occupants.delete(occ.nick);
-    occ.nick = nick;
-    this.occupants.set(nick, occ);
-    occ.sessions.delete(full);
-    occ.sessions.set(full, cleanPresence(stanza));
-    this.broadcastPresence(occ, { statuses: [] });
-  }
-
-  /** One session leaves; the occupant leaves with its last session. */
-  private leave(occ: Occupant, full: string, stanza: Element | null, statuses: number[], item?: Partial<MucUserItem>): void {
-    const base = stanza ? cleanPresence(stanza) : new Element('presence');
-    this.touch(occ);
-    occ.sessions.delete(full);
-    this.byRealJid.delete(full);
-    const self = this.presenceOf(occ, { withJid: true, onlyJid: full, type: 'unavailable', base, statuses: [...statuses, STATUS.selfPresence], item, actorJid: this.seesJids(occ) });
-    if (occ.sessions.size > 0) {
-      // Others still see the occupant, now through its remaining sessions.
-      this.emit(() => this.deliver(full, self, 'presence'));
-      this.broadcastPresence(occ, {});
-      return;
-    }
-    this.occupants.delete(occ.nick);
-    const out: Deliveries = [[full, self]];
-    if (this.broadcasts(occ.role)) {
-      toOthers(this, occ, out, (withJid) => this.presenceOf(occ, { withJid, onlyJid: withJid ? full : undefined, type: 'unavailable', base, statuses, item }));
-    }
-    this.sendAll(out);
-    this.hooks.after('occupant/left', { room: this, occupant: occ, full });
-    if (this.occupants.size === 0) this.host.emptied(this);
-  }
-
-  /** Removes every session of an occupant (kick, ban, membership loss), telling everyone why. */
-  remove(occ: Occupant, statuses: number[], actor: Occupant | null, reason: string | undefined): void {
-    const item: Partial<MucUserItem> = {};
-    if (actor) item.actor = { nick: actor.nick, jid: actor.primary };
-    if (reason !== undefined) item.reason = reason;
-    const sessions = [...occ.sessions.keys()];
-    for (let i = 0; i < sessions.length; i++) {
-      const full = sessions[i]!;
-      if (i < sessions.length - 1) {
-        occ.sessions.delete(full);
-        this.byRealJid.delete(full);
-        const self = this.presenceOf(occ, { withJid: true, onlyJid: full, type: 'unavailable', base: new Element('presence'), statuses: [...statuses, STATUS.selfPresence], item, actorJid: this.seesJids(occ) });
-        this.emit(() => this.deliver(full, self, 'presence'));
-      } else {
-        this.leave(occ, full, null, statuses, item);
-      }
-    }
-  }
-
-  /** Presence probe to an occupant JID (as Prosody answers it): the occupant's current presence. */
-  private probe(prober: Occupant | undefined, nick: string): void {
-    if (!prober) throw new StanzaError('not-acceptable', 'only occupants may probe', 'cancel');
-    const target = this.occupants.get(nick);
-    const full = prober.primary;
-    if (target) {
-      this.send([full], this.presenceOf(target, { withJid: this.seesJids(prober) }), 'presence');
-      return;
-    }
-    const bare = this.nickReservedFor(nick);
-    if (!bare) return;
-    const p = new Element('presence', { from: `${this.jid}/${nick}`, type: 'unavailable' });
-    const item: MucUserItem = { nick, affiliation: this.affiliationOf(bare), role: 'none' };
-    if (this.seesJids(prober)) item.jid = bare;
-    p.append(mucUserX({ items: [item] }));
-    this.send([full], p.toString(), 'presence');
   }
 
   // --- messages (§7.4, §7.5) -----------------------------------------------------------------------
@@ -479,10 +353,10 @@ export class Room {
     const occ = this.byRealJid.get(full);
     if (type === 'error') {
       // An occupant's client refused a message: Prosody #978 treats as leaving; XEP-0045 allows kicking.
-      if (occ && nick === '') this.leave(occ, full, null, [STATUS.removedError]);
+      if (occ && nick === '') leave(this, occ, full, null, [STATUS.removedError]);
       return;
     }
-    if (nick) return this.privateMessage(stanza, occ, nick, type);
+    if (nick) return privateMessage(this, stanza, occ, nick, type);
     if (type === 'groupchat') {
       if (!occ) throw new MucProtocolError('not-acceptable', 'only occupants may send messages to the room');
       return this.groupchat(stanza, occ, full);
@@ -542,26 +416,11 @@ export class Room {
     });
   }
 
-  private privateMessage(stanza: Element, occ: Occupant | undefined, nick: string, type: string): void {
-    if (!occ) throw new MucProtocolError('not-acceptable', 'only occupants may send private messages');
-    const target = this.occupants.get(nick);
-    if (!target) throw new MucProtocolError('item-not-found', 'no such occupant');
-    if (type === 'groupchat') throw new MucProtocolError('bad-request', 'groupchat messages go to the room');
-    this.hooks.check('message/private', { room: this, from: occ, to: target, stanza });
-    const out = new Element('message', { ...stanza.attrs, from: `${this.jid}/${occ.nick}` });
-    delete out.attrs.to;
-    for (const c of stanza.children) if (typeof c !== 'string' && c.ns !== MUC_NS.occupantId) out.children.push(c);
-    // §7.5: the recipient can tell a private message through a room from a direct one.
-    if (!out.getChild('x', MUC_NS.user)) out.c('x', { xmlns: MUC_NS.user });
-    this.hooks.build('message/build', { room: this, occupant: occ, out });
-    this.send([...target.sessions.keys()], out.toString(), 'message');
-  }
-
   // --- IQ ------------------------------------------------------------------------------------------
 
   private onIq(stanza: Element, from: Jid, nick: string): void {
     const type = stanza.attrs.type;
-    if (nick) return this.occupantIq(stanza, from, nick);
+    if (nick) return occupantIq(this, stanza, from, nick);
     if (type === 'result' || type === 'error') return;
     const payload = stanza.elements()[0];
     if (!payload) throw new StanzaError('bad-request');
@@ -587,33 +446,17 @@ export class Room {
     });
   }
 
-  /** IQs to an occupant JID: a feature may answer (self-ping), others are relayed to the occupant. */
-  private occupantIq(stanza: Element, from: Jid, nick: string): void {
-    const type = stanza.attrs.type;
-    const sender = this.byRealJid.get(from.toString());
-    if (type === 'result' || type === 'error') {
-      const p = this.proxied.get(stanza.attrs.id ?? '');
-      if (!p || p.to !== from.toString()) return;
-      this.proxied.delete(stanza.attrs.id ?? '');
-      const relay = new Element('iq', { ...stanza.attrs, id: p.id, from: `${this.jid}/${sender?.nick ?? nick}`, to: p.from });
-      relay.children = stanza.children;
-      this.server.router.route(relay);
-      return;
-    }
-    if (!sender) throw new MucProtocolError('not-acceptable', 'you are not an occupant of this room');
-    const target = this.occupants.get(nick);
-    if (!target) throw new MucProtocolError('item-not-found', 'no such occupant');
-    if (this.hooks.decide('iq/occupant', { room: this, stanza, payload: stanza.elements()[0], sender, target })) return;
-    const to = target.primary;
-    const id = randomBytes(8).toString('hex');
-    this.proxied.set(id, { from: from.toString(), id: stanza.attrs.id ?? '', to });
-    if (this.proxied.size > 1000) this.proxied.delete(this.proxied.keys().next().value as string);
-    const relay = new Element('iq', { type: type ?? 'get', id, from: `${this.jid}/${sender.nick}`, to });
-    relay.children = stanza.children;
-    this.server.router.route(relay);
+  // --- changes by moderators, admins and owners (§8, §9, §10) --------------------------------------
+
+  /** The occupant's current presence to everyone (self-presence with 110 to its own sessions). */
+  broadcastPresence(occ: Occupant, opts: { statuses?: number[]; item?: Partial<MucUserItem> } = {}): void {
+    broadcastPresence(this, occ, opts);
   }
 
-  // --- changes by moderators, admins and owners (§8, §9, §10) --------------------------------------
+  /** Removes every session of an occupant (kick, ban, membership loss), telling everyone why. */
+  remove(occ: Occupant, statuses: number[], actor: Occupant | null, reason: string | undefined): void {
+    removeOccupant(this, occ, statuses, actor, reason);
+  }
 
   setRole(target: Occupant, role: Role, actor: Occupant | null, reason: string | undefined): void {
     target.role = role;
@@ -623,39 +466,14 @@ export class Room {
     this.broadcastPresence(target, { item });
   }
 
+  /** Changes a stored affiliation and tells the room; occupants whose new role is 'none' leave. */
   setAffiliation(bare: string, affiliation: Affiliation, actor: Occupant | null, reason: string | undefined): void {
-    if (affiliation === 'none') this.affiliations.delete(bare);
-    else this.affiliations.set(bare, affiliation);
-    this.save();
-    const present = [...this.occupants.values()].filter((o) => o.bare === bare);
-    if (present.length === 0) {
-      // §9.3-style notice for someone not in the room, to those who may see real JIDs.
-      const msg = new Element('message', { from: this.jid });
-      msg.append(mucUserX({ items: [{ jid: bare, affiliation } as MucUserItem] }));
-      delete msg.getChild('x', MUC_NS.user)!.getChild('item')!.attrs.role;
-      this.send(this.sessions((o) => this.seesJids(o)), msg.toString(), 'message');
-      return;
-    }
-    for (const occ of present) {
-      const role = this.defaultRole(affiliation);
-      if (role === 'none') {
-        // Banned (301), or no longer allowed in, e.g. a members-only room (321).
-        this.remove(occ, [affiliation === 'outcast' ? STATUS.banned : STATUS.removedAffiliationChange], actor, reason);
-      } else {
-        occ.role = role;
-        const item: Partial<MucUserItem> = {};
-        if (actor) item.actor = { nick: actor.nick, jid: actor.primary };
-        if (reason !== undefined) item.reason = reason;
-        this.broadcastPresence(occ, { item });
-      }
-    }
+    setAffiliation(this, bare, affiliation, actor, reason);
   }
 
   /** Reserves a nick; someone else using it in the room has to leave (as Prosody does). */
   reserveNick(bare: string, nick: string): void {
-    this.nicks.set(bare, nick);
-    const holder = this.occupants.get(nick);
-    if (holder && holder.bare !== bare) this.remove(holder, [STATUS.kicked], null, 'This nickname is reserved');
+    reserveNick(this, bare, nick);
   }
 
   /** §10.9: everyone leaves with the reason and alternate venue; the room is gone. */

@@ -53,7 +53,7 @@ describe('room events (src/muc/events.ts)', () => {
 
   describe('D1: a refusal cannot be lost', () => {
     let kit: RoomKit;
-    before(async () => { kit = await sharedKit(); });
+    before(async function () { this.timeout(60000); kit = await sharedKit(); });
 
     it('a synchronous check refuses the join with its error', async () => {
       kit.service.hooks.on('occupant/pre-join', ({ room, nick }) => {

@@ -4,7 +4,7 @@ import { sharedKit, createRoom, roomJid, conditionOf, type RoomKit } from '../ki
 
 describe('room feature: hidden', () => {
   let kit: RoomKit;
-  before(async () => { kit = await sharedKit(); });
+  before(async function () { this.timeout(60000); kit = await sharedKit(); });
 
   it('says muc_hidden and keeps the archive from non-members who are not in the room', async () => {
     const owner = await kit.client('hd-owner@localhost');

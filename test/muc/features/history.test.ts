@@ -4,7 +4,7 @@ import { sharedKit, createRoom, say, heard, settle, roomJid, SERVICE, type RoomK
 
 describe('room feature: history', () => {
   let kit: RoomKit;
-  before(async () => { kit = await sharedKit(); });
+  before(async function () { this.timeout(60000); kit = await sharedKit(); });
 
   it('sends a joiner the recent messages, oldest first, delayed by the room, limited by maxstanzas', async () => {
     const owner = await kit.client('hi-owner@localhost');

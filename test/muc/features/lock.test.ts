@@ -3,7 +3,7 @@ import { sharedKit, submitConfig, conditionOf, statusesOf, type RoomKit } from '
 
 describe('room feature: lock', () => {
   let kit: RoomKit;
-  before(async () => { kit = await sharedKit(); });
+  before(async function () { this.timeout(60000); kit = await sharedKit(); });
 
   it('keeps a new room locked (item-not-found) until the owner configures it', async () => {
     const owner = await kit.client('lk-owner@localhost');

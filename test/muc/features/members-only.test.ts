@@ -10,7 +10,7 @@ function setAffiliation(jid: string, affiliation: string): Element {
 
 describe('room feature: members-only', () => {
   let kit: RoomKit;
-  before(async () => { kit = await sharedKit(); });
+  before(async function () { this.timeout(60000); kit = await sharedKit(); });
 
   it('keeps non-members out (registration-required) and lets members in', async () => {
     const owner = await kit.client('mo-owner@localhost');

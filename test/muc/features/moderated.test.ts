@@ -3,7 +3,7 @@ import { sharedKit, createRoom, say, conditionOf, type RoomKit } from '../kit.js
 
 describe('room feature: moderated', () => {
   let kit: RoomKit;
-  before(async () => { kit = await sharedKit(); });
+  before(async function () { this.timeout(60000); kit = await sharedKit(); });
 
   it('makes unaffiliated newcomers visitors, whose messages are refused', async () => {
     const owner = await kit.client('md-owner@localhost');

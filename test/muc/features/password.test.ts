@@ -3,7 +3,7 @@ import { sharedKit, createRoom, submitConfig, conditionOf, statusesOf, type Room
 
 describe('room feature: password', () => {
   let kit: RoomKit;
-  before(async () => { kit = await sharedKit(); });
+  before(async function () { this.timeout(60000); kit = await sharedKit(); });
 
   it('asks for the password (not-authorized) and admits with it', async () => {
     const owner = await kit.client('pw-owner@localhost');

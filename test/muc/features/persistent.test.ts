@@ -4,7 +4,7 @@ import { sharedKit, createRoom, roomJid, settle, SERVICE, type RoomKit } from '.
 
 describe('room feature: persistent', () => {
   let kit: RoomKit;
-  before(async () => { kit = await sharedKit(); });
+  before(async function () { this.timeout(60000); kit = await sharedKit(); });
 
   it('keeps a persistent room when it empties, and lets a temporary one go', async () => {
     const owner = await kit.client('ps-owner@localhost');

@@ -3,7 +3,7 @@ import { sharedKit, createRoom, settle, type RoomKit } from '../kit.js';
 
 describe('room feature: presence-broadcast', () => {
   let kit: RoomKit;
-  before(async () => { kit = await sharedKit(); });
+  before(async function () { this.timeout(60000); kit = await sharedKit(); });
 
   it('broadcasts only the presence of the configured roles', async () => {
     const owner = await kit.client('pb-owner@localhost');

@@ -4,7 +4,7 @@ import { sharedKit, createRoom, roomJid, conditionOf, type RoomKit } from '../ki
 
 describe('room feature: private-messages', () => {
   let kit: RoomKit;
-  before(async () => { kit = await sharedKit(); });
+  before(async function () { this.timeout(60000); kit = await sharedKit(); });
 
   it('relays private messages, unless the room allows none (forbidden)', async () => {
     const owner = await kit.client('pm-owner@localhost');

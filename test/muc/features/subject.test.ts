@@ -10,7 +10,7 @@ function subjectMessage(room: string, text: string): Element {
 
 describe('room feature: subject', () => {
   let kit: RoomKit;
-  before(async () => { kit = await sharedKit(); });
+  before(async function () { this.timeout(60000); kit = await sharedKit(); });
 
   it('lets moderators set the subject, refuses participants (forbidden), and ends every join with it', async () => {
     const owner = await kit.client('sj-owner@localhost');

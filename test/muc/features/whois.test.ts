@@ -3,7 +3,7 @@ import { sharedKit, createRoom, submitConfig, statusesOf, type RoomKit } from '.
 
 describe('room feature: whois', () => {
   let kit: RoomKit;
-  before(async () => { kit = await sharedKit(); });
+  before(async function () { this.timeout(60000); kit = await sharedKit(); });
 
   it('shows real JIDs to everyone in a non-anonymous room (100) and only to moderators otherwise', async () => {
     const owner = await kit.client('wh-owner@localhost');
