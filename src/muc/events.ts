@@ -41,6 +41,23 @@ export interface RoomIq {
 }
 export type IqHandle = (iq: RoomIq) => undefined;
 
+/** A message from an occupant on its way through the room: the sender's stanza and the room's copy (out). */
+export interface MessageEvent {
+  room: Room;
+  occupant: Occupant;
+  stanza: Element;
+  subject: Element | undefined;
+  body: Element | undefined;
+  /** The copy the room sends (without 'to'): the sender's children, less forged room elements; message/build adds to it. */
+  out: Element;
+}
+/** A groupchat message as archived and delivered (xml: out serialised, without 'to'). */
+export interface CommittedMessage extends MessageEvent {
+  xml: string;
+  stamp: Date;
+  subjectChange: boolean;
+}
+
 export interface RoomEvents {
   /** Someone asks to create a room by joining it; throw to refuse. */
   'room/pre-create': Check<{ service: string; name: string; creator: Jid }>;
@@ -75,11 +92,11 @@ export interface RoomEvents {
   /** Is the presence of occupants with this role broadcast? */
   'presence/broadcast': Decide<{ room: Room; role: Role }, boolean>;
   /** A groupchat message from an occupant with a role allowed to speak, before it is accepted; throw to refuse. */
-  'message/pre-groupchat': Check<{ room: Room; occupant: Occupant; stanza: Element; subject: Element | undefined; body: Element | undefined }>;
-  /** The broadcast form of a groupchat message (forged room elements already removed): add children. */
-  'message/build': Build<{ room: Room; occupant: Occupant; out: Element }>;
+  'message/pre-groupchat': Check<MessageEvent>;
+  /** The room's copy of a groupchat or private message (forged room elements already removed): add to out. */
+  'message/build': Build<MessageEvent>;
   /** An archived groupchat message was committed and is being delivered (xml without 'to'). */
-  'message/committed': After<{ room: Room; occupant: Occupant; xml: string; stamp: Date; subjectChange: boolean }>;
+  'message/committed': After<CommittedMessage>;
   /** A message was retracted from the archive (stanza-id). */
   'message/retracted': After<{ room: Room; id: string }>;
   /** A private message between occupants; throw to refuse. */
@@ -111,7 +128,7 @@ export interface RoomEvents {
   /** The room's disco#items answer for a node: add items. */
   'disco/items': Build<{ room: Room; node: string | undefined; from: Jid; items: { jid: string; node?: string; name?: string }[] }>;
   /** An IQ to an occupant JID; return true when answered (else it is relayed to the occupant). */
-  'iq/occupant': Decide<{ room: Room; stanza: Element; payload: Element | undefined; sender: Occupant; target: Occupant }, true>;
+  'iq/occupant': Decide<{ room: Room; stanza: Element; payload: Element | undefined; from: Jid; sender: Occupant; target: Occupant }, true>;
 }
 
 type Payload<K extends keyof RoomEvents> = Parameters<RoomEvents[K]>[0];

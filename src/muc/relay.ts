@@ -27,7 +27,7 @@ export function privateMessage(room: Room, stanza: Element, occ: Occupant | unde
   for (const c of stanza.children) if (typeof c !== 'string' && c.ns !== MUC_NS.occupantId) out.children.push(c);
   // §7.5: the recipient can tell a private message through a room from a direct one.
   if (!out.getChild('x', MUC_NS.user)) out.c('x', { xmlns: MUC_NS.user });
-  room.hooks.build('message/build', { room, occupant: occ, out });
+  room.hooks.build('message/build', { room, occupant: occ, stanza, subject: undefined, body: stanza.getChild('body'), out });
   room.send([...target.sessions.keys()], out.toString(), 'message');
 }
 
@@ -48,7 +48,7 @@ export function occupantIq(room: Room, stanza: Element, from: Jid, nick: string)
   if (!sender) throw new MucProtocolError('not-acceptable', 'you are not an occupant of this room');
   const target = room.occupants.get(nick);
   if (!target) throw new MucProtocolError('item-not-found', 'no such occupant');
-  if (room.hooks.decide('iq/occupant', { room, stanza, payload: stanza.elements()[0], sender, target })) return;
+  if (room.hooks.decide('iq/occupant', { room, stanza, payload: stanza.elements()[0], from, sender, target })) return;
   const to = target.primary;
   const id = randomBytes(8).toString('hex');
   proxied.set(id, { from: from.toString(), id: stanza.attrs.id ?? '', to });

@@ -18,7 +18,7 @@ import {
 import type { RoomRecord, RoomAffiliation, RoomSubject } from '../../storage/types.js';
 import type { Server } from '../context.js';
 import type { ArchiveWriter } from '../archive-writer.js';
-import type { RoomHooks } from './events.js';
+import type { RoomHooks, CommittedMessage } from './events.js';
 import type { RoomConfig } from './option.js';
 import { Outbox, type OutSlot } from './outbox.js';
 import { setAffiliation, reserveNick } from './membership.js';
@@ -369,9 +369,6 @@ export class Room {
     if (occ.role === 'visitor' || occ.role === 'none') throw new MucProtocolError('forbidden', 'you have no voice in this room');
     const subject = stanza.getChild('subject');
     const body = stanza.getChild('body');
-    this.hooks.check('message/pre-groupchat', { room: this, occupant: occ, stanza, subject, body });
-    occ.promote(full);
-
     const out = new Element('message', { from: `${this.jid}/${occ.nick}`, type: 'groupchat' });
     if (stanza.attrs.id !== undefined) out.attrs.id = stanza.attrs.id;
     if (stanza.attrs['xml:lang'] !== undefined) out.attrs['xml:lang'] = stanza.attrs['xml:lang'];
@@ -382,10 +379,14 @@ export class Room {
       if (c.ns === MUC_NS.occupantId || c.ns === MUC_NS.user) continue;
       out.children.push(c);
     }
-    this.hooks.build('message/build', { room: this, occupant: occ, out });
-    const recipients = this.sessions();
+    // One event object serves the message's three events (no allocation per event on the hot path).
     const stamp = new Date();
     const subjectChange = subject !== undefined && !body;
+    const ev: CommittedMessage = { room: this, occupant: occ, stanza, subject, body, out, xml: '', stamp, subjectChange };
+    this.hooks.check('message/pre-groupchat', ev);
+    occ.promote(full);
+    this.hooks.build('message/build', ev);
+    const recipients = this.sessions();
     if (subjectChange) this.subject = { text: subject.text(), nick: occ.nick, stamp };
     if (body === undefined && subject === undefined) {
       this.send(recipients, out.toString(), 'message');
@@ -394,7 +395,7 @@ export class Room {
     // Archived before anyone sees it; later output waits behind this slot.
     const stanzaId = randomUUID();
     out.c('stanza-id', { xmlns: NS.sid, id: stanzaId, by: this.jid });
-    const xml = out.toString();
+    const xml = ev.xml = out.toString();
     const slot = this.slot();
     const accepted = performance.now();
     this.host.writer.write({
@@ -410,7 +411,7 @@ export class Room {
       this.release(slot, () => {
         // A subject change is not history: a subject without a body ends a client's join (§7.2.15).
         if (subjectChange) this.save();
-        this.hooks.after('message/committed', { room: this, occupant: occ, xml, stamp, subjectChange });
+        this.hooks.after('message/committed', ev);
         for (const r of recipients) this.deliver(r, xml, 'message');
       });
     });

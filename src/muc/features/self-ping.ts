@@ -7,9 +7,9 @@ import type { RoomFeature } from '../events.js';
 export const selfPing: RoomFeature = {
   name: 'self-ping',
   init(hooks, ctx) {
-    hooks.on('iq/occupant', ({ room, stanza, payload, sender, target }) => {
+    hooks.on('iq/occupant', ({ room, stanza, payload, from, sender, target }) => {
       if (target !== sender || !payload?.is('ping', NS.ping)) return undefined;
-      ctx.server.router.route(new Element('iq', { type: 'result', id: stanza.attrs.id ?? '', from: `${room.jid}/${target.nick}`, to: stanza.attrs.from ?? '' }));
+      ctx.server.router.route(new Element('iq', { type: 'result', id: stanza.attrs.id ?? '', from: `${room.jid}/${target.nick}`, to: from.toString() }));
       return true;
     });
     hooks.iq('get', NS.ping, ({ reply }) => reply());
