@@ -30,9 +30,12 @@ import {
 
 export { Occupant };
 
+/** What a room uses of the server: the session table, delivery and routing, the log. */
+export type RoomServer = Pick<Server, 'domain' | 'log' | 'router' | 'sessions'>;
+
 /** What a room needs from the service that holds it. */
 export interface RoomHost {
-  readonly server: Server;
+  readonly server: RoomServer;
   readonly domain: string;
   readonly writer: ArchiveWriter;
   readonly hooks: RoomHooks;
@@ -105,7 +108,7 @@ export class Room {
     }
   }
 
-  get server(): Server {
+  get server(): RoomServer {
     return this.host.server;
   }
 
