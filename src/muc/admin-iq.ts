@@ -5,7 +5,8 @@ import {
   MUC_NS, STATUS, MucProtocolError, parseAdminQuery, adminQuery, type Affiliation, type Role, type AdminItem,
 } from '../../protocol/muc.js';
 import type { RoomFeature } from './events.js';
-import { AFF_RANK, type Room } from './room.js';
+import { AFF_RANK } from './membership.js';
+import type { Room } from './room.js';
 import type { Occupant } from './occupants.js';
 
 function checkRoleChange(room: Room, actor: Occupant | undefined, actorAff: Affiliation, target: Occupant, role: Role): void {

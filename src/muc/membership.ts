@@ -7,6 +7,9 @@ import type { RoomFeature } from './events.js';
 import type { Room } from './room.js';
 import type { Occupant } from './occupants.js';
 
+/** Affiliations in order of privilege (§5.2), for "at least a member" and the like. */
+export const AFF_RANK: Record<Affiliation, number> = { outcast: 0, none: 1, member: 2, admin: 3, owner: 4 };
+
 export const membership: RoomFeature = {
   name: 'membership',
   init(hooks, ctx) {

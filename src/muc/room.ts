@@ -28,8 +28,6 @@ import {
   occupantPresence, sendJoin, updatePresence, broadcastPresence, changeNick, leave, removeOccupant, probe, type Deliveries, type PresenceOptions,
 } from './presence.js';
 
-export { Occupant };
-
 /** What a room uses of the server: the session table, delivery and routing, the log. */
 export type RoomServer = Pick<Server, 'domain' | 'log' | 'router' | 'sessions'>;
 
@@ -51,8 +49,6 @@ export interface RoomHost {
   /** A message waited this long (seconds) between being accepted and being committed (metrics). */
   committed(seconds: number): void;
 }
-
-export const AFF_RANK: Record<Affiliation, number> = { outcast: 0, none: 1, member: 2, admin: 3, owner: 4 };
 
 /** Adds 'to' to a serialised stanza that has none: routing without re-serialising per recipient. */
 function withTo(xml: string, name: string, to: string): string {

@@ -3,7 +3,7 @@
 import { StanzaError } from '../../../protocol/errors.js';
 import { bool } from '../option.js';
 import type { RoomFeature } from '../events.js';
-import { AFF_RANK } from '../room.js';
+import { AFF_RANK } from '../membership.js';
 
 export const hidden: RoomFeature = {
   name: 'hidden',

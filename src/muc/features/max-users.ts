@@ -3,7 +3,7 @@
 import { MucProtocolError } from '../../../protocol/muc.js';
 import { badValue } from '../option.js';
 import type { RoomFeature } from '../events.js';
-import { AFF_RANK } from '../room.js';
+import { AFF_RANK } from '../membership.js';
 
 const FIELD = 'muc#roomconfig_maxusers';
 

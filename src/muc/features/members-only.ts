@@ -6,7 +6,8 @@ import { StanzaError } from '../../../protocol/errors.js';
 import { STATUS, MucProtocolError, type Affiliation } from '../../../protocol/muc.js';
 import { bool } from '../option.js';
 import type { RoomFeature } from '../events.js';
-import { AFF_RANK, type Room } from '../room.js';
+import { AFF_RANK } from '../membership.js';
+import type { Room } from '../room.js';
 
 const on = (room: Room) => room.config.membersOnly === true;
 const isMember = (a: Affiliation) => AFF_RANK[a] >= AFF_RANK.member;

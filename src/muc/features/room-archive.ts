@@ -6,7 +6,7 @@ import { NS } from '../../../protocol/namespaces.js';
 import { MAM_NS, MAM_EXTENDED_NS, FULLTEXT_NS } from '../../../protocol/mam.js';
 import { answerMamQuery, mamFormQuery } from '../../mam-query.js';
 import type { RoomFeature, RoomIq } from '../events.js';
-import { AFF_RANK } from '../room.js';
+import { AFF_RANK } from '../membership.js';
 
 export const roomArchive: RoomFeature = {
   name: 'room-archive',
