@@ -33,11 +33,11 @@ export const disco: RoomFeature = {
     });
     hooks.iq('get', NS.discoItems, ({ room, payload, from, reply }) => {
       const node = payload.attrs.node;
-      const items: { jid: string; node?: string; name?: string }[] = [];
-      room.hooks.build('disco/items', { room, node, from, items });
+      const ev = { room, node, from, items: [] as { jid: string; node?: string; name?: string }[], known: false };
+      room.hooks.build('disco/items', ev);
       const q = new Element('query', { xmlns: NS.discoItems });
-      if (node) q.attrs.node = node;
-      for (const item of items) q.c('item', { ...item });
+      if (node && ev.known) q.attrs.node = node;
+      for (const item of ev.items) q.c('item', { ...item });
       return reply(q);
     });
   },

@@ -125,8 +125,8 @@ export interface RoomEvents {
   'disco/info': Build<{ room: Room; identity: { name: string }; features: string[]; fields: FormField[] }>;
   /** disco#info on a node of the room (e.g. x-roomuser-item, §7.12): return the query to answer with. */
   'disco/node-info': Decide<{ room: Room; node: string; from: Jid }, Element>;
-  /** The room's disco#items answer for a node: add items. */
-  'disco/items': Build<{ room: Room; node: string | undefined; from: Jid; items: { jid: string; node?: string; name?: string }[] }>;
+  /** The room's disco#items answer for a node: add items, and set known when the node is yours (the answer names it). */
+  'disco/items': Build<{ room: Room; node: string | undefined; from: Jid; items: { jid: string; node?: string; name?: string }[]; known: boolean }>;
   /** An IQ to an occupant JID; return true when answered (else it is relayed to the occupant). */
   'iq/occupant': Decide<{ room: Room; stanza: Element; payload: Element | undefined; from: Jid; sender: Occupant; target: Occupant }, true>;
 }

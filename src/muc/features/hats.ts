@@ -61,8 +61,11 @@ export const hats: RoomFeature = {
       return undefined;
     }, -10);
     hooks.on('disco/info', ({ features }) => { features.push(NS.hats, NS.commands); return undefined; }, 70);
-    hooks.on('disco/items', ({ room, node, from, items }) => {
-      if (node !== NS.commands || room.affiliationOf(from.bareString()) !== 'owner') return undefined;
+    hooks.on('disco/items', (ev) => {
+      const { room, node, from, items } = ev;
+      if (node !== NS.commands) return undefined;
+      ev.known = true;
+      if (room.affiliationOf(from.bareString()) !== 'owner') return undefined;
       items.push({ jid: room.jid, node: HAT_COMMANDS.don, name: 'Put a hat on a user' }, { jid: room.jid, node: HAT_COMMANDS.doff, name: 'Take a hat off a user' });
       return undefined;
     });
