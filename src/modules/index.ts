@@ -16,7 +16,7 @@ import { privateModule } from './private.js';
 import { registerModule } from './register.js';
 import { adhocModule } from './adhoc.js';
 import { adminModule } from '../admin/module.js';
-import { mucModule } from './muc.js';
+import { mucModule } from '../muc/module.js';
 import { mamModule } from './mam.js';
 
 export function allModules(): Module[] {

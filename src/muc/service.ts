@@ -10,9 +10,10 @@ import { NS } from '../../protocol/namespaces.js';
 import { MUC_NS } from '../../protocol/muc.js';
 import { parseRsm, buildRsmResult } from '../../protocol/rsm.js';
 import type { Server } from '../context.js';
-import { Hooks } from '../hooks.js';
 import type { ArchiveWriter } from '../archive-writer.js';
-import { Room, type RoomEvents, type RoomHost } from './room.js';
+import { Room, type RoomHost } from './room.js';
+import { RoomHooks, type FeatureContext, type RoomFeature } from './events.js';
+import { coreParts } from './core-parts.js';
 
 export interface MucServiceOptions {
   domain: string;
@@ -35,8 +36,9 @@ const CLUSTER_TOPIC = 'muc';
 
 interface ForwardedStanza { service: string; xml: string; hops: number }
 
-export class MucService implements RoomHost {
-  readonly events = new Hooks<RoomEvents>();
+export class MucService implements RoomHost, FeatureContext {
+  /** The room events of this service, filled once by the core parts and the features. */
+  readonly hooks: RoomHooks;
   readonly writer: ArchiveWriter;
   readonly limits: RoomHost['limits'];
   readonly domain: string;
@@ -48,10 +50,16 @@ export class MucService implements RoomHost {
   private readonly dirty = new Set<string>();
   private timer: NodeJS.Timeout | null = null;
 
-  constructor(readonly server: Server, readonly options: MucServiceOptions, writer: ArchiveWriter) {
+  constructor(readonly server: Server, readonly options: MucServiceOptions, writer: ArchiveWriter, features: readonly RoomFeature[]) {
     this.domain = options.domain;
     this.writer = writer;
     this.limits = { messagesPerSecond: options.messagesPerSecond, messageBurst: options.messageBurst, maxNickLength: options.maxNickLength };
+    this.hooks = new RoomHooks(server.log);
+    for (const f of [...coreParts, ...features]) f.init(this.hooks, this);
+  }
+
+  get log(): Server['log'] {
+    return this.server.log;
   }
 
   start(): void {
@@ -142,7 +150,7 @@ export class MucService implements RoomHost {
         ]);
         room = new Room(this, name, record);
         if (record) {
-          await room.loadHistory();
+          await this.hooks.prepared(room);
           // Another node held the room before (and died, or let it go with people inside).
           if (Object.keys(occupants).length > 0) room.restoreOccupants(occupants);
         } else room.isNew = true;
@@ -203,8 +211,7 @@ export class MucService implements RoomHost {
     const local = creator.domain === this.server.domain;
     if (policy === 'admins' && !this.server.isAdmin(creator.bareString())) throw new StanzaError('not-allowed', 'only administrators may create rooms');
     if (policy === 'local' && !local) throw new StanzaError('not-allowed', 'only users of this server may create rooms');
-    const r = this.events.fire('room/create', { service: this.domain, name, creator });
-    if (r instanceof Promise) void r.catch(() => {});
+    this.hooks.check('room/pre-create', { service: this.domain, name, creator });
   }
 
   // --- the service's own JID ----------------------------------------------------------------------------
@@ -232,7 +239,7 @@ export class MucService implements RoomHost {
     if (type === 'get' && payload?.is('query', NS.discoInfo) && !payload.attrs.node) {
       const q = new Element('query', { xmlns: NS.discoInfo });
       q.c('identity', { category: 'conference', type: 'text', name: this.options.name });
-      for (const f of [NS.discoInfo, NS.discoItems, MUC_NS.muc, 'urn:xmpp:mam:2', 'urn:xmpp:fulltext:0', 'urn:xmpp:occupant-id:0', 'http://jabber.org/protocol/rsm']) {
+      for (const f of [NS.discoInfo, NS.discoItems, MUC_NS.muc, NS.mam, NS.fulltext, MUC_NS.occupantId, NS.rsm]) {
         q.c('feature', { var: f });
       }
       return reply(q);
@@ -241,10 +248,10 @@ export class MucService implements RoomHost {
       this.listRooms(payload).then(reply, fail);
       return;
     }
-    if (type === 'get' && payload?.is('unique', 'http://jabber.org/protocol/muc#unique')) {
-      return reply(new Element('unique', { xmlns: 'http://jabber.org/protocol/muc#unique' }).t(cryptoName()));
+    if (type === 'get' && payload?.is('unique', NS.mucUnique)) {
+      return reply(new Element('unique', { xmlns: NS.mucUnique }).t(cryptoName()));
     }
-    if (type === 'get' && payload?.is('ping', 'urn:xmpp:ping')) {
+    if (type === 'get' && payload?.is('ping', NS.ping)) {
       this.server.router.route(new Element('iq', { type: 'result', id: stanza.attrs.id ?? '', from: this.domain, to: from.toString() }));
       return;
     }
@@ -253,7 +260,7 @@ export class MucService implements RoomHost {
 
   /** Public rooms, paged with XEP-0059 (after = room JID); count and index as the XEP asks. */
   private async listRooms(query: Element): Promise<Element> {
-    const rsm = parseRsm(query.getChild('set', 'http://jabber.org/protocol/rsm'));
+    const rsm = parseRsm(query.getChild('set', NS.rsm));
     const max = Math.min(rsm.max ?? 100, 500);
     const afterJid = typeof rsm.after === 'string' ? rsm.after : undefined;
     const after = afterJid ? (tryParseJid(afterJid)?.local ?? afterJid) : undefined;
@@ -264,7 +271,7 @@ export class MucService implements RoomHost {
       const name = typeof r.config.name === 'string' && r.config.name ? r.config.name : r.name;
       out.c('item', { jid: `${r.name}@${this.domain}`, name });
     }
-    if (query.getChild('set', 'http://jabber.org/protocol/rsm')) {
+    if (query.getChild('set', NS.rsm)) {
       // The size of the list itself: hidden and locked rooms are not in it.
       const count = await this.server.stores.rooms.count(this.domain, { publicOnly: true });
       const result: Parameters<typeof buildRsmResult>[0] = { count };
@@ -327,7 +334,7 @@ export class MucService implements RoomHost {
   }
 
   emptied(room: Room): void {
-    if (!room.config.persistent && !room.locked) {
+    if (!room.persistent && !room.locked) {
       this.rooms.delete(room.name);
       void (async () => {
         await this.saving.get(room.name);

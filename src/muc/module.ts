@@ -1,11 +1,11 @@
 // Multi-user chat (XEP-0045) with archived rooms: one MucService per configured service domain.
-// The room machinery lives in src/muc/; this module wires it to the server (routing, cluster bus,
-// disco, node loss) and keeps the services where policy modules can reach them.
+// This module wires the room machinery of src/muc/ to the server (routing, cluster bus, disco, node
+// loss, metrics) and keeps the services where policy modules can reach them.
 import client from 'prom-client';
 import type { Module, Server } from '../context.js';
-import { MucService, CLUSTER_TOPIC, type ForwardedStanza } from '../muc/service.js';
+import { MucService, CLUSTER_TOPIC, type ForwardedStanza } from './service.js';
 import { archiveWriter } from '../archive-writer.js';
-import { registerHatCommands } from '../muc/hats.js';
+import { roomFeatures } from './features/index.js';
 
 const services = new WeakMap<Server, Map<string, MucService>>();
 
@@ -29,10 +29,9 @@ export const mucModule: Module = {
       const service = new MucService(server, {
         domain: s.domain, name: s.name, roomCreation: cfg.roomCreation,
         messagesPerSecond: cfg.messagesPerSecond, messageBurst: cfg.messageBurst, maxNickLength: cfg.maxNickLength,
-      }, writer);
+      }, writer, roomFeatures);
       byDomain.set(s.domain, service);
       service.start();
-      registerHatCommands(server, service);
       server.disco.hostItems.push({ jid: s.domain, name: s.name });
     }
     for (const s of byDomain.values()) started.add(s);

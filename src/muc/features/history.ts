@@ -1,0 +1,90 @@
+// Join history (XEP-0045 §7.2.14): a per-room cache of the newest archived messages, filled from the
+// archive when a room is loaded, so a join costs no query. The joiner's maxstanzas, maxchars, seconds
+// and since are applied to it, each message with an XEP-0203 delay from the room.
+import { withDelay } from '../../../protocol/delay.js';
+import { escapeAttr } from '../../../protocol/xml.js';
+import type { HistoryRequest } from '../../../protocol/muc.js';
+import { badValue } from '../option.js';
+import type { RoomFeature } from '../events.js';
+import type { Room } from '../room.js';
+
+export const MAX_HISTORY = 500;
+const FIELD = 'muc#maxhistoryfetch';
+
+interface Entry {
+  /** The stanza as broadcast, without 'to'. */
+  xml: string;
+  stamp: Date;
+}
+
+/** History for a joiner, oldest first, each with a delay stamp. */
+export function historyFor(room: Room, cache: readonly Entry[], req: HistoryRequest | undefined): string[] {
+  let n = Math.min(room.config.historyLength as number, cache.length);
+  if (req?.maxstanzas !== undefined) n = Math.min(n, req.maxstanzas);
+  if (n === 0) return [];
+  let since = req?.since?.getTime() ?? -Infinity;
+  if (req?.seconds !== undefined) since = Math.max(since, Date.now() - req.seconds * 1000);
+  const out: string[] = [];
+  let chars = 0;
+  for (let i = cache.length - 1; i >= 0 && out.length < n; i--) {
+    const h = cache[i]!;
+    if (h.stamp.getTime() < since) break;
+    const xml = withDelay(h.xml, 'message', room.jid, h.stamp);
+    if (req?.maxchars !== undefined) {
+      chars += xml.length;
+      if (chars > req.maxchars) break;
+    }
+    out.push(xml);
+  }
+  return out.reverse();
+}
+
+export const history: RoomFeature = {
+  name: 'history',
+  init(hooks, ctx) {
+    const caches = new WeakMap<Room, Entry[]>();
+    const cacheOf = (room: Room): Entry[] => {
+      let c = caches.get(room);
+      if (!c) caches.set(room, c = []);
+      return c;
+    };
+    hooks.option({
+      key: 'historyLength', field: FIELD, type: 'text-single', order: 17,
+      label: `Maximum number of history messages returned by the room (1-${MAX_HISTORY})`,
+      initial: () => 30,
+      write: (c) => [String(c.historyLength)],
+      read: (c, values) => {
+        const n = Number(values[0]);
+        if (!Number.isInteger(n) || n < 1 || n > MAX_HISTORY) throw badValue(FIELD, `a number from 1 to ${MAX_HISTORY}`);
+        c.historyLength = n;
+      },
+    });
+    hooks.prepare(async (room) => {
+      const entries = await ctx.server.stores.archive.lastN(room.jid, MAX_HISTORY);
+      // Subject changes (archived without a body) are not join history.
+      caches.set(room, entries.filter((e) => !e.retracted && e.body !== null).map((e) => ({ xml: e.stanza, stamp: e.stamp })));
+    });
+    hooks.on('message/committed', ({ room, xml, stamp, subjectChange }) => {
+      if (subjectChange) return undefined;
+      const cache = cacheOf(room);
+      cache.push({ xml, stamp });
+      if (cache.length > MAX_HISTORY + 100) caches.set(room, cache.slice(-MAX_HISTORY));
+      return undefined;
+    });
+    hooks.on('message/retracted', ({ room, id }) => {
+      const marker = `id='${id}' by='${escapeAttr(room.jid)}'`;
+      caches.set(room, cacheOf(room).filter((h) => !h.xml.includes(marker)));
+      return undefined;
+    });
+    // Before the subject, which ends the join (§7.2.15).
+    hooks.on('occupant/joined', ({ room, full, history: req }) => {
+      const out = historyFor(room, cacheOf(room), req);
+      if (out.length > 0) room.emit(() => { for (const h of out) room.deliver(full, h, 'message'); });
+      return undefined;
+    }, 10);
+    hooks.on('disco/info', ({ room, fields }) => {
+      fields.push({ var: FIELD, type: 'text-single', label: 'Maximum number of history messages returned by room', values: [String(room.config.historyLength)] });
+      return undefined;
+    }, 80);
+  },
+};
