@@ -12,8 +12,8 @@ import type { Room } from '../room.js';
 export interface Hat { uri: string; title: string }
 
 export const HAT_COMMANDS = {
-  don: 'urn:xmpp:hats:commands:don',
-  doff: 'urn:xmpp:hats:commands:doff',
+  don: `${NS.hatsCommands}:don`,
+  doff: `${NS.hatsCommands}:doff`,
 } as const;
 
 function hatForm(title: string, withTitle: boolean): DataForm {
