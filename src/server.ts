@@ -16,6 +16,7 @@ import { Hooks } from './hooks.js';
 import { Connection } from './connection.js';
 import { C2SStream, ClientSession } from './c2s.js';
 import { StanzaRouter } from './router.js';
+import { deliveryOf } from './delivery.js';
 import { loadTlsContext } from './tls.js';
 import type {
   ClusterBus, DiscoRegistry, IqHandler, IqScope, LocalSession, Module, Server, ServerEvents,
@@ -251,9 +252,9 @@ export class ServerCore implements Server {
     const s = this.local.get(full);
     if (!s || s.closed) return false;
     if (this.hooks.has('deliver/filter')) {
-      const el = typeof stanza === 'string' ? parseStanzaString(stanza) : stanza;
-      if (el && this.hooks.fire('deliver/filter', { stanza: el, session: s, name }) === true) return true;
-      if (el) { s.send(el); return true; }
+      // Filters decide from the head and parse only when they must; the session gets the stanza as it came.
+      const delivery = deliveryOf(s, stanza);
+      if (delivery && this.hooks.fire('deliver/filter', delivery) === true) return true;
     }
     if (typeof stanza === 'string') s.sendRaw(stanza, name);
     else s.send(stanza);
