@@ -13,6 +13,19 @@
 //   --retries N, --quiet-wait S              repeats of a noisy or failed case (default 2), wait for a quiet
 //                                            machine before each case (default 120 s); --shared-redis: see below
 //
+// Before/after: two (or more) Perch builds in one run, Perch only, fan-out cases unless --cases says otherwise;
+// writes the section between <!-- muc-compare:begin --> and <!-- muc-compare:end --> of docs/benchmarks.md:
+//
+//   npm run build && node bench/muc.mjs --compare /work/wt/baseline
+//
+//   --compare DIR[:LABEL]      DIR (a checkout with dist/ built, or its dist/) as "before", this checkout as "after"
+//   --perch-dist DIR[:LABEL]   instead: each build named, in order (repeatable; the ratio is last ÷ first)
+//   --rounds N                 every case N times per build, the builds' order alternating (A,B then B,A; default 3);
+//                              cells are medians with the range; retries are off (--retries N turns them on)
+//   bench/deliver.mjs takes the same --compare / --perch-dist and times the local delivery step alone, in process.
+//   The baseline of the delivery change (commit 0338df1), once:
+//     git -C /work/main worktree add /work/wt/baseline 0338df1 && cd /work/wt/baseline && npm ci && npm run build
+//
 // Load: the shared xmppbench (../shared/bench/xmppbench.mjs, scenarios muc-fanout and join-history, same
 // parameters as ../shared/bench/run-peers.sh) and bench/mam-query.mjs (timed MAM queries on an archive that
 // bench/archive-load.mjs bulk-loads straight into each server's own tables).
@@ -67,7 +80,10 @@ const pgUrl = (db) => PG_ADMIN_URL.replace(/\/[^/]*$/, `/${db}`);
 const DOMAIN = 'bench.local';
 const MUC = `conference.${DOMAIN}`;
 const WORK = fs.mkdtempSync(path.join(os.tmpdir(), 'perch-muc-bench-'));
-const RAW = path.join(BENCH, 'results', 'tmp', QUICK ? 'muc-quick.jsonl' : 'muc-latest.jsonl');
+// --compare / --perch-dist: Perch builds against each other, fan-out cases by default (see BUILDS)
+const COMPARE_COMMAND = 'npm run build && node bench/muc.mjs --compare /work/wt/baseline';
+const COMPARE = argv.includes('--compare') || argv.includes('--perch-dist');
+const RAW = path.join(BENCH, 'results', 'tmp', `muc-${COMPARE ? 'compare-' : ''}${QUICK ? 'quick' : 'latest'}.jsonl`);
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const log = (s) => process.stdout.write(`${s}\n`);
 const stamp = () => new Date().toISOString().slice(11, 19);
@@ -79,7 +95,7 @@ const S = QUICK
 if (argValue('--archives')) S.archives = argValue('--archives').split(',').map(Number);
 if (argValue('--reps')) S.reps = Number(argValue('--reps'));
 const N_USERS = Math.max(S.bigRoom, S.rooms * S.occ, S.joins, SENDERS + 1); // user1..N_USERS, plus user0 (owner)
-const CASE_GROUPS = (argValue('--cases') ?? 'fanout,join,mam-small,mam-large').split(',');
+const CASE_GROUPS = (argValue('--cases') ?? (COMPARE ? 'fanout' : 'fanout,join,mam-small,mam-large')).split(',');
 
 // ------------------------------------------------------------------------------------------------
 // the cases
@@ -141,7 +157,7 @@ async function pgAdmin(sql) {
   try { await c.query(sql); } finally { await c.end(); }
 }
 function dpkgVersion(pkg) {
-  try { return execFileSync('dpkg-query', ['-W', '-f', '${Version}', pkg], { encoding: 'utf8' }); } catch { return null; }
+  try { return execFileSync('dpkg-query', ['-W', '-f', '${Version}', pkg], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }); } catch { return null; }
 }
 
 // xmppbench's client library: rooms are created and the template message sent with the same code as the load
@@ -150,10 +166,23 @@ const xbLib = async (f) => import(pathToFileURL(path.join(XB, 'lib', f)).href);
 // ------------------------------------------------------------------------------------------------
 // servers
 
-const perch = {
-  name: 'perch', title: 'Perch', port: 29222, metricsPort: 29280, db: `perch_muc_bench_${process.pid}`, proc: null,
-  dir: path.join(WORK, 'perch'), config: path.join(WORK, 'perch.json'),
-  version() { return JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8')).version; },
+/**
+ * One Perch build: `root` is a checkout with dist/ built and node_modules installed. Builds compared in one run
+ * (--compare, --perch-dist) take the same ports in turn, each on its own database.
+ */
+const perchServer = ({ name, title, root, db }) => ({
+  name, title, root, port: 29222, metricsPort: 29280, db, proc: null,
+  dir: path.join(WORK, name), config: path.join(WORK, `${name}.json`),
+  version() { return JSON.parse(fs.readFileSync(path.join(root, 'package.json'), 'utf8')).version; },
+  /** Its commit, and whether the server's own sources differ from it. */
+  commit() {
+    try {
+      const head = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: root, encoding: 'utf8' }).trim();
+      // the server's own sources only (this runner rewrites docs/, and bench/ is not part of the server)
+      const dirty = execFileSync('git', ['status', '--porcelain', '--', 'src', 'storage', 'protocol', 'package.json'], { cwd: root, encoding: 'utf8' }).trim() !== '';
+      return dirty ? `${head} + uncommitted changes` : head;
+    } catch { return '?'; }
+  },
   async provision() {
     if (!(await portFree(this.port))) throw new Error(`port ${this.port} is busy`);
     fs.mkdirSync(this.dir, { recursive: true });
@@ -184,11 +213,11 @@ const perch = {
   },
   /** A copy of dist/ taken once, so that a rebuild during the run cannot change the server between cases. */
   snapshot() {
-    const snap = path.join(WORK, 'perch-dist');
+    const snap = path.join(WORK, `${name}-dist`);
     fs.mkdirSync(snap, { recursive: true });
-    fs.cpSync(path.join(ROOT, 'dist'), path.join(snap, 'dist'), { recursive: true });
-    fs.copyFileSync(path.join(ROOT, 'package.json'), path.join(snap, 'package.json'));
-    fs.symlinkSync(path.join(ROOT, 'node_modules'), path.join(snap, 'node_modules'));
+    fs.cpSync(path.join(root, 'dist'), path.join(snap, 'dist'), { recursive: true });
+    fs.copyFileSync(path.join(root, 'package.json'), path.join(snap, 'package.json'));
+    fs.symlinkSync(path.join(root, 'node_modules'), path.join(snap, 'node_modules'));
     this.dist = path.join(snap, 'dist');
   },
   async start() {
@@ -234,7 +263,33 @@ const perch = {
     await this.stop();
     if (this.created) await pgAdmin(`DROP DATABASE IF EXISTS ${this.db} WITH (FORCE)`).catch((e) => log(`drop ${this.db}: ${e.message}`));
   },
-};
+});
+const perch = perchServer({ name: 'perch', title: 'Perch', root: ROOT, db: `perch_muc_bench_${process.pid}` });
+
+/**
+ * Builds to compare (--compare DIR[:LABEL] is DIR as "before" and this checkout as "after"; --perch-dist
+ * DIR[:LABEL], repeatable, names each build). DIR is a checkout root or its dist/ directory.
+ */
+const BUILDS = (() => {
+  const specs = [];
+  argv.forEach((a, i) => {
+    if (a === '--compare') specs.push([argv[i + 1], 'before'], [ROOT, 'after']);
+    else if (a === '--perch-dist') specs.push([argv[i + 1], null]);
+  });
+  return specs.map(([spec, defaultLabel], i) => {
+    if (!spec) throw new Error('--compare and --perch-dist take DIR[:LABEL]');
+    const colon = spec.lastIndexOf(':');
+    const hasLabel = colon > 0 && !spec.slice(colon + 1).includes('/');
+    let root = path.resolve(hasLabel ? spec.slice(0, colon) : spec);
+    const label = hasLabel ? spec.slice(colon + 1) : defaultLabel ?? path.basename(root);
+    if (!/^[A-Za-z0-9_-]+$/.test(label)) throw new Error(`build label ${JSON.stringify(label)}: letters, digits, - and _ only`);
+    if (path.basename(root) === 'dist' && fs.existsSync(path.join(root, 'src/cli.js'))) root = path.dirname(root);
+    if (!fs.existsSync(path.join(root, 'dist/src/cli.js'))) throw new Error(`${root}: no dist/src/cli.js (build it: npm ci && npm run build)`);
+    return perchServer({ name: label, title: label, root, db: `perch_muc_bench_${process.pid}_${i}` });
+  });
+})();
+if (COMPARE && !BUILDS.length) throw new Error('no build to compare');
+if (new Set(BUILDS.map((b) => b.name)).size !== BUILDS.length) throw new Error('two builds with the same label');
 
 /** Prosody or ejabberd through a private copy of the shared peer script. */
 function peer(name, { title, port, db, patch, storage, env = {}, pidFile }) {
@@ -287,11 +342,13 @@ const ejabberd = peer('ejabberd', {
     .replaceAll('ejabberd-bench@localhost', 'perch-muc-ejabberd@localhost').replaceAll('bench_ejabberd', 'perch_muc_ejabberd'),
 });
 
-const SERVERS = [
+// Comparing Perch builds measures Perch only.
+const SERVERS = COMPARE ? BUILDS : [
   ...(args.has('--no-perch') ? [] : [perch]),
   ...(args.has('--no-prosody') ? [] : [prosody]),
   ...(args.has('--no-ejabberd') ? [] : [ejabberd]),
 ];
+const isPerch = (s) => s === perch || BUILDS.includes(s);
 
 // ------------------------------------------------------------------------------------------------
 // archive rooms: created through XMPP, template row captured, then bulk-loaded with the server stopped
@@ -534,16 +591,109 @@ function section(meta, res) {
   return L.join('\n');
 }
 
-function writeDocs(text) {
+// ------------------------------------------------------------------------------------------------
+// before/after: Perch builds against each other (--compare, --perch-dist)
+
+const median = (xs) => {
+  const v = xs.filter((x) => typeof x === 'number' && !Number.isNaN(x)).sort((a, b) => a - b);
+  if (!v.length) return null;
+  const m = v.length >> 1;
+  return v.length % 2 ? v[m] : (v[m - 1] + v[m]) / 2;
+};
+const cpuPerDelivery = (r) => (r.resources && r.delivered
+  ? ((r.resources.server_cpu_pct + (r.resources.db_cpu_pct ?? 0)) / 100) * r.resources.wall_s * 1e6 / r.delivered : null);
+/** [metric, value of one run, format, better when] */
+const COMPARE_METRICS = [
+  ['delivered/s', (r) => r.delivered_per_s, big, 'higher'],
+  ['latency p50 ms', (r) => r.latency_ms?.p50, fmt, 'lower'],
+  ['latency p99 ms', (r) => r.latency_ms?.p99, fmt, 'lower'],
+  ['latency max ms', (r) => r.latency_ms?.max, (v) => fmt(v, 0), 'lower'],
+  ['server CPU % of a core', (r) => r.resources?.server_cpu_pct, (v) => fmt(v, 0), 'lower'],
+  ['server + db CPU µs per delivery', cpuPerDelivery, (v) => fmt(v, 0), 'lower'],
+  ["other jobs' CPU % during the run (noise)", (r) => r.resources?.other_cpu_pct, (v) => fmt(v, 0), null],
+];
+
+/** The before/after section: per case and build, the median over the rounds with the range beside it. */
+function compareSection(meta, runs) {
+  const builds = meta.builds;
+  const first = builds[0].name, last = builds.at(-1).name;
+  const L = [];
+  L.push('<!-- muc-compare:begin -->', '## Perch before / after: MUC fan-out (bench/muc.mjs --compare)', '');
+  L.push(`Generated by \`node bench/muc.mjs ${meta.argv.join(' ')}\` on ${meta.date} (${meta.minutes} min); rewritten by each comparison run.`, '');
+  L.push(`- Machine: ${meta.cpus} × ${meta.cpuModel}, Linux ${meta.kernel}, Node ${meta.node}; load average before the run ${meta.loadavg}.`);
+  for (const b of builds) L.push(`- **${b.name}**: Perch ${b.version} at commit ${b.commit} (\`${b.root}\`); ${b.provisioned ?? ''}.`);
+  L.push(`- ${meta.descr}.`);
+  L.push(`- ${meta.rounds} round(s); in each round every case runs once per build, each on a freshly started server, the order of the builds alternating from round to round (${meta.order}). Cells: median over the rounds, (min–max) beside it; the ratio is ${last} ÷ ${first} of the medians (above 1 is better for delivered/s, below 1 for latency and CPU).`);
+  L.push(`- Other jobs' CPU during each run is in the last row of each case: the machine's noise. Differences smaller than the spread of the rounds are not findings.`, '');
+  L.push('```sh', COMPARE_COMMAND, '```', '');
+  L.push(`| case | metric | ${builds.map((b) => b.name).join(' | ')} | ${last} / ${first} |`);
+  L.push(`|---|---|${builds.map(() => '---|').join('')}---|`);
+  const notes = [];
+  for (const c of meta.cases) {
+    const ok = (name) => (runs[name]?.[c.tag] ?? []).filter((r) => !r.error);
+    COMPARE_METRICS.forEach(([metric, value, f], i) => {
+      const cells = builds.map((b) => {
+        const vs = ok(b.name).map(value).filter((v) => v !== null && v !== undefined);
+        if (!vs.length) return '–';
+        return vs.length === 1 ? f(vs[0]) : `${f(median(vs))} (${f(Math.min(...vs))}–${f(Math.max(...vs))})`;
+      });
+      const m = (name) => median(ok(name).map(value));
+      const rat = COMPARE_METRICS[i][3] ? ratio(m(last), m(first)) : '';
+      L.push(`| ${i === 0 ? `**${c.title}**` : ''} | ${metric} | ${cells.join(' | ')} | ${rat} |`);
+    });
+    L.push(`| | runs complete and in order | ${builds.map((b) => { const all = runs[b.name]?.[c.tag] ?? []; return `${all.filter((r) => !r.error && r.in_order_complete).length} / ${all.length}`; }).join(' | ')} | |`);
+    for (const b of builds) for (const r of runs[b.name]?.[c.tag] ?? []) if (r.error) notes.push(`${b.name}, ${c.tag}: failed — ${summarizeError(r.error)}`);
+  }
+  L.push('');
+  if (notes.length) { L.push('What did not work in this run:', ''); for (const n of notes) L.push(`- ${n.replace(/\n/g, ' ')}`); L.push(''); }
+  L.push('<!-- muc-compare:end -->');
+  return L.join('\n');
+}
+
+/** Runs every case ROUNDS times per build, alternating the order of the builds; writes the before/after section. */
+async function compareMain(meta, t0) {
+  const ROUNDS = Number(argValue('--rounds') ?? (QUICK ? 1 : 3));
+  const runs = Object.fromEntries(BUILDS.map((b) => [b.name, {}]));
+  for (const c of CASES) {
+    for (let round = 0; round < ROUNDS; round++) {
+      const order = round % 2 ? [...BUILDS].reverse() : BUILDS;
+      for (const b of order) {
+        log(`==== ${stamp()} ${c.tag}, round ${round + 1}/${ROUNDS}, ${b.name}`);
+        const one = { [b.name]: {} };
+        try { await runCase(c, b, one); } catch (e) { one[b.name][c.tag] = { error: e.message }; log(`    !! ${b.name} ${c.tag}: ${e.stack ?? e}`); await b.stop().catch(() => {}); }
+        (runs[b.name][c.tag] ??= []).push({ ...one[b.name][c.tag], round });
+      }
+    }
+  }
+  Object.assign(meta, {
+    minutes: Math.round((Date.now() - t0) / 60000), rounds: ROUNDS, argv,
+    order: ROUNDS > 1 ? `${BUILDS.map((b) => b.name).join(', ')} then ${[...BUILDS].reverse().map((b) => b.name).join(', ')}, …` : BUILDS.map((b) => b.name).join(', '),
+    builds: BUILDS.map((b) => ({ name: b.name, root: b.root, version: b.version(), commit: b.commit(), provisioned: b.provisioned })),
+    cases: CASES.map((c) => ({ tag: c.tag, title: title(c) })),
+    descr: `Each build: its own dist/ copied at the start of the run, on PostgreSQL (its own fresh database on ${PG_ADMIN_URL.replace(/\/[^/]*$/, '')}, dropped after) and Redis (${REDIS_URL}), flood limit lifted, c2s ${BUILDS[0].port}; load: the shared xmppbench muc-fanout scenario with the peers' parameters`,
+  });
+  fs.appendFileSync(RAW, `${JSON.stringify({ meta, sizes: S, compare: true, runs })}\n`);
+  if (WRITE_DOCS) writeDocs(compareSection(meta, runs), 'muc-compare');
+  for (const c of meta.cases) {
+    const m = (name, f) => median((runs[name][c.tag] ?? []).filter((r) => !r.error).map(f));
+    log(`${c.tag}: ${BUILDS.map((b) => `${b.name} ${big(m(b.name, (r) => r.delivered_per_s))}/s p99 ${fmt(m(b.name, (r) => r.latency_ms?.p99))} ms`).join(' | ')}`);
+  }
+  log(`raw JSON lines: ${path.relative(ROOT, RAW)}`);
+}
+
+/** Replaces the section between <!-- KEY:begin --> and <!-- KEY:end --> (muc, or muc-compare for --compare). */
+function writeDocs(text, key = 'muc') {
   const file = path.join(ROOT, 'docs', 'benchmarks.md');
   let doc = fs.existsSync(file) ? fs.readFileSync(file, 'utf8') : '# Benchmarks\n\n<!-- notes -->\n';
+  const begin = `<!-- ${key}:begin -->`, end = `<!-- ${key}:end -->`;
+  const notesBegin = `<!-- ${key}:notes:begin -->`, notesEnd = `<!-- ${key}:notes:end -->`;
   // hand-written notes inside the section survive the rewrite
-  const nb = doc.indexOf('<!-- muc:notes:begin -->'), ne = doc.indexOf('<!-- muc:notes:end -->');
-  const kept = nb !== -1 && ne > nb ? doc.slice(nb, ne + '<!-- muc:notes:end -->'.length)
-    : '<!-- muc:notes:begin -->\n### Notes\n\n(hand-written notes on these figures go here; kept across runs of bench/muc.mjs)\n<!-- muc:notes:end -->';
-  text = text.replace('<!-- muc:end -->', `${kept}\n<!-- muc:end -->`);
-  const b = doc.indexOf('<!-- muc:begin -->'), e = doc.indexOf('<!-- muc:end -->');
-  if (b !== -1 && e > b) doc = doc.slice(0, b) + text + doc.slice(e + '<!-- muc:end -->'.length);
+  const nb = doc.indexOf(notesBegin), ne = doc.indexOf(notesEnd);
+  const kept = nb !== -1 && ne > nb ? doc.slice(nb, ne + notesEnd.length)
+    : `${notesBegin}\n### Notes\n\n(hand-written notes on these figures go here; kept across runs of bench/muc.mjs)\n${notesEnd}`;
+  text = text.replace(end, `${kept}\n${end}`);
+  const b = doc.indexOf(begin), e = doc.indexOf(end);
+  if (b !== -1 && e > b) doc = doc.slice(0, b) + text + doc.slice(e + end.length);
   else {
     const n = doc.indexOf('<!-- notes -->');
     doc = n === -1 ? `${doc.trimEnd()}\n\n${text}\n` : `${doc.slice(0, n)}${text}\n\n${doc.slice(n)}`;
@@ -586,7 +736,8 @@ async function waitQuiet() {
  * A case's measurement, repeated when it failed or when other jobs took more than NOISY_PCT of a core during it
  * (up to RETRIES more times); the attempt with the least such noise is kept, failed attempts are reported.
  */
-const RETRIES = Number(argValue('--retries') ?? (QUICK ? 0 : 2));
+// Comparisons repeat every case in rounds instead (--rounds) and report medians.
+const RETRIES = Number(argValue('--retries') ?? (QUICK || COMPARE ? 0 : 2));
 const NOISY_PCT = 25;
 async function measured(once) {
   const tries = [];
@@ -668,7 +819,9 @@ function shutdownAll() {
 async function reportOnly(file) {
   const line = fs.readFileSync(file, 'utf8').trim().split('\n').filter((l) => l.includes('"meta"')).pop();
   if (!line) throw new Error(`${file} holds no run summary`);
-  const { meta, results } = JSON.parse(line);
+  const parsed = JSON.parse(line);
+  if (parsed.compare) return writeDocs(compareSection(parsed.meta, parsed.runs), 'muc-compare');
+  const { meta, results } = parsed;
   for (const s of SERVERS) s.provisioned = meta.provisioned?.[s.name];
   for (const size of S.archives) archiveOf(size);
   writeDocs(section(meta, results));
@@ -678,18 +831,11 @@ async function main() {
   if (argValue('--report-only')) return reportOnly(argValue('--report-only'));
   if (!SERVERS.length) throw new Error('no server left to measure');
   if (SERVERS.includes(perch) && !fs.existsSync(path.join(ROOT, 'dist/src/cli.js'))) throw new Error('build Perch first: npx tsc -p .');
-  for (const s of SERVERS.filter((x) => x !== perch)) if (!s.version()) throw new Error(`${s.name} is not installed (Debian package ${s.name}); or pass --no-${s.name}`);
+  for (const s of SERVERS.filter((x) => !isPerch(x))) if (!s.version()) throw new Error(`${s.name} is not installed (Debian package ${s.name}); or pass --no-${s.name}`);
   fs.mkdirSync(path.dirname(RAW), { recursive: true });
   fs.writeFileSync(RAW, '');
   const t0 = Date.now();
-  const commit = (() => {
-    try {
-      const head = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: ROOT, encoding: 'utf8' }).trim();
-      // the server's own sources only (this runner rewrites docs/, and bench/ is not part of the server)
-      const dirty = execFileSync('git', ['status', '--porcelain', '--', 'src', 'storage', 'protocol', 'package.json'], { cwd: ROOT, encoding: 'utf8' }).trim() !== '';
-      return dirty ? `${head} + uncommitted changes` : head;
-    } catch { return '?'; }
-  })();
+  const commit = perch.commit();
   const meta = {
     date: new Date().toISOString().replace(/\.\d+Z$/, 'Z'), cpus: os.cpus().length, cpuModel: os.cpus()[0]?.model ?? '?',
     kernel: os.release(), node: process.version, loadavg: os.loadavg().map((v) => v.toFixed(2)).join(' '),
@@ -701,13 +847,14 @@ async function main() {
     },
   };
   log(`muc bench: servers ${SERVERS.map((s) => s.name).join(', ')}; cases ${CASES.map((c) => c.tag).join(', ')}; work dir ${WORK}`);
-  if (SERVERS.includes(perch)) await privateRedis.start();
+  if (SERVERS.some(isPerch)) await privateRedis.start();
   for (const s of SERVERS) {
     log(`==== ${stamp()} provisioning ${s.name}`);
     await s.provision();
     await s.stop();
     log(`    ${s.provisioned}`);
   }
+  if (COMPARE) return compareMain(meta, t0);
   const res = Object.fromEntries(SERVERS.map((s) => [s.name, {}]));
   for (const c of CASES) {
     for (const s of SERVERS) {

@@ -268,12 +268,14 @@ function title(tag) {
 function writeDocs(meta, results, parser, profiles) {
   const file = path.join(ROOT, 'docs', 'benchmarks.md');
   let notes = '';
-  let mucSection = ''; // written by bench/muc.mjs, kept as it is
+  const mucSections = []; // written by bench/muc.mjs (its figures, its before/after comparison), kept as they are
   try {
     const old = fs.readFileSync(file, 'utf8');
     const i = old.indexOf('<!-- notes -->'); if (i !== -1) notes = old.slice(i);
-    const b = old.indexOf('<!-- muc:begin -->'), e = old.indexOf('<!-- muc:end -->');
-    if (b !== -1 && e > b) mucSection = old.slice(b, e + '<!-- muc:end -->'.length);
+    for (const key of ['muc', 'muc-compare']) {
+      const b = old.indexOf(`<!-- ${key}:begin -->`), e = old.indexOf(`<!-- ${key}:end -->`);
+      if (b !== -1 && e > b) mucSections.push(old.slice(b, e + `<!-- ${key}:end -->`.length));
+    }
   } catch { /* first run */ }
   const L = [];
   L.push('# Benchmarks', '');
@@ -322,7 +324,7 @@ function writeDocs(meta, results, parser, profiles) {
     }
   }
   L.push('Peer figures measured earlier on this machine (Prosody and ejabberd, with the shared xmppbench harness) are in `../shared/bench/results/peers.md`.', '');
-  if (mucSection) L.push(mucSection, '');
+  for (const section of mucSections) L.push(section, '');
   fs.writeFileSync(file, L.join('\n') + '\n' + (notes || '<!-- notes -->\n## Notes\n\n(hand-written notes go here; kept across runs)\n'));
   log(`wrote ${path.relative(ROOT, file)}`);
 }

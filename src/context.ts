@@ -33,6 +33,23 @@ export interface LocalSession {
   readonly closed: boolean;
 }
 
+/**
+ * A stanza on its way to one local session. The head (name, type, from, to) is read from the start tag;
+ * the tree is built only when a handler asks for it. What the session receives is the stanza as it came:
+ * a serialised one is written untouched, so handlers must not change the element they get.
+ */
+export interface Delivery {
+  readonly session: LocalSession;
+  readonly name: string;
+  readonly type: string | undefined;
+  readonly from: string | undefined;
+  readonly to: string | undefined;
+  /** The stanza serialised (as it came, or serialised once on first use when it came as an element). */
+  readonly xml: string;
+  /** The stanza as an element, parsed once on first call; null when it does not parse. Read only. */
+  element(): Element | null;
+}
+
 export interface IqRequest {
   stanza: Element;
   /** The single child of the get/set IQ. */
@@ -75,8 +92,11 @@ export interface ServerEvents {
   'presence/host': StanzaEvent;
   /** Message addressed to this server's domain. */
   'message/host': StanzaEvent;
-  /** A stanza from any source about to be delivered to a local session; consume to drop it (blocking). */
-  'deliver/filter': { stanza: Element; session: LocalSession; name: string };
+  /**
+   * A stanza from any source about to be delivered to a local session; consume to drop or hold it
+   * (blocking, CSI). Decide from the head where possible: element() parses a serialised stanza.
+   */
+  'deliver/filter': Delivery;
   /** An IQ on a stream that has not authenticated yet (in-band registration). Consume to answer it. */
   'preauth/iq': { stanza: Element; stream: PreAuthStream };
   'session/bound': LocalSession;

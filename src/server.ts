@@ -17,6 +17,7 @@ import { TcpTransport } from './transport/tcp.js';
 import type { Transport } from './transport/transport.js';
 import { C2SStream, type ClientSession, type StreamHost } from './c2s.js';
 import { StanzaRouter } from './router.js';
+import { deliveryOf } from './delivery.js';
 import { loadTlsContext } from './tls.js';
 import type {
   ClusterBus, DiscoRegistry, IqHandler, IqScope, LocalSession, Module, PreAuthStream, Server, ServerEvents,
@@ -252,9 +253,9 @@ export class ServerCore implements Server, StreamHost {
     const s = this.local.get(full);
     if (!s || s.closed) return false;
     if (this.hooks.has('deliver/filter')) {
-      const el = typeof stanza === 'string' ? parseStanzaString(stanza) : stanza;
-      if (el && this.hooks.fire('deliver/filter', { stanza: el, session: s, name }) === true) return true;
-      if (el) { s.send(el); return true; }
+      // Filters decide from the head and parse only when they must; the session gets the stanza as it came.
+      const delivery = deliveryOf(s, stanza);
+      if (delivery && this.hooks.fire('deliver/filter', delivery) === true) return true;
     }
     if (typeof stanza === 'string') s.sendRaw(stanza, name);
     else s.send(stanza);

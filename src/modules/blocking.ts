@@ -7,7 +7,7 @@ import { Element } from '../../protocol/xml.js';
 import { NS } from '../../protocol/namespaces.js';
 import { StanzaError, errorReply } from '../../protocol/errors.js';
 import { tryParseJid, type Jid } from '../../protocol/jid.js';
-import type { LocalSession, Module, Server } from '../context.js';
+import type { Delivery, Module, Server } from '../context.js';
 import { formatDateTimeSeconds } from '../../protocol/datetime.js';
 
 const MODULE = 'blocking';
@@ -232,27 +232,33 @@ export const blockingModule: Module = {
     server.hooks.on('presence/bare', ({ stanza, from, to }) => inbound('presence', to, from, stanza), 100);
 
     // Inbound to one session, whatever the route (full-JID stanzas, other nodes, carbons).
-    server.hooks.on('deliver/filter', ({ stanza, session }) => filterDelivery(stanza, session), 100);
+    server.hooks.on('deliver/filter', (delivery) => filterDelivery(delivery), 100);
 
-    const filterDelivery = (stanza: Element, session: LocalSession): boolean => {
-      const sender = tryParseJid(stanza.attrs.from ?? '');
-      if (!sender) return false;
+    const filterDelivery = (d: Delivery): boolean => {
+      const { session } = d;
       const list = lists.get(session.username);
-      if (list && blocks(list, session.username, sender)) {
-        const type = stanza.attrs.type;
-        if (stanza.name === 'iq' ? type === 'get' || type === 'set' : stanza.name === 'message' && type !== 'groupchat') {
-          server.router.bounce(stanza, new StanzaError('service-unavailable'));
+      const ownList = list !== undefined && list.size > 0;
+      // Available presence of a local user who blocked this recipient (broadcasts, probe answers).
+      const availability = d.name === 'presence' && d.type === undefined;
+      // Most deliveries stop here: the recipient blocks nobody and it is not presence, so nothing is parsed.
+      if (!ownList && !availability) return false;
+      const sender = tryParseJid(d.from ?? '');
+      if (!sender) return false;
+      if (ownList && blocks(list, session.username, sender)) {
+        const type = d.type;
+        if (d.name === 'iq' ? type === 'get' || type === 'set' : d.name === 'message' && type !== 'groupchat') {
+          const stanza = d.element();
+          if (stanza) server.router.bounce(stanza, new StanzaError('service-unavailable'));
         }
         return true;
       }
-      // A carbon copy of a message from a blocked sender is not delivered either.
-      if (list && list.size && stanza.name === 'message' && sender.toString() === session.bare) {
-        const inner = stanza.getChild('received', NS.carbons)?.getChild('forwarded', NS.forward)?.getChild('message', NS.client);
+      // A carbon copy of a message from a blocked sender is not delivered either: only here are the children read.
+      if (ownList && d.name === 'message' && sender.toString() === session.bare) {
+        const inner = d.element()?.getChild('received', NS.carbons)?.getChild('forwarded', NS.forward)?.getChild('message', NS.client);
         const origin = inner && tryParseJid(inner.attrs.from ?? '');
         if (origin && blocks(list, session.username, origin)) return true;
       }
-      // Available presence of a local user who blocked this recipient (broadcasts, probe answers).
-      if (stanza.name === 'presence' && stanza.attrs.type === undefined && sender.domain === server.domain && sender.local) {
+      if (availability && sender.domain === server.domain && sender.local) {
         const senderList = lists.get(sender.local);
         if (senderList && blocks(senderList, sender.local, session.jid)) return true;
       }

@@ -1,30 +1,27 @@
 // Client State Indication (XEP-0352): while a client says it is inactive, presence updates wait (only
 // the latest per sender) and go out, in order, before the next stanza that is sent or when it is active again.
 import { NS } from '../../protocol/namespaces.js';
-import type { Element } from '../../protocol/xml.js';
 import type { LocalSession, Module } from '../context.js';
 
 const MODULE = 'csi';
 /** Senders held at most; beyond it the buffer is flushed rather than grown. */
 const MAX_HELD = 1000;
 
-/** Presence held for an inactive client: the latest per sender, in the order of those latest updates. */
+/** Presence held for an inactive client, serialised: the latest per sender, in the order of those latest updates. */
 export class PresenceBuffer {
-  private readonly held = new Map<string, Element>();
+  private readonly held = new Map<string, string>();
 
-  /** Keeps stanza as its sender's latest; false when the buffer is full and must be flushed first. */
-  hold(stanza: Element): boolean {
-    const from = stanza.attrs.from ?? '';
+  /** Keeps xml as its sender's latest; false when the buffer is full and must be flushed first. */
+  hold(from: string, xml: string): boolean {
     if (!this.held.has(from) && this.held.size >= MAX_HELD) return false;
     // Re-inserting moves the sender to the end: the order stays that of the latest updates.
     this.held.delete(from);
-    // A copy: the sender may reuse and change its element for the next recipient.
-    this.held.set(from, stanza.clone());
+    this.held.set(from, xml);
     return true;
   }
 
   /** Everything held, oldest first; the buffer is empty afterwards. */
-  drain(): Element[] {
+  drain(): string[] {
     const out = [...this.held.values()];
     this.held.clear();
     return out;
@@ -36,10 +33,8 @@ export class PresenceBuffer {
 }
 
 /** Broadcast availability only: subscription requests, probes and errors are never held back. */
-export function isHoldablePresence(stanza: Element): boolean {
-  if (stanza.name !== 'presence') return false;
-  const type = stanza.attrs.type;
-  return type === undefined || type === 'unavailable';
+export function isHoldablePresence(name: string, type: string | undefined): boolean {
+  return name === 'presence' && (type === undefined || type === 'unavailable');
 }
 
 interface CsiState { inactive: boolean; buffer: PresenceBuffer }
@@ -51,7 +46,7 @@ function stateOf(session: LocalSession): CsiState {
 }
 
 function flush(session: LocalSession, state: CsiState): void {
-  for (const p of state.buffer.drain()) session.send(p);
+  for (const xml of state.buffer.drain()) session.sendRaw(xml, 'presence');
 }
 
 export const csiModule: Module = {
@@ -74,13 +69,16 @@ export const csiModule: Module = {
     });
 
     // Lowest priority: only what every other filter lets through reaches the client or the buffer.
-    server.hooks.on('deliver/filter', ({ stanza, session }) => {
+    // Decided from the head alone: nothing is parsed, and what is held is the stanza as it will be written.
+    server.hooks.on('deliver/filter', (d) => {
+      const session = d.session;
       const state = session.data.get(MODULE) as CsiState | undefined;
       if (!state) return false;
-      if (state.inactive && isHoldablePresence(stanza)) {
-        if (state.buffer.hold(stanza)) return true;
+      if (state.inactive && isHoldablePresence(d.name, d.type)) {
+        const from = d.from ?? '';
+        if (state.buffer.hold(from, d.xml)) return true;
         flush(session, state);
-        state.buffer.hold(stanza);
+        state.buffer.hold(from, d.xml);
         return true;
       }
       // Anything else goes out now, after the presence held before it, so order is kept.
