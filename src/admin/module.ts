@@ -4,7 +4,7 @@ import type { Module } from '../context.js';
 import { adminCommands } from './catalog.js';
 import { registerAdhocFace } from './faces/adhoc.js';
 import { serveAdminSocket, type AdminSocket } from './faces/socket.js';
-import { END_SESSION_TOPIC, USER_DELETED_TOPIC } from './live.js';
+import { END_SESSION_TOPIC, USER_DELETED_TOPIC } from '../accounts.js';
 
 let sockets: AdminSocket[] = [];
 

@@ -3,11 +3,11 @@ import { Element } from '../../protocol/xml.js';
 import { NS } from '../../protocol/namespaces.js';
 import { parseJid, tryParseJid, type Jid } from '../../protocol/jid.js';
 import type { FormField } from '../../protocol/forms.js';
-import { addUser, setPassword } from '../accounts.js';
+import { addUser, deleteAccount, endSessions, setPassword } from '../accounts.js';
 import {
   AdminError, isAdminActor, one, type AdminCommand, type AnyAdminCommand, type AdminContext, type AdminInput, type FieldSpec, type Note, type Rendered,
 } from './command.js';
-import { announceUserDeleted, endSessions, onlineAccounts } from './live.js';
+import { onlineAccounts } from './live.js';
 
 /** A local account's name from a submitted JID, or why it is not one. */
 function localAccount(ctx: AdminContext, raw: string): { username: string; jid: Jid } | { error: string } {
@@ -15,21 +15,6 @@ function localAccount(ctx: AdminContext, raw: string): { username: string; jid: 
   if (!jid || !jid.local) return { error: `${raw}: not a valid account JID` };
   if (jid.domain !== ctx.domain) return { error: `${raw}: not an account of ${ctx.domain}` };
   return { username: jid.local, jid };
-}
-
-/**
- * Deletes an account and everything kept for it: its sessions end on every node; roster, pending
- * subscription requests, offline messages, vCard, private XML and block list go with the account's
- * row (ON DELETE CASCADE); the personal archive, which has no foreign key, is removed here; and
- * features forget their caches (user/deleted). The only account deletion an admin has.
- */
-export async function deleteAccount(ctx: AdminContext, username: string): Promise<boolean> {
-  const bare = `${username}@${ctx.domain}`;
-  if (ctx.server) endSessions(ctx.server, parseJid(bare), 'not-authorized', 'Account deleted');
-  if (!(await ctx.stores.users.delete(username))) return false;
-  await ctx.stores.archive.removeArchive(bare);
-  if (ctx.server) await announceUserDeleted(ctx.server, username);
-  return true;
 }
 
 /** Outcome per account of a command over several accounts. */
@@ -119,7 +104,7 @@ export const deleteUserCommand: AdminCommand<PerAccount> = {
   allowed: admins,
   async run(ctx, input) {
     return forEachAccount(ctx, input, async (a) => {
-      if (!(await deleteAccount(ctx, a.username))) return 'no such account';
+      if (!(await deleteAccount(ctx.stores, ctx.domain, a.username, ctx.server))) return 'no such account';
       ctx.server?.log.info('account deleted by admin', { user: a.username, actor: ctx.actor.kind });
       return null;
     });

@@ -9,14 +9,12 @@ import { Element } from '../../protocol/xml.js';
 import { NS } from '../../protocol/namespaces.js';
 import { StanzaError, errorReply } from '../../protocol/errors.js';
 import { buildForm, parseForm, formType, formValue, type DataForm } from '../../protocol/forms.js';
-import { addUser, normalizeUsername, setPassword } from '../accounts.js';
+import { addUser, deleteAccount, normalizeUsername, setPassword } from '../accounts.js';
 import type { IqRequest, Module, PreAuthStream, Server } from '../context.js';
 
 /** Registrations attempted per address in THROTTLE_SECONDS. */
 const THROTTLE_ATTEMPTS = 5;
 const THROTTLE_SECONDS = 600;
-const KICK_TOPIC = 'register/kick';
-
 const INSTRUCTIONS = 'Choose a username and password for use with this service.';
 
 function registrationForm(): Element {
@@ -58,14 +56,6 @@ function bareError(stanza: Element, err: StanzaError): Element | null {
   const reply = errorReply(stanza, err);
   if (reply) reply.children = reply.children.filter((c) => typeof c !== 'string' && c.name === 'error');
   return reply;
-}
-
-/** Ends every session of an account with not-authorized (XEP-0077 §3.2), on every node. */
-function kickAccount(server: Server, bare: string): void {
-  for (const s of server.localOf(bare)) s.close('not-authorized', 'account removed');
-  const nodes = new Set(server.sessions.resources(bare).map((r) => r.node));
-  nodes.delete(server.sessions.nodeId);
-  for (const node of nodes) server.cluster.send(node, KICK_TOPIC, bare);
 }
 
 // --- before authentication -------------------------------------------------------------------------
@@ -141,12 +131,10 @@ async function authenticatedSet(server: Server, req: IqRequest): Promise<null> {
   };
   if (payload.getChild('remove', NS.register)) {
     if (payload.elements().length !== 1) throw refuse(new StanzaError('bad-request', '<remove/> must be the only child'));
-    const bare = `${username}@${server.domain}`;
-    if (!(await server.stores.users.delete(username))) throw refuse(new StanzaError('registration-required'));
+    if (!(await deleteAccount(server.stores, server.domain, username, server, { endSessions: 'after' }))) {
+      throw refuse(new StanzaError('registration-required'));
+    }
     server.log.info('account removed by its owner', { username });
-    await server.hooks.fire('user/deleted', { username });
-    // After the result has gone out: the sessions end with not-authorized (XEP-0077 §3.2).
-    setImmediate(() => kickAccount(server, bare));
     return null;
   }
   if (server.config.tls.requireStartTls && session && !session.secure) {
@@ -179,9 +167,6 @@ export const registerModule: Module = {
       server.iq(scope, NS.register, 'get', (req) => authenticatedGet(server, req));
       server.iq(scope, NS.register, 'set', (req) => authenticatedSet(server, req));
     }
-    server.cluster.on(KICK_TOPIC, (data) => {
-      if (typeof data === 'string') for (const s of server.localOf(data)) s.close('not-authorized', 'account removed');
-    });
     server.disco.hostFeatures.add(NS.register);
   },
 };
