@@ -4,7 +4,7 @@
 // No sockets, load generator or database on the path, so the figure is the CPU cost of the delivery step alone
 // and far less noisy than bench/muc.mjs on a shared machine. Compares Perch builds like bench/muc.mjs:
 //
-//   npm run build && node bench/deliver.mjs --compare /work/wt/baseline
+//   npm run build && node bench/deliver.mjs --compare ../wt/baseline
 //
 //   --compare DIR[:LABEL]      DIR (a checkout with dist/ built) as "before", this checkout as "after"
 //   --perch-dist DIR[:LABEL]   each build named, in order (repeatable); without either, this checkout alone

@@ -16,7 +16,7 @@
 // Before/after: two (or more) Perch builds in one run, Perch only, fan-out cases unless --cases says otherwise;
 // writes the section between <!-- muc-compare:begin --> and <!-- muc-compare:end --> of docs/benchmarks.md:
 //
-//   npm run build && node bench/muc.mjs --compare /work/wt/baseline
+//   npm run build && node bench/muc.mjs --compare ../wt/baseline --cases fanout,join
 //
 //   --compare DIR[:LABEL]      DIR (a checkout with dist/ built, or its dist/) as "before", this checkout as "after"
 //   --perch-dist DIR[:LABEL]   instead: each build named, in order (repeatable; the ratio is last ÷ first)
@@ -24,7 +24,7 @@
 //                              cells are medians with the range; retries are off (--retries N turns them on)
 //   bench/deliver.mjs takes the same --compare / --perch-dist and times the local delivery step alone, in process.
 //   The baseline of the delivery change (commit 0338df1), once:
-//     git -C /work/main worktree add /work/wt/baseline 0338df1 && cd /work/wt/baseline && npm ci && npm run build
+//     git worktree add ../wt/baseline 0338df1 && (cd ../wt/baseline && npm ci && npm run build)
 //
 // Load: the shared xmppbench (../shared/bench/xmppbench.mjs, scenarios muc-fanout and join-history, same
 // parameters as ../shared/bench/run-peers.sh) and bench/mam-query.mjs (timed MAM queries on an archive that
@@ -81,7 +81,7 @@ const DOMAIN = 'bench.local';
 const MUC = `conference.${DOMAIN}`;
 const WORK = fs.mkdtempSync(path.join(os.tmpdir(), 'perch-muc-bench-'));
 // --compare / --perch-dist: Perch builds against each other, fan-out cases by default (see BUILDS)
-const COMPARE_COMMAND = 'npm run build && node bench/muc.mjs --compare /work/wt/baseline';
+const COMPARE_COMMAND = 'npm run build && node bench/muc.mjs --compare ../wt/baseline --cases fanout,join';
 const COMPARE = argv.includes('--compare') || argv.includes('--perch-dist');
 const RAW = path.join(BENCH, 'results', 'tmp', `muc-${COMPARE ? 'compare-' : ''}${QUICK ? 'quick' : 'latest'}.jsonl`);
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
@@ -602,7 +602,7 @@ const median = (xs) => {
 };
 const cpuPerDelivery = (r) => (r.resources && r.delivered
   ? ((r.resources.server_cpu_pct + (r.resources.db_cpu_pct ?? 0)) / 100) * r.resources.wall_s * 1e6 / r.delivered : null);
-/** [metric, value of one run, format, better when] */
+/** [metric, value of one run, format, better when]: fan-out cases */
 const COMPARE_METRICS = [
   ['delivered/s', (r) => r.delivered_per_s, big, 'higher'],
   ['latency p50 ms', (r) => r.latency_ms?.p50, fmt, 'lower'],
@@ -612,6 +612,17 @@ const COMPARE_METRICS = [
   ['server + db CPU µs per delivery', cpuPerDelivery, (v) => fmt(v, 0), 'lower'],
   ["other jobs' CPU % during the run (noise)", (r) => r.resources?.other_cpu_pct, (v) => fmt(v, 0), null],
 ];
+/** The same for join cases (xmppbench join-history): how fast a joiner gets its history and the subject. */
+const COMPARE_JOIN_METRICS = [
+  ['joins/s', (r) => r.joins_per_s, big, 'higher'],
+  ['join→subject p50 ms', (r) => r.join_to_subject_ms?.p50, fmt, 'lower'],
+  ['join→subject p99 ms', (r) => r.join_to_subject_ms?.p99, fmt, 'lower'],
+  ['join→subject max ms', (r) => r.join_to_subject_ms?.max, (v) => fmt(v, 0), 'lower'],
+  ['server CPU % of a core', (r) => r.resources?.server_cpu_pct, (v) => fmt(v, 0), 'lower'],
+  ["other jobs' CPU % during the run (noise)", (r) => r.resources?.other_cpu_pct, (v) => fmt(v, 0), null],
+];
+/** A run that did all it should: every message in order (fan-out), or every join with its history and subject. */
+const compareComplete = (r) => !r.error && (r.in_order_complete || (r.joins_ok !== undefined && r.failures === 0 && r.history_complete === r.joins_ok && r.subject_ok === r.joins_ok));
 
 /** The before/after section: per case and build, the median over the rounds with the range beside it. */
 function compareSection(meta, runs) {
@@ -631,17 +642,18 @@ function compareSection(meta, runs) {
   const notes = [];
   for (const c of meta.cases) {
     const ok = (name) => (runs[name]?.[c.tag] ?? []).filter((r) => !r.error);
-    COMPARE_METRICS.forEach(([metric, value, f], i) => {
+    const metrics = c.group === 'join' || c.tag.startsWith('join') ? COMPARE_JOIN_METRICS : COMPARE_METRICS;
+    metrics.forEach(([metric, value, f, better], i) => {
       const cells = builds.map((b) => {
         const vs = ok(b.name).map(value).filter((v) => v !== null && v !== undefined);
         if (!vs.length) return '–';
         return vs.length === 1 ? f(vs[0]) : `${f(median(vs))} (${f(Math.min(...vs))}–${f(Math.max(...vs))})`;
       });
       const m = (name) => median(ok(name).map(value));
-      const rat = COMPARE_METRICS[i][3] ? ratio(m(last), m(first)) : '';
+      const rat = better ? ratio(m(last), m(first)) : '';
       L.push(`| ${i === 0 ? `**${c.title}**` : ''} | ${metric} | ${cells.join(' | ')} | ${rat} |`);
     });
-    L.push(`| | runs complete and in order | ${builds.map((b) => { const all = runs[b.name]?.[c.tag] ?? []; return `${all.filter((r) => !r.error && r.in_order_complete).length} / ${all.length}`; }).join(' | ')} | |`);
+    L.push(`| | runs complete (in order; joins with history and subject) | ${builds.map((b) => { const all = runs[b.name]?.[c.tag] ?? []; return `${all.filter(compareComplete).length} / ${all.length}`; }).join(' | ')} | |`);
     for (const b of builds) for (const r of runs[b.name]?.[c.tag] ?? []) if (r.error) notes.push(`${b.name}, ${c.tag}: failed — ${summarizeError(r.error)}`);
   }
   L.push('');

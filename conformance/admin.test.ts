@@ -2,15 +2,14 @@
 // database when none does, and never beside a server it cannot reach. Account deletion leaves
 // nothing for a new account of the same name, whichever face deleted it.
 import { expect } from 'chai';
-import { spawn } from 'node:child_process';
 import { chmod, cp, mkdtemp, rm, stat } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
 import {
-  REPO_ROOT, startServer, login, randomName, iq, xml,
-  type RunningServer, type LoggedIn, type XmppElement,
+  startServer, login, randomName, iq, xml, perch, expectOk,
+  type RunningServer, type LoggedIn, type XmppElement, type CliResult,
 } from './harness.js';
 
 const PG_ADMIN_URL = process.env.CONFORMANCE_PG_URL ?? 'postgres://root@127.0.0.1:5432/test';
@@ -22,27 +21,6 @@ const NS = {
   commands: 'http://jabber.org/protocol/commands',
   data: 'jabber:x:data',
 };
-
-interface CliResult { code: number | null; stdout: string; stderr: string }
-
-/** Runs `perch ...` as an operator would, on the data directory (and database) of a server. */
-function perch(args: string[], opts: { dataDir: string; databaseUrl?: string; stdin?: string; env?: Record<string, string> }): Promise<CliResult> {
-  const env: NodeJS.ProcessEnv = { ...process.env, PERCH_DATA_DIR: opts.dataDir, PERCH_LOG_LEVEL: 'error', ...opts.env };
-  for (const k of ['PERCH_CONFIG', 'PERCH_DOMAIN', 'DATABASE_URL', 'REDIS_URL', 'PERCH_NODE_ID', 'PERCH_ADMINS']) delete env[k];
-  if (opts.databaseUrl) env.DATABASE_URL = opts.databaseUrl;
-  const child = spawn(process.execPath, [path.join(REPO_ROOT, 'dist/src/cli.js'), ...args], { env, cwd: opts.dataDir });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.setEncoding('utf8').on('data', (c: string) => (stdout += c));
-  child.stderr.setEncoding('utf8').on('data', (c: string) => (stderr += c));
-  child.stdin.end(opts.stdin ?? '');
-  return new Promise((resolve) => child.once('close', (code) => resolve({ code, stdout, stderr })));
-}
-
-function expectOk(r: CliResult): CliResult {
-  expect(r.code, `perch failed:\n${r.stdout}\n${r.stderr}`).to.equal(0);
-  return r;
-}
 
 async function archiveBodies(c: LoggedIn): Promise<string[]> {
   const queryid = randomName('q');

@@ -1,5 +1,6 @@
 // Black-box harness: runs the real `perch start` as a child process and talks to it over sockets.
 import { spawn, type ChildProcess } from 'node:child_process';
+import { expect } from 'chai';
 import { cp, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { existsSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -486,4 +487,27 @@ export async function iqError(c: LoggedIn, type: 'get' | 'set', payload: XmppEle
 
 export function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
+}
+
+// --- the perch CLI, run as an operator would ------------------------------------------------------
+
+export interface CliResult { code: number | null; stdout: string; stderr: string }
+
+/** Runs `perch ...` as an operator would, on the data directory (and database) of a server. */
+export function perch(args: string[], opts: { dataDir: string; databaseUrl?: string; stdin?: string; env?: Record<string, string> }): Promise<CliResult> {
+  const env: NodeJS.ProcessEnv = { ...process.env, PERCH_DATA_DIR: opts.dataDir, PERCH_LOG_LEVEL: 'error', ...opts.env };
+  for (const k of ['PERCH_CONFIG', 'PERCH_DOMAIN', 'DATABASE_URL', 'REDIS_URL', 'PERCH_NODE_ID', 'PERCH_ADMINS']) delete env[k];
+  if (opts.databaseUrl) env.DATABASE_URL = opts.databaseUrl;
+  const child = spawn(process.execPath, [path.join(REPO_ROOT, 'dist/src/cli.js'), ...args], { env, cwd: opts.dataDir });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.setEncoding('utf8').on('data', (c: string) => (stdout += c));
+  child.stderr.setEncoding('utf8').on('data', (c: string) => (stderr += c));
+  child.stdin.end(opts.stdin ?? '');
+  return new Promise((resolve) => child.once('close', (code) => resolve({ code, stdout, stderr })));
+}
+
+export function expectOk(r: CliResult): CliResult {
+  expect(r.code, `perch failed:\n${r.stdout}\n${r.stderr}`).to.equal(0);
+  return r;
 }

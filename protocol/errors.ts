@@ -76,3 +76,12 @@ export function errorReply(stanza: Element, err: StanzaError, by?: string): Elem
   reply.children.push(err.toElement(by));
   return reply;
 }
+
+/** The condition and text of an error stanza's <error/> (RFC 6120 §8.3.2); null when it has none. */
+export function parseStanzaError(stanza: Element): { condition: string; text?: string } | null {
+  const error = stanza.getChild('error');
+  if (!error) return null;
+  const condition = error.elements().find((e) => e.ns === NS.stanzaErrors && e.name !== 'text')?.name ?? 'undefined-condition';
+  const text = error.getChildText('text', NS.stanzaErrors);
+  return text === undefined ? { condition } : { condition, text };
+}

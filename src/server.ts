@@ -25,7 +25,13 @@ import type {
 import { allModules } from './modules/index.js';
 import { ComponentListener } from './component.js';
 
-interface ClusterEnvelope { t: 'd' | 'k' | 'm'; to?: string; x?: string; topic?: string; data?: unknown }
+/** d: deliver x to a local session; k: a session was replaced; m: a module topic; r: the reply x to a request of that node. */
+interface ClusterEnvelope { t: 'd' | 'k' | 'm' | 'r'; to?: string; x?: string; topic?: string; data?: unknown }
+
+/** The node that sent a server request, from the request's id (see request()). */
+function requestNode(id: string): string | null {
+  return /^[0-9a-f]{16}\./.test(id) ? id.slice(17) : null;
+}
 
 /** Failed-authentication counters, cluster-wide through the session store. */
 class AuthThrottle {
@@ -305,9 +311,10 @@ export class ServerCore implements Server, StreamHost {
   handleIq(stanza: Element, from: Jid, to: Jid): void {
     const type = stanza.attrs.type;
     if (type === 'result' || type === 'error') {
-      if (!to.local) {
-        const p = this.pendingIq.get(stanza.attrs.id ?? '');
-        if (p) { this.pendingIq.delete(stanza.attrs.id!); clearTimeout(p.timer); p.resolve(stanza); }
+      if (!to.local && !this.settleRequest(stanza)) {
+        // A reply to another node's request (a room held here answers the server's JID): back to that node.
+        const node = requestNode(stanza.attrs.id ?? '');
+        if (node && node !== this.sessions.nodeId) this.sendCluster(node, { t: 'r', x: stanza.toString() });
       }
       return; // results to an account or to nowhere are dropped (RFC 6121 §8.5.1)
     }
@@ -345,8 +352,21 @@ export class ServerCore implements Server, StreamHost {
     run().catch(fail);
   }
 
+  /** Resolves the pending request this result or error answers; false when none waits here. */
+  private settleRequest(reply: Element): boolean {
+    const id = reply.attrs.id ?? '';
+    const p = this.pendingIq.get(id);
+    if (!p) return false;
+    this.pendingIq.delete(id);
+    clearTimeout(p.timer);
+    p.resolve(reply);
+    return true;
+  }
+
   request(iq: Element, timeoutMs = 30000): Promise<Element | null> {
-    const id = iq.attrs.id ?? randomBytes(8).toString('hex');
+    // The id names this node: the reply may reach another one (a room answers the server's JID on the
+    // node that holds the room), which sends it back here.
+    const id = iq.attrs.id ?? `${randomBytes(8).toString('hex')}.${this.sessions.nodeId}`;
     iq.attrs.id = id;
     iq.attrs.from ??= this.domain;
     return new Promise((resolve) => {
@@ -383,6 +403,9 @@ export class ServerCore implements Server, StreamHost {
       if (el && from && to) this.router.noSuchResource(el, from, to);
     } else if (env.t === 'k' && env.to) {
       (this.local.get(env.to) as ClientSession | undefined)?.replaced();
+    } else if (env.t === 'r' && env.x) {
+      const reply = parseStanzaString(env.x);
+      if (reply) this.settleRequest(reply);
     } else if (env.t === 'm' && env.topic) {
       this.clusterTopics.get(env.topic)?.(env.data);
     }

@@ -84,6 +84,12 @@ export class AdminError extends Error {
   }
 }
 
+/** A single outcome: a message, or an error message. */
+export interface Outcome { ok: boolean; text: string }
+export function outcome(o: Outcome): Rendered {
+  return { notes: [{ type: o.ok ? 'info' : 'error', text: o.text }] };
+}
+
 export function failed(rendered: Rendered): boolean {
   return rendered.notes.some((n) => n.type === 'error');
 }

@@ -5,7 +5,7 @@ import { parseJid, tryParseJid, type Jid } from '../../protocol/jid.js';
 import type { FormField } from '../../protocol/forms.js';
 import { addUser, deleteAccount, endSessions, setPassword } from '../accounts.js';
 import {
-  AdminError, isAdminActor, one, type AdminCommand, type AnyAdminCommand, type AdminContext, type AdminInput, type FieldSpec, type Note, type Rendered,
+  AdminError, isAdminActor, one, outcome, type Outcome, type AdminCommand, type AnyAdminCommand, type AdminContext, type AdminInput, type FieldSpec, type Note, type Rendered,
 } from './command.js';
 import { onlineAccounts } from './live.js';
 
@@ -44,11 +44,6 @@ function summary(okHeading: string, failHeading: string): (r: PerAccount) => Ren
   };
 }
 
-/** A single outcome: a message, or an error message. */
-export interface Outcome { ok: boolean; text: string }
-function outcome(o: Outcome): Rendered {
-  return { notes: [{ type: o.ok ? 'info' : 'error', text: o.text }] };
-}
 
 const accountjids = (label: string): FieldSpec => ({ name: 'accountjids', type: 'jid-multi', label, required: true });
 const accountjid = (label: string): FieldSpec => ({ name: 'accountjid', type: 'jid-single', label, required: true });

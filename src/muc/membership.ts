@@ -1,5 +1,5 @@
 // Who may be in the room, as XEP-0045 fixes it for every room: a nick belongs to one user, outcasts
-// stay out (§7.2.7, §7.2.9), and the server's admins are owners of every room. Options that narrow
+// stay out (§7.2.7, §7.2.9), and the server's admins (and the server itself) are owners of every room. Options that narrow
 // entry further (members-only, password, lock…) are features. Changing an affiliation tells the room.
 import { Element } from '../../protocol/xml.js';
 import { MUC_NS, STATUS, MucProtocolError, mucUserX, type Affiliation, type MucUserItem } from '../../protocol/muc.js';
@@ -13,7 +13,9 @@ export const AFF_RANK: Record<Affiliation, number> = { outcast: 0, none: 1, memb
 export const membership: RoomFeature = {
   name: 'membership',
   init(hooks, ctx) {
-    hooks.on('occupant/affiliation', ({ bare }) => (ctx.server.isAdmin(bare) ? 'owner' : undefined), 100);
+    // The server's own JID, which only the server's code can send from, acts for its admins (the admin
+    // operations on rooms); server admins themselves are owners of every room.
+    hooks.on('occupant/affiliation', ({ bare }) => (bare === ctx.server.domain || ctx.server.isAdmin(bare) ? 'owner' : undefined), 100);
     hooks.on('occupant/pre-join', ({ existing, bare, affiliation }) => {
       if (existing && existing.bare !== bare) throw new MucProtocolError('conflict', 'that nick is taken');
       if (!existing && affiliation === 'outcast') throw new MucProtocolError('forbidden', 'you are banned from this room');
