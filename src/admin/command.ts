@@ -63,7 +63,7 @@ export interface AdminCommand<O = unknown> {
   /** Form title and instructions. */
   instructions: string;
   fields: FieldSpec[];
-  /** True when the operation acts on live sessions and so needs a running server. */
+  /** True when the operation acts on live state (sessions, loaded rooms) and so needs a running server. */
   needsServer?: boolean;
   allowed(actor: Actor): boolean;
   /** Throws AdminError when refused; partial failures are part of the output. */
@@ -126,6 +126,6 @@ export function formField(f: FieldSpec): FormField {
  */
 export async function runCommand<O>(cmd: AdminCommand<O>, ctx: AdminContext, raw: AdminInput): Promise<O> {
   if (!cmd.allowed(ctx.actor)) throw new AdminError('not allowed', 'forbidden');
-  if (cmd.needsServer && !ctx.server) throw new AdminError(`${cmd.id} acts on live sessions and needs a running server`, 'service-unavailable');
+  if (cmd.needsServer && !ctx.server) throw new AdminError(`${cmd.id} needs a running server, and none holds this data directory`, 'service-unavailable');
   return cmd.run(ctx, checkInput(cmd, raw));
 }
