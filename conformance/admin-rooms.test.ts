@@ -2,13 +2,11 @@
 // XEP-0050 ad-hoc commands. A live room changes only through the node that holds it, in its order,
 // exactly as an owner's request would change it; a room that cannot do it changes nothing and says why.
 import { expect } from 'chai';
-import pg from 'pg';
 import {
-  startServer, login, randomName, iq, xml, perch, expectOk,
+  startServer, login, randomName, iq, xml, perch, expectOk, useTestDatabase,
   type RunningServer, type LoggedIn, type XmppElement,
 } from './harness.js';
 
-const PG_ADMIN_URL = process.env.CONFORMANCE_PG_URL ?? 'postgres://root@127.0.0.1:5432/test';
 const REDIS_URL = process.env.CONFORMANCE_REDIS_URL ?? 'redis://127.0.0.1:6379';
 const SERVICE = 'conference.localhost';
 const NS = {
@@ -131,36 +129,12 @@ describe('conformance: room administration (CLI and ad-hoc faces)', function () 
   });
 
   describe('in a cluster (PostgreSQL + Redis)', () => {
-    let databaseUrl = '';
-    const dbName = randomName('perch_admin_rooms_');
-    before(async function () {
-      const admin = new pg.Client({ connectionString: PG_ADMIN_URL, connectionTimeoutMillis: 3000 });
-      try {
-        await admin.connect();
-        await admin.query(`CREATE DATABASE ${dbName}`);
-      } catch (e) {
-        if (process.env.CI === 'true') throw e;
-        console.warn(`    skipping the cluster room-admin test: ${(e as Error).message}`);
-        this.skip();
-      } finally {
-        await admin.end().catch(() => {});
-      }
-      const u = new URL(PG_ADMIN_URL);
-      u.pathname = `/${dbName}`;
-      databaseUrl = u.toString();
-    });
-    after(async () => {
-      if (!databaseUrl) return;
-      const admin = new pg.Client({ connectionString: PG_ADMIN_URL });
-      await admin.connect();
-      await admin.query(`DROP DATABASE IF EXISTS ${dbName} WITH (FORCE)`).catch(() => {});
-      await admin.end();
-    });
+    const db = useTestDatabase('perch_admin_rooms_');
 
     it('changes a room held by another node through that node, and the answer comes back', async () => {
-      const nodeA = await startServer({ databaseUrl, redisUrl: REDIS_URL, nodeId: randomName('rooms-a-'), users: { alice: 'pw', bob: 'pw' } });
+      const nodeA = await startServer({ databaseUrl: db.url, redisUrl: REDIS_URL, nodeId: randomName('rooms-a-'), users: { alice: 'pw', bob: 'pw' } });
       servers.push(nodeA);
-      const nodeB = await startServer({ databaseUrl, redisUrl: REDIS_URL, nodeId: randomName('rooms-b-'), skipUserCreation: true });
+      const nodeB = await startServer({ databaseUrl: db.url, redisUrl: REDIS_URL, nodeId: randomName('rooms-b-'), skipUserCreation: true });
       servers.push(nodeB);
       const room = `${randomName('far')}@${SERVICE}`;
       // The room lives on node B: its first occupant joined there.
@@ -169,7 +143,7 @@ describe('conformance: room administration (CLI and ad-hoc faces)', function () 
       await join(alice, room, 'alice');
       await join(bob, room, 'bob');
       const r = await perch(['admin', 'room-set-affiliation', '--room', room, '--jids', 'bob@localhost', '--affiliation', 'outcast'],
-        { dataDir: nodeA.dataDir, databaseUrl });
+        { dataDir: nodeA.dataDir, databaseUrl: db.url });
       expectOk(r);
       await bob.waitFor((el) => isPresence(`${room}/bob`, 'unavailable')(el) && statusCodes(el).includes(301));
     });

@@ -6,13 +6,11 @@ import { chmod, cp, mkdtemp, rm, stat } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import pg from 'pg';
 import {
-  startServer, login, randomName, iq, xml, perch, expectOk,
+  startServer, login, randomName, iq, xml, perch, expectOk, useTestDatabase,
   type RunningServer, type LoggedIn, type XmppElement, type CliResult,
 } from './harness.js';
 
-const PG_ADMIN_URL = process.env.CONFORMANCE_PG_URL ?? 'postgres://root@127.0.0.1:5432/test';
 
 const NS = {
   mam: 'urn:xmpp:mam:2',
@@ -224,53 +222,27 @@ describe('conformance: administration (CLI and ad-hoc faces)', function () {
   });
 
   describe('on PostgreSQL', () => {
-    let databaseUrl = '';
-    const dbName = randomName('perch_admin_');
-
-    before(async function () {
-      const admin = new pg.Client({ connectionString: PG_ADMIN_URL, connectionTimeoutMillis: 3000 });
-      try {
-        await admin.connect();
-        await admin.query(`CREATE DATABASE ${dbName}`);
-      } catch (e) {
-        if (process.env.CI === 'true') throw e;
-        console.warn(`    skipping the PostgreSQL admin tests: ${(e as Error).message}`);
-        this.skip();
-      } finally {
-        await admin.end().catch(() => {});
-      }
-      const u = new URL(PG_ADMIN_URL);
-      u.pathname = `/${dbName}`;
-      databaseUrl = u.toString();
-    });
-
-    after(async () => {
-      if (!databaseUrl) return;
-      const admin = new pg.Client({ connectionString: PG_ADMIN_URL });
-      await admin.connect();
-      await admin.query(`DROP DATABASE IF EXISTS ${dbName} WITH (FORCE)`).catch(() => {});
-      await admin.end();
-    });
+    const db = useTestDatabase('perch_admin_');
 
     it('adds a user through the running server, and lists her after it stops (D4)', async () => {
       const dataDir = await ownDir();
-      const server = await serve({ dataDir, databaseUrl });
-      expectOk(await perch(['user', 'add', 'alice', 's3cret'], { dataDir, databaseUrl }));
+      const server = await serve({ dataDir, databaseUrl: db.url });
+      expectOk(await perch(['user', 'add', 'alice', 's3cret'], { dataDir, databaseUrl: db.url }));
       await connect(server, 'alice', 's3cret');
       await Promise.all(clients.splice(0).map((c) => c.stop()));
       await server.stop();
-      expect(expectOk(await perch(['user', 'list'], { dataDir, databaseUrl })).stdout.split('\n')).to.include('alice@localhost');
+      expect(expectOk(await perch(['user', 'list'], { dataDir, databaseUrl: db.url })).stdout.split('\n')).to.include('alice@localhost');
     });
 
     it('ends the sessions of a deleted user on every node (cluster bus)', async function () {
       const redisUrl = process.env.CONFORMANCE_REDIS_URL ?? 'redis://127.0.0.1:6379';
       const dirA = await ownDir();
-      const nodeA = await serve({ dataDir: dirA, databaseUrl, redisUrl, nodeId: randomName('admin-a-'), users: { hank: 'pw' } });
-      const nodeB = await serve({ dataDir: await ownDir(), databaseUrl, redisUrl, nodeId: randomName('admin-b-') });
+      const nodeA = await serve({ dataDir: dirA, databaseUrl: db.url, redisUrl, nodeId: randomName('admin-a-'), users: { hank: 'pw' } });
+      const nodeB = await serve({ dataDir: await ownDir(), databaseUrl: db.url, redisUrl, nodeId: randomName('admin-b-') });
       const hank = await connect(nodeB, 'hank', 'pw');
-      expectOk(await perch(['user', 'delete', 'hank'], { dataDir: dirA, databaseUrl }));
+      expectOk(await perch(['user', 'delete', 'hank'], { dataDir: dirA, databaseUrl: db.url }));
       await hank.disconnected;
-      expect(expectOk(await perch(['user', 'list'], { dataDir: dirA, databaseUrl })).stdout).to.not.match(/^hank@/m);
+      expect(expectOk(await perch(['user', 'list'], { dataDir: dirA, databaseUrl: db.url })).stdout).to.not.match(/^hank@/m);
       void nodeA;
     });
   });

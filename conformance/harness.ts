@@ -9,6 +9,7 @@ import net from 'node:net';
 import tls from 'node:tls';
 import { fileURLToPath } from 'node:url';
 import { randomBytes } from 'node:crypto';
+import pg from 'pg';
 import { openDataStores } from '../storage/open.js';
 import { addUser } from '../src/accounts.js';
 import { client as xmppClient, xml as xmppXml } from '@xmpp/client';
@@ -510,4 +511,41 @@ export function perch(args: string[], opts: { dataDir: string; databaseUrl?: str
 export function expectOk(r: CliResult): CliResult {
   expect(r.code, `perch failed:\n${r.stdout}\n${r.stderr}`).to.equal(0);
   return r;
+}
+
+// --- a PostgreSQL database of a suite's own ------------------------------------------------------------
+
+export const PG_ADMIN_URL = process.env.CONFORMANCE_PG_URL ?? 'postgres://root@127.0.0.1:5432/test';
+
+/**
+ * Creates a database for the enclosing describe() before its tests and drops it after; `url` is its
+ * address. Without PostgreSQL the suite is skipped, except under CI=true, where it fails.
+ */
+export function useTestDatabase(prefix: string): { url: string } {
+  const db = { url: '' };
+  const name = randomName(prefix);
+  before(async function () {
+    const admin = new pg.Client({ connectionString: PG_ADMIN_URL, connectionTimeoutMillis: 3000 });
+    try {
+      await admin.connect();
+      await admin.query(`CREATE DATABASE ${name}`);
+    } catch (e) {
+      if (IN_CI) throw e;
+      console.warn(`    skipping (no PostgreSQL): ${(e as Error).message}`);
+      this.skip();
+    } finally {
+      await admin.end().catch(() => {});
+    }
+    const u = new URL(PG_ADMIN_URL);
+    u.pathname = `/${name}`;
+    db.url = u.toString();
+  });
+  after(async () => {
+    if (!db.url) return;
+    const admin = new pg.Client({ connectionString: PG_ADMIN_URL });
+    await admin.connect();
+    await admin.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`).catch(() => {});
+    await admin.end();
+  });
+  return db;
 }
