@@ -9,7 +9,7 @@ import { AFFILIATIONS, adminQuery, destroyQuery, isAffiliation, type AdminItem }
 import type { Server } from '../context.js';
 import { mucServices } from '../muc/module.js';
 import {
-  AdminError, isAdminActor, one, outcome, type AdminCommand, type AnyAdminCommand, type AdminInput, type FieldSpec, type Outcome,
+  AdminError, isAdminActor, one, outcome, type AdminCommand, type AnyAdminCommand, type AdminContext, type AdminInput, type FieldSpec, type Outcome,
 } from './command.js';
 
 /** How long a room may take to answer (it may first be loaded, or live on another node). */
@@ -26,15 +26,22 @@ function roomJid(server: Server, input: AdminInput): Jid {
   return jid;
 }
 
-/** Sends one request to the room as its owner and turns the answer into an outcome. */
-async function askRoom(server: Server, room: Jid, type: 'get' | 'set', payload: Element, done: string): Promise<Outcome> {
-  const iq = new Element('iq', { type, to: room.toString(), from: server.domain }).append(payload);
+/**
+ * Sends one owner request to the room and turns the answer into an outcome; a change the room made is
+ * logged with what the log record should say of it.
+ */
+async function askRoom(ctx: AdminContext, room: Jid, payload: Element, done: string, logged: Record<string, string>): Promise<Outcome> {
+  const server = ctx.server!;
+  const iq = new Element('iq', { type: 'set', to: room.toString(), from: server.domain }).append(payload);
   const reply = await server.request(iq, ROOM_TIMEOUT_MS);
   if (!reply) return { ok: false, text: `${room}: the room did not answer in ${ROOM_TIMEOUT_MS / 1000} s; nothing is known to have changed` };
-  if (reply.attrs.type === 'result') return { ok: true, text: done };
-  const err = parseStanzaError(reply);
-  const why = err?.condition === 'item-not-found' ? 'no such room' : (err?.text ?? err?.condition ?? 'refused');
-  return { ok: false, text: `${room}: ${why}` };
+  if (reply.attrs.type !== 'result') {
+    const err = parseStanzaError(reply);
+    const why = err?.condition === 'item-not-found' ? 'no such room' : (err?.text ?? err?.condition ?? 'refused');
+    return { ok: false, text: `${room}: ${why}` };
+  }
+  server.log.info('room changed by admin', { room: room.toString(), ...logged, actor: ctx.actor.kind });
+  return { ok: true, text: done };
 }
 
 export const destroyRoomCommand: AdminCommand<Outcome> = {
@@ -48,14 +55,11 @@ export const destroyRoomCommand: AdminCommand<Outcome> = {
   needsServer: true,
   allowed: isAdminActor,
   async run(ctx, input) {
-    const server = ctx.server!;
-    const room = roomJid(server, input);
+    const room = roomJid(ctx.server!, input);
     const venue = one(input, 'venue').trim();
     if (venue && !tryParseJid(venue)) throw new AdminError(`${venue}: not a JID`);
     const reason = one(input, 'reason');
-    const outcome = await askRoom(server, room, 'set', destroyQuery({ jid: venue || undefined, reason: reason || undefined }), `${room} destroyed`);
-    if (outcome.ok) server.log.info('room destroyed by admin', { room: room.toString(), actor: ctx.actor.kind });
-    return outcome;
+    return askRoom(ctx, room, destroyQuery({ jid: venue || undefined, reason: reason || undefined }), `${room} destroyed`, { op: 'destroy' });
   },
   render: outcome,
 };
@@ -75,8 +79,7 @@ export const setRoomAffiliationCommand: AdminCommand<Outcome> = {
   needsServer: true,
   allowed: isAdminActor,
   async run(ctx, input) {
-    const server = ctx.server!;
-    const room = roomJid(server, input);
+    const room = roomJid(ctx.server!, input);
     const affiliation = one(input, 'affiliation');
     if (!isAffiliation(affiliation)) throw new AdminError(`unknown affiliation ${affiliation} (${AFFILIATIONS.join(', ')})`);
     const reason = one(input, 'reason') || undefined;
@@ -86,9 +89,7 @@ export const setRoomAffiliationCommand: AdminCommand<Outcome> = {
       return { jid: j.bareString(), affiliation, reason };
     });
     const who = items.map((i) => i.jid).join(', ');
-    const outcome = await askRoom(server, room, 'set', adminQuery(items), `${who}: ${affiliation} in ${room}`);
-    if (outcome.ok) server.log.info('room affiliations set by admin', { room: room.toString(), jids: who, affiliation, actor: ctx.actor.kind });
-    return outcome;
+    return askRoom(ctx, room, adminQuery(items), `${who}: ${affiliation} in ${room}`, { op: 'set-affiliation', jids: who, affiliation });
   },
   render: outcome,
 };
