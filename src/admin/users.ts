@@ -67,6 +67,16 @@ function resultField(name: string, type: string, label: string, values: string[]
 
 const admins = isAdminActor;
 
+/** How a count reads: one result field, one line. */
+function countResult(name: string, label: string): (n: number) => Rendered {
+  return (n) => ({ notes: [], fields: [resultField(name, 'text-single', label, [String(n)])], lines: [String(n)] });
+}
+
+/** How a list of JIDs reads: one jid-multi result field, a line each. */
+function jidListResult(name: string, label: string): (jids: string[]) => Rendered {
+  return (jids) => ({ notes: [], fields: [resultField(name, 'jid-multi', label, jids)], lines: jids });
+}
+
 export const addUserCommand: AdminCommand<Outcome> = {
   id: 'add-user', title: 'Add User', instructions: 'Fill out this form to add a user.',
   fields: [
@@ -206,11 +216,7 @@ export const registeredUsersNumCommand: AdminCommand<number> = {
   fields: [],
   allowed: admins,
   run: (ctx) => ctx.stores.users.count(),
-  render: (n) => ({
-    notes: [],
-    fields: [resultField('registeredusersnum', 'text-single', 'The number of registered users', [String(n)])],
-    lines: [String(n)],
-  }),
+  render: countResult('registeredusersnum', 'The number of registered users'),
 };
 
 export const registeredUsersListCommand: AdminCommand<string[]> = {
@@ -221,7 +227,7 @@ export const registeredUsersListCommand: AdminCommand<string[]> = {
   async run(ctx, input) {
     return (await ctx.stores.users.list()).sort().slice(0, maxItems(input)).map((u) => `${u}@${ctx.domain}`);
   },
-  render: (users) => ({ notes: [], fields: [resultField('registereduserjids', 'jid-multi', 'The list of all users', users)], lines: users }),
+  render: jidListResult('registereduserjids', 'The list of all users'),
 };
 
 export const onlineUsersNumCommand: AdminCommand<number> = {
@@ -230,11 +236,7 @@ export const onlineUsersNumCommand: AdminCommand<number> = {
   needsServer: true,
   allowed: admins,
   run: async (ctx) => onlineAccounts(ctx.server!).length,
-  render: (n) => ({
-    notes: [],
-    fields: [resultField('onlineusersnum', 'text-single', 'The number of online users', [String(n)])],
-    lines: [String(n)],
-  }),
+  render: countResult('onlineusersnum', 'The number of online users'),
 };
 
 export const onlineUsersListCommand: AdminCommand<string[]> = {
@@ -244,7 +246,7 @@ export const onlineUsersListCommand: AdminCommand<string[]> = {
   needsServer: true,
   allowed: admins,
   run: async (ctx, input) => onlineAccounts(ctx.server!).slice(0, maxItems(input)),
-  render: (users) => ({ notes: [], fields: [resultField('onlineuserjids', 'jid-multi', 'The list of all online users', users)], lines: users }),
+  render: jidListResult('onlineuserjids', 'The list of all online users'),
 };
 
 export const announceCommand: AdminCommand<number> = {
