@@ -58,6 +58,61 @@ export function decodeEntities(s: string): string | null {
   }
 }
 
+/** A start tag as read from a buffer: end is the index just after its '>'. */
+export interface StartTag { name: string; attrs: Attrs; selfClosing: boolean; end: number }
+
+const isSpace = (c: number) => c === 32 || c === 9 || c === 10 || c === 13;
+
+/**
+ * Reads the start tag at buf[pos] (a '<' followed by a name): the tag, 'more' when buf ends inside it,
+ * or why it is not well-formed. The one reader of start tags, for the stream parser and for delivery's
+ * look at a serialised stanza's head.
+ */
+export function readStartTag(buf: string, pos: number): StartTag | 'more' | { error: string } {
+  const len = buf.length;
+  let i = pos + 1;
+  while (i < len) {
+    const ch = buf.charCodeAt(i);
+    if (isSpace(ch) || ch === 47 || ch === 62) break;
+    i++;
+  }
+  if (i >= len) return 'more';
+  const name = buf.slice(pos + 1, i);
+  if (!NAME.test(name)) return { error: 'invalid element name' };
+  const attrs: Attrs = {};
+  for (;;) {
+    let sawSpace = false;
+    while (i < len && isSpace(buf.charCodeAt(i))) { sawSpace = true; i++; }
+    if (i >= len) return 'more';
+    const ch = buf.charCodeAt(i);
+    if (ch === 62 /* > */) return { name, attrs, selfClosing: false, end: i + 1 };
+    if (ch === 47 /* / */) {
+      if (i + 1 >= len) return 'more';
+      if (buf.charCodeAt(i + 1) !== 62) return { error: 'expected > after /' };
+      return { name, attrs, selfClosing: true, end: i + 2 };
+    }
+    if (!sawSpace) return { error: 'attributes must be separated by white space' };
+    const eq = buf.indexOf('=', i);
+    if (eq === -1) return 'more';
+    const attrName = buf.slice(i, eq).trimEnd();
+    if (!NAME.test(attrName)) return { error: 'invalid attribute name' };
+    let q = eq + 1;
+    while (q < len && isSpace(buf.charCodeAt(q))) q++;
+    if (q >= len) return 'more';
+    const quote = buf[q];
+    if (quote !== '"' && quote !== "'") return { error: 'attribute value must be quoted' };
+    const close = buf.indexOf(quote, q + 1);
+    if (close === -1) return 'more';
+    const raw = buf.slice(q + 1, close);
+    if (raw.indexOf('<') !== -1 || INVALID_CHARS.test(raw)) return { error: 'invalid character in attribute value' };
+    const value = decodeEntities(raw);
+    if (value === null) return { error: 'undefined entity in attribute value' };
+    if (Object.hasOwn(attrs, attrName)) return { error: `duplicate attribute ${attrName}` };
+    attrs[attrName] = value;
+    i = close + 1;
+  }
+}
+
 export class XmlStreamParser {
   private readonly decoder = new StringDecoder('utf8');
   private buf = '';
@@ -193,65 +248,13 @@ export class XmlStreamParser {
     return true;
   }
 
-  /** Parses a start tag at pos; returns the position after it, or -1 when more input is needed. */
+  /** Parses a start tag at pos; returns the position after it, -1 when more input is needed, -2 on failure. */
   private startTag(buf: string, pos: number): number {
-    const len = buf.length;
-    let i = pos + 1;
-    while (i < len) {
-      const ch = buf.charCodeAt(i);
-      if (ch === 32 || ch === 9 || ch === 10 || ch === 13 || ch === 47 || ch === 62) break;
-      i++;
-    }
-    if (i >= len) return -1;
-    const name = buf.slice(pos + 1, i);
-    if (!NAME.test(name)) { this.fail('not-well-formed', 'invalid element name'); return -2; }
-    const attrs: Attrs = {};
-    let selfClosing = false;
-    for (;;) {
-      let sawSpace = false;
-      while (i < len) {
-        const ch = buf.charCodeAt(i);
-        if (ch !== 32 && ch !== 9 && ch !== 10 && ch !== 13) break;
-        sawSpace = true;
-        i++;
-      }
-      if (i >= len) return -1;
-      const ch = buf.charCodeAt(i);
-      if (ch === 62 /* > */) { i++; break; }
-      if (ch === 47 /* / */) {
-        if (i + 1 >= len) return -1;
-        if (buf.charCodeAt(i + 1) !== 62) { this.fail('not-well-formed', 'expected > after /'); return -2; }
-        selfClosing = true;
-        i += 2;
-        break;
-      }
-      if (!sawSpace) { this.fail('not-well-formed', 'attributes must be separated by white space'); return -2; }
-      const eq = buf.indexOf('=', i);
-      if (eq === -1) return len - i > this.limits.maxStanzaSize ? this.failNow('policy-violation') : -1;
-      const attrName = buf.slice(i, eq).trimEnd();
-      if (!NAME.test(attrName)) { this.fail('not-well-formed', 'invalid attribute name'); return -2; }
-      let q = eq + 1;
-      while (q < len && (buf.charCodeAt(q) === 32 || buf.charCodeAt(q) === 9 || buf.charCodeAt(q) === 10 || buf.charCodeAt(q) === 13)) q++;
-      if (q >= len) return -1;
-      const quote = buf[q];
-      if (quote !== '"' && quote !== "'") { this.fail('not-well-formed', 'attribute value must be quoted'); return -2; }
-      const close = buf.indexOf(quote, q + 1);
-      if (close === -1) return -1;
-      const raw = buf.slice(q + 1, close);
-      if (raw.indexOf('<') !== -1 || INVALID_CHARS.test(raw)) { this.fail('not-well-formed', 'invalid character in attribute value'); return -2; }
-      const value = decodeEntities(raw);
-      if (value === null) { this.fail('not-well-formed', 'undefined entity in attribute value'); return -2; }
-      if (attrName in attrs) { this.fail('not-well-formed', `duplicate attribute ${attrName}`); return -2; }
-      attrs[attrName] = value;
-      i = close + 1;
-    }
-    this.open(name, attrs, selfClosing, pos, i);
-    return this.failed ? -2 : i;
-  }
-
-  private failNow(condition: string): number {
-    this.fail(condition, 'markup too large');
-    return -2;
+    const tag = readStartTag(buf, pos);
+    if (tag === 'more') return -1;
+    if ('error' in tag) { this.fail('not-well-formed', tag.error); return -2; }
+    this.open(tag.name, tag.attrs, tag.selfClosing, pos, tag.end);
+    return this.failed ? -2 : tag.end;
   }
 
   private open(name: string, attrs: Attrs, selfClosing: boolean, tagPos: number, tagEnd: number): void {
