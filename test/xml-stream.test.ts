@@ -186,6 +186,12 @@ describe('XML stream parser', () => {
     expect(r.errors).to.deep.equal(['policy-violation']);
   });
 
+  it('takes attributes named like inherited object properties (constructor, toString) as any other', () => {
+    const r = run([HEADER, "<message constructor='a' toString='b' to='c@d'/>"]);
+    expect(r.errors).to.deep.equal([]);
+    expect(r.stanzas[0]!.attrs.constructor).to.equal('a');
+  });
+
   it('stops after the first error', () => {
     const r = run([HEADER, '<!-- x --><message/>']);
     expect(r.stanzas).to.have.length(0);
