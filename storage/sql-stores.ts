@@ -1,4 +1,5 @@
 import { KeyBatcher } from './batch.js';
+import { createChatStore, createDirectoryStore } from './sql-chat.js';
 import type {
   ArchivedMessage,
   ArchiveQueryResult,
@@ -699,6 +700,8 @@ export function createSqlStores(db: Db, opts: { fulltextLanguage?: string } = {}
     userData: createUserDataStore(db),
     rooms: createRoomStore(db),
     archive: createArchiveStore(db, fulltextLanguage),
+    directory: createDirectoryStore(db),
+    chat: createChatStore(db),
   };
 }
 

@@ -212,6 +212,134 @@ export interface ArchiveStore {
   removeArchive(archive: string): Promise<number>;
 }
 
+// --- Directory and persistent chat ----------------------------------------------------------------
+// Principal keys are the canonical strings of protocol/principal.ts: 'alice@example.org',
+// 'group:sales', 'ou:/corp/emea', 'domain:example.org'.
+
+export interface GroupRecord {
+  /** Canonical (lower-case) name. */
+  name: string;
+  description: string;
+  /** Direct members: user keys and 'group:NAME' keys (nested groups). */
+  members: string[];
+}
+export interface GroupSummary { name: string; description: string; members: number }
+export interface OrgUnitRecord { path: string; description: string; users: number }
+
+/** Groups (nested), org units and the users' places in them. Users are the accounts (or any bare JID). */
+export interface DirectoryStore {
+  /** Creates the group or updates its description; true when created. */
+  putGroup(name: string, description: string): Promise<boolean>;
+  getGroup(name: string): Promise<GroupRecord | null>;
+  listGroups(): Promise<GroupSummary[]>;
+  /** Deletes the group, its member rows and its rows as a member of other groups; false when absent. */
+  deleteGroup(name: string): Promise<boolean>;
+  /** Adds and removes direct members (keys); clear first when clear is set. False when the group is absent. */
+  editGroupMembers(name: string, edit: { add: string[]; remove: string[]; clear?: boolean }): Promise<boolean>;
+  /** Every nesting edge: group is a direct member of parent. */
+  groupEdges(): Promise<{ group: string; parent: string }[]>;
+  /** Direct groups and the org unit of each user asked about (users with neither are absent). */
+  userEntries(users: string[]): Promise<Map<string, { groups: string[]; ou: string | null }>>;
+  /** Creates or updates an org unit; true when created. Parents need not exist. */
+  putOrgUnit(path: string, description: string): Promise<boolean>;
+  listOrgUnits(): Promise<OrgUnitRecord[]>;
+  /** Deletes an org unit; false when absent, 'not-empty' when users sit in it or in a unit below it. */
+  deleteOrgUnit(path: string): Promise<boolean | 'not-empty'>;
+  /** Puts a user into an org unit (null: none). The unit must exist: false otherwise. */
+  setUserOrgUnit(user: string, path: string | null): Promise<boolean>;
+  /**
+   * The users a principal covers (a user itself; a group's members, nested; an org unit's subtree;
+   * every known user of a domain: accounts of serverDomain and users placed in groups or units),
+   * sorted, at most limit.
+   */
+  expandUsers(principal: string, serverDomain: string, limit: number): Promise<string[]>;
+}
+
+export type RoomPrivacy = 'open' | 'closed' | 'secret';
+export type RoomKind = 'normal' | 'auditorium';
+
+export interface CategoryRecord {
+  service: string;
+  /** Display name, unique per service case-insensitively. */
+  name: string;
+  description: string;
+  allowed: string[];
+  denied: string[];
+  creators: string[];
+  invitations: boolean;
+  fileUpload: boolean;
+  chatHistory: boolean;
+}
+
+/** A room's persistent-chat settings, keyed by service and the room JID's localpart (never changes). */
+export interface ChatRoomRecord {
+  service: string;
+  room: string;
+  /** Category name (canonical: as stored in its record). */
+  category: string;
+  /** Display name, unique per service case-insensitively (default: the localpart). */
+  name: string;
+  description: string;
+  privacy: RoomPrivacy;
+  type: RoomKind;
+  invitations: 'inherit' | 'off';
+  disabled: boolean;
+  addin: string | null;
+  /** null: inherit the category's scope. */
+  members: string[] | null;
+  managers: string[];
+  presenters: string[];
+  createdAt: Date;
+}
+
+export interface AddinRecord { service: string; name: string; url: string }
+
+export interface ChatServiceSettings {
+  defaultHistory: number;
+  maxFileSizeKb: number;
+  participantUpdateLimit: number;
+  roomManagementUrl: string;
+}
+export const DEFAULT_CHAT_SETTINGS: ChatServiceSettings = { defaultHistory: 30, maxFileSizeKb: 20000, participantUpdateLimit: 75, roomManagementUrl: '' };
+
+/** Persistent chat on or off: scope 'global' (subject ''), 'group' (group name) or 'user' (bare JID). */
+export interface ChatPolicyRecord { scope: 'global' | 'group' | 'user'; subject: string; enabled: boolean }
+
+export interface InvitationRecord { id: number; user: string; service: string; room: string; inviter: string; at: Date }
+
+/** Categories, room settings, add-ins, service settings, policies and invitations. */
+export interface ChatStore {
+  categories(service: string): Promise<CategoryRecord[]>;
+  /** Inserts or replaces by name (case-insensitive); rename by passing previousName. Throws NameTaken when the new name is another's. */
+  putCategory(rec: CategoryRecord, previousName?: string): Promise<void>;
+  /** false when absent, 'not-empty' when rooms are in it. */
+  deleteCategory(service: string, name: string): Promise<boolean | 'not-empty'>;
+  rooms(service: string): Promise<ChatRoomRecord[]>;
+  room(service: string, room: string): Promise<ChatRoomRecord | null>;
+  /** Inserts or replaces; throws NameTaken when the display name is another room's or a category's. */
+  putRoom(rec: ChatRoomRecord): Promise<void>;
+  deleteRoom(service: string, room: string): Promise<boolean>;
+  addins(service: string): Promise<AddinRecord[]>;
+  /** Inserts or replaces by name; rename with previousName. */
+  putAddin(rec: AddinRecord, previousName?: string): Promise<void>;
+  deleteAddin(service: string, name: string): Promise<boolean>;
+  settings(service: string): Promise<ChatServiceSettings>;
+  putSettings(service: string, settings: ChatServiceSettings): Promise<void>;
+  policies(): Promise<ChatPolicyRecord[]>;
+  /** null removes the entry (global: back to the default, on). */
+  setPolicy(scope: ChatPolicyRecord['scope'], subject: string, enabled: boolean | null): Promise<void>;
+  /** Stores invitations and returns them with their ids (increasing). */
+  addInvitations(items: Omit<InvitationRecord, 'id' | 'at'>[]): Promise<InvitationRecord[]>;
+  invitations(user: string, afterId: number, limit: number): Promise<InvitationRecord[]>;
+}
+
+/** A display name already used in this service (by a room or a category). */
+export class NameTaken extends Error {
+  constructor(readonly taken: string, readonly by: 'room' | 'category' | 'addin') {
+    super(`the name ${name} is already used by a ${by}`);
+  }
+}
+
 export interface DataStores {
   db: Db;
   users: UserStore;
@@ -220,6 +348,8 @@ export interface DataStores {
   userData: UserDataStore;
   rooms: RoomStore;
   archive: ArchiveStore;
+  directory: DirectoryStore;
+  chat: ChatStore;
 }
 
 /** One bound resource, wherever in the cluster it lives. */
