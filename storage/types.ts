@@ -336,7 +336,7 @@ export interface ChatStore {
 /** A display name already used in this service (by a room or a category). */
 export class NameTaken extends Error {
   constructor(readonly taken: string, readonly by: 'room' | 'category' | 'addin') {
-    super(`the name ${name} is already used by a ${by}`);
+    super(`the name ${taken} is already used by a ${by}`);
   }
 }
 
