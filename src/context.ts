@@ -164,6 +164,8 @@ export interface Router {
 export interface ClusterBus {
   /** Sends a module message to one node (or this one). */
   send(node: string, topic: string, data: unknown): void;
+  /** Sends a module message to every node up now, this one included; resolves once published. */
+  broadcast(topic: string, data: unknown): Promise<void>;
   on(topic: string, handler: (data: unknown) => void): void;
 }
 

@@ -96,6 +96,7 @@ export class ServerCore implements Server, StreamHost {
     });
     this.cluster = {
       send: (node, topic, data) => this.sendCluster(node, { t: 'm', topic, data }),
+      broadcast: (topic, data) => this.sessions.broadcast(JSON.stringify({ t: 'm', topic, data } satisfies ClusterEnvelope)),
       on: (topic, handler) => { this.clusterTopics.set(topic, handler); },
     };
   }

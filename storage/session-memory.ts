@@ -164,6 +164,10 @@ export class MemorySessionStore extends MirroredSessionStore implements SessionS
     if (node === this.nodeId) this.deliverHere(payload);
   }
 
+  async broadcast(payload: string): Promise<void> {
+    this.deliverHere(payload);
+  }
+
   onNodeLost(_handler: (node: string, records: SessionRecord[]) => void): void {
     // A single node never loses another.
   }

@@ -148,6 +148,9 @@ export class RedisSessionStore extends MirroredSessionStore implements SessionSt
   private nodeChannel(node: string): string {
     return `${this.prefix}node:${node}`;
   }
+  private get everyoneChannel(): string {
+    return `${this.prefix}nodes`;
+  }
   private aliveKey(node: string): string {
     return `${this.prefix}alive:${node}`;
   }
@@ -168,7 +171,7 @@ export class RedisSessionStore extends MirroredSessionStore implements SessionSt
     this.sub.on('message', (channel: string, message: string) => this.onChannelMessage(channel, message));
     await Promise.all([this.cmd.connect(), this.sub.connect()]);
     await this.beat();
-    await this.sub.subscribe(this.changesChannel, this.nodeChannel(this.nodeId));
+    await this.sub.subscribe(this.changesChannel, this.nodeChannel(this.nodeId), this.everyoneChannel);
     await this.load();
     // Records left by an earlier process with this node id: nobody holds those connections now.
     const stale = this.list().filter((r) => r.node === this.nodeId);
@@ -187,7 +190,7 @@ export class RedisSessionStore extends MirroredSessionStore implements SessionSt
   private async resync(): Promise<void> {
     if (this.closing) return;
     try {
-      await this.sub.subscribe(this.changesChannel, this.nodeChannel(this.nodeId));
+      await this.sub.subscribe(this.changesChannel, this.nodeChannel(this.nodeId), this.everyoneChannel);
       await this.load();
     } catch {
       // The next reconnect tries again.
@@ -220,7 +223,7 @@ export class RedisSessionStore extends MirroredSessionStore implements SessionSt
       if (!change) return;
       if (this.buffered) this.buffered.push(change);
       else this.apply(change);
-    } else if (channel === this.nodeChannel(this.nodeId)) {
+    } else if (channel === this.nodeChannel(this.nodeId) || channel === this.everyoneChannel) {
       callAll(this.messageHandlers, message);
     }
   }
@@ -333,6 +336,10 @@ export class RedisSessionStore extends MirroredSessionStore implements SessionSt
   async send(node: string, payload: string): Promise<void> {
     if (node === this.nodeId) return this.deliverHere(payload);
     await this.cmd.publish(this.nodeChannel(node), payload);
+  }
+
+  async broadcast(payload: string): Promise<void> {
+    await this.cmd.publish(this.everyoneChannel, payload);
   }
 
   onNodeLost(handler: (node: string, records: SessionRecord[]) => void): void {

@@ -390,6 +390,8 @@ export interface SessionStore {
   list(): SessionRecord[];
   /** Delivers payload to node's onMessage handler (possibly this node). */
   send(node: string, payload: string): Promise<void>;
+  /** Delivers payload to every node's onMessage handler, this one included (pub/sub: nodes up now). */
+  broadcast(payload: string): Promise<void>;
   onMessage(handler: (payload: string) => void): void;
   /** Called with the records of a node that stopped heart-beating, after they were removed. */
   onNodeLost(handler: (node: string, records: SessionRecord[]) => void): void;

@@ -16,6 +16,7 @@ import { privateModule } from './private.js';
 import { registerModule } from './register.js';
 import { adhocModule } from './adhoc.js';
 import { adminModule } from '../admin/module.js';
+import { chatModelModule } from '../pchat/module.js';
 import { mucModule } from '../muc/module.js';
 import { mamModule } from './mam.js';
 
@@ -23,6 +24,6 @@ export function allModules(): Module[] {
   return [
     sessionIqModule, discoModule, rosterModule, presenceModule, offlineModule, carbonsModule,
     blockingModule, csiModule, pingModule, versionModule, timeModule, vcardModule, privateModule,
-    registerModule, adhocModule, adminModule, mucModule, mamModule,
+    registerModule, adhocModule, adminModule, chatModelModule, mucModule, mamModule,
   ];
 }

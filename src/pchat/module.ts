@@ -1,0 +1,35 @@
+// The persistent-chat model in a running server: loaded before the MUC services start, kept current
+// from the changes every node publishes (the session store's pub/sub), and reachable from the room
+// features, the admin operations and the user IQs through chatModel(server).
+import type { Module, Server } from '../context.js';
+import { ChatModel, CHAT_TOPIC, type ChatChange } from './model.js';
+
+const models = new WeakMap<Server, ChatModel>();
+
+/** The server's model (created when the module starts). */
+export function chatModel(server: Server): ChatModel {
+  const m = models.get(server);
+  if (!m) throw new Error('the persistent-chat model is not started');
+  return m;
+}
+
+export function hasChatModel(server: Server): boolean {
+  return models.has(server);
+}
+
+export const chatModelModule: Module = {
+  name: 'chat-model',
+  async init(server) {
+    const domains = (server.config.muc.services ?? []).map((s) => s.domain);
+    const model = new ChatModel({
+      stores: server.stores,
+      isAdmin: (bare) => server.isAdmin(bare),
+      nodeId: server.sessions.nodeId,
+      broadcast: (change) => server.cluster.broadcast(CHAT_TOPIC, change),
+      log: server.log,
+    }, domains);
+    server.cluster.on(CHAT_TOPIC, (data) => model.received(data as ChatChange));
+    await model.start();
+    models.set(server, model);
+  },
+};
