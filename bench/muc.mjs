@@ -23,6 +23,15 @@
 //   --rounds N                 every case N times per build, the builds' order alternating (A,B then B,A; default 3);
 //                              cells are medians with the range; retries are off (--retries N turns them on)
 //   bench/deliver.mjs takes the same --compare / --perch-dist and times the local delivery step alone, in process.
+//
+// A category-governed room beside a plain one (persistent chat, issue 8): this checkout twice, "plain" (no
+// category: today's XEP-0045 service) and "governed" (before the load, the CLI puts the bench users in the
+// group bench-users and makes a category bench allowing that group, so every room the load creates is
+// created in it; right after each creation the CLI sets the room's members to group:bench-users, through
+// bench/pchat-governed-hook.mjs loaded into the load generator), same rounds as --compare; writes the section
+// between <!-- pchat-muc:begin --> and <!-- pchat-muc:end -->:
+//
+//   npm run build && node bench/muc.mjs --governed --cases fanout,join
 //   The baseline of the delivery change (commit 0338df1), once:
 //     git worktree add ../wt/baseline 0338df1 && (cd ../wt/baseline && npm ci && npm run build)
 //
@@ -82,8 +91,9 @@ const MUC = `conference.${DOMAIN}`;
 const WORK = fs.mkdtempSync(path.join(os.tmpdir(), 'perch-muc-bench-'));
 // --compare / --perch-dist: Perch builds against each other, fan-out cases by default (see BUILDS)
 const COMPARE_COMMAND = 'npm run build && node bench/muc.mjs --compare ../wt/baseline --cases fanout,join';
-const COMPARE = argv.includes('--compare') || argv.includes('--perch-dist');
-const RAW = path.join(BENCH, 'results', 'tmp', `muc-${COMPARE ? 'compare-' : ''}${QUICK ? 'quick' : 'latest'}.jsonl`);
+const GOVERNED = args.has('--governed');
+const COMPARE = argv.includes('--compare') || argv.includes('--perch-dist') || GOVERNED;
+const RAW = path.join(BENCH, 'results', 'tmp', `muc-${GOVERNED ? 'governed-' : COMPARE ? 'compare-' : ''}${QUICK ? 'quick' : 'latest'}.jsonl`);
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const log = (s) => process.stdout.write(`${s}\n`);
 const stamp = () => new Date().toISOString().slice(11, 19);
@@ -119,11 +129,11 @@ const CASES = [
 
 
 /** Runs a load script (xmppbench or mam-query), echoes its human lines, returns its JSON line (or {error}). */
-function runScript(script, label, tag, argv, { timeoutS = 330 } = {}) {
+function runScript(script, label, tag, argv, { timeoutS = 330, nodeArgs = [], env = {} } = {}) {
   return new Promise((resolve) => {
     const full = [script, ...argv.map(String), '--label', label, '--tag', tag, '--out', RAW];
     log(`---- ${stamp()} [${label}] ${tag}`);
-    const child = spawn(process.execPath, full, { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, XB_MAX_SECONDS: String(timeoutS - 30), XMPPBENCH_DIR: XB } });
+    const child = spawn(process.execPath, [...nodeArgs, ...full], { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, XB_MAX_SECONDS: String(timeoutS - 30), XMPPBENCH_DIR: XB, ...env } });
     const killer = setTimeout(() => child.kill('SIGKILL'), timeoutS * 1000);
     let out = '';
     child.stdout.on('data', (d) => { out += d; });
@@ -143,7 +153,7 @@ function runScript(script, label, tag, argv, { timeoutS = 330 } = {}) {
     });
   });
 }
-const xmppbench = (label, tag, argv) => runScript(path.join(XB, 'xmppbench.mjs'), label, tag, argv);
+const xmppbench = (label, tag, argv, opts) => runScript(path.join(XB, 'xmppbench.mjs'), label, tag, argv, opts);
 
 let pgModule = null;
 async function pgClient(url) {
@@ -170,8 +180,8 @@ const xbLib = async (f) => import(pathToFileURL(path.join(XB, 'lib', f)).href);
  * One Perch build: `root` is a checkout with dist/ built and node_modules installed. Builds compared in one run
  * (--compare, --perch-dist) take the same ports in turn, each on its own database.
  */
-const perchServer = ({ name, title, root, db }) => ({
-  name, title, root, port: 29222, metricsPort: 29280, db, proc: null,
+const perchServer = ({ name, title, root, db, governed = false }) => ({
+  name, title, root, port: 29222, metricsPort: 29280, db, proc: null, governed,
   dir: path.join(WORK, name), config: path.join(WORK, `${name}.json`),
   version() { return JSON.parse(fs.readFileSync(path.join(root, 'package.json'), 'utf8')).version; },
   /** Its commit, and whether the server's own sources differ from it. */
@@ -210,6 +220,22 @@ const perchServer = ({ name, title, root, db }) => ({
     await createBenchAccounts(addUser, stores, DOMAIN, N_USERS, config.scramIterations);
     await stores.db.close();
     this.provisioned = `${N_USERS + 1} accounts created by \`addUser\` in ${((Date.now() - t0) / 1000).toFixed(1)} s before the server starts (${config.scramIterations} SCRAM iterations)`;
+    if (this.governed) {
+      // the server is stopped: the CLI writes the database itself
+      const users = Array.from({ length: N_USERS + 1 }, (_, i) => `user${i}@${DOMAIN}`).join(',');
+      this.cli('group', 'add', 'bench-users', '--members', users);
+      this.cli('category', 'add', 'bench', '--allowed', 'group:bench-users', '--creators', 'group:bench-users');
+      this.provisioned += `; governed: group bench-users = the ${N_USERS + 1} accounts, category bench (allowed and creators: group:bench-users) made by the CLI; each room the load creates is created in it through the owner form (closed, the creator manager) and its members set to group:bench-users by \`perch room set ROOM --members group:bench-users\` right after`;
+    }
+  },
+  /** Runs the CLI of this build on its configuration (through the admin socket when the server runs). */
+  cli(...a) {
+    return execFileSync(process.execPath, [path.join(this.dist, 'src/cli.js'), '--config', this.config, ...a], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+  },
+  /** What the load generator needs for this build: the hook that governs each room it creates. */
+  loadOptions() {
+    if (!this.governed) return {};
+    return { nodeArgs: ['--import', pathToFileURL(path.join(BENCH, 'pchat-governed-hook.mjs')).href], env: { PERCH_GOVERNED_CLI: JSON.stringify([process.execPath, path.join(this.dist, 'src/cli.js'), '--config', this.config]) } };
   },
   /** A copy of dist/ taken once, so that a rebuild during the run cannot change the server between cases. */
   snapshot() {
@@ -276,6 +302,7 @@ const BUILDS = (() => {
     if (a === '--compare') specs.push([argv[i + 1], 'before'], [ROOT, 'after']);
     else if (a === '--perch-dist') specs.push([argv[i + 1], null]);
   });
+  if (GOVERNED) return [perchServer({ name: 'plain', title: 'plain', root: ROOT, db: `perch_muc_bench_${process.pid}_0` }), perchServer({ name: 'governed', title: 'governed', root: ROOT, db: `perch_muc_bench_${process.pid}_1`, governed: true })];
   return specs.map(([spec, defaultLabel], i) => {
     if (!spec) throw new Error('--compare and --perch-dist take DIR[:LABEL]');
     const colon = spec.lastIndexOf(':');
@@ -662,6 +689,17 @@ function compareSection(meta, runs) {
   return L.join('\n');
 }
 
+/** The section and its key: before/after, or (--governed) the governed room beside the plain one. */
+function compareDocs(meta, runs) {
+  const text = compareSection(meta, runs);
+  if (!meta.governed) return [text, 'muc-compare'];
+  const governed = meta.cases.map((c) => `${c.tag} ${(runs.governed?.[c.tag] ?? []).map((r) => r.governed_rooms ?? '?').join('/')}`).join(', ');
+  return [text.replaceAll('muc-compare', 'pchat-muc')
+    .replace('\n| case | metric |', `\n- Governed rooms found in the governed build's database after each run (category bench, members group:bench-users; the rooms the run's load created plus those of earlier cases): ${governed}.\n\n| case | metric |`)
+    .replace('## Perch before / after: MUC fan-out (bench/muc.mjs --compare)', '## A category-governed room beside a plain one: MUC fan-out and join (bench/muc.mjs --governed)')
+    .replace(COMPARE_COMMAND, 'npm run build && node bench/muc.mjs --governed --cases fanout,join'), 'pchat-muc'];
+}
+
 /** Runs every case ROUNDS times per build, alternating the order of the builds; writes the before/after section. */
 async function compareMain(meta, t0) {
   const ROUNDS = Number(argValue('--rounds') ?? (QUICK ? 1 : 3));
@@ -684,8 +722,9 @@ async function compareMain(meta, t0) {
     cases: CASES.map((c) => ({ tag: c.tag, title: title(c) })),
     descr: `Each build: its own dist/ copied at the start of the run, on PostgreSQL (its own fresh database on ${PG_ADMIN_URL.replace(/\/[^/]*$/, '')}, dropped after) and Redis (${REDIS_URL}), flood limit lifted, c2s ${BUILDS[0].port}; load: the shared xmppbench muc-fanout scenario with the peers' parameters`,
   });
+  meta.governed = GOVERNED;
   fs.appendFileSync(RAW, `${JSON.stringify({ meta, sizes: S, compare: true, runs })}\n`);
-  if (WRITE_DOCS) writeDocs(compareSection(meta, runs), 'muc-compare');
+  if (WRITE_DOCS) writeDocs(...compareDocs(meta, runs));
   for (const c of meta.cases) {
     const m = (name, f) => median((runs[name][c.tag] ?? []).filter((r) => !r.error).map(f));
     log(`${c.tag}: ${BUILDS.map((b) => `${b.name} ${big(m(b.name, (r) => r.delivered_per_s))}/s p99 ${fmt(m(b.name, (r) => r.latency_ms?.p99))} ms`).join(' | ')}`);
@@ -780,8 +819,9 @@ async function runCase(c, srv, res) {
   const fresh = async (fn) => { const pid = await srv.start(); try { return await fn(pid); } finally { await srv.stop(); } };
   if (c.kind === 'xmppbench') {
     res[srv.name][c.tag] = await measured(() => fresh(async (pid) => {
-      const r = await xmppbench(srv.name, c.tag, [...c.argv, ...common, '--server-pid', pid, ...scram]);
+      const r = await xmppbench(srv.name, c.tag, [...c.argv, ...common, '--server-pid', pid, ...scram], srv.loadOptions?.());
       if (srv.commitWait) r.commit_wait = await srv.commitWait();
+      if (srv.governed) r.governed_rooms = await governedRooms(srv);
       return r;
     }));
     return;
@@ -816,6 +856,16 @@ async function runCase(c, srv, res) {
   }
 }
 
+/** Rooms of a governed build's database that are in the category bench with members group:bench-users (a check that the load's rooms were governed). */
+async function governedRooms(srv) {
+  const pg = await pgClient(pgUrl(srv.db));
+  try {
+    const r = await pg.query(`SELECT count(*)::int AS n FROM chat_rooms r JOIN chat_acl a ON a.service = r.service AND a.object_kind = 'room' AND a.object_name = r.room
+      AND a.list = 'members' AND a.principal = 'group:bench-users' WHERE r.category = 'bench' AND NOT r.members_inherit`);
+    return r.rows[0].n;
+  } finally { await pg.end(); }
+}
+
 let shutdown = null;
 /** Stops every server and drops their databases; the same promise however often it is called. */
 function shutdownAll() {
@@ -832,7 +882,7 @@ async function reportOnly(file) {
   const line = fs.readFileSync(file, 'utf8').trim().split('\n').filter((l) => l.includes('"meta"')).pop();
   if (!line) throw new Error(`${file} holds no run summary`);
   const parsed = JSON.parse(line);
-  if (parsed.compare) return writeDocs(compareSection(parsed.meta, parsed.runs), 'muc-compare');
+  if (parsed.compare) return writeDocs(...compareDocs(parsed.meta, parsed.runs));
   const { meta, results } = parsed;
   for (const s of SERVERS) s.provisioned = meta.provisioned?.[s.name];
   for (const size of S.archives) archiveOf(size);

@@ -15,6 +15,9 @@
 //   --keep-db NAME     seed into NAME and keep it (or reuse NAME when it is already seeded at this scale)
 //   --phases seed,model,checks,propagation   a subset (seed always runs unless the database is reused)
 //   --repeats N        group changes timed in the propagation phase (default 7)
+//   --propagation servers|models|both   two Perch server processes (the change through the CLI on a's admin
+//                      socket, the occupant's 321 presence from b), two model-only nodes, or both (default; the
+//                      servers are skipped when the build has no room enforcement yet)
 //   --pairs N          (user, room) pairs for the warm checks (default 200,000)
 //
 // Database: postgres://root@127.0.0.1:5432 (PERCH_BENCH_PG for another admin URL), database
@@ -397,10 +400,128 @@ async function propagationModels(probe) {
   }
 }
 
+/** Two Perch servers (dist/src/cli.js start) on the seeded database and the private Redis. */
+function perchNode(name, port) {
+  const dir = path.join(WORK, `node-${name}`);
+  const config = path.join(WORK, `node-${name}.json`);
+  return {
+    name, port, dir, config, proc: null,
+    async start() {
+      if (!(await portFree(port))) throw new Error(`port ${port} is busy`);
+      fs.mkdirSync(dir, { recursive: true });
+      fs.writeFileSync(config, JSON.stringify({
+        domain: shape.domain, dataDir: dir, logLevel: 'warn', databaseUrl: pgUrl(DB), redisUrl: REDIS_URL, nodeId: `pchat-bench-${name}`, admins: [shape.adminUser],
+        listen: { c2s: { host: '127.0.0.1', port }, c2sDirectTls: null, component: null, metrics: null },
+        tls: { requireStartTls: false },
+        limits: { authFailuresPerIp: 1_000_000, authFailuresPerAccount: 1_000_000, authTimeout: 120 },
+      }, null, 2));
+      const t0 = now();
+      this.proc = spawn(process.execPath, [path.join(DIST, 'src/cli.js'), '--config', config, 'start'], { stdio: ['ignore', 'inherit', 'inherit'] });
+      this.exited = new Promise((r) => this.proc.once('exit', r));
+      await Promise.race([waitPort(port, 120000), this.exited.then((c) => { throw new Error(`perch ${name} exited with ${c}`); })]);
+      this.start_ms = now() - t0;
+      this.rss_mb = MiB(Number(fs.readFileSync(`/proc/${this.proc.pid}/status`, 'utf8').match(/VmRSS:\s+(\d+)/)[1]) * 1024);
+    },
+    /** The CLI on this node's configuration (through its admin socket): resolves with its wall time. */
+    cli(...a) {
+      return new Promise((resolve, reject) => {
+        const t0 = now();
+        const c = spawn(process.execPath, [path.join(DIST, 'src/cli.js'), '--config', config, ...a], { stdio: ['ignore', 'pipe', 'pipe'] });
+        let out = '';
+        c.stdout.on('data', (d) => { out += d; });
+        c.stderr.on('data', (d) => { out += d; });
+        c.on('exit', (code) => (code === 0 ? resolve({ ms: now() - t0, at: now(), out }) : reject(new Error(`perch ${a.join(' ')} on ${name}: exit ${code}: ${out.trim()}`))));
+      });
+    },
+    async stop() {
+      if (!this.proc) return;
+      this.proc.kill('SIGTERM');
+      const t = setTimeout(() => this.proc?.kill('SIGKILL'), 15000);
+      await this.exited;
+      clearTimeout(t);
+      this.proc = null;
+    },
+  };
+}
+
+/** Does this build have the room enforcement and the CLI for groups? */
+const serversReady = () => fs.existsSync(path.join(DIST, 'src/muc/features/governance.js')) && fs.existsSync(path.join(DIST, 'src/cli/chat.js'));
+
+async function propagationServers(probe) {
+  const XB = process.env.XMPPBENCH_DIR ?? path.resolve(ROOT, '..', 'shared', 'bench');
+  const { makeClient, joinRoom } = await import(path.join(XB, 'lib', 'ops.mjs'));
+  const a = perchNode('a', 29622), b = perchNode('b', 29623);
+  let client = null, admin = null;
+  try {
+    await a.start();
+    await b.start();
+    log(`    ${stamp()} servers up: a in ${a.start_ms.toFixed(0)} ms (RSS ${a.rss_mb.toFixed(0)} MiB), b in ${b.start_ms.toFixed(0)} ms (RSS ${b.rss_mb.toFixed(0)} MiB)`);
+    const conn = { host: '127.0.0.1', port: b.port, domain: shape.domain, tls: 'none', mech: 'SCRAM-SHA-1', userPrefix: 'probe', password: 'bench-pw', timeoutMs: 30000 };
+    client = makeClient(conn, 0, { resource: 'bench' });
+    await client.login();
+    const roomJid = `${probe.room}@${shape.service}`;
+    const nick = 'probe';
+    const full = `${roomJid}/${nick}`;
+    // the CLI's own cost (a process started, the admin socket asked, a reply printed): a read-only command
+    const idle = [];
+    for (let i = 0; i < 3; i++) idle.push((await a.cli('group', 'show', probe.group)).ms);
+    admin = makeClient({ ...conn, port: a.port, userPrefix: 'admin' }, '', { resource: 'bench' });
+    await admin.login();
+    /** The same operation as an XEP-0050 command from an admin's client on a, in one request (the form submitted with execute). */
+    const adhoc = async (members) => {
+      const x = `<x xmlns='jabber:x:data' type='submit'><field var='FORM_TYPE' type='hidden'><value>http://jabber.org/protocol/admin</value></field><field var='group'><value>${probe.group}</value></field><field var='members'><value>${members}</value></field></x>`;
+      const r = await admin.iq('set', `<command xmlns='http://jabber.org/protocol/commands' node='http://jabber.org/protocol/admin#group-set' action='execute'>${x}</command>`, { to: shape.domain });
+      if (r.attrs.type !== 'result' || r.getChild('command')?.attrs.status !== 'completed') throw new Error(`group-set ad-hoc: ${r.toString().slice(0, 300)}`);
+      return { at: now() };
+    };
+    const runs = [];
+    for (let i = 0; i < 2 * REPEATS; i++) {
+      const via = i % 2 ? 'cli' : 'adhoc';
+      const joined = await joinRoom(client, roomJid, nick, { maxstanzas: 0 });
+      if (!joined.codes.includes('110')) throw new Error(`probe join: no status 110 (${joined.el.toString().slice(0, 200)})`);
+      await sleep(300);
+      const ejected = new Promise((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error('no ejection within 60 s')), 60000);
+        client.onPresence = (el) => {
+          if (el.attrs.from !== full || el.attrs.type !== 'unavailable') return;
+          clearTimeout(timer);
+          client.onPresence = null;
+          const x = el.getChildren('x').find((c) => c.attrs.xmlns === 'http://jabber.org/protocol/muc#user');
+          resolve({ at: now(), codes: x ? x.getChildren('status').map((st) => st.attrs.code) : [], reason: x?.getChild('item')?.getChildText('reason') ?? null });
+        };
+      });
+      const t0 = now();
+      const op = via === 'cli' ? a.cli('group', 'set', probe.group, '--members', `-${probe.user}`) : adhoc(`-${probe.user}`);
+      const ev = await ejected;
+      const done = await op;
+      const run = { via, change_to_enforced_ms: ev.at - t0, op_ms: done.at - t0, codes: ev.codes, reason: ev.reason };
+      runs.push(run);
+      log(`    ${stamp()} change ${i + 1} (${via === 'cli' ? `'perch group set ${probe.group} --members -${probe.user}' on a` : 'group-set ad-hoc command on a'}) → b's occupant got its presence after ${run.change_to_enforced_ms.toFixed(1)} ms (status ${ev.codes.join(',')}; reason ${JSON.stringify(ev.reason)}); the ${via === 'cli' ? 'CLI' : 'command'} took ${run.op_ms.toFixed(0)} ms`);
+      if (via === 'cli') await a.cli('group', 'set', probe.group, '--members', `+${probe.user}`);
+      else await adhoc(`+${probe.user}`);
+      await sleep(500);
+    }
+    return {
+      mode: 'servers', runs, group: probe.group, user: probe.user, cli_idle_ms: stats(idle), start_a_ms: a.start_ms, start_b_ms: b.start_ms, rss_a_mb: a.rss_mb, rss_b_mb: b.rss_mb,
+      describe: `two Perch server processes (\`perch start\`, dist/) on the seeded database and a private redis-server; the probe user (in the room's member list only through the group) joined on b; on a, the operation group-set removes it from the group`,
+    };
+  } finally {
+    await client?.close().catch(() => {});
+    await admin?.close().catch(() => {});
+    await b.stop();
+    await a.stop();
+  }
+}
+
 async function propagationPhase(res, probe) {
   await redis.start();
   try {
-    res.propagation = await propagationModels(probe);
+    const mode = argValue('--propagation') ?? 'both';
+    if (mode === 'servers' || mode === 'both') {
+      if (serversReady()) res.propagation_servers = await propagationServers(probe);
+      else log('    this build has no room enforcement or no group CLI yet: servers skipped, models only');
+    }
+    if (mode === 'models' || mode === 'both') res.propagation = await propagationModels(probe);
   } finally { await redis.stop(); }
 }
 
@@ -455,6 +576,16 @@ function section(meta, res) {
       : p.describe;
     L.push(`| **group change → enforced on the other node** (a group in the member lists of ${big(s.counts.target_rooms)} rooms; ${p.runs.length} changes) | ${what}: change → b enforces (${p.mode === 'models' ? 'b\'s model answers canJoin false' : 'the occupant gets its 321 presence'}), p50 / max | **${fmt(ch.p50)} / ${fmt(ch.max)} ms** |`);
     L.push(`|  | of which: a's write (transaction) p50; b from hearing of it to enforcing, p50 / max | ${fmt(wr.p50)} ms; ${fmt(rc.p50)} / ${fmt(rc.max)} ms |`);
+  }
+  const ps = res.propagation_servers;
+  if (ps) {
+    const codes = [...new Set(ps.runs.map((x) => x.codes.join('+')))].join(', ');
+    const by = (via) => ps.runs.filter((x) => x.via === via);
+    const ad = stats(by('adhoc').map((x) => x.change_to_enforced_ms)), adOp = stats(by('adhoc').map((x) => x.op_ms));
+    const cl = stats(by('cli').map((x) => x.change_to_enforced_ms)), clOp = stats(by('cli').map((x) => x.op_ms));
+    L.push(`| **group change → enforced on the other node, servers** (the same group and room; ${ad.n} + ${cl.n} changes, alternating) | ${ps.describe}. As an XEP-0050 command (\`group-set\`, form submitted with execute) from an admin's client on a: command sent → the occupant's unavailable presence (status ${codes}) arrives from b, p50 / max | **${fmt(ad.p50)} / ${fmt(ad.max)} ms** (the command's reply: ${fmt(adOp.p50)} ms p50) |`);
+    L.push(`|  | the same through the CLI, \`perch group set ${ps.group} --members -${ps.user}\` on a's admin socket: process started → presence from b, p50 / max (a read-only \`perch group show\` takes ${fmt(ps.cli_idle_ms.p50, 0)} ms p50: process start, socket, reply) | ${fmt(cl.p50)} / ${fmt(cl.max)} ms (the CLI exits after ${fmt(clOp.p50, 0)} ms p50) |`);
+    L.push(`|  | server start with this model (a / b), RSS after start | ${fmt(ps.start_a_ms / 1000)} / ${fmt(ps.start_b_ms / 1000)} s; ${fmt(ps.rss_a_mb, 0)} / ${fmt(ps.rss_b_mb, 0)} MiB |`);
   }
   L.push('');
   L.push('<!-- pchat:end -->');
