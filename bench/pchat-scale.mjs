@@ -19,6 +19,8 @@
 //                      socket, the occupant's 321 presence from b), two model-only nodes, or both (default; the
 //                      servers are skipped when the build has no room enforcement yet)
 //   --pairs N          (user, room) pairs for the warm checks (default 200,000)
+//   --occupants N      directory users given accounts, logged in to node b and joined to rooms they may join
+//                      there, so that b re-checks them on each change (default 1000)
 //
 // Database: postgres://root@127.0.0.1:5432 (PERCH_BENCH_PG for another admin URL), database
 // perch_pchat_bench_<pid>, dropped at the end unless --keep-db.
@@ -43,6 +45,7 @@ const WRITE_DOCS = !has('--no-docs');
 const PHASES = (argValue('--phases') ?? 'seed,model,checks,propagation').split(',');
 const REPEATS = Number(argValue('--repeats') ?? 7);
 const PAIRS = Number(argValue('--pairs') ?? 200_000);
+const OCCUPANTS = Number(argValue('--occupants') ?? 1000);
 const PG_ADMIN_URL = process.env.PERCH_BENCH_PG ?? 'postgres://root@127.0.0.1:5432/test';
 const KEEP_DB = argValue('--keep-db');
 const DB = KEEP_DB ?? `perch_pchat_bench_${process.pid}`;
@@ -109,6 +112,24 @@ async function seeded() {
   } catch { return false; }
 }
 
+/** Accounts (password bench-pw) for the probe, the admin and the first OCCUPANTS directory users; existing ones are kept. */
+async function createAccounts() {
+  const { openDataStores } = await import(path.join(DIST, 'storage/open.js'));
+  const { addUser } = await import(path.join(DIST, 'src/accounts.js'));
+  const stores = await openDataStores({ databaseUrl: pgUrl(DB), dataDir: null });
+  try {
+    const names = [shape.probeUser, shape.adminUser].map((u) => u.split('@')[0]);
+    for (let i = 0; i < OCCUPANTS; i++) names.push(`u${i}`);
+    let next = 0;
+    await Promise.all(Array.from({ length: 8 }, async () => {
+      while (next < names.length) {
+        const r = await addUser(stores, shape.domain, names[next++], 'bench-pw', 4096);
+        if (r === 'invalid') throw new Error('addUser refused a bench account');
+      }
+    }));
+  } finally { await stores.db.close(); }
+}
+
 async function seed() {
   const out = {};
   if (KEEP_DB && await seeded()) {
@@ -143,12 +164,12 @@ async function seed() {
       out.vacuum_ms = now() - v0;
     } finally { await c.end(); }
     // accounts for the clients of the propagation phase (the directory users need none)
-    const stores2 = await openDataStores({ databaseUrl: pgUrl(DB), dataDir: null });
-    const { addUser } = await import(path.join(DIST, 'src/accounts.js'));
-    for (const u of [shape.probeUser, shape.adminUser]) await addUser(stores2, shape.domain, u.split('@')[0], 'bench-pw', 4096);
-    await stores2.db.close();
+    const a0 = now();
+    await createAccounts();
+    out.accounts_ms = now() - a0;
     out.total_ms = now() - t0;
   }
+  if (out.reused) await createAccounts();
   const c = new pgMod.Client({ connectionString: pgUrl(DB) });
   await c.connect();
   try {
@@ -444,6 +465,33 @@ function perchNode(name, port) {
   };
 }
 
+/** [user number, room] for the occupants of b: each of u0..u(OCCUPANTS-1) in the first of 300 rooms (from a random start) it may join. */
+async function occupantPairs() {
+  const { openDataStores } = await import(path.join(DIST, 'storage/open.js'));
+  const { ChatModel } = await import(path.join(DIST, 'src/pchat/model.js'));
+  const access = await import(path.join(DIST, 'src/pchat/access.js'));
+  const stores = await openDataStores({ databaseUrl: pgUrl(DB), dataDir: null });
+  try {
+    const model = new ChatModel(modelHost(stores), [shape.service]);
+    await model.start();
+    const svc = model.forService(shape.service);
+    const rooms = [...svc.rooms.values()].slice(0, 300);
+    const users = Array.from({ length: OCCUPANTS }, (_, i) => `u${i}@${shape.domain}`);
+    await model.ensureSubjects(users);
+    const r = rng(321);
+    const pairs = [];
+    users.forEach((u, n) => {
+      const s = model.subject(u);
+      const from = Math.floor(r() * rooms.length);
+      for (let k = 0; k < rooms.length; k++) {
+        const room = rooms[(from + k) % rooms.length];
+        if (access.canJoin(s, room, svc.categoryOf(room))) { pairs.push([n, room.room]); return; }
+      }
+    });
+    return pairs;
+  } finally { await stores.db.close(); }
+}
+
 /** Does this build have the room enforcement and the CLI for groups? */
 const serversReady = () => fs.existsSync(path.join(DIST, 'src/muc/features/governance.js')) && fs.existsSync(path.join(DIST, 'src/cli/chat.js'));
 
@@ -452,6 +500,7 @@ async function propagationServers(probe) {
   const { makeClient, joinRoom } = await import(path.join(XB, 'lib', 'ops.mjs'));
   const a = perchNode('a', 29622), b = perchNode('b', 29623);
   let client = null, admin = null;
+  const occupants = [];
   try {
     await a.start();
     await b.start();
@@ -465,6 +514,20 @@ async function propagationServers(probe) {
     // the CLI's own cost (a process started, the admin socket asked, a reply printed): a read-only command
     const idle = [];
     for (let i = 0; i < 3; i++) idle.push((await a.cli('group', 'show', probe.group)).ms);
+    // b holds rooms with occupants: directory users with accounts, each in a room (of the first 300) it may join
+    const pairs = await occupantPairs();
+    const t1 = now();
+    let next = 0;
+    await Promise.all(Array.from({ length: 25 }, async () => {
+      while (next < pairs.length) {
+        const [n, room] = pairs[next++];
+        const c = makeClient({ ...conn, userPrefix: 'u' }, n, { resource: 'bench' });
+        await c.login();
+        await joinRoom(c, `${room}@${shape.service}`, `u${n}`, { maxstanzas: 0 });
+        occupants.push(c);
+      }
+    }));
+    log(`    ${stamp()} ${occupants.length} occupants logged in to b and joined ${new Set(pairs.map(([, r]) => r)).size} rooms in ${((now() - t1) / 1000).toFixed(1)} s`);
     admin = makeClient({ ...conn, port: a.port, userPrefix: 'admin' }, '', { resource: 'bench' });
     await admin.login();
     /** The same operation as an XEP-0050 command from an admin's client on a, in one request (the form submitted with execute). */
@@ -502,12 +565,13 @@ async function propagationServers(probe) {
       await sleep(500);
     }
     return {
-      mode: 'servers', runs, group: probe.group, user: probe.user, cli_idle_ms: stats(idle), start_a_ms: a.start_ms, start_b_ms: b.start_ms, rss_a_mb: a.rss_mb, rss_b_mb: b.rss_mb,
-      describe: `two Perch server processes (\`perch start\`, dist/) on the seeded database and a private redis-server; the probe user (in the room's member list only through the group) joined on b; on a, the operation group-set removes it from the group`,
+      mode: 'servers', runs, group: probe.group, user: probe.user, occupants: occupants.length, occupied_rooms: new Set(pairs.map(([, r]) => r)).size + 1, cli_idle_ms: stats(idle), start_a_ms: a.start_ms, start_b_ms: b.start_ms, rss_a_mb: a.rss_mb, rss_b_mb: b.rss_mb,
+      describe: `two Perch server processes (\`perch start\`, dist/) on the seeded database and a private redis-server; b holds ${occupants.length} other occupants (directory users with accounts) in ${new Set(pairs.map(([, r]) => r)).size} governed rooms, re-checked on each change; the probe user (in the room's member list only through the group) joined on b; on a, the operation group-set removes it from the group`,
     };
   } finally {
     await client?.close().catch(() => {});
     await admin?.close().catch(() => {});
+    await Promise.all(occupants.map((c) => c.close().catch(() => {})));
     await b.stop();
     await a.stop();
   }
@@ -544,7 +608,7 @@ function section(meta, res) {
   L.push('| what | measure | figure |', '|---|---|---|');
   if (s.reused) L.push('| seed | (database reused, not timed) | – |');
   else {
-    L.push(`| seed (fresh database) | migrations + bulk INSERT … SELECT + VACUUM ANALYZE | ${fmt(s.migrate_ms / 1000)} + ${fmt(s.insert_ms / 1000)} + ${fmt(s.vacuum_ms / 1000)} s = **${fmt(s.total_ms / 1000)} s** |`);
+    L.push(`| seed (fresh database) | migrations + bulk INSERT … SELECT + VACUUM ANALYZE | ${fmt(s.migrate_ms / 1000)} + ${fmt(s.insert_ms / 1000)} + ${fmt(s.vacuum_ms / 1000)} s = **${fmt((s.migrate_ms + s.insert_ms + s.vacuum_ms) / 1000)} s** (then ${big(OCCUPANTS + 2)} XMPP accounts for the propagation phase by \`addUser\`, 4096 SCRAM iterations: ${fmt(s.accounts_ms / 1000)} s) |`);
     const acl = s.steps.filter((x) => x.label.startsWith('acl')).reduce((a, x) => a + x.ms, 0);
     L.push(`|  | of which access entries (${big(s.counts.acl)} rows) | ${fmt(acl / 1000)} s |`);
   }
