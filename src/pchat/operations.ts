@@ -884,9 +884,12 @@ export async function getServiceSettings(ctx: ChatOpContext, actor: ChatActor, s
   return { service: svc.domain, ...svc.settings };
 }
 
-function intIn(what: string, v: number, min: number, max: number): number {
+/** Largest value the settings' columns hold. */
+const INT32 = 2_147_483_647;
+
+function intIn(what: string, v: number, min: number, max = INT32): number {
   if (!Number.isInteger(v) || v < min || v > max) {
-    throw new ChatOpError(`${what} must be a whole number ${max === Number.MAX_SAFE_INTEGER ? `of at least ${min}` : `from ${min} to ${max}`}`, 'not-acceptable');
+    throw new ChatOpError(`${what} must be a whole number ${max === INT32 ? `of at least ${min}` : `from ${min} to ${max}`}`, 'not-acceptable');
   }
   return v;
 }
@@ -896,11 +899,10 @@ export async function setServiceSettings(ctx: ChatOpContext, actor: ChatActor, s
   const model = await modelOf(ctx);
   const svc = svcModel(model, serviceOf(ctx, service));
   const cur = svc.settings;
-  const INT32 = 2_147_483_647;
   const next: ChatServiceSettings = {
     defaultHistory: changes.defaultHistory !== undefined ? intIn('defaultHistory', changes.defaultHistory, 1, 500) : cur.defaultHistory,
-    maxFileSizeKb: changes.maxFileSizeKb !== undefined ? intIn('maxFileSizeKb', changes.maxFileSizeKb, 1, INT32) : cur.maxFileSizeKb,
-    participantUpdateLimit: changes.participantUpdateLimit !== undefined ? intIn('participantUpdateLimit', changes.participantUpdateLimit, 1, INT32) : cur.participantUpdateLimit,
+    maxFileSizeKb: changes.maxFileSizeKb !== undefined ? intIn('maxFileSizeKb', changes.maxFileSizeKb, 1) : cur.maxFileSizeKb,
+    participantUpdateLimit: changes.participantUpdateLimit !== undefined ? intIn('participantUpdateLimit', changes.participantUpdateLimit, 1) : cur.participantUpdateLimit,
     roomManagementUrl: changes.roomManagementUrl !== undefined ? (changes.roomManagementUrl.trim() === '' ? '' : checkUrl(changes.roomManagementUrl)) : cur.roomManagementUrl,
   };
   await ctx.stores.chat.putSettings(svc.domain, next);
