@@ -6,7 +6,7 @@ import { expect } from 'chai';
 import { Element } from '../../../protocol/xml.js';
 import { chatModel } from '../../../src/pchat/module.js';
 import {
-  governedKit, seedCategory, seedRoom, roomJid, conditionOf, statusesOf, SERVICE, type RoomKit,
+  governedKit, seedCategory, seedRoom, seedGroup, roomJid, conditionOf, statusesOf, SERVICE, type RoomKit,
 } from '../kit.js';
 
 const OWNER = 'http://jabber.org/protocol/muc#owner';
@@ -41,6 +41,7 @@ describe('room feature: governance, owner and admin requests', () => {
   before(async function () {
     this.timeout(60000);
     kit = await governedKit();
+    await seedGroup(kit, 'ow-team', ['ow-teamster@localhost']);
     await seedCategory(kit, { name: 'Ow Cat', allowed: ['domain:localhost'], creators: ['ow-maker@localhost', 'ow-two@localhost'] });
     await seedCategory(kit, { name: 'Ow Other', allowed: ['domain:localhost'], creators: ['ow-two@localhost'] });
     await seedRoom(kit, { room: 'ow-room', category: 'Ow Cat', name: 'Owned', members: ['ow-man@localhost', 'ow-mem@localhost'], managers: ['ow-man@localhost'] });
@@ -93,9 +94,13 @@ describe('room feature: governance, owner and admin requests', () => {
     const answer = await man.iq('set', roomJid('ow-room'), affiliation([
       { jid: 'ow-new@localhost', affiliation: 'member' }, { principal: 'group:ow-team', affiliation: 'member' }, { jid: 'ow-mem@localhost', affiliation: 'owner' },
     ]));
-    expect(answer.attrs.type, conditionOf(answer)).to.equal('result');
+    expect(answer.attrs.type, answer.toString()).to.equal('result');
     expect(record(kit, 'ow-room')!.members).to.include.members(['ow-new@localhost', 'group:ow-team']);
     expect(record(kit, 'ow-room')!.managers).to.include('ow-mem@localhost');
+    const outside = await man.iq('set', roomJid('ow-room'), affiliation([{ jid: 'ow-far@elsewhere.example', affiliation: 'member' }]));
+    expect(conditionOf(outside)).to.equal('not-acceptable');
+    expect(outside.getChild('error')!.getChildText('text', 'urn:ietf:params:xml:ns:xmpp-stanzas')).to.contain('ow-far@elsewhere.example');
+    expect(record(kit, 'ow-room')!.members).to.not.include('ow-far@elsewhere.example');
     const removed = await man.iq('set', roomJid('ow-room'), affiliation([{ jid: 'ow-new@localhost', affiliation: 'none' }]));
     expect(removed.attrs.type).to.equal('result');
     expect(record(kit, 'ow-room')!.members).to.not.include('ow-new@localhost');
