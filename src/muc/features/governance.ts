@@ -38,6 +38,7 @@ const F = {
   type: 'x-perch#type',
   invitations: 'x-perch#invitations',
   addin: 'x-perch#addin',
+  disabled: 'x-perch#disabled',
   addinUrl: 'x-perch#addin-url',
   fileUpload: 'x-perch#file-upload',
   history: 'x-perch#history',
@@ -45,7 +46,7 @@ const F = {
   description: 'muc#roomconfig_roomdesc',
 } as const;
 /** Fields of the owner form that the model's operations apply (the room never sees them). */
-const MODEL_FIELDS: readonly string[] = [F.category, F.privacy, F.type, F.invitations, F.addin, F.name, F.description];
+const MODEL_FIELDS: readonly string[] = [F.category, F.privacy, F.type, F.invitations, F.addin, F.disabled, F.name, F.description];
 const PRIVACIES: readonly RoomPrivacy[] = ['open', 'closed', 'secret'];
 const KINDS: readonly RoomKind[] = ['normal', 'auditorium'];
 const INVITATIONS = ['inherit', 'off'] as const;
@@ -111,7 +112,7 @@ function oneOf<T extends string>(field: string, value: string, allowed: readonly
 }
 
 /** What a submitted owner form changes in the record (fields left out or unchanged change nothing). */
-function formChanges(form: DataForm, rec: Pick<ChatRoomRecord, 'category' | 'privacy' | 'type' | 'invitations' | 'addin' | 'name' | 'description'> | null): RoomChanges {
+function formChanges(form: DataForm, rec: Pick<ChatRoomRecord, 'category' | 'privacy' | 'type' | 'invitations' | 'addin' | 'disabled' | 'name' | 'description'> | null): RoomChanges {
   const c: RoomChanges = {};
   const category = fieldValue(form, F.category);
   if (category && category.toLowerCase() !== rec?.category.toLowerCase()) c.category = category;
@@ -123,6 +124,12 @@ function formChanges(form: DataForm, rec: Pick<ChatRoomRecord, 'category' | 'pri
   if (invitations && invitations !== rec?.invitations) c.invitations = oneOf(F.invitations, invitations, INVITATIONS);
   const addin = fieldValue(form, F.addin);
   if (addin !== undefined && (addin || null) !== (rec?.addin ?? null)) c.addin = addin || null;
+  const disabled = fieldValue(form, F.disabled);
+  if (disabled !== undefined && disabled !== '') {
+    if (!['0', '1', 'true', 'false'].includes(disabled)) throw new MucProtocolError('not-acceptable', `${F.disabled}: not a boolean`);
+    const on = disabled === '1' || disabled === 'true';
+    if (on !== (rec?.disabled ?? false)) c.disabled = on;
+  }
   const name = fieldValue(form, F.name);
   if (name && name !== rec?.name) c.name = name;
   const description = fieldValue(form, F.description);
@@ -455,6 +462,7 @@ export const governance: RoomFeature = {
         list(F.type, 'Type', KINDS, r.type),
         list(F.invitations, 'Invitations', INVITATIONS, r.invitations),
         list(F.addin, 'Add-in', ['', ...[...g.service.addins.values()].map((x) => x.name)], r.addin ?? ''),
+        { var: F.disabled, type: 'boolean', label: 'Disabled (everyone leaves; only an administrator enables it again)', values: [r.disabled ? '1' : '0'] },
       );
       return undefined;
     });

@@ -3,6 +3,7 @@
 // presenters, and a privacy, type or name change is announced (104).
 import { expect } from 'chai';
 import { Element } from '../../../protocol/xml.js';
+import { chatModel } from '../../../src/pchat/module.js';
 import {
   governedKit, seedCategory, seedRoom, seedGroup, changeRoom, statusesOf, conditionOf, type RoomKit, type FakeClient,
 } from '../kit.js';
@@ -108,5 +109,21 @@ describe('room feature: governance, live changes', () => {
     const self = await ann.next((el) => el.name === 'presence' && statusesOf(el).includes(110));
     expect(self.getChild('x', MUC_USER)!.getChild('item')!.attrs.role).to.equal('visitor');
     await ann.next((el) => el.name === 'message' && statusesOf(el).includes(104));
+  });
+
+  it('persistent chat turned off for a user: removed from the room (321), then refused as if the room did not exist', async () => {
+    await seedRoom(kit, { room: 'lv-policy', category: 'Lv Cat', privacy: 'open' });
+    const fay = await kit.client('lv-fay@localhost', 'pol');
+    await fay.join('lv-policy', 'fay');
+    await kit.server.stores.chat.setPolicy('user', 'lv-fay@localhost', false);
+    await chatModel(kit.server).publish({ kind: 'policy' });
+    try {
+      expect(statusesOf(await gone(fay))).to.include(321);
+      expect(conditionOf(await fay.join('lv-policy', 'fay'))).to.equal('item-not-found');
+    } finally {
+      await kit.server.stores.chat.setPolicy('user', 'lv-fay@localhost', null);
+      await chatModel(kit.server).publish({ kind: 'policy' });
+    }
+    expect(statusesOf(await fay.join('lv-policy', 'fay'))).to.include(110);
   });
 });

@@ -150,5 +150,17 @@ describe('room feature: governance, owner and admin requests', () => {
     expect(out.getChild('x', 'http://jabber.org/protocol/muc#user')!.getChild('destroy')).to.not.equal(undefined);
     expect(record(kit, 'ow-doomed')).to.equal(undefined);
   });
-});
 
+  it('a manager disables the room through the owner form: everyone leaves (332)', async () => {
+    await seedRoom(kit, { room: 'ow-dis', category: 'Ow Cat', privacy: 'open', managers: ['ow-man@localhost'] });
+    const man = await kit.client('ow-man@localhost', 'dis');
+    await man.join('ow-dis', 'man');
+    const guest = await kit.client('ow-guest@localhost', 'dis');
+    await guest.join('ow-dis', 'guest');
+    const answer = await man.iq('set', roomJid('ow-dis'), submit({ 'x-perch#disabled': '1' }));
+    expect(answer.attrs.type, conditionOf(answer)).to.equal('result');
+    expect(record(kit, 'ow-dis')!.disabled).to.equal(true);
+    const out = await guest.next((el) => el.name === 'presence' && el.attrs.type === 'unavailable' && statusesOf(el).includes(110));
+    expect(statusesOf(out)).to.include(332);
+  });
+});

@@ -75,4 +75,15 @@ describe('room feature: governance, the service', () => {
     const out = await kit.client('sv-out@localhost', 'create');
     expect(conditionOf(await out.join('sv-new-room', 'me'))).to.equal('not-allowed');
   });
+
+  it('a plain room on a governed service keeps plain XEP-0045 behaviour (stored affiliations count)', async () => {
+    const stored = await kit.server.stores.rooms.get(SERVICE, 'sv-d-plain');
+    await kit.server.stores.rooms.put({ ...stored!, affiliations: { 'sv-boss@localhost': 'owner' } });
+    const boss = await kit.client('sv-boss@localhost');
+    const self = await boss.join('sv-d-plain', 'boss');
+    expect(self.getChild('x', 'http://jabber.org/protocol/muc#user')!.getChild('item')!.attrs.affiliation).to.equal('owner');
+    const anyone = await kit.client('sv-out@localhost', 'plain');
+    const other = await anyone.join('sv-d-plain', 'anyone');
+    expect(other.getChild('x', 'http://jabber.org/protocol/muc#user')!.getChild('item')!.attrs.role).to.equal('participant');
+  });
 });
