@@ -9,6 +9,7 @@ import type { Subject } from '../pchat/access.js';
 import type { ChatModel, ServiceModel } from '../pchat/model.js';
 import { chatModel, hasChatModel } from '../pchat/module.js';
 import type { Room } from './room.js';
+import type { RoomConfig } from './option.js';
 
 export interface GovernedService {
   model: ChatModel;
@@ -62,8 +63,8 @@ export function subjectFor(g: GovernedService, bare: string): Subject {
   return s;
 }
 
-/** The XEP-0045 options a governed room's record fixes (privacy → members-only and public, name, description). */
-export function syncConfig(room: Room, record: ChatRoomRecord): boolean {
+/** Sets the XEP-0045 options a governed room's record fixes (privacy → members-only and public, name, description); true when one changed. */
+export function syncConfig(config: RoomConfig, record: ChatRoomRecord): boolean {
   const want: Record<string, unknown> = {
     membersOnly: record.privacy !== 'open',
     public: record.privacy !== 'secret',
@@ -73,8 +74,8 @@ export function syncConfig(room: Room, record: ChatRoomRecord): boolean {
   };
   let changed = false;
   for (const [k, v] of Object.entries(want)) {
-    if (k in room.config && room.config[k] !== v) {
-      room.config[k] = v;
+    if (k in config && config[k] !== v) {
+      config[k] = v;
       changed = true;
     }
   }

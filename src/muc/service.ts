@@ -165,23 +165,7 @@ export class MucService implements RoomHost, FeatureContext {
   private admit(name: string, stanza: Element, hops: number): Promise<void> | undefined {
     const from = tryParseJid(stanza.attrs.from ?? '');
     if (!from) return undefined;
-    const answer = (payload: Element): 'handled' => {
-      this.server.router.route(payload);
-      return 'handled';
-    };
-    const admission: Admission = {
-      name, room: this.rooms.get(name), stanza, from,
-      result: (payload) => {
-        const r = new Element('iq', { type: 'result', id: stanza.attrs.id ?? '', from: stanza.attrs.to ?? `${name}@${this.domain}`, to: from.toString() });
-        if (payload) r.append(payload);
-        return answer(r);
-      },
-      fail: (e) => {
-        if (!(e instanceof StanzaError)) this.server.log.error('muc: admission failed', { err: e, room: name });
-        const r = errorReply(stanza, e instanceof StanzaError ? e : new StanzaError('internal-server-error'), `${name}@${this.domain}`);
-        return r ? answer(r) : 'handled';
-      },
-    };
+    const admission = new StanzaAdmission(this, name, stanza, from);
     let waiting: Promise<'handled' | undefined> | undefined;
     try {
       waiting = this.hooks.admission(admission);
@@ -487,6 +471,28 @@ export class MucService implements RoomHost, FeatureContext {
   nodeLost(node: string, fullJids: Set<string>): void {
     for (const [name, r] of this.remote) if (r.node === node) this.remote.delete(name);
     for (const room of this.rooms.values()) room.dropSessions(fullJids);
+  }
+}
+
+/** A stanza at the room's door (events.ts Admission), answering from the room's JID. */
+class StanzaAdmission implements Admission {
+  readonly room: Room | undefined;
+  constructor(private readonly service: MucService, readonly name: string, readonly stanza: Element, readonly from: Jid) {
+    this.room = service.loadedRoom(name);
+  }
+
+  result(payload?: Element): 'handled' {
+    const r = new Element('iq', { type: 'result', id: this.stanza.attrs.id ?? '', from: `${this.name}@${this.service.domain}`, to: this.from.toString() });
+    if (payload) r.append(payload);
+    this.service.server.router.route(r);
+    return 'handled';
+  }
+
+  fail(e: unknown): 'handled' {
+    if (!(e instanceof StanzaError)) this.service.server.log.error('muc: admission failed', { err: e, room: this.name });
+    const r = errorReply(this.stanza, e instanceof StanzaError ? e : new StanzaError('internal-server-error'), `${this.name}@${this.service.domain}`);
+    if (r) this.service.server.router.route(r);
+    return 'handled';
   }
 }
 

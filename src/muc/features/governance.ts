@@ -331,7 +331,7 @@ export const governance: RoomFeature = {
       const g = gov(room);
       if (g) {
         room.locked = false;
-        syncConfig(room, g.record);
+        syncConfig(room.config, g.record);
         remember(room, g.record);
       } else if (governedService(server, ctx.domain)) {
         room.locked = true;
@@ -342,7 +342,7 @@ export const governance: RoomFeature = {
     hooks.on('room/loaded', ({ room }) => {
       const g = gov(room);
       if (g) {
-        syncConfig(room, g.record);
+        syncConfig(room.config, g.record);
         remember(room, g.record);
       }
       return undefined;
@@ -353,7 +353,7 @@ export const governance: RoomFeature = {
       if (!g || bare === server.domain) return undefined;
       const refusal = joinRefusal(subjectFor(g, bare), g.record, g.category);
       if (refusal) throw new MucProtocolError(refusal.condition, refusal.text);
-      if (syncConfig(room, g.record)) room.save();
+      if (syncConfig(room.config, g.record)) room.save();
       remember(room, g.record);
       return undefined;
     }, 60);
@@ -471,8 +471,7 @@ export const governance: RoomFeature = {
     hooks.on('config/submitted', ({ room, next }) => {
       const g = gov(room);
       if (!g) return undefined;
-      const shadow = { config: next } as unknown as Room;
-      syncConfig(shadow, g.record);
+      syncConfig(next, g.record);
       return undefined;
     });
 
@@ -515,7 +514,7 @@ export const governance: RoomFeature = {
       const r = g.record;
       const before = applied.get(room);
       applied.set(room, snap(r));
-      if (syncConfig(room, r)) room.save();
+      if (syncConfig(room.config, r)) room.save();
       if (r.disabled) {
         for (const occ of [...room.occupants.values()]) room.remove(occ, [STATUS.removedShutdown], null, DISABLED_REASON);
         room.host.occupantsChanged(room);
