@@ -2,6 +2,7 @@
 // access rules (src/pchat/access.ts) with the conditions and texts of docs/persistent-chat.md.
 import { expect } from 'chai';
 import { Element } from '../../../protocol/xml.js';
+import { chatModel } from '../../../src/pchat/module.js';
 import {
   governedKit, seedCategory, seedRoom, seedGroup, roomJid, conditionOf, statusesOf, say, heard, settle, SERVICE, type RoomKit, type FakeClient,
 } from '../kit.js';
@@ -170,5 +171,15 @@ describe('room feature: governance (persistent-chat rules)', () => {
     const carol = await kit.client('gv-carol@localhost', 'stored');
     expect(conditionOf(await carol.join('gv-closed', 'carol'))).to.equal('registration-required');
     await settle(10);
+  });
+
+  it('disco#info shows the room\'s add-in and its URL', async () => {
+    await kit.server.stores.chat.putAddin({ service: SERVICE, name: 'Gv Board', url: 'https://board.example.org/' });
+    await chatModel(kit.server).publish({ kind: 'addin', service: SERVICE });
+    await seedRoom(kit, { room: 'gv-addin', category: 'Gv Sales', privacy: 'open', addin: 'Gv Board' });
+    const carol = await kit.client('gv-carol@localhost', 'addin');
+    const info = await discoInfo(carol, 'gv-addin');
+    expect(fieldOf(info, 'x-perch#addin')).to.equal('Gv Board');
+    expect(fieldOf(info, 'x-perch#addin-url')).to.equal('https://board.example.org/');
   });
 });
