@@ -17,9 +17,10 @@ import type { CategoryRecord, ChatRoomRecord, RoomKind, RoomPrivacy } from '../.
 import {
   affiliationOf, canCreate, canJoin, canManage, canPost, canRead, canSee, isMember, joinRefusal, type Subject,
 } from '../../pchat/access.js';
-import * as operations from '../../pchat/operations.js';
 import { chatModel, hasChatModel } from '../../pchat/module.js';
-import { ChatOpError, type ChatActor, type ChatOpContext, type RoomChanges, type ListChange } from '../../pchat/operations.js';
+import {
+  ChatOpError, createRoom, deleteRoom, updateRoom, type ChatActor, type ChatOpContext, type RoomChanges, type ListChange,
+} from '../../pchat/operations.js';
 import type { Server } from '../../context.js';
 import type { Admission, FeatureContext, RoomFeature } from '../events.js';
 import type { Room } from '../room.js';
@@ -55,19 +56,6 @@ export const DISABLED_REASON = 'This room has been disabled';
 const LOST_ACCESS_REASON = 'You are no longer allowed in this room';
 const MEMBERS_ONLY_REASON = 'This room is now for its members only';
 
-// The operations the model's admin layer provides (src/pchat/operations.ts); named here by the
-// signatures that file documents.
-interface RoomOperations {
-  createRoom(ctx: ChatOpContext, actor: ChatActor, service: string, localpart: string, changes: RoomChanges & { category: string }): Promise<ChatRoomRecord>;
-  updateRoom(ctx: ChatOpContext, actor: ChatActor, service: string, localpart: string, changes: RoomChanges): Promise<{ before: ChatRoomRecord; after: ChatRoomRecord }>;
-  deleteRoom(ctx: ChatOpContext, actor: ChatActor, service: string, localpart: string, reason?: string): Promise<void>;
-}
-function operation<K extends keyof RoomOperations>(name: K): RoomOperations[K] {
-  const op = (operations as unknown as Partial<RoomOperations>)[name];
-  if (typeof op !== 'function') throw new StanzaError('service-unavailable', `${name} is not available`);
-  return op as RoomOperations[K];
-}
-
 /** An operation's refusal as the stanza error the XMPP face answers with. */
 function asStanzaError(e: unknown): unknown {
   if (e instanceof ChatOpError) return new StanzaError(e.condition, e.message);
@@ -93,6 +81,8 @@ function opContext(server: Server): ChatOpContext {
       if (reason) d.c('reason').t(reason);
       server.router.route(new Element('iq', { type: 'set', id: `chat-delete-${room}`, to: `${room}@${service}`, from: server.domain }).append(q));
     },
+    // XEP-0249 invitations to members a manager adds.
+    route: (stanza) => server.router.route(stanza),
   };
 }
 
@@ -204,7 +194,7 @@ export const governance: RoomFeature = {
         if (!g || bare === server.domain) return undefined;
         if (!server.isAdmin(bare)) return Promise.resolve(a.fail(new StanzaError('forbidden', 'only administrators delete rooms')));
         const reason = destroy.getChildText('reason', MUC_NS.owner);
-        return operation('deleteRoom')(opContext(server), actorOf(server, bare), ctx.domain, a.name, reason)
+        return deleteRoom(opContext(server), actorOf(server, bare), ctx.domain, a.name, reason)
           .then(() => a.result(), (e: unknown) => a.fail(asStanzaError(e)));
       }
       const x = query.getChild('x', NS.dataForms);
@@ -219,7 +209,7 @@ export const governance: RoomFeature = {
           stripModelFields(x);
           return undefined;
         }
-        return operation('updateRoom')(opContext(server), actorOf(server, bare), ctx.domain, a.name, changes).then(
+        return updateRoom(opContext(server), actorOf(server, bare), ctx.domain, a.name, changes).then(
           () => { stripModelFields(x); return undefined; },
           (e: unknown) => a.fail(asStanzaError(e)),
         );
@@ -242,7 +232,7 @@ export const governance: RoomFeature = {
           if (mine.length !== 1) throw new MucProtocolError('not-acceptable', `choose a category (${F.category})`);
           category = mine[0]!.name;
         }
-        await operation('createRoom')(opContext(server), actorOf(server, bare), ctx.domain, a.name, { ...changes, category });
+        await createRoom(opContext(server), actorOf(server, bare), ctx.domain, a.name, { ...changes, category });
       } catch (e) {
         return a.fail(asStanzaError(e));
       }
@@ -300,7 +290,7 @@ export const governance: RoomFeature = {
       if (members.add.length + members.remove.length > 0) changes.members = members;
       if (managers.add.length + managers.remove.length > 0) changes.managers = managers;
       if (Object.keys(changes).length === 0) return Promise.resolve(a.result());
-      return operation('updateRoom')(opContext(server), actorOf(server, bare), ctx.domain, a.name, changes)
+      return updateRoom(opContext(server), actorOf(server, bare), ctx.domain, a.name, changes)
         .then(() => a.result(), (e: unknown) => a.fail(asStanzaError(e)));
     };
 
