@@ -163,4 +163,16 @@ describe('room feature: governance, owner and admin requests', () => {
     const out = await guest.next((el) => el.name === 'presence' && el.attrs.type === 'unavailable' && statusesOf(el).includes(110));
     expect(statusesOf(out)).to.include(332);
   });
+
+  it('a member a manager adds gets an XEP-0249 invitation from the room when the category sends them', async () => {
+    await seedCategory(kit, { name: 'Ow Inv', allowed: ['domain:localhost'], invitations: true });
+    await seedRoom(kit, { room: 'ow-inv', category: 'Ow Inv', members: ['ow-man@localhost'], managers: ['ow-man@localhost'] });
+    const invitee = await kit.client('ow-invitee@localhost');
+    const man = await kit.client('ow-man@localhost', 'inv');
+    const answer = await man.iq('set', roomJid('ow-inv'), affiliation([{ jid: 'ow-invitee@localhost', affiliation: 'member' }]));
+    expect(answer.attrs.type, answer.toString()).to.equal('result');
+    const invite = await invitee.next((el) => el.name === 'message' && el.getChild('x', 'jabber:x:conference') !== undefined);
+    expect(invite.attrs.from).to.equal(roomJid('ow-inv'));
+    expect(invite.getChild('x', 'jabber:x:conference')!.attrs.jid).to.equal(roomJid('ow-inv'));
+  });
 });
