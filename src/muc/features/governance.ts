@@ -11,7 +11,7 @@ import { Element } from '../../../protocol/xml.js';
 import { StanzaError } from '../../../protocol/errors.js';
 import { NS } from '../../../protocol/namespaces.js';
 import { parseForm, type DataForm, type FormField } from '../../../protocol/forms.js';
-import { MUC_NS, STATUS, MucProtocolError, mucUserX, type Affiliation } from '../../../protocol/muc.js';
+import { MUC_NS, STATUS, MucProtocolError, destroyQuery, mucUserX, type Affiliation } from '../../../protocol/muc.js';
 import { canonicalPrincipal, PrincipalError } from '../../../protocol/principal.js';
 import type { CategoryRecord, ChatRoomRecord, RoomKind, RoomPrivacy } from '../../../storage/types.js';
 import {
@@ -76,10 +76,8 @@ function opContext(server: Server): ChatOpContext {
     isAdmin: (bare) => server.isAdmin(bare),
     // Sent, not awaited: the room handles it in its order, after the request being admitted now.
     destroyMucRoom: async (service, room, reason) => {
-      const q = new Element('query', { xmlns: MUC_NS.owner });
-      const d = q.c('destroy');
-      if (reason) d.c('reason').t(reason);
-      server.router.route(new Element('iq', { type: 'set', id: `chat-delete-${room}`, to: `${room}@${service}`, from: server.domain }).append(q));
+      const iq = new Element('iq', { type: 'set', id: `chat-delete-${room}`, to: `${room}@${service}`, from: server.domain });
+      server.router.route(iq.append(destroyQuery({ reason })));
     },
     // XEP-0249 invitations to members a manager adds.
     route: (stanza) => server.router.route(stanza),
