@@ -62,7 +62,10 @@ describe('room feature: governance (persistent-chat rules)', () => {
     const stranger = await kit.client('gv-out@localhost');
     expect(conditionOf(await stranger.join('gv-closed', 'out'))).to.equal('item-not-found');
     const denied = await kit.client('gv-denied@localhost');
-    expect(conditionOf(await denied.join('gv-closed', 'denied'))).to.equal('item-not-found');
+    const outcast = await denied.join('gv-closed', 'denied');
+    expect(conditionOf(outcast)).to.equal('forbidden');
+    expect(errorText(outcast)).to.equal('you are not allowed in rooms of this category');
+    expect(conditionOf(await denied.join('gv-secret', 'denied'))).to.equal('item-not-found');
   });
 
   it('keeps a manager who is not a member out of a closed room, and an admin too', async () => {
@@ -78,7 +81,7 @@ describe('room feature: governance (persistent-chat rules)', () => {
     expect(itemOf(self).attrs.affiliation).to.equal('none');
     expect(itemOf(self).attrs.role).to.equal('participant');
     const denied = await kit.client('gv-denied@localhost', 'open');
-    expect(conditionOf(await denied.join('gv-open', 'denied'))).to.equal('item-not-found');
+    expect(conditionOf(await denied.join('gv-open', 'denied'))).to.equal('forbidden');
   });
 
   it('a disabled room refuses those who could see it with forbidden and a text', async () => {
