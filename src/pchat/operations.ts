@@ -19,6 +19,8 @@ import {
 import { createChatStore, createDirectoryStore } from '../../storage/sql-chat.js';
 import { canCreate, canManage, covers, inScope, isDenied, isMember, type Subject } from './access.js';
 import { ChatModel, type ChatChange, type ServiceModel } from './model.js';
+import { chatModel, hasChatModel } from './module.js';
+import type { Server } from '../context.js';
 
 /** Who asks: a local admin (CLI through the socket, or offline), or an account (admin or not). */
 export type ChatActor = { kind: 'local' } | { kind: 'account'; bare: string };
@@ -97,6 +99,31 @@ export const MAX_INVITATIONS = 10_000;
 const MAX_SCOPE_EXPANSION = 10_000;
 
 // --- context ------------------------------------------------------------------------------------------
+
+/**
+ * Makes a governed room an XEP-0045 room too, when it is not one yet: persistent, named, listed
+ * (the rules decide who sees and enters it).
+ */
+export async function ensureStoredMucRoom(stores: DataStores, service: string, room: string, name: string, description: string): Promise<void> {
+  if (await stores.rooms.get(service, room)) return;
+  await stores.rooms.put({
+    service, name: room, config: { name, description, persistent: true, public: true },
+    affiliations: {}, subject: null, createdAt: new Date(), persistent: true,
+  });
+}
+
+/** The context of a running server: its model, its admins, its router for invitations. */
+export function serverOpContext(server: Server): ChatOpContext {
+  return {
+    stores: server.stores,
+    model: hasChatModel(server) ? chatModel(server) : null,
+    domain: server.domain,
+    services: (server.config.muc.services ?? []).map((s) => s.domain),
+    isAdmin: (bare) => server.isAdmin(bare),
+    ensureMucRoom: (service, room, name, description) => ensureStoredMucRoom(server.stores, service, room, name, description),
+    route: (stanza) => server.router.route(stanza),
+  };
+}
 
 const offlineModels = new WeakMap<ChatOpContext, Promise<ChatModel>>();
 const quiet = { warn: () => {}, error: () => {} };
