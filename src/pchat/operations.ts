@@ -319,11 +319,11 @@ function category(svc: ServiceModel, name: string): CategoryRecord {
 }
 
 async function checkCategoryLists(ctx: ChatOpContext, model: ChatModel, rec: CategoryRecord, before: CategoryRecord | null): Promise<void> {
-  await requireProvisioned(ctx.stores, [...rec.allowed, ...rec.denied, ...rec.creators]);
-  // Creators lie in the scope; checked for new creators, and for all of them when the scope changed.
-  const scopeChanged = !before || before.allowed.join() !== rec.allowed.join() || before.denied.join() !== rec.denied.join();
-  const check = scopeChanged ? rec.creators : added(before.creators, rec.creators);
-  await requireInScope(ctx, model, rec, check, 'creator');
+  const fresh = (after: readonly string[], prev: readonly string[] | undefined) => added(prev ?? [], after);
+  await requireProvisioned(ctx.stores, [...fresh(rec.allowed, before?.allowed), ...fresh(rec.denied, before?.denied), ...fresh(rec.creators, before?.creators)]);
+  // New creators lie in the (new) scope. Those listed before stay when the scope changes: access
+  // is computed, so a creator the scope no longer covers creates nothing until it covers them again.
+  await requireInScope(ctx, model, rec, fresh(rec.creators, before?.creators), 'creator');
 }
 
 export async function createCategory(ctx: ChatOpContext, actor: ChatActor, service: string | null, input: CategoryInput): Promise<CategoryRecord> {

@@ -70,6 +70,14 @@ describe('persistent-chat operations', function () {
         /^carol@localhost is outside the scope of category Ops/);
     });
 
+    it('keep their lists when the scope narrows: access is computed', async () => {
+      const u = await updateCategory(online, ADMIN, null, 'Ops', { denied: { add: ['alice@localhost'] } });
+      expect(u.after.creators).to.deep.equal(['group:analysts']);
+      expect((await listCategories(online, as('alice@localhost'), null)).map((c) => c.name)).to.not.include('Ops');
+      await updateCategory(online, ADMIN, null, 'Ops', { denied: { replace: null } });
+      expect((await listCategories(online, as('alice@localhost'), null)).map((c) => c.name)).to.include('Ops');
+    });
+
     it('have unique names of at most 256 characters', async () => {
       await refused(createCategory(online, ADMIN, null, { name: 'finance' }), 'conflict', /finance is already used by a category/);
       await refused(createCategory(online, ADMIN, null, { name: 'x'.repeat(257) }), 'not-acceptable', /longer than 256/);
