@@ -28,6 +28,11 @@ import { ComponentListener } from './component.js';
 /** d: deliver x to a local session; k: a session was replaced; m: a module topic; r: the reply x to a request of that node. */
 interface ClusterEnvelope { t: 'd' | 'k' | 'm' | 'r'; to?: string; x?: string; topic?: string; data?: unknown }
 
+/** A module message as the nodes read it off the bus (ClusterBus.on(topic)). */
+export function encodeClusterMessage(topic: string, data: unknown): string {
+  return JSON.stringify({ t: 'm', topic, data } satisfies ClusterEnvelope);
+}
+
 /** The node that sent a server request, from the request's id (see request()). */
 function requestNode(id: string): string | null {
   return /^[0-9a-f]{16}\./.test(id) ? id.slice(17) : null;
@@ -96,7 +101,7 @@ export class ServerCore implements Server, StreamHost {
     });
     this.cluster = {
       send: (node, topic, data) => this.sendCluster(node, { t: 'm', topic, data }),
-      broadcast: (topic, data) => this.sessions.broadcast(JSON.stringify({ t: 'm', topic, data } satisfies ClusterEnvelope)),
+      broadcast: (topic, data) => this.sessions.broadcast(encodeClusterMessage(topic, data)),
       on: (topic, handler) => { this.clusterTopics.set(topic, handler); },
     };
   }

@@ -5,6 +5,9 @@ import { Element } from '../../protocol/xml.js';
 import { destroyQuery } from '../../protocol/muc.js';
 import { PrincipalError, parseListEdit } from '../../protocol/principal.js';
 import { ChatOpError, ensureStoredMucRoom, serverOpContext, type ChatActor, type ChatOpContext, type ListChange } from '../pchat/operations.js';
+import { encodeClusterMessage } from '../server.js';
+import { broadcastToNodes } from '../../storage/session-redis.js';
+import { CHAT_TOPIC } from '../pchat/model.js';
 import { AdminError, isAdminActor, one, type Actor, type AdminContext, type AdminInput, type FieldSpec } from './command.js';
 
 /** How long a room may take to answer a destroy (it may first be loaded, or live on another node). */
@@ -36,6 +39,12 @@ export function chatContext(ctx: AdminContext): ChatOpContext {
       services: (ctx.config.muc.services ?? []).map((s) => s.domain),
       isAdmin: (bare) => admins.has(bare),
       ensureMucRoom: (service, room, name, description) => ensureStoredMucRoom(ctx.stores, service, room, name, description),
+      // Nodes of a cluster that share the database but not this data directory hear the change on Redis.
+      ...(ctx.config.redisUrl ? {
+        broadcast: async (change) => {
+          await broadcastToNodes(ctx.config.redisUrl!, encodeClusterMessage(CHAT_TOPIC, { ...change, origin: 'offline' }));
+        },
+      } satisfies Partial<ChatOpContext> : {}),
     };
   contexts.set(ctx, c);
   return c;

@@ -49,6 +49,11 @@ export interface ChatOpContext {
   destroyMucRoom?(service: string, room: string, reason: string): Promise<void>;
   /** Routes a stanza (invitations); absent offline, where invitations are only stored. */
   route?(stanza: Element): void;
+  /**
+   * Offline only: tells the cluster's running nodes of a change (the CLI on a machine without a node
+   * of a PostgreSQL + Redis cluster publishes on Redis).
+   */
+  broadcast?(change: ChatChange): Promise<void>;
 }
 
 /** A list edit: replace, add/remove, or clear (null list: a room inherits its category's scope). */
@@ -136,7 +141,10 @@ export function modelOf(ctx: ChatOpContext): Promise<ChatModel> {
   if (ctx.model) return Promise.resolve(ctx.model);
   let m = offlineModels.get(ctx);
   if (!m) {
-    const model = new ChatModel({ stores: ctx.stores, isAdmin: (b) => ctx.isAdmin(b), nodeId: 'offline', log: quiet }, ctx.services);
+    const model = new ChatModel({
+      stores: ctx.stores, isAdmin: (b) => ctx.isAdmin(b), nodeId: 'offline', log: quiet,
+      ...(ctx.broadcast ? { broadcast: ctx.broadcast } : {}),
+    }, ctx.services);
     m = model.start().then(() => model);
     m.catch(() => offlineModels.delete(ctx));
     offlineModels.set(ctx, m);
