@@ -26,12 +26,7 @@ import { allModules } from './modules/index.js';
 import { ComponentListener } from './component.js';
 
 /** d: deliver x to a local session; k: a session was replaced; m: a module topic; r: the reply x to a request of that node. */
-interface ClusterEnvelope { t: 'd' | 'k' | 'm' | 'r'; to?: string; x?: string; topic?: string; data?: unknown }
-
-/** A module message as the nodes read it off the bus (ClusterBus.on(topic)). */
-export function encodeClusterMessage(topic: string, data: unknown): string {
-  return JSON.stringify({ t: 'm', topic, data } satisfies ClusterEnvelope);
-}
+import { encodeClusterMessage, type ClusterEnvelope } from './cluster-message.js';
 
 /** The node that sent a server request, from the request's id (see request()). */
 function requestNode(id: string): string | null {

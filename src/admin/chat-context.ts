@@ -5,7 +5,7 @@ import { Element } from '../../protocol/xml.js';
 import { destroyQuery } from '../../protocol/muc.js';
 import { PrincipalError, parseListEdit } from '../../protocol/principal.js';
 import { ChatOpError, ensureStoredMucRoom, serverOpContext, type ChatActor, type ChatOpContext, type ListChange } from '../pchat/operations.js';
-import { encodeClusterMessage } from '../server.js';
+import { encodeClusterMessage } from '../cluster-message.js';
 import { broadcastToNodes } from '../../storage/session-redis.js';
 import { CHAT_TOPIC } from '../pchat/model.js';
 import { AdminError, isAdminActor, one, type Actor, type AdminContext, type AdminInput, type FieldSpec } from './command.js';
