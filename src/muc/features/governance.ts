@@ -8,6 +8,7 @@
 // governed service a new room must be given a category. Changes published by any node re-check the
 // occupants of the rooms this node holds, in each room's order.
 import { Element } from '../../../protocol/xml.js';
+import { tryParseJid } from '../../../protocol/jid.js';
 import { StanzaError } from '../../../protocol/errors.js';
 import { NS } from '../../../protocol/namespaces.js';
 import { parseForm, type DataForm, type FormField } from '../../../protocol/forms.js';
@@ -173,6 +174,7 @@ export const governance: RoomFeature = {
 
     hooks.admit((a) => {
       const { stanza } = a;
+      if (stanza.name === 'message') return invitation(a);
       if (stanza.name !== 'iq') return undefined;
       const to = stanza.attrs.to ?? '';
       if (to.includes('/')) return undefined;
@@ -290,6 +292,40 @@ export const governance: RoomFeature = {
       if (Object.keys(changes).length === 0) return Promise.resolve(a.result());
       return updateRoom(opContext(server), actorOf(server, bare), ctx.domain, a.name, changes)
         .then(() => a.result(), (e: unknown) => a.fail(asStanzaError(e)));
+    };
+
+    /**
+     * A manager's mediated invitation (§7.8.2) to a closed or secret room makes the invitees members,
+     * through the operation, before the room sends it; from anyone else the room decides as usual.
+     */
+    const invitation = (a: Admission): Promise<'handled' | undefined> | undefined => {
+      const { stanza } = a;
+      const type = stanza.attrs.type ?? 'normal';
+      if (type === 'groupchat' || type === 'error' || (stanza.attrs.to ?? '').includes('/')) return undefined;
+      const invites = stanza.getChild('x', MUC_NS.user)?.getChildren('invite', MUC_NS.user) ?? [];
+      if (invites.length === 0) return undefined;
+      const g = governedRoom(server, ctx.domain, a.name);
+      // A room without a member list has everyone in scope as member already (the operation refuses anyone else).
+      if (!g || g.record.privacy === 'open' || g.record.members === null) return undefined;
+      const s = g.model.subject(a.from.bareString());
+      if (!s || !canManage(s, g.record, g.category)) return undefined;
+      const invitees: string[] = [];
+      for (const el of invites) {
+        const to = el.attrs.to ? tryParseJid(el.attrs.to) : null;
+        if (to?.local) invitees.push(to.bareString());
+      }
+      if (invitees.length === 0) return undefined;
+      return (async (): Promise<'handled' | undefined> => {
+        await g.model.ensureSubjects(invitees);
+        const add = invitees.filter((b) => { const t = g.model.subject(b); return !t || !isMember(t, g.record, g.category); });
+        if (add.length === 0) return undefined;
+        try {
+          await updateRoom(opContext(server), actorOf(server, a.from.bareString()), ctx.domain, a.name, { members: { add } });
+        } catch (e) {
+          return a.fail(asStanzaError(e));
+        }
+        return undefined;
+      })();
     };
 
     /** A category without history keeps no archive: those who may read get an empty result. */

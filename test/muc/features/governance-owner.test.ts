@@ -175,4 +175,19 @@ describe('room feature: governance, owner and admin requests', () => {
     expect(invite.attrs.from).to.equal(roomJid('ow-inv'));
     expect(invite.getChild('x', 'jabber:x:conference')!.attrs.jid).to.equal(roomJid('ow-inv'));
   });
+
+  it('a manager\'s mediated invitation to a closed room makes the invitee a member, who may then join', async () => {
+    await seedRoom(kit, { room: 'ow-med', category: 'Ow Cat', members: ['ow-man@localhost'], managers: ['ow-man@localhost'] });
+    const man = await kit.client('ow-man@localhost', 'med');
+    await man.join('ow-med', 'man');
+    const friend = await kit.client('ow-friend@localhost');
+    expect(conditionOf(await friend.join('ow-med', 'friend'))).to.equal('registration-required');
+    const invite = new Element('message', { to: roomJid('ow-med') });
+    invite.c('x', { xmlns: 'http://jabber.org/protocol/muc#user' }).c('invite', { to: 'ow-friend@localhost' });
+    man.send(invite);
+    const got = await friend.next((el) => el.name === 'message' && el.getChild('x', 'http://jabber.org/protocol/muc#user')?.getChild('invite') !== undefined);
+    expect(got.attrs.from).to.equal(roomJid('ow-med'));
+    expect(record(kit, 'ow-med')!.members).to.include('ow-friend@localhost');
+    expect(statusesOf(await friend.join('ow-med', 'friend'))).to.include(110);
+  });
 });
