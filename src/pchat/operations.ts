@@ -255,6 +255,11 @@ export function applyChange(list: readonly string[] | null, change: ListChange |
   return [...out];
 }
 
+/** An add/remove edit (not a replacement or a clear). */
+function isEdit(change: ListChange | undefined): boolean {
+  return change !== undefined && change.replace === undefined;
+}
+
 /** Entries of after that were not in before. */
 function added(before: readonly string[] | null, after: readonly string[] | null): string[] {
   const had = new Set(before ?? []);
@@ -581,10 +586,20 @@ export async function updateRoom(ctx: ChatOpContext, actor: ChatActor, service: 
     invitations: changes.invitations ?? before.invitations,
     disabled: changes.disabled ?? before.disabled,
     addin: addinName(svc, changes.addin, before.addin),
-    members: applyChange(before.members, changes.members),
+    members: before.members === null && isEdit(changes.members) ? null : applyChange(before.members, changes.members),
     managers: applyChange(before.managers, changes.managers) ?? [],
     presenters: applyChange(before.presenters, changes.presenters) ?? [],
   };
+  if (before.members === null && isEdit(changes.members)) {
+    // A room without a member list counts everyone in its category's scope as a member: adding someone
+    // in scope changes nothing, and nobody already in is locked out by an add.
+    if ((changes.members!.remove ?? []).length > 0) {
+      throw new ChatOpError(`${ref.room}@${ref.service} has no member list: everyone in category ${beforeCat.name}'s scope is a member; give the whole list (--members a,b) to leave someone out`, 'not-acceptable');
+    }
+    const adds = (changes.members!.add ?? []).map(canonical);
+    await requireProvisioned(ctx.stores, adds);
+    await requireInScope(ctx, model, cat, adds, 'member');
+  }
   const dropped: string[] = [];
   if (after.type === 'normal' && after.presenters.length > 0 && changes.type === 'normal' && !changes.presenters) {
     for (const p of after.presenters) dropped.push(`presenters: ${p} (no longer an auditorium)`);

@@ -158,6 +158,18 @@ describe('persistent-chat operations', function () {
       await updateRoom(online, alice, null, 'desk', { category: 'Finance', managers: { remove: ['bob@localhost'] } });
     });
 
+    it('keep a room without a member list inheriting on an add, and refuse a remove from it', async () => {
+      await createRoom(online, LOCAL, null, 'lobby', { category: 'Finance' });
+      expect(chatModel(kit.server).forService(SERVICE)!.room('lobby')!.members).to.equal(null);
+      const u = await updateRoom(online, ADMIN, null, 'lobby', { members: { add: ['bob@localhost'] } });
+      expect(u.after.members, 'everyone in scope stays a member').to.equal(null);
+      await refused(updateRoom(online, ADMIN, null, 'lobby', { members: { add: ['tom@localhost'] } }), 'not-acceptable', /tom@localhost is outside the scope/);
+      await refused(updateRoom(online, ADMIN, null, 'lobby', { members: { remove: ['bob@localhost'] } }), 'not-acceptable', /has no member list.*give the whole list/);
+      const listed = await updateRoom(online, ADMIN, null, 'lobby', { members: { replace: ['ann@localhost'] } });
+      expect(listed.after.members).to.deep.equal(['ann@localhost']);
+      await deleteRoom(online, ADMIN, null, 'lobby');
+    });
+
     it('drop on a move every listed principal the new scope excludes, and say which', async () => {
       await createRoom(online, LOCAL, null, 'mixed', { category: 'Finance', members: { replace: ['bob@localhost', 'carol@localhost', 'ann@localhost'] }, managers: { replace: ['carol@localhost'] } });
       const u = await updateRoom(online, ADMIN, null, 'mixed', { category: 'Ops' });
