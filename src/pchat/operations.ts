@@ -8,7 +8,7 @@ import { Element } from '../../protocol/xml.js';
 import { NS } from '../../protocol/namespaces.js';
 import { tryParseJid } from '../../protocol/jid.js';
 import {
-  PrincipalError, canonicalPrincipal, normaliseGroupName, normaliseOuPath, principalOfKey,
+  PrincipalError, ouLineage, canonicalPrincipal, normaliseGroupName, normaliseOuPath, principalOfKey,
 } from '../../protocol/principal.js';
 import {
   NameTaken,
@@ -819,7 +819,13 @@ export async function addOrgUnit(ctx: ChatOpContext, actor: ChatActor, path: str
   requireAdmin(ctx, actor, 'manage org units');
   const model = await modelOf(ctx);
   const p = ouPath(path);
-  const created = await ctx.stores.directory.putOrgUnit(p, checkText('the description', description));
+  const text = checkText('the description', description);
+  // A unit's ancestors are units too (ou:/corp covers /corp/sales): the missing ones are made with it.
+  const known = new Set((await ctx.stores.directory.listOrgUnits()).map((u) => u.path));
+  const created = await inTransaction(ctx.stores, async (tx) => {
+    for (const a of ouLineage(p).slice(0, -1)) if (!known.has(a)) await tx.directory.putOrgUnit(a, '');
+    return tx.directory.putOrgUnit(p, text);
+  });
   await publish(model, { kind: 'directory' });
   return created;
 }

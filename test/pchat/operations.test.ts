@@ -5,7 +5,7 @@ import { expect } from 'chai';
 import { Element } from '../../protocol/xml.js';
 import { chatModel } from '../../src/pchat/module.js';
 import {
-  ChatOpError, addOrgUnit, createAddin, createCategory, createGroup, createRoom, deleteAddin, deleteCategory, deleteGroup,
+  ChatOpError, addOrgUnit, listOrgUnits, createAddin, createCategory, createGroup, createRoom, deleteAddin, deleteCategory, deleteGroup,
   deleteOrgUnit, deleteRoom, disableRoom, enableRoom, getPolicies, listCategories, listRooms, setPolicy, setServiceSettings,
   setUserOrgUnit, showRoom, updateCategory, updateGroup, updateRoom, type ChatActor, type ChatOpContext,
 } from '../../src/pchat/operations.js';
@@ -238,6 +238,7 @@ describe('persistent-chat operations', function () {
 
     it('keeps org units with users, and refuses unknown ones', async () => {
       expect(await addOrgUnit(online, ADMIN, '/Corp/EMEA')).to.equal(true);
+      expect((await listOrgUnits(online, ADMIN)).map((u) => u.path), 'a unit\'s ancestors are made with it').to.include.members(['/corp', '/corp/emea']);
       await refused(setUserOrgUnit(online, ADMIN, 'eve@localhost', '/corp/apac'), 'item-not-found', /principal not provisioned: ou:\/corp\/apac/);
       await setUserOrgUnit(online, ADMIN, 'eve@localhost', '/corp/emea');
       await refused(deleteOrgUnit(online, ADMIN, '/corp/emea'), 'conflict', /still has users/);
