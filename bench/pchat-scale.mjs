@@ -605,7 +605,7 @@ function section(meta, res) {
   L.push(`- Perch ${meta.version} (commit ${meta.commit}), the built \`dist/\` modules imported in process (storage/open.js, src/pchat/model.js, src/pchat/access.js).`);
   L.push(`- Data (${describeShape(shape)}). Counts in the database: ${big(s.counts.users)} users in ${big(s.counts.org_units)} org units, ${big(s.counts.groups)} groups (${big(s.counts.nesting_edges)} nesting edges, ${big(s.counts.group_members - s.counts.nesting_edges)} user memberships), ${big(s.counts.categories)} categories, ${big(s.counts.rooms)} rooms (${s.counts.privacy.map((x) => `${x.privacy} ${x.type} ${big(x.n)}`).join(', ')}), **${big(s.counts.acl)} access entries** (${big(s.counts.acl_room_members)} room member entries), ${big(s.counts.policies)} policies; database ${big(s.counts.db_size_mb)} MB.`);
   L.push('');
-  L.push('```sh', 'npm run build && node bench/pchat-scale.mjs              # seed, model, checks, two-node propagation (~5 min)', 'node bench/pchat-scale.mjs --keep-db perch_pchat --phases seed,model,checks   # keep the seeded database for reruns', 'node bench/pchat-scale.mjs --scale 0.05 --no-docs         # smoke test', '```', '');
+  L.push('```sh', 'npm run build && node bench/pchat-scale.mjs              # seed, model, checks, two-node propagation (~2 min)', 'node bench/pchat-scale.mjs --keep-db perch_pchat --phases seed,model,checks   # keep the seeded database for reruns', 'node bench/pchat-scale.mjs --scale 0.05 --no-docs         # smoke test', '```', '');
   L.push('| what | measure | figure |', '|---|---|---|');
   if (s.reused) L.push('| seed | (database reused, not timed) | – |');
   else {
