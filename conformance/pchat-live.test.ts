@@ -1,0 +1,243 @@
+// Live changes of the persistent-chat model, enforced on rooms with people in them: a group edited
+// while its member is in the room, a deny added later, a room moved to another category, a room
+// disabled and enabled, the policy turned off. First on one server, then on two nodes sharing
+// PostgreSQL and Redis, where the change is made through node a's admin socket while the users are
+// connected to node b and the rooms are held by b (created through b, joined through b).
+import { expect } from 'chai';
+import { startServer, login, randomName, useTestDatabase, type RunningServer, type LoggedIn } from './harness.js';
+import {
+  PchatCli, SERVICE, bare, roomJid, join, post, leave, listedRooms, statusCodes, reasonOf, removal, noRemoval,
+  eventually, adhoc, jsonOf, type CliTarget,
+} from './pchat-kit.js';
+
+const REDIS_URL = process.env.CONFORMANCE_REDIS_URL ?? 'redis://127.0.0.1:6379';
+
+/** One account per part each scenario plays, so scenarios never touch each other's rights. */
+const USERS = ['root', 'g1', 'g2', 'd1', 'd2', 'v1', 'v2', 'x1', 'x2', 'p1', 'p2', 'a1'];
+const ADMINS = ['root@localhost'];
+
+interface Deployment {
+  /** Where the changes are made (node a). */
+  change: PchatCli;
+  /** Where rooms are created and users connect (node b; the same server on one node). */
+  setup: PchatCli;
+  userPort: number;
+}
+
+/** Removal of an occupant: the self-presence is unavailable, carries one of the codes and a reason. */
+function expectRemoved(p: Awaited<ReturnType<typeof removal>>, codes: number[], what: string): void {
+  const got = statusCodes(p);
+  expect(got.some((c) => codes.includes(c)), `${what}: status codes ${got.join(',')} (want one of ${codes.join(',')})`).to.equal(true);
+  expect(reasonOf(p), `${what}: a reason`).to.be.a('string').and.not.equal('');
+}
+
+/** The object in a listing that names the room (by localpart or JID). */
+function findEntry(v: unknown, room: string): unknown {
+  if (Array.isArray(v)) {
+    for (const x of v) {
+      const hit = findEntry(x, room);
+      if (hit) return hit;
+    }
+    return undefined;
+  }
+  if (v && typeof v === 'object') {
+    if (Object.values(v).some((x) => x === room || x === roomJid(room))) return v;
+    return findEntry(Object.values(v), room);
+  }
+  return undefined;
+}
+
+function liveChanges(deploy: () => Deployment, run: { id: string }) {
+  const clients: LoggedIn[] = [];
+  const on = async (user: string) => {
+    const c = await login(deploy().userPort, user, 'pw');
+    clients.push(c);
+    return c;
+  };
+  const name = (base: string) => `${base}-${run.id}`;
+  afterEach(async () => {
+    await Promise.all(clients.splice(0).map((c) => c.stop()));
+  });
+
+  it('a group edited while its member is in the room: removed (321, reason), refused, then let in again', async () => {
+    const { change, setup } = deploy();
+    const cat = name('grp');
+    const team = name('team');
+    const room = name('l-group');
+    await setup.categoryAdd(cat, { allowed: ['domain:localhost'] });
+    await setup.groupAdd(team, [bare('g1')]);
+    await setup.roomAdd(room, { category: cat, privacy: 'closed', members: [`group:${team}`, bare('g2')] });
+    const [g1, g2] = await Promise.all([on('g1'), on('g2')]);
+    expect(await join(g1, roomJid(room), 'g1')).to.equal('ok');
+    expect(await join(g2, roomJid(room), 'g2')).to.equal('ok');
+    await change.groupMembers(team, `-${bare('g1')}`);
+    expectRemoved(await removal(g1, roomJid(room), 'g1'), [321], 'g1 removed from the group');
+    const seen = await removal(g2, roomJid(room), 'g1');
+    expect(statusCodes(seen)).to.include(321);
+    await noRemoval(g2, roomJid(room), 'g2');
+    expect(await join(g1, roomJid(room), 'g1')).to.equal('registration-required');
+    await change.groupMembers(team, `+${bare('g1')}`);
+    await eventually(async () => expect(await join(g1, roomJid(room), 'g1')).to.equal('ok'));
+  });
+
+  it('a deny added later: the denied occupant is ejected with a reason, the others stay; joining is refused', async () => {
+    const { change, setup } = deploy();
+    const cat = name('deny');
+    const room = name('l-deny');
+    await setup.categoryAdd(cat, { allowed: ['domain:localhost'] });
+    await setup.roomAdd(room, { category: cat, privacy: 'open' });
+    const [d1, d2] = await Promise.all([on('d1'), on('d2')]);
+    expect(await join(d1, roomJid(room), 'd1')).to.equal('ok');
+    expect(await join(d2, roomJid(room), 'd2')).to.equal('ok');
+    const r = await change.categorySet(cat, { denied: `+${bare('d1')}` });
+    expect(r.code, r.stderr).to.equal(0);
+    // Denied is an outcast (301) or a lost membership (321); either with a reason.
+    expectRemoved(await removal(d1, roomJid(room), 'd1'), [301, 321, 322], 'd1 denied');
+    await noRemoval(d2, roomJid(room), 'd2');
+    expect(await post(d2, roomJid(room), 'still here')).to.equal('ok');
+    // An outcast of a room whose existence is not secret: forbidden.
+    expect(await join(d1, roomJid(room), 'd1')).to.equal('forbidden');
+  });
+
+  it('a room moved to another category: who is outside the new scope is dropped and ejected, the others stay', async () => {
+    const { change, setup } = deploy();
+    const from = name('from');
+    const to = name('to');
+    const ou = `/keep-${run.id}`;
+    const room = name('l-move');
+    await setup.ouAdd(ou);
+    await setup.userOu('v2', ou);
+    await setup.categoryAdd(from, { allowed: ['domain:localhost'] });
+    await setup.categoryAdd(to, { allowed: [`ou:${ou}`] });
+    await setup.roomAdd(room, { category: from, privacy: 'closed', members: [bare('v1'), bare('v2')] });
+    const [v1, v2] = await Promise.all([on('v1'), on('v2')]);
+    expect(await join(v1, roomJid(room), 'v1')).to.equal('ok');
+    expect(await join(v2, roomJid(room), 'v2')).to.equal('ok');
+    const r = await change.roomSet(room, { category: to });
+    expect(r.code, r.stderr).to.equal(0);
+    expectRemoved(await removal(v1, roomJid(room), 'v1'), [321, 322], 'v1 outside the new scope');
+    await noRemoval(v2, roomJid(room), 'v2');
+    expect(await post(v2, roomJid(room), 'moved with the room')).to.equal('ok');
+    // Out of the closed room's new scope: it does not exist for v1.
+    expect(await join(v1, roomJid(room), 'v1')).to.equal('item-not-found');
+    // And v1 is no longer on its member list; v2 is.
+    const entry = JSON.stringify(findEntry(jsonOf(await setup.roomList()), room) ?? null);
+    expect(entry, 'the moved room in room list --json').to.include(bare('v2')).and.not.include(bare('v1'));
+  });
+
+  it('a room disabled: everyone ejected (332, reason), hidden, joins refused; enabled: joins work, history kept', async () => {
+    const { change, setup } = deploy();
+    const cat = name('dis');
+    const room = name('l-dis');
+    await setup.categoryAdd(cat, { allowed: ['domain:localhost'] });
+    await setup.roomAdd(room, { category: cat, privacy: 'closed', members: [bare('x1'), bare('x2')] });
+    const [x1, x2] = await Promise.all([on('x1'), on('x2')]);
+    expect(await join(x1, roomJid(room), 'x1')).to.equal('ok');
+    expect(await join(x2, roomJid(room), 'x2')).to.equal('ok');
+    expect(await post(x1, roomJid(room), 'said before the room was disabled')).to.equal('ok');
+    expect(await listedRooms(x2)).to.include(roomJid(room));
+    await change.roomDisable(room, 'maintenance');
+    for (const [c, nick] of [[x1, 'x1'], [x2, 'x2']] as const) {
+      expectRemoved(await removal(c, roomJid(room), nick), [332, 307], `${nick} when the room was disabled`);
+    }
+    await eventually(async () => expect(await listedRooms(x2)).to.not.include(roomJid(room)));
+    expect(await join(x1, roomJid(room), 'x1')).to.equal('forbidden');
+    await change.roomEnable(room);
+    await eventually(async () => expect(await join(x1, roomJid(room), 'x1')).to.equal('ok'));
+    await leave(x1, roomJid(room), 'x1');
+    // History kept: a newcomer's join history has the message from before.
+    expect(await join(x2, roomJid(room), 'x2', { history: 20 })).to.equal('ok');
+    await x2.waitFor((el) => el.is('message') && el.getChildText('body') === 'said before the room was disabled' && el.getChild('delay', 'urn:xmpp:delay') !== undefined);
+    expect(await listedRooms(x2)).to.include(roomJid(room));
+  });
+
+  it('the policy turned off for a user: ejected with a reason and refused; back on: joins again', async () => {
+    const { change, setup } = deploy();
+    const cat = name('pol');
+    const room = name('l-pol');
+    await setup.categoryAdd(cat, { allowed: ['domain:localhost'] });
+    await setup.roomAdd(room, { category: cat, privacy: 'open' });
+    const [p1, p2] = await Promise.all([on('p1'), on('p2')]);
+    expect(await join(p1, roomJid(room), 'p1')).to.equal('ok');
+    expect(await join(p2, roomJid(room), 'p2')).to.equal('ok');
+    await change.policySet({ user: 'p1' }, false);
+    expectRemoved(await removal(p1, roomJid(room), 'p1'), [321, 322, 307, 332], 'p1 with the policy off');
+    await noRemoval(p2, roomJid(room), 'p2');
+    expect(await join(p1, roomJid(room), 'p1')).to.equal('item-not-found');
+    await change.policySet({ user: 'p1' }, null);
+    await eventually(async () => expect(await join(p1, roomJid(room), 'p1')).to.equal('ok'));
+  });
+}
+
+describe('conformance: persistent-chat live changes', function () {
+  this.timeout(60000);
+  const timings: Record<string, number> = {};
+
+  describe('on one server', () => {
+    let server: RunningServer;
+    let cli: PchatCli;
+    const run = { id: 'one' };
+    let t0 = 0;
+    before(async function () {
+      t0 = Date.now();
+      this.timeout(60000);
+      server = await startServer({ users: Object.fromEntries(USERS.map((u) => [u, 'pw'])), admins: ADMINS });
+      cli = new PchatCli({ dataDir: server.dataDir });
+    });
+    after(async () => {
+      await server?.stop();
+      timings.oneServer = Date.now() - t0;
+    });
+
+    liveChanges(() => ({ change: cli, setup: cli, userPort: server.ports.c2s }), run);
+
+    it('disable and enable through XEP-0050 on the MUC service are the same operations', async () => {
+      const cat = 'adhoc-dis';
+      const room = 'l-adhoc';
+      await cli.categoryAdd(cat, { allowed: ['domain:localhost'] });
+      await cli.roomAdd(room, { category: cat, privacy: 'open' });
+      const root = await login(server.ports.c2s, 'root', 'pw');
+      const a1 = await login(server.ports.c2s, 'a1', 'pw');
+      try {
+        expect(await join(a1, roomJid(room), 'a1')).to.equal('ok');
+        const off = await adhoc(root, SERVICE, /room[-#/]?disable/i, { room: [room] });
+        expect(off.status).to.equal('completed');
+        expect(statusCodes(await removal(a1, roomJid(room), 'a1'))).to.satisfy((c: number[]) => c.includes(332) || c.includes(307));
+        expect(await join(a1, roomJid(room), 'a1')).to.equal('forbidden');
+        const on = await adhoc(root, SERVICE, /room[-#/]?enable/i, { room: [room] });
+        expect(on.status).to.equal('completed');
+        await eventually(async () => expect(await join(a1, roomJid(room), 'a1')).to.equal('ok'));
+      } finally {
+        await Promise.all([root.stop(), a1.stop()]);
+      }
+    });
+  });
+
+  describe('on two nodes (PostgreSQL + Redis): changed through node a, enforced on node b', () => {
+    const db = useTestDatabase('perch_pchat_live_');
+    let nodeA: RunningServer;
+    let nodeB: RunningServer;
+    let viaA: PchatCli;
+    let viaB: PchatCli;
+    const run = { id: 'two' };
+    let t0 = 0;
+    before(async function () {
+      t0 = Date.now();
+      this.timeout(90000);
+      const users = Object.fromEntries(USERS.map((u) => [u, 'pw']));
+      nodeA = await startServer({ databaseUrl: db.url, redisUrl: REDIS_URL, nodeId: randomName('pchat-a-'), users, admins: ADMINS });
+      nodeB = await startServer({ databaseUrl: db.url, redisUrl: REDIS_URL, nodeId: randomName('pchat-b-'), users, skipUserCreation: true, admins: ADMINS });
+      const target = (n: RunningServer): CliTarget => ({ dataDir: n.dataDir, databaseUrl: db.url });
+      viaA = new PchatCli(target(nodeA));
+      viaB = new PchatCli(target(nodeB));
+    });
+    after(async function () {
+      this.timeout(60000);
+      await Promise.all([nodeA?.stop(), nodeB?.stop()]);
+      timings.twoNodes = Date.now() - t0;
+      console.log(`      live-change timings (ms): ${JSON.stringify(timings)}`);
+    });
+
+    liveChanges(() => ({ change: viaA, setup: viaB, userPort: nodeB.ports.c2s }), run);
+  });
+});
