@@ -107,13 +107,13 @@ export class PchatCli {
   roomAdd(local: string, spec: RoomSpec) { return this.ok(['room', 'add', local, ...flags({ ...spec }, ROOM_FLAGS)]); }
   roomSet(local: string, spec: RoomSpec) { return this.run(['room', 'set', local, ...flags({ ...spec }, ROOM_FLAGS)]); }
   roomList() { return this.ok(['room', 'list', '--json']); }
-  roomDisable(local: string, reason?: string) { return this.ok(['room', 'disable', local, ...(reason ? ['--reason', reason] : [])]); }
+  roomDisable(local: string) { return this.ok(['room', 'disable', local]); }
   roomEnable(local: string) { return this.ok(['room', 'enable', local]); }
   roomDelete(local: string) { return this.ok(['room', 'delete', local]); }
   /** Persistent chat on or off for a user, a group, or everyone (null: remove the entry). */
   policySet(who: { user: string } | { group: string } | 'global', enabled: boolean | null) {
-    const subject = who === 'global' ? ['--global'] : 'user' in who ? ['--user', bare(who.user)] : ['--group', who.group];
-    return this.ok(['policy', 'set', ...subject, '--enabled', enabled === null ? 'default' : enabled ? 'on' : 'off']);
+    const target = who === 'global' ? 'global' : 'user' in who ? bare(who.user) : `group:${who.group}`;
+    return this.ok(['policy', 'set', target, enabled === null ? 'unset' : enabled ? 'on' : 'off']);
   }
   policyGet() { return this.ok(['policy', 'get', '--json']); }
 }
@@ -126,6 +126,9 @@ export function jsonOf(r: CliResult): unknown {
 
 // --- XEP-0050 ad-hoc commands, found by discovery --------------------------------------------------
 
+/** The node of an admin operation's ad-hoc command: the CLI's NOUN-VERB after XEP-0133's namespace. */
+export const adhocNode = (id: string) => `http://jabber.org/protocol/admin#${id}`;
+
 /** The nodes of the commands an entity offers to this client. */
 export async function commandNodes(c: LoggedIn, to: string): Promise<string[]> {
   const r = await iq(c, 'get', xml('query', { xmlns: NS.discoItems, node: NS.commands }), to);
@@ -135,13 +138,11 @@ export async function commandNodes(c: LoggedIn, to: string): Promise<string[]> {
 export interface AdhocResult { status: string; notes: string[]; fields: Map<string, string[]> }
 
 /**
- * Runs the ad-hoc command of `to` whose node matches `node` (the first offered one), filling the
- * form's fields by name. Rejects with the error condition when refused.
+ * Runs the ad-hoc command of operation `id` (the CLI's NOUN-VERB) on `to`, filling the form's fields
+ * by name. Rejects with the error condition when refused.
  */
-export async function adhoc(c: LoggedIn, to: string, node: RegExp, values: Record<string, string[]>): Promise<AdhocResult> {
-  const nodes = await commandNodes(c, to);
-  const chosen = nodes.find((n) => node.test(n));
-  if (!chosen) throw new Error(`no ad-hoc command matching ${node} on ${to}; offered: ${nodes.join(', ')}`);
+export async function adhoc(c: LoggedIn, to: string, id: string, values: Record<string, string[]>): Promise<AdhocResult> {
+  const chosen = adhocNode(id);
   const first = await iq(c, 'set', xml('command', { xmlns: NS.commands, node: chosen, action: 'execute' }), to);
   const cmd = first.getChild('command', NS.commands)!;
   const form = cmd.getChild('x', NS.data);
