@@ -50,6 +50,7 @@ export interface RoomSpec {
   managers?: ListArg;
   presenters?: ListArg;
   invitations?: 'inherit' | 'off';
+  addin?: string;
 }
 
 export interface CategorySpec {
@@ -72,7 +73,7 @@ function flags(spec: Record<string, unknown>, names: Record<string, string>): st
   }
   return out;
 }
-const ROOM_FLAGS = { category: 'category', name: 'name', description: 'description', privacy: 'privacy', type: 'type', members: 'members', managers: 'managers', presenters: 'presenters', invitations: 'invitations' };
+const ROOM_FLAGS = { category: 'category', name: 'name', description: 'description', privacy: 'privacy', type: 'type', members: 'members', managers: 'managers', presenters: 'presenters', invitations: 'invitations', addin: 'addin' };
 const CATEGORY_FLAGS = { name: 'name', description: 'description', allowed: 'allowed', denied: 'denied', creators: 'creators', chatHistory: 'chat-history', invitations: 'invitations' };
 
 /** The `perch` admin commands of the model, run as an operator would against a data directory. */
@@ -109,7 +110,15 @@ export class PchatCli {
   roomList() { return this.ok(['room', 'list', '--json']); }
   roomDisable(local: string) { return this.ok(['room', 'disable', local]); }
   roomEnable(local: string) { return this.ok(['room', 'enable', local]); }
-  roomDelete(local: string) { return this.ok(['room', 'delete', local]); }
+  roomDelete(local: string, reason?: string) { return this.ok(['room', 'delete', local, ...(reason ? ['--reason', reason] : [])]); }
+  groupDelete(name: string) { return this.ok(['group', 'delete', name]); }
+  categoryDelete(name: string) { return this.run(['category', 'delete', name]); }
+  ouDelete(path: string) { return this.run(['ou', 'delete', path]); }
+  ouList() { return this.ok(['ou', 'list', '--json']); }
+  addinAdd(name: string, url: string) { return this.ok(['addin', 'add', name, '--url', url]); }
+  addinList() { return this.ok(['addin', 'list', '--json']); }
+  serviceSet(settings: Record<string, string>) { return this.ok(['service', 'set', ...Object.entries(settings).flatMap(([k, v]) => [`--${k}`, v])]); }
+  serviceGet() { return this.ok(['service', 'get', '--json']); }
   /** Persistent chat on or off for a user, a group, or everyone (null: remove the entry). */
   policySet(who: { user: string } | { group: string } | 'global', enabled: boolean | null) {
     const target = who === 'global' ? 'global' : 'user' in who ? bare(who.user) : `group:${who.group}`;
@@ -224,6 +233,14 @@ export async function listedRooms(c: LoggedIn, service = SERVICE): Promise<strin
 }
 
 export const discoInfo = (c: LoggedIn, room: string) => outcome(iq(c, 'get', xml('query', { xmlns: NS.discoInfo }), room));
+
+/** The XEP-0128 form fields of an entity's disco#info (all forms merged), var → values. */
+export async function discoFields(c: LoggedIn, jid: string): Promise<Map<string, string[]>> {
+  const r = await iq(c, 'get', xml('query', { xmlns: NS.discoInfo }), jid);
+  const out = new Map<string, string[]>();
+  for (const x of r.getChild('query', NS.discoInfo)!.getChildren('x', NS.data)) for (const [k, v] of formFields(x)) out.set(k, v);
+  return out;
+}
 
 /** Reads the room's archive (XEP-0313 on the room JID). */
 export const readArchive = (c: LoggedIn, room: string) => outcome(iq(c, 'set', xml('query', { xmlns: NS.mam, queryid: nextId('mam') },

@@ -4,16 +4,16 @@
 // PostgreSQL and Redis, where the change is made through node a's admin socket while the users are
 // connected to node b and the rooms are held by b (created through b, joined through b).
 import { expect } from 'chai';
-import { startServer, login, randomName, useTestDatabase, type RunningServer, type LoggedIn } from './harness.js';
+import { startServer, login, randomName, useTestDatabase, xml, type RunningServer, type LoggedIn } from './harness.js';
 import {
   PchatCli, SERVICE, bare, roomJid, join, post, leave, listedRooms, statusCodes, reasonOf, removal, noRemoval,
-  eventually, adhoc, jsonOf, type CliTarget,
+  eventually, adhoc, jsonOf, discoFields, type CliTarget,
 } from './pchat-kit.js';
 
 const REDIS_URL = process.env.CONFORMANCE_REDIS_URL ?? 'redis://127.0.0.1:6379';
 
 /** One account per part each scenario plays, so scenarios never touch each other's rights. */
-const USERS = ['root', 'g1', 'g2', 'd1', 'd2', 'v1', 'v2', 'x1', 'x2', 'p1', 'p2', 'a1'];
+const USERS = ['root', 'g1', 'g2', 'd1', 'd2', 'v1', 'v2', 'x1', 'x2', 'p1', 'p2', 'a1', 'k1', 'k2', 'r1', 'h1', 'h2'];
 const ADMINS = ['root@localhost'];
 
 interface Deployment {
@@ -151,6 +151,54 @@ function liveChanges(deploy: () => Deployment, run: { id: string }) {
     expect(await listedRooms(x2)).to.include(roomJid(room));
   });
 
+  it('a member added to a room that inherits its category\'s scope: nobody who was in loses access', async () => {
+    const { change, setup } = deploy();
+    const cat = name('inh');
+    const room = name('l-inh');
+    await setup.categoryAdd(cat, { allowed: ['domain:localhost'] });
+    await setup.roomAdd(room, { category: cat, privacy: 'closed' });
+    const h1 = await on('h1');
+    expect(await join(h1, roomJid(room), 'h1')).to.equal('ok');
+    const r = await change.roomSet(room, { members: `+${bare('h2')}` });
+    expect(r.code, r.stderr).to.equal(0);
+    // Adding to "everyone in scope" leaves everyone in scope a member.
+    await noRemoval(h1, roomJid(room), 'h1', 1500);
+  });
+
+  it('a group deleted while its member is in the room: removed (321, reason)', async () => {
+    const { change, setup } = deploy();
+    const cat = name('gdel');
+    const grp = name('gone');
+    const room = name('l-gdel');
+    await setup.categoryAdd(cat, { allowed: ['domain:localhost'] });
+    await setup.groupAdd(grp, [bare('k1')]);
+    await setup.roomAdd(room, { category: cat, privacy: 'closed', members: [`group:${grp}`, bare('k2')] });
+    const [k1, k2] = await Promise.all([on('k1'), on('k2')]);
+    expect(await join(k1, roomJid(room), 'k1')).to.equal('ok');
+    expect(await join(k2, roomJid(room), 'k2')).to.equal('ok');
+    await change.groupDelete(grp);
+    expectRemoved(await removal(k1, roomJid(room), 'k1'), [321], 'k1 whose group was deleted');
+    await noRemoval(k2, roomJid(room), 'k2');
+    expect(await join(k1, roomJid(room), 'k1')).to.equal('registration-required');
+  });
+
+  it('a room deleted while occupied: its occupants leave with the reason, and it is gone', async () => {
+    const { change, setup } = deploy();
+    const cat = name('rdel');
+    const room = name('l-rdel');
+    await setup.categoryAdd(cat, { allowed: ['domain:localhost'] });
+    await setup.roomAdd(room, { category: cat, privacy: 'open' });
+    const r1 = await on('r1');
+    expect(await join(r1, roomJid(room), 'r1')).to.equal('ok');
+    expect((await change.categoryDelete(cat)).code, 'a category with a room is not deleted').to.equal(1);
+    await change.roomDelete(room, 'closing down');
+    const gone = await removal(r1, roomJid(room), 'r1');
+    expect(gone.getChild('x', 'http://jabber.org/protocol/muc#user')?.getChild('destroy')?.getChildText('reason')).to.equal('closing down');
+    await eventually(async () => expect(await listedRooms(r1)).to.not.include(roomJid(room)));
+    const r = await change.categoryDelete(cat);
+    expect(r.code, `category delete once empty: ${r.stderr}`).to.equal(0);
+  });
+
   it('the policy turned off for a user: ejected with a reason and refused; back on: joins again', async () => {
     const { change, setup } = deploy();
     const cat = name('pol');
@@ -190,6 +238,46 @@ describe('conformance: persistent-chat live changes', function () {
     });
 
     liveChanges(() => ({ change: cli, setup: cli, userPort: server.ports.c2s }), run);
+
+    it('service settings, add-ins and directory deletes, through the CLI and XEP-0050, show over XMPP', async () => {
+      const root = await login(server.ports.c2s, 'root', 'pw');
+      const h1 = await login(server.ports.c2s, 'h1', 'pw');
+      const h2 = await login(server.ports.c2s, 'h2', 'pw');
+      try {
+        // The service's settings: its disco#info form, set through the CLI, then through XEP-0050.
+        await cli.serviceSet({ 'default-history': '3' });
+        await eventually(async () => expect((await discoFields(h1, SERVICE)).get('default-history')).to.deep.equal(['3']));
+        const viaAdhoc = await adhoc(root, SERVICE, 'service-set', { 'participant-update-limit': ['40'] });
+        expect(viaAdhoc.status).to.equal('completed');
+        expect((await discoFields(h1, SERVICE)).get('participant-update-limit')).to.deep.equal(['40']);
+        expect(JSON.stringify(jsonOf(await cli.serviceGet()))).to.include('40');
+        // A joining user gets the default history: 3 of 5 messages.
+        await cli.categoryAdd('ops', { allowed: ['domain:localhost'] });
+        await cli.addinAdd('board', 'https://board.example/room');
+        await cli.roomAdd('l-ops', { category: 'ops', privacy: 'open', addin: 'board' });
+        expect(await join(h1, roomJid('l-ops'), 'h1')).to.equal('ok');
+        for (let i = 1; i <= 5; i++) expect(await post(h1, roomJid('l-ops'), `m${i}`)).to.equal('ok');
+        await h2.xmpp.send(xml('presence', { to: `${roomJid('l-ops')}/h2` }, xml('x', { xmlns: 'http://jabber.org/protocol/muc' })));
+        await h2.waitFor((el) => el.is('presence') && el.attrs.from === `${roomJid('l-ops')}/h2` && statusCodes(el).includes(110));
+        await h2.waitFor((el) => el.is('message') && el.getChild('subject') !== undefined);
+        const history = h2.received.filter((el) => el.is('message') && el.getChild('delay', 'urn:xmpp:delay') !== undefined).map((el) => el.getChildText('body'));
+        expect(history).to.deep.equal(['m3', 'm4', 'm5']);
+        // The add-in: in the room's disco#info.
+        const info = await discoFields(h1, roomJid('l-ops'));
+        expect(info.get('x-perch#addin')).to.deep.equal(['board']);
+        expect(info.get('x-perch#addin-url')).to.deep.equal(['https://board.example/room']);
+        // Org units: not deleted while someone sits in one; deleted once empty.
+        await cli.ouAdd('/ops/team');
+        await cli.userOu('h2', '/ops/team');
+        expect((await cli.ouDelete('/ops')).code, 'an org unit with a user below is not deleted').to.equal(1);
+        await cli.userOu('h2', null);
+        const del = await cli.ouDelete('/ops/team');
+        expect(del.code, del.stderr).to.equal(0);
+        expect(JSON.stringify(jsonOf(await cli.ouList()))).to.not.include('/ops/team');
+      } finally {
+        await Promise.all([root.stop(), h1.stop(), h2.stop()]);
+      }
+    });
 
     it('disable and enable through XEP-0050 on the MUC service are the same operations', async () => {
       const cat = 'adhoc-dis';

@@ -12,7 +12,7 @@ import { expect } from 'chai';
 import { startServer, login, type RunningServer, type LoggedIn } from './harness.js';
 import {
   PchatCli, SERVICE, DOMAIN, bare, roomJid, adhoc, join, post, listedRooms, discoInfo, readArchive,
-  ownerForm, setAffiliation, affiliationList, destroyRoom, pool, outcome,
+  ownerForm, setAffiliation, affiliationList, destroyRoom, pool, outcome, commandNodes, adhocNode,
   type RoomSpec,
 } from './pchat-kit.js';
 
@@ -261,6 +261,9 @@ describe('conformance: persistent-chat access matrix', function () {
       // The mapping: admin lists show groups and org units as principals.
       const mgr = clients.get('mgr')!;
       extra.memberList = await affiliationList(mgr, roomJid('m-closed-normal'), 'member').catch((e: { condition?: string }) => `refused: ${e.condition}`);
+      // The commands on the service: all of them for an admin; none of the admin-only ones for a member.
+      extra.adminCommands = await commandNodes(admin, SERVICE).catch((e: Error) => e.message);
+      extra.memberCommands = await commandNodes(clients.get('mem')!, SERVICE).catch((e: Error) => e.message);
       // Adding someone outside the category's scope is refused, saying who and why (both faces).
       extra.outOfScopeXmpp = await setAffiliation(mgr, roomJid('m-closed-normal'), bare('out'), 'member');
       extra.outOfScopeCli = await cli.roomSet('m-closed-normal', { members: `+${bare('out')}` });
@@ -333,6 +336,16 @@ describe('conformance: persistent-chat access matrix', function () {
     expect(setupNotes).to.deep.equal([]);
     expect(extra.adhocGroup).to.equal('completed');
     expect(extra.adhocRoom).to.equal('completed');
+  });
+
+  it('the service offers every model operation as an ad-hoc command to admins, and no admin-only one to users', () => {
+    const ops = ['category-add', 'category-set', 'category-list', 'category-delete', 'room-add', 'room-set', 'room-list', 'room-disable',
+      'room-enable', 'room-delete', 'group-add', 'group-set', 'group-list', 'group-delete', 'ou-add', 'ou-list', 'ou-delete', 'user-set',
+      'addin-add', 'addin-set', 'addin-list', 'addin-delete', 'service-get', 'service-set', 'policy-get', 'policy-set'];
+    expect(extra.adminCommands).to.include.members(ops.map(adhocNode));
+    expect(extra.memberCommands).to.be.an('array');
+    const adminOnly = ['category-add', 'room-delete', 'room-enable', 'group-add', 'ou-add', 'user-set', 'service-set', 'policy-set'];
+    expect((extra.memberCommands as string[]).filter((n) => adminOnly.map(adhocNode).includes(n))).to.deep.equal([]);
   });
 
   it('admin lists show groups and org units as principals (mapping)', () => {
