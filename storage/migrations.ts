@@ -114,6 +114,104 @@ CREATE FUNCTION archive_count_truncate() RETURNS trigger LANGUAGE plpgsql AS $$ 
 CREATE TRIGGER archive_count_truncate AFTER TRUNCATE ON archive FOR EACH STATEMENT EXECUTE FUNCTION archive_count_truncate();
 `,
   },
+  {
+    // The directory (nested groups, org units) and the persistent-chat model. Display names are
+    // compared case-insensitively through an lname column filled by the server (String#toLowerCase),
+    // because lower() under the "C" collation folds ASCII only. Every access list (of categories and
+    // rooms) is one table, indexed by principal for "where is X listed".
+    version: 4,
+    name: 'directory and persistent chat',
+    sql: `
+CREATE TABLE directory_groups (
+  name text COLLATE "C" PRIMARY KEY,
+  description text NOT NULL DEFAULT ''
+);
+CREATE TABLE directory_group_members (
+  group_name text COLLATE "C" NOT NULL REFERENCES directory_groups(name) ON DELETE CASCADE,
+  member text COLLATE "C" NOT NULL,
+  PRIMARY KEY (group_name, member)
+);
+CREATE INDEX directory_group_members_member ON directory_group_members (member);
+CREATE TABLE org_units (
+  path text COLLATE "C" PRIMARY KEY,
+  description text NOT NULL DEFAULT ''
+);
+CREATE TABLE user_org_units (
+  user_jid text COLLATE "C" PRIMARY KEY,
+  path text COLLATE "C" NOT NULL REFERENCES org_units(path)
+);
+CREATE INDEX user_org_units_path ON user_org_units (path);
+CREATE TABLE chat_categories (
+  service text COLLATE "C" NOT NULL,
+  name text COLLATE "C" NOT NULL,
+  lname text COLLATE "C" NOT NULL,
+  description text NOT NULL DEFAULT '',
+  invitations boolean NOT NULL DEFAULT false,
+  file_upload boolean NOT NULL DEFAULT true,
+  chat_history boolean NOT NULL DEFAULT true,
+  PRIMARY KEY (service, name)
+);
+CREATE UNIQUE INDEX chat_categories_lname ON chat_categories (service, lname);
+CREATE TABLE chat_rooms (
+  service text COLLATE "C" NOT NULL,
+  room text COLLATE "C" NOT NULL,
+  category text COLLATE "C" NOT NULL,
+  name text COLLATE "C" NOT NULL,
+  lname text COLLATE "C" NOT NULL,
+  description text NOT NULL DEFAULT '',
+  privacy text NOT NULL DEFAULT 'closed' CHECK (privacy IN ('open', 'closed', 'secret')),
+  type text NOT NULL DEFAULT 'normal' CHECK (type IN ('normal', 'auditorium')),
+  invitations text NOT NULL DEFAULT 'inherit' CHECK (invitations IN ('inherit', 'off')),
+  disabled boolean NOT NULL DEFAULT false,
+  addin text COLLATE "C",
+  members_inherit boolean NOT NULL DEFAULT true,
+  created_at timestamptz NOT NULL DEFAULT now(),
+  PRIMARY KEY (service, room),
+  FOREIGN KEY (service, category) REFERENCES chat_categories (service, name) ON UPDATE CASCADE
+);
+CREATE UNIQUE INDEX chat_rooms_lname ON chat_rooms (service, lname);
+CREATE INDEX chat_rooms_category ON chat_rooms (service, category);
+CREATE TABLE chat_acl (
+  service text COLLATE "C" NOT NULL,
+  object_kind text NOT NULL CHECK (object_kind IN ('category', 'room')),
+  object_name text COLLATE "C" NOT NULL,
+  list text NOT NULL CHECK (list IN ('allowed', 'denied', 'creators', 'members', 'managers', 'presenters')),
+  principal text COLLATE "C" NOT NULL,
+  PRIMARY KEY (service, object_kind, object_name, list, principal)
+);
+CREATE INDEX chat_acl_principal ON chat_acl (principal);
+CREATE TABLE chat_addins (
+  service text COLLATE "C" NOT NULL,
+  name text COLLATE "C" NOT NULL,
+  lname text COLLATE "C" NOT NULL,
+  url text NOT NULL,
+  PRIMARY KEY (service, name)
+);
+CREATE UNIQUE INDEX chat_addins_lname ON chat_addins (service, lname);
+CREATE TABLE chat_service_settings (
+  service text COLLATE "C" PRIMARY KEY,
+  default_history int NOT NULL,
+  max_file_size_kb int NOT NULL,
+  participant_update_limit int NOT NULL,
+  room_management_url text NOT NULL DEFAULT ''
+);
+CREATE TABLE chat_policies (
+  scope text NOT NULL CHECK (scope IN ('global', 'group', 'user')),
+  subject text COLLATE "C" NOT NULL,
+  enabled boolean NOT NULL,
+  PRIMARY KEY (scope, subject)
+);
+CREATE TABLE chat_invitations (
+  id bigserial PRIMARY KEY,
+  user_jid text COLLATE "C" NOT NULL,
+  service text COLLATE "C" NOT NULL,
+  room text COLLATE "C" NOT NULL,
+  inviter text COLLATE "C" NOT NULL,
+  at timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX chat_invitations_user_id ON chat_invitations (user_jid, id);
+`,
+  },
 ];
 
 // Arbitrary constant shared by every process migrating the same database.

@@ -1086,6 +1086,14 @@ describe('session store contract', function () {
         expect(got).to.have.length(2);
       });
 
+      it('delivers a broadcast to its own node', async function () {
+        const got: string[] = [];
+        a.onMessage((p) => got.push(p));
+        await a.broadcast('to everyone');
+        await until(() => got.length === 1);
+        expect(got).to.deep.equal(['to everyone']);
+      });
+
       it('counts hits until they expire or are reset', async function () {
         expect(await a.hit('login:1.2.3.4', 1)).to.equal(1);
         expect(await a.hit('login:1.2.3.4', 1)).to.equal(2);
@@ -1174,6 +1182,16 @@ describe('session store contract', function () {
       await until(() => gotA.length === 1 && gotB.length === 2);
       expect(gotA).to.deep.equal(['to a']);
       expect(gotB.sort()).to.deep.equal(['to b', 'to self']);
+    });
+
+    it('delivers a broadcast to every node, the sender included', async function () {
+      const [a, b] = await pair();
+      const got: string[] = [];
+      a.onMessage((p) => got.push(`a:${p}`));
+      b.onMessage((p) => got.push(`b:${p}`));
+      await a.broadcast('changed');
+      await until(() => got.length === 2);
+      expect(got.sort()).to.deep.equal(['a:changed', 'b:changed']);
     });
 
     it('shares hit counters between nodes', async function () {

@@ -2,8 +2,15 @@
 import type { AnyAdminCommand } from './command.js';
 import { userCommands } from './users.js';
 import { roomCommands } from './rooms.js';
+import { categoryCommands } from './chat-categories.js';
+import { chatRoomCommands } from './chat-rooms.js';
+import { directoryCommands } from './chat-directory.js';
+import { chatServiceCommands } from './chat-service.js';
 
-export const adminCommands: readonly AnyAdminCommand[] = [...userCommands, ...roomCommands];
+/** The persistent-chat operations: also offered on each MUC service's JID. */
+export const chatCommands: readonly AnyAdminCommand[] = [...categoryCommands, ...chatRoomCommands, ...directoryCommands, ...chatServiceCommands];
+
+export const adminCommands: readonly AnyAdminCommand[] = [...userCommands, ...roomCommands, ...chatCommands];
 
 export function findAdminCommand(id: string): AnyAdminCommand | undefined {
   return adminCommands.find((c) => c.id === id);

@@ -5,8 +5,9 @@ import type { Jid } from '../../protocol/jid.js';
 import type { FormField } from '../../protocol/forms.js';
 import type { DataStores } from '../../storage/types.js';
 import type { Server } from '../context.js';
+import type { Config } from '../config.js';
 
-export type FieldType = 'jid-single' | 'jid-multi' | 'text-single' | 'text-private' | 'text-multi' | 'list-single';
+export type FieldType = 'jid-single' | 'jid-multi' | 'text-single' | 'text-private' | 'text-multi' | 'list-single' | 'boolean';
 
 export interface FieldSpec {
   /** The form field's var and the CLI flag (--name). */
@@ -22,10 +23,15 @@ export interface FieldSpec {
    * fills it from that field.
    */
   confirms?: string;
+  /** The CLI takes this field as a positional argument (in this order), not as a flag. */
+  positional?: number;
 }
 
-/** Who runs an operation: the local admin (trusted by the socket's file permissions) or an XMPP account. */
-export type Actor = { kind: 'local' } | { kind: 'account'; jid: Jid; admin: boolean };
+/**
+ * Who runs an operation: the local admin (trusted by the socket's file permissions) or an XMPP
+ * account; service is the MUC service JID the account sent the command to, if it was one.
+ */
+export type Actor = { kind: 'local' } | { kind: 'account'; jid: Jid; admin: boolean; service?: string };
 
 export const LOCAL_ADMIN: Actor = { kind: 'local' };
 
@@ -40,6 +46,8 @@ export interface AdminContext {
   scramIterations: number;
   stores: DataStores;
   server: Server | null;
+  /** The configuration (MUC services and admins, also without a running server). */
+  config: Config;
 }
 
 /** Submitted values by field name; multi-valued fields may hold several. */
@@ -74,12 +82,14 @@ export interface AdminCommand<O = unknown> {
 // The catalog holds commands of every output type; each face pairs a command's run with its own render.
 export type AnyAdminCommand = AdminCommand<any>;
 
+export type AdminCondition = 'bad-request' | 'conflict' | 'forbidden' | 'item-not-found' | 'service-unavailable' | 'not-acceptable' | 'not-allowed';
+
 /**
  * An operation refused. `condition` is the XMPP error condition the ad-hoc face answers with;
  * 'bad-request' marks input the caller can correct (the CLI exits with 2 for those).
  */
 export class AdminError extends Error {
-  constructor(message: string, readonly condition: 'bad-request' | 'conflict' | 'forbidden' | 'item-not-found' | 'service-unavailable' = 'bad-request') {
+  constructor(message: string, readonly condition: AdminCondition = 'bad-request') {
     super(message);
   }
 }

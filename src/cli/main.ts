@@ -9,6 +9,7 @@ import {
 } from '../admin/users.js';
 import type { AnyAdminCommand } from '../admin/command.js';
 import { accountJid, adminMain, runAdmin, UsageError, EXIT_OK, EXIT_USAGE, type Io } from './admin.js';
+import { CHAT_NOUNS, chatMain } from './chat.js';
 
 const HELP = `perch — an XMPP server for persistent group chat
 
@@ -20,6 +21,15 @@ Commands:
   user delete USER...            delete accounts and everything stored for them
   user passwd USER [PASSWORD]    change an account's password
   user list                      list accounts
+  user set USER --ou PATH        put a user into an org unit ('' for none)
+  category add|set|list|delete   persistent-chat categories (scope, creators, invitations, history)
+  room add|set|show|list|disable|enable|delete
+                                 persistent-chat rooms (privacy, type, members, managers, presenters)
+  group add|set|show|list|delete directory groups (nested) and their members
+  ou add|list|delete             org units (/corp/emea/sales)
+  addin add|set|list|delete      add-ins rooms may show
+  service get|set                chat service settings (history, file size, update limit, URL)
+  policy get|set                 persistent chat on/off: global, group:NAME or a user
   admin <command> [--field v]    run any admin operation (perch admin --help lists them)
   migrate                        apply database migrations and exit
   config check                   validate the configuration and print it
@@ -78,10 +88,12 @@ async function userMain(config: Config, args: string[], io: Io): Promise<number>
   const [sub, ...rest] = args;
   if (sub === '--help' || sub === '-h') {
     io.out(Object.values(USER_COMMANDS).map((e) => `  ${e.usage.padEnd(36)} ${e.cmd.title}`).join('\n') + '\n');
+    io.out(`  ${'perch user set USER --ou PATH'.padEnd(36)} Set a User's Org Unit\n`);
     return EXIT_OK;
   }
+  if (sub === 'set') return chatMain(config, 'user', args, io);
   const entry = sub ? USER_COMMANDS[sub] : undefined;
-  if (!entry) throw new UsageError(`usage: perch user add|delete|passwd|list (perch user <sub> --help)`);
+  if (!entry) throw new UsageError(`usage: perch user add|delete|passwd|list|set (perch user <sub> --help)`);
   const json = rest.includes('--json');
   const positional = rest.filter((a) => a !== '--json');
   if (positional.includes('--help') || positional.includes('-h')) {
@@ -152,6 +164,7 @@ export async function main(argv: string[], io: Io = stdio): Promise<number> {
       case 'admin':
         return await adminMain(config, [sub, ...rest].filter((a): a is string => a !== undefined), io);
     }
+    if (cmd !== 'user' && cmd in CHAT_NOUNS) return await chatMain(config, cmd, [sub, ...rest].filter((a): a is string => a !== undefined), io);
   } catch (e) {
     if (e instanceof UsageError) {
       io.err(`perch: ${e.message}\n`);

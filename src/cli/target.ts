@@ -79,7 +79,7 @@ function socketTarget(client: RemoteAdmin): AdminTarget {
 }
 
 function databaseTarget(config: Config, stores: DataStores): AdminTarget {
-  const ctx = { actor: LOCAL_ADMIN, domain: config.domain, scramIterations: config.scramIterations, stores, server: null };
+  const ctx = { actor: LOCAL_ADMIN, domain: config.domain, scramIterations: config.scramIterations, stores, server: null, config };
   return {
     via: 'database',
     domain: config.domain,

@@ -18,12 +18,13 @@ import { adhocModule } from './adhoc.js';
 import { adminModule } from '../admin/module.js';
 import { chatModelModule } from '../pchat/module.js';
 import { mucModule } from '../muc/module.js';
+import { chatUserIqModule } from '../pchat/user-iq.js';
 import { mamModule } from './mam.js';
 
 export function allModules(): Module[] {
   return [
     sessionIqModule, discoModule, rosterModule, presenceModule, offlineModule, carbonsModule,
     blockingModule, csiModule, pingModule, versionModule, timeModule, vcardModule, privateModule,
-    registerModule, adhocModule, adminModule, chatModelModule, mucModule, mamModule,
+    registerModule, adhocModule, adminModule, chatModelModule, mucModule, chatUserIqModule, mamModule,
   ];
 }

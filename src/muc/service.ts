@@ -14,6 +14,10 @@ import type { ArchiveWriter } from '../archive-writer.js';
 import { Room, type RoomHost } from './room.js';
 import { RoomHooks, type FeatureContext, type RoomFeature } from './events.js';
 import { coreParts } from './core-parts.js';
+import { commandItems, commandNodeInfo, handleCommandRequest } from '../commands/registry.js';
+
+/** Answers an IQ to the service's own JID whose payload is in a registered namespace. */
+export type ServiceIqHandler = (iq: { type: 'get' | 'set'; payload: Element; from: Jid; stanza: Element }) => Promise<Element>;
 
 export interface MucServiceOptions {
   domain: string;
@@ -49,6 +53,7 @@ export class MucService implements RoomHost, FeatureContext {
   private readonly saving = new Map<string, Promise<void>>();
   private readonly dirty = new Set<string>();
   private timer: NodeJS.Timeout | null = null;
+  private readonly serviceIqs = new Map<string, ServiceIqHandler>();
 
   constructor(readonly server: Server, readonly options: MucServiceOptions, writer: ArchiveWriter, features: readonly RoomFeature[]) {
     this.domain = options.domain;
@@ -216,6 +221,11 @@ export class MucService implements RoomHost, FeatureContext {
 
   // --- the service's own JID ----------------------------------------------------------------------------
 
+  /** Registers the answer to IQs to the service's JID in one namespace (advertised in its disco#info). */
+  serviceIq(ns: string, handler: ServiceIqHandler): void {
+    this.serviceIqs.set(ns, handler);
+  }
+
   private serviceStanza(stanza: Element, to: Jid): void {
     const from = tryParseJid(stanza.attrs.from ?? '');
     if (!from) return;
@@ -239,10 +249,26 @@ export class MucService implements RoomHost, FeatureContext {
     if (type === 'get' && payload?.is('query', NS.discoInfo) && !payload.attrs.node) {
       const q = new Element('query', { xmlns: NS.discoInfo });
       q.c('identity', { category: 'conference', type: 'text', name: this.options.name });
-      for (const f of [NS.discoInfo, NS.discoItems, MUC_NS.muc, NS.mam, NS.fulltext, MUC_NS.occupantId, NS.rsm]) {
+      for (const f of [NS.discoInfo, NS.discoItems, MUC_NS.muc, NS.mam, NS.fulltext, MUC_NS.occupantId, NS.rsm, NS.commands, ...this.serviceIqs.keys()]) {
         q.c('feature', { var: f });
       }
       return reply(q);
+    }
+    // Ad-hoc commands registered for this service's JID (XEP-0050).
+    if (type === 'set' && payload?.is('command', NS.commands)) {
+      handleCommandRequest(this.server, this.domain, payload, from, to).then(reply, fail);
+      return;
+    }
+    if (type === 'get' && payload?.is('query', NS.discoItems) && payload.attrs.node === NS.commands) {
+      return reply(new Element('query', { xmlns: NS.discoItems, node: NS.commands }).append(...commandItems(this.server, this.domain, from)));
+    }
+    if (type === 'get' && payload?.is('query', NS.discoInfo) && payload.attrs.node) {
+      try {
+        const info = commandNodeInfo(this.server, this.domain, payload.attrs.node, from);
+        if (info) return reply(info);
+      } catch (e) {
+        return fail(e);
+      }
     }
     if (type === 'get' && payload?.is('query', NS.discoItems) && !payload.attrs.node) {
       this.listRooms(payload).then(reply, fail);
@@ -253,6 +279,12 @@ export class MucService implements RoomHost, FeatureContext {
     }
     if (type === 'get' && payload?.is('ping', NS.ping)) {
       this.server.router.route(new Element('iq', { type: 'result', id: stanza.attrs.id ?? '', from: this.domain, to: from.toString() }));
+      return;
+    }
+    // Other nodes, and other namespaces, go to what registered for them.
+    const handler = payload && (type === 'get' || type === 'set') ? this.serviceIqs.get(payload.attrs.xmlns ?? '') : undefined;
+    if (handler && payload && (type === 'get' || type === 'set')) {
+      handler({ type, payload, from, stanza }).then(reply, fail);
       return;
     }
     fail(new StanzaError('service-unavailable'));

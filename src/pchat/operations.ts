@@ -1,20 +1,33 @@
 // The persistent-chat operations of the admin service layer: every change to categories, rooms,
 // groups, org units, add-ins, service settings and policies, whoever asks (ad-hoc commands, the CLI,
 // a manager's XEP-0045 owner form or affiliation list). Each one checks the actor's right and the
-// model's rules (access.ts), writes the database in one transaction, and publishes the change so
-// every node applies it (live rooms re-check their occupants). A refused operation changes nothing.
-import type { ChatRoomRecord, CategoryRecord, DataStores, RoomKind, RoomPrivacy } from '../../storage/types.js';
-import type { ChatModel } from './model.js';
+// model's rules (access.ts), writes the database (in one transaction where several tables change),
+// and publishes the change so every node applies it (live rooms re-check their occupants). A refused
+// operation changes nothing.
+import { Element } from '../../protocol/xml.js';
+import { NS } from '../../protocol/namespaces.js';
+import { tryParseJid } from '../../protocol/jid.js';
+import {
+  PrincipalError, canonicalPrincipal, normaliseGroupName, normaliseOuPath, principalOfKey,
+} from '../../protocol/principal.js';
+import {
+  NameTaken,
+  type AddinRecord, type ChatPolicyRecord, type ChatRoomRecord, type CategoryRecord, type ChatServiceSettings,
+  type DataStores, type Db, type DbTx, type GroupRecord, type GroupSummary, type InvitationRecord, type OrgUnitRecord,
+  type RoomKind, type RoomPrivacy,
+} from '../../storage/types.js';
+import { createChatStore, createDirectoryStore } from '../../storage/sql-chat.js';
+import { canCreate, canManage, covers, inScope, isDenied, isMember, type Subject } from './access.js';
+import { ChatModel, type ChatChange, type ServiceModel } from './model.js';
 
 /** Who asks: a local admin (CLI through the socket, or offline), or an account (admin or not). */
 export type ChatActor = { kind: 'local' } | { kind: 'account'; bare: string };
 
+export type ChatOpCondition = 'bad-request' | 'not-acceptable' | 'forbidden' | 'item-not-found' | 'conflict' | 'not-allowed';
+
 /** Why an operation was refused, with the XMPP condition the faces answer with. */
 export class ChatOpError extends Error {
-  constructor(
-    message: string,
-    readonly condition: 'bad-request' | 'not-acceptable' | 'forbidden' | 'item-not-found' | 'conflict' | 'not-allowed' = 'bad-request',
-  ) {
+  constructor(message: string, readonly condition: ChatOpCondition = 'bad-request') {
     super(message);
   }
 }
@@ -28,10 +41,12 @@ export interface ChatOpContext {
   /** Configured MUC service domains. */
   services: readonly string[];
   isAdmin(bare: string): boolean;
-  /** Creates (or finds) the XEP-0045 room so it can be joined: persistent, named; null offline. */
+  /** Creates (or finds) the XEP-0045 room so it can be joined: persistent, named; absent offline. */
   ensureMucRoom?(service: string, room: string, name: string, description: string): Promise<void>;
   /** Destroys the live XEP-0045 room (occupants leave with the reason); used by room delete. */
   destroyMucRoom?(service: string, room: string, reason: string): Promise<void>;
+  /** Routes a stanza (invitations); absent offline, where invitations are only stored. */
+  route?(stanza: Element): void;
 }
 
 /** A list edit: replace, add/remove, or clear (null list: a room inherits its category's scope). */
@@ -62,13 +77,890 @@ export interface CategoryChanges {
   chatHistory?: boolean;
 }
 
-/**
- * The operations' signatures (implemented in this file by the admin layer work):
- *   createRoom(ctx, actor, service, localpart, { category, ...RoomChanges }): Promise<ChatRoomRecord>
- *   updateRoom(ctx, actor, service, localpart, RoomChanges): Promise<{ before: ChatRoomRecord; after: ChatRoomRecord }>
- *   deleteRoom(ctx, actor, service, localpart, reason?): Promise<void>          (admins only)
- *   createCategory / updateCategory / deleteCategory (admins only; delete only when empty)
- *   group / org unit / user org unit / add-in / service settings / policy operations
- * Each throws ChatOpError and leaves everything unchanged when refused.
- */
+/** What a room change did besides the record: principals dropped (a move), invitations sent. */
+export interface RoomUpdate {
+  before: ChatRoomRecord;
+  after: ChatRoomRecord;
+  /** 'members: group:x' entries removed because the new category's scope excludes them (or the type change). */
+  dropped: string[];
+  /** Users invited (XEP-0249) because they became members. */
+  invited: number;
+}
+
 export type { ChatRoomRecord, CategoryRecord };
+
+/** Display names and descriptions. */
+export const MAX_TEXT = 256;
+/** Most users one membership change invites. */
+export const MAX_INVITATIONS = 10_000;
+/** Most users expanded to decide whether a group, unit or domain lies in a scope. */
+const MAX_SCOPE_EXPANSION = 10_000;
+
+// --- context ------------------------------------------------------------------------------------------
+
+const offlineModels = new WeakMap<ChatOpContext, Promise<ChatModel>>();
+const quiet = { warn: () => {}, error: () => {} };
+
+/**
+ * The model to check against: the running server's, or (offline) one built from the stores for
+ * this context, kept current by the operations' own publish.
+ */
+export function modelOf(ctx: ChatOpContext): Promise<ChatModel> {
+  if (ctx.model) return Promise.resolve(ctx.model);
+  let m = offlineModels.get(ctx);
+  if (!m) {
+    const model = new ChatModel({ stores: ctx.stores, isAdmin: (b) => ctx.isAdmin(b), nodeId: 'offline', log: quiet }, ctx.services);
+    m = model.start().then(() => model);
+    m.catch(() => offlineModels.delete(ctx));
+    offlineModels.set(ctx, m);
+  }
+  return m;
+}
+
+/** The service an operation is about: the one named, or the only one configured. */
+export function serviceOf(ctx: ChatOpContext, service?: string | null): string {
+  if (service) {
+    const j = tryParseJid(service.trim());
+    const d = j && !j.local && !j.resource ? j.domain : service.trim();
+    if (!ctx.services.includes(d)) throw new ChatOpError(`${service} is not a MUC service of this server`, 'item-not-found');
+    return d;
+  }
+  if (ctx.services.length === 1) return ctx.services[0]!;
+  if (ctx.services.length === 0) throw new ChatOpError('this server has no MUC service', 'item-not-found');
+  throw new ChatOpError(`this server has several MUC services (${ctx.services.join(', ')}): name one, or give the room's full JID`);
+}
+
+/** A room as an admin names it: its localpart (with the service given or the only one) or its full JID. */
+export function roomRef(ctx: ChatOpContext, ref: string, service?: string | null): { service: string; room: string } {
+  const raw = ref.trim();
+  if (raw.includes('@')) {
+    const j = tryParseJid(raw);
+    if (!j || !j.local || j.resource) throw new ChatOpError(`${raw}: not a room JID (name@service)`);
+    return { service: serviceOf(ctx, j.domain), room: j.local };
+  }
+  const svc = serviceOf(ctx, service);
+  const j = tryParseJid(`${raw}@${svc}`);
+  if (!j || !j.local || raw === '') throw new ChatOpError(`${raw}: not a room name (the localpart of its JID)`);
+  return { service: svc, room: j.local };
+}
+
+const LOCAL_SUBJECT: Subject = { bare: '', principals: new Set(), admin: true, enabled: true };
+
+async function subjectOf(model: ChatModel, actor: ChatActor): Promise<Subject> {
+  return actor.kind === 'local' ? LOCAL_SUBJECT : model.subjectOf(actor.bare);
+}
+
+function isAdminActor(ctx: ChatOpContext, actor: ChatActor): boolean {
+  return actor.kind === 'local' || ctx.isAdmin(actor.bare);
+}
+
+function requireAdmin(ctx: ChatOpContext, actor: ChatActor, what: string): void {
+  if (!isAdminActor(ctx, actor)) throw new ChatOpError(`only administrators ${what}`, 'forbidden');
+}
+
+function svcModel(model: ChatModel, service: string): ServiceModel {
+  const s = model.forService(service);
+  if (!s) throw new ChatOpError(`${service} is not a MUC service of this server`, 'item-not-found');
+  return s;
+}
+
+/**
+ * Runs fn with stores whose writes share one transaction (the SQL stores bound to it), for
+ * operations that change several tables; rolled back when fn throws.
+ */
+async function inTransaction<R>(stores: DataStores, fn: (s: DataStores) => Promise<R>): Promise<R> {
+  return stores.db.transaction(async (tx: DbTx) => {
+    const db: Db = {
+      kind: stores.db.kind,
+      query: (sql, params) => tx.query(sql, params),
+      // Already inside one: nested writes join it.
+      transaction: (inner) => inner(tx),
+      close: async () => {},
+    };
+    return fn({ ...stores, chat: createChatStore(db), directory: createDirectoryStore(db) });
+  });
+}
+
+async function publish(model: ChatModel, change: ChatChange): Promise<void> {
+  await model.publish(change);
+}
+
+function checkText(what: string, value: string, opts: { required?: boolean } = {}): string {
+  const v = value.trim();
+  if (opts.required && v === '') throw new ChatOpError(`${what} is empty`);
+  if (v.length > MAX_TEXT) throw new ChatOpError(`${what} is longer than ${MAX_TEXT} characters`, 'not-acceptable');
+  return v;
+}
+
+function canonical(raw: string): string {
+  try {
+    return canonicalPrincipal(raw);
+  } catch (e) {
+    if (e instanceof PrincipalError) throw new ChatOpError(e.message);
+    throw e;
+  }
+}
+
+function nameTaken<R>(p: Promise<R>): Promise<R> {
+  return p.catch((e: unknown) => {
+    if (e instanceof NameTaken) throw new ChatOpError(e.message, 'conflict');
+    throw e;
+  });
+}
+
+// --- principals and scope -------------------------------------------------------------------------
+
+/** Applies a list change to a list; null means unset (a room inheriting its category's scope). */
+export function applyChange(list: readonly string[] | null, change: ListChange | undefined): string[] | null {
+  if (!change) return list ? [...list] : null;
+  if (change.replace !== undefined) return change.replace === null ? null : [...new Set(change.replace.map(canonical))];
+  const out = new Set(list ?? []);
+  for (const a of change.add ?? []) out.add(canonical(a));
+  for (const r of change.remove ?? []) out.delete(canonical(r));
+  return [...out];
+}
+
+/** Entries of after that were not in before. */
+function added(before: readonly string[] | null, after: readonly string[] | null): string[] {
+  const had = new Set(before ?? []);
+  return (after ?? []).filter((p) => !had.has(p));
+}
+
+/** Groups and org units named in the lists must exist: item-not-found otherwise. */
+async function requireProvisioned(stores: DataStores, keys: readonly string[]): Promise<void> {
+  let units: Set<string> | null = null;
+  for (const key of new Set(keys)) {
+    const p = principalOfKey(key);
+    if (p.kind === 'group') {
+      if (!(await stores.directory.getGroup(p.name))) throw new ChatOpError(`principal not provisioned: ${key}`, 'item-not-found');
+    } else if (p.kind === 'ou') {
+      units ??= new Set((await stores.directory.listOrgUnits()).map((u) => u.path));
+      if (!units.has(p.path)) throw new ChatOpError(`principal not provisioned: ${key}`, 'item-not-found');
+    }
+  }
+}
+
+/**
+ * Why a principal lies outside a list pair (allowed minus denied), or null when it lies inside:
+ * not structurally denied, and either structurally covered by allowed (for a user: their principal
+ * set meets it) or every user it expands to inside.
+ */
+async function outside(ctx: ChatOpContext, model: ChatModel, key: string, allowed: readonly string[], denied: readonly string[]): Promise<string | null> {
+  const dir = model.directory;
+  const p = principalOfKey(key);
+  if (p.kind === 'user') {
+    const s = await model.subjectOf(key);
+    if (covers(s.principals, denied)) return 'denied';
+    return covers(s.principals, allowed) ? null : 'not allowed';
+  }
+  if (dir.structurallyCovered(key, denied)) return 'denied';
+  if (dir.structurallyCovered(key, allowed)) return null;
+  const users = await ctx.stores.directory.expandUsers(key, ctx.domain, MAX_SCOPE_EXPANSION + 1);
+  if (users.length > MAX_SCOPE_EXPANSION) return `not listed itself, and more than ${MAX_SCOPE_EXPANSION} users to check`;
+  await model.ensureSubjects(users);
+  for (const u of users) {
+    const s = await model.subjectOf(u);
+    if (covers(s.principals, denied)) return `its user ${u} is denied`;
+    if (!covers(s.principals, allowed)) return `its user ${u} is not allowed`;
+  }
+  return null;
+}
+
+/** Refuses the first principal outside the category's scope (not-acceptable, naming it and why). */
+async function requireInScope(ctx: ChatOpContext, model: ChatModel, cat: Pick<CategoryRecord, 'name' | 'allowed' | 'denied'>, keys: readonly string[], role: string): Promise<void> {
+  for (const key of new Set(keys)) {
+    const why = await outside(ctx, model, key, cat.allowed, cat.denied);
+    if (why) throw new ChatOpError(`${key} is outside the scope of category ${cat.name} (${role}: ${why})`, 'not-acceptable');
+  }
+}
+
+/** The entries of a list the category's scope excludes. */
+async function excluded(ctx: ChatOpContext, model: ChatModel, cat: CategoryRecord, keys: readonly string[]): Promise<string[]> {
+  const out: string[] = [];
+  for (const key of keys) if (await outside(ctx, model, key, cat.allowed, cat.denied)) out.push(key);
+  return out;
+}
+
+// --- categories -----------------------------------------------------------------------------------
+
+export interface CategoryInput extends CategoryChanges { name: string }
+
+function category(svc: ServiceModel, name: string): CategoryRecord {
+  const c = svc.category(name.trim());
+  if (!c) throw new ChatOpError(`no category ${name} in ${svc.domain}`, 'item-not-found');
+  return c;
+}
+
+async function checkCategoryLists(ctx: ChatOpContext, model: ChatModel, rec: CategoryRecord, before: CategoryRecord | null): Promise<void> {
+  await requireProvisioned(ctx.stores, [...rec.allowed, ...rec.denied, ...rec.creators]);
+  // Creators lie in the scope; checked for new creators, and for all of them when the scope changed.
+  const scopeChanged = !before || before.allowed.join() !== rec.allowed.join() || before.denied.join() !== rec.denied.join();
+  const check = scopeChanged ? rec.creators : added(before.creators, rec.creators);
+  await requireInScope(ctx, model, rec, check, 'creator');
+}
+
+export async function createCategory(ctx: ChatOpContext, actor: ChatActor, service: string | null, input: CategoryInput): Promise<CategoryRecord> {
+  requireAdmin(ctx, actor, 'create categories');
+  const model = await modelOf(ctx);
+  const svc = svcModel(model, serviceOf(ctx, service));
+  const name = checkText('the category name', input.name, { required: true });
+  if (svc.category(name)) throw new ChatOpError(`the name ${name} is already used by a category`, 'conflict');
+  const rec: CategoryRecord = {
+    service: svc.domain, name,
+    description: checkText('the description', input.description ?? ''),
+    allowed: applyChange([], input.allowed) ?? [],
+    denied: applyChange([], input.denied) ?? [],
+    creators: applyChange([], input.creators) ?? [],
+    invitations: input.invitations ?? false,
+    fileUpload: input.fileUpload ?? false,
+    chatHistory: input.chatHistory ?? true,
+  };
+  await checkCategoryLists(ctx, model, rec, null);
+  await nameTaken(ctx.stores.chat.putCategory(rec));
+  await publish(model, { kind: 'category', service: svc.domain, names: [name] });
+  return rec;
+}
+
+/**
+ * Changes a category. A new allowed/denied list keeps its rooms' lists as they are: access is
+ * computed (members ∩ scope), so who the new scope excludes loses access at once, and regains it
+ * if the scope is widened again. Only a room moved to another category has its lists purged.
+ */
+export async function updateCategory(ctx: ChatOpContext, actor: ChatActor, service: string | null, name: string, changes: CategoryChanges): Promise<{ before: CategoryRecord; after: CategoryRecord }> {
+  requireAdmin(ctx, actor, 'change categories');
+  const model = await modelOf(ctx);
+  const svc = svcModel(model, serviceOf(ctx, service));
+  const before = category(svc, name);
+  const newName = changes.name !== undefined ? checkText('the category name', changes.name, { required: true }) : before.name;
+  const other = svc.category(newName);
+  if (other && other !== before) throw new ChatOpError(`the name ${newName} is already used by a category`, 'conflict');
+  const after: CategoryRecord = {
+    ...before,
+    name: newName,
+    description: changes.description !== undefined ? checkText('the description', changes.description) : before.description,
+    allowed: applyChange(before.allowed, changes.allowed) ?? [],
+    denied: applyChange(before.denied, changes.denied) ?? [],
+    creators: applyChange(before.creators, changes.creators) ?? [],
+    invitations: changes.invitations ?? before.invitations,
+    fileUpload: changes.fileUpload ?? before.fileUpload,
+    chatHistory: changes.chatHistory ?? before.chatHistory,
+  };
+  await checkCategoryLists(ctx, model, after, before);
+  await nameTaken(ctx.stores.chat.putCategory(after, before.name));
+  const renamed = newName !== before.name;
+  await publish(model, { kind: 'category', service: svc.domain, names: renamed ? [before.name, newName] : [newName], renamed });
+  return { before, after };
+}
+
+export async function deleteCategory(ctx: ChatOpContext, actor: ChatActor, service: string | null, name: string): Promise<void> {
+  requireAdmin(ctx, actor, 'delete categories');
+  const model = await modelOf(ctx);
+  const svc = svcModel(model, serviceOf(ctx, service));
+  const cat = category(svc, name);
+  const r = await ctx.stores.chat.deleteCategory(svc.domain, cat.name);
+  if (r === false) throw new ChatOpError(`no category ${name} in ${svc.domain}`, 'item-not-found');
+  if (r === 'not-empty') throw new ChatOpError(`category ${cat.name} still has rooms: move or delete them first`, 'conflict');
+  await publish(model, { kind: 'category', service: svc.domain, names: [cat.name] });
+}
+
+/** Admins see every category; others the categories where they may create rooms. */
+export async function listCategories(ctx: ChatOpContext, actor: ChatActor, service: string | null): Promise<CategoryRecord[]> {
+  const model = await modelOf(ctx);
+  const svc = svcModel(model, serviceOf(ctx, service));
+  const s = await subjectOf(model, actor);
+  return [...svc.categories.values()].filter((c) => s.admin || canCreate(s, c)).sort((a, b) => a.name.localeCompare(b.name));
+}
+
+// --- rooms ------------------------------------------------------------------------------------------
+
+export interface RoomInput extends RoomChanges { category: string }
+
+function roomOf(svc: ServiceModel, room: string): { rec: ChatRoomRecord; cat: CategoryRecord } {
+  const rec = svc.room(room);
+  if (!rec) throw new ChatOpError(`no room ${room}@${svc.domain} in any category`, 'item-not-found');
+  const cat = svc.categoryOf(rec);
+  if (!cat) throw new ChatOpError(`room ${room}@${svc.domain} names a missing category ${rec.category}`, 'item-not-found');
+  return { rec, cat };
+}
+
+function addinName(svc: ServiceModel, name: string | null | undefined, current: string | null): string | null {
+  if (name === undefined) return current;
+  if (name === null || name.trim() === '') return null;
+  const a = svc.addin(name.trim());
+  if (!a) throw new ChatOpError(`no add-in ${name} in ${svc.domain}`, 'item-not-found');
+  return a.name;
+}
+
+/** Checks a room record's lists against its category: provisioned, in scope, presenters members of an auditorium. */
+async function checkRoomLists(ctx: ChatOpContext, model: ChatModel, rec: ChatRoomRecord, cat: CategoryRecord, before: ChatRoomRecord | null, exempt: readonly string[] = []): Promise<void> {
+  const fresh = (after: readonly string[] | null, prev: readonly string[] | null | undefined) =>
+    added(before ? prev ?? [] : [], after).filter((p) => !exempt.includes(p));
+  const newMembers = fresh(rec.members, before?.members);
+  const newManagers = fresh(rec.managers, before?.managers);
+  const newPresenters = fresh(rec.presenters, before?.presenters);
+  await requireProvisioned(ctx.stores, [...newMembers, ...newManagers, ...newPresenters]);
+  await requireInScope(ctx, model, cat, newMembers, 'member');
+  await requireInScope(ctx, model, cat, newManagers, 'manager');
+  if (rec.presenters.length > 0 && rec.type !== 'auditorium') {
+    throw new ChatOpError('only auditorium rooms have presenters', 'not-acceptable');
+  }
+  await requireInScope(ctx, model, cat, newPresenters, 'presenter');
+  // Presenters must be members: all of them when the members changed, else the new ones.
+  if (rec.members !== null) {
+    const membersChanged = !before || (before.members ?? []).join() !== rec.members.join() || before.members === null;
+    for (const p of membersChanged ? rec.presenters : newPresenters) {
+      const why = await outside(ctx, model, p, rec.members, []);
+      if (why) throw new ChatOpError(`presenter ${p} is not a member of ${rec.room}@${rec.service} (${why})`, 'not-acceptable');
+    }
+  }
+}
+
+/** Users who became members by a change, expanded from the added principals (at most MAX_INVITATIONS). */
+async function newMembersToInvite(ctx: ChatOpContext, model: ChatModel, before: ChatRoomRecord | null, beforeCat: CategoryRecord | null, after: ChatRoomRecord, cat: CategoryRecord, inviter: string): Promise<string[]> {
+  if (!cat.invitations || after.invitations !== 'inherit' || after.disabled) return [];
+  // From inheriting to a list, nobody gains access (everyone in scope was a member): isMember(before) filters them.
+  const fresh = added(before?.members ?? null, after.members);
+  const users = new Set<string>();
+  for (const key of fresh) {
+    if (users.size >= MAX_INVITATIONS) break;
+    for (const u of await ctx.stores.directory.expandUsers(key, ctx.domain, MAX_INVITATIONS - users.size)) users.add(u);
+  }
+  users.delete(inviter);
+  await model.ensureSubjects(users);
+  const out: string[] = [];
+  for (const u of users) {
+    const s = await model.subjectOf(u);
+    if (!isMember(s, after, cat)) continue;
+    if (before && beforeCat && isMember(s, before, beforeCat)) continue;
+    out.push(u);
+  }
+  return out;
+}
+
+function inviterOf(actor: ChatActor): string {
+  return actor.kind === 'account' ? actor.bare : '';
+}
+
+/** Stores the invitations (in the caller's transaction) and returns them, to be sent after commit. */
+async function storeInvitations(stores: DataStores, users: readonly string[], rec: ChatRoomRecord, inviter: string): Promise<InvitationRecord[]> {
+  if (users.length === 0) return [];
+  return stores.chat.addInvitations(users.map((user) => ({ user, service: rec.service, room: rec.room, inviter })));
+}
+
+/** XEP-0249 direct invitations from the room; offline users get them from offline storage. */
+function sendInvitations(ctx: ChatOpContext, invitations: readonly InvitationRecord[], rec: ChatRoomRecord): void {
+  if (!ctx.route) return;
+  const room = `${rec.room}@${rec.service}`;
+  for (const inv of invitations) {
+    const msg = new Element('message', { xmlns: NS.client, from: room, to: inv.user, id: `invite-${inv.id}` });
+    msg.c('x', { xmlns: NS.conference, jid: room, reason: `You are now a member of ${rec.name}` });
+    ctx.route(msg);
+  }
+}
+
+/**
+ * Creates a room in a category: admins anywhere, others where they may create (canCreate). An
+ * account that creates becomes a manager and, for closed and secret rooms, a member.
+ */
+export async function createRoom(ctx: ChatOpContext, actor: ChatActor, service: string | null, localpart: string, input: RoomInput): Promise<ChatRoomRecord> {
+  const ref = roomRef(ctx, localpart, service);
+  const model = await modelOf(ctx);
+  const svc = svcModel(model, ref.service);
+  const s = await subjectOf(model, actor);
+  const cat = category(svc, input.category);
+  if (!canCreate(s, cat)) throw new ChatOpError(`you may not create rooms in category ${cat.name}`, 'forbidden');
+  if (svc.room(ref.room)) throw new ChatOpError(`room ${ref.room}@${ref.service} already exists`, 'conflict');
+  const name = checkText('the room name', input.name ?? ref.room, { required: true });
+  const privacy = input.privacy ?? 'closed';
+  const type = input.type ?? 'normal';
+  let members = applyChange(null, input.members);
+  let managers = applyChange([], input.managers) ?? [];
+  const exempt: string[] = [];
+  if (actor.kind === 'account') {
+    // The creator manages the room (an admin only when their own scope allows it: they manage every room anyway).
+    const creatorFits = !s.admin || inScope(s, cat);
+    if (creatorFits) {
+      if (!managers.includes(actor.bare)) managers = [...managers, actor.bare];
+      if (privacy !== 'open' && members !== null && !members.includes(actor.bare)) members = [...members, actor.bare];
+      if (privacy !== 'open' && members === null && input.members === undefined) members = [actor.bare];
+      if (!s.admin) exempt.push(actor.bare);
+    }
+  }
+  const rec: ChatRoomRecord = {
+    service: ref.service, room: ref.room, category: cat.name, name,
+    description: checkText('the description', input.description ?? ''),
+    privacy, type,
+    invitations: input.invitations ?? 'inherit',
+    disabled: input.disabled ?? false,
+    addin: addinName(svc, input.addin, null),
+    members, managers,
+    presenters: applyChange([], input.presenters) ?? [],
+    createdAt: new Date(),
+  };
+  if (svc.roomByName(name)) throw new ChatOpError(`the name ${name} is already used by a room`, 'conflict');
+  if (svc.category(name)) throw new ChatOpError(`the name ${name} is already used by a category`, 'conflict');
+  await checkRoomLists(ctx, model, rec, cat, null, exempt);
+  const invitees = await newMembersToInvite(ctx, model, null, null, rec, cat, inviterOf(actor));
+  const invitations = await nameTaken(inTransaction(ctx.stores, async (tx) => {
+    await tx.chat.putRoom(rec);
+    return storeInvitations(tx, invitees, rec, inviterOf(actor));
+  }));
+  await ctx.ensureMucRoom?.(rec.service, rec.room, rec.name, rec.description);
+  await publish(model, { kind: 'room', service: rec.service, names: [rec.room] });
+  sendInvitations(ctx, invitations, rec);
+  return rec;
+}
+
+/**
+ * Changes a room. Managers change every property but the category (unless they may create in the
+ * target) and may disable but not enable; admins anything. Moving to another category drops every
+ * listed principal the new scope excludes; making the room normal drops its presenters.
+ */
+export async function updateRoom(ctx: ChatOpContext, actor: ChatActor, service: string | null, localpart: string, changes: RoomChanges): Promise<RoomUpdate> {
+  const ref = roomRef(ctx, localpart, service);
+  const model = await modelOf(ctx);
+  const svc = svcModel(model, ref.service);
+  const s = await subjectOf(model, actor);
+  const { rec: before, cat: beforeCat } = roomOf(svc, ref.room);
+  if (!canManage(s, before, beforeCat)) throw new ChatOpError(`you do not manage ${ref.room}@${ref.service}`, 'forbidden');
+  let cat = beforeCat;
+  if (changes.category !== undefined && changes.category.trim().toLowerCase() !== beforeCat.name.toLowerCase()) {
+    cat = category(svc, changes.category);
+    if (!canCreate(s, cat)) throw new ChatOpError(`you may not move rooms into category ${cat.name}`, 'forbidden');
+  }
+  if (changes.disabled === false && before.disabled && !s.admin) {
+    throw new ChatOpError('only administrators enable a disabled room', 'forbidden');
+  }
+  const name = changes.name !== undefined ? checkText('the room name', changes.name, { required: true }) : before.name;
+  if (name.toLowerCase() !== before.name.toLowerCase()) {
+    if (svc.roomByName(name)) throw new ChatOpError(`the name ${name} is already used by a room`, 'conflict');
+    if (svc.category(name)) throw new ChatOpError(`the name ${name} is already used by a category`, 'conflict');
+  }
+  const after: ChatRoomRecord = {
+    ...before,
+    category: cat.name,
+    name,
+    description: changes.description !== undefined ? checkText('the description', changes.description) : before.description,
+    privacy: changes.privacy ?? before.privacy,
+    type: changes.type ?? before.type,
+    invitations: changes.invitations ?? before.invitations,
+    disabled: changes.disabled ?? before.disabled,
+    addin: addinName(svc, changes.addin, before.addin),
+    members: applyChange(before.members, changes.members),
+    managers: applyChange(before.managers, changes.managers) ?? [],
+    presenters: applyChange(before.presenters, changes.presenters) ?? [],
+  };
+  const dropped: string[] = [];
+  if (after.type === 'normal' && after.presenters.length > 0 && changes.type === 'normal' && !changes.presenters) {
+    for (const p of after.presenters) dropped.push(`presenters: ${p} (no longer an auditorium)`);
+    after.presenters = [];
+  }
+  if (cat !== beforeCat) {
+    // A move: what the new scope excludes goes from every list.
+    const purge = async (list: 'members' | 'managers' | 'presenters') => {
+      const entries = after[list];
+      if (!entries) return;
+      const out = new Set(await excluded(ctx, model, cat, entries));
+      if (out.size === 0) return;
+      for (const p of out) dropped.push(`${list}: ${p}`);
+      (after[list] as string[]) = entries.filter((p) => !out.has(p));
+    };
+    await purge('members');
+    await purge('managers');
+    await purge('presenters');
+  }
+  // Only entries not listed before are checked: those kept by a move passed the new scope above.
+  await checkRoomLists(ctx, model, after, cat, before);
+  const invitees = await newMembersToInvite(ctx, model, before, beforeCat, after, cat, inviterOf(actor));
+  const invitations = await nameTaken(inTransaction(ctx.stores, async (tx) => {
+    await tx.chat.putRoom(after);
+    return storeInvitations(tx, invitees, after, inviterOf(actor));
+  }));
+  await publish(model, { kind: 'room', service: after.service, names: [after.room] });
+  sendInvitations(ctx, invitations, after);
+  return { before, after, dropped, invited: invitations.length };
+}
+
+export function disableRoom(ctx: ChatOpContext, actor: ChatActor, service: string | null, localpart: string): Promise<RoomUpdate> {
+  return updateRoom(ctx, actor, service, localpart, { disabled: true });
+}
+
+export function enableRoom(ctx: ChatOpContext, actor: ChatActor, service: string | null, localpart: string): Promise<RoomUpdate> {
+  return updateRoom(ctx, actor, service, localpart, { disabled: false });
+}
+
+/** Deletes a room's settings and (when a server runs) destroys the live room: admins only. */
+export async function deleteRoom(ctx: ChatOpContext, actor: ChatActor, service: string | null, localpart: string, reason?: string): Promise<void> {
+  const ref = roomRef(ctx, localpart, service);
+  requireAdmin(ctx, actor, 'delete rooms');
+  const model = await modelOf(ctx);
+  const svc = svcModel(model, ref.service);
+  roomOf(svc, ref.room);
+  await ctx.destroyMucRoom?.(ref.service, ref.room, reason ?? 'The room was deleted by an administrator');
+  if (!ctx.destroyMucRoom) await ctx.stores.rooms.delete(ref.service, ref.room);
+  await ctx.stores.chat.deleteRoom(ref.service, ref.room);
+  await publish(model, { kind: 'room', service: ref.service, names: [ref.room] });
+}
+
+export interface RoomFilter {
+  category?: string;
+  /** A user (bare JID) who is a member by the rules. */
+  member?: string;
+  /** A user who manages the room by the rules. */
+  manager?: string;
+  disabled?: boolean;
+  privacy?: RoomPrivacy;
+  type?: RoomKind;
+  addin?: string;
+  /** Case-insensitive substring of the name or description; * wildcards allowed. */
+  filter?: string;
+  limit?: number;
+}
+
+/** Rooms of a service: every room for admins, the rooms they manage for others; filtered. */
+export async function listRooms(ctx: ChatOpContext, actor: ChatActor, service: string | null, f: RoomFilter = {}): Promise<ChatRoomRecord[]> {
+  const model = await modelOf(ctx);
+  const svc = svcModel(model, serviceOf(ctx, service));
+  const s = await subjectOf(model, actor);
+  const cat = f.category !== undefined ? category(svc, f.category) : undefined;
+  const member = f.member ? await model.subjectOf(canonical(f.member)) : undefined;
+  const manager = f.manager ? await model.subjectOf(canonical(f.manager)) : undefined;
+  const pattern = f.filter ? new RegExp(f.filter.toLowerCase().split('*').map((x) => x.replace(/[.+?^${}()|[\]\\]/g, '\\$&')).join('.*')) : undefined;
+  const out: ChatRoomRecord[] = [];
+  for (const r of [...svc.rooms.values()].sort((a, b) => a.room.localeCompare(b.room))) {
+    const c = svc.categoryOf(r);
+    if (!c) continue;
+    if (!canManage(s, r, c)) continue;
+    if (cat && c !== cat) continue;
+    if (f.disabled !== undefined && r.disabled !== f.disabled) continue;
+    if (f.privacy && r.privacy !== f.privacy) continue;
+    if (f.type && r.type !== f.type) continue;
+    if (f.addin !== undefined && (r.addin ?? '').toLowerCase() !== f.addin.toLowerCase()) continue;
+    if (member && !isMember(member, r, c)) continue;
+    if (manager && !(covers(manager.principals, r.managers) && !isDenied(manager, c))) continue;
+    if (pattern && !pattern.test(r.name.toLowerCase()) && !pattern.test(r.description.toLowerCase())) continue;
+    out.push(r);
+    if (f.limit !== undefined && out.length >= f.limit) break;
+  }
+  return out;
+}
+
+/** One room's settings, for whoever manages it. */
+export async function showRoom(ctx: ChatOpContext, actor: ChatActor, service: string | null, localpart: string): Promise<ChatRoomRecord> {
+  const ref = roomRef(ctx, localpart, service);
+  const model = await modelOf(ctx);
+  const svc = svcModel(model, ref.service);
+  const s = await subjectOf(model, actor);
+  const { rec, cat } = roomOf(svc, ref.room);
+  if (!canManage(s, rec, cat)) throw new ChatOpError(`you do not manage ${ref.room}@${ref.service}`, 'forbidden');
+  return rec;
+}
+
+// --- directory: groups, org units, users --------------------------------------------------------------
+
+function groupName(raw: string): string {
+  try {
+    return normaliseGroupName(raw.replace(/^group:/i, ''));
+  } catch (e) {
+    if (e instanceof PrincipalError) throw new ChatOpError(e.message);
+    throw e;
+  }
+}
+
+function ouPath(raw: string): string {
+  try {
+    return normaliseOuPath(raw.replace(/^ou:/i, ''));
+  } catch (e) {
+    if (e instanceof PrincipalError) throw new ChatOpError(e.message);
+    throw e;
+  }
+}
+
+/** Group members are users and groups (nested); groups must exist and not contain this one. */
+async function checkGroupMembers(ctx: ChatOpContext, model: ChatModel, group: string, keys: readonly string[]): Promise<void> {
+  for (const key of keys) {
+    const p = principalOfKey(key);
+    if (p.kind === 'ou' || p.kind === 'domain') throw new ChatOpError(`${key}: a group holds users and groups only`);
+    if (p.kind !== 'group') continue;
+    if (p.name === group) throw new ChatOpError(`group:${group} cannot contain itself`, 'not-acceptable');
+    if (!(await ctx.stores.directory.getGroup(p.name))) throw new ChatOpError(`principal not provisioned: ${key}`, 'item-not-found');
+    // A group inside this one (at any depth) cannot also hold it.
+    if (model.directory.groupLineage(group).includes(p.name) || (await groupContains(ctx, p.name, group))) {
+      throw new ChatOpError(`group:${p.name} already contains group:${group}: nesting it there would make a cycle`, 'not-acceptable');
+    }
+  }
+}
+
+/** Does group (nested) contain inner? */
+async function groupContains(ctx: ChatOpContext, group: string, inner: string): Promise<boolean> {
+  const seen = new Set<string>([group]);
+  const stack = [group];
+  while (stack.length > 0) {
+    const g = await ctx.stores.directory.getGroup(stack.pop()!);
+    for (const m of g?.members ?? []) {
+      if (!m.startsWith('group:')) continue;
+      const n = m.slice(6);
+      if (n === inner) return true;
+      if (!seen.has(n)) { seen.add(n); stack.push(n); }
+    }
+  }
+  return false;
+}
+
+export async function createGroup(ctx: ChatOpContext, actor: ChatActor, name: string, input: { description?: string; members?: ListChange } = {}): Promise<GroupRecord> {
+  requireAdmin(ctx, actor, 'manage groups');
+  const model = await modelOf(ctx);
+  const g = groupName(name);
+  if (await ctx.stores.directory.getGroup(g)) throw new ChatOpError(`group:${g} already exists`, 'conflict');
+  const description = checkText('the description', input.description ?? '');
+  const members = applyChange([], input.members) ?? [];
+  await checkGroupMembers(ctx, model, g, members);
+  await inTransaction(ctx.stores, async (tx) => {
+    await tx.directory.putGroup(g, description);
+    if (members.length > 0) await tx.directory.editGroupMembers(g, { add: members, remove: [] });
+  });
+  await publish(model, { kind: 'directory' });
+  return { name: g, description, members: [...members].sort() };
+}
+
+export async function updateGroup(ctx: ChatOpContext, actor: ChatActor, name: string, input: { description?: string; members?: ListChange }): Promise<{ before: GroupRecord; after: GroupRecord }> {
+  requireAdmin(ctx, actor, 'manage groups');
+  const model = await modelOf(ctx);
+  const g = groupName(name);
+  const before = await ctx.stores.directory.getGroup(g);
+  if (!before) throw new ChatOpError(`principal not provisioned: group:${g}`, 'item-not-found');
+  const description = input.description !== undefined ? checkText('the description', input.description) : before.description;
+  const members = applyChange(before.members, input.members) ?? [];
+  await checkGroupMembers(ctx, model, g, added(before.members, members));
+  const add = added(before.members, members);
+  const remove = before.members.filter((m) => !members.includes(m));
+  await inTransaction(ctx.stores, async (tx) => {
+    if (description !== before.description) await tx.directory.putGroup(g, description);
+    if (add.length > 0 || remove.length > 0) await tx.directory.editGroupMembers(g, { add, remove });
+  });
+  await publish(model, { kind: 'directory' });
+  return { before, after: { name: g, description, members: [...members].sort() } };
+}
+
+/** Deletes a group (its nesting too). Lists that name it keep the entry, which then covers nobody. */
+export async function deleteGroup(ctx: ChatOpContext, actor: ChatActor, name: string): Promise<void> {
+  requireAdmin(ctx, actor, 'manage groups');
+  const model = await modelOf(ctx);
+  const g = groupName(name);
+  if (!(await ctx.stores.directory.deleteGroup(g))) throw new ChatOpError(`principal not provisioned: group:${g}`, 'item-not-found');
+  await publish(model, { kind: 'directory' });
+}
+
+export async function listGroups(ctx: ChatOpContext, actor: ChatActor): Promise<GroupSummary[]> {
+  requireAdmin(ctx, actor, 'manage groups');
+  return ctx.stores.directory.listGroups();
+}
+
+export async function showGroup(ctx: ChatOpContext, actor: ChatActor, name: string): Promise<GroupRecord> {
+  requireAdmin(ctx, actor, 'manage groups');
+  const g = groupName(name);
+  const rec = await ctx.stores.directory.getGroup(g);
+  if (!rec) throw new ChatOpError(`principal not provisioned: group:${g}`, 'item-not-found');
+  return rec;
+}
+
+/** Creates an org unit, or changes its description; true when created. */
+export async function addOrgUnit(ctx: ChatOpContext, actor: ChatActor, path: string, description = ''): Promise<boolean> {
+  requireAdmin(ctx, actor, 'manage org units');
+  const model = await modelOf(ctx);
+  const p = ouPath(path);
+  const created = await ctx.stores.directory.putOrgUnit(p, checkText('the description', description));
+  await publish(model, { kind: 'directory' });
+  return created;
+}
+
+export async function listOrgUnits(ctx: ChatOpContext, actor: ChatActor): Promise<OrgUnitRecord[]> {
+  requireAdmin(ctx, actor, 'manage org units');
+  return ctx.stores.directory.listOrgUnits();
+}
+
+export async function deleteOrgUnit(ctx: ChatOpContext, actor: ChatActor, path: string): Promise<void> {
+  requireAdmin(ctx, actor, 'manage org units');
+  const model = await modelOf(ctx);
+  const p = ouPath(path);
+  const r = await ctx.stores.directory.deleteOrgUnit(p);
+  if (r === false) throw new ChatOpError(`principal not provisioned: ou:${p}`, 'item-not-found');
+  if (r === 'not-empty') throw new ChatOpError(`ou:${p} still has users (in it or a unit below it): move them first`, 'conflict');
+  await publish(model, { kind: 'directory' });
+}
+
+/** Puts a user into an org unit (null: none). */
+export async function setUserOrgUnit(ctx: ChatOpContext, actor: ChatActor, user: string, path: string | null): Promise<void> {
+  requireAdmin(ctx, actor, 'manage org units');
+  const model = await modelOf(ctx);
+  const key = canonical(user);
+  if (principalOfKey(key).kind !== 'user') throw new ChatOpError(`${user}: not a user (a bare JID)`);
+  const p = path === null || path.trim() === '' ? null : ouPath(path);
+  if (!(await ctx.stores.directory.setUserOrgUnit(key, p))) throw new ChatOpError(`principal not provisioned: ou:${p}`, 'item-not-found');
+  await publish(model, { kind: 'directory' });
+}
+
+// --- add-ins ------------------------------------------------------------------------------------------
+
+function checkUrl(raw: string): string {
+  const v = raw.trim();
+  let u: URL;
+  try {
+    u = new URL(v);
+  } catch {
+    throw new ChatOpError(`${raw}: not a URL`);
+  }
+  if (u.protocol !== 'http:' && u.protocol !== 'https:') throw new ChatOpError(`${raw}: an add-in URL is http or https`, 'not-acceptable');
+  return v;
+}
+
+export async function createAddin(ctx: ChatOpContext, actor: ChatActor, service: string | null, name: string, url: string): Promise<AddinRecord> {
+  requireAdmin(ctx, actor, 'manage add-ins');
+  const model = await modelOf(ctx);
+  const svc = svcModel(model, serviceOf(ctx, service));
+  const n = checkText('the add-in name', name, { required: true });
+  if (svc.addin(n)) throw new ChatOpError(`the name ${n} is already used by an add-in`, 'conflict');
+  const rec: AddinRecord = { service: svc.domain, name: n, url: checkUrl(url) };
+  await nameTaken(ctx.stores.chat.putAddin(rec));
+  await publish(model, { kind: 'addin', service: svc.domain, names: [n] });
+  return rec;
+}
+
+export async function updateAddin(ctx: ChatOpContext, actor: ChatActor, service: string | null, name: string, changes: { name?: string; url?: string }): Promise<AddinRecord> {
+  requireAdmin(ctx, actor, 'manage add-ins');
+  const model = await modelOf(ctx);
+  const svc = svcModel(model, serviceOf(ctx, service));
+  const before = svc.addin(name.trim());
+  if (!before) throw new ChatOpError(`no add-in ${name} in ${svc.domain}`, 'item-not-found');
+  const n = changes.name !== undefined ? checkText('the add-in name', changes.name, { required: true }) : before.name;
+  const other = svc.addin(n);
+  if (other && other !== before) throw new ChatOpError(`the name ${n} is already used by an add-in`, 'conflict');
+  const rec: AddinRecord = { service: svc.domain, name: n, url: changes.url !== undefined ? checkUrl(changes.url) : before.url };
+  await nameTaken(ctx.stores.chat.putAddin(rec, before.name));
+  const users = n !== before.name ? [...svc.rooms.values()].filter((r) => r.addin === before.name).map((r) => r.room) : [];
+  await publish(model, { kind: 'addin', service: svc.domain, names: [before.name, n] });
+  if (users.length > 0) await publish(model, { kind: 'room', service: svc.domain, names: users });
+  return rec;
+}
+
+/** Deletes an add-in; one that rooms still show is refused unless force (then the rooms lose it). */
+export async function deleteAddin(ctx: ChatOpContext, actor: ChatActor, service: string | null, name: string, force = false): Promise<{ rooms: string[] }> {
+  requireAdmin(ctx, actor, 'manage add-ins');
+  const model = await modelOf(ctx);
+  const svc = svcModel(model, serviceOf(ctx, service));
+  const a = svc.addin(name.trim());
+  if (!a) throw new ChatOpError(`no add-in ${name} in ${svc.domain}`, 'item-not-found');
+  const users = [...svc.rooms.values()].filter((r) => r.addin === a.name);
+  if (users.length > 0 && !force) {
+    throw new ChatOpError(`add-in ${a.name} is used by ${users.length} room(s) (${users.slice(0, 5).map((r) => r.room).join(', ')}${users.length > 5 ? ', …' : ''}); force removes it from them`, 'conflict');
+  }
+  await inTransaction(ctx.stores, async (tx) => {
+    for (const r of users) {
+      const current = await tx.chat.room(svc.domain, r.room);
+      if (current && current.addin === a.name) await tx.chat.putRoom({ ...current, addin: null });
+    }
+    await tx.chat.deleteAddin(svc.domain, a.name);
+  });
+  await publish(model, { kind: 'addin', service: svc.domain, names: [a.name] });
+  if (users.length > 0) await publish(model, { kind: 'room', service: svc.domain, names: users.map((r) => r.room) });
+  return { rooms: users.map((r) => r.room) };
+}
+
+export async function listAddins(ctx: ChatOpContext, actor: ChatActor, service: string | null): Promise<(AddinRecord & { rooms: number })[]> {
+  requireAdmin(ctx, actor, 'manage add-ins');
+  const model = await modelOf(ctx);
+  const svc = svcModel(model, serviceOf(ctx, service));
+  const counts = new Map<string, number>();
+  for (const r of svc.rooms.values()) if (r.addin) counts.set(r.addin, (counts.get(r.addin) ?? 0) + 1);
+  return [...svc.addins.values()].sort((a, b) => a.name.localeCompare(b.name)).map((a) => ({ ...a, rooms: counts.get(a.name) ?? 0 }));
+}
+
+// --- service settings and policies ------------------------------------------------------------------
+
+export async function getServiceSettings(ctx: ChatOpContext, actor: ChatActor, service: string | null): Promise<ChatServiceSettings & { service: string }> {
+  requireAdmin(ctx, actor, 'read the service settings');
+  const model = await modelOf(ctx);
+  const svc = svcModel(model, serviceOf(ctx, service));
+  return { service: svc.domain, ...svc.settings };
+}
+
+/** Largest value the settings' columns hold. */
+const INT32 = 2_147_483_647;
+
+function intIn(what: string, v: number, min: number, max = INT32): number {
+  if (!Number.isInteger(v) || v < min || v > max) {
+    throw new ChatOpError(`${what} must be a whole number ${max === INT32 ? `of at least ${min}` : `from ${min} to ${max}`}`, 'not-acceptable');
+  }
+  return v;
+}
+
+export async function setServiceSettings(ctx: ChatOpContext, actor: ChatActor, service: string | null, changes: Partial<ChatServiceSettings>): Promise<ChatServiceSettings & { service: string }> {
+  requireAdmin(ctx, actor, 'change the service settings');
+  const model = await modelOf(ctx);
+  const svc = svcModel(model, serviceOf(ctx, service));
+  const cur = svc.settings;
+  const next: ChatServiceSettings = {
+    defaultHistory: changes.defaultHistory !== undefined ? intIn('defaultHistory', changes.defaultHistory, 1, 500) : cur.defaultHistory,
+    maxFileSizeKb: changes.maxFileSizeKb !== undefined ? intIn('maxFileSizeKb', changes.maxFileSizeKb, 1) : cur.maxFileSizeKb,
+    participantUpdateLimit: changes.participantUpdateLimit !== undefined ? intIn('participantUpdateLimit', changes.participantUpdateLimit, 1) : cur.participantUpdateLimit,
+    roomManagementUrl: changes.roomManagementUrl !== undefined ? (changes.roomManagementUrl.trim() === '' ? '' : checkUrl(changes.roomManagementUrl)) : cur.roomManagementUrl,
+  };
+  await ctx.stores.chat.putSettings(svc.domain, next);
+  await publish(model, { kind: 'settings', service: svc.domain });
+  return { service: svc.domain, ...next };
+}
+
+export type PolicyScope = ChatPolicyRecord['scope'];
+
+export async function getPolicies(ctx: ChatOpContext, actor: ChatActor): Promise<ChatPolicyRecord[]> {
+  requireAdmin(ctx, actor, 'read policies');
+  const model = await modelOf(ctx);
+  return model.policyList();
+}
+
+/** Turns persistent chat on or off (null: unset) globally, for a group or for a user. */
+export async function setPolicy(ctx: ChatOpContext, actor: ChatActor, scope: PolicyScope, subject: string, enabled: boolean | null): Promise<ChatPolicyRecord[]> {
+  requireAdmin(ctx, actor, 'change policies');
+  const model = await modelOf(ctx);
+  let key = '';
+  if (scope === 'group') {
+    key = groupName(subject);
+    if (!(await ctx.stores.directory.getGroup(key))) throw new ChatOpError(`principal not provisioned: group:${key}`, 'item-not-found');
+  } else if (scope === 'user') {
+    key = canonical(subject);
+    if (principalOfKey(key).kind !== 'user') throw new ChatOpError(`${subject}: not a user (a bare JID)`);
+  } else if (scope !== 'global') {
+    throw new ChatOpError(`unknown policy scope ${String(scope)} (global, group, user)`);
+  }
+  await ctx.stores.chat.setPolicy(scope, key, enabled);
+  await publish(model, { kind: 'policy' });
+  return model.policyList();
+}
+
+// --- what a user sees of their own rooms -----------------------------------------------------------
+
+export interface Associations {
+  rooms: { room: ChatRoomRecord; member: boolean; manager: boolean; presenter: boolean }[];
+  /** Categories where the user may create rooms. */
+  categories: CategoryRecord[];
+}
+
+/** The rooms where a user is member, manager or presenter (by the rules), and where they may create. */
+export async function associations(ctx: ChatOpContext, service: string, bare: string): Promise<Associations> {
+  const model = await modelOf(ctx);
+  const svc = svcModel(model, serviceOf(ctx, service));
+  const s = await model.subjectOf(bare);
+  const out: Associations = { rooms: [], categories: [] };
+  for (const r of [...svc.rooms.values()].sort((a, b) => a.room.localeCompare(b.room))) {
+    const c = svc.categoryOf(r);
+    if (!c || r.disabled || !s.enabled) continue;
+    // A member of an open room with no list is everyone in scope: listed only when named.
+    const member = isMember(s, r, c) && (r.members !== null || r.privacy !== 'open');
+    const manager = covers(s.principals, r.managers) && !isDenied(s, c);
+    const presenter = r.type === 'auditorium' && covers(s.principals, r.presenters) && inScope(s, c);
+    if (member || manager || presenter) out.rooms.push({ room: r, member, manager, presenter });
+  }
+  for (const c of svc.categories.values()) if (s.enabled && covers(s.principals, c.creators) && canCreate({ ...s, admin: false }, c)) out.categories.push(c);
+  out.categories.sort((a, b) => a.name.localeCompare(b.name));
+  return out;
+}

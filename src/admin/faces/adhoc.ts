@@ -30,16 +30,21 @@ function stanzaError(e: AdminError): StanzaError {
   return e.condition === 'bad-request' ? commandError('bad-payload', e.message) : new StanzaError(e.condition, e.message);
 }
 
-export function actorOf(server: Server, from: Jid): Actor {
-  return { kind: 'account', jid: from, admin: server.isAdmin(from) };
+/** The account that sends a command; service is the MUC service JID it was sent to, if any. */
+export function actorOf(server: Server, from: Jid, service?: string): Actor {
+  return { kind: 'account', jid: from, admin: server.isAdmin(from), ...(service ? { service } : {}) };
 }
 
-/** Offers each operation as an ad-hoc command on the server JID. */
-export function registerAdhocFace(server: Server, commands: readonly AnyAdminCommand[]): void {
+/**
+ * Offers each operation as an ad-hoc command on the server JID, or (jid) on a MUC service's JID,
+ * where an operation may also let non-admins in (a room's managers on their own rooms).
+ */
+export function registerAdhocFace(server: Server, commands: readonly AnyAdminCommand[], jid: 'host' | string = 'host'): void {
+  const service = jid === 'host' ? undefined : jid;
   for (const cmd of commands) {
     registerCommand(server, {
-      node: `${ADMIN}#${cmd.id}`, name: cmd.title, jid: 'host',
-      allowed: (from) => cmd.allowed(actorOf(server, from)),
+      node: `${ADMIN}#${cmd.id}`, name: cmd.title, jid,
+      allowed: (from) => cmd.allowed(actorOf(server, from, service)),
       async execute(ctx): Promise<CommandStep> {
         if (cmd.fields.length > 0 && !ctx.form) {
           return { status: 'executing', form: inputForm(cmd), actions: { allowed: ['complete'], default: 'complete' } };
@@ -48,8 +53,8 @@ export function registerAdhocFace(server: Server, commands: readonly AnyAdminCom
         let out: unknown;
         try {
           out = await runCommand(cmd, {
-            actor: actorOf(server, ctx.from), domain: server.domain, scramIterations: server.config.scramIterations,
-            stores: server.stores, server,
+            actor: actorOf(server, ctx.from, service), domain: server.domain, scramIterations: server.config.scramIterations,
+            stores: server.stores, server, config: server.config,
           }, input);
         } catch (e) {
           throw e instanceof AdminError ? stanzaError(e) : e;

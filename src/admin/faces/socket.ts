@@ -119,7 +119,7 @@ async function handle(server: Server, line: string): Promise<AdminReply> {
   }
   try {
     const output = await runCommand(cmd, {
-      actor: LOCAL_ADMIN, domain: server.domain, scramIterations: server.config.scramIterations, stores: server.stores, server,
+      actor: LOCAL_ADMIN, domain: server.domain, scramIterations: server.config.scramIterations, stores: server.stores, server, config: server.config,
     }, input);
     return { id, ok: true, output };
   } catch (e) {
