@@ -2,7 +2,8 @@
 // while its member is in the room, a deny added later, a room moved to another category, a room
 // disabled and enabled, the policy turned off. First on one server, then on two nodes sharing
 // PostgreSQL and Redis, where the change is made through node a's admin socket while the users are
-// connected to node b and the rooms are held by b (created through b, joined through b).
+// connected to node b and the rooms are held by b (created through b's socket, which only writes the
+// database; the first stanza for each room, a join, reaches b, which takes the room's lease).
 import { expect } from 'chai';
 import { startServer, login, randomName, useTestDatabase, xml, type RunningServer, type LoggedIn } from './harness.js';
 import {
@@ -11,6 +12,8 @@ import {
 } from './pchat-kit.js';
 
 const REDIS_URL = process.env.CONFORMANCE_REDIS_URL ?? 'redis://127.0.0.1:6379';
+/** Scenarios running at once. */
+const AT_ONCE = 3;
 
 /** One account per part each scenario plays, so scenarios never touch each other's rights. */
 const USERS = ['root', 'g1', 'g2', 'd1', 'd2', 'v1', 'v2', 'x1', 'x2', 'p1', 'p2', 'a1', 'k1', 'k2', 'r1', 'h1', 'h2'];
@@ -22,6 +25,8 @@ interface Deployment {
   /** Where rooms are created and users connect (node b; the same server on one node). */
   setup: PchatCli;
   userPort: number;
+  /** Where an admin's XMPP client connects to make a change (node a). */
+  changePort: number;
 }
 
 /** Removal of an occupant: the self-presence is unavailable, carries one of the codes and a reason. */
@@ -55,11 +60,36 @@ function liveChanges(deploy: () => Deployment, run: { id: string }) {
     return c;
   };
   const name = (base: string) => `${base}-${run.id}`;
-  afterEach(async () => {
+  /**
+   * The scenarios run side by side (each has its own accounts, category and room, so they also show
+   * that a change leaves other rooms alone); one marked alone runs after all the others. Each is a test.
+   */
+  const scenarios: { title: string; fn: () => Promise<void>; alone: boolean }[] = [];
+  const scenario = (title: string, fn: () => Promise<void>, alone = false) => { scenarios.push({ title, fn, alone }); };
+  const results = new Map<string, Promise<void>>();
+  before(() => {
+    // A few at a time: a burst of logins and CLI processes on two cores stalls stream opening (2 s).
+    const waiting = scenarios.filter((x) => !x.alone);
+    const slots: Promise<void>[] = [];
+    const together = waiting.map((x, i) => {
+      const p = (i < AT_ONCE ? Promise.resolve() : slots[i - AT_ONCE]!.catch(() => undefined)).then(() => x.fn());
+      slots.push(p);
+      results.set(x.title, p);
+      return p;
+    });
+    let chain: Promise<unknown> = Promise.allSettled(together);
+    for (const x of scenarios.filter((y) => y.alone)) {
+      const p = chain.then(() => x.fn());
+      results.set(x.title, p);
+      chain = p.catch(() => undefined);
+    }
+    for (const p of results.values()) p.catch(() => undefined); // reported by its test
+  });
+  after(async () => {
     await Promise.all(clients.splice(0).map((c) => c.stop()));
   });
 
-  it('a group edited while its member is in the room: removed (321, reason), refused, then let in again', async () => {
+  scenario('a group edited while its member is in the room: removed (321, reason), refused, then let in again', async () => {
     const { change, setup } = deploy();
     const cat = name('grp');
     const team = name('team');
@@ -80,7 +110,7 @@ function liveChanges(deploy: () => Deployment, run: { id: string }) {
     await eventually(async () => expect(await join(g1, roomJid(room), 'g1')).to.equal('ok'));
   });
 
-  it('a deny added later: the denied occupant is ejected with a reason, the others stay; joining is refused', async () => {
+  scenario('a deny added later: the denied occupant is ejected with a reason, the others stay; joining is refused', async () => {
     const { change, setup } = deploy();
     const cat = name('deny');
     const room = name('l-deny');
@@ -99,7 +129,7 @@ function liveChanges(deploy: () => Deployment, run: { id: string }) {
     expect(await join(d1, roomJid(room), 'd1')).to.equal('forbidden');
   });
 
-  it('a room moved to another category: who is outside the new scope is dropped and ejected, the others stay', async () => {
+  scenario('a room moved to another category: who is outside the new scope is dropped and ejected, the others stay', async () => {
     const { change, setup } = deploy();
     const from = name('from');
     const to = name('to');
@@ -125,7 +155,7 @@ function liveChanges(deploy: () => Deployment, run: { id: string }) {
     expect(entry, 'the moved room in room list --json').to.include(bare('v2')).and.not.include(bare('v1'));
   });
 
-  it('a room disabled: everyone ejected (332, reason), hidden, joins refused; enabled: joins work, history kept', async () => {
+  scenario('a room disabled: everyone ejected (332, reason), hidden, joins refused; enabled: joins work, history kept', async () => {
     const { change, setup } = deploy();
     const cat = name('dis');
     const room = name('l-dis');
@@ -151,7 +181,7 @@ function liveChanges(deploy: () => Deployment, run: { id: string }) {
     expect(await listedRooms(x2)).to.include(roomJid(room));
   });
 
-  it('a member added to a room that inherits its category\'s scope: nobody who was in loses access', async () => {
+  scenario('a member added to a room that inherits its category\'s scope: nobody who was in loses access', async () => {
     const { change, setup } = deploy();
     const cat = name('inh');
     const room = name('l-inh');
@@ -165,7 +195,7 @@ function liveChanges(deploy: () => Deployment, run: { id: string }) {
     await noRemoval(h1, roomJid(room), 'h1', 1500);
   });
 
-  it('a group deleted while its member is in the room: removed (321, reason)', async () => {
+  scenario('a group deleted while its member is in the room: removed (321, reason)', async () => {
     const { change, setup } = deploy();
     const cat = name('gdel');
     const grp = name('gone');
@@ -182,7 +212,7 @@ function liveChanges(deploy: () => Deployment, run: { id: string }) {
     expect(await join(k1, roomJid(room), 'k1')).to.equal('registration-required');
   });
 
-  it('a room deleted while occupied: its occupants leave with the reason, and it is gone', async () => {
+  scenario('a room deleted while occupied: its occupants leave with the reason, and it is gone', async () => {
     const { change, setup } = deploy();
     const cat = name('rdel');
     const room = name('l-rdel');
@@ -199,7 +229,7 @@ function liveChanges(deploy: () => Deployment, run: { id: string }) {
     expect(r.code, `category delete once empty: ${r.stderr}`).to.equal(0);
   });
 
-  it('the policy turned off for a user: ejected with a reason and refused; back on: joins again', async () => {
+  scenario('the policy turned off for a user: ejected with a reason and refused; back on: joins again', async () => {
     const { change, setup } = deploy();
     const cat = name('pol');
     const room = name('l-pol');
@@ -215,6 +245,55 @@ function liveChanges(deploy: () => Deployment, run: { id: string }) {
     await change.policySet({ user: 'p1' }, null);
     await eventually(async () => expect(await join(p1, roomJid(room), 'p1')).to.equal('ok'));
   });
+
+  scenario('the policy turned off for a group, then globally: its members ejected; a user\'s own entry beats both', async () => {
+    const { change, setup } = deploy();
+    const cat = name('gpol');
+    const room = name('l-gpol');
+    const grp = name('quiet');
+    await setup.categoryAdd(cat, { allowed: ['domain:localhost'] });
+    await setup.roomAdd(room, { category: cat, privacy: 'open' });
+    await setup.groupAdd(grp, [bare('p2')]);
+    const [p1, p2] = await Promise.all([on('p1'), on('p2')]);
+    expect(await join(p1, roomJid(room), 'p1')).to.equal('ok');
+    expect(await join(p2, roomJid(room), 'p2')).to.equal('ok');
+    await change.policySet({ group: grp }, false);
+    expectRemoved(await removal(p2, roomJid(room), 'p2'), [321, 322, 307, 332], 'p2 whose group has the policy off');
+    await noRemoval(p1, roomJid(room), 'p1');
+    await change.policySet({ user: 'p2' }, true);
+    await eventually(async () => expect(await join(p2, roomJid(room), 'p2')).to.equal('ok'));
+    try {
+      await change.policySet('global', false);
+      expectRemoved(await removal(p1, roomJid(room), 'p1'), [321, 322, 307, 332], 'p1 with the policy off globally');
+      await noRemoval(p2, roomJid(room), 'p2');
+    } finally {
+      await change.policySet('global', null);
+      await change.policySet({ user: 'p2' }, null);
+      await change.policySet({ group: grp }, null);
+    }
+    await eventually(async () => expect(await join(p1, roomJid(room), 'p1')).to.equal('ok'));
+  }, true);
+
+  scenario('disable and enable through XEP-0050 on the MUC service (an admin connected where the change is made)', async () => {
+    const { setup, changePort } = deploy();
+    const cat = name('adhoc');
+    const room = name('l-adhoc');
+    await setup.categoryAdd(cat, { allowed: ['domain:localhost'] });
+    await setup.roomAdd(room, { category: cat, privacy: 'open' });
+    const root = await login(changePort, 'root', 'pw');
+    clients.push(root);
+    const a1 = await on('a1');
+    expect(await join(a1, roomJid(room), 'a1')).to.equal('ok');
+    const off = await adhoc(root, SERVICE, 'room-disable', { room: [room] });
+    expect(off.status).to.equal('completed');
+    expectRemoved(await removal(a1, roomJid(room), 'a1'), [332, 307], 'a1 when the room was disabled');
+    expect(await join(a1, roomJid(room), 'a1')).to.equal('forbidden');
+    const on2 = await adhoc(root, SERVICE, 'room-enable', { room: [room] });
+    expect(on2.status).to.equal('completed');
+    await eventually(async () => expect(await join(a1, roomJid(room), 'a1')).to.equal('ok'));
+  });
+
+  for (const x of scenarios) it(x.title, () => results.get(x.title)!);
 }
 
 describe('conformance: persistent-chat live changes', function () {
@@ -237,7 +316,7 @@ describe('conformance: persistent-chat live changes', function () {
       timings.oneServer = Date.now() - t0;
     });
 
-    liveChanges(() => ({ change: cli, setup: cli, userPort: server.ports.c2s }), run);
+    liveChanges(() => ({ change: cli, setup: cli, userPort: server.ports.c2s, changePort: server.ports.c2s }), run);
 
     it('service settings, add-ins and directory deletes, through the CLI and XEP-0050, show over XMPP', async () => {
       const root = await login(server.ports.c2s, 'root', 'pw');
@@ -279,26 +358,6 @@ describe('conformance: persistent-chat live changes', function () {
       }
     });
 
-    it('disable and enable through XEP-0050 on the MUC service are the same operations', async () => {
-      const cat = 'adhoc-dis';
-      const room = 'l-adhoc';
-      await cli.categoryAdd(cat, { allowed: ['domain:localhost'] });
-      await cli.roomAdd(room, { category: cat, privacy: 'open' });
-      const root = await login(server.ports.c2s, 'root', 'pw');
-      const a1 = await login(server.ports.c2s, 'a1', 'pw');
-      try {
-        expect(await join(a1, roomJid(room), 'a1')).to.equal('ok');
-        const off = await adhoc(root, SERVICE, 'room-disable', { room: [room] });
-        expect(off.status).to.equal('completed');
-        expect(statusCodes(await removal(a1, roomJid(room), 'a1'))).to.satisfy((c: number[]) => c.includes(332) || c.includes(307));
-        expect(await join(a1, roomJid(room), 'a1')).to.equal('forbidden');
-        const on = await adhoc(root, SERVICE, 'room-enable', { room: [room] });
-        expect(on.status).to.equal('completed');
-        await eventually(async () => expect(await join(a1, roomJid(room), 'a1')).to.equal('ok'));
-      } finally {
-        await Promise.all([root.stop(), a1.stop()]);
-      }
-    });
   });
 
   describe('on two nodes (PostgreSQL + Redis): changed through node a, enforced on node b', () => {
@@ -326,6 +385,6 @@ describe('conformance: persistent-chat live changes', function () {
       console.log(`      live-change timings (ms): ${JSON.stringify(timings)}`);
     });
 
-    liveChanges(() => ({ change: viaA, setup: viaB, userPort: nodeB.ports.c2s }), run);
+    liveChanges(() => ({ change: viaA, setup: viaB, userPort: nodeB.ports.c2s, changePort: nodeA.ports.c2s }), run);
   });
 });
