@@ -200,7 +200,7 @@ describe('conformance: persistent-chat access matrix', function () {
     const admin = clients.get('adm')!;
 
     await timed('directory (CLI, XEP-0050)', async () => {
-      for (const ou of OUS) await cli.ouAdd(ou);
+      await pool(OUS.map((ou) => () => cli.ouAdd(ou)), 3);
       await pool(Object.entries(USER_OU).map(([u, ou]) => () => cli.userOu(u, ou)), 3);
       for (const [g, members] of GROUPS) {
         const keys = members.map(principalKey);
@@ -213,8 +213,10 @@ describe('conformance: persistent-chat access matrix', function () {
         }
         await cli.groupAdd(g, keys);
       }
-      for (const [g, on] of Object.entries(GROUP_POLICY)) await cli.policySet({ group: g }, on);
-      for (const [u, on] of Object.entries(USER_POLICY)) await cli.policySet({ user: u }, on!);
+      await Promise.all([
+        ...Object.entries(GROUP_POLICY).map(([g, on]) => cli.policySet({ group: g }, on)),
+        ...Object.entries(USER_POLICY).map(([u, on]) => cli.policySet({ user: u }, on!)),
+      ]);
     });
     await timed('categories and rooms (CLI, XEP-0050)', async () => {
       for (const [name, c] of Object.entries(CATEGORIES)) await cli.categoryAdd(name, c);

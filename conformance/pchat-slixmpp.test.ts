@@ -21,10 +21,11 @@ describe('conformance: slixmpp in persistent-chat rooms', function () {
   this.timeout(60000);
   let server: RunningServer;
   let cli: PchatCli;
-  const t0 = Date.now();
+  let t0 = 0;
 
   before(async function () {
     this.timeout(60000);
+    t0 = Date.now();
     if (!(await hasSlixmpp())) {
       const msg = 'slixmpp_pchat: /usr/bin/python3 with slixmpp (python3-slixmpp) is missing';
       if (IN_CI) throw new Error(msg);
