@@ -12,7 +12,7 @@ import { expect } from 'chai';
 import { startServer, login, type RunningServer, type LoggedIn } from './harness.js';
 import {
   PchatCli, SERVICE, DOMAIN, bare, roomJid, adhoc, join, post, listedRooms, discoInfo, readArchive,
-  ownerForm, setAffiliation, affiliationList, destroyRoom, pool, outcome, commandNodes, adhocNode,
+  ownerForm, setAffiliation, affiliationList, destroyRoom, pool, outcome, commandNodes, adhocNode, jsonOf,
   type RoomSpec,
 } from './pchat-kit.js';
 
@@ -310,6 +310,8 @@ describe('conformance: persistent-chat access matrix', function () {
           cell(r.local, user).destroy = await destroyRoom(clients.get(user)!, room, 'matrix');
         }
       }));
+      extra.roomsAfterDestroy = JSON.stringify(jsonOf(await cli.roomList()));
+      extra.listedAfterDestroy = await listedRooms(clients.get('mem')!);
     });
   });
 
@@ -348,6 +350,13 @@ describe('conformance: persistent-chat access matrix', function () {
     expect(extra.memberCommands).to.be.an('array');
     const adminOnly = ['category-add', 'room-delete', 'room-enable', 'group-add', 'ou-add', 'user-set', 'service-set', 'policy-set'];
     expect((extra.memberCommands as string[]).filter((n) => adminOnly.map(adhocNode).includes(n))).to.deep.equal([]);
+  });
+
+  it('a room the admin destroyed is gone: from the CLI\'s room list and from the service\'s listing', () => {
+    for (const r of ROOMS) {
+      expect(extra.roomsAfterDestroy as string).to.not.include(`"${r.local}`);
+      expect(extra.listedAfterDestroy as string[]).to.not.include(roomJid(r.local));
+    }
   });
 
   it('admin lists show groups and org units as principals (mapping)', () => {
