@@ -173,6 +173,10 @@ describe('conformance: persistent-chat administration (CLI and ad-hoc faces)', f
 
     expectOk(await run('policy', 'set', 'group:traders', 'off'));
     expect(expectOk(await run('policy', 'get')).stdout).to.match(/^group\s+traders\s+off$/m);
+
+    expectOk(await run('room', 'delete', 'desk', '--reason', 'closing the desk'));
+    expect(JSON.parse(expectOk(await run('room', 'list', '--json')).stdout).output).to.deep.equal([]);
+    expectOk(await run('category', 'delete', 'Finance'));
   });
 
   it('offers the commands on the MUC service JID: admins run them all, a manager only on their own room', async () => {

@@ -26,7 +26,7 @@ import { allModules } from './modules/index.js';
 import { ComponentListener } from './component.js';
 
 /** d: deliver x to a local session; k: a session was replaced; m: a module topic; r: the reply x to a request of that node. */
-interface ClusterEnvelope { t: 'd' | 'k' | 'm' | 'r'; to?: string; x?: string; topic?: string; data?: unknown }
+import { encodeClusterMessage, type ClusterEnvelope } from './cluster-message.js';
 
 /** The node that sent a server request, from the request's id (see request()). */
 function requestNode(id: string): string | null {
@@ -96,7 +96,7 @@ export class ServerCore implements Server, StreamHost {
     });
     this.cluster = {
       send: (node, topic, data) => this.sendCluster(node, { t: 'm', topic, data }),
-      broadcast: (topic, data) => this.sessions.broadcast(JSON.stringify({ t: 'm', topic, data } satisfies ClusterEnvelope)),
+      broadcast: (topic, data) => this.sessions.broadcast(encodeClusterMessage(topic, data)),
       on: (topic, handler) => { this.clusterTopics.set(topic, handler); },
     };
   }

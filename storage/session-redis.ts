@@ -109,6 +109,20 @@ return redis.call('DEL', KEYS[1])`);
 const ECHO_TIMEOUT_MS = 2000;
 const DROP_CHUNK = 500;
 
+/**
+ * Publishes one payload to every node of the cluster on Redis without joining it (a CLI on a machine
+ * that runs no node). Resolves with the number of nodes that heard it.
+ */
+export async function broadcastToNodes(url: string, payload: string, prefix = 'perch:'): Promise<number> {
+  const client = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 1 });
+  try {
+    await client.connect();
+    return await client.publish(`${prefix}nodes`, payload);
+  } finally {
+    client.disconnect();
+  }
+}
+
 export class RedisSessionStore extends MirroredSessionStore implements SessionStore {
   private readonly prefix: string;
   private readonly heartbeatMs: number;

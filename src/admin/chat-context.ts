@@ -4,8 +4,10 @@
 import { Element } from '../../protocol/xml.js';
 import { destroyQuery } from '../../protocol/muc.js';
 import { PrincipalError, parseListEdit } from '../../protocol/principal.js';
-import { chatModel, hasChatModel } from '../pchat/module.js';
-import { ChatOpError, type ChatActor, type ChatOpContext, type ListChange } from '../pchat/operations.js';
+import { ChatOpError, ensureStoredMucRoom, serverOpContext, type ChatActor, type ChatOpContext, type ListChange } from '../pchat/operations.js';
+import { encodeClusterMessage } from '../cluster-message.js';
+import { broadcastToNodes } from '../../storage/session-redis.js';
+import { CHAT_TOPIC } from '../pchat/model.js';
 import { AdminError, isAdminActor, one, type Actor, type AdminContext, type AdminInput, type FieldSpec } from './command.js';
 
 /** How long a room may take to answer a destroy (it may first be loaded, or live on another node). */
@@ -19,31 +21,31 @@ export function chatContext(ctx: AdminContext): ChatOpContext {
   if (known) return known;
   const server = ctx.server;
   const admins = new Set(ctx.config.admins);
-  const c: ChatOpContext = {
-    stores: ctx.stores,
-    model: server && hasChatModel(server) ? chatModel(server) : null,
-    domain: ctx.domain,
-    services: (ctx.config.muc.services ?? []).map((s) => s.domain),
-    isAdmin: (bare) => (server ? server.isAdmin(bare) : admins.has(bare)),
-    // A governed room is an XEP-0045 room too: persistent, named, listed unless secret (the rules decide the rest).
-    async ensureMucRoom(service, room, name, description) {
-      if (await ctx.stores.rooms.get(service, room)) return;
-      await ctx.stores.rooms.put({
-        service, name: room, config: { name, description, persistent: true, public: true },
-        affiliations: {}, subject: null, createdAt: new Date(), persistent: true,
-      });
-    },
-    ...(server ? {
-      async destroyMucRoom(service: string, room: string, reason: string) {
+  const c: ChatOpContext = server
+    ? {
+      ...serverOpContext(server),
+      async destroyMucRoom(service, room, reason) {
         // The owner's destroy request from the server's JID, so the node holding the room ejects its occupants.
         const iq = new Element('iq', { type: 'set', to: `${room}@${service}`, from: server.domain }).append(destroyQuery({ reason }));
         const reply = await server.request(iq, ROOM_TIMEOUT_MS);
         if (!reply) throw new AdminError(`${room}@${service}: the room did not answer in ${ROOM_TIMEOUT_MS / 1000} s; nothing was deleted`, 'service-unavailable');
-        // A room with no XEP-0045 record (never joined) has nothing to destroy.
+        // An error answer is a room with no XEP-0045 record (never joined): nothing to destroy.
       },
-      route: (stanza: Element) => server.router.route(stanza),
-    } : {}),
-  };
+    }
+    : {
+      stores: ctx.stores,
+      model: null,
+      domain: ctx.domain,
+      services: (ctx.config.muc.services ?? []).map((s) => s.domain),
+      isAdmin: (bare) => admins.has(bare),
+      ensureMucRoom: (service, room, name, description) => ensureStoredMucRoom(ctx.stores, service, room, name, description),
+      // Nodes of a cluster that share the database but not this data directory hear the change on Redis.
+      ...(ctx.config.redisUrl ? {
+        broadcast: async (change) => {
+          await broadcastToNodes(ctx.config.redisUrl!, encodeClusterMessage(CHAT_TOPIC, { ...change, origin: 'offline' }));
+        },
+      } satisfies Partial<ChatOpContext> : {}),
+    };
   contexts.set(ctx, c);
   return c;
 }

@@ -20,7 +20,7 @@ const SETTINGS: FieldSpec[] = [
   { name: 'name', type: 'text-single', label: 'Display name (at most 256 characters; default: the localpart)' },
   { name: 'description', type: 'text-multi', label: 'Description (at most 256 characters)' },
   PRIVACY, TYPE, INVITATIONS,
-  { name: 'addin', type: 'text-single', label: "Add-in shown in the room ('' for none)" },
+  { name: 'addin', type: 'text-single', label: "Add-in shown in the room ('none' for none)" },
   listField('members', "Members ('' clears: the room inherits the category's scope)"),
   listField('managers', 'Managers'),
   listField('presenters', 'Presenters (auditorium rooms; must be members)'),
@@ -49,7 +49,7 @@ function changesOf(input: AdminInput): RoomChanges {
   if (invitations) c.invitations = invitations;
   const disabled = boolInput(input, 'disabled');
   if (disabled !== undefined) c.disabled = disabled;
-  // An add-in field given empty removes it (the form's empty value arrives as no value: use 'none' there).
+  // 'none' removes the add-in (an empty value reads as not given).
   if (input.addin && input.addin.length > 0) c.addin = /^(none|-)?$/i.test(input.addin[0]!.trim()) ? null : input.addin[0]!;
   for (const list of ['members', 'managers', 'presenters'] as const) {
     const change = listInput(input, list);

@@ -19,6 +19,8 @@ import {
 import { createChatStore, createDirectoryStore } from '../../storage/sql-chat.js';
 import { canCreate, canManage, covers, inScope, isDenied, isMember, type Subject } from './access.js';
 import { ChatModel, type ChatChange, type ServiceModel } from './model.js';
+import { chatModel, hasChatModel } from './module.js';
+import type { Server } from '../context.js';
 
 /** Who asks: a local admin (CLI through the socket, or offline), or an account (admin or not). */
 export type ChatActor = { kind: 'local' } | { kind: 'account'; bare: string };
@@ -47,6 +49,11 @@ export interface ChatOpContext {
   destroyMucRoom?(service: string, room: string, reason: string): Promise<void>;
   /** Routes a stanza (invitations); absent offline, where invitations are only stored. */
   route?(stanza: Element): void;
+  /**
+   * Offline only: tells the cluster's running nodes of a change (the CLI on a machine without a node
+   * of a PostgreSQL + Redis cluster publishes on Redis).
+   */
+  broadcast?(change: ChatChange): Promise<void>;
 }
 
 /** A list edit: replace, add/remove, or clear (null list: a room inherits its category's scope). */
@@ -98,6 +105,31 @@ const MAX_SCOPE_EXPANSION = 10_000;
 
 // --- context ------------------------------------------------------------------------------------------
 
+/**
+ * Makes a governed room an XEP-0045 room too, when it is not one yet: persistent, named, listed
+ * (the rules decide who sees and enters it).
+ */
+export async function ensureStoredMucRoom(stores: DataStores, service: string, room: string, name: string, description: string): Promise<void> {
+  if (await stores.rooms.get(service, room)) return;
+  await stores.rooms.put({
+    service, name: room, config: { name, description, persistent: true, public: true },
+    affiliations: {}, subject: null, createdAt: new Date(), persistent: true,
+  });
+}
+
+/** The context of a running server: its model, its admins, its router for invitations. */
+export function serverOpContext(server: Server): ChatOpContext {
+  return {
+    stores: server.stores,
+    model: hasChatModel(server) ? chatModel(server) : null,
+    domain: server.domain,
+    services: (server.config.muc.services ?? []).map((s) => s.domain),
+    isAdmin: (bare) => server.isAdmin(bare),
+    ensureMucRoom: (service, room, name, description) => ensureStoredMucRoom(server.stores, service, room, name, description),
+    route: (stanza) => server.router.route(stanza),
+  };
+}
+
 const offlineModels = new WeakMap<ChatOpContext, Promise<ChatModel>>();
 const quiet = { warn: () => {}, error: () => {} };
 
@@ -109,7 +141,10 @@ export function modelOf(ctx: ChatOpContext): Promise<ChatModel> {
   if (ctx.model) return Promise.resolve(ctx.model);
   let m = offlineModels.get(ctx);
   if (!m) {
-    const model = new ChatModel({ stores: ctx.stores, isAdmin: (b) => ctx.isAdmin(b), nodeId: 'offline', log: quiet }, ctx.services);
+    const model = new ChatModel({
+      stores: ctx.stores, isAdmin: (b) => ctx.isAdmin(b), nodeId: 'offline', log: quiet,
+      ...(ctx.broadcast ? { broadcast: ctx.broadcast } : {}),
+    }, ctx.services);
     m = model.start().then(() => model);
     m.catch(() => offlineModels.delete(ctx));
     offlineModels.set(ctx, m);
@@ -292,11 +327,11 @@ function category(svc: ServiceModel, name: string): CategoryRecord {
 }
 
 async function checkCategoryLists(ctx: ChatOpContext, model: ChatModel, rec: CategoryRecord, before: CategoryRecord | null): Promise<void> {
-  await requireProvisioned(ctx.stores, [...rec.allowed, ...rec.denied, ...rec.creators]);
-  // Creators lie in the scope; checked for new creators, and for all of them when the scope changed.
-  const scopeChanged = !before || before.allowed.join() !== rec.allowed.join() || before.denied.join() !== rec.denied.join();
-  const check = scopeChanged ? rec.creators : added(before.creators, rec.creators);
-  await requireInScope(ctx, model, rec, check, 'creator');
+  const fresh = (after: readonly string[], prev: readonly string[] | undefined) => added(prev ?? [], after);
+  await requireProvisioned(ctx.stores, [...fresh(rec.allowed, before?.allowed), ...fresh(rec.denied, before?.denied), ...fresh(rec.creators, before?.creators)]);
+  // New creators lie in the (new) scope. Those listed before stay when the scope changes: access
+  // is computed, so a creator the scope no longer covers creates nothing until it covers them again.
+  await requireInScope(ctx, model, rec, fresh(rec.creators, before?.creators), 'creator');
 }
 
 export async function createCategory(ctx: ChatOpContext, actor: ChatActor, service: string | null, input: CategoryInput): Promise<CategoryRecord> {

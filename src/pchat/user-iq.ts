@@ -4,23 +4,15 @@
 // a given id, to catch up on the ones not seen).
 import { Element } from '../../protocol/xml.js';
 import { StanzaError } from '../../protocol/errors.js';
-import type { Module, Server } from '../context.js';
+import type { Module } from '../context.js';
 import { mucServices } from '../muc/module.js';
 import { chatModel } from './module.js';
-import { associations, type ChatOpContext } from './operations.js';
+import { associations, serverOpContext } from './operations.js';
 
 export const ASSOC_NS = 'urn:x-perch:assoc:0';
 export const INVITATIONS_NS = 'urn:x-perch:invitations:0';
 /** Invitations per answer when the request names no max (and at most). */
 const INVITATION_PAGE = 100;
-
-function opContext(server: Server): ChatOpContext {
-  return {
-    stores: server.stores, model: chatModel(server), domain: server.domain,
-    services: (server.config.muc.services ?? []).map((s) => s.domain),
-    isAdmin: (bare) => server.isAdmin(bare),
-  };
-}
 
 export const chatUserIqModule: Module = {
   name: 'chat-user-iq',
@@ -28,7 +20,7 @@ export const chatUserIqModule: Module = {
     for (const service of mucServices(server).values()) {
       service.serviceIq(ASSOC_NS, async ({ type, from }) => {
         if (type !== 'get') throw new StanzaError('bad-request', 'associations are read with a get');
-        const a = await associations(opContext(server), service.domain, from.bareString());
+        const a = await associations(serverOpContext(server), service.domain, from.bareString());
         const q = new Element('query', { xmlns: ASSOC_NS });
         for (const { room, member, manager, presenter } of a.rooms) {
           q.c('room', {

@@ -70,6 +70,14 @@ describe('persistent-chat operations', function () {
         /^carol@localhost is outside the scope of category Ops/);
     });
 
+    it('keep their lists when the scope narrows: access is computed', async () => {
+      const u = await updateCategory(online, ADMIN, null, 'Ops', { denied: { add: ['alice@localhost'] } });
+      expect(u.after.creators).to.deep.equal(['group:analysts']);
+      expect((await listCategories(online, as('alice@localhost'), null)).map((c) => c.name)).to.not.include('Ops');
+      await updateCategory(online, ADMIN, null, 'Ops', { denied: { replace: null } });
+      expect((await listCategories(online, as('alice@localhost'), null)).map((c) => c.name)).to.include('Ops');
+    });
+
     it('have unique names of at most 256 characters', async () => {
       await refused(createCategory(online, ADMIN, null, { name: 'finance' }), 'conflict', /finance is already used by a category/);
       await refused(createCategory(online, ADMIN, null, { name: 'x'.repeat(257) }), 'not-acceptable', /longer than 256/);
@@ -261,6 +269,35 @@ describe('persistent-chat operations', function () {
       await setPolicy(online, ADMIN, 'user', 'ann@localhost', null);
       expect((await chatModel(kit.server).subjectOf('ann@localhost')).enabled).to.equal(true);
     });
+  });
+
+  describe('the same refusals with and without a running server', () => {
+    const cases: [string, (c: ChatOpContext) => Promise<unknown>, string, RegExp][] = [
+      ['a category by a non-admin', (c) => createCategory(c, as('alice@localhost'), null, { name: 'X' }), 'forbidden', /^only administrators create categories$/],
+      ['an unknown group', (c) => updateCategory(c, LOCAL, null, 'Finance', { allowed: { add: ['group:ghost'] } }), 'item-not-found', /^principal not provisioned: group:ghost$/],
+      ['a creator outside the scope', (c) => updateCategory(c, LOCAL, null, 'Finance', { creators: { add: ['tom@localhost'] } }), 'not-acceptable', /^tom@localhost is outside the scope of category Finance \(creator: denied\)$/],
+      ['a taken category name', (c) => createCategory(c, LOCAL, null, { name: 'OPS' }), 'conflict', /OPS is already used by a category/],
+      ['a room by a non-creator', (c) => createRoom(c, as('bob@localhost'), null, 'r1', { category: 'Finance' }), 'forbidden', /^you may not create rooms in category Finance$/],
+      ['a room named as a category', (c) => createRoom(c, LOCAL, null, 'r1', { category: 'Finance', name: 'finance' }), 'conflict', /finance is already used by a category/],
+      ['a member outside the scope', (c) => updateRoom(c, LOCAL, null, 'desk', { members: { add: ['group:traders'] } }), 'not-acceptable', /^group:traders is outside the scope of category Finance \(member: denied\)$/],
+      ['presenters of a normal room', (c) => updateRoom(c, LOCAL, null, 'desk', { presenters: { add: ['alice@localhost'] } }), 'not-acceptable', /^only auditorium rooms have presenters$/],
+      ['a change by a non-manager', (c) => updateRoom(c, as('ann@localhost'), null, 'desk', { name: 'x' }), 'forbidden', /^you do not manage desk@conference.localhost$/],
+      ['a move by a manager who may not create there', (c) => updateRoom(c, as('alice@localhost'), null, 'desk', { category: 'Nowhere' }), 'item-not-found', /^no category Nowhere in conference.localhost$/],
+      ['a delete by a manager', (c) => deleteRoom(c, as('alice@localhost'), null, 'desk'), 'forbidden', /^only administrators delete rooms$/],
+      ['a name too long', (c) => updateRoom(c, LOCAL, null, 'desk', { name: 'n'.repeat(257) }), 'not-acceptable', /longer than 256 characters/],
+      ['an unknown room', (c) => updateRoom(c, LOCAL, null, 'ghost', { name: 'x' }), 'item-not-found', /^no room ghost@conference.localhost in any category$/],
+      ['an unknown service', (c) => updateRoom(c, LOCAL, null, 'desk@chat.elsewhere', { name: 'x' }), 'item-not-found', /chat.elsewhere is not a MUC service/],
+      ['a non-http add-in', (c) => createAddin(c, LOCAL, null, 'a', 'mailto:x@y'), 'not-acceptable', /an add-in URL is http or https/],
+      ['a history out of range', (c) => setServiceSettings(c, LOCAL, null, { defaultHistory: 1000 }), 'not-acceptable', /from 1 to 500/],
+      ['an unknown org unit', (c) => setUserOrgUnit(c, LOCAL, 'x@localhost', '/nowhere'), 'item-not-found', /^principal not provisioned: ou:\/nowhere$/],
+      ['a policy for an unknown group', (c) => setPolicy(c, LOCAL, 'group', 'ghost', true), 'item-not-found', /^principal not provisioned: group:ghost$/],
+    ];
+    for (const [what, run, condition, text] of cases) {
+      it(`refuses ${what}`, async () => {
+        await refused(run(online), condition, text);
+        await refused(run({ ...online, model: null, route: undefined }), condition, text);
+      });
+    }
   });
 
   describe('without a running server', () => {
