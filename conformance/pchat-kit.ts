@@ -204,11 +204,25 @@ const nextId = (p: string) => `${p}${++seq}`;
 
 /** Enters the room (no history unless asked): 'ok' on the self-presence, else the error's condition. */
 export async function join(c: LoggedIn, room: string, nick: string, opts: { history?: number; timeoutMs?: number } = {}): Promise<string> {
+  return (await enter(c, room, nick, opts)).outcome;
+}
+
+/** Enters the room: the outcome, and on success the affiliation and role the room gave. */
+export async function enter(c: LoggedIn, room: string, nick: string, opts: { history?: number; timeoutMs?: number } = {}):
+  Promise<{ outcome: string; affiliation?: string; role?: string }> {
   const full = `${room}/${nick}`;
   await c.xmpp.send(xml('presence', { to: full }, xml('x', { xmlns: NS.muc }, xml('history', { maxstanzas: String(opts.history ?? 0) }))));
   const el = await c.waitFor((e) => e.is('presence') && e.attrs.from === full &&
     (e.attrs.type === 'error' || (e.attrs.type === undefined && statusCodes(e).includes(110))), opts.timeoutMs ?? 8000);
-  return el.attrs.type === 'error' ? errorCondition(el) ?? 'error' : 'ok';
+  if (el.attrs.type === 'error') return { outcome: errorCondition(el) ?? 'error' };
+  const item = mucX(el)?.getChild('item');
+  return { outcome: 'ok', affiliation: item?.attrs.affiliation, role: item?.attrs.role };
+}
+
+/** The features of an entity's disco#info. */
+export async function discoFeatures(c: LoggedIn, jid: string): Promise<string[]> {
+  const r = await iq(c, 'get', xml('query', { xmlns: NS.discoInfo }), jid);
+  return r.getChild('query', NS.discoInfo)!.getChildren('feature').map((f: XmppElement) => f.attrs.var as string);
 }
 
 export async function leave(c: LoggedIn, room: string, nick: string): Promise<void> {

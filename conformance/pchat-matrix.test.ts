@@ -1,9 +1,9 @@
 // The persistent-chat access matrix over real sockets: privacy (open, closed, secret) × type (normal,
 // auditorium) × who (admin, manager, member, presenter, in-scope non-member, denied, out of scope,
 // policy off, policy on by the user over a group's off) × action (listed in disco#items, disco#info,
-// join, post, read the archive, configure, change a list, disable, destroy). One server and one
-// directory, set up through the CLI (a few steps through XEP-0050); the expected outcome of every
-// cell comes from RULES below, the spec's rules (persistent-chat.md §2 and its mapping onto MUC)
+// join (and the affiliation and role it gives), post, read the archive, configure, change a list,
+// disable, destroy). One server and one directory, set up through the CLI (a few steps through
+// XEP-0050); the expected outcome of every cell comes from RULES below, the spec's rules (persistent-chat.md §2 and its mapping onto MUC)
 // restated over the directory this file builds. Each who gets its rights in a different way per
 // room: directly, through a group, nested groups, an org unit or the domain. Lists hold only
 // principals inside the category's scope (the product refuses others); a denied user inside an
@@ -11,7 +11,7 @@
 import { expect } from 'chai';
 import { startServer, login, type RunningServer, type LoggedIn } from './harness.js';
 import {
-  PchatCli, SERVICE, DOMAIN, bare, roomJid, adhoc, join, post, listedRooms, discoInfo, readArchive,
+  PchatCli, SERVICE, DOMAIN, bare, roomJid, adhoc, enter, post, discoFeatures, listedRooms, discoInfo, readArchive,
   ownerForm, setAffiliation, affiliationList, destroyRoom, pool, outcome, commandNodes, adhocNode, jsonOf,
   type RoomSpec,
 } from './pchat-kit.js';
@@ -132,7 +132,7 @@ const RULES = {
   admin: (u: User) => ADMINS.includes(u),
 };
 
-const ACTIONS = ['listed', 'info', 'join', 'post', 'read', 'configure', 'lists', 'disable', 'destroy'] as const;
+const ACTIONS = ['listed', 'info', 'join', 'affiliation', 'role', 'post', 'read', 'configure', 'lists', 'disable', 'destroy'] as const;
 type Action = typeof ACTIONS[number];
 type Outcomes = Record<Action, string>;
 
@@ -155,6 +155,11 @@ function expected(u: User, r: RoomDef): Outcomes {
     listed: see ? 'yes' : 'no',
     info: known ? 'ok' : 'item-not-found',
     join: RULES.canJoin(u, r) ? 'ok' : see ? 'registration-required' : invisible,
+    // Mapping onto MUC: managers owner (moderator), members of closed and secret rooms member; in an
+    // auditorium presenters participant and everyone else visitor.
+    affiliation: !RULES.canJoin(u, r) ? '-' : RULES.canManage(u, r) ? 'owner' : r.privacy !== 'open' ? 'member' : 'none',
+    role: !RULES.canJoin(u, r) ? '-' : RULES.canManage(u, r) ? 'moderator'
+      : r.type === 'auditorium' && !(covers(u, r.presenters) && RULES.scope(u, r)) ? 'visitor' : 'participant',
     post: RULES.canJoin(u, r) ? (RULES.canPost(u, r) ? 'ok' : 'forbidden') : '-',
     read: RULES.canJoin(u, r) ? 'ok' : known ? 'forbidden' : r.privacy === 'secret' ? 'item-not-found' : 'item-not-found|forbidden',
     configure: manage,
@@ -253,13 +258,19 @@ describe('conformance: persistent-chat access matrix', function () {
           jobs.push(async () => { cell(r.local, user).read = await readArchive(c, room); });
           jobs.push(async () => { cell(r.local, user).configure = await ownerForm(c, room); });
           jobs.push(async () => {
-            const joined = await join(c, room, user).catch((e: Error) => `no answer: ${e.message.split('\n')[0]}`);
-            cell(r.local, user).join = joined;
-            cell(r.local, user).post = joined === 'ok' ? await post(c, room, `${user} in ${r.local}`).catch(() => 'no answer') : '-';
+            const entered = await enter(c, room, user).catch((e: Error) => ({ outcome: `no answer: ${e.message.split('\n')[0]}`, affiliation: undefined, role: undefined }));
+            const got = cell(r.local, user);
+            got.join = entered.outcome;
+            got.affiliation = entered.outcome === 'ok' ? entered.affiliation ?? '?' : '-';
+            got.role = entered.outcome === 'ok' ? entered.role ?? '?' : '-';
+            got.post = entered.outcome === 'ok' ? await post(c, room, `${user} in ${r.local}`).catch(() => 'no answer') : '-';
           });
         }
       }
       await pool(jobs, 24);
+      // The mapping: privacy and type as XEP-0045 room features (asked by the admin, who manages all).
+      extra.features = Object.fromEntries(await Promise.all(ROOMS.map(async (r) =>
+        [r.local, await discoFeatures(admin, roomJid(r.local)).catch((e: { condition?: string }) => [`refused: ${e.condition}`])])));
       // The mapping: admin lists show groups and org units as principals.
       const mgr = clients.get('mgr')!;
       extra.memberList = await affiliationList(mgr, roomJid('m-closed-normal'), 'member').catch((e: { condition?: string }) => `refused: ${e.condition}`);
@@ -356,6 +367,21 @@ describe('conformance: persistent-chat access matrix', function () {
     for (const r of ROOMS) {
       expect(extra.roomsAfterDestroy as string).to.not.include(`"${r.local}`);
       expect(extra.listedAfterDestroy as string[]).to.not.include(roomJid(r.local));
+    }
+  });
+
+  it('privacy and type show as XEP-0045 room features (mapping)', () => {
+    const features = extra.features as Record<string, string[]>;
+    for (const r of ROOMS) {
+      const want = [
+        r.privacy === 'open' ? 'muc_open' : 'muc_membersonly',
+        r.privacy === 'secret' ? 'muc_hidden' : 'muc_public',
+        r.type === 'auditorium' ? 'muc_moderated' : 'muc_unmoderated',
+        'urn:x-perch:category:0',
+      ];
+      const unwanted = ['muc_open', 'muc_membersonly', 'muc_hidden', 'muc_public', 'muc_moderated', 'muc_unmoderated'].filter((f) => !want.includes(f));
+      expect(features[r.local], r.local).to.include.members(want);
+      expect(features[r.local]!.filter((f) => unwanted.includes(f)), r.local).to.deep.equal([]);
     }
   });
 
