@@ -3,11 +3,12 @@
 // policy off, policy on by the user over a group's off) × action (listed in disco#items, disco#info,
 // join (and the affiliation and role it gives), post, read the archive, configure, change a list,
 // disable, destroy). One server and one directory, set up through the CLI (a few steps through
-// XEP-0050); the expected outcome of every cell comes from RULES below, the spec's rules (persistent-chat.md §2 and its mapping onto MUC)
-// restated over the directory this file builds. Each who gets its rights in a different way per
-// room: directly, through a group, nested groups, an org unit or the domain. Lists hold only
-// principals inside the category's scope (the product refuses others); a denied user inside an
-// allowed group (m-closed-aud) shows that deny wins at check time.
+// XEP-0050); the expected outcome of every cell comes from RULES below, the spec's rules
+// (persistent-chat.md §2 and its mapping onto MUC) restated over the directory this file builds.
+// Each who gets its rights in a different way per room: directly, through a group, nested groups,
+// an org unit or the domain (which covers every account, so in category alpha nobody is out of
+// scope). Lists hold only principals inside the category's scope (the product refuses others); a
+// denied user inside an allowed group (m-closed-aud) shows that deny wins at check time.
 import { expect } from 'chai';
 import { startServer, login, type RunningServer, type LoggedIn } from './harness.js';
 import {
