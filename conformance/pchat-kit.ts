@@ -34,7 +34,12 @@ export const roomJid = (local: string) => `${local}@${SERVICE}`;
 
 // --- the CLI, one function per operation ---------------------------------------------------------
 
-export interface CliTarget { dataDir: string; databaseUrl?: string }
+export interface CliTarget {
+  dataDir: string;
+  databaseUrl?: string;
+  /** A config file (--config), e.g. naming the cluster's Redis for a CLI beside no node. */
+  config?: string;
+}
 
 /** A list value as the CLI takes it: principals joined by commas; '+a,-b' edits; '' clears. */
 export type ListArg = string[] | string;
@@ -84,7 +89,7 @@ export class PchatCli {
   constructor(readonly target: CliTarget) {}
 
   async run(args: string[]): Promise<CliResult> {
-    const result = await perch(args, this.target);
+    const result = await perch(this.target.config ? ['--config', this.target.config, ...args] : args, this.target);
     this.log.push({ args, result });
     return result;
   }

@@ -5,6 +5,9 @@
 // connected to node b and the rooms are held by b (created through b's socket, which only writes the
 // database; the first stanza for each room, a join, reaches b, which takes the room's lease).
 import { expect } from 'chai';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { startServer, login, randomName, useTestDatabase, xml, type RunningServer, type LoggedIn } from './harness.js';
 import {
   PchatCli, SERVICE, bare, roomJid, join, post, leave, listedRooms, statusCodes, reasonOf, removal, noRemoval,
@@ -16,7 +19,7 @@ const REDIS_URL = process.env.CONFORMANCE_REDIS_URL ?? 'redis://127.0.0.1:6379';
 const AT_ONCE = 3;
 
 /** One account per part each scenario plays, so scenarios never touch each other's rights. */
-const USERS = ['root', 'g1', 'g2', 'd1', 'd2', 'v1', 'v2', 'x1', 'x2', 'p1', 'p2', 'a1', 'k1', 'k2', 'r1', 'h1', 'h2'];
+const USERS = ['root', 'g1', 'g2', 'd1', 'd2', 'v1', 'v2', 'x1', 'x2', 'p1', 'p2', 'a1', 'k1', 'k2', 'r1', 'h1', 'h2', 'o1', 'o2'];
 const ADMINS = ['root@localhost'];
 
 interface Deployment {
@@ -386,5 +389,28 @@ describe('conformance: persistent-chat live changes', function () {
     });
 
     liveChanges(() => ({ change: viaA, setup: viaB, userPort: nodeB.ports.c2s, changePort: nodeA.ports.c2s }), run);
+
+    it('a change made by the CLI beside no node (the database and Redis only) is enforced on node b', async () => {
+      const dir = await mkdtemp(path.join(tmpdir(), 'perch-pchat-cli-'));
+      const clients: LoggedIn[] = [];
+      try {
+        const config = path.join(dir, 'perch.yaml');
+        await writeFile(config, `redisUrl: ${REDIS_URL}\n`);
+        const remote = new PchatCli({ dataDir: dir, databaseUrl: db.url, config });
+        await viaB.categoryAdd('far', { allowed: ['domain:localhost'] });
+        await viaB.groupAdd('far-team', [bare('o1')]);
+        await viaB.roomAdd('l-far', { category: 'far', privacy: 'closed', members: ['group:far-team', bare('o2')] });
+        const [o1, o2] = await Promise.all(['o1', 'o2'].map((u) => login(nodeB.ports.c2s, u, 'pw')));
+        clients.push(o1!, o2!);
+        expect(await join(o1!, roomJid('l-far'), 'o1')).to.equal('ok');
+        expect(await join(o2!, roomJid('l-far'), 'o2')).to.equal('ok');
+        await remote.groupMembers('far-team', `-${bare('o1')}`);
+        expectRemoved(await removal(o1!, roomJid('l-far'), 'o1'), [321], 'o1 removed from the group by a CLI beside no node');
+        await noRemoval(o2!, roomJid('l-far'), 'o2');
+      } finally {
+        await Promise.all(clients.map((c) => c.stop()));
+        await rm(dir, { recursive: true, force: true });
+      }
+    });
   });
 });
