@@ -224,6 +224,12 @@ export async function enter(c: LoggedIn, room: string, nick: string, opts: { his
   return { outcome: 'ok', affiliation: item?.attrs.affiliation, role: item?.attrs.role };
 }
 
+/** The name in an entity's disco#info identity. */
+export async function roomName(c: LoggedIn, jid: string): Promise<string> {
+  const r = await iq(c, 'get', xml('query', { xmlns: NS.discoInfo }), jid);
+  return (r.getChild('query', NS.discoInfo)!.getChild('identity')?.attrs.name as string | undefined) ?? '';
+}
+
 /** The features of an entity's disco#info. */
 export async function discoFeatures(c: LoggedIn, jid: string): Promise<string[]> {
   const r = await iq(c, 'get', xml('query', { xmlns: NS.discoInfo }), jid);

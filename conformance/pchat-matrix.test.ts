@@ -13,7 +13,7 @@ import { expect } from 'chai';
 import { startServer, login, type RunningServer, type LoggedIn } from './harness.js';
 import {
   PchatCli, SERVICE, DOMAIN, bare, roomJid, adhoc, enter, post, discoFeatures, listedRooms, discoInfo, readArchive,
-  ownerForm, setAffiliation, affiliationList, destroyRoom, pool, outcome, commandNodes, adhocNode, jsonOf,
+  ownerForm, submitConfig, roomName, setAffiliation, affiliationList, destroyRoom, pool, outcome, commandNodes, adhocNode, jsonOf,
   type RoomSpec,
 } from './pchat-kit.js';
 
@@ -133,7 +133,7 @@ const RULES = {
   admin: (u: User) => ADMINS.includes(u),
 };
 
-const ACTIONS = ['listed', 'info', 'join', 'affiliation', 'role', 'post', 'read', 'configure', 'lists', 'disable', 'destroy'] as const;
+const ACTIONS = ['listed', 'info', 'join', 'affiliation', 'role', 'post', 'read', 'configure', 'rename', 'lists', 'disable', 'destroy'] as const;
 type Action = typeof ACTIONS[number];
 type Outcomes = Record<Action, string>;
 
@@ -164,6 +164,7 @@ function expected(u: User, r: RoomDef): Outcomes {
     post: RULES.canJoin(u, r) ? (RULES.canPost(u, r) ? 'ok' : 'forbidden') : '-',
     read: RULES.canJoin(u, r) ? 'ok' : known ? 'forbidden' : r.privacy === 'secret' ? 'item-not-found' : 'item-not-found|forbidden',
     configure: manage,
+    rename: manage,
     lists: manage,
     disable: manage,
     destroy: RULES.admin(u) ? 'ok' : RULES.canManage(u, r) ? 'forbidden' : manage,
@@ -293,6 +294,24 @@ describe('conformance: persistent-chat access matrix', function () {
       })), 24);
     });
 
+    // Renaming through the owner form: the refused first, then the managers in turn; the last one's
+    // name is the room's name in its disco#info.
+    await timed('rename', async () => {
+      await Promise.all(ROOMS.map(async (r) => {
+        const room = roomJid(r.local);
+        const order = [...WHO.filter(({ user }) => !RULES.canManage(user, r)), ...WHO.filter(({ user }) => RULES.canManage(user, r))];
+        let last = '';
+        for (const { user } of order) {
+          const name = `${r.local} by ${user}`;
+          const got = await submitConfig(clients.get(user)!, room, { 'muc#roomconfig_roomname': name });
+          cell(r.local, user).rename = got;
+          if (got === 'ok') last = name;
+        }
+        (extra.names ??= {} as Record<string, unknown>);
+        (extra.names as Record<string, unknown>)[r.local] = { want: last, got: await roomName(admin, room).catch((e: { condition?: string }) => `refused: ${e.condition}`) };
+      }));
+    });
+
     // Disabling (the room-disable command on the service, XEP-0050, which managers may run on their
     // rooms): everyone not allowed first (nothing changes), then each allowed one in turn, the room
     // enabled again through the CLI after each (enabling is for admins).
@@ -371,6 +390,14 @@ describe('conformance: persistent-chat access matrix', function () {
     for (const r of ROOMS) {
       expect(extra.roomsAfterDestroy as string).to.not.include(`"${r.local}`);
       expect(extra.listedAfterDestroy as string[]).to.not.include(roomJid(r.local));
+    }
+  });
+
+  it('the name a manager gave through the owner form is the room\'s name in its disco#info', () => {
+    for (const r of ROOMS) {
+      const { want, got } = (extra.names as Record<string, { want: string; got: string }>)[r.local]!;
+      expect(want, `${r.local}: someone renamed it`).to.not.equal('');
+      expect(got, r.local).to.equal(want);
     }
   });
 
