@@ -26,6 +26,7 @@ export const disco: RoomFeature = {
   init(hooks) {
     hooks.iq('get', NS.discoInfo, ({ room, payload, from, reply }) => {
       const node = payload.attrs.node;
+      hooks.check('disco/pre-query', { room, from, node });
       if (!node) return reply(roomDiscoInfo(room));
       const answer = hooks.decide('disco/node-info', { room, node, from });
       if (!answer) throw new StanzaError('item-not-found');
@@ -33,6 +34,7 @@ export const disco: RoomFeature = {
     });
     hooks.iq('get', NS.discoItems, ({ room, payload, from, reply }) => {
       const node = payload.attrs.node;
+      hooks.check('disco/pre-query', { room, from, node });
       const ev = { room, node, from, items: [] as { jid: string; node?: string; name?: string }[], known: false };
       room.hooks.build('disco/items', ev);
       const q = new Element('query', { xmlns: NS.discoItems });

@@ -75,8 +75,8 @@ export interface RoomEvents {
   'occupant/pre-join': Check<{ room: Room; jid: Jid; bare: string; nick: string; affiliation: Affiliation; request: JoinRequest | null; existing: Occupant | undefined }>;
   /** A user's affiliation beyond the stored list (e.g. server admins are owners). */
   'occupant/affiliation': Decide<{ room: Room; bare: string }, Affiliation>;
-  /** The role an occupant with this affiliation gets; 'none' for a present occupant means it must leave. */
-  'occupant/default-role': Decide<{ room: Room; affiliation: Affiliation }, Role>;
+  /** The role an occupant (bare, when known) with this affiliation gets; 'none' for a present occupant means it must leave. */
+  'occupant/default-role': Decide<{ room: Room; affiliation: Affiliation; bare?: string }, Role>;
   /** May viewer (undefined: any occupant) see occupants' real JIDs? Moderators always may. */
   'occupant/sees-jids': Decide<{ room: Room; viewer: Occupant | undefined }, boolean>;
   /** An occupant joined (or re-sent its join: rejoin); after its self-presence: history, subject. */
@@ -95,6 +95,8 @@ export interface RoomEvents {
   'message/pre-groupchat': Check<MessageEvent>;
   /** The room's copy of a groupchat or private message (forged room elements already removed): add to out. */
   'message/build': Build<MessageEvent>;
+  /** Is this groupchat message archived? false: delivered in the room's order without archive, stanza-id or join history. */
+  'message/archive': Decide<{ room: Room }, boolean>;
   /** An archived groupchat message was committed and is being delivered (xml without 'to'). */
   'message/committed': After<CommittedMessage>;
   /** A message was retracted from the archive (stanza-id). */
@@ -113,23 +115,56 @@ export interface RoomEvents {
   'archive/pre-read': Check<{ room: Room; bare: string; affiliation: Affiliation; occupant: Occupant | undefined }>;
   /** A user asks to register a nick (§7.10); throw to refuse. */
   'register/pre': Check<{ room: Room; bare: string; affiliation: Affiliation }>;
-  /** The owner configuration form (§10.2) after the declared options: add fields. */
-  'config/form': Build<{ room: Room; form: DataForm }>;
+  /** The owner configuration form (§10.2) after the declared options: add fields (from: the requester's bare JID; absent when the core only asks which fields exist). */
+  'config/form': Build<{ room: Room; form: DataForm; from?: string }>;
   /** A submitted configuration, after each option read its field into next; throw to refuse it. */
   'config/submitted': Check<{ room: Room; form: DataForm; next: Record<string, unknown> }>;
   /** Status codes for the configuration-change notice (§10.2.1): push codes. */
   'config/status': Build<{ room: Room; before: Record<string, unknown>; codes: number[] }>;
   /** The new configuration is in place and occupants were told. */
   'config/changed': After<{ room: Room; before: Record<string, unknown> }>;
+  /** Someone asks the room's disco#info or disco#items (node: the queried node); throw to refuse. */
+  'disco/pre-query': Check<{ room: Room; from: Jid; node: string | undefined }>;
   /** The room's disco#info answer: set the identity's name, add features and muc#roominfo fields. */
   'disco/info': Build<{ room: Room; identity: { name: string }; features: string[]; fields: FormField[] }>;
   /** disco#info on a node of the room (e.g. x-roomuser-item, §7.12): return the query to answer with. */
   'disco/node-info': Decide<{ room: Room; node: string; from: Jid }, Element>;
   /** The room's disco#items answer for a node: add items, and set known when the node is yours (the answer names it). */
   'disco/items': Build<{ room: Room; node: string | undefined; from: Jid; items: { jid: string; node?: string; name?: string }[]; known: boolean }>;
+  /** How many join-history messages a joiner gets (requested: its maxstanzas); undefined: the room's own setting. */
+  'history/count': Decide<{ room: Room; requested: number | undefined }, number>;
+  /** The service's own disco#info (not a room's): add features and XEP-0128 forms. */
+  'service/disco-info': Build<{ from: Jid; features: string[]; forms: DataForm[] }>;
+  /** Who lists the service's rooms for this requester (disco#items on the service); undefined: the public rooms. */
+  'service/room-list': Decide<{ from: Jid }, RoomLister>;
   /** An IQ to an occupant JID; return true when answered (else it is relayed to the occupant). */
   'iq/occupant': Decide<{ room: Room; stanza: Element; payload: Element | undefined; from: Jid; sender: Occupant; target: Occupant }, true>;
 }
+
+/** One page of a room listing (after: a room localpart) and the size of the whole list. */
+export interface RoomLister {
+  page(after: string | undefined, max: number): Promise<{ name: string; title: string }[]>;
+  count(): Promise<number>;
+}
+
+/**
+ * A stanza for a room, before the room (or its creation) sees it. An admission step answers undefined
+ * when it has nothing to do, or a promise: the stanza, and every later stanza for the same room, waits
+ * for it; 'handled' means the step answered the stanza and the room never sees it.
+ */
+export interface Admission {
+  /** The room's localpart. */
+  name: string;
+  /** The room, when this node holds it. */
+  room: Room | undefined;
+  stanza: Element;
+  from: Jid;
+  /** Answers an IQ with a result from the room JID. */
+  result(payload?: Element): 'handled';
+  /** Answers with an error from the room JID (StanzaError; anything else is internal-server-error). */
+  fail(e: unknown): 'handled';
+}
+export type Admit = (a: Admission) => Promise<'handled' | undefined> | undefined;
 
 type Payload<K extends keyof RoomEvents> = Parameters<RoomEvents[K]>[0];
 type Answer<K extends keyof RoomEvents> = Exclude<ReturnType<RoomEvents[K]>, undefined>;
@@ -143,6 +178,10 @@ export interface FeatureContext {
   readonly limits: { messagesPerSecond: number; messageBurst: number; maxNickLength: number };
   /** A room this node holds, if loaded. */
   loadedRoom(name: string): Room | undefined;
+  /** Every room this node holds. */
+  loadedRooms(): IterableIterator<Room>;
+  /** Runs task in the room's order: after the stanzas admitted before it, before those that come later. */
+  inRoomOrder(name: string, task: () => Promise<void> | void): void;
 }
 
 /** A room feature: one file, hooking room events when a service starts. */
@@ -163,6 +202,7 @@ export class RoomHooks {
   private readonly declared: RoomOption[] = [];
   private readonly byField = new Map<string, RoomOption>();
   private readonly preparers: ((room: Room) => Promise<void>)[] = [];
+  private readonly admitters: Admit[] = [];
   private static readonly none: Entry[] = [];
 
   constructor(private readonly log: Logger) {}
@@ -218,6 +258,29 @@ export class RoomHooks {
 
   async prepared(room: Room): Promise<void> {
     for (const fn of this.preparers) await fn(room);
+  }
+
+  /** Registers an admission step (see Admission): async work before a room handles a stanza, in the room's order. */
+  admit(fn: Admit): void {
+    this.admitters.push(fn);
+  }
+
+  /** Runs the admission steps in order; undefined when none had anything to do (the common case: no promise). */
+  admission(a: Admission): Promise<'handled' | undefined> | undefined {
+    for (let i = 0; i < this.admitters.length; i++) {
+      const r = this.admitters[i]!(a);
+      if (r !== undefined) return this.admitRest(a, i + 1, r);
+    }
+    return undefined;
+  }
+
+  private async admitRest(a: Admission, from: number, first: Promise<'handled' | undefined>): Promise<'handled' | undefined> {
+    if ((await first) === 'handled') return 'handled';
+    for (let i = from; i < this.admitters.length; i++) {
+      const r = this.admitters[i]!(a);
+      if (r !== undefined && (await r) === 'handled') return 'handled';
+    }
+    return undefined;
   }
 
   has(name: keyof RoomEvents): boolean {

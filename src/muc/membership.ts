@@ -38,7 +38,7 @@ export function setAffiliation(room: Room, bare: string, affiliation: Affiliatio
     return;
   }
   for (const occ of present) {
-    const role = room.defaultRole(affiliation);
+    const role = room.defaultRole(affiliation, bare);
     if (role === 'none') {
       // Banned (301), or no longer allowed in, e.g. a members-only room (321).
       room.remove(occ, [affiliation === 'outcast' ? STATUS.banned : STATUS.removedAffiliationChange], actor, reason);

@@ -29,7 +29,7 @@ function replaceList(room: Room, affiliation: 'owner' | 'admin', jids: string[])
   for (const j of jids) if (room.affiliations.get(j) !== affiliation) room.setAffiliation(j, affiliation, null, undefined);
 }
 
-function configForm(hooks: RoomHooks, room: Room): DataForm {
+function configForm(hooks: RoomHooks, room: Room, from: string): DataForm {
   const fields: FormField[] = [{ var: 'FORM_TYPE', type: 'hidden', values: [MUC_NS.roomconfig] }];
   for (const o of hooks.options) {
     const f: FormField = { var: o.field, type: o.type, label: o.label, values: o.write(room.config) };
@@ -40,7 +40,7 @@ function configForm(hooks: RoomHooks, room: Room): DataForm {
   fields.push({ var: LIST_FIELDS.owners, type: 'jid-multi', label: 'Room owners', values: listOf('owner') });
   fields.push({ var: LIST_FIELDS.admins, type: 'jid-multi', label: 'Room admins', values: listOf('admin') });
   const form: DataForm = { type: 'form', title: `Configuration for ${room.jid}`, fields };
-  hooks.build('config/form', { room, form });
+  hooks.build('config/form', { room, form, from });
   return form;
 }
 
@@ -49,7 +49,7 @@ export const ownerIq: RoomFeature = {
   init(hooks) {
     hooks.iq('get', MUC_NS.owner, ({ room, from, reply }) => {
       mustOwn(room, from);
-      return reply(new Element('query', { xmlns: MUC_NS.owner }).append(buildForm(configForm(hooks, room))));
+      return reply(new Element('query', { xmlns: MUC_NS.owner }).append(buildForm(configForm(hooks, room, from.bareString()))));
     });
 
     // The answer goes once the change is applied, before the room tells occupants (as Prosody orders them).

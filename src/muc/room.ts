@@ -137,10 +137,10 @@ export class Room {
     return this.hooks.decide('occupant/affiliation', { room: this, bare }) ?? this.affiliations.get(bare) ?? 'none';
   }
 
-  defaultRole(affiliation: Affiliation): Role {
+  defaultRole(affiliation: Affiliation, bare?: string): Role {
     if (affiliation === 'owner' || affiliation === 'admin') return 'moderator';
     if (affiliation === 'outcast') return 'none';
-    return this.hooks.decide('occupant/default-role', { room: this, affiliation }) ?? 'participant';
+    return this.hooks.decide('occupant/default-role', { room: this, affiliation, bare }) ?? 'participant';
   }
 
   /** May viewer (undefined: every occupant) see real JIDs? */
@@ -328,7 +328,7 @@ export class Room {
     if (creating) statuses.push(STATUS.roomCreated);
     if (nickAssigned) statuses.push(STATUS.nickAssigned);
     if (!occ) {
-      occ = new Occupant(nick, bare, this.defaultRole(affiliation), this.occupantIdFor(bare));
+      occ = new Occupant(nick, bare, this.defaultRole(affiliation, bare), this.occupantIdFor(bare));
       this.occupants.set(nick, occ);
     }
     occ.sessions.set(full, cleanPresence(stanza));
@@ -387,8 +387,9 @@ export class Room {
     this.hooks.build('message/build', ev);
     const recipients = this.sessions();
     if (subjectChange) this.subject = { text: subject.text(), nick: occ.nick, stamp };
-    if (body === undefined && subject === undefined) {
+    if ((body === undefined && subject === undefined) || this.hooks.decide('message/archive', { room: this }) === false) {
       this.send(recipients, out.toString(), 'message');
+      if (subjectChange) this.save();
       return;
     }
     // Archived before anyone sees it; later output waits behind this slot.

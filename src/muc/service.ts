@@ -12,7 +12,9 @@ import { parseRsm, buildRsmResult } from '../../protocol/rsm.js';
 import type { Server } from '../context.js';
 import type { ArchiveWriter } from '../archive-writer.js';
 import { Room, type RoomHost } from './room.js';
-import { RoomHooks, type FeatureContext, type RoomFeature } from './events.js';
+import { RoomHooks, type Admission, type FeatureContext, type RoomFeature, type RoomLister } from './events.js';
+import type { DataForm } from '../../protocol/forms.js';
+import { buildForm } from '../../protocol/forms.js';
 import { coreParts } from './core-parts.js';
 import { commandItems, commandNodeInfo, handleCommandRequest } from '../commands/registry.js';
 
@@ -49,6 +51,8 @@ export class MucService implements RoomHost, FeatureContext {
   private readonly rooms = new Map<string, Room>();
   /** Stanzas for rooms being looked up (lease, then load), in arrival order. */
   private readonly pending = new Map<string, { stanza: Element; hops: number }[]>();
+  /** Rooms with an admission step (or a task) in progress: what came later for the room waits here, in order. */
+  private readonly ordered = new Map<string, (() => Promise<void> | undefined)[]>();
   private readonly remote = new Map<string, { node: string; at: number }>();
   private readonly saving = new Map<string, Promise<void>>();
   private readonly dirty = new Set<string>();
@@ -92,6 +96,14 @@ export class MucService implements RoomHost, FeatureContext {
     return this.rooms.values();
   }
 
+  /** Runs task in the room's order (see FeatureContext.inRoomOrder). */
+  inRoomOrder(name: string, task: () => Promise<void> | void): void {
+    this.inOrder(name, () => {
+      const r = task();
+      return r instanceof Promise ? r : undefined;
+    });
+  }
+
   private leaseKey(name: string): string {
     return `muc:${this.domain}:${name}`;
   }
@@ -112,6 +124,72 @@ export class MucService implements RoomHost, FeatureContext {
       return;
     }
     const name = to.local;
+    this.inOrder(name, () => this.admit(name, stanza, hops));
+  }
+
+  /** Runs step now when nothing for the room is waiting, else behind what waits; an async step holds the room's later steps. */
+  private inOrder(name: string, step: () => Promise<void> | undefined): void {
+    const queue = this.ordered.get(name);
+    if (queue) {
+      queue.push(step);
+      return;
+    }
+    let pending: Promise<void> | undefined;
+    try {
+      pending = step();
+    } catch (e) {
+      this.server.log.error('muc: room step failed', { err: e, room: name });
+    }
+    if (!pending) return;
+    this.ordered.set(name, []);
+    void this.drain(name, pending);
+  }
+
+  private async drain(name: string, first: Promise<void>): Promise<void> {
+    const queue = this.ordered.get(name)!;
+    let pending: Promise<void> | undefined = first;
+    while (pending) {
+      try {
+        await pending;
+      } catch (e) {
+        this.server.log.error('muc: room step failed', { err: e, room: name });
+      }
+      pending = undefined;
+      while (!pending && queue.length > 0) {
+        try {
+          pending = queue.shift()!();
+        } catch (e) {
+          this.server.log.error('muc: room step failed', { err: e, room: name });
+        }
+      }
+    }
+    this.ordered.delete(name);
+  }
+
+  /** The admission steps (events.ts), then the room. */
+  private admit(name: string, stanza: Element, hops: number): Promise<void> | undefined {
+    const from = tryParseJid(stanza.attrs.from ?? '');
+    if (!from) return undefined;
+    const admission = new StanzaAdmission(this, name, stanza, from);
+    let waiting: Promise<'handled' | undefined> | undefined;
+    try {
+      waiting = this.hooks.admission(admission);
+    } catch (e) {
+      admission.fail(e);
+      return undefined;
+    }
+    if (!waiting) {
+      this.deliver(name, stanza, hops);
+      return undefined;
+    }
+    return waiting.then(
+      (verdict) => { if (verdict !== 'handled') this.deliver(name, stanza, hops); },
+      (e: unknown) => { admission.fail(e); },
+    );
+  }
+
+  /** Hands an admitted stanza to the room: here, after loading it, or on the node that holds it. */
+  private deliver(name: string, stanza: Element, hops: number): void {
     const room = this.rooms.get(name);
     if (room) {
       room.handle(stanza);
@@ -249,9 +327,15 @@ export class MucService implements RoomHost, FeatureContext {
     if (type === 'get' && payload?.is('query', NS.discoInfo) && !payload.attrs.node) {
       const q = new Element('query', { xmlns: NS.discoInfo });
       q.c('identity', { category: 'conference', type: 'text', name: this.options.name });
-      for (const f of [NS.discoInfo, NS.discoItems, MUC_NS.muc, NS.mam, NS.fulltext, MUC_NS.occupantId, NS.rsm, NS.commands, ...this.serviceIqs.keys()]) {
-        q.c('feature', { var: f });
+      const features: string[] = [NS.discoInfo, NS.discoItems, MUC_NS.muc, NS.mam, NS.fulltext, MUC_NS.occupantId, NS.rsm, NS.commands, ...this.serviceIqs.keys()];
+      const forms: DataForm[] = [];
+      try {
+        this.hooks.build('service/disco-info', { from, features, forms });
+      } catch (e) {
+        return fail(e);
       }
+      for (const f of features) q.c('feature', { var: f });
+      for (const form of forms) q.append(buildForm(form));
       return reply(q);
     }
     // Ad-hoc commands registered for this service's JID (XEP-0050).
@@ -271,7 +355,7 @@ export class MucService implements RoomHost, FeatureContext {
       }
     }
     if (type === 'get' && payload?.is('query', NS.discoItems) && !payload.attrs.node) {
-      this.listRooms(payload).then(reply, fail);
+      this.listRooms(payload, from).then(reply, fail);
       return;
     }
     if (type === 'get' && payload?.is('unique', NS.mucUnique)) {
@@ -290,22 +374,28 @@ export class MucService implements RoomHost, FeatureContext {
     fail(new StanzaError('service-unavailable'));
   }
 
-  /** Public rooms, paged with XEP-0059 (after = room JID); count and index as the XEP asks. */
-  private async listRooms(query: Element): Promise<Element> {
+  /** The public rooms as the store lists them (hidden and locked rooms are not in it), by localpart. */
+  readonly publicRooms: RoomLister = {
+    page: async (after, max) => {
+      const rooms = await this.server.stores.rooms.list(this.domain, { publicOnly: true, after, limit: max });
+      return rooms.map((r) => ({ name: r.name, title: typeof r.config.name === 'string' && r.config.name ? r.config.name : r.name }));
+    },
+    count: () => this.server.stores.rooms.count(this.domain, { publicOnly: true }),
+  };
+
+  /** The rooms listed to the requester (public ones unless a feature lists them), paged with XEP-0059 (after = room JID); count and index as the XEP asks. */
+  private async listRooms(query: Element, from: Jid): Promise<Element> {
     const rsm = parseRsm(query.getChild('set', NS.rsm));
     const max = Math.min(rsm.max ?? 100, 500);
     const afterJid = typeof rsm.after === 'string' ? rsm.after : undefined;
     const after = afterJid ? (tryParseJid(afterJid)?.local ?? afterJid) : undefined;
-    const rooms = await this.server.stores.rooms.list(this.domain, { publicOnly: true, after, limit: max + 1 });
-    const page = rooms.slice(0, max);
+    const lister = this.hooks.decide('service/room-list', { from }) ?? this.publicRooms;
+    const page = await lister.page(after, max);
     const out = new Element('query', { xmlns: NS.discoItems });
-    for (const r of page) {
-      const name = typeof r.config.name === 'string' && r.config.name ? r.config.name : r.name;
-      out.c('item', { jid: `${r.name}@${this.domain}`, name });
-    }
+    for (const r of page) out.c('item', { jid: `${r.name}@${this.domain}`, name: r.title });
     if (query.getChild('set', NS.rsm)) {
-      // The size of the list itself: hidden and locked rooms are not in it.
-      const count = await this.server.stores.rooms.count(this.domain, { publicOnly: true });
+      // The size of the list itself.
+      const count = await lister.count();
       const result: Parameters<typeof buildRsmResult>[0] = { count };
       if (page.length > 0) {
         result.first = { id: `${page[0]!.name}@${this.domain}` };
@@ -413,6 +503,28 @@ export class MucService implements RoomHost, FeatureContext {
   nodeLost(node: string, fullJids: Set<string>): void {
     for (const [name, r] of this.remote) if (r.node === node) this.remote.delete(name);
     for (const room of this.rooms.values()) room.dropSessions(fullJids);
+  }
+}
+
+/** A stanza at the room's door (events.ts Admission), answering from the room's JID. */
+class StanzaAdmission implements Admission {
+  readonly room: Room | undefined;
+  constructor(private readonly service: MucService, readonly name: string, readonly stanza: Element, readonly from: Jid) {
+    this.room = service.loadedRoom(name);
+  }
+
+  result(payload?: Element): 'handled' {
+    const r = new Element('iq', { type: 'result', id: this.stanza.attrs.id ?? '', from: `${this.name}@${this.service.domain}`, to: this.from.toString() });
+    if (payload) r.append(payload);
+    this.service.server.router.route(r);
+    return 'handled';
+  }
+
+  fail(e: unknown): 'handled' {
+    if (!(e instanceof StanzaError)) this.service.server.log.error('muc: admission failed', { err: e, room: this.name });
+    const r = errorReply(this.stanza, e instanceof StanzaError ? e : new StanzaError('internal-server-error'), `${this.name}@${this.service.domain}`);
+    if (r) this.service.server.router.route(r);
+    return 'handled';
   }
 }
 

@@ -106,11 +106,12 @@ export function roleOf(s: Subject, room: RoomRules, cat: CategoryRules, affiliat
  */
 export function joinRefusal(s: Subject, room: RoomRules, cat: CategoryRules): { condition: 'item-not-found' | 'forbidden' | 'registration-required'; text: string } | null {
   if (canJoin(s, room, cat)) return null;
+  // Those the category denies are outcasts of a room whose existence is no secret.
+  if (s.enabled && room.privacy !== 'secret' && isDenied(s, cat)) return { condition: 'forbidden', text: 'you are not allowed in rooms of this category' };
   if (!canSee(s, room, cat)) {
     if (room.disabled && (s.admin || canManage(s, room, cat))) return { condition: 'forbidden', text: 'this room is disabled' };
     if (room.disabled && inScope(s, cat) && room.privacy !== 'secret') return { condition: 'forbidden', text: 'this room is disabled' };
     return { condition: 'item-not-found', text: 'no such room' };
   }
-  if (isDenied(s, cat)) return { condition: 'forbidden', text: 'you are not allowed in rooms of this category' };
   return { condition: 'registration-required', text: 'this room is for its members only' };
 }

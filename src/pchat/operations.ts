@@ -8,7 +8,7 @@ import { Element } from '../../protocol/xml.js';
 import { NS } from '../../protocol/namespaces.js';
 import { tryParseJid } from '../../protocol/jid.js';
 import {
-  PrincipalError, canonicalPrincipal, normaliseGroupName, normaliseOuPath, principalOfKey,
+  PrincipalError, ouLineage, canonicalPrincipal, normaliseGroupName, normaliseOuPath, principalOfKey,
 } from '../../protocol/principal.js';
 import {
   NameTaken,
@@ -253,6 +253,11 @@ export function applyChange(list: readonly string[] | null, change: ListChange |
   for (const a of change.add ?? []) out.add(canonical(a));
   for (const r of change.remove ?? []) out.delete(canonical(r));
   return [...out];
+}
+
+/** An add/remove edit (not a replacement or a clear). */
+function isEdit(change: ListChange | undefined): boolean {
+  return change !== undefined && change.replace === undefined;
 }
 
 /** Entries of after that were not in before. */
@@ -581,10 +586,20 @@ export async function updateRoom(ctx: ChatOpContext, actor: ChatActor, service: 
     invitations: changes.invitations ?? before.invitations,
     disabled: changes.disabled ?? before.disabled,
     addin: addinName(svc, changes.addin, before.addin),
-    members: applyChange(before.members, changes.members),
+    members: before.members === null && isEdit(changes.members) ? null : applyChange(before.members, changes.members),
     managers: applyChange(before.managers, changes.managers) ?? [],
     presenters: applyChange(before.presenters, changes.presenters) ?? [],
   };
+  if (before.members === null && isEdit(changes.members)) {
+    // A room without a member list counts everyone in its category's scope as a member: adding someone
+    // in scope changes nothing, and nobody already in is locked out by an add.
+    if ((changes.members!.remove ?? []).length > 0) {
+      throw new ChatOpError(`${ref.room}@${ref.service} has no member list: everyone in category ${beforeCat.name}'s scope is a member; give the whole list (--members a,b) to leave someone out`, 'not-acceptable');
+    }
+    const adds = (changes.members!.add ?? []).map(canonical);
+    await requireProvisioned(ctx.stores, adds);
+    await requireInScope(ctx, model, cat, adds, 'member');
+  }
   const dropped: string[] = [];
   if (after.type === 'normal' && after.presenters.length > 0 && changes.type === 'normal' && !changes.presenters) {
     for (const p of after.presenters) dropped.push(`presenters: ${p} (no longer an auditorium)`);
@@ -804,7 +819,13 @@ export async function addOrgUnit(ctx: ChatOpContext, actor: ChatActor, path: str
   requireAdmin(ctx, actor, 'manage org units');
   const model = await modelOf(ctx);
   const p = ouPath(path);
-  const created = await ctx.stores.directory.putOrgUnit(p, checkText('the description', description));
+  const text = checkText('the description', description);
+  // A unit's ancestors are units too (ou:/corp covers /corp/sales): the missing ones are made with it.
+  const known = new Set((await ctx.stores.directory.listOrgUnits()).map((u) => u.path));
+  const created = await inTransaction(ctx.stores, async (tx) => {
+    for (const a of ouLineage(p).slice(0, -1)) if (!known.has(a)) await tx.directory.putOrgUnit(a, '');
+    return tx.directory.putOrgUnit(p, text);
+  });
   await publish(model, { kind: 'directory' });
   return created;
 }

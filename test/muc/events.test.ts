@@ -51,6 +51,25 @@ describe('room events (src/muc/events.ts)', () => {
     expect(register).to.be.a('function');
   });
 
+  it('admission: undefined from every step means no promise; a promise holds the later steps; handled stops them', async () => {
+    const hooks = new RoomHooks(log);
+    const ran: string[] = [];
+    const a = {} as Parameters<RoomHooks['admission']>[0];
+    hooks.admit(() => { ran.push('sync'); return undefined; });
+    expect(hooks.admission(a)).to.equal(undefined);
+    let release!: () => void;
+    hooks.admit(() => new Promise((r) => { release = () => { ran.push('slow'); r(undefined); }; }));
+    hooks.admit(() => { ran.push('after slow'); return Promise.resolve('handled'); });
+    hooks.admit(() => { ran.push('never'); return undefined; });
+    ran.length = 0;
+    const verdict = hooks.admission(a)!;
+    await new Promise((r) => setTimeout(r, 10));
+    expect(ran).to.deep.equal(['sync']);
+    release();
+    expect(await verdict).to.equal('handled');
+    expect(ran).to.deep.equal(['sync', 'slow', 'after slow']);
+  });
+
   describe('D1: a refusal cannot be lost', () => {
     let kit: RoomKit;
     before(async function () { this.timeout(60000); kit = await sharedKit(); });

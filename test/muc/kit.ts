@@ -12,6 +12,8 @@ import { ServerCore } from '../../src/server.js';
 import type { LocalSession } from '../../src/context.js';
 import { mucServices } from '../../src/muc/module.js';
 import type { MucService } from '../../src/muc/service.js';
+import { chatModel } from '../../src/pchat/module.js';
+import type { CategoryRecord, ChatRoomRecord, ChatServiceSettings } from '../../storage/types.js';
 
 export const SERVICE = 'conference.localhost';
 
@@ -38,11 +40,11 @@ export interface RoomKit {
   stop(): Promise<void>;
 }
 
-export async function startRoomKit(opts: { admins?: string[]; messageBurst?: number } = {}): Promise<RoomKit> {
+export async function startRoomKit(opts: { admins?: string[]; messageBurst?: number; nodeId?: string } = {}): Promise<RoomKit> {
   const dataDir = await mkdtemp(path.join(tmpdir(), 'perch-muc-kit-'));
   const config = defaultConfig();
   config.dataDir = dataDir;
-  config.nodeId = 'kit';
+  config.nodeId = opts.nodeId ?? 'kit';
   config.logLevel = 'error';
   config.listen = { c2s: null, c2sDirectTls: null, component: null, metrics: null };
   config.muc.services = [{ domain: SERVICE, name: 'Chatrooms' }];
@@ -177,6 +179,73 @@ export function heard(client: FakeClient, body: string): Promise<Element> {
 export function settle(ms = 100): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
 }
+
+// --- the persistent-chat model, seeded straight into the stores and published as the operations do ---
+
+/** Creates or replaces a category of the kit's service (everyone at localhost in scope unless said). */
+export async function seedCategory(kit: RoomKit, c: Partial<CategoryRecord> & { name: string }): Promise<CategoryRecord> {
+  const rec: CategoryRecord = {
+    service: SERVICE, description: '', allowed: ['domain:localhost'], denied: [], creators: [],
+    invitations: false, fileUpload: true, chatHistory: true, ...c,
+  };
+  await kit.server.stores.chat.putCategory(rec);
+  await chatModel(kit.server).publish({ kind: 'category', service: SERVICE, names: [rec.name] });
+  return rec;
+}
+
+/** Creates or replaces a governed room (and its stored XEP-0045 room when there is none yet). */
+export async function seedRoom(kit: RoomKit, r: Partial<ChatRoomRecord> & { room: string; category: string }): Promise<ChatRoomRecord> {
+  const rec: ChatRoomRecord = {
+    service: SERVICE, name: r.room, description: '', privacy: 'closed', type: 'normal', invitations: 'inherit',
+    disabled: false, addin: null, members: null, managers: [], presenters: [], createdAt: new Date(), ...r,
+  };
+  await kit.server.stores.chat.putRoom(rec);
+  if (!(await kit.server.stores.rooms.get(SERVICE, rec.room))) {
+    await kit.server.stores.rooms.put({
+      service: SERVICE, name: rec.room, config: { persistent: true, public: rec.privacy !== 'secret', name: rec.name },
+      affiliations: {}, subject: null, createdAt: new Date(), persistent: true,
+    });
+  }
+  await chatModel(kit.server).publish({ kind: 'room', service: SERVICE, names: [rec.room] });
+  return rec;
+}
+
+/** Changes a governed room's record as an operation would, and publishes it. */
+export async function changeRoom(kit: RoomKit, room: string, change: Partial<ChatRoomRecord>): Promise<void> {
+  const rec = await kit.server.stores.chat.room(SERVICE, room);
+  if (!rec) throw new Error(`no governed room ${room}`);
+  await kit.server.stores.chat.putRoom({ ...rec, ...change });
+  await chatModel(kit.server).publish({ kind: 'room', service: SERVICE, names: [room] });
+}
+
+/** Creates a group (or sets its members: user and 'group:NAME' keys) and publishes the directory change. */
+export async function seedGroup(kit: RoomKit, name: string, members: string[]): Promise<void> {
+  await kit.server.stores.directory.putGroup(name, '');
+  await kit.server.stores.directory.editGroupMembers(name, { add: members, remove: [], clear: true });
+  await chatModel(kit.server).publish({ kind: 'directory' });
+}
+
+export async function seedSettings(kit: RoomKit, settings: Partial<ChatServiceSettings>): Promise<void> {
+  const now = await kit.server.stores.chat.settings(SERVICE);
+  await kit.server.stores.chat.putSettings(SERVICE, { ...now, ...settings });
+  await chatModel(kit.server).publish({ kind: 'settings', service: SERVICE });
+}
+
+let governed: Promise<RoomKit> | null = null;
+
+/**
+ * A second kit whose service has categories (a governed service changes room creation for everyone,
+ * so the plain room tests keep their own). Shared by the persistent-chat room tests; stopped after the run.
+ */
+export function governedKit(): Promise<RoomKit> {
+  governed ??= startRoomKit({ admins: ['admin@localhost'], messageBurst: 50, nodeId: 'kit-gov' });
+  return governed;
+}
+
+after(async () => {
+  if (governed) await (await governed).stop();
+  governed = null;
+});
 
 let shared: Promise<RoomKit> | null = null;
 

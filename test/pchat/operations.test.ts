@@ -5,7 +5,7 @@ import { expect } from 'chai';
 import { Element } from '../../protocol/xml.js';
 import { chatModel } from '../../src/pchat/module.js';
 import {
-  ChatOpError, addOrgUnit, createAddin, createCategory, createGroup, createRoom, deleteAddin, deleteCategory, deleteGroup,
+  ChatOpError, addOrgUnit, listOrgUnits, createAddin, createCategory, createGroup, createRoom, deleteAddin, deleteCategory, deleteGroup,
   deleteOrgUnit, deleteRoom, disableRoom, enableRoom, getPolicies, listCategories, listRooms, setPolicy, setServiceSettings,
   setUserOrgUnit, showRoom, updateCategory, updateGroup, updateRoom, type ChatActor, type ChatOpContext,
 } from '../../src/pchat/operations.js';
@@ -158,6 +158,18 @@ describe('persistent-chat operations', function () {
       await updateRoom(online, alice, null, 'desk', { category: 'Finance', managers: { remove: ['bob@localhost'] } });
     });
 
+    it('keep a room without a member list inheriting on an add, and refuse a remove from it', async () => {
+      await createRoom(online, LOCAL, null, 'lobby', { category: 'Finance' });
+      expect(chatModel(kit.server).forService(SERVICE)!.room('lobby')!.members).to.equal(null);
+      const u = await updateRoom(online, ADMIN, null, 'lobby', { members: { add: ['bob@localhost'] } });
+      expect(u.after.members, 'everyone in scope stays a member').to.equal(null);
+      await refused(updateRoom(online, ADMIN, null, 'lobby', { members: { add: ['tom@localhost'] } }), 'not-acceptable', /tom@localhost is outside the scope/);
+      await refused(updateRoom(online, ADMIN, null, 'lobby', { members: { remove: ['bob@localhost'] } }), 'not-acceptable', /has no member list.*give the whole list/);
+      const listed = await updateRoom(online, ADMIN, null, 'lobby', { members: { replace: ['ann@localhost'] } });
+      expect(listed.after.members).to.deep.equal(['ann@localhost']);
+      await deleteRoom(online, ADMIN, null, 'lobby');
+    });
+
     it('drop on a move every listed principal the new scope excludes, and say which', async () => {
       await createRoom(online, LOCAL, null, 'mixed', { category: 'Finance', members: { replace: ['bob@localhost', 'carol@localhost', 'ann@localhost'] }, managers: { replace: ['carol@localhost'] } });
       const u = await updateRoom(online, ADMIN, null, 'mixed', { category: 'Ops' });
@@ -226,6 +238,7 @@ describe('persistent-chat operations', function () {
 
     it('keeps org units with users, and refuses unknown ones', async () => {
       expect(await addOrgUnit(online, ADMIN, '/Corp/EMEA')).to.equal(true);
+      expect((await listOrgUnits(online, ADMIN)).map((u) => u.path), 'a unit\'s ancestors are made with it').to.include.members(['/corp', '/corp/emea']);
       await refused(setUserOrgUnit(online, ADMIN, 'eve@localhost', '/corp/apac'), 'item-not-found', /principal not provisioned: ou:\/corp\/apac/);
       await setUserOrgUnit(online, ADMIN, 'eve@localhost', '/corp/emea');
       await refused(deleteOrgUnit(online, ADMIN, '/corp/emea'), 'conflict', /still has users/);

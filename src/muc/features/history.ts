@@ -19,8 +19,9 @@ interface Entry {
 
 /** History for a joiner, oldest first, each with a delay stamp. */
 export function historyFor(room: Room, cache: readonly Entry[], req: HistoryRequest | undefined): string[] {
-  let n = Math.min(room.config.historyLength as number, cache.length);
-  if (req?.maxstanzas !== undefined) n = Math.min(n, req.maxstanzas);
+  const decided = room.hooks.decide('history/count', { room, requested: req?.maxstanzas });
+  let n = Math.min(decided ?? (room.config.historyLength as number), cache.length);
+  if (decided === undefined && req?.maxstanzas !== undefined) n = Math.min(n, req.maxstanzas);
   if (n === 0) return [];
   let since = req?.since?.getTime() ?? -Infinity;
   if (req?.seconds !== undefined) since = Math.max(since, Date.now() - req.seconds * 1000);

@@ -22,9 +22,14 @@ import { hats } from './hats.js';
 import { occupantId } from './occupant-id.js';
 import { selfPing } from './self-ping.js';
 import { floodLimit } from './flood-limit.js';
+import { governance } from './governance.js';
+import { auditorium } from './auditorium.js';
+import { chatHistory } from './chat-history.js';
+import { largeRoom } from './large-room.js';
+import { chatMessages } from './chat-messages.js';
 
 export const roomFeatures: readonly RoomFeature[] = [
   roomInfo, persistent, hidden, membersOnly, moderated, password, maxUsers, lock, whois, presenceBroadcast,
   privateMessages, history, subject, register, voiceRequest, invitations, moderation, roomArchive, hats,
-  occupantId, selfPing, floodLimit,
+  occupantId, selfPing, floodLimit, governance, auditorium, chatHistory, largeRoom, chatMessages,
 ];
