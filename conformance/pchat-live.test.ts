@@ -1,9 +1,12 @@
 // Live changes of the persistent-chat model, enforced on rooms with people in them: a group edited
-// while its member is in the room, a deny added later, a room moved to another category, a room
-// disabled and enabled, the policy turned off. First on one server, then on two nodes sharing
-// PostgreSQL and Redis, where the change is made through node a's admin socket while the users are
-// connected to node b and the rooms are held by b (created through b's socket, which only writes the
-// database; the first stanza for each room, a join, reaches b, which takes the room's lease).
+// or deleted while its member is in the room, a deny added later, a room moved to another category,
+// disabled and enabled (through the CLI and XEP-0050) or deleted, a member added to a room that
+// inherits its category's scope, the policy turned off for a user, a group and everyone. First on one
+// server, then on two nodes sharing PostgreSQL and Redis, where the change is made through node a
+// (its admin socket, or an admin's XMPP client there) while the users are connected to node b and
+// the rooms are held by b (created through b's socket, which only writes the database; the first
+// stanza for each room, a join, reaches b, which takes the room's lease); and once by a CLI beside
+// no node at all.
 import { expect } from 'chai';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
