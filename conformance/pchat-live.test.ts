@@ -1,7 +1,8 @@
 // Live changes of the persistent-chat model, enforced on rooms with people in them: a group edited
 // or deleted while its member is in the room, a deny added later, a room moved to another category,
-// disabled and enabled (through the CLI and XEP-0050) or deleted, a member added to a room that
-// inherits its category's scope, the policy turned off for a user, a group and everyone. First on one
+// made closed (322) or an auditorium (roles), disabled and enabled (through the CLI and XEP-0050) or
+// deleted, a member added to a room that inherits its category's scope, the policy turned off for a
+// user, a group and everyone. First on one
 // server, then on two nodes sharing PostgreSQL and Redis, where the change is made through node a
 // (its admin socket, or an admin's XMPP client there) while the users are connected to node b and
 // the rooms are held by b (created through b's socket, which only writes the database; the first
@@ -22,7 +23,7 @@ const REDIS_URL = process.env.CONFORMANCE_REDIS_URL ?? 'redis://127.0.0.1:6379';
 const AT_ONCE = 3;
 
 /** One account per part each scenario plays, so scenarios never touch each other's rights. */
-const USERS = ['root', 'g1', 'g2', 'd1', 'd2', 'v1', 'v2', 'x1', 'x2', 'p1', 'p2', 'a1', 'k1', 'k2', 'r1', 'h1', 'h2', 'o1', 'o2'];
+const USERS = ['root', 'g1', 'g2', 'd1', 'd2', 'v1', 'v2', 'x1', 'x2', 'p1', 'p2', 'a1', 'k1', 'k2', 'r1', 'h1', 'h2', 'o1', 'o2', 'q1', 'q2', 't1', 't2'];
 const ADMINS = ['root@localhost'];
 
 interface Deployment {
@@ -199,6 +200,42 @@ function liveChanges(deploy: () => Deployment, run: { id: string }) {
     expect(r.code, r.stderr).to.equal(0);
     // Adding to "everyone in scope" leaves everyone in scope a member.
     await noRemoval(h1, roomJid(room), 'h1', 1500);
+  });
+
+  scenario('an open room made closed: an occupant who is no member leaves with 322 and a reason, members stay', async () => {
+    const { change, setup } = deploy();
+    const cat = name('priv');
+    const room = name('l-priv');
+    await setup.categoryAdd(cat, { allowed: ['domain:localhost'] });
+    await setup.roomAdd(room, { category: cat, privacy: 'open' });
+    const [q1, q2] = await Promise.all([on('q1'), on('q2')]);
+    expect(await join(q1, roomJid(room), 'q1')).to.equal('ok');
+    expect(await join(q2, roomJid(room), 'q2')).to.equal('ok');
+    const r = await change.roomSet(room, { privacy: 'closed', members: [bare('q2')] });
+    expect(r.code, r.stderr).to.equal(0);
+    expectRemoved(await removal(q1, roomJid(room), 'q1'), [322], 'q1 when the room became members-only');
+    await noRemoval(q2, roomJid(room), 'q2');
+    expect(await join(q1, roomJid(room), 'q1')).to.equal('registration-required');
+  });
+
+  scenario('a normal room made an auditorium: members become visitors and may not post, the presenter speaks', async () => {
+    const { change, setup } = deploy();
+    const cat = name('aud');
+    const room = name('l-aud');
+    await setup.categoryAdd(cat, { allowed: ['domain:localhost'] });
+    await setup.roomAdd(room, { category: cat, privacy: 'closed', members: [bare('t1'), bare('t2')] });
+    const [t1, t2] = await Promise.all([on('t1'), on('t2')]);
+    expect(await join(t1, roomJid(room), 't1')).to.equal('ok');
+    expect(await join(t2, roomJid(room), 't2')).to.equal('ok');
+    expect(await post(t1, roomJid(room), 'before the talk')).to.equal('ok');
+    const r = await change.roomSet(room, { type: 'auditorium', presenters: [bare('t2')] });
+    expect(r.code, r.stderr).to.equal(0);
+    const own = `${roomJid(room)}/t1`;
+    await t1.waitFor((el) => el.is('presence') && el.attrs.from === own && el.attrs.type === undefined &&
+      el.getChild('x', 'http://jabber.org/protocol/muc#user')?.getChild('item')?.attrs.role === 'visitor');
+    await noRemoval(t1, roomJid(room), 't1');
+    expect(await post(t1, roomJid(room), 'from the audience')).to.equal('forbidden');
+    expect(await post(t2, roomJid(room), 'from the stage')).to.equal('ok');
   });
 
   scenario('a group deleted while its member is in the room: removed (321, reason)', async () => {
