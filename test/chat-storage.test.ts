@@ -5,7 +5,6 @@ import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import pg from 'pg';
 import { openPglite } from '../storage/db-pglite.js';
 import { openPostgres } from '../storage/db-postgres.js';
 import { migrate } from '../storage/migrations.js';

@@ -7,7 +7,6 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import { DATABASE_URL, REDIS_URL, probePostgres, probeRedis, redisClient } from './services.js';
-import pg from 'pg';
 import { openPglite } from '../storage/db-pglite.js';
 import { openPostgres } from '../storage/db-postgres.js';
 import { migrate, migrations } from '../storage/migrations.js';
