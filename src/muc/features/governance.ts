@@ -20,7 +20,7 @@ import {
 } from '../../pchat/access.js';
 import { chatModel, hasChatModel } from '../../pchat/module.js';
 import {
-  ChatOpError, createRoom, deleteRoom, updateRoom, type ChatActor, type ChatOpContext, type RoomChanges, type ListChange,
+  ChatOpError, createRoom, deleteRoom, serverOpContext, updateRoom, type ChatActor, type ChatOpContext, type RoomChanges, type ListChange,
 } from '../../pchat/operations.js';
 import type { Server } from '../../context.js';
 import type { Admission, FeatureContext, RoomFeature } from '../events.js';
@@ -70,18 +70,12 @@ function actorOf(server: Server, bare: string): ChatActor {
 
 function opContext(server: Server): ChatOpContext {
   return {
-    stores: server.stores,
-    model: hasChatModel(server) ? chatModel(server) : null,
-    domain: server.domain,
-    services: (server.config.muc.services ?? []).map((s) => s.domain),
-    isAdmin: (bare) => server.isAdmin(bare),
+    ...serverOpContext(server),
     // Sent, not awaited: the room handles it in its order, after the request being admitted now.
     destroyMucRoom: async (service, room, reason) => {
       const iq = new Element('iq', { type: 'set', id: `chat-delete-${room}`, to: `${room}@${service}`, from: server.domain });
       server.router.route(iq.append(destroyQuery({ reason })));
     },
-    // XEP-0249 invitations to members a manager adds.
-    route: (stanza) => server.router.route(stanza),
   };
 }
 
