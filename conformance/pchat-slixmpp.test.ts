@@ -63,7 +63,10 @@ describe('conformance: slixmpp in persistent-chat rooms', function () {
         if (l === 'RESULT waiting') removing = cli.groupMembers('slix-team', `-${bare('sam')}`);
       }
     });
+    // The script ends by itself (it waits 20 s at most for the removal); never longer than the test.
+    const guard = setTimeout(() => child.kill('SIGKILL'), 50000);
     const code = await new Promise<number | null>((resolve) => child.once('close', resolve));
+    clearTimeout(guard);
     await removing;
     expect(code, `slixmpp_pchat exited ${code}:\n${stderr}`).to.equal(0);
     expect(lines[0]).to.equal(`joined ${roomJid('slix-in')}`);
