@@ -26,9 +26,6 @@ export const NS = {
   principal: 'urn:x-perch:principal:0',
 };
 
-/** Room config fields of the persistent-chat model (owner form). */
-export const FIELD = { disabled: 'x-perch#disabled', category: 'x-perch#category', privacy: 'x-perch#privacy', type: 'x-perch#type' };
-
 export const bare = (user: string) => (user.includes('@') ? user : `${user}@${DOMAIN}`);
 export const roomJid = (local: string) => `${local}@${SERVICE}`;
 
@@ -270,14 +267,6 @@ export async function discoFields(c: LoggedIn, jid: string): Promise<Map<string,
 /** Reads the room's archive (XEP-0313 on the room JID). */
 export const readArchive = (c: LoggedIn, room: string) => outcome(iq(c, 'set', xml('query', { xmlns: NS.mam, queryid: nextId('mam') },
   xml('set', { xmlns: NS.rsm }, xml('max', {}, '5'))), room));
-
-/** The bodies the room's archive holds (first page of up to 50). */
-export async function archiveBodies(c: LoggedIn, room: string): Promise<string[]> {
-  const queryid = nextId('mam');
-  await iq(c, 'set', xml('query', { xmlns: NS.mam, queryid }, xml('set', { xmlns: NS.rsm }, xml('max', {}, '50'))), room);
-  return c.received.filter((el) => el.is('message') && el.getChild('result', NS.mam)?.attrs.queryid === queryid)
-    .map((el) => el.getChild('result', NS.mam)!.getChild('forwarded', 'urn:xmpp:forward:0')!.getChild('message')!.getChildText('body') ?? '');
-}
 
 /** Asks for the owner configuration form. */
 export const ownerForm = (c: LoggedIn, room: string) => outcome(iq(c, 'get', xml('query', { xmlns: NS.owner }), room));
