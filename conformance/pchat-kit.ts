@@ -1,5 +1,5 @@
 // What the persistent-chat conformance suites share: the admin CLI (one function per operation, so
-// that a changed flag is changed here only), XEP-0050 ad-hoc commands found by discovery, and the
+// that a changed flag is changed here only), XEP-0050 ad-hoc commands by their node, and the
 // XMPP actions a user takes on a room, each answered as 'ok' or the stanza error's condition.
 import { expect } from 'chai';
 import {
