@@ -144,14 +144,15 @@ type Outcomes = Record<Action, string>;
  * denies is an outcast (forbidden) in a room whose existence is not secret; one who sees a room but
  * is no member must register (registration-required); management without the right is forbidden.
  * Who manages a room knows it exists: disco#info answers them, and the archive says forbidden.
- * The spec leaves open whether a secret room's management IQs answer item-not-found or forbidden to
- * those who may not see it, and whether an invisible non-secret room's archive does: both accepted.
+ * A secret room does not exist for who may neither see nor manage it: every request about it is
+ * answered item-not-found, as for a room that does not exist. Where a non-secret room is invisible
+ * to someone, the spec leaves item-not-found or forbidden open for its archive and management.
  */
 function expected(u: User, r: RoomDef): Outcomes {
   const see = RULES.canSee(u, r);
   const known = see || RULES.canManage(u, r);
   const invisible = RULES.denied(u, r) && r.privacy !== 'secret' ? 'forbidden' : 'item-not-found';
-  const manage = RULES.canManage(u, r) ? 'ok' : see ? 'forbidden' : 'forbidden|item-not-found';
+  const manage = RULES.canManage(u, r) ? 'ok' : see ? 'forbidden' : r.privacy === 'secret' ? 'item-not-found' : 'forbidden|item-not-found';
   return {
     listed: see ? 'yes' : 'no',
     info: known ? 'ok' : 'item-not-found',
@@ -273,6 +274,22 @@ describe('conformance: persistent-chat access matrix', function () {
       // The mapping: privacy and type as XEP-0045 room features (asked by the admin, who manages all).
       extra.features = Object.fromEntries(await Promise.all(ROOMS.map(async (r) =>
         [r.local, await discoFeatures(admin, roomJid(r.local)).catch((e: { condition?: string }) => [`refused: ${e.condition}`])])));
+      // A secret room answers who may not see it as a room that does not exist would.
+      const nobody = clients.get('insc')!;
+      const asked = async (local: string) => {
+        const room = roomJid(local);
+        return {
+          'disco#info': await discoInfo(nobody, room),
+          archive: await readArchive(nobody, room),
+          'owner form': await ownerForm(nobody, room),
+          'owner form submit': await submitConfig(nobody, room, { 'muc#roomconfig_roomname': 'probe' }),
+          'member list': await outcome(affiliationList(nobody, room, 'member')),
+          'member add': await setAffiliation(nobody, room, bare('insc'), 'member'),
+          destroy: await destroyRoom(nobody, room, 'probe'),
+          'room-disable': await outcome(adhoc(nobody, SERVICE, 'room-disable', { room: [local] })),
+        };
+      };
+      extra.secretProbe = { secret: await asked('m-secret-normal'), missing: await asked('m-no-such-room') };
       // The mapping: admin lists show groups and org units as principals.
       const mgr = clients.get('mgr')!;
       extra.memberList = await affiliationList(mgr, roomJid('m-closed-normal'), 'member').catch((e: { condition?: string }) => `refused: ${e.condition}`);
@@ -399,6 +416,11 @@ describe('conformance: persistent-chat access matrix', function () {
       expect(want, `${r.local}: someone renamed it`).to.not.equal('');
       expect(got, r.local).to.equal(want);
     }
+  });
+
+  it('a secret room answers who may not see it as a room that does not exist (no request tells it exists)', () => {
+    const { secret, missing } = extra.secretProbe as { secret: Record<string, string>; missing: Record<string, string> };
+    expect(secret).to.deep.equal(missing);
   });
 
   it('privacy and type show as XEP-0045 room features (mapping)', () => {
