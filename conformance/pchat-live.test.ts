@@ -1,13 +1,13 @@
 // Live changes of the persistent-chat model, enforced on rooms with people in them: a group edited
-// or deleted while its member is in the room, a deny added later, a room moved to another category,
-// made closed (322) or an auditorium (roles), disabled and enabled (through the CLI and XEP-0050) or
-// deleted, a member added to a room that inherits its category's scope, the policy turned off for a
-// user, a group and everyone. First on one
-// server, then on two nodes sharing PostgreSQL and Redis, where the change is made through node a
-// (its admin socket, or an admin's XMPP client there) while the users are connected to node b and
-// the rooms are held by b (created through b's socket, which only writes the database; the first
-// stanza for each room, a join, reaches b, which takes the room's lease); and once by a CLI beside
-// no node at all.
+// or deleted while its member is in the room, a user moved to another org unit, a nested group taken
+// out of its parent, a manager taken off the list, a deny added later, a room moved to another
+// category, made closed (322) or an auditorium (roles), disabled and enabled (through the CLI and
+// XEP-0050) or deleted, a member added to a room that inherits its category's scope, the policy
+// turned off for a user, a group and everyone. First on one server, then on two nodes sharing
+// PostgreSQL and Redis, where the change is made through node a (its admin socket, or an admin's
+// XMPP client there) while the users are connected to node b and the rooms are held by b (created
+// through b's socket, which only writes the database; the first stanza for each room, a join,
+// reaches b, which takes the room's lease); and once by a CLI beside no node at all.
 import { expect } from 'chai';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -23,7 +23,7 @@ const REDIS_URL = process.env.CONFORMANCE_REDIS_URL ?? 'redis://127.0.0.1:6379';
 const AT_ONCE = 3;
 
 /** One account per part each scenario plays, so scenarios never touch each other's rights. */
-const USERS = ['root', 'g1', 'g2', 'd1', 'd2', 'v1', 'v2', 'x1', 'x2', 'p1', 'p2', 'a1', 'k1', 'k2', 'r1', 'h1', 'h2', 'o1', 'o2', 'q1', 'q2', 't1', 't2'];
+const USERS = ['root', 'g1', 'g2', 'd1', 'd2', 'v1', 'v2', 'x1', 'x2', 'p1', 'p2', 'a1', 'k1', 'k2', 'r1', 'h1', 'h2', 'o1', 'o2', 'q1', 'q2', 't1', 't2', 'n1', 'n2', 'n3', 'm1', 'm2'];
 const ADMINS = ['root@localhost'];
 
 interface Deployment {
@@ -236,6 +236,47 @@ function liveChanges(deploy: () => Deployment, run: { id: string }) {
     await noRemoval(t1, roomJid(room), 't1');
     expect(await post(t1, roomJid(room), 'from the audience')).to.equal('forbidden');
     expect(await post(t2, roomJid(room), 'from the stage')).to.equal('ok');
+  });
+
+  scenario('a user moved to another org unit, and a nested group taken out of its parent: each loses access (321)', async () => {
+    const { change, setup } = deploy();
+    const cat = name('dir');
+    const room = name('l-dir');
+    const [unit, other, inner, outer] = [`/dir-${run.id}/team`, `/else-${run.id}`, name('inner'), name('outer')];
+    await setup.ouAdd(unit);
+    await setup.ouAdd(other);
+    await setup.userOu('n1', unit);
+    await setup.groupAdd(inner, [bare('n2')]);
+    await setup.groupAdd(outer, [`group:${inner}`]);
+    await setup.categoryAdd(cat, { allowed: ['domain:localhost'] });
+    await setup.roomAdd(room, { category: cat, privacy: 'closed', members: [`ou:/dir-${run.id}`, `group:${outer}`, bare('n3')] });
+    const [n1, n2, n3] = await Promise.all([on('n1'), on('n2'), on('n3')]);
+    for (const [c, nick] of [[n1, 'n1'], [n2, 'n2'], [n3, 'n3']] as const) expect(await join(c, roomJid(room), nick), nick).to.equal('ok');
+    await change.userOu('n1', other);
+    expectRemoved(await removal(n1, roomJid(room), 'n1'), [321], 'n1 moved out of the org unit');
+    await change.groupMembers(outer, `-group:${inner}`);
+    expectRemoved(await removal(n2, roomJid(room), 'n2'), [321], 'n2 whose group left the parent group');
+    await noRemoval(n3, roomJid(room), 'n3');
+  });
+
+  scenario('a manager taken off the list while in the room: everyone sees them become a member', async () => {
+    const { change, setup } = deploy();
+    const cat = name('mgr');
+    const room = name('l-mgr');
+    await setup.categoryAdd(cat, { allowed: ['domain:localhost'] });
+    await setup.roomAdd(room, { category: cat, privacy: 'closed', members: [bare('m1'), bare('m2')], managers: [bare('m1')] });
+    const [m1, m2] = await Promise.all([on('m1'), on('m2')]);
+    expect(await join(m1, roomJid(room), 'm1')).to.equal('ok');
+    expect(await join(m2, roomJid(room), 'm2')).to.equal('ok');
+    const r = await change.roomSet(room, { managers: '' });
+    expect(r.code, r.stderr).to.equal(0);
+    const from = `${roomJid(room)}/m1`;
+    const demoted = (el: Parameters<Parameters<LoggedIn['waitFor']>[0]>[0]) => el.is('presence') && el.attrs.from === from && el.attrs.type === undefined &&
+      el.getChild('x', 'http://jabber.org/protocol/muc#user')?.getChild('item')?.attrs.affiliation === 'member' &&
+      el.getChild('x', 'http://jabber.org/protocol/muc#user')?.getChild('item')?.attrs.role === 'participant';
+    await m2.waitFor(demoted);
+    await m1.waitFor(demoted);
+    await noRemoval(m1, roomJid(room), 'm1');
   });
 
   scenario('a group deleted while its member is in the room: removed (321, reason)', async () => {
