@@ -10,10 +10,10 @@
 // scope). Lists hold only principals inside the category's scope (the product refuses others); a
 // denied user inside an allowed group (m-closed-aud) shows that deny wins at check time.
 import { expect } from 'chai';
-import { startServer, login, type RunningServer, type LoggedIn } from './harness.js';
+import { startServer, login, iq, xml, type RunningServer, type LoggedIn } from './harness.js';
 import {
   PchatCli, SERVICE, DOMAIN, bare, roomJid, adhoc, enter, post, discoFeatures, listedRooms, discoInfo, readArchive,
-  ownerForm, submitConfig, roomName, setAffiliation, affiliationList, destroyRoom, pool, outcome, commandNodes, adhocNode, jsonOf,
+  NS, ownerForm, submitConfig, roomName, setAffiliation, affiliationList, destroyRoom, pool, outcome, commandNodes, adhocNode, jsonOf,
   type RoomSpec,
 } from './pchat-kit.js';
 
@@ -58,10 +58,10 @@ const ADHOC_GROUP = 'speakers';
 const GROUP_POLICY: Record<string, boolean> = { nochat: false };
 const USER_POLICY: Partial<Record<User, boolean>> = { back: true };
 
-const CATEGORIES: Record<string, { allowed: string[]; denied: string[] }> = {
-  alpha: { allowed: [`domain:${DOMAIN}`], denied: ['group:blocked'] },
-  beta: { allowed: ['ou:/corp'], denied: ['ou:/corp/quarantine'] },
-  gamma: { allowed: ['group:staff'], denied: [bare('den')] },
+const CATEGORIES: Record<string, { allowed: string[]; denied: string[]; creators: string[] }> = {
+  alpha: { allowed: [`domain:${DOMAIN}`], denied: ['group:blocked'], creators: [] },
+  beta: { allowed: ['ou:/corp'], denied: ['ou:/corp/quarantine'], creators: [] },
+  gamma: { allowed: ['group:staff'], denied: [bare('den')], creators: ['group:leads'] },
 };
 
 interface RoomDef {
@@ -274,6 +274,21 @@ describe('conformance: persistent-chat access matrix', function () {
       // The mapping: privacy and type as XEP-0045 room features (asked by the admin, who manages all).
       extra.features = Object.fromEntries(await Promise.all(ROOMS.map(async (r) =>
         [r.local, await discoFeatures(admin, roomJid(r.local)).catch((e: { condition?: string }) => [`refused: ${e.condition}`])])));
+      // Creating a room through XEP-0045: the form offers the categories one may create in; the
+      // creator becomes manager and member. Who may create nowhere is refused.
+      const creator = clients.get('mgr')!;
+      const created = roomJid('m-created');
+      const createdJoin = await enter(creator, created, 'mgr');
+      const form = await iq(creator, 'get', xml('query', { xmlns: NS.owner }), created).catch(() => undefined);
+      const categoryField = form?.getChild('query', NS.owner)?.getChild('x', NS.data)?.getChildren('field').find((f) => f.attrs.var === 'x-perch#category');
+      extra.creation = {
+        join: createdJoin.outcome,
+        offered: (categoryField?.getChildren('option') ?? []).map((o) => o.getChildText('value')),
+        submit: await submitConfig(creator, created, { 'x-perch#category': 'gamma', 'x-perch#privacy': 'closed' }),
+        refused: await enter(clients.get('insc')!, roomJid('m-not-created'), 'insc').then((x) => x.outcome, () => 'no answer'),
+      };
+      const createdEntry = (jsonOf(await cli.roomList()) as { room: string; managers: string[]; members: string[] | null }[]).find((x) => x.room === 'm-created');
+      extra.createdRecord = createdEntry ? { managers: createdEntry.managers, members: createdEntry.members } : null;
       // A secret room answers who may not see it as a room that does not exist would.
       const nobody = clients.get('insc')!;
       const asked = async (local: string) => {
@@ -416,6 +431,11 @@ describe('conformance: persistent-chat access matrix', function () {
       expect(want, `${r.local}: someone renamed it`).to.not.equal('');
       expect(got, r.local).to.equal(want);
     }
+  });
+
+  it('a room created through XEP-0045 goes to a category the creator may create in; who may create nowhere is refused', () => {
+    expect(extra.creation).to.deep.equal({ join: 'ok', offered: ['gamma'], submit: 'ok', refused: 'not-allowed' });
+    expect(extra.createdRecord).to.deep.equal({ managers: [bare('mgr')], members: [bare('mgr')] });
   });
 
   it('a secret room answers who may not see it as a room that does not exist (no request tells it exists)', () => {
