@@ -229,4 +229,64 @@ describe('conformance: persistent-chat administration (CLI and ad-hoc faces)', f
     const rooms = JSON.parse(expectOk(await perch(['room', 'list', '--json'], { dataDir })).stdout).output;
     expect(rooms.map((r: { room: string; managers: string[] }) => [r.room, r.managers])).to.deep.equal([['desk', ['alice@localhost']]]);
   });
+  it('runs every persistent-chat operation as an XEP-0050 command on the MUC service, with the effect the CLI then reads', async () => {
+    const dataDir = await ownDir();
+    const server = await startServer({ dataDir, users: { root: 'pw' }, admins: ['root@localhost'] });
+    servers.push(server);
+    const root = await login(server.ports.c2s, 'root', 'pw');
+    clients.push(root);
+    const cli = async (...args: string[]) => JSON.parse(expectOk(await perch([...args, '--json'], { dataDir })).stdout).output;
+    const steps: [string, Record<string, string[]>][] = [
+      ['group-add', { group: ['desks'], members: ['ann@localhost'] }],
+      ['group-add', { group: ['traders'], members: ['tom@localhost,group:desks'] }],
+      ['group-set', { group: ['traders'], description: ['the trading floor'], members: ['+tim@localhost'] }],
+      ['group-show', { group: ['traders'] }],
+      ['group-list', {}],
+      ['ou-add', { path: ['/corp/emea'] }],
+      ['ou-list', {}],
+      ['user-set', { user: ['ann@localhost'], ou: ['/corp/emea'] }],
+      ['category-add', { name: ['Finance'], allowed: ['group:traders,ou:/corp'], creators: ['tom@localhost'] }],
+      ['category-set', { name: ['Finance'], description: ['money'], denied: ['+tim@localhost'] }],
+      ['category-list', {}],
+      ['addin-add', { name: ['wiki'], url: ['https://wiki.example/'] }],
+      ['addin-set', { name: ['wiki'], url: ['https://wiki.example/v2'] }],
+      ['addin-list', {}],
+      ['room-add', { room: ['desk'], category: ['Finance'], members: ['group:desks'], type: ['auditorium'] }],
+      ['room-set', { room: ['desk'], name: ['FX desk'], addin: ['wiki'], presenters: ['+ann@localhost'], managers: ['+tom@localhost'] }],
+      ['room-show', { room: ['desk'] }],
+      ['room-list', {}],
+      ['room-disable', { room: ['desk'] }],
+      ['room-enable', { room: ['desk'] }],
+      ['service-set', { 'default-history': ['40'], 'participant-update-limit': ['100'] }],
+      ['service-get', {}],
+      ['policy-set', { target: ['group:desks'], value: ['off'] }],
+      ['policy-get', {}],
+    ];
+    const commands = (await iq(root, 'get', xml('query', { xmlns: NS.discoItems, node: NS.commands }), SERVICE))
+      .getChild('query', NS.discoItems)!.getChildren('item').map((i: XmppElement) => i.attrs.node as string);
+    for (const [id, fields] of steps) {
+      expect(commands, id).to.include(node(id));
+      const r = await adhoc(root, id, fields);
+      expect(r.attrs.type, `${id}: ${JSON.stringify(errorOf(r))}`).to.equal('result');
+      expect(r.getChild('command', NS.commands)!.attrs.status, id).to.equal('completed');
+    }
+    const shown = (await cli('room', 'list')).find((r: { room: string }) => r.room === 'desk');
+    expect(shown).to.deep.include({ name: 'FX desk', type: 'auditorium', addin: 'wiki', disabled: false, members: ['group:desks'], presenters: ['ann@localhost'], managers: ['tom@localhost'] });
+    expect((await cli('category', 'list'))[0]).to.deep.include({ name: 'Finance', description: 'money', denied: ['tim@localhost'] });
+    expect((await cli('addin', 'list'))[0]).to.deep.include({ name: 'wiki', url: 'https://wiki.example/v2' });
+    expect(await cli('service', 'get')).to.deep.include({ defaultHistory: 40, participantUpdateLimit: 100 });
+    expect(await cli('policy', 'get')).to.deep.include({ scope: 'group', subject: 'desks', enabled: false });
+    expect((await cli('group', 'show', 'traders'))).to.deep.include({ description: 'the trading floor' });
+
+    for (const [id, fields] of [
+      ['room-delete', { room: ['desk'] }], ['category-delete', { name: ['Finance'] }], ['addin-delete', { name: ['wiki'] }],
+      ['user-set', { user: ['ann@localhost'], ou: [''] }], ['ou-delete', { path: ['/corp/emea'] }], ['group-delete', { group: ['traders'] }],
+    ] as [string, Record<string, string[]>][]) {
+      const r = await adhoc(root, id, fields);
+      expect(r.attrs.type, `${id}: ${JSON.stringify(errorOf(r))}`).to.equal('result');
+    }
+    expect(await cli('room', 'list')).to.deep.equal([]);
+    expect(await cli('category', 'list')).to.deep.equal([]);
+    expect(await cli('addin', 'list')).to.deep.equal([]);
+  });
 });

@@ -5,7 +5,6 @@ import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import pg from 'pg';
 import { openPglite } from '../storage/db-pglite.js';
 import { openPostgres } from '../storage/db-postgres.js';
 import { migrate } from '../storage/migrations.js';
@@ -20,7 +19,7 @@ import {
   type StoredCredentials,
 } from '../storage/types.js';
 
-const DATABASE_URL = process.env.DATABASE_URL ?? 'postgres://root@127.0.0.1:5432/test';
+import { DATABASE_URL, probePostgres } from './services.js';
 const rand = () => randomBytes(6).toString('hex');
 
 interface Backend {
@@ -46,15 +45,7 @@ const backends: Backend[] = [
   },
   {
     name: 'PostgreSQL',
-    async probe() {
-      const client = new pg.Client({ connectionString: DATABASE_URL, connectionTimeoutMillis: 3000 });
-      try {
-        await client.connect();
-        await client.query('SELECT 1');
-      } finally {
-        await client.end().catch(() => {});
-      }
-    },
+    probe: probePostgres,
     async open() {
       const schema = `perch_chat_test_${rand()}`;
       const db = await openPostgres(DATABASE_URL, { schema });

@@ -6,8 +6,7 @@ import { mkdtemp, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
-import { REDIS_URL, probeRedis, redisClient } from './services.js';
-import pg from 'pg';
+import { DATABASE_URL, REDIS_URL, probePostgres, probeRedis, redisClient } from './services.js';
 import { openPglite } from '../storage/db-pglite.js';
 import { openPostgres } from '../storage/db-postgres.js';
 import { migrate, migrations } from '../storage/migrations.js';
@@ -28,7 +27,6 @@ import type {
   StoredCredentials,
 } from '../storage/types.js';
 
-const DATABASE_URL = process.env.DATABASE_URL ?? 'postgres://root@127.0.0.1:5432/test';
 
 const rand = () => randomBytes(6).toString('hex');
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -55,15 +53,6 @@ async function requireService(ctx: Mocha.Context, name: string, url: string, pro
   }
 }
 
-async function probePostgres(): Promise<void> {
-  const client = new pg.Client({ connectionString: DATABASE_URL, connectionTimeoutMillis: 3000 });
-  try {
-    await client.connect();
-    await client.query('SELECT 1');
-  } finally {
-    await client.end().catch(() => {});
-  }
-}
 
 
 

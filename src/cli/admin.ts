@@ -18,27 +18,40 @@ export interface Io {
 
 export class UsageError extends Error {}
 
-/** Parses `--name value`, `--name=value` (repeatable for multi-valued fields) and `--json`. */
-export function parseFlags(cmd: AnyAdminCommand, args: string[]): { input: AdminInput; json: boolean; help: boolean } {
+const BOOL_WORDS = new Set(['on', 'off', 'true', 'false', 'yes', 'no', '1', '0']);
+
+/**
+ * Parses `--name value`, `--name=value` (repeatable for multi-valued fields; a boolean flag alone means
+ * on) and `--json`. With positional set, bare arguments are returned in order for the fields the
+ * descriptor marks positional (which then are no flags); without it they are a usage error.
+ */
+export function parseFlags(cmd: AnyAdminCommand, args: string[], opts: { positional?: boolean } = {}): { input: AdminInput; json: boolean; help: boolean; bare: string[] } {
   const input: AdminInput = {};
+  const bare: string[] = [];
   let json = false;
   let help = false;
   for (let i = 0; i < args.length; i++) {
     const a = args[i]!;
     if (a === '--json') { json = true; continue; }
     if (a === '--help' || a === '-h') { help = true; continue; }
-    if (!a.startsWith('--')) throw new UsageError(`unexpected argument ${a}`);
+    if (!a.startsWith('--')) {
+      if (!opts.positional) throw new UsageError(`unexpected argument ${a}`);
+      bare.push(a);
+      continue;
+    }
     const eq = a.indexOf('=');
     const name = eq === -1 ? a.slice(2) : a.slice(2, eq);
-    const field = cmd.fields.find((f) => f.name === name);
-    if (!field) throw new UsageError(`${cmd.id} has no option --${name}`);
+    const field = cmd.fields.find((f) => f.name === name && (!opts.positional || f.positional === undefined));
+    if (!field) throw new UsageError(`${opts.positional ? cmd.id.replace('-', ' ') : cmd.id} has no option --${name}`);
     let value: string;
     if (eq !== -1) value = a.slice(eq + 1);
+    else if (field.type === 'boolean' && !(i + 1 < args.length && BOOL_WORDS.has(args[i + 1]!.toLowerCase()))) value = 'on';
     else if (i + 1 < args.length) value = args[++i]!;
     else throw new UsageError(`--${name} needs a value`);
+    if (!field.type.endsWith('-multi') && input[name]?.length) throw new UsageError(`--${name} given twice`);
     (input[name] ??= []).push(value);
   }
-  return { input, json, help };
+  return { input, json, help, bare };
 }
 
 export function commandHelp(cmd: AnyAdminCommand, usage = `perch admin ${cmd.id}`): string {

@@ -4,7 +4,7 @@
 import type { Config } from '../config.js';
 import { findAdminCommand } from '../admin/catalog.js';
 import type { AdminInput, AnyAdminCommand, FieldSpec } from '../admin/command.js';
-import { runAdmin, UsageError, EXIT_OK, type Io } from './admin.js';
+import { parseFlags, runAdmin, UsageError, EXIT_OK, type Io } from './admin.js';
 
 /** The verbs of each noun, in the order help lists them. */
 export const CHAT_NOUNS: Record<string, string[]> = {
@@ -26,31 +26,9 @@ function positionals(cmd: AnyAdminCommand): FieldSpec[] {
   return cmd.fields.filter((f) => f.positional !== undefined).sort((a, b) => a.positional! - b.positional!);
 }
 
-const BOOL_WORDS = new Set(['on', 'off', 'true', 'false', 'yes', 'no', '1', '0']);
-
 /** Positional arguments and --flags (--name value, --name=value; a boolean flag alone means on) as the descriptor's input. */
 export function parseChatArgs(cmd: AnyAdminCommand, args: string[]): { input: AdminInput; json: boolean; help: boolean } {
-  const input: AdminInput = {};
-  const pos: string[] = [];
-  let json = false;
-  let help = false;
-  for (let i = 0; i < args.length; i++) {
-    const a = args[i]!;
-    if (a === '--json') { json = true; continue; }
-    if (a === '--help' || a === '-h') { help = true; continue; }
-    if (!a.startsWith('--')) { pos.push(a); continue; }
-    const eq = a.indexOf('=');
-    const name = eq === -1 ? a.slice(2) : a.slice(2, eq);
-    const field = cmd.fields.find((f) => f.name === name && f.positional === undefined);
-    if (!field) throw new UsageError(`${cmd.id.replace('-', ' ')} has no option --${name}`);
-    let value: string;
-    if (eq !== -1) value = a.slice(eq + 1);
-    else if (field.type === 'boolean' && !(i + 1 < args.length && BOOL_WORDS.has(args[i + 1]!.toLowerCase()))) value = 'on';
-    else if (i + 1 < args.length) value = args[++i]!;
-    else throw new UsageError(`--${name} needs a value`);
-    if (!field.type.endsWith('-multi') && input[name]?.length) throw new UsageError(`--${name} given twice`);
-    (input[name] ??= []).push(value);
-  }
+  const { input, json, help, bare: pos } = parseFlags(cmd, args, { positional: true });
   if (help) return { input, json, help };
   const slots = positionals(cmd);
   if (pos.length > slots.length) throw new UsageError(`unexpected argument ${pos[slots.length]} (usage: ${usage(cmd)})`);

@@ -101,6 +101,16 @@ export function roleOf(s: Subject, room: RoomRules, cat: CategoryRules, affiliat
 }
 
 /**
+ * Does the room exist for the subject at all? Not when they may neither see it (were it enabled) nor
+ * manage it, unless the category denies them a room that is no secret (they are told they are denied).
+ * Every request about a room that does not exist for someone is answered as for a missing room.
+ */
+export function existsFor(s: Subject, room: RoomRules, cat: CategoryRules): boolean {
+  if (canManage(s, room, cat) || canSee(s, room.disabled ? { ...room, disabled: false } : room, cat)) return true;
+  return s.enabled && room.privacy !== 'secret' && isDenied(s, cat);
+}
+
+/**
  * Why a subject may not join, as the XEP-0045 condition and a text; null when they may. Secret rooms
  * and disabled rooms do not exist for those who may not see them.
  */

@@ -17,7 +17,7 @@ import {
   type RoomKind, type RoomPrivacy,
 } from '../../storage/types.js';
 import { createChatStore, createDirectoryStore } from '../../storage/sql-chat.js';
-import { canCreate, canManage, covers, inScope, isDenied, isMember, type Subject } from './access.js';
+import { canCreate, canManage, covers, existsFor, inScope, isDenied, isMember, type Subject } from './access.js';
 import { ChatModel, type ChatChange, type ServiceModel } from './model.js';
 import { chatModel, hasChatModel } from './module.js';
 import type { Server } from '../context.js';
@@ -415,9 +415,13 @@ export async function listCategories(ctx: ChatOpContext, actor: ChatActor, servi
 
 export interface RoomInput extends RoomChanges { category: string }
 
+function noRoom(svc: ServiceModel, room: string): ChatOpError {
+  return new ChatOpError(`no room ${room}@${svc.domain} in any category`, 'item-not-found');
+}
+
 function roomOf(svc: ServiceModel, room: string): { rec: ChatRoomRecord; cat: CategoryRecord } {
   const rec = svc.room(room);
-  if (!rec) throw new ChatOpError(`no room ${room}@${svc.domain} in any category`, 'item-not-found');
+  if (!rec) throw noRoom(svc, room);
   const cat = svc.categoryOf(rec);
   if (!cat) throw new ChatOpError(`room ${room}@${svc.domain} names a missing category ${rec.category}`, 'item-not-found');
   return { rec, cat };
@@ -561,8 +565,7 @@ export async function updateRoom(ctx: ChatOpContext, actor: ChatActor, service: 
   const model = await modelOf(ctx);
   const svc = svcModel(model, ref.service);
   const s = await subjectOf(model, actor);
-  const { rec: before, cat: beforeCat } = roomOf(svc, ref.room);
-  if (!canManage(s, before, beforeCat)) throw new ChatOpError(`you do not manage ${ref.room}@${ref.service}`, 'forbidden');
+  const { rec: before, cat: beforeCat } = managedRoom(svc, s, ref.room);
   let cat = beforeCat;
   if (changes.category !== undefined && changes.category.trim().toLowerCase() !== beforeCat.name.toLowerCase()) {
     cat = category(svc, changes.category);
@@ -639,6 +642,17 @@ export function enableRoom(ctx: ChatOpContext, actor: ChatActor, service: string
   return updateRoom(ctx, actor, service, localpart, { disabled: false });
 }
 
+/**
+ * A room the subject manages. Who may not manage it is refused; a secret room they may not see either
+ * is answered as a room that does not exist, so no request tells them it does.
+ */
+function managedRoom(svc: ServiceModel, s: Subject, room: string): { rec: ChatRoomRecord; cat: CategoryRecord } {
+  const found = roomOf(svc, room);
+  if (canManage(s, found.rec, found.cat)) return found;
+  if (!existsFor(s, found.rec, found.cat)) throw noRoom(svc, room);
+  throw new ChatOpError(`you do not manage ${room}@${svc.domain}`, 'forbidden');
+}
+
 /** Deletes a room's settings and (when a server runs) destroys the live room: admins only. */
 export async function deleteRoom(ctx: ChatOpContext, actor: ChatActor, service: string | null, localpart: string, reason?: string): Promise<void> {
   const ref = roomRef(ctx, localpart, service);
@@ -701,9 +715,7 @@ export async function showRoom(ctx: ChatOpContext, actor: ChatActor, service: st
   const model = await modelOf(ctx);
   const svc = svcModel(model, ref.service);
   const s = await subjectOf(model, actor);
-  const { rec, cat } = roomOf(svc, ref.room);
-  if (!canManage(s, rec, cat)) throw new ChatOpError(`you do not manage ${ref.room}@${ref.service}`, 'forbidden');
-  return rec;
+  return managedRoom(svc, s, ref.room).rec;
 }
 
 // --- directory: groups, org units, users --------------------------------------------------------------

@@ -2,7 +2,7 @@
 // each row is one user against one room, with what every rule must answer.
 import { expect } from 'chai';
 import {
-  affiliationOf, canCreate, canJoin, canManage, canPost, canRead, canSee, joinRefusal, roleOf, type Subject, type RoomRules,
+  affiliationOf, canCreate, existsFor, canJoin, canManage, canPost, canRead, canSee, joinRefusal, roleOf, type Subject, type RoomRules,
 } from '../../src/pchat/access.js';
 import { applyListEdit, canonicalPrincipal, ouLineage, parseListEdit, PrincipalError } from '../../protocol/principal.js';
 
@@ -66,6 +66,16 @@ describe('persistent-chat access rules', () => {
     expect(joinRefusal(inScope, room('closed'), category)?.condition).to.equal('registration-required');
     expect(joinRefusal(outsider, room('open'), category)?.condition).to.equal('item-not-found');
     expect(joinRefusal(member, room('closed', 'normal', { disabled: true }), category)).to.deep.include({ condition: 'forbidden' });
+  });
+
+  it('keeps a room from existing for whoever may neither see nor manage it, but tells the denied of a room that is no secret', () => {
+    expect(existsFor(inScope, room('secret'), category)).to.equal(false);
+    expect(existsFor(outsider, room('closed'), category)).to.equal(false);
+    expect(existsFor(denied, room('closed'), category)).to.equal(true);
+    expect(existsFor(denied, room('secret'), category)).to.equal(false);
+    expect(existsFor(manager, room('secret'), category)).to.equal(true);
+    expect(existsFor(inScope, room('closed', 'normal', { disabled: true }), category), 'disabled, not hidden').to.equal(true);
+    expect(existsFor(off, room('closed'), category)).to.equal(false);
   });
 
   it('maps managers to owners, members to members and the denied to outcasts', () => {

@@ -16,11 +16,11 @@ import { MUC_NS, STATUS, MucProtocolError, destroyQuery, mucUserX, type Affiliat
 import { canonicalPrincipal, PrincipalError } from '../../../protocol/principal.js';
 import type { CategoryRecord, ChatRoomRecord, RoomKind, RoomPrivacy } from '../../../storage/types.js';
 import {
-  affiliationOf, canCreate, canJoin, canManage, canPost, canRead, canSee, isMember, joinRefusal, type Subject,
+  affiliationOf, canCreate, canJoin, existsFor, canManage, canPost, canRead, canSee, isMember, joinRefusal, type Subject,
 } from '../../pchat/access.js';
 import { chatModel, hasChatModel } from '../../pchat/module.js';
 import {
-  ChatOpError, createRoom, deleteRoom, updateRoom, type ChatActor, type ChatOpContext, type RoomChanges, type ListChange,
+  ChatOpError, createRoom, deleteRoom, serverOpContext, updateRoom, type ChatActor, type ChatOpContext, type RoomChanges, type ListChange,
 } from '../../pchat/operations.js';
 import type { Server } from '../../context.js';
 import type { Admission, FeatureContext, RoomFeature } from '../events.js';
@@ -70,18 +70,12 @@ function actorOf(server: Server, bare: string): ChatActor {
 
 function opContext(server: Server): ChatOpContext {
   return {
-    stores: server.stores,
-    model: hasChatModel(server) ? chatModel(server) : null,
-    domain: server.domain,
-    services: (server.config.muc.services ?? []).map((s) => s.domain),
-    isAdmin: (bare) => server.isAdmin(bare),
+    ...serverOpContext(server),
     // Sent, not awaited: the room handles it in its order, after the request being admitted now.
     destroyMucRoom: async (service, room, reason) => {
       const iq = new Element('iq', { type: 'set', id: `chat-delete-${room}`, to: `${room}@${service}`, from: server.domain });
       server.router.route(iq.append(destroyQuery({ reason })));
     },
-    // XEP-0249 invitations to members a manager adds.
-    route: (stanza) => server.router.route(stanza),
   };
 }
 
@@ -170,6 +164,21 @@ export const governance: RoomFeature = {
       const bare = from.bareString();
       if (!g || bare === server.domain || g.model.subject(bare)) return undefined;
       return g.model.ensureSubjects([bare]).then(() => undefined);
+    });
+
+    // A room one may neither see nor manage does not exist for them, whatever they ask (owner form,
+    // lists, destroy, messages): the answer is the one a missing room gives. A disabled room stays
+    // visible to those who would see it enabled (they are told it is disabled).
+    hooks.admit((a) => {
+      const g = governedRoom(server, ctx.domain, a.name);
+      const bare = a.from.bareString();
+      if (!g || bare === server.domain) return undefined;
+      const { stanza } = a;
+      const type = stanza.attrs.type;
+      if (type === 'error' || type === 'result' || (stanza.name === 'presence' && type === 'unavailable')) return undefined;
+      const s = subjectFor(g, bare);
+      if (existsFor(s, g.record, g.category)) return undefined;
+      return Promise.resolve(a.fail(new StanzaError('item-not-found', 'no such room')));
     });
 
     hooks.admit((a) => {
