@@ -23,6 +23,8 @@
 //   --rounds N                 every case N times per build, the builds' order alternating (A,B then B,A; default 3);
 //                              cells are medians with the range; retries are off (--retries N turns them on)
 //   bench/deliver.mjs takes the same --compare / --perch-dist and times the local delivery step alone, in process.
+//   The baseline of the delivery change (commit 0338df1), once:
+//     git worktree add ../wt/baseline 0338df1 && (cd ../wt/baseline && npm ci && npm run build)
 //
 // A category-governed room beside a plain one (persistent chat, issue 8): this checkout twice, "plain" (no
 // category: today's XEP-0045 service) and "governed" (before the load, the CLI puts the bench users in the
@@ -32,8 +34,6 @@
 // between <!-- pchat-muc:begin --> and <!-- pchat-muc:end -->:
 //
 //   npm run build && node bench/muc.mjs --governed --cases fanout,join
-//   The baseline of the delivery change (commit 0338df1), once:
-//     git worktree add ../wt/baseline 0338df1 && (cd ../wt/baseline && npm ci && npm run build)
 //
 // Load: the shared xmppbench (../shared/bench/xmppbench.mjs, scenarios muc-fanout and join-history, same
 // parameters as ../shared/bench/run-peers.sh) and bench/mam-query.mjs (timed MAM queries on an archive that
