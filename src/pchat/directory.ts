@@ -6,6 +6,16 @@
 import { ouLineage } from '../../protocol/principal.js';
 import type { DirectoryStore } from '../../storage/types.js';
 
+/** What a directory change touched (see invalidate). */
+export interface DirectoryScope {
+  /** Users whose own groups or org unit changed. */
+  users?: string[];
+  /** Principal keys (group:X, ou:/P) whose holders' sets changed: every cached set holding one goes. */
+  keys?: string[];
+  /** The group nesting changed: read it again. */
+  edges?: boolean;
+}
+
 /** How many users' principal sets are kept; the oldest go first beyond it. */
 const DEFAULT_CAPACITY = 200_000;
 
@@ -124,12 +134,26 @@ export class Directory {
     await this.edges();
   }
 
-  /** The directory changed: forget every set and the nesting, and read the nesting again. */
-  async invalidate(): Promise<void> {
+  /**
+   * The directory changed. Without a scope: forget every set and the nesting, and read the nesting
+   * again. With one: forget only the sets the change can have altered (the users named, and every set
+   * holding a key named), so everyone else's next check stays warm.
+   */
+  async invalidate(scope?: DirectoryScope): Promise<void> {
     this.generation++;
-    this.sets.clear();
-    this.edgesLoaded = null;
-    await this.edges();
+    if (!scope) {
+      this.sets.clear();
+    } else {
+      for (const u of scope.users ?? []) this.sets.delete(u);
+      const keys = scope.keys ?? [];
+      if (keys.length > 0) {
+        for (const [bare, set] of this.sets) if (keys.some((k) => set.has(k))) this.sets.delete(bare);
+      }
+    }
+    if (!scope || scope.edges) {
+      this.edgesLoaded = null;
+      await this.edges();
+    }
   }
 
   get cached(): number {

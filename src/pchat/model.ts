@@ -8,7 +8,7 @@ import type {
 } from '../../storage/types.js';
 import { DEFAULT_CHAT_SETTINGS } from '../../storage/types.js';
 import type { Subject } from './access.js';
-import { Directory } from './directory.js';
+import { Directory, type DirectoryScope } from './directory.js';
 
 export type ChatChangeKind = 'room' | 'category' | 'directory' | 'policy' | 'settings' | 'addin';
 
@@ -20,6 +20,11 @@ export interface ChatChange {
   names?: string[];
   /** A category was renamed from names[0] to names[1]. */
   renamed?: boolean;
+  /**
+   * A directory change's reach, when known: the users whose own entries changed, the principals
+   * (group:X, ou:/P) whose holders' sets changed, and whether the group nesting changed. Absent: all.
+   */
+  directory?: DirectoryScope;
   /** The node that made the change (it applied it before publishing). */
   origin?: string;
 }
@@ -90,12 +95,18 @@ export interface ChatModelHost {
 
 export type ChatChangeListener = (change: ChatChange) => void | Promise<void>;
 
-interface Policies { global: boolean | null; groups: Map<string, boolean>; users: Map<string, boolean> }
+interface Policies {
+  global: boolean | null;
+  groups: Map<string, boolean>;
+  /** The same entries keyed as principals ('group:NAME'), for the check. */
+  groupKeys: Map<string, boolean>;
+  users: Map<string, boolean>;
+}
 
 export class ChatModel {
   readonly directory: Directory;
   private readonly services = new Map<string, ServiceModel>();
-  private policies: Policies = { global: null, groups: new Map(), users: new Map() };
+  private policies: Policies = { global: null, groups: new Map(), groupKeys: new Map(), users: new Map() };
   private readonly listeners: ChatChangeListener[] = [];
   /** Changes are applied one at a time, in the order they arrive. */
   private applying: Promise<void> = Promise.resolve();
@@ -146,12 +157,14 @@ export class ChatModel {
   enabledFor(bare: string, principals: ReadonlySet<string>): boolean {
     const own = this.policies.users.get(bare);
     if (own !== undefined) return own;
-    if (this.policies.groups.size > 0) {
+    const byKey = this.policies.groupKeys;
+    if (byKey.size > 0) {
+      // A user has a couple of dozen principals; walk them, not the policy list (a check's hot path).
       let on = false;
-      for (const [g, enabled] of this.policies.groups) {
-        if (!principals.has(`group:${g}`)) continue;
-        if (!enabled) return false;
-        on = true;
+      for (const key of principals) {
+        const enabled = byKey.get(key);
+        if (enabled === false) return false;
+        if (enabled) on = true;
       }
       if (on) return true;
     }
@@ -213,7 +226,7 @@ export class ChatModel {
     const svc = change.service ? this.services.get(change.service) : undefined;
     switch (change.kind) {
       case 'directory':
-        await this.directory.invalidate();
+        await this.directory.invalidate(change.directory);
         return;
       case 'policy':
         await this.loadPolicies();
@@ -265,10 +278,13 @@ export class ChatModel {
   }
 
   private async loadPolicies(): Promise<void> {
-    const next: Policies = { global: null, groups: new Map(), users: new Map() };
+    const next: Policies = { global: null, groups: new Map(), groupKeys: new Map(), users: new Map() };
     for (const p of await this.host.stores.chat.policies()) {
       if (p.scope === 'global') next.global = p.enabled;
-      else if (p.scope === 'group') next.groups.set(p.subject, p.enabled);
+      else if (p.scope === 'group') {
+        next.groups.set(p.subject, p.enabled);
+        next.groupKeys.set(`group:${p.subject}`, p.enabled);
+      }
       else next.users.set(p.subject, p.enabled);
     }
     this.policies = next;

@@ -19,6 +19,7 @@ import {
 import { createChatStore, createDirectoryStore } from '../../storage/sql-chat.js';
 import { canCreate, canManage, covers, existsFor, inScope, isDenied, isMember, type Subject } from './access.js';
 import { ChatModel, type ChatChange, type ServiceModel } from './model.js';
+import type { DirectoryScope } from './directory.js';
 import { chatModel, hasChatModel } from './module.js';
 import type { Server } from '../context.js';
 
@@ -769,6 +770,16 @@ async function groupContains(ctx: ChatOpContext, group: string, inner: string): 
   return false;
 }
 
+/**
+ * Whose principal sets a change of a group's direct members alters: the users added or removed, and
+ * everyone holding a group added or removed (their sets gain or lose this group and those above it).
+ */
+function groupEditScope(changed: readonly string[]): DirectoryScope {
+  const users = changed.filter((m) => !m.startsWith('group:'));
+  const keys = changed.filter((m) => m.startsWith('group:'));
+  return { users, keys, edges: keys.length > 0 };
+}
+
 export async function createGroup(ctx: ChatOpContext, actor: ChatActor, name: string, input: { description?: string; members?: ListChange } = {}): Promise<GroupRecord> {
   requireAdmin(ctx, actor, 'manage groups');
   const model = await modelOf(ctx);
@@ -781,7 +792,7 @@ export async function createGroup(ctx: ChatOpContext, actor: ChatActor, name: st
     await tx.directory.putGroup(g, description);
     if (members.length > 0) await tx.directory.editGroupMembers(g, { add: members, remove: [] });
   });
-  await publish(model, { kind: 'directory' });
+  await publish(model, { kind: 'directory', directory: groupEditScope(members) });
   return { name: g, description, members: [...members].sort() };
 }
 
@@ -800,7 +811,7 @@ export async function updateGroup(ctx: ChatOpContext, actor: ChatActor, name: st
     if (description !== before.description) await tx.directory.putGroup(g, description);
     if (add.length > 0 || remove.length > 0) await tx.directory.editGroupMembers(g, { add, remove });
   });
-  await publish(model, { kind: 'directory' });
+  await publish(model, { kind: 'directory', directory: groupEditScope([...add, ...remove]) });
   return { before, after: { name: g, description, members: [...members].sort() } };
 }
 
@@ -810,7 +821,7 @@ export async function deleteGroup(ctx: ChatOpContext, actor: ChatActor, name: st
   const model = await modelOf(ctx);
   const g = groupName(name);
   if (!(await ctx.stores.directory.deleteGroup(g))) throw new ChatOpError(`principal not provisioned: group:${g}`, 'item-not-found');
-  await publish(model, { kind: 'directory' });
+  await publish(model, { kind: 'directory', directory: { keys: [`group:${g}`], edges: true } });
 }
 
 export async function listGroups(ctx: ChatOpContext, actor: ChatActor): Promise<GroupSummary[]> {
@@ -838,7 +849,8 @@ export async function addOrgUnit(ctx: ChatOpContext, actor: ChatActor, path: str
     for (const a of ouLineage(p).slice(0, -1)) if (!known.has(a)) await tx.directory.putOrgUnit(a, '');
     return tx.directory.putOrgUnit(p, text);
   });
-  await publish(model, { kind: 'directory' });
+  // New units hold nobody yet: no one's set changes.
+  await publish(model, { kind: 'directory', directory: {} });
   return created;
 }
 
@@ -854,7 +866,7 @@ export async function deleteOrgUnit(ctx: ChatOpContext, actor: ChatActor, path: 
   const r = await ctx.stores.directory.deleteOrgUnit(p);
   if (r === false) throw new ChatOpError(`principal not provisioned: ou:${p}`, 'item-not-found');
   if (r === 'not-empty') throw new ChatOpError(`ou:${p} still has users (in it or a unit below it): move them first`, 'conflict');
-  await publish(model, { kind: 'directory' });
+  await publish(model, { kind: 'directory', directory: { keys: [`ou:${p}`] } });
 }
 
 /** Puts a user into an org unit (null: none). */
@@ -865,7 +877,7 @@ export async function setUserOrgUnit(ctx: ChatOpContext, actor: ChatActor, user:
   if (principalOfKey(key).kind !== 'user') throw new ChatOpError(`${user}: not a user (a bare JID)`);
   const p = path === null || path.trim() === '' ? null : ouPath(path);
   if (!(await ctx.stores.directory.setUserOrgUnit(key, p))) throw new ChatOpError(`principal not provisioned: ou:${p}`, 'item-not-found');
-  await publish(model, { kind: 'directory' });
+  await publish(model, { kind: 'directory', directory: { users: [key] } });
 }
 
 // --- add-ins ------------------------------------------------------------------------------------------

@@ -81,6 +81,20 @@ describe('persistent-chat model', function () {
     }
   });
 
+  it('forgets, on a scoped directory change, only the sets it can have altered', async function () {
+    const m = model('a');
+    await m.start();
+    await m.ensureSubjects(['tina@corp.example', 'sam@corp.example']);
+    await m.publish({ kind: 'directory', directory: { keys: ['group:desk-a1'], edges: true } });
+    expect(m.subject('tina@corp.example'), 'she is in desk-a1').to.equal(undefined);
+    expect(m.subject('sam@corp.example'), 'untouched: still warm').to.not.equal(undefined);
+    await m.publish({ kind: 'directory', directory: { users: ['sam@corp.example'] } });
+    expect(m.subject('sam@corp.example')).to.equal(undefined);
+    await m.ensureSubjects(['tina@corp.example']);
+    await m.publish({ kind: 'directory', directory: {} });
+    expect(m.subject('tina@corp.example'), 'an empty scope forgets nobody').to.not.equal(undefined);
+  });
+
   it('applies a change published on one node to the other node\'s model and tells its listeners', async function () {
     let b: ChatModel | null = null;
     const a = model('a', async (c) => { b!.received(c); a.received(c); });
