@@ -72,12 +72,17 @@ async function recheck(change) {
   probeAllowed = probeNow;
 }
 
-async function edit(op) {
+/**
+ * The group edit as the operation makes it: the store, then the change published. Scoped: with the reach the
+ * operation gives it (a user added to or removed from a group: that user's set only, as groupEditScope in
+ * src/pchat/operations.ts); unscoped: a change without a reach, which every node takes as "everything".
+ */
+async function edit(op, scoped) {
   const t0 = now();
   const edit = op === 'remove' ? { add: [], remove: [probe.user] } : { add: [probe.user], remove: [] };
   await stores.directory.editGroupMembers(probe.group, edit);
   const committed = now();
-  await model.publish({ kind: 'directory' });
+  await model.publish(scoped ? { kind: 'directory', directory: { users: [probe.user], keys: [], edges: false } } : { kind: 'directory' });
   return { started_at: t0, committed_at: committed, published_at: now() };
 }
 
@@ -85,7 +90,7 @@ process.on('message', async (m) => {
   try {
     let r;
     if (m.op === 'start') r = await start();
-    else if (m.op === 'remove' || m.op === 'add') r = await edit(m.op);
+    else if (m.op === 'remove' || m.op === 'add') r = await edit(m.op, m.scoped);
     else if (m.op === 'check') {
       await model.ensureSubjects([probe.user]);
       const room = svc.room(probe.room);

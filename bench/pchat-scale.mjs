@@ -400,19 +400,20 @@ async function propagationModels(probe) {
     const [ra, rb] = await Promise.all([a.call('start'), b.call('start')]);
     log(`    ${stamp()} nodes up: a started its model in ${ra.start_ms.toFixed(0)} ms, b in ${rb.start_ms.toFixed(0)} ms; b holds ${rb.occupants} occupants in ${rb.rooms_held} rooms (probe in ${probe.room})`);
     const runs = [];
-    for (let i = 0; i < REPEATS; i++) {
+    for (let i = 0; i < 2 * REPEATS; i++) {
+      const scoped = i % 2 === 0;
       // the probe is a member through the group; b has it as an occupant of the probe room
       const before = await b.call('check');
       if (!before.canJoin) throw new Error('probe may not join before the change: seed mismatch');
       b.events.length = 0;
       const t0 = now();
-      const done = await a.call('remove');
+      const done = await a.call('remove', { scoped });
       const ev = await b.waitEvent((e) => e.event === 'ejected', 30000);
-      const run = { change_to_enforced_ms: ev.at - t0, committed_to_enforced_ms: ev.at - done.committed_at, write_ms: done.committed_at - t0, publish_ms: done.published_at - done.committed_at, b_received_to_enforced_ms: ev.at - ev.received_at, b_rechecked: ev.rechecked };
+      const run = { scoped, change_to_enforced_ms: ev.at - t0, committed_to_enforced_ms: ev.at - done.committed_at, write_ms: done.committed_at - t0, publish_ms: done.published_at - done.committed_at, b_received_to_enforced_ms: ev.at - ev.received_at, b_rechecked: ev.rechecked };
       runs.push(run);
-      log(`    ${stamp()} change ${i + 1}: a wrote in ${run.write_ms.toFixed(1)} ms; b enforced ${run.change_to_enforced_ms.toFixed(1)} ms after the change (${run.b_received_to_enforced_ms.toFixed(1)} ms after it heard of it; ${ev.rechecked} occupants re-checked)`);
+      log(`    ${stamp()} change ${i + 1} (${scoped ? 'scoped' : 'unscoped'}): a wrote in ${run.write_ms.toFixed(1)} ms; b enforced ${run.change_to_enforced_ms.toFixed(1)} ms after the change (${run.b_received_to_enforced_ms.toFixed(1)} ms after it heard of it; ${ev.rechecked} occupants re-checked)`);
       // put the user back (also a change both nodes hear), and wait until b lets them in again
-      await a.call('add');
+      await a.call('add', { scoped });
       await b.waitEvent((e) => e.event === 'admitted', 30000);
       await sleep(300);
     }
@@ -633,14 +634,13 @@ function section(meta, res) {
     }
   }
   if (p) {
-    const ch = stats(p.runs.map((x) => x.change_to_enforced_ms));
-    const rc = stats(p.runs.map((x) => x.b_received_to_enforced_ms));
-    const wr = stats(p.runs.map((x) => x.write_ms));
-    const what = p.mode === 'models'
-      ? `two ChatModel processes (a, b) on the seeded database, each with its own RedisSessionStore on a private redis-server as the cluster bus; a removes the user from the group (DirectoryStore.editGroupMembers + model.publish({kind:'directory'})); b, on the change, re-checks the ${big(p.b_occupants)} occupants it holds in ${big(p.b_rooms)} rooms (ensureSubjects + canJoin) as the room integration does`
-      : p.describe;
-    L.push(`| **group change → enforced on the other node** (a group in the member lists of ${big(s.counts.target_rooms)} rooms; ${p.runs.length} changes) | ${what}: change → b enforces (${p.mode === 'models' ? 'b\'s model answers canJoin false' : 'the occupant gets its 321 presence'}), p50 / max | **${fmt(ch.p50)} / ${fmt(ch.max)} ms** |`);
-    L.push(`|  | of which: a's write (transaction) p50; b from hearing of it to enforcing, p50 / max | ${fmt(wr.p50)} ms; ${fmt(rc.p50)} / ${fmt(rc.max)} ms |`);
+    const rows = (scoped) => {
+      const rs = p.runs.filter((x) => Boolean(x.scoped) === scoped);
+      return { n: rs.length, ch: stats(rs.map((x) => x.change_to_enforced_ms)), rc: stats(rs.map((x) => x.b_received_to_enforced_ms)), wr: stats(rs.map((x) => x.write_ms)) };
+    };
+    const sc = rows(true), un = rows(false);
+    L.push(`| **group change → enforced on the other node, model nodes** (a group in the member lists of ${big(s.counts.target_rooms)} rooms; ${sc.n} + ${un.n} changes, alternating) | two ChatModel processes (a, b) on the seeded database, each with its own RedisSessionStore on a private redis-server as the cluster bus (no XMPP); a removes the user from the group (DirectoryStore.editGroupMembers, then model.publish of the change with the reach the group-set operation gives it: that user's set); b, on the change, re-checks the ${big(p.b_occupants)} occupants it holds in ${big(p.b_rooms)} rooms (ensureSubjects + canJoin, as the rooms do): change → b's model answers canJoin false, p50 / max | **${fmt(sc.ch.p50)} / ${fmt(sc.ch.max)} ms** (a's write ${fmt(sc.wr.p50)} ms p50; b from hearing of it ${fmt(sc.rc.p50)} ms p50) |`);
+    L.push(`|  | the same change published without its reach (every node forgets every principal set, as any directory change did before 8783aff): b re-reads all ${big(p.b_occupants)} occupants' sets | ${fmt(un.ch.p50)} / ${fmt(un.ch.max)} ms (b from hearing of it ${fmt(un.rc.p50)} ms p50) |`);
   }
   const ps = res.propagation_servers;
   if (ps) {
