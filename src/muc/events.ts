@@ -203,6 +203,7 @@ export class RoomHooks {
   private readonly byField = new Map<string, RoomOption>();
   private readonly preparers: ((room: Room) => Promise<void>)[] = [];
   private readonly admitters: Admit[] = [];
+  private readonly prefetchers: ((stanza: Element, from: Jid) => void)[] = [];
   private static readonly none: Entry[] = [];
 
   constructor(private readonly log: Logger) {}
@@ -258,6 +259,19 @@ export class RoomHooks {
 
   async prepared(room: Room): Promise<void> {
     for (const fn of this.preparers) await fn(room);
+  }
+
+  /**
+   * Registers a prefetch: called when a stanza reaches the service, before it waits for its room's
+   * order, to start async work (a read) that its admission step will then find done or under way.
+   * Concurrent joiners of one room so wait for their reads together, not one after another.
+   */
+  prefetch(fn: (stanza: Element, from: Jid) => void): void {
+    this.prefetchers.push(fn);
+  }
+
+  prefetching(stanza: Element, from: Jid): void {
+    for (let i = 0; i < this.prefetchers.length; i++) this.prefetchers[i]!(stanza, from);
   }
 
   /** Registers an admission step (see Admission): async work before a room handles a stanza, in the room's order. */

@@ -124,6 +124,8 @@ export class MucService implements RoomHost, FeatureContext {
       return;
     }
     const name = to.local;
+    const from = tryParseJid(stanza.attrs.from ?? '');
+    if (from) this.hooks.prefetching(stanza, from);
     this.inOrder(name, () => this.admit(name, stanza, hops));
   }
 

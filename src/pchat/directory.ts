@@ -37,22 +37,39 @@ export class Directory {
     return this.sets.get(bare);
   }
 
-  /** Reads the entries of the users not cached yet, in one statement, and caches their sets. */
+  /**
+   * Reads the entries of the users not cached yet and caches their sets. Users asked for in the same
+   * turn of the event loop (concurrent joiners, a room's occupants) share one statement.
+   */
   async load(bares: Iterable<string>): Promise<void> {
-    const waits: Promise<void>[] = [];
-    const missing: string[] = [];
+    const waits = new Set<Promise<void>>();
     for (const b of new Set(bares)) {
       if (this.sets.has(b)) continue;
-      const pending = this.inflight.get(b);
-      if (pending) waits.push(pending);
-      else missing.push(b);
-    }
-    if (missing.length > 0) {
-      const p = this.fetch(missing);
-      for (const b of missing) this.inflight.set(b, p);
-      waits.push(p.finally(() => { for (const b of missing) if (this.inflight.get(b) === p) this.inflight.delete(b); }));
+      waits.add(this.inflight.get(b) ?? this.enqueue(b));
     }
     await Promise.all(waits);
+  }
+
+  private queued: string[] = [];
+  private queuedRead: Promise<void> | null = null;
+
+  private enqueue(bare: string): Promise<void> {
+    let read = this.queuedRead;
+    if (!read) {
+      const batch = (this.queued = []);
+      read = new Promise<void>((resolve) => setImmediate(resolve)).then(async () => {
+        this.queuedRead = null;
+        try {
+          await this.fetch(batch);
+        } finally {
+          for (const b of batch) if (this.inflight.get(b) === read) this.inflight.delete(b);
+        }
+      });
+      this.queuedRead = read;
+    }
+    this.queued.push(bare);
+    this.inflight.set(bare, read);
+    return read;
   }
 
   private async fetch(bares: string[]): Promise<void> {

@@ -11,6 +11,7 @@ import { createSqlStores } from '../../storage/sql-stores.js';
 import type { DataStores, Db } from '../../storage/types.js';
 import { ChatModel, type ChatChange } from '../../src/pchat/model.js';
 import { canJoin } from '../../src/pchat/access.js';
+import { Directory } from '../../src/pchat/directory.js';
 
 const SERVICE = 'chat.corp.example';
 const quiet = { warn() {}, error() {} };
@@ -93,6 +94,18 @@ describe('persistent-chat model', function () {
     await m.ensureSubjects(['tina@corp.example']);
     await m.publish({ kind: 'directory', directory: {} });
     expect(m.subject('tina@corp.example'), 'an empty scope forgets nobody').to.not.equal(undefined);
+  });
+
+  it('reads the principal sets asked for in one turn with one statement', async function () {
+    const calls: string[][] = [];
+    const counted = { ...stores.directory, userEntries: (users: string[]) => { calls.push([...users]); return stores.directory.userEntries(users); } };
+    const dir = new Directory(counted);
+    await dir.start();
+    await Promise.all([dir.load(['tina@corp.example']), dir.load(['sam@corp.example', 'tina@corp.example']), dir.load(['x@corp.example'])]);
+    expect(calls.map((c) => c.sort())).to.deep.equal([['sam@corp.example', 'tina@corp.example', 'x@corp.example']]);
+    expect(dir.peek('sam@corp.example')).to.include('ou:/corp/emea');
+    await dir.load(['tina@corp.example']);
+    expect(calls, 'cached: no statement').to.have.length(1);
   });
 
   it('applies a change published on one node to the other node\'s model and tells its listeners', async function () {

@@ -159,6 +159,14 @@ export const governance: RoomFeature = {
 
     // --- admission: the sender's subject, and requests the model's operations take over -------------
 
+    // The sender's principal set: its read starts as the stanza arrives (prefetch), and the admission
+    // step waits for it in the room's order.
+    hooks.prefetch((_stanza, from) => {
+      const g = governedService(server, ctx.domain);
+      const bare = from.bareString();
+      if (!g || bare === server.domain || g.model.subject(bare)) return;
+      g.model.ensureSubjects([bare]).catch(() => {});
+    });
     hooks.admit(({ from }) => {
       const g = governedService(server, ctx.domain);
       const bare = from.bareString();
