@@ -125,6 +125,12 @@ export class ChatModel {
     ]);
   }
 
+  /** Some service has categories or governed rooms. */
+  get governed(): boolean {
+    for (const s of this.services.values()) if (s.governed) return true;
+    return false;
+  }
+
   forService(domain: string): ServiceModel | undefined {
     return this.services.get(domain);
   }

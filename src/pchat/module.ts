@@ -31,5 +31,11 @@ export const chatModelModule: Module = {
     server.cluster.on(CHAT_TOPIC, (data) => model.received(data as ChatChange));
     await model.start();
     models.set(server, model);
+    // The original read a user's memberships at sign-in: reading the principal set as a session starts
+    // (logins in one turn share a statement) keeps it off the user's first join, in the room's order.
+    server.hooks.on('session/bound', (session) => {
+      if (model.governed && !model.subject(session.bare)) model.ensureSubjects([session.bare]).catch(() => {});
+      return false;
+    });
   },
 };
