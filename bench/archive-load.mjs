@@ -8,6 +8,7 @@
 // itself wrote for one message sent through XMPP (captureTemplate), with the body, nick, sender, message
 // id and archive id substituted; the template row is then deleted, so the archive holds exactly N rows.
 import crypto from 'node:crypto';
+import { prng } from './lib.mjs';
 
 // Words of ordinary team chat; none of them contains a marker word below.
 export const VOCABULARY = [...new Set(`the to and a of I you it is in for that we on this be have with can do at so are not
@@ -33,17 +34,6 @@ export const FT_COMMON = { word: 'kingfisher', every: 100, offset: 3 };
 export const SENDERS = 50;
 const MEAN_GAP_S = 8.5;
 
-/** mulberry32: small deterministic PRNG, the same sequence on every run. */
-function prng(seed) {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /**
  * The archive as plain data: rows i = 0..n-1 with body, sender index and stamp (whole seconds), plus what

@@ -1,5 +1,7 @@
 // Small helpers shared by the benchmark runners.
+import fs from 'node:fs';
 import net from 'node:net';
+import path from 'node:path';
 
 /** Resolves once something listens on 127.0.0.1:port, rejects after timeoutMs. */
 export function waitPort(port, timeoutMs) {
@@ -33,4 +35,40 @@ export async function createBenchAccounts(addUser, stores, domain, n, iterations
       if (r !== 'ok') throw new Error(`addUser user${i}: ${r}`);
     }
   }));
+}
+
+/** mulberry32: a small deterministic PRNG, the same sequence on every run. */
+export function prng(seed) {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/**
+ * Replaces the section between <!-- KEY:begin --> and <!-- KEY:end --> of docs/benchmarks.md (adding
+ * it before <!-- notes --> the first time); hand-written notes between <!-- KEY:notes:begin/end -->
+ * survive the rewrite. tool names the script in the notes' placeholder.
+ */
+export function writeDocsSection(root, text, key, tool, log = console.log) {
+  const file = path.join(root, 'docs', 'benchmarks.md');
+  let doc = fs.existsSync(file) ? fs.readFileSync(file, 'utf8') : '# Benchmarks\n\n<!-- notes -->\n';
+  const begin = `<!-- ${key}:begin -->`, end = `<!-- ${key}:end -->`;
+  const notesBegin = `<!-- ${key}:notes:begin -->`, notesEnd = `<!-- ${key}:notes:end -->`;
+  const nb = doc.indexOf(notesBegin), ne = doc.indexOf(notesEnd);
+  const kept = nb !== -1 && ne > nb ? doc.slice(nb, ne + notesEnd.length)
+    : `${notesBegin}\n### Notes\n\n(hand-written notes on these figures go here; kept across runs of ${tool})\n${notesEnd}`;
+  text = text.replace(end, `${kept}\n${end}`);
+  const b = doc.indexOf(begin), e = doc.indexOf(end);
+  if (b !== -1 && e > b) doc = doc.slice(0, b) + text + doc.slice(e + end.length);
+  else {
+    const n = doc.indexOf('<!-- notes -->');
+    doc = n === -1 ? `${doc.trimEnd()}\n\n${text}\n` : `${doc.slice(0, n)}${text}\n\n${doc.slice(n)}`;
+  }
+  fs.writeFileSync(file, doc);
+  log(`wrote ${path.relative(root, file)}`);
 }

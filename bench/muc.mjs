@@ -48,7 +48,7 @@ import os from 'node:os';
 import path from 'node:path';
 import net from 'node:net';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { waitPort, portFree, createBenchAccounts } from './lib.mjs';
+import { waitPort, portFree, createBenchAccounts, writeDocsSection } from './lib.mjs';
 import { generateArchive, captureTemplate, clearRoomArchive, loadArchive, LOAD_DESCRIPTION, TEMPLATE, FT_RARE, FT_COMMON, SENDERS, VOCABULARY } from './archive-load.mjs';
 
 const BENCH = path.dirname(fileURLToPath(import.meta.url));
@@ -734,23 +734,7 @@ async function compareMain(meta, t0) {
 
 /** Replaces the section between <!-- KEY:begin --> and <!-- KEY:end --> (muc, or muc-compare for --compare). */
 function writeDocs(text, key = 'muc') {
-  const file = path.join(ROOT, 'docs', 'benchmarks.md');
-  let doc = fs.existsSync(file) ? fs.readFileSync(file, 'utf8') : '# Benchmarks\n\n<!-- notes -->\n';
-  const begin = `<!-- ${key}:begin -->`, end = `<!-- ${key}:end -->`;
-  const notesBegin = `<!-- ${key}:notes:begin -->`, notesEnd = `<!-- ${key}:notes:end -->`;
-  // hand-written notes inside the section survive the rewrite
-  const nb = doc.indexOf(notesBegin), ne = doc.indexOf(notesEnd);
-  const kept = nb !== -1 && ne > nb ? doc.slice(nb, ne + notesEnd.length)
-    : `${notesBegin}\n### Notes\n\n(hand-written notes on these figures go here; kept across runs of bench/muc.mjs)\n${notesEnd}`;
-  text = text.replace(end, `${kept}\n${end}`);
-  const b = doc.indexOf(begin), e = doc.indexOf(end);
-  if (b !== -1 && e > b) doc = doc.slice(0, b) + text + doc.slice(e + end.length);
-  else {
-    const n = doc.indexOf('<!-- notes -->');
-    doc = n === -1 ? `${doc.trimEnd()}\n\n${text}\n` : `${doc.slice(0, n)}${text}\n\n${doc.slice(n)}`;
-  }
-  fs.writeFileSync(file, doc);
-  log(`wrote ${path.relative(ROOT, file)}`);
+  writeDocsSection(ROOT, text, key, 'bench/muc.mjs', log);
 }
 
 // ------------------------------------------------------------------------------------------------

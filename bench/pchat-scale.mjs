@@ -31,7 +31,7 @@ import path from 'node:path';
 import v8 from 'node:v8';
 import vm from 'node:vm';
 import { fileURLToPath } from 'node:url';
-import { waitPort, portFree } from './lib.mjs';
+import { waitPort, portFree, prng as rng, writeDocsSection } from './lib.mjs';
 import { SHAPE, seedSql, describeShape, pickProbeRoom } from './pchat-seed.mjs';
 
 const BENCH = path.dirname(fileURLToPath(import.meta.url));
@@ -83,17 +83,6 @@ function stats(xs) {
   let sum = 0;
   for (const x of s) sum += x;
   return { n: s.length, p50: pct(s, 50), p99: pct(s, 99), max: s[s.length - 1], mean: sum / s.length };
-}
-/** A deterministic generator (mulberry32), so that runs draw the same users and rooms. */
-function rng(seed) {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 const mem = () => { gc(); gc(); const m = process.memoryUsage(); return { rss: m.rss, heap: m.heapUsed }; };
 const MiB = (b) => b / 1048576;
@@ -657,24 +646,6 @@ function section(meta, res) {
   return L.join('\n');
 }
 
-function writeDocs(text, key = 'pchat') {
-  const file = path.join(ROOT, 'docs', 'benchmarks.md');
-  let doc = fs.readFileSync(file, 'utf8');
-  const begin = `<!-- ${key}:begin -->`, end = `<!-- ${key}:end -->`;
-  const notesBegin = `<!-- ${key}:notes:begin -->`, notesEnd = `<!-- ${key}:notes:end -->`;
-  const nb = doc.indexOf(notesBegin), ne = doc.indexOf(notesEnd);
-  const kept = nb !== -1 && ne > nb ? doc.slice(nb, ne + notesEnd.length)
-    : `${notesBegin}\n### Notes\n\n(hand-written notes on these figures go here; kept across runs of bench/pchat-scale.mjs)\n${notesEnd}`;
-  text = text.replace(end, `${kept}\n${end}`);
-  const b = doc.indexOf(begin), e = doc.indexOf(end);
-  if (b !== -1 && e > b) doc = doc.slice(0, b) + text + doc.slice(e + end.length);
-  else {
-    const n = doc.indexOf('<!-- notes -->');
-    doc = n === -1 ? `${doc.trimEnd()}\n\n${text}\n` : `${doc.slice(0, n)}${text}\n\n${doc.slice(n)}`;
-  }
-  fs.writeFileSync(file, doc);
-  log(`wrote ${path.relative(ROOT, file)}`);
-}
 
 // ------------------------------------------------------------------------------------------------
 
@@ -705,7 +676,7 @@ async function main() {
     if (!KEEP_DB) await pgAdmin(`DROP DATABASE IF EXISTS ${DB} WITH (FORCE)`).catch((e) => log(`drop ${DB}: ${e.message}`));
     fs.rmSync(WORK, { recursive: true, force: true });
   }
-  if (WRITE_DOCS && SCALE === 1) writeDocs(section(meta, res));
+  if (WRITE_DOCS && SCALE === 1) writeDocsSection(ROOT, section(meta, res), 'pchat', 'bench/pchat-scale.mjs', log);
   else log(section(meta, res));
   log(`raw results: ${path.relative(ROOT, RAW)}`);
 }

@@ -3,7 +3,7 @@
 import type { GroupRecord, GroupSummary, OrgUnitRecord } from '../../storage/types.js';
 import {
   addOrgUnit, createGroup, deleteGroup, deleteOrgUnit, listGroups, listOrgUnits, setUserOrgUnit, showGroup, updateGroup,
-} from '../pchat/operations.js';
+} from '../pchat/directory-ops.js';
 import { AdminError, isAdminActor, one, type AdminCommand, type AnyAdminCommand, type FieldSpec, type Rendered } from './command.js';
 import { chatActor, chatContext, listCell, listInput, op, table, textInput } from './chat-context.js';
 

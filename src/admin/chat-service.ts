@@ -2,7 +2,7 @@
 import type { AddinRecord, ChatPolicyRecord, ChatServiceSettings } from '../../storage/types.js';
 import {
   createAddin, deleteAddin, getPolicies, getServiceSettings, listAddins, setPolicy, setServiceSettings, updateAddin, type PolicyScope,
-} from '../pchat/operations.js';
+} from '../pchat/settings-ops.js';
 import { AdminError, isAdminActor, one, type AdminCommand, type AnyAdminCommand, type FieldSpec, type Rendered } from './command.js';
 import {
   SERVICE_FIELD, boolField, boolInput, chatActor, chatContext, intInput, onOff, op, optionalInput, serviceInput, table,

@@ -1,25 +1,21 @@
-// The persistent-chat operations of the admin service layer: every change to categories, rooms,
-// groups, org units, add-ins, service settings and policies, whoever asks (ad-hoc commands, the CLI,
-// a manager's XEP-0045 owner form or affiliation list). Each one checks the actor's right and the
-// model's rules (access.ts), writes the database (in one transaction where several tables change),
-// and publishes the change so every node applies it (live rooms re-check their occupants). A refused
-// operation changes nothing.
+// The persistent-chat operations of the admin service layer: categories and rooms here, with what
+// every operation shares (context, refusals, scope checks, publishing); groups and org units in
+// directory-ops.ts; add-ins, service settings and policies in settings-ops.ts. Whoever asks (ad-hoc
+// commands, the CLI, a manager's XEP-0045 owner form or affiliation list), each operation checks the
+// actor's right and the model's rules (access.ts), writes the database (in one transaction where
+// several tables change), and publishes the change so every node applies it (live rooms re-check
+// their occupants). A refused operation changes nothing.
 import { Element } from '../../protocol/xml.js';
 import { NS } from '../../protocol/namespaces.js';
 import { tryParseJid } from '../../protocol/jid.js';
-import {
-  PrincipalError, ouLineage, canonicalPrincipal, normaliseGroupName, normaliseOuPath, principalOfKey,
-} from '../../protocol/principal.js';
+import { PrincipalError, canonicalPrincipal, principalOfKey } from '../../protocol/principal.js';
 import {
   NameTaken,
-  type AddinRecord, type ChatPolicyRecord, type ChatRoomRecord, type CategoryRecord, type ChatServiceSettings,
-  type DataStores, type Db, type DbTx, type GroupRecord, type GroupSummary, type InvitationRecord, type OrgUnitRecord,
-  type RoomKind, type RoomPrivacy,
+  type ChatRoomRecord, type CategoryRecord, type DataStores, type Db, type DbTx, type InvitationRecord, type RoomKind, type RoomPrivacy,
 } from '../../storage/types.js';
 import { createChatStore, createDirectoryStore } from '../../storage/sql-chat.js';
 import { canCreate, canManage, covers, existsFor, inScope, isDenied, isMember, type Subject } from './access.js';
 import { ChatModel, type ChatChange, type ServiceModel } from './model.js';
-import type { DirectoryScope } from './directory.js';
 import { chatModel, hasChatModel } from './module.js';
 import type { Server } from '../context.js';
 
@@ -182,19 +178,19 @@ export function roomRef(ctx: ChatOpContext, ref: string, service?: string | null
 
 const LOCAL_SUBJECT: Subject = { bare: '', principals: new Set(), admin: true, enabled: true };
 
-async function subjectOf(model: ChatModel, actor: ChatActor): Promise<Subject> {
+export async function subjectOf(model: ChatModel, actor: ChatActor): Promise<Subject> {
   return actor.kind === 'local' ? LOCAL_SUBJECT : model.subjectOf(actor.bare);
 }
 
-function isAdminActor(ctx: ChatOpContext, actor: ChatActor): boolean {
+export function isAdminActor(ctx: ChatOpContext, actor: ChatActor): boolean {
   return actor.kind === 'local' || ctx.isAdmin(actor.bare);
 }
 
-function requireAdmin(ctx: ChatOpContext, actor: ChatActor, what: string): void {
+export function requireAdmin(ctx: ChatOpContext, actor: ChatActor, what: string): void {
   if (!isAdminActor(ctx, actor)) throw new ChatOpError(`only administrators ${what}`, 'forbidden');
 }
 
-function svcModel(model: ChatModel, service: string): ServiceModel {
+export function svcModel(model: ChatModel, service: string): ServiceModel {
   const s = model.forService(service);
   if (!s) throw new ChatOpError(`${service} is not a MUC service of this server`, 'item-not-found');
   return s;
@@ -204,7 +200,7 @@ function svcModel(model: ChatModel, service: string): ServiceModel {
  * Runs fn with stores whose writes share one transaction (the SQL stores bound to it), for
  * operations that change several tables; rolled back when fn throws.
  */
-async function inTransaction<R>(stores: DataStores, fn: (s: DataStores) => Promise<R>): Promise<R> {
+export async function inTransaction<R>(stores: DataStores, fn: (s: DataStores) => Promise<R>): Promise<R> {
   return stores.db.transaction(async (tx: DbTx) => {
     const db: Db = {
       kind: stores.db.kind,
@@ -217,18 +213,18 @@ async function inTransaction<R>(stores: DataStores, fn: (s: DataStores) => Promi
   });
 }
 
-async function publish(model: ChatModel, change: ChatChange): Promise<void> {
+export async function publish(model: ChatModel, change: ChatChange): Promise<void> {
   await model.publish(change);
 }
 
-function checkText(what: string, value: string, opts: { required?: boolean } = {}): string {
+export function checkText(what: string, value: string, opts: { required?: boolean } = {}): string {
   const v = value.trim();
   if (opts.required && v === '') throw new ChatOpError(`${what} is empty`);
   if (v.length > MAX_TEXT) throw new ChatOpError(`${what} is longer than ${MAX_TEXT} characters`, 'not-acceptable');
   return v;
 }
 
-function canonical(raw: string): string {
+export function canonical(raw: string): string {
   try {
     return canonicalPrincipal(raw);
   } catch (e) {
@@ -237,7 +233,7 @@ function canonical(raw: string): string {
   }
 }
 
-function nameTaken<R>(p: Promise<R>): Promise<R> {
+export function nameTaken<R>(p: Promise<R>): Promise<R> {
   return p.catch((e: unknown) => {
     if (e instanceof NameTaken) throw new ChatOpError(e.message, 'conflict');
     throw e;
@@ -262,13 +258,13 @@ function isEdit(change: ListChange | undefined): boolean {
 }
 
 /** Entries of after that were not in before. */
-function added(before: readonly string[] | null, after: readonly string[] | null): string[] {
+export function added(before: readonly string[] | null, after: readonly string[] | null): string[] {
   const had = new Set(before ?? []);
   return (after ?? []).filter((p) => !had.has(p));
 }
 
 /** Groups and org units named in the lists must exist: item-not-found otherwise. */
-async function requireProvisioned(stores: DataStores, keys: readonly string[]): Promise<void> {
+export async function requireProvisioned(stores: DataStores, keys: readonly string[]): Promise<void> {
   let units: Set<string> | null = null;
   for (const key of new Set(keys)) {
     const p = principalOfKey(key);
@@ -717,330 +713,4 @@ export async function showRoom(ctx: ChatOpContext, actor: ChatActor, service: st
   const svc = svcModel(model, ref.service);
   const s = await subjectOf(model, actor);
   return managedRoom(svc, s, ref.room).rec;
-}
-
-// --- directory: groups, org units, users --------------------------------------------------------------
-
-function groupName(raw: string): string {
-  try {
-    return normaliseGroupName(raw.replace(/^group:/i, ''));
-  } catch (e) {
-    if (e instanceof PrincipalError) throw new ChatOpError(e.message);
-    throw e;
-  }
-}
-
-function ouPath(raw: string): string {
-  try {
-    return normaliseOuPath(raw.replace(/^ou:/i, ''));
-  } catch (e) {
-    if (e instanceof PrincipalError) throw new ChatOpError(e.message);
-    throw e;
-  }
-}
-
-/** Group members are users and groups (nested); groups must exist and not contain this one. */
-async function checkGroupMembers(ctx: ChatOpContext, model: ChatModel, group: string, keys: readonly string[]): Promise<void> {
-  for (const key of keys) {
-    const p = principalOfKey(key);
-    if (p.kind === 'ou' || p.kind === 'domain') throw new ChatOpError(`${key}: a group holds users and groups only`);
-    if (p.kind !== 'group') continue;
-    if (p.name === group) throw new ChatOpError(`group:${group} cannot contain itself`, 'not-acceptable');
-    if (!(await ctx.stores.directory.getGroup(p.name))) throw new ChatOpError(`principal not provisioned: ${key}`, 'item-not-found');
-    // A group inside this one (at any depth) cannot also hold it.
-    if (model.directory.groupLineage(group).includes(p.name) || (await groupContains(ctx, p.name, group))) {
-      throw new ChatOpError(`group:${p.name} already contains group:${group}: nesting it there would make a cycle`, 'not-acceptable');
-    }
-  }
-}
-
-/** Does group (nested) contain inner? */
-async function groupContains(ctx: ChatOpContext, group: string, inner: string): Promise<boolean> {
-  const seen = new Set<string>([group]);
-  const stack = [group];
-  while (stack.length > 0) {
-    const g = await ctx.stores.directory.getGroup(stack.pop()!);
-    for (const m of g?.members ?? []) {
-      if (!m.startsWith('group:')) continue;
-      const n = m.slice(6);
-      if (n === inner) return true;
-      if (!seen.has(n)) { seen.add(n); stack.push(n); }
-    }
-  }
-  return false;
-}
-
-/**
- * Whose principal sets a change of a group's direct members alters: the users added or removed, and
- * everyone holding a group added or removed (their sets gain or lose this group and those above it).
- */
-function groupEditScope(changed: readonly string[]): DirectoryScope {
-  const users = changed.filter((m) => !m.startsWith('group:'));
-  const keys = changed.filter((m) => m.startsWith('group:'));
-  return { users, keys, edges: keys.length > 0 };
-}
-
-export async function createGroup(ctx: ChatOpContext, actor: ChatActor, name: string, input: { description?: string; members?: ListChange } = {}): Promise<GroupRecord> {
-  requireAdmin(ctx, actor, 'manage groups');
-  const model = await modelOf(ctx);
-  const g = groupName(name);
-  if (await ctx.stores.directory.getGroup(g)) throw new ChatOpError(`group:${g} already exists`, 'conflict');
-  const description = checkText('the description', input.description ?? '');
-  const members = applyChange([], input.members) ?? [];
-  await checkGroupMembers(ctx, model, g, members);
-  await inTransaction(ctx.stores, async (tx) => {
-    await tx.directory.putGroup(g, description);
-    if (members.length > 0) await tx.directory.editGroupMembers(g, { add: members, remove: [] });
-  });
-  await publish(model, { kind: 'directory', directory: groupEditScope(members) });
-  return { name: g, description, members: [...members].sort() };
-}
-
-export async function updateGroup(ctx: ChatOpContext, actor: ChatActor, name: string, input: { description?: string; members?: ListChange }): Promise<{ before: GroupRecord; after: GroupRecord }> {
-  requireAdmin(ctx, actor, 'manage groups');
-  const model = await modelOf(ctx);
-  const g = groupName(name);
-  const before = await ctx.stores.directory.getGroup(g);
-  if (!before) throw new ChatOpError(`principal not provisioned: group:${g}`, 'item-not-found');
-  const description = input.description !== undefined ? checkText('the description', input.description) : before.description;
-  const members = applyChange(before.members, input.members) ?? [];
-  await checkGroupMembers(ctx, model, g, added(before.members, members));
-  const add = added(before.members, members);
-  const remove = before.members.filter((m) => !members.includes(m));
-  await inTransaction(ctx.stores, async (tx) => {
-    if (description !== before.description) await tx.directory.putGroup(g, description);
-    if (add.length > 0 || remove.length > 0) await tx.directory.editGroupMembers(g, { add, remove });
-  });
-  await publish(model, { kind: 'directory', directory: groupEditScope([...add, ...remove]) });
-  return { before, after: { name: g, description, members: [...members].sort() } };
-}
-
-/** Deletes a group (its nesting too). Lists that name it keep the entry, which then covers nobody. */
-export async function deleteGroup(ctx: ChatOpContext, actor: ChatActor, name: string): Promise<void> {
-  requireAdmin(ctx, actor, 'manage groups');
-  const model = await modelOf(ctx);
-  const g = groupName(name);
-  if (!(await ctx.stores.directory.deleteGroup(g))) throw new ChatOpError(`principal not provisioned: group:${g}`, 'item-not-found');
-  await publish(model, { kind: 'directory', directory: { keys: [`group:${g}`], edges: true } });
-}
-
-export async function listGroups(ctx: ChatOpContext, actor: ChatActor): Promise<GroupSummary[]> {
-  requireAdmin(ctx, actor, 'manage groups');
-  return ctx.stores.directory.listGroups();
-}
-
-export async function showGroup(ctx: ChatOpContext, actor: ChatActor, name: string): Promise<GroupRecord> {
-  requireAdmin(ctx, actor, 'manage groups');
-  const g = groupName(name);
-  const rec = await ctx.stores.directory.getGroup(g);
-  if (!rec) throw new ChatOpError(`principal not provisioned: group:${g}`, 'item-not-found');
-  return rec;
-}
-
-/** Creates an org unit, or changes its description; true when created. */
-export async function addOrgUnit(ctx: ChatOpContext, actor: ChatActor, path: string, description = ''): Promise<boolean> {
-  requireAdmin(ctx, actor, 'manage org units');
-  const model = await modelOf(ctx);
-  const p = ouPath(path);
-  const text = checkText('the description', description);
-  // A unit's ancestors are units too (ou:/corp covers /corp/sales): the missing ones are made with it.
-  const known = new Set((await ctx.stores.directory.listOrgUnits()).map((u) => u.path));
-  const created = await inTransaction(ctx.stores, async (tx) => {
-    for (const a of ouLineage(p).slice(0, -1)) if (!known.has(a)) await tx.directory.putOrgUnit(a, '');
-    return tx.directory.putOrgUnit(p, text);
-  });
-  // New units hold nobody yet: no one's set changes.
-  await publish(model, { kind: 'directory', directory: {} });
-  return created;
-}
-
-export async function listOrgUnits(ctx: ChatOpContext, actor: ChatActor): Promise<OrgUnitRecord[]> {
-  requireAdmin(ctx, actor, 'manage org units');
-  return ctx.stores.directory.listOrgUnits();
-}
-
-export async function deleteOrgUnit(ctx: ChatOpContext, actor: ChatActor, path: string): Promise<void> {
-  requireAdmin(ctx, actor, 'manage org units');
-  const model = await modelOf(ctx);
-  const p = ouPath(path);
-  const r = await ctx.stores.directory.deleteOrgUnit(p);
-  if (r === false) throw new ChatOpError(`principal not provisioned: ou:${p}`, 'item-not-found');
-  if (r === 'not-empty') throw new ChatOpError(`ou:${p} still has users (in it or a unit below it): move them first`, 'conflict');
-  await publish(model, { kind: 'directory', directory: { keys: [`ou:${p}`] } });
-}
-
-/** Puts a user into an org unit (null: none). */
-export async function setUserOrgUnit(ctx: ChatOpContext, actor: ChatActor, user: string, path: string | null): Promise<void> {
-  requireAdmin(ctx, actor, 'manage org units');
-  const model = await modelOf(ctx);
-  const key = canonical(user);
-  if (principalOfKey(key).kind !== 'user') throw new ChatOpError(`${user}: not a user (a bare JID)`);
-  const p = path === null || path.trim() === '' ? null : ouPath(path);
-  if (!(await ctx.stores.directory.setUserOrgUnit(key, p))) throw new ChatOpError(`principal not provisioned: ou:${p}`, 'item-not-found');
-  await publish(model, { kind: 'directory', directory: { users: [key] } });
-}
-
-// --- add-ins ------------------------------------------------------------------------------------------
-
-function checkUrl(raw: string): string {
-  const v = raw.trim();
-  let u: URL;
-  try {
-    u = new URL(v);
-  } catch {
-    throw new ChatOpError(`${raw}: not a URL`);
-  }
-  if (u.protocol !== 'http:' && u.protocol !== 'https:') throw new ChatOpError(`${raw}: an add-in URL is http or https`, 'not-acceptable');
-  return v;
-}
-
-export async function createAddin(ctx: ChatOpContext, actor: ChatActor, service: string | null, name: string, url: string): Promise<AddinRecord> {
-  requireAdmin(ctx, actor, 'manage add-ins');
-  const model = await modelOf(ctx);
-  const svc = svcModel(model, serviceOf(ctx, service));
-  const n = checkText('the add-in name', name, { required: true });
-  if (svc.addin(n)) throw new ChatOpError(`the name ${n} is already used by an add-in`, 'conflict');
-  const rec: AddinRecord = { service: svc.domain, name: n, url: checkUrl(url) };
-  await nameTaken(ctx.stores.chat.putAddin(rec));
-  await publish(model, { kind: 'addin', service: svc.domain, names: [n] });
-  return rec;
-}
-
-export async function updateAddin(ctx: ChatOpContext, actor: ChatActor, service: string | null, name: string, changes: { name?: string; url?: string }): Promise<AddinRecord> {
-  requireAdmin(ctx, actor, 'manage add-ins');
-  const model = await modelOf(ctx);
-  const svc = svcModel(model, serviceOf(ctx, service));
-  const before = svc.addin(name.trim());
-  if (!before) throw new ChatOpError(`no add-in ${name} in ${svc.domain}`, 'item-not-found');
-  const n = changes.name !== undefined ? checkText('the add-in name', changes.name, { required: true }) : before.name;
-  const other = svc.addin(n);
-  if (other && other !== before) throw new ChatOpError(`the name ${n} is already used by an add-in`, 'conflict');
-  const rec: AddinRecord = { service: svc.domain, name: n, url: changes.url !== undefined ? checkUrl(changes.url) : before.url };
-  await nameTaken(ctx.stores.chat.putAddin(rec, before.name));
-  const users = n !== before.name ? [...svc.rooms.values()].filter((r) => r.addin === before.name).map((r) => r.room) : [];
-  await publish(model, { kind: 'addin', service: svc.domain, names: [before.name, n] });
-  if (users.length > 0) await publish(model, { kind: 'room', service: svc.domain, names: users });
-  return rec;
-}
-
-/** Deletes an add-in; one that rooms still show is refused unless force (then the rooms lose it). */
-export async function deleteAddin(ctx: ChatOpContext, actor: ChatActor, service: string | null, name: string, force = false): Promise<{ rooms: string[] }> {
-  requireAdmin(ctx, actor, 'manage add-ins');
-  const model = await modelOf(ctx);
-  const svc = svcModel(model, serviceOf(ctx, service));
-  const a = svc.addin(name.trim());
-  if (!a) throw new ChatOpError(`no add-in ${name} in ${svc.domain}`, 'item-not-found');
-  const users = [...svc.rooms.values()].filter((r) => r.addin === a.name);
-  if (users.length > 0 && !force) {
-    throw new ChatOpError(`add-in ${a.name} is used by ${users.length} room(s) (${users.slice(0, 5).map((r) => r.room).join(', ')}${users.length > 5 ? ', …' : ''}); force removes it from them`, 'conflict');
-  }
-  await inTransaction(ctx.stores, async (tx) => {
-    for (const r of users) {
-      const current = await tx.chat.room(svc.domain, r.room);
-      if (current && current.addin === a.name) await tx.chat.putRoom({ ...current, addin: null });
-    }
-    await tx.chat.deleteAddin(svc.domain, a.name);
-  });
-  await publish(model, { kind: 'addin', service: svc.domain, names: [a.name] });
-  if (users.length > 0) await publish(model, { kind: 'room', service: svc.domain, names: users.map((r) => r.room) });
-  return { rooms: users.map((r) => r.room) };
-}
-
-export async function listAddins(ctx: ChatOpContext, actor: ChatActor, service: string | null): Promise<(AddinRecord & { rooms: number })[]> {
-  requireAdmin(ctx, actor, 'manage add-ins');
-  const model = await modelOf(ctx);
-  const svc = svcModel(model, serviceOf(ctx, service));
-  const counts = new Map<string, number>();
-  for (const r of svc.rooms.values()) if (r.addin) counts.set(r.addin, (counts.get(r.addin) ?? 0) + 1);
-  return [...svc.addins.values()].sort((a, b) => a.name.localeCompare(b.name)).map((a) => ({ ...a, rooms: counts.get(a.name) ?? 0 }));
-}
-
-// --- service settings and policies ------------------------------------------------------------------
-
-export async function getServiceSettings(ctx: ChatOpContext, actor: ChatActor, service: string | null): Promise<ChatServiceSettings & { service: string }> {
-  requireAdmin(ctx, actor, 'read the service settings');
-  const model = await modelOf(ctx);
-  const svc = svcModel(model, serviceOf(ctx, service));
-  return { service: svc.domain, ...svc.settings };
-}
-
-/** Largest value the settings' columns hold. */
-const INT32 = 2_147_483_647;
-
-function intIn(what: string, v: number, min: number, max = INT32): number {
-  if (!Number.isInteger(v) || v < min || v > max) {
-    throw new ChatOpError(`${what} must be a whole number ${max === INT32 ? `of at least ${min}` : `from ${min} to ${max}`}`, 'not-acceptable');
-  }
-  return v;
-}
-
-export async function setServiceSettings(ctx: ChatOpContext, actor: ChatActor, service: string | null, changes: Partial<ChatServiceSettings>): Promise<ChatServiceSettings & { service: string }> {
-  requireAdmin(ctx, actor, 'change the service settings');
-  const model = await modelOf(ctx);
-  const svc = svcModel(model, serviceOf(ctx, service));
-  const cur = svc.settings;
-  const next: ChatServiceSettings = {
-    defaultHistory: changes.defaultHistory !== undefined ? intIn('defaultHistory', changes.defaultHistory, 1, 500) : cur.defaultHistory,
-    maxFileSizeKb: changes.maxFileSizeKb !== undefined ? intIn('maxFileSizeKb', changes.maxFileSizeKb, 1) : cur.maxFileSizeKb,
-    participantUpdateLimit: changes.participantUpdateLimit !== undefined ? intIn('participantUpdateLimit', changes.participantUpdateLimit, 1) : cur.participantUpdateLimit,
-    roomManagementUrl: changes.roomManagementUrl !== undefined ? (changes.roomManagementUrl.trim() === '' ? '' : checkUrl(changes.roomManagementUrl)) : cur.roomManagementUrl,
-  };
-  await ctx.stores.chat.putSettings(svc.domain, next);
-  await publish(model, { kind: 'settings', service: svc.domain });
-  return { service: svc.domain, ...next };
-}
-
-export type PolicyScope = ChatPolicyRecord['scope'];
-
-export async function getPolicies(ctx: ChatOpContext, actor: ChatActor): Promise<ChatPolicyRecord[]> {
-  requireAdmin(ctx, actor, 'read policies');
-  const model = await modelOf(ctx);
-  return model.policyList();
-}
-
-/** Turns persistent chat on or off (null: unset) globally, for a group or for a user. */
-export async function setPolicy(ctx: ChatOpContext, actor: ChatActor, scope: PolicyScope, subject: string, enabled: boolean | null): Promise<ChatPolicyRecord[]> {
-  requireAdmin(ctx, actor, 'change policies');
-  const model = await modelOf(ctx);
-  let key = '';
-  if (scope === 'group') {
-    key = groupName(subject);
-    if (!(await ctx.stores.directory.getGroup(key))) throw new ChatOpError(`principal not provisioned: group:${key}`, 'item-not-found');
-  } else if (scope === 'user') {
-    key = canonical(subject);
-    if (principalOfKey(key).kind !== 'user') throw new ChatOpError(`${subject}: not a user (a bare JID)`);
-  } else if (scope !== 'global') {
-    throw new ChatOpError(`unknown policy scope ${String(scope)} (global, group, user)`);
-  }
-  await ctx.stores.chat.setPolicy(scope, key, enabled);
-  await publish(model, { kind: 'policy' });
-  return model.policyList();
-}
-
-// --- what a user sees of their own rooms -----------------------------------------------------------
-
-export interface Associations {
-  rooms: { room: ChatRoomRecord; member: boolean; manager: boolean; presenter: boolean }[];
-  /** Categories where the user may create rooms. */
-  categories: CategoryRecord[];
-}
-
-/** The rooms where a user is member, manager or presenter (by the rules), and where they may create. */
-export async function associations(ctx: ChatOpContext, service: string, bare: string): Promise<Associations> {
-  const model = await modelOf(ctx);
-  const svc = svcModel(model, serviceOf(ctx, service));
-  const s = await model.subjectOf(bare);
-  const out: Associations = { rooms: [], categories: [] };
-  for (const r of [...svc.rooms.values()].sort((a, b) => a.room.localeCompare(b.room))) {
-    const c = svc.categoryOf(r);
-    if (!c || r.disabled || !s.enabled) continue;
-    // A member of an open room with no list is everyone in scope: listed only when named.
-    const member = isMember(s, r, c) && (r.members !== null || r.privacy !== 'open');
-    const manager = covers(s.principals, r.managers) && !isDenied(s, c);
-    const presenter = r.type === 'auditorium' && covers(s.principals, r.presenters) && inScope(s, c);
-    if (member || manager || presenter) out.rooms.push({ room: r, member, manager, presenter });
-  }
-  for (const c of svc.categories.values()) if (s.enabled && covers(s.principals, c.creators) && canCreate({ ...s, admin: false }, c)) out.categories.push(c);
-  out.categories.sort((a, b) => a.name.localeCompare(b.name));
-  return out;
 }

@@ -7,7 +7,8 @@ import { StanzaError } from '../../protocol/errors.js';
 import type { Module } from '../context.js';
 import { mucServices } from '../muc/module.js';
 import { chatModel } from './module.js';
-import { associations, serverOpContext } from './operations.js';
+import { serverOpContext } from './operations.js';
+import { associations } from './settings-ops.js';
 
 export const ASSOC_NS = 'urn:x-perch:assoc:0';
 export const INVITATIONS_NS = 'urn:x-perch:invitations:0';

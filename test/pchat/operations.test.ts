@@ -5,10 +5,13 @@ import { expect } from 'chai';
 import { Element } from '../../protocol/xml.js';
 import { chatModel } from '../../src/pchat/module.js';
 import {
-  ChatOpError, addOrgUnit, listOrgUnits, createAddin, createCategory, createGroup, createRoom, deleteAddin, deleteCategory, deleteGroup,
-  deleteOrgUnit, deleteRoom, disableRoom, enableRoom, getPolicies, listCategories, listRooms, setPolicy, setServiceSettings,
-  setUserOrgUnit, showRoom, updateCategory, updateGroup, updateRoom, type ChatActor, type ChatOpContext,
+  ChatOpError, createCategory, createRoom, deleteCategory, deleteRoom, disableRoom, enableRoom, listCategories, listRooms,
+  showRoom, updateCategory, updateRoom, type ChatActor, type ChatOpContext,
 } from '../../src/pchat/operations.js';
+import {
+  addOrgUnit, createGroup, deleteGroup, deleteOrgUnit, listOrgUnits, setUserOrgUnit, updateGroup,
+} from '../../src/pchat/directory-ops.js';
+import { createAddin, deleteAddin, getPolicies, setPolicy, setServiceSettings } from '../../src/pchat/settings-ops.js';
 import { ASSOC_NS, INVITATIONS_NS } from '../../src/pchat/user-iq.js';
 import { SERVICE, startRoomKit, type RoomKit } from '../muc/kit.js';
 
