@@ -39,6 +39,19 @@ async function lockNames(tx: DbTx, service: string): Promise<void> {
   await tx.query('SELECT pg_advisory_xact_lock($1, hashtext($2))', [NAME_LOCK, service]);
 }
 
+/**
+ * The stored name of the entry being written (found by its previous name when renamed; undefined when
+ * new), after checking that no other entry of the table holds the new name case-insensitively.
+ */
+async function claimName(tx: DbTx, table: 'chat_categories' | 'chat_addins', by: 'category' | 'addin', service: string, name: string, previousName?: string): Promise<string | undefined> {
+  const existing = (await tx.query<{ name: string }>(
+    `SELECT name FROM ${table} WHERE service = $1 AND lname = $2`, [service, fold(previousName ?? name)],
+  ))[0]?.name;
+  const clash = await tx.query(`SELECT 1 FROM ${table} WHERE service = $1 AND lname = $2 AND name IS DISTINCT FROM $3::text`, [service, fold(name), existing ?? null]);
+  if (clash.length > 0) throw new NameTaken(name, by);
+  return existing;
+}
+
 type AclObject = 'category' | 'room';
 
 /**
@@ -339,12 +352,7 @@ export function createChatStore(db: Db): ChatStore {
       return db.transaction(async (tx) => {
         await lockNames(tx, rec.service);
         const lname = fold(rec.name);
-        const existing = (await tx.query<{ name: string }>(
-          'SELECT name FROM chat_categories WHERE service = $1 AND lname = $2',
-          [rec.service, fold(previousName ?? rec.name)],
-        ))[0]?.name;
-        const clash = await tx.query('SELECT 1 FROM chat_categories WHERE service = $1 AND lname = $2 AND name IS DISTINCT FROM $3::text', [rec.service, lname, existing ?? null]);
-        if (clash.length > 0) throw new NameTaken(rec.name, 'category');
+        const existing = await claimName(tx, 'chat_categories', 'category', rec.service, rec.name, previousName);
         if ((await tx.query('SELECT 1 FROM chat_rooms WHERE service = $1 AND lname = $2', [rec.service, lname])).length > 0) {
           throw new NameTaken(rec.name, 'room');
         }
@@ -440,12 +448,7 @@ export function createChatStore(db: Db): ChatStore {
       return db.transaction(async (tx) => {
         await lockNames(tx, rec.service);
         const lname = fold(rec.name);
-        const existing = (await tx.query<{ name: string }>(
-          'SELECT name FROM chat_addins WHERE service = $1 AND lname = $2',
-          [rec.service, fold(previousName ?? rec.name)],
-        ))[0]?.name;
-        const clash = await tx.query('SELECT 1 FROM chat_addins WHERE service = $1 AND lname = $2 AND name IS DISTINCT FROM $3::text', [rec.service, lname, existing ?? null]);
-        if (clash.length > 0) throw new NameTaken(rec.name, 'addin');
+        const existing = await claimName(tx, 'chat_addins', 'addin', rec.service, rec.name, previousName);
         if (existing === undefined) {
           await tx.query('INSERT INTO chat_addins (service, name, lname, url) VALUES ($1, $2, $3, $4)', [rec.service, rec.name, lname, rec.url]);
           return;
