@@ -1,6 +1,7 @@
 import { KeyBatcher } from './batch.js';
 import { createChatStore, createDirectoryStore } from './sql-chat.js';
 import type {
+  ArchiveMatch,
   ArchivedMessage,
   ArchiveQueryResult,
   ArchiveStore,
@@ -582,11 +583,13 @@ function createArchiveStore(db: Db, fulltextLanguage: string): ArchiveStore {
       if (beforeId !== undefined) where.push(`id < ${param(beforeId)}`);
       if (q.ids) where.push(`stanza_id = ANY(${param(q.ids)}::text[])`);
       if (q.fulltext !== undefined) where.push(`tsv @@ plainto_tsquery('${fulltextLanguage}', ${param(q.fulltext)})`);
+      if (q.match) where.push(matchCondition(q.match, fulltextLanguage, param));
+      if (q.authors) where.push(authorsCondition(q.authors, param));
       const filters = where.join(' AND ');
       const filterParams = [...params];
 
       // The result set is ordered by id, newest first for full-text searches; paging follows that order.
-      const newestFirst = q.fulltext !== undefined;
+      const newestFirst = q.fulltext !== undefined || q.match !== undefined;
       const follows = newestFirst ? '<' : '>';
       const precedes = newestFirst ? '>' : '<';
       const cursor: string[] = [];
@@ -687,6 +690,41 @@ function createArchiveStore(db: Db, fulltextLanguage: string): ArchiveStore {
       return num(r?.n);
     },
   };
+}
+
+/** Words of a search text, as the body's words are cut (letters, digits and what joins them). */
+export function searchWords(text: string): string[] {
+  return text.split(/\s+/).map((w) => w.trim()).filter((w) => w !== '');
+}
+
+/**
+ * The SQL condition for an ArchiveMatch. The GIN index on tsv narrows the rows (each word, or the
+ * phrase, as lexemes); strpos then checks the exact text and the case, which tsv does not keep.
+ */
+export function matchCondition(m: ArchiveMatch, language: string, param: (v: unknown) => string): string {
+  const words = searchWords(m.text);
+  if (words.length === 0) return 'false';
+  const lang = `'${language}'`;
+  if (m.mode === 'exact') {
+    const text = m.text.trim();
+    const t = param(text);
+    const contains = m.caseSensitive ? `strpos(body, ${t}) > 0` : `strpos(lower(body), lower(${t})) > 0`;
+    return `(tsv @@ phraseto_tsquery(${lang}, ${t}) AND ${contains})`;
+  }
+  const join = m.mode === 'all' ? ' AND ' : ' OR ';
+  // One plainto_tsquery per word: a word the parser splits (e-mail, c++) stays one requirement.
+  const lexemes = words.map((w) => `plainto_tsquery(${lang}, ${param(w)})`);
+  const indexed = `tsv @@ (${lexemes.join(m.mode === 'all' ? ' && ' : ' || ')})`;
+  if (!m.caseSensitive) return `(${indexed})`;
+  const cased = words.map((w) => `strpos(body, ${param(w)}) > 0`);
+  return `(${indexed} AND (${cased.join(join)}))`;
+}
+
+function authorsCondition(a: { realJids?: string[]; occupants?: string[] }, param: (v: unknown) => string): string {
+  const any: string[] = [];
+  if (a.realJids?.length) any.push(`real_jid = ANY(${param(a.realJids)}::text[])`);
+  if (a.occupants?.length) any.push(`from_jid = ANY(${param(a.occupants)}::text[])`);
+  return any.length ? `(${any.join(' OR ')})` : 'false';
 }
 
 /** fulltextLanguage: the PostgreSQL text search configuration of the archive (see setFulltextLanguage). */

@@ -173,6 +173,13 @@ export interface ArchiveQuery {
   ids?: string[];
   /** Words that must all occur in the body, any case; the result set is then ordered newest first. */
   fulltext?: string;
+  /**
+   * Text the body must match (search and the admin's remove-messages share it); the result set is
+   * then ordered newest first, as with fulltext. Both given: both must match.
+   */
+  match?: ArchiveMatch;
+  /** Only entries by one of these authors: real bare JIDs, or occupant JIDs (room@service/nick); either matches. */
+  authors?: { realJids?: string[]; occupants?: string[] };
   /** XEP-0059 paging in the result set's order: the page starts after this stanza id. */
   after?: string;
   /** The page ends just before this stanza id, or true (an empty <before/>) for the last page. */
@@ -181,6 +188,17 @@ export interface ArchiveQuery {
   index?: number;
   /** Largest page; 0 asks for the count alone. */
   limit: number;
+}
+
+/**
+ * Keywords or a phrase a body must match. all: every word (as a word, any case unless caseSensitive);
+ * any: at least one word; exact: the text as typed, as a substring (any case unless caseSensitive).
+ * A text with no word matches nothing.
+ */
+export interface ArchiveMatch {
+  text: string;
+  mode: 'all' | 'any' | 'exact';
+  caseSensitive: boolean;
 }
 
 export interface ArchiveQueryResult {

@@ -742,6 +742,26 @@ describe('data store contract', function () {
           expect(all.entries.filter((e) => e.retracted)).to.have.length(1);
         });
 
+        it('matches all, any or the exact text, in any case or this case, and by authors', async function () {
+          const bodies = ['Release Plan for Q3', 'the release is late', 'plan B', 'Plan the RELEASE party', 'release-plan draft', null, 'c++ build'];
+          await s.archive.append(bodies.map((body, n) => entry(n, { body, realJid: n % 2 ? 'bob@example.com' : 'alice@example.com' })));
+          const match = (text: string, mode: 'all' | 'any' | 'exact', caseSensitive = false, extra: Partial<ArchiveQuery> = {}) =>
+            s.archive.query(ROOM, { match: { text, mode, caseSensitive }, limit: 10, ...extra }).then(sids);
+          const ids = (...n: number[]) => n.map((i) => entry(i).stanzaId);
+          expect(await match('release plan', 'all')).to.deep.equal(ids(4, 3, 0));
+          expect(await match('release plan', 'any')).to.deep.equal(ids(4, 3, 2, 1, 0));
+          expect(await match('release plan', 'exact')).to.deep.equal(ids(0));
+          expect(await match('Release Plan', 'exact', true)).to.deep.equal(ids(0));
+          expect(await match('release plan', 'exact', true)).to.deep.equal([]);
+          expect(await match('RELEASE', 'all', true)).to.deep.equal(ids(3));
+          expect(await match('Plan release', 'any', true)).to.deep.equal(ids(4, 3, 1, 0));
+          expect(await match('c++', 'all')).to.deep.equal(ids(6));
+          expect(await match('  ', 'any')).to.deep.equal([]);
+          expect(await match('release', 'all', false, { authors: { realJids: ['bob@example.com'] } })).to.deep.equal(ids(3, 1));
+          expect(await match('release', 'any', false, { authors: { occupants: [`${ROOM}/nick0`], realJids: ['bob@example.com'] } })).to.deep.equal(ids(3, 1, 0));
+          expect(sids(await s.archive.query(ROOM, { authors: { realJids: [] }, limit: 10 }))).to.deep.equal([]);
+        });
+
         it('removeArchive deletes one archive whole and nothing else', async function () {
           const OTHER = 'other@conference.example.com';
           await s.archive.append(Array.from({ length: 5 }, (_, n) => entry(n)));

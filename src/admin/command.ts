@@ -48,7 +48,15 @@ export interface AdminContext {
   server: Server | null;
   /** The configuration (MUC services and admins, also without a running server). */
   config: Config;
+  /**
+   * Reports how far a long operation is (clear, export, import): the CLI draws a progress bar, the
+   * admin socket forwards it; faces without one leave it unset.
+   */
+  progress?: (p: Progress) => void;
 }
+
+/** A long operation's position: done of total units (total unknown: a counter), in one named phase. */
+export interface Progress { phase: string; done: number; total?: number; unit?: string }
 
 /** Submitted values by field name; multi-valued fields may hold several. */
 export type AdminInput = Record<string, string[]>;
