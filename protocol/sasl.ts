@@ -369,3 +369,63 @@ export class PlainServer implements SaslServer {
     return ok ? { kind: 'success', data: null, username, authzid } : { kind: 'failure', condition: 'not-authorized', username };
   }
 }
+
+// --- SCRAM client --------------------------------------------------------------------------------
+
+/**
+ * Client side of SCRAM without channel binding (gs2 flag 'n'), for the server's own self-test:
+ * first() gives the client-first-message, final() answers the server-first-message, and
+ * verifyServer() checks the server's signature in the server-final-message. Throws on a malformed
+ * or dishonest server message.
+ */
+export class ScramClient {
+  readonly #nonce: string;
+  #authMessage = '';
+  #serverKey: Buffer | null = null;
+
+  constructor(private readonly hash: ScramHash, private readonly username: string, private readonly password: string,
+    nonce: string = randomBytes(18).toString('base64')) {
+    this.#nonce = nonce;
+  }
+
+  #bare(): string {
+    const name = saslprep(this.username).replace(/=/g, '=3D').replace(/,/g, '=2C');
+    return `n=${name},r=${this.#nonce}`;
+  }
+
+  first(): Buffer {
+    return Buffer.from(`n,,${this.#bare()}`, 'utf8');
+  }
+
+  final(serverFirst: Buffer): Buffer {
+    const text = serverFirst.toString('utf8');
+    const attrs = new Map(text.split(',').map((a) => [a.slice(0, 1), a.slice(2)] as const));
+    const nonce = attrs.get('r');
+    const salt = attrs.get('s');
+    const iterations = Number(attrs.get('i'));
+    if (attrs.has('m')) throw new Error('server requires an unsupported SCRAM extension');
+    if (!nonce || !nonce.startsWith(this.#nonce) || nonce === this.#nonce) throw new Error('server nonce does not extend the client nonce');
+    if (!salt || !Number.isInteger(iterations) || iterations < 1) throw new Error('malformed server-first-message');
+    const { name, length } = DIGEST[this.hash];
+    const salted = pbkdf2Sync(saslprep(this.password), Buffer.from(salt, 'base64'), iterations, length, name);
+    const clientKey = hmac(this.hash, salted, 'Client Key');
+    const storedKey = h(this.hash, clientKey);
+    this.#serverKey = hmac(this.hash, salted, 'Server Key');
+    const withoutProof = `c=${Buffer.from('n,,').toString('base64')},r=${nonce}`;
+    this.#authMessage = `${this.#bare()},${text},${withoutProof}`;
+    const signature = hmac(this.hash, storedKey, this.#authMessage);
+    const proof = Buffer.alloc(length);
+    for (let i = 0; i < length; i++) proof[i] = clientKey[i]! ^ signature[i]!;
+    return Buffer.from(`${withoutProof},p=${proof.toString('base64')}`, 'utf8');
+  }
+
+  /** True when the server-final-message proves the server knows the password's keys. */
+  verifyServer(serverFinal: Buffer): boolean {
+    if (!this.#serverKey) return false;
+    const m = /^v=([A-Za-z0-9+/=]+)$/.exec(serverFinal.toString('utf8'));
+    if (!m) return false;
+    const expected = hmac(this.hash, this.#serverKey, this.#authMessage);
+    const got = Buffer.from(m[1]!, 'base64');
+    return got.length === expected.length && timingSafeEqual(got, expected);
+  }
+}

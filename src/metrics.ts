@@ -15,6 +15,10 @@ export class Metrics {
     name: 'perch_routing_seconds', help: 'Time from a stanza arriving to it being handed to its destination',
     buckets: [0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05, 0.25], registers: [this.registry],
   });
+  /** The last self-test this node ran (the selftest admin command): 1 passed, 0 failed; its duration and when. */
+  readonly selftestOk = new client.Gauge({ name: 'perch_selftest_ok', help: 'Last self-test run on this node passed (1) or failed (0)', registers: [this.registry] });
+  readonly selftestSeconds = new client.Gauge({ name: 'perch_selftest_duration_seconds', help: 'Duration of the last self-test run on this node', registers: [this.registry] });
+  readonly selftestTimestamp = new client.Gauge({ name: 'perch_selftest_timestamp_seconds', help: 'When the last self-test run on this node ended (Unix time)', registers: [this.registry] });
   // Counters with a label are looked up once per kind rather than per stanza.
   readonly in = { message: this.stanzasIn.labels('message'), presence: this.stanzasIn.labels('presence'), iq: this.stanzasIn.labels('iq') };
   readonly out = { message: this.stanzasOut.labels('message'), presence: this.stanzasOut.labels('presence'), iq: this.stanzasOut.labels('iq') };

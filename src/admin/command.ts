@@ -23,6 +23,8 @@ export interface FieldSpec {
    * fills it from that field.
    */
   confirms?: string;
+  /** A secret the CLI asks for only when the named field is given (an optional account's password). */
+  askedWith?: string;
   /** The CLI takes this field as a positional argument (in this order), not as a flag. */
   positional?: number;
 }

@@ -74,9 +74,10 @@ export function adminListHelp(): string {
 }
 
 /** Fills what the command line left out: secrets from stdin, confirmation fields from what they confirm. */
-async function completeInput(cmd: AnyAdminCommand, input: AdminInput, io: Io): Promise<void> {
+export async function completeInput(cmd: AnyAdminCommand, input: AdminInput, io: Io): Promise<void> {
   for (const f of cmd.fields) {
     if (f.type !== 'text-private' || f.confirms || input[f.name]?.length) continue;
+    if (f.askedWith && !input[f.askedWith]?.length) continue;
     const secret = await io.readSecret(`${f.label}: `);
     if (secret === '') throw new UsageError(`empty ${f.name}`);
     input[f.name] = [secret];

@@ -10,6 +10,7 @@ import {
 import type { AnyAdminCommand } from '../admin/command.js';
 import { accountJid, adminMain, runAdmin, UsageError, EXIT_OK, EXIT_USAGE, type Io } from './admin.js';
 import { CHAT_NOUNS, chatMain } from './chat.js';
+import { selftestMain } from './selftest.js';
 
 const HELP = `perch — an XMPP server for persistent group chat
 
@@ -32,6 +33,8 @@ Commands:
   policy get|set                 persistent chat on/off: global, group:NAME or a user
   admin <command> [--field v]    run any admin operation (perch admin --help lists them)
   migrate                        apply database migrations and exit
+  selftest [--setup] [--json]    log two test users in, join a room, exchange messages, check
+                                 archive and search, leave; each step timed (exit 1 on failure)
   config check                   validate the configuration and print it
 
 User and admin commands act through the running server's admin socket (<dataDir>/admin.sock)
@@ -161,6 +164,8 @@ export async function main(argv: string[], io: Io = stdio): Promise<number> {
         return EXIT_OK;
       case 'user':
         return await userMain(config, [sub, ...rest].filter((a): a is string => a !== undefined), io);
+      case 'selftest':
+        return await selftestMain(config, [sub, ...rest].filter((a): a is string => a !== undefined), io);
       case 'admin':
         return await adminMain(config, [sub, ...rest].filter((a): a is string => a !== undefined), io);
     }
