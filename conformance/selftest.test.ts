@@ -2,6 +2,7 @@
 // server's admin socket, and straight on the database against a stopped server), and the ad-hoc
 // command on the server JID. Its steps speak XMPP over the c2s listener like any client.
 import { expect } from 'chai';
+import net from 'node:net';
 import { startServer, login, perch, expectOk, type RunningServer, type LoggedIn, type CliResult } from './harness.js';
 import { adhoc } from './pchat-kit.js';
 
@@ -110,6 +111,24 @@ describe('self-test (perch selftest and the ad-hoc command)', function () {
       expect((await cli(['--timeout', 'soon'])).code).to.equal(2);
       expect((await cli(['--user1', 'ann', '--password1', 'x'])).code).to.equal(2);
       expect((await cli(['--frobnicate'])).code).to.equal(2);
+    });
+
+    it('a listener that accepts but never answers fails at login-1 when the step\'s time is up', async () => {
+      const sockets: net.Socket[] = [];
+      const silent = net.createServer((sock) => sockets.push(sock));
+      await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+      const { port } = silent.address() as net.AddressInfo;
+      try {
+        const r = await cli(['--port', String(port), '--timeout', '1', '--json']);
+        expect(r.code).to.equal(1);
+        const s = failedStep(report(r));
+        expect(s.name).to.equal('login-1');
+        expect(s.detail).to.equal('no stream features in 1000 ms');
+        expect(s.ms).to.be.within(950, 3000);
+      } finally {
+        for (const sock of sockets) sock.destroy();
+        silent.close();
+      }
     });
 
     it('the ad-hoc command on the server JID returns the same report, and the metrics show it', async () => {
