@@ -375,8 +375,8 @@ export class PlainServer implements SaslServer {
 /**
  * Client side of SCRAM without channel binding (gs2 flag 'n'), for the server's own self-test:
  * first() gives the client-first-message, final() answers the server-first-message, and
- * verifyServer() checks the server's signature in the server-final-message. Throws on a malformed
- * or dishonest server message.
+ * verifyServer() checks the server's signature in the server-final-message. final() rejects a
+ * malformed server message or a nonce that is not the client's extended.
  */
 export class ScramClient {
   readonly #nonce: string;
@@ -397,7 +397,8 @@ export class ScramClient {
     return Buffer.from(`n,,${this.#bare()}`, 'utf8');
   }
 
-  final(serverFirst: Buffer): Buffer {
+  /** Derives the keys without blocking the event loop (the self-test runs inside the server too). */
+  async final(serverFirst: Buffer): Promise<Buffer> {
     const text = serverFirst.toString('utf8');
     const attrs = new Map(text.split(',').map((a) => [a.slice(0, 1), a.slice(2)] as const));
     const nonce = attrs.get('r');
@@ -407,7 +408,7 @@ export class ScramClient {
     if (!nonce || !nonce.startsWith(this.#nonce) || nonce === this.#nonce) throw new Error('server nonce does not extend the client nonce');
     if (!salt || !Number.isInteger(iterations) || iterations < 1) throw new Error('malformed server-first-message');
     const { name, length } = DIGEST[this.hash];
-    const salted = pbkdf2Sync(saslprep(this.password), Buffer.from(salt, 'base64'), iterations, length, name);
+    const salted = await pbkdf2Async(saslprep(this.password), Buffer.from(salt, 'base64'), iterations, length, name);
     const clientKey = hmac(this.hash, salted, 'Client Key');
     const storedKey = h(this.hash, clientKey);
     this.#serverKey = hmac(this.hash, salted, 'Server Key');

@@ -195,7 +195,7 @@ export class SelftestClient {
     if (!step.is('challenge')) throw new ClientError(`unexpected SASL answer <${step.name}/>`);
     let response: Buffer;
     try {
-      response = scram.final(Buffer.from(step.text(), 'base64'));
+      response = await scram.final(Buffer.from(step.text(), 'base64'));
     } catch (e) {
       throw new ClientError(`bad SCRAM challenge: ${(e as Error).message}`);
     }
