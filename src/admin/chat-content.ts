@@ -5,7 +5,6 @@ import {
   DEFAULT_REPLACEMENT, clearRoom, eligiblePrincipals, parseAdminDate, removeMessages,
   type ClearResult, type ContentFilter, type EligibleResult, type RemoveResult,
 } from '../pchat/content-ops.js';
-import { formatDateTime } from '../../protocol/datetime.js';
 import { AdminError, isAdminActor, one, type AdminCommand, type AnyAdminCommand, type FieldSpec } from './command.js';
 import { SERVICE_FIELD, adminsOrServiceAccounts, boolField, boolInput, chatActor, chatContext, intInput, op, optionalInput, serviceInput, table } from './chat-context.js';
 
@@ -21,7 +20,7 @@ export const roomClearCommand: AdminCommand<ClearResult> = {
     const before = parseAdminDate(one(input, 'before'), 'end', '--before');
     return clearRoom(c, chatActor(ctx.actor), serviceInput(ctx, input), one(input, 'room'), before, ctx.progress);
   }),
-  render: (r) => ({ notes: [{ type: 'info', text: `${r.removed} message(s) of ${r.room} on or before ${formatDateTime(r.before)} deleted` }] }),
+  render: (r) => ({ notes: [{ type: 'info', text: `${r.removed} message(s) of ${r.room} on or before ${r.before} deleted` }] }),
 };
 
 export const roomRemoveMessagesCommand: AdminCommand<RemoveResult> = {
@@ -99,7 +98,7 @@ export const principalEligibleCommand: AdminCommand<EligibleResult> = {
   render(r) {
     const lines = table(['USER', 'VIA'], r.users.map((u) => [u.jid, u.via.join(',')]));
     const notes = [{ type: 'info' as const, text: `${r.users.length} user(s) eligible for ${r.of}${r.truncated ? ' (limit reached: more are)' : ''}` }];
-    return { notes, fields: [{ var: 'users', type: 'text-multi', label: 'Eligible users', values: lines }], lines: [...lines, ...notes.map((n) => n.text)] };
+    return { notes, fields: [{ var: 'users', type: 'text-multi', label: 'Eligible users', values: lines }], lines };
   },
 };
 

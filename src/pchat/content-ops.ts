@@ -6,7 +6,7 @@
 // (src/muc/features/archive-admin.ts). Eligibility asks the access rules (access.ts) of each user the
 // list's principals expand to: one statement per principal to expand, one per chunk of users to read.
 import { tryParseJid } from '../../protocol/jid.js';
-import { parseDateTime } from '../../protocol/datetime.js';
+import { formatDateTime, parseDateTime } from '../../protocol/datetime.js';
 import { buildAdminArchived } from '../../protocol/moderation.js';
 import { parseStanzaString } from '../../protocol/xml-stream.js';
 import type { ArchiveMatch, ArchiveQuery, ArchiveRewrite } from '../../storage/types.js';
@@ -57,7 +57,8 @@ async function roomArchive(ctx: ChatOpContext, ref: string, service: string | nu
   return { ...r, jid: `${r.room}@${r.service}` };
 }
 
-export interface ClearResult { room: string; before: Date; removed: number }
+/** before: the bound as an XEP-0082 date-time (results travel as JSON through the admin socket). */
+export interface ClearResult { room: string; before: string; removed: number }
 
 /**
  * Deletes a room's archived messages stamped on or before `before`, oldest first, CLEAR_BATCH rows a
@@ -80,7 +81,7 @@ export async function clearRoom(ctx: ChatOpContext, actor: ChatActor, service: s
   if (removed > 0) {
     await publish(await modelOf(ctx), { kind: 'content', service: r.service, names: [r.room], content: { reason: 'Cleared by the administrator', cleared: true } });
   }
-  return { room: r.jid, before, removed };
+  return { room: r.jid, before: formatDateTime(before), removed };
 }
 
 /** Which messages remove-messages acts on; at least one filter. */
