@@ -7,12 +7,13 @@ import { expect } from 'chai';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { startServer, login, iq, xml, perch, expectOk, type RunningServer, type LoggedIn, type XmppElement } from './harness.js';
+import { startServer, login, iq, xml, perch, expectOk, randomName, useTestDatabase, type RunningServer, type LoggedIn, type XmppElement } from './harness.js';
 import { NS, SERVICE, adhoc, enter, jsonOf, outcome, post, roomJid } from './pchat-kit.js';
 
 const RETRACT = 'urn:xmpp:message-retract:1';
 const MODERATE = 'urn:xmpp:message-moderate:1';
 const REPLACED = 'urn:x-perch:moderation:0';
+const REDIS_URL = process.env.CONFORMANCE_REDIS_URL ?? 'redis://127.0.0.1:6379';
 const DEFAULT_REPLACEMENT = 'This message was replaced by the Persistent Chat administrator.';
 
 let seq = 0;
@@ -192,5 +193,50 @@ describe('conformance: content administration (clear, remove-messages, list filt
     expect(await outcome(adhoc(alice, SERVICE, 'principal-eligible', { room: ['stage'] }))).to.equal('item-not-found');
     expect(await outcome(adhoc(bob, SERVICE, 'principal-eligible', { room: ['desk'] }))).to.equal('forbidden');
     expect(await outcome(adhoc(alice, SERVICE, 'principal-eligible', { category: ['Traders'] }))).to.equal('forbidden');
+  });
+
+  describe('on two nodes (PostgreSQL + Redis): the CLI on node a, the room held by node b', () => {
+    const db = useTestDatabase('perch_content_');
+    let nodeA: RunningServer;
+    let nodeB: RunningServer;
+    const two: LoggedIn[] = [];
+    before(async function () {
+      this.timeout(90000);
+      const users = { root: 'pw', hana: 'pw', ivo: 'pw' };
+      nodeA = await startServer({ databaseUrl: db.url, redisUrl: REDIS_URL, nodeId: randomName('content-a-'), users, admins: ['root@localhost'] });
+      nodeB = await startServer({ databaseUrl: db.url, redisUrl: REDIS_URL, nodeId: randomName('content-b-'), users, skipUserCreation: true, admins: ['root@localhost'] });
+    });
+    after(async function () {
+      this.timeout(60000);
+      await Promise.all(two.map((c) => c.stop()));
+      await Promise.all([nodeA?.stop(), nodeB?.stop()]);
+    });
+
+    it('remove-messages and clear reach the occupants and the join history of the node holding the room', async () => {
+      const onA = (...args: string[]) => perch(args, { dataDir: nodeA.dataDir, databaseUrl: db.url });
+      expectOk(await onA('category', 'add', 'Remote', '--allowed', 'domain:localhost'));
+      expectOk(await onA('room', 'add', 'far', '--category', 'Remote', '--privacy', 'open'));
+      const hana = await login(nodeB.ports.c2s, 'hana', 'pw');
+      const ivo = await login(nodeB.ports.c2s, 'ivo', 'pw');
+      two.push(hana, ivo);
+      const far = roomJid('far');
+      expect((await enter(hana, far, 'hana')).outcome).to.equal('ok');
+      expect((await enter(ivo, far, 'ivo')).outcome).to.equal('ok');
+      for (const body of ['first', 'leaked password hunter2', 'last']) expect(await post(hana, far, body)).to.equal('ok');
+      const leaked = (await archiveOf(ivo, far)).find(([, m]) => m.getChildText('body')?.includes('hunter2'))![0];
+
+      expect(jsonOf(expectOk(await onA('room', 'remove-messages', 'far', '--filter', 'hunter2', '--remove', '--json')))).to.deep.include({ matched: 1, changed: 1 });
+      const notice = await ivo.waitFor((e) => e.is('message') && e.getChild('retract', RETRACT)?.attrs.id === leaked, 8000);
+      expect(notice.attrs.from).to.equal(far);
+      const late = await login(nodeB.ports.c2s, 'ivo', 'pw', { resource: 'late' });
+      two.push(late);
+      expect(await historyBodies(late, far, 'ivo-late')).to.deep.equal(['first', 'last']);
+
+      const tomorrow = new Date(Date.now() + 86_400_000).toISOString().slice(0, 10);
+      expect(expectOk(await onA('room', 'clear', 'far', '--before', tomorrow)).stdout).to.match(/^3 message\(s\) of far@conference.localhost on or before/m);
+      const later = await login(nodeB.ports.c2s, 'ivo', 'pw', { resource: 'later' });
+      two.push(later);
+      expect(await historyBodies(later, far, 'ivo-later')).to.deep.equal([]);
+    });
   });
 });
