@@ -8,7 +8,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { startServer, login, iq, xml, perch, expectOk, randomName, useTestDatabase, type RunningServer, type LoggedIn, type XmppElement } from './harness.js';
-import { NS, SERVICE, adhoc, enter, jsonOf, outcome, post, roomJid } from './pchat-kit.js';
+import { NS, SERVICE, adhoc, adhocNode, commandNodes, enter, jsonOf, outcome, post, roomJid } from './pchat-kit.js';
 
 const RETRACT = 'urn:xmpp:message-retract:1';
 const MODERATE = 'urn:xmpp:message-moderate:1';
@@ -182,6 +182,13 @@ describe('conformance: content administration (clear, remove-messages, list filt
     expect(domain.users.every((u) => u.via.join() === 'domain:localhost')).to.equal(true);
     const limited = jsonOf(expectOk(await run('principal', 'eligible', '--room', 'desk', '--limit', '2', '--json'))) as { users: unknown[]; truncated: boolean };
     expect([limited.users.length, limited.truncated]).to.deep.equal([2, true]);
+
+    // Discovery: administrators see the three commands; other accounts only the listing of eligible users.
+    const nodes = async (c: LoggedIn) => commandNodes(c, SERVICE);
+    expect(await nodes(root)).to.include.members(['room-clear', 'room-remove-messages', 'principal-eligible'].map(adhocNode));
+    const mine = await nodes(alice);
+    expect(mine).to.include(adhocNode('principal-eligible'));
+    expect(mine).to.not.include.members(['room-clear', 'room-remove-messages'].map(adhocNode));
 
     // Ad-hoc on the service: an administrator for a category; a manager for their own room only.
     const byAdmin = await adhoc(root, SERVICE, 'principal-eligible', { category: ['Traders'], filter: ['*a*@*'] });
