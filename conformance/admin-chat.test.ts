@@ -88,10 +88,10 @@ describe('conformance: persistent-chat administration (CLI and ad-hoc faces)', f
     expectOk(await run('room', 'set', 'lobby', '--members', ''));
 
     const table = expectOk(await run('room', 'list')).stdout.trimEnd().split('\n');
-    expect(table[0]).to.match(/^ROOM\s+NAME\s+CATEGORY\s+PRIVACY\s+TYPE\s+DISABLED\s+MEMBERS\s+MANAGERS\s+PRESENTERS$/);
+    expect(table[0]).to.match(/^ROOM\s+NAME\s+CATEGORY\s+PRIVACY\s+TYPE\s+DISABLED\s+CONTENT\s+MEMBERS\s+MANAGERS\s+PRESENTERS$/);
     expect(table.slice(1).map((l) => l.split(/\s{2,}/))).to.deep.equal([
-      ['desk', 'Trading Desk', 'Finance', 'closed', 'normal', 'no', 'alice@localhost,carol@localhost', 'alice@localhost', '-'],
-      ['lobby', 'lobby', 'Finance', 'open', 'normal', 'no', '(inherit)', '-', '-'],
+      ['desk', 'Trading Desk', 'Finance', 'closed', 'normal', 'no', '0 B', 'alice@localhost,carol@localhost', 'alice@localhost', '-'],
+      ['lobby', 'lobby', 'Finance', 'open', 'normal', 'no', '0 B', '(inherit)', '-', '-'],
     ]);
     // The columns line up: every row's second column starts where the header's does.
     const col = table[0]!.indexOf('NAME');

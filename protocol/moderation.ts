@@ -78,3 +78,69 @@ export function buildTombstone(original: Element | null, req: ModerateRequest, m
   }
   return t;
 }
+
+/** Perch's marker of a message an administrator replaced (the archive's copy and the live notice). */
+export const NS_ADMIN_REPLACED = 'urn:x-perch:moderation:0';
+
+/**
+ * An administrator's removal or replacement of an archived message: the room acts (no moderator
+ * occupant), with a reason; replacement is the text the message now reads, absent for a removal.
+ */
+export interface AdminModeration {
+  /** The room's bare JID. */
+  room: string;
+  /** The message's stanza-id. */
+  id: string;
+  reason: string;
+  replacement?: string;
+}
+
+/**
+ * What occupants get (XEP-0425 §6, by the room): a retraction of the message, so clients drop its
+ * text; for a replacement also an x-perch <replaced/> carrying the new text, and the new text as the
+ * body, so any client shows what the message became.
+ */
+export function buildAdminNotice(noticeId: string, m: AdminModeration): Element {
+  const msg = new Element('message', { from: m.room, type: 'groupchat', id: noticeId });
+  const r = msg.c('retract', { xmlns: NS.retract, id: m.id });
+  r.c('moderated', { xmlns: NS.moderate, by: m.room });
+  r.c('reason').t(m.reason);
+  if (m.replacement !== undefined) {
+    msg.c('replaced', { xmlns: NS_ADMIN_REPLACED, id: m.id, by: m.room }).c('body').t(m.replacement);
+    msg.c('body').t(m.replacement);
+  } else {
+    msg.c('body').t('This message was removed by the administrator.');
+    msg.c('fallback', { xmlns: NS.fallback, for: NS.retract });
+  }
+  return msg;
+}
+
+/**
+ * What the archive keeps for a message an administrator acted on. A removal: the XEP-0425 tombstone
+ * from its author, moderated by the room. A replacement: the message from its author (its id,
+ * occupant-id and stanza-id kept) whose only content is the replacement body, with <replaced/>
+ * holding the XEP-0425 <moderated/> by the room, so an archive reader sees who changed it.
+ */
+export function buildAdminArchived(original: Element | null, m: AdminModeration, stamp: Date): Element {
+  const t = new Element('message', { type: 'groupchat' });
+  if (original?.attrs.from !== undefined) t.attrs.from = original.attrs.from;
+  if (original?.attrs.id !== undefined) t.attrs.id = original.attrs.id;
+  const author = original?.getChild('occupant-id', MUC_NS.occupantId)?.attrs.id;
+  if (author !== undefined) t.c('occupant-id', { xmlns: MUC_NS.occupantId, id: author });
+  const at = formatDateTime(stamp);
+  if (m.replacement === undefined) {
+    const r = t.c('retracted', { xmlns: NS.retract, stamp: at });
+    r.c('moderated', { xmlns: NS.moderate, by: m.room });
+    r.c('reason').t(m.reason);
+    return t;
+  }
+  // The stanza-id stays: the room's join history recognises the message by it.
+  for (const c of original?.children ?? []) {
+    if (typeof c !== 'string' && c.name === 'stanza-id' && c.attrs.by === m.room) t.append(new Element('stanza-id', { ...c.attrs }));
+  }
+  t.c('body').t(m.replacement);
+  const rep = t.c('replaced', { xmlns: NS_ADMIN_REPLACED, stamp: at });
+  rep.c('moderated', { xmlns: NS.moderate, by: m.room });
+  rep.c('reason').t(m.reason);
+  return t;
+}

@@ -212,6 +212,21 @@ CREATE TABLE chat_invitations (
 CREATE INDEX chat_invitations_user_id ON chat_invitations (user_jid, id);
 `,
   },
+  {
+    // Each archive's size in bytes beside its count (the admin's room list filters on content size),
+    // kept by the same statement triggers, plus one on UPDATE: a retraction or an administrator's
+    // replacement rewrites the stanza. Sums over the statement's rows, one row per archive touched.
+    version: 5,
+    name: 'archive bytes',
+    sql: `
+ALTER TABLE archive_count ADD COLUMN bytes bigint NOT NULL DEFAULT 0;
+UPDATE archive_count c SET bytes = s.b FROM (SELECT archive, sum(octet_length(stanza)) AS b FROM archive GROUP BY archive) s WHERE c.archive = s.archive;
+CREATE OR REPLACE FUNCTION archive_count_insert() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN INSERT INTO archive_count (archive, n, bytes) SELECT archive, count(*), sum(octet_length(stanza)) FROM new_rows GROUP BY archive ORDER BY archive ON CONFLICT (archive) DO UPDATE SET n = archive_count.n + EXCLUDED.n, bytes = archive_count.bytes + EXCLUDED.bytes; RETURN NULL; END $$;
+CREATE OR REPLACE FUNCTION archive_count_delete() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN UPDATE archive_count c SET n = c.n - d.n, bytes = c.bytes - d.b FROM (SELECT archive, count(*) AS n, sum(octet_length(stanza)) AS b FROM old_rows GROUP BY archive ORDER BY archive) d WHERE c.archive = d.archive; RETURN NULL; END $$;
+CREATE FUNCTION archive_count_update() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN UPDATE archive_count c SET bytes = c.bytes + d.b FROM (SELECT archive, sum(b) AS b FROM (SELECT archive, octet_length(stanza) AS b FROM new_rows UNION ALL SELECT archive, -octet_length(stanza) FROM old_rows) x GROUP BY archive ORDER BY archive) d WHERE c.archive = d.archive AND d.b <> 0; RETURN NULL; END $$;
+CREATE TRIGGER archive_count_update AFTER UPDATE ON archive REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION archive_count_update();
+`,
+  },
 ];
 
 // Arbitrary constant shared by every process migrating the same database.

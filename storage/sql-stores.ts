@@ -689,6 +689,41 @@ function createArchiveStore(db: Db, fulltextLanguage: string): ArchiveStore {
       );
       return num(r?.n);
     },
+
+    async deleteBefore(archive, before, limit) {
+      if (limit <= 0) return 0;
+      // Oldest first through the (archive, stamp) index, a bounded batch so no statement holds the table long.
+      const [r] = await db.query<{ n: unknown }>(
+        `WITH gone AS (
+           DELETE FROM archive WHERE id IN (
+             SELECT id FROM archive WHERE archive = $1 AND stamp <= $2::timestamptz ORDER BY stamp, id LIMIT $3)
+           RETURNING 1)
+         SELECT count(*) AS n FROM gone`,
+        [archive, before.toISOString(), limit],
+      );
+      return num(r?.n);
+    },
+
+    async rewrite(archive, entries) {
+      if (entries.length === 0) return [];
+      const rows = await db.query<{ stanza_id: string }>(
+        `UPDATE archive a SET stanza = e.x, body = e.b, retracted = e.r
+         FROM unnest($2::text[], $3::text[], $4::text[], $5::boolean[]) AS e(s, x, b, r)
+         WHERE a.archive = $1 AND a.stanza_id = e.s
+         RETURNING a.stanza_id`,
+        [archive, entries.map((e) => e.stanzaId), entries.map((e) => e.stanza), entries.map((e) => e.body), entries.map((e) => e.retracted)],
+      );
+      return rows.map((r) => r.stanza_id);
+    },
+
+    async sizes(archives) {
+      if (archives.length === 0) return new Map();
+      const rows = await db.query<{ archive: string; n: unknown; bytes: unknown }>(
+        'SELECT archive, n, bytes FROM archive_count WHERE archive = ANY($1::text[])',
+        [archives],
+      );
+      return new Map(rows.map((r) => [r.archive, { messages: num(r.n), bytes: num(r.bytes) }]));
+    },
   };
 }
 

@@ -228,7 +228,23 @@ export interface ArchiveStore {
   retract(archive: string, stanzaId: string, tombstoneStanza: string): Promise<boolean>;
   /** Deletes every entry of one archive (a deleted account's); returns how many there were. */
   removeArchive(archive: string): Promise<number>;
+  /**
+   * Deletes the oldest entries stamped on or before `before`, at most limit of them in one statement
+   * (an administrator's clear runs it until it returns less than limit); returns how many went.
+   */
+  deleteBefore(archive: string, before: Date, limit: number): Promise<number>;
+  /**
+   * Rewrites entries in one statement (an administrator's remove or replace): each named stanza id
+   * gets the new stanza, body (null: none, so searches no longer find it) and retracted flag. Returns
+   * the stanza ids found.
+   */
+  rewrite(archive: string, entries: ArchiveRewrite[]): Promise<string[]>;
+  /** Entries and bytes (UTF-8 octets of the stored stanzas) of each archive asked about; absent: empty. */
+  sizes(archives: string[]): Promise<Map<string, ArchiveSize>>;
 }
+
+export interface ArchiveRewrite { stanzaId: string; stanza: string; body: string | null; retracted: boolean }
+export interface ArchiveSize { messages: number; bytes: number }
 
 // --- Directory and persistent chat ----------------------------------------------------------------
 // Principal keys are the canonical strings of protocol/principal.ts: 'alice@example.org',

@@ -795,6 +795,54 @@ describe('data store contract', function () {
             range(10, 12),
           );
         });
+
+        it('deleteBefore removes the oldest entries on or before a time, in batches, keeping counts and bytes', async function () {
+          const OTHER = 'other@conference.example.com';
+          await s.archive.append(Array.from({ length: 10 }, (_, n) => entry(n)));
+          await s.archive.append([entry(0, { archive: OTHER })]);
+          const bytes = (from: number, to: number) => Array.from({ length: to - from }, (_, i) => Buffer.byteLength(entry(from + i).stanza)).reduce((a, b) => a + b, 0);
+          expect(await s.archive.sizes([ROOM, OTHER, 'none@conference.example.com'])).to.deep.equal(new Map([
+            [ROOM, { messages: 10, bytes: bytes(0, 10) }], [OTHER, { messages: 1, bytes: bytes(0, 1) }],
+          ]));
+          // Entries 0..6 are on or before minute 6: three per batch, oldest first.
+          expect(await s.archive.deleteBefore(ROOM, minute(6), 3)).to.equal(3);
+          expect(sids(await s.archive.query(ROOM, { limit: 20 }))).to.deep.equal(range(3, 10));
+          expect(await s.archive.deleteBefore(ROOM, minute(6), 3)).to.equal(3);
+          expect(await s.archive.deleteBefore(ROOM, minute(6), 3)).to.equal(1);
+          expect(await s.archive.deleteBefore(ROOM, minute(6), 3)).to.equal(0);
+          expect(sids(await s.archive.query(ROOM, { limit: 20 }))).to.deep.equal(range(7, 10));
+          expect(await s.archive.deleteBefore(ROOM, minute(100), 0)).to.equal(0);
+          expect((await s.archive.sizes([ROOM])).get(ROOM)).to.deep.equal({ messages: 3, bytes: bytes(7, 10) });
+          expect((await s.archive.query(ROOM, { limit: 0 })).count).to.equal(3);
+          expect((await s.archive.sizes([OTHER])).get(OTHER)).to.deep.equal({ messages: 1, bytes: bytes(0, 1) });
+        });
+
+        it('rewrite replaces stanzas and bodies in one statement, and the bytes follow', async function () {
+          await s.archive.append(Array.from({ length: 4 }, (_, n) => entry(n, { body: `secret plan ${n}` })));
+          const before = (await s.archive.sizes([ROOM])).get(ROOM)!;
+          const tomb = '<message type="groupchat"><retracted/></message>';
+          const replaced = '<message type="groupchat"><body>replaced by the administrator</body></message>';
+          const found = await s.archive.rewrite(ROOM, [
+            { stanzaId: entry(1).stanzaId, stanza: tomb, body: null, retracted: true },
+            { stanzaId: entry(2).stanzaId, stanza: replaced, body: 'replaced by the administrator', retracted: false },
+            { stanzaId: 'missing', stanza: tomb, body: null, retracted: true },
+          ]);
+          expect([...found].sort()).to.deep.equal([entry(1).stanzaId, entry(2).stanzaId]);
+          expect(await s.archive.rewrite(ROOM, [])).to.deep.equal([]);
+          const one = await s.archive.get(ROOM, entry(1).stanzaId);
+          expect([one?.stanza, one?.body, one?.retracted]).to.deep.equal([tomb, null, true]);
+          const two = await s.archive.get(ROOM, entry(2).stanzaId);
+          expect([two?.stanza, two?.body, two?.retracted]).to.deep.equal([replaced, 'replaced by the administrator', false]);
+          // Searches see the new bodies only.
+          const hits = async (text: string) => sids(await s.archive.query(ROOM, { match: { text, mode: 'all', caseSensitive: false }, limit: 10 }));
+          expect(await hits('secret')).to.deep.equal([entry(3).stanzaId, entry(0).stanzaId]);
+          expect(await hits('administrator')).to.deep.equal([entry(2).stanzaId]);
+          const delta = Buffer.byteLength(tomb) + Buffer.byteLength(replaced) - 2 * Buffer.byteLength(entry(1).stanza);
+          expect((await s.archive.sizes([ROOM])).get(ROOM)).to.deep.equal({ messages: 4, bytes: before.bytes + delta });
+          // A multi-byte stanza counts its UTF-8 octets.
+          await s.archive.append([entry(9, { stanza: '<message><body>héllo ✓</body></message>' })]);
+          expect((await s.archive.sizes([ROOM])).get(ROOM)!.bytes).to.equal(before.bytes + delta + Buffer.byteLength('<message><body>héllo ✓</body></message>'));
+        });
       });
 
       describe('concurrent reads (batched)', function () {

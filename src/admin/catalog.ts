@@ -6,10 +6,11 @@ import { categoryCommands } from './chat-categories.js';
 import { chatRoomCommands } from './chat-rooms.js';
 import { directoryCommands } from './chat-directory.js';
 import { chatServiceCommands } from './chat-service.js';
+import { contentCommands } from './chat-content.js';
 import { selftestCommand } from './selftest.js';
 
 /** The persistent-chat operations: also offered on each MUC service's JID. */
-export const chatCommands: readonly AnyAdminCommand[] = [...categoryCommands, ...chatRoomCommands, ...directoryCommands, ...chatServiceCommands];
+export const chatCommands: readonly AnyAdminCommand[] = [...categoryCommands, ...chatRoomCommands, ...directoryCommands, ...chatServiceCommands, ...contentCommands];
 
 export const adminCommands: readonly AnyAdminCommand[] = [...userCommands, ...roomCommands, ...chatCommands, selftestCommand];
 

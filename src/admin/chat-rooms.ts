@@ -130,7 +130,17 @@ export const roomShowCommand: AdminCommand<ChatRoomRecord> = {
   render: (r) => ({ notes: [], fields: [{ var: 'room', type: 'text-multi', label: 'Room', values: roomLines(r) }], lines: roomLines(r) }),
 };
 
-export const roomListCommand: AdminCommand<ChatRoomRecord[]> = {
+/** A room as listed: its settings and its archive's size in bytes. */
+export type ListedRoom = ChatRoomRecord & { contentBytes: number };
+
+/** Bytes as a terminal reads them: B, KB or MB (1024-based, as --content-larger counts). */
+function contentSize(bytes: number): string {
+  if (bytes < 1024) return `${bytes} B`;
+  if (bytes < 1024 * 1024) return `${(bytes / 1024).toFixed(1)} KB`;
+  return `${(bytes / 1024 / 1024).toFixed(1)} MB`;
+}
+
+export const roomListCommand: AdminCommand<ListedRoom[]> = {
   id: 'room-list', title: 'List Chat Rooms',
   instructions: 'Admins see every room, managers the rooms they manage; the filters narrow the list.',
   fields: [
@@ -141,11 +151,13 @@ export const roomListCommand: AdminCommand<ChatRoomRecord[]> = {
     PRIVACY, TYPE,
     { name: 'addin', type: 'text-single', label: 'Only rooms showing this add-in' },
     { name: 'filter', type: 'text-single', label: 'Name or description contains (* wildcards)' },
+    INVITATIONS,
+    { name: 'content-larger', type: 'text-single', label: 'Only rooms whose chat content is larger than this many MB' },
     { name: 'limit', type: 'text-single', label: 'At most this many rooms' },
     SERVICE_FIELD,
   ],
   allowed: adminsOrServiceAccounts,
-  run: (ctx, input) => op(() => {
+  run: (ctx, input) => op(async () => {
     const { c, actor, service } = ctxOf(ctx, input);
     const f: RoomFilter = {};
     const str = (n: string) => optionalInput(input, n)?.trim() || undefined;
@@ -160,17 +172,26 @@ export const roomListCommand: AdminCommand<ChatRoomRecord[]> = {
     if (type) f.type = type;
     if (str('addin')) f.addin = str('addin');
     if (str('filter')) f.filter = str('filter');
+    const invitations = choice(input, 'invitations', ['inherit', 'off'] as const);
+    if (invitations) f.invitations = invitations;
+    const larger = str('content-larger');
+    if (larger !== undefined) {
+      if (!/^\d+(\.\d+)?$/.test(larger)) throw new AdminError(`--content-larger takes a number of MB, not ${larger}`);
+      f.contentLargerThan = Number(larger) * 1024 * 1024;
+    }
     const limit = intInput(input, 'limit');
     if (limit !== undefined) {
       if (limit < 0) throw new AdminError('--limit takes a number of at least 0');
       f.limit = limit;
     }
-    return listRooms(c, actor, service, f);
+    const rooms = await listRooms(c, actor, service, f);
+    const sizes = await ctx.stores.archive.sizes(rooms.map((r) => `${r.room}@${r.service}`));
+    return rooms.map((r) => ({ ...r, contentBytes: sizes.get(`${r.room}@${r.service}`)?.bytes ?? 0 }));
   }),
   render(rooms) {
     const lines = table(
-      ['ROOM', 'NAME', 'CATEGORY', 'PRIVACY', 'TYPE', 'DISABLED', 'MEMBERS', 'MANAGERS', 'PRESENTERS'],
-      rooms.map((r) => [r.room, r.name, r.category, r.privacy, r.type, r.disabled ? 'yes' : 'no', listCell(r.members), listCell(r.managers), listCell(r.presenters)]),
+      ['ROOM', 'NAME', 'CATEGORY', 'PRIVACY', 'TYPE', 'DISABLED', 'CONTENT', 'MEMBERS', 'MANAGERS', 'PRESENTERS'],
+      rooms.map((r) => [r.room, r.name, r.category, r.privacy, r.type, r.disabled ? 'yes' : 'no', contentSize(r.contentBytes), listCell(r.members), listCell(r.managers), listCell(r.presenters)]),
     );
     return { notes: [], fields: [{ var: 'rooms', type: 'text-multi', label: 'Rooms', values: lines }], lines };
   },

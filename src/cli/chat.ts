@@ -9,13 +9,14 @@ import { parseFlags, runAdmin, UsageError, EXIT_OK, type Io } from './admin.js';
 /** The verbs of each noun, in the order help lists them. */
 export const CHAT_NOUNS: Record<string, string[]> = {
   category: ['add', 'set', 'list', 'delete'],
-  room: ['add', 'set', 'show', 'list', 'disable', 'enable', 'delete'],
+  room: ['add', 'set', 'show', 'list', 'disable', 'enable', 'delete', 'clear', 'remove-messages'],
   group: ['add', 'set', 'show', 'list', 'delete'],
   ou: ['add', 'list', 'delete'],
   user: ['set'],
   addin: ['add', 'set', 'list', 'delete'],
   service: ['get', 'set'],
   policy: ['get', 'set'],
+  principal: ['eligible'],
 };
 
 function commandOf(noun: string, verb: string): AnyAdminCommand | undefined {
@@ -40,7 +41,10 @@ export function parseChatArgs(cmd: AnyAdminCommand, args: string[]): { input: Ad
 }
 
 function usage(cmd: AnyAdminCommand): string {
-  const [noun, verb] = cmd.id.split('-');
+  // The noun is the id's first word; the verb may have several (remove-messages).
+  const cut = cmd.id.indexOf('-');
+  const noun = cmd.id.slice(0, cut);
+  const verb = cmd.id.slice(cut + 1);
   const args = positionals(cmd).map((f) => (f.required ? f.name.toUpperCase() : `[${f.name.toUpperCase()}]`));
   const flags = cmd.fields.some((f) => f.positional === undefined) ? ' [options]' : '';
   return `perch ${noun} ${verb}${args.length ? ' ' + args.join(' ') : ''}${flags} [--json]`;

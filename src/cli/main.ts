@@ -26,6 +26,8 @@ Commands:
   category add|set|list|delete   persistent-chat categories (scope, creators, invitations, history)
   room add|set|show|list|disable|enable|delete
                                  persistent-chat rooms (privacy, type, members, managers, presenters)
+  room clear|remove-messages     a room's chat content: clear before a date, remove or replace messages
+  principal eligible             users who may enter a category or a room (groups, units, domains expanded)
   group add|set|show|list|delete directory groups (nested) and their members
   ou add|list|delete             org units (/corp/emea/sales)
   addin add|set|list|delete      add-ins rooms may show

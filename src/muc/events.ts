@@ -101,6 +101,8 @@ export interface RoomEvents {
   'message/committed': After<CommittedMessage>;
   /** A message was retracted from the archive (stanza-id). */
   'message/retracted': After<{ room: Room; id: string }>;
+  /** An administrator rewrote the room's archive (cleared old content, removed or replaced messages): re-read what you keep of it. */
+  'archive/rewritten': After<{ room: Room }>;
   /** A private message between occupants; throw to refuse. */
   'message/private': Check<{ room: Room; from: Occupant; to: Occupant; stanza: Element }>;
   /** A non-groupchat message to the room JID (invitations, voice requests): return true when taken. */

@@ -10,7 +10,7 @@ import { DEFAULT_CHAT_SETTINGS } from '../../storage/types.js';
 import type { Subject } from './access.js';
 import { Directory, type DirectoryScope } from './directory.js';
 
-export type ChatChangeKind = 'room' | 'category' | 'directory' | 'policy' | 'settings' | 'addin';
+export type ChatChangeKind = 'room' | 'category' | 'directory' | 'policy' | 'settings' | 'addin' | 'content';
 
 /** What changed, as published to every node. */
 export interface ChatChange {
@@ -25,8 +25,20 @@ export interface ChatChange {
    * (group:X, ou:/P) whose holders' sets changed, and whether the group nesting changed. Absent: all.
    */
   directory?: DirectoryScope;
+  /**
+   * A 'content' change: an administrator rewrote rooms' archives (names: the rooms). The node holding
+   * each room reloads its join history and tells its occupants of each notice (XEP-0425, by the room).
+   */
+  content?: ContentChange;
   /** The node that made the change (it applied it before publishing). */
   origin?: string;
+}
+
+/** An archive rewrite: messages removed (no replacement) or replaced; cleared: old content deleted. */
+export interface ContentChange {
+  reason: string;
+  notices?: { id: string; replacement?: string }[];
+  cleared?: boolean;
 }
 
 export const CHAT_TOPIC = 'chat-model';

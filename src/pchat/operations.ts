@@ -322,7 +322,7 @@ async function excluded(ctx: ChatOpContext, model: ChatModel, cat: CategoryRecor
 
 export interface CategoryInput extends CategoryChanges { name: string }
 
-function category(svc: ServiceModel, name: string): CategoryRecord {
+export function category(svc: ServiceModel, name: string): CategoryRecord {
   const c = svc.category(name.trim());
   if (!c) throw new ChatOpError(`no category ${name} in ${svc.domain}`, 'item-not-found');
   return c;
@@ -643,7 +643,7 @@ export function enableRoom(ctx: ChatOpContext, actor: ChatActor, service: string
  * A room the subject manages. Who may not manage it is refused; a secret room they may not see either
  * is answered as a room that does not exist, so no request tells them it does.
  */
-function managedRoom(svc: ServiceModel, s: Subject, room: string): { rec: ChatRoomRecord; cat: CategoryRecord } {
+export function managedRoom(svc: ServiceModel, s: Subject, room: string): { rec: ChatRoomRecord; cat: CategoryRecord } {
   const found = roomOf(svc, room);
   if (canManage(s, found.rec, found.cat)) return found;
   if (!existsFor(s, found.rec, found.cat)) throw noRoom(svc, room);
@@ -675,6 +675,9 @@ export interface RoomFilter {
   addin?: string;
   /** Case-insensitive substring of the name or description; * wildcards allowed. */
   filter?: string;
+  invitations?: 'inherit' | 'off';
+  /** Only rooms whose archive holds more than this many bytes. */
+  contentLargerThan?: number;
   limit?: number;
 }
 
@@ -687,8 +690,11 @@ export async function listRooms(ctx: ChatOpContext, actor: ChatActor, service: s
   const member = f.member ? await model.subjectOf(canonical(f.member)) : undefined;
   const manager = f.manager ? await model.subjectOf(canonical(f.manager)) : undefined;
   const pattern = f.filter ? new RegExp(f.filter.toLowerCase().split('*').map((x) => x.replace(/[.+?^${}()|[\]\\]/g, '\\$&')).join('.*')) : undefined;
+  const sorted = [...svc.rooms.values()].sort((a, b) => a.room.localeCompare(b.room));
+  // Sizes are kept per archive by triggers: one read for every room of the service.
+  const sizes = f.contentLargerThan !== undefined ? await ctx.stores.archive.sizes(sorted.map((r) => `${r.room}@${r.service}`)) : undefined;
   const out: ChatRoomRecord[] = [];
-  for (const r of [...svc.rooms.values()].sort((a, b) => a.room.localeCompare(b.room))) {
+  for (const r of sorted) {
     const c = svc.categoryOf(r);
     if (!c) continue;
     if (!canManage(s, r, c)) continue;
@@ -700,6 +706,8 @@ export async function listRooms(ctx: ChatOpContext, actor: ChatActor, service: s
     if (member && !isMember(member, r, c)) continue;
     if (manager && !(covers(manager.principals, r.managers) && !isDenied(manager, c))) continue;
     if (pattern && !pattern.test(r.name.toLowerCase()) && !pattern.test(r.description.toLowerCase())) continue;
+    if (f.invitations && r.invitations !== f.invitations) continue;
+    if (sizes && !((sizes.get(`${r.room}@${r.service}`)?.bytes ?? 0) > f.contentLargerThan!)) continue;
     out.push(r);
     if (f.limit !== undefined && out.length >= f.limit) break;
   }

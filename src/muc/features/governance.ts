@@ -592,7 +592,7 @@ export const governance: RoomFeature = {
     const g0 = serviceModel(server, ctx.domain);
     g0?.model.onChange((change) => {
       if (change.service !== undefined && change.service !== ctx.domain && change.kind !== 'directory' && change.kind !== 'policy') return;
-      if (change.kind === 'settings' || change.kind === 'addin') return;
+      if (change.kind === 'settings' || change.kind === 'addin' || change.kind === 'content') return;
       const names = change.kind === 'room' ? new Set(change.names ?? []) : null;
       for (const room of [...ctx.loadedRooms()]) {
         if (names && !names.has(room.name)) continue;

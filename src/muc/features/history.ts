@@ -60,10 +60,22 @@ export const history: RoomFeature = {
         c.historyLength = n;
       },
     });
-    hooks.prepare(async (room) => {
+    const read = async (room: Room): Promise<Entry[]> => {
       const entries = await ctx.server.stores.archive.lastN(room.jid, MAX_HISTORY);
       // Subject changes (archived without a body) are not join history.
-      caches.set(room, entries.filter((e) => !e.retracted && e.body !== null).map((e) => ({ xml: e.stanza, stamp: e.stamp })));
+      return entries.filter((e) => !e.retracted && e.body !== null).map((e) => ({ xml: e.stanza, stamp: e.stamp }));
+    };
+    hooks.prepare(async (room) => {
+      caches.set(room, await read(room));
+    });
+    // Read again in the room's order: messages committed meanwhile wait behind the slot, so none is lost or doubled.
+    hooks.on('archive/rewritten', ({ room }) => {
+      const slot = room.slot();
+      read(room).then((fresh) => room.release(slot, () => caches.set(room, fresh)), (err: unknown) => {
+        ctx.log.error('muc: re-reading the join history failed', { err, room: room.jid });
+        room.release(slot, () => caches.set(room, []));
+      });
+      return undefined;
     });
     hooks.on('message/committed', ({ room, xml, stamp, subjectChange }) => {
       if (subjectChange) return undefined;
