@@ -1,5 +1,6 @@
 // The perch command: start the server and administer it.
 import { existsSync } from 'node:fs';
+import path from 'node:path';
 import { loadConfig, ConfigError, type Config } from '../config.js';
 import { ServerCore } from '../server.js';
 import { openDataStores } from '../../storage/open.js';
@@ -8,8 +9,9 @@ import {
   addUserCommand, changeUserPasswordCommand, deleteUserCommand, registeredUsersListCommand,
 } from '../admin/users.js';
 import type { AnyAdminCommand } from '../admin/command.js';
-import { accountJid, adminMain, runAdmin, UsageError, EXIT_OK, EXIT_USAGE, type Io } from './admin.js';
+import { accountJid, adminMain, commandHelp, parseFlags, runAdmin, UsageError, EXIT_OK, EXIT_USAGE, type Io } from './admin.js';
 import { CHAT_NOUNS, chatMain } from './chat.js';
+import { importXep0227Command } from '../admin/xep0227.js';
 
 const HELP = `perch — an XMPP server for persistent group chat
 
@@ -32,6 +34,9 @@ Commands:
   policy get|set                 persistent chat on/off: global, group:NAME or a user
   admin <command> [--field v]    run any admin operation (perch admin --help lists them)
   migrate                        apply database migrations and exit
+  import-xep0227 FILE [--dry-run] [--host HOST]
+                                 import accounts, rosters, vCards and offline messages
+                                 from a XEP-0227 file (Prosody's or ejabberd's export)
   config check                   validate the configuration and print it
 
 User and admin commands act through the running server's admin socket (<dataDir>/admin.sock)
@@ -109,6 +114,20 @@ async function userMain(config: Config, args: string[], io: Io): Promise<number>
   return runAdmin(config, entry.cmd, io, { input: {}, json, fromPositional: (domain) => entry.positional(positional, domain) });
 }
 
+/** `perch import-xep0227 FILE [--dry-run] [--host HOST] [--json]` */
+async function importXep0227Main(config: Config, args: string[], io: Io): Promise<number> {
+  const cmd = importXep0227Command;
+  const usage = 'perch import-xep0227 FILE';
+  const { input, json, help, bare } = parseFlags(cmd, args, { positional: true });
+  if (help) {
+    io.out(commandHelp(cmd, usage));
+    return EXIT_OK;
+  }
+  if (bare.length !== 1) throw new UsageError(`usage: ${usage} [--dry-run] [--host HOST] [--json]`);
+  // The server behind the admin socket may run elsewhere in the file system: the path goes absolute.
+  return runAdmin(config, cmd, io, { input: { ...input, file: [path.resolve(bare[0]!)] }, json });
+}
+
 export async function main(argv: string[], io: Io = stdio): Promise<number> {
   const args = [...argv];
   let configFile: string | null = process.env.PERCH_CONFIG ?? null;
@@ -161,6 +180,8 @@ export async function main(argv: string[], io: Io = stdio): Promise<number> {
         return EXIT_OK;
       case 'user':
         return await userMain(config, [sub, ...rest].filter((a): a is string => a !== undefined), io);
+      case 'import-xep0227':
+        return await importXep0227Main(config, [sub, ...rest].filter((a): a is string => a !== undefined), io);
       case 'admin':
         return await adminMain(config, [sub, ...rest].filter((a): a is string => a !== undefined), io);
     }
