@@ -120,7 +120,7 @@ async function importXep0227Main(config: Config, args: string[], io: Io): Promis
   const usage = 'perch import-xep0227 FILE';
   const { input, json, help, bare } = parseFlags(cmd, args, { positional: true });
   if (help) {
-    io.out(commandHelp(cmd, usage));
+    io.out(commandHelp({ ...cmd, fields: cmd.fields.filter((f) => f.positional === undefined) }, usage));
     return EXIT_OK;
   }
   if (bare.length !== 1) throw new UsageError(`usage: ${usage} [--dry-run] [--host HOST] [--json]`);
