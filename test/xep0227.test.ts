@@ -153,6 +153,18 @@ describe('XEP-0227 import (fixtures exported by Prosody and ejabberd)', function
     await nothingStored();
   });
 
+  it('keeps a character whole where two reads of the file split it', async () => {
+    // The file is read in 64 KiB pieces: a 2-byte character starting at an odd offset straddles one.
+    let head = `<server-data xmlns='urn:xmpp:pie:0'><host jid='localhost'><user name='u' password='p'><offline-messages><message xmlns='jabber:client' from='a@b'><body>`;
+    if (Buffer.byteLength(head) % 2 === 0) head = head.replace('<body>', ' <body>');
+    const body = 'ü'.repeat(40000);
+    const file = await scratch('big.xml', `${head}${body}</body></message></offline-messages></user></host></server-data>`);
+    const r = await importXep0227(ctx, file);
+    expect(r.offlineMessages).to.equal(1);
+    const [m] = await ctx.stores.offline.take('u');
+    expect(parseStanzaString(m!.stanza)!.getChildText('body')).to.equal(body);
+  });
+
   it('takes a plain password, skips what it cannot import and says why', async () => {
     const file = await scratch('mixed.xml', `<?xml version='1.0'?>
 <server-data xmlns='urn:xmpp:pie:0'>
