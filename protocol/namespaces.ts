@@ -66,4 +66,12 @@ export const NS = {
   mucSelfPing: 'http://jabber.org/protocol/muc#self-ping-optimization',
   mucRegister: 'http://jabber.org/protocol/muc#register',
   mucUnique: 'http://jabber.org/protocol/muc#unique',
+  // XEP-0227 files (import): the format, its first versions' namespace, and its extensions.
+  pie: 'urn:xmpp:pie:0',
+  pieDraft: 'http://www.xmpp.org/extensions/xep-0227.html#ns',
+  pieScram: 'urn:xmpp:pie:0#scram',
+  piePubsub: 'urn:xmpp:pie:0#pubsub',
+  pieMam: 'urn:xmpp:pie:0#mam',
+  privacy: 'jabber:iq:privacy',
+  xinclude: 'http://www.w3.org/2001/XInclude',
 } as const;

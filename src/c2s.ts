@@ -16,6 +16,7 @@ import type { SessionRecord, UserRecord } from '../storage/types.js';
 import type { LocalSession, PreAuthStream, Server } from './context.js';
 import type { StreamHeader, Transport, TransportHandler } from './transport/transport.js';
 import { StreamManagement, smFailed, type Unacked } from './streams/stream-management.js';
+import { credentialsFor } from './accounts.js';
 
 type Mechanism = { start(r: Buffer): Promise<SaslStep>; next(r: Buffer): Promise<SaslStep> };
 
@@ -233,7 +234,13 @@ export class C2SStream implements TransportHandler, PreAuthStream {
       return new PlainServer({
         verify: async (user, password) => {
           const rec = await this.loadAccount(user);
-          return rec !== null && verifyPasswordAgainstScram(password, { hash: 'SHA-256', ...rec.credentials.sha256 });
+          if (rec === null) return false;
+          const { sha1, sha256 } = rec.credentials;
+          if (sha256) return verifyPasswordAgainstScram(password, { hash: 'SHA-256', ...sha256 });
+          // An account imported with SCRAM-SHA-1 keys only: the password, now known, derives both.
+          if (!(await verifyPasswordAgainstScram(password, { hash: 'SHA-1', ...sha1 }))) return false;
+          await this.core.stores.users.setCredentials(user, await credentialsFor(password, this.core.config.scramIterations));
+          return true;
         },
       });
     }
@@ -244,7 +251,8 @@ export class C2SStream implements TransportHandler, PreAuthStream {
       offeredPlus: this.conn.secure && this.channelBinding() !== null,
       lookup: async (user) => {
         const rec = await this.loadAccount(user);
-        return rec ? { hash, ...(hash === 'SHA-1' ? rec.credentials.sha1 : rec.credentials.sha256) } : null;
+        const keys = rec ? (hash === 'SHA-1' ? rec.credentials.sha1 : rec.credentials.sha256) : null;
+        return keys ? { hash, ...keys } : null;
       },
     });
   }

@@ -86,7 +86,8 @@ interface UserRow {
 function credentialParams(c: StoredCredentials): unknown[] {
   return [
     c.sha1.salt, c.sha1.iterations, c.sha1.storedKey, c.sha1.serverKey,
-    c.sha256.salt, c.sha256.iterations, c.sha256.storedKey, c.sha256.serverKey,
+    // No SHA-256 keys: stored as 0 iterations (the columns predate accounts without them).
+    c.sha256?.salt ?? Buffer.alloc(0), c.sha256?.iterations ?? 0, c.sha256?.storedKey ?? Buffer.alloc(0), c.sha256?.serverKey ?? Buffer.alloc(0),
   ];
 }
 
@@ -102,7 +103,7 @@ function toUserRecord(r: UserRow): UserRecord {
         storedKey: toBuffer(r.sha1_stored_key),
         serverKey: toBuffer(r.sha1_server_key),
       },
-      sha256: {
+      sha256: r.sha256_iterations === 0 ? null : {
         salt: toBuffer(r.sha256_salt),
         iterations: r.sha256_iterations,
         storedKey: toBuffer(r.sha256_stored_key),

@@ -22,7 +22,11 @@ export interface StoredScram {
 }
 export interface StoredCredentials {
   sha1: StoredScram;
-  sha256: StoredScram;
+  /**
+   * null for an account imported from a server that kept SCRAM-SHA-1 keys only (XEP-0227): it signs
+   * in with SCRAM-SHA-1 or PLAIN until a PLAIN sign-in or a new password derives these.
+   */
+  sha256: StoredScram | null;
 }
 export interface UserRecord {
   username: string;

@@ -222,21 +222,33 @@ describe('data store contract', function () {
           expect(u!.createdAt).to.be.instanceOf(Date);
           expect(Math.abs(u!.createdAt.getTime() - Date.now())).to.be.below(60_000);
           for (const alg of ['sha1', 'sha256'] as const) {
-            const got = u!.credentials[alg];
+            const got = u!.credentials[alg]!;
+            const want = c[alg]!;
             expect(Buffer.isBuffer(got.salt) && Buffer.isBuffer(got.storedKey) && Buffer.isBuffer(got.serverKey)).to.equal(true);
-            expect(got.salt.equals(c[alg].salt)).to.equal(true);
-            expect(got.storedKey.equals(c[alg].storedKey)).to.equal(true);
-            expect(got.serverKey.equals(c[alg].serverKey)).to.equal(true);
-            expect(got.iterations).to.equal(c[alg].iterations);
+            expect(got.salt.equals(want.salt)).to.equal(true);
+            expect(got.storedKey.equals(want.storedKey)).to.equal(true);
+            expect(got.serverKey.equals(want.serverKey)).to.equal(true);
+            expect(got.iterations).to.equal(want.iterations);
           }
           expect(await s.users.get('nobody')).to.equal(null);
+        });
+
+        it('keeps an account without SHA-256 keys as such (imported with SCRAM-SHA-1 keys only)', async function () {
+          const c = creds(9);
+          expect(await s.users.create('imported', { sha1: c.sha1, sha256: null })).to.equal(true);
+          const u = (await s.users.get('imported'))!;
+          expect(u.credentials.sha256).to.equal(null);
+          expect(u.credentials.sha1.storedKey.equals(c.sha1.storedKey)).to.equal(true);
+          expect(u.credentials.sha1.iterations).to.equal(c.sha1.iterations);
+          expect(await s.users.setCredentials('imported', c)).to.equal(true);
+          expect((await s.users.get('imported'))!.credentials.sha256!.storedKey.equals(c.sha256!.storedKey)).to.equal(true);
         });
 
         it('replaces credentials and toggles disabled', async function () {
           await s.users.create('bob', creds(1));
           const c = creds(2);
           expect(await s.users.setCredentials('bob', c)).to.equal(true);
-          expect((await s.users.get('bob'))!.credentials.sha256.storedKey.equals(c.sha256.storedKey)).to.equal(true);
+          expect((await s.users.get('bob'))!.credentials.sha256!.storedKey.equals(c.sha256!.storedKey)).to.equal(true);
           expect(await s.users.setCredentials('nobody', c)).to.equal(false);
           expect(await s.users.setDisabled('bob', true)).to.equal(true);
           expect((await s.users.get('bob'))!.disabled).to.equal(true);
@@ -867,7 +879,7 @@ describe('data store contract', function () {
               continue;
             }
             expect(got[n]!.username).to.equal(u);
-            expect(got[n]!.credentials.sha256.storedKey.equals(credsOf.get(u)!.sha256.storedKey)).to.equal(true);
+            expect(got[n]!.credentials.sha256!.storedKey.equals(credsOf.get(u)!.sha256!.storedKey)).to.equal(true);
             expect(Buffer.isBuffer(got[n]!.credentials.sha1.salt)).to.equal(true);
           }
         });

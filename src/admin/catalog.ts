@@ -8,11 +8,12 @@ import { directoryCommands } from './chat-directory.js';
 import { chatServiceCommands } from './chat-service.js';
 import { contentCommands } from './chat-content.js';
 import { selftestCommand } from './selftest.js';
+import { importXep0227Command } from './xep0227.js';
 
 /** The persistent-chat operations: also offered on each MUC service's JID. */
 export const chatCommands: readonly AnyAdminCommand[] = [...categoryCommands, ...chatRoomCommands, ...directoryCommands, ...chatServiceCommands, ...contentCommands];
 
-export const adminCommands: readonly AnyAdminCommand[] = [...userCommands, ...roomCommands, ...chatCommands, selftestCommand];
+export const adminCommands: readonly AnyAdminCommand[] = [...userCommands, ...roomCommands, ...chatCommands, selftestCommand, importXep0227Command];
 
 export function findAdminCommand(id: string): AnyAdminCommand | undefined {
   return adminCommands.find((c) => c.id === id);

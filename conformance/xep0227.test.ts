@@ -1,0 +1,181 @@
+// Moving from Prosody or ejabberd: their real XEP-0227 exports (conformance/fixtures/xep0227)
+// imported with the CLI, on the database and through a running server's admin socket; then the
+// imported accounts sign in over XMPP with their original passwords (SCRAM) and find their rosters,
+// vCards, pending subscription requests and offline messages with the original delay stamps.
+import { expect } from 'chai';
+import { createHash, createHmac, pbkdf2Sync, randomBytes } from 'node:crypto';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import {
+  REPO_ROOT, connectRaw, openSecureStream, startServer, login, iq, xml, perch, expectOk, rawLogin,
+  type RunningServer, type LoggedIn, type XmppElement,
+} from './harness.js';
+
+const FIXTURES = path.join(REPO_ROOT, 'conformance/fixtures/xep0227');
+const PROSODY = path.join(FIXTURES, 'prosody.xml');
+const EJABBERD = path.join(FIXTURES, 'ejabberd/20261205-223837.xml');
+const EJABBERD_HOST = path.join(FIXTURES, 'ejabberd/20261205-223837_ejabberd_test.xml');
+const DELAY = 'urn:xmpp:delay';
+
+/** SCRAM over a real socket after STARTTLS, computed here: 'success' or the failure's condition. */
+async function scramLogin(port: number, user: string, password: string, hash: 'SHA-1' | 'SHA-256'): Promise<string> {
+  const raw = await connectRaw(port);
+  try {
+    await openSecureStream(raw);
+    const alg = hash === 'SHA-1' ? 'sha1' : 'sha256';
+    const cnonce = randomBytes(12).toString('base64');
+    const bare = `n=${user.replace(/=/g, '=3D').replace(/,/g, '=2C')},r=${cnonce}`;
+    raw.send(`<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='SCRAM-${hash}'>${Buffer.from(`n,,${bare}`).toString('base64')}</auth>`);
+    const challenge = await raw.waitFor(/<challenge[^>]*>([^<]*)<\/challenge>|<failure[\s\S]*?<\/failure>/);
+    if (challenge.startsWith('<failure')) return /<([a-z-]+)\/>/.exec(challenge)?.[1] ?? challenge;
+    const serverFirst = Buffer.from(/>([^<]*)</.exec(challenge)![1]!, 'base64').toString();
+    const f = Object.fromEntries(serverFirst.split(',').map((kv) => [kv[0], kv.slice(2)]));
+    const salted = pbkdf2Sync(password.normalize('NFKC'), Buffer.from(f.s!, 'base64'), Number(f.i), hash === 'SHA-1' ? 20 : 32, alg);
+    const clientKey = createHmac(alg, salted).update('Client Key').digest();
+    const storedKey = createHash(alg).update(clientKey).digest();
+    const withoutProof = `c=biws,r=${f.r}`;
+    const authMessage = `${bare},${serverFirst},${withoutProof}`;
+    const signature = createHmac(alg, storedKey).update(authMessage).digest();
+    const proof = Buffer.from(clientKey.map((x, i) => x ^ signature[i]!));
+    raw.send(`<response xmlns='urn:ietf:params:xml:ns:xmpp-sasl'>${Buffer.from(`${withoutProof},p=${proof.toString('base64')}`).toString('base64')}</response>`);
+    const outcome = await raw.waitFor(/<success[^>]*(\/>|>[\s\S]*?<\/success>)|<failure[\s\S]*?<\/failure>/);
+    return outcome.startsWith('<success') ? 'success' : /<([a-z-]+)\/>/.exec(outcome)?.[1] ?? outcome;
+  } finally {
+    raw.close();
+  }
+}
+
+const ROSTER = 'jabber:iq:roster';
+function rosterItems(result: XmppElement): Record<string, { name?: string; subscription: string; ask?: string; groups: string[] }> {
+  const out: Record<string, { name?: string; subscription: string; ask?: string; groups: string[] }> = {};
+  for (const item of result.getChild('query', ROSTER)!.getChildren('item')) {
+    out[item.attrs.jid] = {
+      ...(item.attrs.name ? { name: item.attrs.name } : {}),
+      subscription: item.attrs.subscription,
+      ...(item.attrs.ask ? { ask: item.attrs.ask } : {}),
+      groups: item.getChildren('group').map((g: XmppElement) => g.text()).sort(),
+    };
+  }
+  return out;
+}
+
+describe('conformance: XEP-0227 import of Prosody and ejabberd exports', function () {
+  this.timeout(120000);
+  const dirs: string[] = [];
+  const servers: RunningServer[] = [];
+  const clients: LoggedIn[] = [];
+  afterEach(async () => {
+    await Promise.all(clients.splice(0).map((c) => c.stop()));
+    await Promise.all(servers.splice(0).map((s) => s.stop()));
+    await Promise.all(dirs.splice(0).map((d) => rm(d, { recursive: true, force: true, maxRetries: 3 })));
+  });
+  async function migratedDir(): Promise<string> {
+    const d = await mkdtemp(path.join(tmpdir(), 'perch-xep0227-'));
+    dirs.push(d);
+    expectOk(await perch(['migrate'], { dataDir: d }));
+    return d;
+  }
+  async function userList(dataDir: string): Promise<string> {
+    return expectOk(await perch(['user', 'list'], { dataDir })).stdout;
+  }
+
+  it('Prosody: a dry run changes nothing; the import on the database lets accounts sign in with their old passwords', async () => {
+    const dataDir = await migratedDir();
+    const dry = expectOk(await perch(['import-xep0227', PROSODY, '--host', 'prosody.test', '--dry-run', '--json'], { dataDir }));
+    const out = JSON.parse(dry.stdout).output;
+    expect(out).to.deep.include({ dryRun: true, rosterItems: 6, pendingSubscriptions: 1, vcards: 2, offlineMessages: 0 });
+    expect(out.users).to.deep.equal({ created: 5, overwritten: [] });
+
+    // Nothing was written: the import proper still finds every account new.
+    const run = expectOk(await perch(['import-xep0227', PROSODY, '--host', 'prosody.test'], { dataDir }));
+    expect(run.stdout).to.contain('accounts: 5 new, 0 overwritten');
+    expect(run.stdout).to.contain('roster items: 6');
+
+    const server = await startServer({ dataDir });
+    servers.push(server);
+    const port = server.ports.c2s;
+    // Prosody kept SCRAM-SHA-1 keys only: SCRAM-SHA-1 signs in with the old password, SHA-256 cannot yet.
+    expect(await scramLogin(port, 'zoë', 'pässwörd-zoë', 'SHA-1')).to.equal('success');
+    expect(await scramLogin(port, 'zoë', 'wrong', 'SHA-1')).to.equal('not-authorized');
+    expect(await scramLogin(port, 'carol', 'carol-pw', 'SHA-256')).to.equal('not-authorized');
+    // A PLAIN sign-in (over TLS) checks the password against the SHA-1 keys and derives SHA-256 ones.
+    const plain = await rawLogin(port, 'carol', 'carol-pw');
+    plain.close();
+    expect(await scramLogin(port, 'carol', 'carol-pw', 'SHA-256')).to.equal('success');
+
+    const alice = await login(port, 'alice', 'alice-pw');
+    clients.push(alice);
+    const roster = rosterItems(await iq(alice, 'get', xml('query', { xmlns: ROSTER })));
+    expect(roster).to.deep.equal({
+      'bob@localhost': { name: 'Bobby', subscription: 'both', groups: ['Friends', 'Work'] },
+      'carol@localhost': { name: 'Carol C.', subscription: 'to', groups: ['Work'] },
+      'dave@localhost': { name: 'Dave', subscription: 'none', ask: 'subscribe', groups: [] },
+      'romeo@montague.example': { name: 'Romeo', subscription: 'none', groups: ['Remote'] },
+    });
+    const vcard = (await iq(alice, 'get', xml('vCard', { xmlns: 'vcard-temp' }))).getChild('vCard', 'vcard-temp')!;
+    expect(vcard.getChildText('FN')).to.equal('Alice Liddell');
+    expect(vcard.getChild('PHOTO')!.getChildText('BINVAL')).to.match(/^iVBORw0KGgo/);
+    const bobCard = (await iq(alice, 'get', xml('vCard', { xmlns: 'vcard-temp' }), 'bob@localhost')).getChild('vCard', 'vcard-temp')!;
+    expect(bobCard.getChildText('FN')).to.equal('Bob Builder');
+
+    // dave never answered alice's request: it waits for him at his next sign-in.
+    const dave = await login(port, 'dave', 'dave-pw');
+    clients.push(dave);
+    await dave.xmpp.send(xml('presence'));
+    const request = await dave.waitFor((el) => el.is('presence') && el.attrs.type === 'subscribe');
+    expect(request.attrs.from).to.equal('alice@localhost');
+  });
+
+  it('ejabberd: imported through the running server, offline messages arrive with their original delay stamps', async () => {
+    const server = await startServer();
+    servers.push(server);
+    const run = expectOk(await perch(['import-xep0227', EJABBERD, '--host', 'ejabberd.test', '--json'], { dataDir: server.dataDir }));
+    const out = JSON.parse(run.stdout).output;
+    expect(out).to.deep.include({ dryRun: false, rosterItems: 6, vcards: 2, offlineMessages: 3, skipped: [] });
+    const stamps = [...(await readFile(EJABBERD_HOST, 'utf8')).matchAll(/stamp='([^']+)'/g)].map((m) => m[1]);
+    expect(stamps).to.have.length(3);
+    const port = server.ports.c2s;
+
+    expect(await scramLogin(port, 'bob', 'bob-pw', 'SHA-1')).to.equal('success');
+    const alice = await login(port, 'alice', 'alice-pw');
+    clients.push(alice);
+    expect(rosterItems(await iq(alice, 'get', xml('query', { xmlns: ROSTER })))['bob@localhost'])
+      .to.deep.equal({ name: 'Bobby', subscription: 'both', groups: ['Friends', 'Work'] });
+    await alice.xmpp.send(xml('presence'));
+    const first = await alice.waitFor((el) => el.is('message') && el.getChildText('body') === 'First while you were away');
+    const second = await alice.waitFor((el) => el.is('message') && el.getChildText('body') === 'Second, with a subject');
+    expect(first.attrs.from).to.equal('bob@localhost/fixture');
+    expect(first.getChildren('delay', DELAY).map((d: XmppElement) => d.attrs.stamp)).to.deep.equal([stamps[0]]);
+    expect(second.getChild('delay', DELAY)!.attrs.stamp).to.equal(stamps[1]);
+    expect(second.getChildText('subject')).to.equal('Plans');
+
+    // A raw session: @xmpp/client does not encode a non-ASCII username as UTF-8.
+    const zoe = await rawLogin(port, 'zoë', 'pässwörd-zoë');
+    try {
+      zoe.send('<presence/>');
+      const m = await zoe.waitFor(/<message[\s\S]*?<\/message>/);
+      expect(m).to.contain('Grüße, Zoë! ✓');
+      expect(m).to.match(new RegExp(`<delay[^>]*stamp=['"]${stamps[2]!.replace(/\./g, '\\.')}['"]`));
+    } finally {
+      zoe.close();
+    }
+  });
+
+  it('a malformed file or one without our host: a clear error and nothing imported', async () => {
+    const dataDir = await migratedDir();
+    const text = await readFile(PROSODY, 'utf8');
+    const broken = path.join(dataDir, 'broken.xml');
+    await writeFile(broken, text.replace("<user name='dave'>", "<user name='dave'><unclosed>"));
+    const r = await perch(['import-xep0227', broken, '--host', 'prosody.test'], { dataDir });
+    expect(r.code).to.equal(1);
+    expect(r.stderr).to.match(/broken\.xml:\d+:\d+: .*nothing was imported/);
+    expect(await userList(dataDir)).to.not.contain('alice');
+
+    const other = await perch(['import-xep0227', PROSODY], { dataDir });
+    expect(other.code).to.equal(1);
+    expect(other.stderr).to.contain('no accounts of host localhost (its hosts: prosody.test)');
+    const usage = await perch(['import-xep0227'], { dataDir });
+    expect(usage.code).to.equal(2);
+  });
+});
