@@ -1,5 +1,6 @@
 import { KeyBatcher } from './batch.js';
 import { createChatStore, createDirectoryStore } from './sql-chat.js';
+import { createTransferStore } from './sql-transfer.js';
 import type {
   ArchiveMatch,
   ArchivedMessage,
@@ -740,6 +741,7 @@ export function createSqlStores(db: Db, opts: { fulltextLanguage?: string } = {}
     archive: createArchiveStore(db, fulltextLanguage),
     directory: createDirectoryStore(db),
     chat: createChatStore(db),
+    transfer: createTransferStore(db),
   };
 }
 

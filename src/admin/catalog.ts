@@ -6,11 +6,12 @@ import { categoryCommands } from './chat-categories.js';
 import { chatRoomCommands } from './chat-rooms.js';
 import { directoryCommands } from './chat-directory.js';
 import { chatServiceCommands } from './chat-service.js';
+import { dataCommands } from './data.js';
 
 /** The persistent-chat operations: also offered on each MUC service's JID. */
 export const chatCommands: readonly AnyAdminCommand[] = [...categoryCommands, ...chatRoomCommands, ...directoryCommands, ...chatServiceCommands];
 
-export const adminCommands: readonly AnyAdminCommand[] = [...userCommands, ...roomCommands, ...chatCommands];
+export const adminCommands: readonly AnyAdminCommand[] = [...userCommands, ...roomCommands, ...chatCommands, ...dataCommands];
 
 export function findAdminCommand(id: string): AnyAdminCommand | undefined {
   return adminCommands.find((c) => c.id === id);

@@ -10,6 +10,7 @@ import {
 import type { AnyAdminCommand } from '../admin/command.js';
 import { accountJid, adminMain, runAdmin, UsageError, EXIT_OK, EXIT_USAGE, type Io } from './admin.js';
 import { CHAT_NOUNS, chatMain } from './chat.js';
+import { exportMain, importMain } from './data.js';
 
 const HELP = `perch — an XMPP server for persistent group chat
 
@@ -31,6 +32,10 @@ Commands:
   service get|set                chat service settings (history, file size, update limit, URL)
   policy get|set                 persistent chat on/off: global, group:NAME or a user
   admin <command> [--field v]    run any admin operation (perch admin --help lists them)
+  export FILE [--level L] [--scope C] [--since DATE]
+                                 write all data, or a level of it, to FILE (.jsonl.gz)
+  import FILE [--dry-run] [--report FILE]
+                                 merge an export into this server (same names overwritten)
   migrate                        apply database migrations and exit
   config check                   validate the configuration and print it
 
@@ -62,6 +67,7 @@ const stdio: Io = {
   out: (t) => process.stdout.write(t),
   err: (t) => process.stderr.write(t),
   readSecret: readStdinLine,
+  errIsTty: process.stderr.isTTY === true,
 };
 
 /** `perch user <sub>`: short forms of the account operations, with positional arguments. */
@@ -163,6 +169,10 @@ export async function main(argv: string[], io: Io = stdio): Promise<number> {
         return await userMain(config, [sub, ...rest].filter((a): a is string => a !== undefined), io);
       case 'admin':
         return await adminMain(config, [sub, ...rest].filter((a): a is string => a !== undefined), io);
+      case 'export':
+        return await exportMain(config, [sub, ...rest].filter((a): a is string => a !== undefined), io);
+      case 'import':
+        return await importMain(config, [sub, ...rest].filter((a): a is string => a !== undefined), io);
     }
     if (cmd !== 'user' && cmd in CHAT_NOUNS) return await chatMain(config, cmd, [sub, ...rest].filter((a): a is string => a !== undefined), io);
   } catch (e) {

@@ -1,0 +1,77 @@
+// `perch export FILE` and `perch import FILE`: the data-export and data-import operations with the
+// file as a positional argument, resolved against the current directory (the operation may run in
+// the server, whose directory is another). Import picks the operation by the file's format: --format,
+// else what the file starts with.
+import { resolve } from 'node:path';
+import type { Config } from '../config.js';
+import type { AnyAdminCommand } from '../admin/command.js';
+import { dataExportCommand, dataImportCommand } from '../admin/data.js';
+import { sniff } from '../data/format.js';
+import { commandHelp, parseFlags, runAdmin, UsageError, EXIT_OK, type Io } from './admin.js';
+
+/**
+ * Import operations by format name. Each takes `file` (positional) and may take `dry-run` and
+ * `report`; `detect` says which format a file's first bytes (sniff) mean.
+ */
+export const IMPORT_FORMATS: Record<string, { cmd: AnyAdminCommand; detect: ReadonlyArray<Awaited<ReturnType<typeof sniff>>> }> = {
+  perch: { cmd: dataImportCommand, detect: ['gzip', 'jsonl'] },
+};
+
+const PATH_FIELDS = ['file', 'report'];
+
+function absolutePaths(input: Record<string, string[]>): void {
+  for (const f of PATH_FIELDS) if (input[f]?.length) input[f] = input[f]!.map((p) => resolve(p));
+}
+
+export async function exportMain(config: Config, args: string[], io: Io): Promise<number> {
+  const cmd = dataExportCommand;
+  const { input, json, help, bare } = parseFlags(cmd, args, { positional: true });
+  if (help) {
+    io.out(commandHelp(cmd, 'perch export FILE').replace(`  --file`, '  FILE    ') + LEVEL_HELP);
+    return EXIT_OK;
+  }
+  if (bare.length !== 1) throw new UsageError('usage: perch export FILE [--level L] [--scope CATEGORY ...] [--since DATE] [--json]');
+  input.file = [bare[0]!];
+  absolutePaths(input);
+  return runAdmin(config, cmd, io, { input, json });
+}
+
+export async function importMain(config: Config, args: string[], io: Io): Promise<number> {
+  let format: string | null = null;
+  const rest: string[] = [];
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i]!;
+    if (a === '--format') format = args[++i] ?? '';
+    else if (a.startsWith('--format=')) format = a.slice('--format='.length);
+    else rest.push(a);
+  }
+  if (format !== null && !IMPORT_FORMATS[format]) throw new UsageError(`--format takes one of ${Object.keys(IMPORT_FORMATS).join(', ')}`);
+  const helpAsked = rest.includes('--help') || rest.includes('-h');
+  const probe = IMPORT_FORMATS[format ?? 'perch']!.cmd;
+  const { input, json, bare } = parseFlags(probe, rest.filter((a) => a !== '--help' && a !== '-h'), { positional: true });
+  if (helpAsked) {
+    io.out(commandHelp(probe, 'perch import FILE').replace(`  --file`, '  FILE    ')
+      + `  --format         ${Object.keys(IMPORT_FORMATS).join('|')} (default: from the file's first bytes)\n`);
+    return EXIT_OK;
+  }
+  if (bare.length !== 1) throw new UsageError('usage: perch import FILE [--dry-run] [--report FILE] [--format F] [--json]');
+  const file = resolve(bare[0]!);
+  if (format === null) {
+    const kind = await sniff(file).catch((e: NodeJS.ErrnoException) => {
+      throw new UsageError(`cannot read ${file}: ${e.message}`);
+    });
+    format = Object.entries(IMPORT_FORMATS).find(([, f]) => f.detect.includes(kind))?.[0] ?? null;
+    if (format === null) throw new UsageError(`${file}: unknown file format (${kind}); --format takes ${Object.keys(IMPORT_FORMATS).join(', ')}`);
+  }
+  const cmd = IMPORT_FORMATS[format]!.cmd;
+  input.file = [file];
+  absolutePaths(input);
+  return runAdmin(config, cmd, io, { input, json });
+}
+
+const LEVEL_HELP = `
+Levels: all (default), users (accounts, rosters, user data, offline and personal archives,
+invitations), directory (groups, org units), categories (categories, add-ins, service settings,
+policies), rooms (room settings and XEP-0045 records), content (room archives).
+--scope limits categories, rooms and content to these categories; --since limits messages.
+`;
