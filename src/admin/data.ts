@@ -60,7 +60,7 @@ export const dataExportCommand: AdminCommand<ExportResult> = {
   },
 };
 
-export type ImportOutput = Omit<ImportResult, 'changed'>;
+export type ImportOutput = Omit<ImportResult, 'changed'> & { warnings: string[] };
 
 export const dataImportCommand: AdminCommand<ImportOutput> = {
   id: 'data-import', title: 'Import Data',
@@ -83,7 +83,11 @@ export const dataImportCommand: AdminCommand<ImportOutput> = {
       return fileError(e, `read ${file}`);
     }
     if (!dryRun) await reloadLive(ctx, result.changed);
-    const { changed: _changed, ...out } = result;
+    const { changed: _changed, ...rest } = result;
+    const warnings: string[] = [];
+    // JIDs inside the records (rosters, lists, archives) keep the exporting server's domain.
+    if (result.header.domain !== ctx.domain) warnings.push(`the file was exported by ${result.header.domain}, this server is ${ctx.domain}: JIDs in it keep their domain`);
+    const out: ImportOutput = { ...rest, warnings };
     if (reportFile) {
       try {
         await writeFile(reportFile, JSON.stringify(out, null, 2) + '\n');
@@ -106,6 +110,7 @@ function importRendered(r: ImportOutput): Rendered {
     type: 'info',
     text: r.dryRun ? `dry run: ${r.records} records read from ${r.file}; nothing was changed` : `imported ${r.records} records from ${r.file}`,
   }];
+  for (const w of r.warnings) notes.push({ type: 'warn', text: w });
   for (const s of r.skippedReasons) notes.push({ type: 'warn', text: `skipped ${s}` });
   return { notes, fields: [{ var: 'report', type: 'text-multi', label: 'Report', values: lines }], lines };
 }

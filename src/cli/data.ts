@@ -27,7 +27,7 @@ export async function exportMain(config: Config, args: string[], io: Io): Promis
   const cmd = dataExportCommand;
   const { input, json, help, bare } = parseFlags(cmd, args, { positional: true });
   if (help) {
-    io.out(commandHelp(cmd, 'perch export FILE').replace(`  --file`, '  FILE    ') + LEVEL_HELP);
+    io.out(EXPORT_HELP);
     return EXIT_OK;
   }
   if (bare.length !== 1) throw new UsageError('usage: perch export FILE [--level L] [--scope CATEGORY ...] [--since DATE] [--json]');
@@ -50,8 +50,7 @@ export async function importMain(config: Config, args: string[], io: Io): Promis
   const probe = IMPORT_FORMATS[format ?? 'perch']!.cmd;
   const { input, json, bare } = parseFlags(probe, rest.filter((a) => a !== '--help' && a !== '-h'), { positional: true });
   if (helpAsked) {
-    io.out(commandHelp(probe, 'perch import FILE').replace(`  --file`, '  FILE    ')
-      + `  --format         ${Object.keys(IMPORT_FORMATS).join('|')} (default: from the file's first bytes)\n`);
+    io.out(format === null || format === 'perch' ? IMPORT_HELP(Object.keys(IMPORT_FORMATS)) : commandHelp(probe, `perch import FILE --format ${format}`));
     return EXIT_OK;
   }
   if (bare.length !== 1) throw new UsageError('usage: perch import FILE [--dry-run] [--report FILE] [--format F] [--json]');
@@ -69,9 +68,29 @@ export async function importMain(config: Config, args: string[], io: Io): Promis
   return runAdmin(config, cmd, io, { input, json });
 }
 
-const LEVEL_HELP = `
-Levels: all (default), users (accounts, rosters, user data, offline and personal archives,
-invitations), directory (groups, org units), categories (categories, add-ins, service settings,
-policies), rooms (room settings and XEP-0045 records), content (room archives).
---scope limits categories, rooms and content to these categories; --since limits messages.
+const EXPORT_HELP = `Export Data: the server's data, or a level of it, to a gzipped JSON Lines file (docs/export-format.md)
+
+Usage: perch export FILE [--level L] [--scope CATEGORY ...] [--since DATE] [--json]
+
+  FILE               the file to write (.jsonl.gz); written under a temporary name, renamed when complete
+  --level L          all (default), users (accounts, rosters, user data, offline messages, invitations,
+                     personal archives), directory (groups, org units), categories (categories, add-ins,
+                     service settings, policies), rooms (room settings, XEP-0045 records), content (room archives)
+  --scope CATEGORY   only these categories' categories, rooms and content (repeatable)
+  --since DATE       only messages since this date (YYYY-MM-DD or an ISO time)
+  --json             print the result as JSON (and no progress)
+`;
+
+const IMPORT_HELP = (formats: string[]) => `Import Data: merges an export into this server (docs/export-format.md)
+
+Usage: perch import FILE [--dry-run] [--report FILE] [--format F] [--json]
+
+  FILE               the file to read; checked whole first: a bad line is refused with its number, nothing changed
+  --dry-run          only report what would be created, overwritten, unchanged or skipped
+  --report FILE      also write the report as JSON
+  --format F         ${formats.join('|')} (default: from the file's first bytes)
+  --json             print the result as JSON (and no progress)
+
+Records with the same name (username, group, category, room...) are overwritten; archived messages
+already there are kept.
 `;
