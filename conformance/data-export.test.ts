@@ -9,7 +9,7 @@ import { gunzipSync, gzipSync } from 'node:zlib';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { startServer, login, iq, xml, perch, expectOk, type RunningServer, type LoggedIn, type XmppElement } from './harness.js';
-import { NS, SERVICE, join, post, listedRooms, jsonOf } from './pchat-kit.js';
+import { NS, SERVICE, join, post, listedRooms, jsonOf, adhoc, outcome } from './pchat-kit.js';
 
 const USERS = { alice: 'pw-alice', bob: 'pw-bob', carol: 'pw-carol' };
 const DESK = `desk@${SERVICE}`;
@@ -66,7 +66,7 @@ describe('conformance: export and import between servers', function () {
 
   before(async () => {
     files = await mkdtemp(path.join(tmpdir(), 'perch-export-files-'));
-    a = await startServer({ users: USERS });
+    a = await startServer({ users: USERS, admins: ['alice@localhost'] });
     b = await startServer({});
     expectOk(await onA('ou', 'add', '/corp'));
     expectOk(await onA('user', 'set', 'alice@localhost', '--ou', '/corp'));
@@ -176,6 +176,21 @@ describe('conformance: export and import between servers', function () {
     const bad = await onA('export', path.join(files, 'x.jsonl.gz'), '--since', 'yesterday-ish');
     expect(bad.code).to.equal(2);
     expect(bad.stderr).to.include('--since');
+  });
+
+  it('offers the same operations as ad-hoc commands, to admins only', async () => {
+    const [alice, bob] = [await connect(a, 'alice'), await connect(a, 'bob')];
+    const file = path.join(files, 'adhoc.jsonl.gz');
+    const r = await adhoc(alice, 'localhost', 'data-export', { file: [file], level: ['categories'] });
+    expect(r.status).to.equal('completed');
+    expect(r.notes.join('\n')).to.match(/exported \d+ records \(level categories\)/);
+    const kinds = new Set(gunzipSync(await readFile(file)).toString('utf8').trim().split('\n').slice(1, -1).map((l) => (JSON.parse(l) as { type: string }).type));
+    expect([...kinds].sort()).to.deep.equal(['category', 'settings']);
+    const dry = await adhoc(alice, 'localhost', 'data-import', { file: [file], 'dry-run': ['true'] });
+    expect(dry.notes.join('\n')).to.include('nothing was changed');
+    expect(dry.fields.get('report')!.join('\n')).to.match(/category\s+0\s+0\s+2\s+0/);
+    expect(await outcome(adhoc(bob, 'localhost', 'data-export', { file: [file] }))).to.equal('forbidden');
+    expect(await outcome(adhoc(alice, 'localhost', 'data-export', { file: ['relative.jsonl.gz'] }))).to.equal('bad-request');
   });
 
   it('refuses a corrupt file with its line number and changes nothing', async () => {

@@ -143,5 +143,16 @@ describe('export format', function () {
       for (const [kind, r] of Object.entries(again.report)) expect(r, kind).to.include({ created: 0, overwritten: 0 });
       expect((await b.archive.query(`desk@${SERVICE}`, { limit: 0 })).count).to.equal(3);
     });
+
+    it('puts a room into its category as stored here, whatever the case in the file', async () => {
+      const cat = (await b.chat.categories(SERVICE))[0]!;
+      await b.chat.putCategory({ ...cat, name: 'FINANCE' }, cat.name);
+      const r = await imported(path.join(dir, 'scope2.jsonl.gz'));
+      expect(r.report['chat-room']).to.deep.equal({ created: 0, overwritten: 0, unchanged: 1, skipped: 0 });
+      await b.chat.deleteRoom(SERVICE, 'desk');
+      const again = await imported(path.join(dir, 'scope2.jsonl.gz'));
+      expect(again.report['chat-room']).to.deep.include({ created: 1 });
+      expect((await b.chat.room(SERVICE, 'desk'))?.category).to.equal('FINANCE');
+    });
   });
 });

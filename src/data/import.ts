@@ -186,6 +186,13 @@ export async function importData(stores: DataStores, opts: ImportOptions): Promi
   let invitationsOf: { user: string; have: Set<string> } | null = null;
   let units: Map<string, string> | null = null;
   let policyList: Map<string, boolean> | null = null;
+  /** Per service, stored category names by their lower case (a room names its category as stored). */
+  const categoryNames = new Map<string, Map<string, string>>();
+  const storedCategory = async (service: string, name: string): Promise<string> => {
+    let names = categoryNames.get(service);
+    if (!names) categoryNames.set(service, (names = new Map((await stores.chat.categories(service)).map((c) => [c.name.toLowerCase(), c.name]))));
+    return names.get(name.toLowerCase()) ?? name;
+  };
   let pending: TransferMessage[] = [];
 
   const flushMessages = async () => {
@@ -304,11 +311,12 @@ export async function importData(stores: DataStores, opts: ImportOptions): Promi
         const norm = (c: typeof cat) => ({ ...c, allowed: sorted(c.allowed), denied: sorted(c.denied), creators: sorted(c.creators) });
         if (cur && same(norm(cur), norm(cat))) return 'unchanged';
         if (write) await stores.chat.putCategory(cat, cur?.name);
+        categoryNames.get(cat.service)?.set(cat.name.toLowerCase(), write ? cat.name : cur?.name ?? cat.name);
         return cur ? 'overwritten' : 'created';
       }
       case 'chat-room': {
         const { type: _t, roomType, ...fields } = rec;
-        const room = { ...fields, type: roomType, createdAt: new Date(fields.createdAt) };
+        const room = { ...fields, type: roomType, category: await storedCategory(fields.service, fields.category), createdAt: new Date(fields.createdAt) };
         const cur = await stores.chat.room(room.service, room.room);
         changedRooms.push({ service: room.service, room: room.room });
         const norm = (r: typeof room) => ({
