@@ -154,5 +154,17 @@ describe('export format', function () {
       expect(again.report['chat-room']).to.deep.include({ created: 1 });
       expect((await b.chat.room(SERVICE, 'desk'))?.category).to.equal('FINANCE');
     });
+
+    it('skips a room whose display name another room has here, and a dry run says so too', async () => {
+      const desk = (await b.chat.room(SERVICE, 'desk'))!;
+      await b.chat.deleteRoom(SERVICE, 'desk');
+      await b.chat.putRoom({ ...desk, room: 'other' });
+      for (const dryRun of [true, false]) {
+        const r = await imported(path.join(dir, 'scope2.jsonl.gz'), dryRun);
+        expect(r.report['chat-room'], `dry run ${dryRun}`).to.deep.equal({ created: 0, overwritten: 0, unchanged: 0, skipped: 1 });
+        expect(r.skippedReasons).to.deep.equal(['line 2: chat-room: the name Desk is already used by a room']);
+      }
+      expect(await b.chat.room(SERVICE, 'desk')).to.equal(null);
+    });
   });
 });

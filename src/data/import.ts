@@ -195,6 +195,29 @@ export async function importData(stores: DataStores, opts: ImportOptions): Promi
   };
   let pending: TransferMessage[] = [];
 
+  /**
+   * A dry run meets no store refusing a display name: it keeps the service's names itself (lower case
+   * → a category, or a room's localpart), as the import would leave them, and refuses as the store would.
+   */
+  const displayNames = new Map<string, Map<string, { room: string | null }>>();
+  const namesOf = async (service: string) => {
+    let names = displayNames.get(service);
+    if (!names) {
+      names = new Map();
+      for (const c of await stores.chat.categories(service)) names.set(c.name.toLowerCase(), { room: null });
+      for (const r of await stores.chat.rooms(service)) names.set(r.name.toLowerCase(), { room: r.room });
+      displayNames.set(service, names);
+    }
+    return names;
+  };
+  const claimForDryRun = async (service: string, name: string, owner: { room: string | null }, previous?: string) => {
+    const names = await namesOf(service);
+    const holder = names.get(name.toLowerCase());
+    if (holder && holder.room !== owner.room) throw new NameTaken(name, holder.room === null ? 'category' : 'room');
+    if (previous !== undefined) names.delete(previous.toLowerCase());
+    names.set(name.toLowerCase(), owner);
+  };
+
   const flushMessages = async () => {
     if (pending.length === 0) return;
     const batch = pending;
@@ -310,6 +333,7 @@ export async function importData(stores: DataStores, opts: ImportOptions): Promi
         changedServices.add(cat.service);
         const norm = (c: typeof cat) => ({ ...c, allowed: sorted(c.allowed), denied: sorted(c.denied), creators: sorted(c.creators) });
         if (cur && same(norm(cur), norm(cat))) return 'unchanged';
+        if (!write) await claimForDryRun(cat.service, cat.name, { room: null }, cur?.name);
         if (write) await stores.chat.putCategory(cat, cur?.name);
         categoryNames.get(cat.service)?.set(cat.name.toLowerCase(), write ? cat.name : cur?.name ?? cat.name);
         return cur ? 'overwritten' : 'created';
@@ -323,6 +347,7 @@ export async function importData(stores: DataStores, opts: ImportOptions): Promi
           ...r, createdAt: r.createdAt.getTime(), members: r.members && sorted(r.members), managers: sorted(r.managers), presenters: sorted(r.presenters),
         });
         if (cur && same(norm(cur), norm(room))) return 'unchanged';
+        if (!write) await claimForDryRun(room.service, room.name, { room: room.room }, cur?.name);
         if (write) await stores.chat.putRoom(room);
         return cur ? 'overwritten' : 'created';
       }
