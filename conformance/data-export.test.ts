@@ -1,14 +1,14 @@
-// Export and import between two real servers: server A filled over XMPP and the admin CLI, `perch
-// export` through its admin socket, `perch import` into an empty running server B, then the same
+// Export and import between two real servers: server A (PGlite) filled over XMPP and the admin CLI,
+// `perch export` through its admin socket, `perch import` into an empty running server B (PostgreSQL), then the same
 // queries against both (logins, rosters, vCards, disco items, MAM pages, offline messages, the
 // persistent-chat model through the CLI). Also: dry runs change nothing, a conflict overwrites,
 // levels, scopes and dates select, a corrupt file is refused with its line and changes nothing.
 import { expect } from 'chai';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { gunzipSync, gzipSync } from 'node:zlib';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { startServer, login, iq, xml, perch, expectOk, type RunningServer, type LoggedIn, type XmppElement } from './harness.js';
+import { startServer, login, iq, xml, perch, expectOk, useTestDatabase, type RunningServer, type LoggedIn, type XmppElement } from './harness.js';
 import { NS, SERVICE, join, post, listedRooms, jsonOf, adhoc, outcome } from './pchat-kit.js';
 
 const USERS = { alice: 'pw-alice', bob: 'pw-bob', carol: 'pw-carol' };
@@ -17,7 +17,7 @@ const COURT = `court@${SERVICE}`;
 
 let queries = 0;
 /** A whole archive, oldest first: stanza ids and bodies. */
-async function archive(c: LoggedIn, room: string): Promise<{ ids: string[]; bodies: string[]; count: number }> {
+async function archive(c: LoggedIn, room: string | undefined): Promise<{ ids: string[]; bodies: string[]; count: number }> {
   const queryid = `dq${++queries}`;
   const reply = await iq(c, 'set', xml('query', { xmlns: NS.mam, queryid }, xml('set', { xmlns: NS.rsm }, xml('max', {}, '100'))), room);
   const results = c.received.filter((el) => el.is('message') && el.getChild('result', NS.mam)?.attrs.queryid === queryid);
@@ -27,6 +27,13 @@ async function archive(c: LoggedIn, room: string): Promise<{ ids: string[]; bodi
     bodies: results.map((r) => r.getChild('result', NS.mam)!.getChild('forwarded', 'urn:xmpp:forward:0')!.getChild('message')!.getChildText('body') ?? ''),
     count: Number(set.getChildText('count')),
   };
+}
+
+/** The room's XEP-0045 owner configuration form, var → values (hidden FORM_TYPE included). */
+async function ownerConfig(c: LoggedIn, room: string): Promise<Record<string, string[]>> {
+  const r = await iq(c, 'get', xml('query', { xmlns: NS.owner }), room);
+  const x = r.getChild('query', NS.owner)!.getChild('x', NS.data)!;
+  return Object.fromEntries(x.getChildren('field').map((f: XmppElement) => [f.attrs.var, f.getChildren('value').map((v: XmppElement) => v.text())]));
 }
 
 async function roster(c: LoggedIn): Promise<string[]> {
@@ -40,14 +47,16 @@ async function vcard(c: LoggedIn): Promise<string | null> {
   return r.getChild('vCard', 'vcard-temp')?.getChildText('FN') ?? null;
 }
 
-describe('conformance: export and import between servers', function () {
+describe('conformance: export and import between servers (PGlite to PostgreSQL)', function () {
   this.timeout(240000);
+  // A on its embedded PGlite directory, B on a PostgreSQL database of its own: the move the format is for.
+  const db = useTestDatabase('perch_export_');
   let a: RunningServer;
   let b: RunningServer;
   let files: string;
   const clients: LoggedIn[] = [];
   const onA = (...args: string[]) => perch(args, { dataDir: a.dataDir });
-  const onB = (...args: string[]) => perch(args, { dataDir: b.dataDir });
+  const onB = (...args: string[]) => perch(args, { dataDir: b.dataDir, databaseUrl: db.url });
   const connect = async (s: RunningServer, user: keyof typeof USERS) => {
     const c = await login(s.ports.c2s, user, USERS[user]);
     clients.push(c);
@@ -67,7 +76,7 @@ describe('conformance: export and import between servers', function () {
   before(async () => {
     files = await mkdtemp(path.join(tmpdir(), 'perch-export-files-'));
     a = await startServer({ users: USERS, admins: ['alice@localhost'] });
-    b = await startServer({});
+    b = await startServer({ databaseUrl: db.url });
     expectOk(await onA('ou', 'add', '/corp'));
     expectOk(await onA('user', 'set', 'alice@localhost', '--ou', '/corp'));
     expectOk(await onA('group', 'add', 'traders', '--members', 'bob@localhost', '--description', 'the desk'));
@@ -142,6 +151,10 @@ describe('conformance: export and import between servers', function () {
       expect(fromB).to.deep.equal(fromA);
     }
     expect((await archive(aliceB, DESK)).bodies).to.deep.equal(['desk message 1', 'desk message 2', 'desk message 3']);
+    // Her personal archive (whatever the archiving policy put in it) and the rooms' XEP-0045 configuration.
+    expect(await archive(aliceB, undefined)).to.deep.equal(await archive(aliceA, undefined));
+    expect(await ownerConfig(aliceB, DESK)).to.deep.equal(await ownerConfig(aliceA, DESK));
+    expect(Object.keys(await ownerConfig(aliceB, DESK))).to.include('muc#roomconfig_roomname');
     expect(await join(aliceB, DESK, 'alice')).to.equal('ok');
     const carol = await connect(b, 'carol');
     await carol.xmpp.send(xml('presence'));
@@ -191,6 +204,16 @@ describe('conformance: export and import between servers', function () {
     expect(dry.fields.get('report')!.join('\n')).to.match(/category\s+0\s+0\s+2\s+0/);
     expect(await outcome(adhoc(bob, 'localhost', 'data-export', { file: [file] }))).to.equal('forbidden');
     expect(await outcome(adhoc(alice, 'localhost', 'data-export', { file: ['relative.jsonl.gz'] }))).to.equal('bad-request');
+  });
+
+  it('imports into a data directory no server holds, the CLI drawing the progress itself', async () => {
+    const dataDir = path.join(files, 'stopped');
+    await mkdir(dataDir, { mode: 0o700 });
+    const r = expectOk(await perch(['import', exported()], { dataDir }));
+    expect(r.stderr).to.match(/^checking\s+100% [\d.]+ KiB\/[\d.]+ KiB/m);
+    expect(r.stdout).to.match(/imported \d+ records/);
+    expect(jsonOf(expectOk(await perch(['user', 'list', '--json'], { dataDir })))).to.deep.equal(jsonOf(expectOk(await onA('user', 'list', '--json'))));
+    expect(jsonOf(expectOk(await perch(['room', 'show', 'desk', '--json'], { dataDir })))).to.deep.equal(jsonOf(expectOk(await onA('room', 'show', 'desk', '--json'))));
   });
 
   it('refuses a corrupt file with its line number and changes nothing', async () => {
