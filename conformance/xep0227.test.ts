@@ -82,13 +82,13 @@ describe('conformance: XEP-0227 import of Prosody and ejabberd exports', functio
 
   it('Prosody: a dry run changes nothing; the import on the database lets accounts sign in with their old passwords', async () => {
     const dataDir = await migratedDir();
-    const dry = expectOk(await perch(['import-xep0227', PROSODY, '--host', 'prosody.test', '--dry-run', '--json'], { dataDir }));
+    const dry = expectOk(await perch(['import', PROSODY, '--host', 'prosody.test', '--dry-run', '--json'], { dataDir }));
     const out = JSON.parse(dry.stdout).output;
     expect(out).to.deep.include({ dryRun: true, rosterItems: 6, pendingSubscriptions: 1, vcards: 2, offlineMessages: 0 });
     expect(out.users).to.deep.equal({ created: 5, overwritten: [] });
 
     // Nothing was written: the import proper still finds every account new.
-    const run = expectOk(await perch(['import-xep0227', PROSODY, '--host', 'prosody.test'], { dataDir }));
+    const run = expectOk(await perch(['import', PROSODY, '--host', 'prosody.test'], { dataDir }));
     expect(run.stdout).to.contain('accounts: 5 new, 0 overwritten');
     expect(run.stdout).to.contain('roster items: 6');
 
@@ -130,7 +130,7 @@ describe('conformance: XEP-0227 import of Prosody and ejabberd exports', functio
   it('ejabberd: imported through the running server, offline messages arrive with their original delay stamps', async () => {
     const server = await startServer();
     servers.push(server);
-    const run = expectOk(await perch(['import-xep0227', EJABBERD, '--host', 'ejabberd.test', '--json'], { dataDir: server.dataDir }));
+    const run = expectOk(await perch(['import', EJABBERD, '--host', 'ejabberd.test', '--json'], { dataDir: server.dataDir }));
     const out = JSON.parse(run.stdout).output;
     expect(out).to.deep.include({ dryRun: false, rosterItems: 6, vcards: 2, offlineMessages: 3, skipped: [] });
     const stamps = [...(await readFile(EJABBERD_HOST, 'utf8')).matchAll(/stamp='([^']+)'/g)].map((m) => m[1]);
@@ -167,15 +167,15 @@ describe('conformance: XEP-0227 import of Prosody and ejabberd exports', functio
     const text = await readFile(PROSODY, 'utf8');
     const broken = path.join(dataDir, 'broken.xml');
     await writeFile(broken, text.replace("<user name='dave'>", "<user name='dave'><unclosed>"));
-    const r = await perch(['import-xep0227', broken, '--host', 'prosody.test'], { dataDir });
+    const r = await perch(['import', broken, '--host', 'prosody.test'], { dataDir });
     expect(r.code).to.equal(1);
     expect(r.stderr).to.match(/broken\.xml:\d+:\d+: .*nothing was imported/);
     expect(await userList(dataDir)).to.not.contain('alice');
 
-    const other = await perch(['import-xep0227', PROSODY], { dataDir });
+    const other = await perch(['import', PROSODY], { dataDir });
     expect(other.code).to.equal(1);
     expect(other.stderr).to.contain('no accounts of host localhost (its hosts: prosody.test)');
-    const usage = await perch(['import-xep0227'], { dataDir });
+    const usage = await perch(['import'], { dataDir });
     expect(usage.code).to.equal(2);
   });
 });

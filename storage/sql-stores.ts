@@ -1,5 +1,7 @@
 import { KeyBatcher } from './batch.js';
+import { C, credentialParams, num, toBuffer, toUserRecord, type UserRow } from './sql-rows.js';
 import { createChatStore, createDirectoryStore } from './sql-chat.js';
+import { createTransferStore } from './sql-transfer.js';
 import type {
   ArchiveMatch,
   ArchivedMessage,
@@ -22,18 +24,6 @@ import type {
   UserStore,
 } from './types.js';
 
-// pg returns bytea as Buffer, PGlite as Uint8Array.
-function toBuffer(v: unknown): Buffer {
-  if (Buffer.isBuffer(v)) return v;
-  if (v instanceof Uint8Array) return Buffer.from(v.buffer, v.byteOffset, v.byteLength);
-  throw new TypeError('expected bytea');
-}
-
-// int8/bigint arrive as string (pg) or number/bigint (PGlite); every value here fits a double.
-const num = (v: unknown): number => Number(v);
-
-// Byte-order sorting so both backends agree regardless of the database's default collation.
-const C = 'COLLATE "C"';
 
 /**
  * The read paths every login hits go through a KeyBatcher: concurrent calls for many users share one
@@ -69,49 +59,6 @@ function batched<V>(run: (keys: string[]) => Promise<Map<string, V>>, fallback: 
   };
 }
 
-interface UserRow {
-  username: string;
-  disabled: boolean;
-  created_at: Date;
-  sha1_salt: unknown;
-  sha1_iterations: number;
-  sha1_stored_key: unknown;
-  sha1_server_key: unknown;
-  sha256_salt: unknown;
-  sha256_iterations: number;
-  sha256_stored_key: unknown;
-  sha256_server_key: unknown;
-}
-
-function credentialParams(c: StoredCredentials): unknown[] {
-  return [
-    c.sha1.salt, c.sha1.iterations, c.sha1.storedKey, c.sha1.serverKey,
-    // No SHA-256 keys: stored as 0 iterations (the columns predate accounts without them).
-    c.sha256?.salt ?? Buffer.alloc(0), c.sha256?.iterations ?? 0, c.sha256?.storedKey ?? Buffer.alloc(0), c.sha256?.serverKey ?? Buffer.alloc(0),
-  ];
-}
-
-function toUserRecord(r: UserRow): UserRecord {
-  return {
-    username: r.username,
-    disabled: r.disabled,
-    createdAt: new Date(r.created_at),
-    credentials: {
-      sha1: {
-        salt: toBuffer(r.sha1_salt),
-        iterations: r.sha1_iterations,
-        storedKey: toBuffer(r.sha1_stored_key),
-        serverKey: toBuffer(r.sha1_server_key),
-      },
-      sha256: r.sha256_iterations === 0 ? null : {
-        salt: toBuffer(r.sha256_salt),
-        iterations: r.sha256_iterations,
-        storedKey: toBuffer(r.sha256_stored_key),
-        serverKey: toBuffer(r.sha256_server_key),
-      },
-    },
-  };
-}
 
 function createUserStore(db: Db): UserStore {
   const getUser = batched<UserRecord | null>(async (keys) => {
@@ -776,6 +723,7 @@ export function createSqlStores(db: Db, opts: { fulltextLanguage?: string } = {}
     archive: createArchiveStore(db, fulltextLanguage),
     directory: createDirectoryStore(db),
     chat: createChatStore(db),
+    transfer: createTransferStore(db),
   };
 }
 

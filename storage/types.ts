@@ -388,6 +388,42 @@ export interface DataStores {
   archive: ArchiveStore;
   directory: DirectoryStore;
   chat: ChatStore;
+  transfer: TransferStore;
+}
+
+/** An archived message as exported and imported: the entry and whether it was retracted. */
+export interface TransferMessage extends ArchiveEntry { retracted: boolean }
+
+/**
+ * Whole-database reads in pages and idempotent writes, for export and import (src/data/): what the
+ * other stores do not offer because the server itself never needs it.
+ */
+export interface TransferStore {
+  /** Users ordered by username (byte order), after the given one. */
+  users(after: string | null, limit: number): Promise<UserRecord[]>;
+  /** Inserts or replaces a user: credentials, disabled flag and creation time as given. */
+  putUser(rec: UserRecord): Promise<void>;
+  /** Every user-data document of a user, by kind then key. */
+  userData(username: string): Promise<{ kind: string; key: string; value: string }[]>;
+  /** A user's offline queue, oldest first, without taking it. */
+  offline(username: string): Promise<{ stanza: string; stamp: Date }[]>;
+  /** Queues these messages with their stamps, except those already queued (same stanza and stamp); returns how many were added. */
+  restoreOffline(username: string, messages: { stanza: string; stamp: Date }[]): Promise<number>;
+  /** Every user's org unit, ordered by user. */
+  userOrgUnits(): Promise<{ user: string; path: string }[]>;
+  /** Invitations of every user, by id. */
+  invitations(afterId: number, limit: number): Promise<InvitationRecord[]>;
+  /** Stores invitations with their time, except those already stored (same user, room, inviter and time); returns how many were added. */
+  restoreInvitations(items: Omit<InvitationRecord, 'id'>[]): Promise<number>;
+  /**
+   * Archived messages by id, after afterId: only those stamped on or after since, only these archives,
+   * only archives whose JID's domain is one of domains (each filter when given).
+   */
+  messages(opts: { afterId: number; limit: number; since?: Date; archives?: string[]; domains?: string[] }): Promise<ArchivedMessage[]>;
+  /** Which of these (archive, stanza id) pairs are archived, as `archive + ' ' + stanzaId`. */
+  existingMessages(keys: { archive: string; stanzaId: string }[]): Promise<Set<string>>;
+  /** Archives messages not archived yet (same archive and stanza id: skipped); returns how many were added. */
+  restoreMessages(entries: TransferMessage[]): Promise<number>;
 }
 
 /** One bound resource, wherever in the cluster it lives. */

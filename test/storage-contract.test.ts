@@ -990,6 +990,91 @@ describe('data store contract', function () {
           expect(pushed).to.have.length(20);
         });
       });
+
+      describe('transfer (export and import)', function () {
+        const msg = (archive: string, n: number, extra: Partial<ArchiveEntry & { retracted: boolean }> = {}) => ({
+          archive, stanzaId: `t-${n}`, stamp: new Date(Date.UTC(2026, 0, 1, 0, n)), fromJid: `${archive}/nick`, realJid: 'u@example.com',
+          body: `text ${n}`, stanza: `<message n="${n}"><body>text ${n}</body></message>`, retracted: false, ...extra,
+        });
+        beforeEach(async function () {
+          await s.db.query('TRUNCATE archive, chat_invitations');
+        });
+
+        it('pages users in byte order and puts a user whole (credentials, disabled, creation time), inserting or replacing', async function () {
+          for (const u of ['b', 'a', 'B', 'c']) await s.users.create(u, creds(1));
+          const first = await s.transfer.users(null, 2);
+          expect(first.map((u) => u.username)).to.deep.equal(['B', 'a']);
+          expect((await s.transfer.users('a', 10)).map((u) => u.username)).to.deep.equal(['b', 'c']);
+          const c = creds(7);
+          const created = new Date('2020-02-03T04:05:06.000Z');
+          await s.transfer.putUser({ username: 'a', disabled: true, createdAt: created, credentials: c });
+          await s.transfer.putUser({ username: 'new', disabled: false, createdAt: created, credentials: c });
+          for (const name of ['a', 'new']) {
+            const got = (await s.users.get(name))!;
+            expect(got.credentials.sha256!.storedKey.equals(c.sha256!.storedKey)).to.equal(true);
+            expect(got.credentials.sha1.salt.equals(c.sha1.salt)).to.equal(true);
+            expect(got.createdAt.toISOString()).to.equal(created.toISOString());
+            expect(got.disabled).to.equal(name === 'a');
+          }
+        });
+
+        it('reads all user data and the offline queue without taking it; restores offline messages once', async function () {
+          await s.users.create('u', creds(1));
+          await s.userData.put('u', 'vcard', '', '<vCard/>');
+          await s.userData.put('u', 'private', 'x:y', '<y/>');
+          expect(await s.transfer.userData('u')).to.deep.equal([
+            { kind: 'private', key: 'x:y', value: '<y/>' }, { kind: 'vcard', key: '', value: '<vCard/>' },
+          ]);
+          await s.offline.push('u', '<message n="1"/>', 10);
+          const queued = await s.transfer.offline('u');
+          expect(queued.map((m) => m.stanza)).to.deep.equal(['<message n="1"/>']);
+          expect(await s.offline.count('u')).to.equal(1);
+          const old = { stanza: '<message n="0"/>', stamp: new Date('2025-01-01T00:00:00.000Z') };
+          expect(await s.transfer.restoreOffline('u', [old, queued[0]!])).to.equal(1);
+          expect(await s.transfer.restoreOffline('u', [old])).to.equal(0);
+          const taken = await s.offline.take('u');
+          expect(taken.map((m) => m.stanza).sort()).to.deep.equal(['<message n="0"/>', '<message n="1"/>']);
+          expect(taken.find((m) => m.stanza === old.stanza)!.stamp.toISOString()).to.equal(old.stamp.toISOString());
+        });
+
+        it('lists org-unit placements and every invitation by id; restores invitations with their time, once', async function () {
+          await s.directory.putOrgUnit('/corp', '');
+          await s.directory.setUserOrgUnit('z@example.com', '/corp');
+          await s.directory.setUserOrgUnit('a@example.com', '/corp');
+          expect(await s.transfer.userOrgUnits()).to.deep.equal([{ user: 'a@example.com', path: '/corp' }, { user: 'z@example.com', path: '/corp' }]);
+          await s.chat.addInvitations([{ user: 'a@example.com', service: 'conf.example.com', room: 'r', inviter: 'b@example.com' }]);
+          const [inv] = await s.transfer.invitations(0, 10);
+          const at = new Date('2024-05-06T07:08:09.000Z');
+          const item = { user: 'c@example.com', service: 'conf.example.com', room: 'r', inviter: 'b@example.com', at };
+          expect(await s.transfer.restoreInvitations([item])).to.equal(1);
+          expect(await s.transfer.restoreInvitations([item])).to.equal(0);
+          const all = await s.transfer.invitations(0, 10);
+          expect(all.map((i) => i.user)).to.deep.equal(['a@example.com', 'c@example.com']);
+          expect(all[1]!.at.toISOString()).to.equal(at.toISOString());
+          expect((await s.transfer.invitations(inv!.id, 10)).map((i) => i.user)).to.deep.equal(['c@example.com']);
+        });
+
+        it('scans messages by id with since, archive and domain filters; restores them once, retracted flag kept, counts and search following', async function () {
+          const room = 'r@conf.example.com';
+          const own = 'u@example.com';
+          expect(await s.transfer.restoreMessages([msg(room, 1), msg(room, 2, { retracted: true, body: null }), msg(own, 3), msg(room, 1)])).to.equal(3);
+          expect(await s.transfer.restoreMessages([msg(room, 1), msg(room, 4)])).to.equal(1);
+          const ids = (ms: { stanzaId: string }[]) => ms.map((m) => m.stanzaId);
+          const all = await s.transfer.messages({ afterId: 0, limit: 10 });
+          expect(ids(all)).to.deep.equal(['t-1', 't-2', 't-3', 't-4']);
+          expect(all[1]!.retracted).to.equal(true);
+          expect(ids(await s.transfer.messages({ afterId: all[0]!.id, limit: 2 }))).to.deep.equal(['t-2', 't-3']);
+          expect(ids(await s.transfer.messages({ afterId: 0, limit: 10, domains: ['conf.example.com'] }))).to.deep.equal(['t-1', 't-2', 't-4']);
+          expect(ids(await s.transfer.messages({ afterId: 0, limit: 10, archives: [own] }))).to.deep.equal(['t-3']);
+          expect(ids(await s.transfer.messages({ afterId: 0, limit: 10, since: new Date(Date.UTC(2026, 0, 1, 0, 2)) }))).to.deep.equal(['t-2', 't-3', 't-4']);
+          const have = await s.transfer.existingMessages([{ archive: room, stanzaId: 't-1' }, { archive: own, stanzaId: 't-1' }]);
+          expect([...have]).to.deep.equal([`${room} t-1`]);
+          const page = await s.archive.query(room, { limit: 0 });
+          expect(page.count).to.equal(3);
+          const found = await s.archive.query(room, { limit: 10, match: { text: 'text', mode: 'all', caseSensitive: false } });
+          expect(ids(found.entries).sort()).to.deep.equal(['t-1', 't-4']);
+        });
+      });
     });
   }
 

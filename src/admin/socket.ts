@@ -3,6 +3,9 @@
 //
 // Wire: one JSON object per line. On connect the server says hello; then each request
 // {id, command, input} gets one reply {id, ok, output} or {id, ok: false, error, condition}.
+// A request with `progress: true` may first get progress lines {id, progress: {phase, done, total?,
+// unit?}} (at most PROGRESS_PER_SECOND a second) while its operation runs; requests without it
+// never do, so clients that do not know progress lines never see one.
 import { lstat } from 'node:fs/promises';
 import { join } from 'node:path';
 
@@ -12,7 +15,15 @@ export const PID_NAME = 'server.pid';
 export const PROTOCOL_VERSION = 1;
 
 export interface Hello { perch: 'admin'; version: number; domain: string; node: string; pid: number }
-export interface AdminRequest { id: number; command: string; input: Record<string, string[]> }
+export interface AdminRequest { id: number; command: string; input: Record<string, string[]>; progress?: boolean }
+/** A long operation's position, sent before its reply to a request that asked for progress. */
+export interface ProgressLine { id: number; progress: { phase: string; done: number; total?: number; unit?: string } }
+export const PROGRESS_PER_SECOND = 10;
+
+/** A line after the hello: a progress line or a reply. */
+export function isProgressLine(v: unknown): v is ProgressLine {
+  return typeof v === 'object' && v !== null && 'progress' in v && typeof (v as ProgressLine).progress === 'object' && !('ok' in v);
+}
 export type AdminReply =
   | { id: number; ok: true; output: unknown }
   | { id: number; ok: false; error: string; condition: string };

@@ -5,6 +5,7 @@ import type { Config } from '../config.js';
 import { adminCommands, findAdminCommand } from '../admin/catalog.js';
 import { failed, type AdminInput, type AnyAdminCommand } from '../admin/command.js';
 import { openAdminTarget, Unreachable } from './target.js';
+import { ProgressView } from './progress.js';
 
 export const EXIT_OK = 0;
 export const EXIT_FAILED = 1;
@@ -14,6 +15,8 @@ export interface Io {
   out(text: string): void;
   err(text: string): void;
   readSecret(prompt: string): Promise<string>;
+  /** stderr is a terminal: progress is drawn as a bar in place (else as plain lines). */
+  errIsTty?: boolean;
 }
 
 export class UsageError extends Error {}
@@ -114,7 +117,10 @@ export async function runAdmin(
   try {
     const input = { ...opts.input, ...opts.fromPositional?.(target.domain) };
     await completeInput(cmd, input, io);
-    const r = await target.run(cmd, input);
+    // Progress of long operations on stderr; with --json none is shown (the wait still follows it).
+    const view = opts.json ? null : new ProgressView({ write: (t) => io.err(t), tty: io.errIsTty === true });
+    const r = await target.run(cmd, input, (p) => view?.update(p));
+    view?.finish();
     if (!r.ok) {
       if (opts.json) io.out(JSON.stringify({ ok: false, error: r.error, condition: r.condition }) + '\n');
       io.err(`perch: ${cmd.id}: ${r.error}\n`);

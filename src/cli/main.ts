@@ -1,6 +1,5 @@
 // The perch command: start the server and administer it.
 import { existsSync } from 'node:fs';
-import path from 'node:path';
 import { loadConfig, ConfigError, type Config } from '../config.js';
 import { ServerCore } from '../server.js';
 import { openDataStores } from '../../storage/open.js';
@@ -9,10 +8,10 @@ import {
   addUserCommand, changeUserPasswordCommand, deleteUserCommand, registeredUsersListCommand,
 } from '../admin/users.js';
 import type { AnyAdminCommand } from '../admin/command.js';
-import { accountJid, adminMain, commandHelp, parseFlags, runAdmin, UsageError, EXIT_OK, EXIT_USAGE, type Io } from './admin.js';
+import { accountJid, adminMain, runAdmin, UsageError, EXIT_OK, EXIT_USAGE, type Io } from './admin.js';
 import { CHAT_NOUNS, chatMain } from './chat.js';
 import { selftestMain } from './selftest.js';
-import { importXep0227Command } from '../admin/xep0227.js';
+import { exportMain, importMain } from './data.js';
 
 const HELP = `perch — an XMPP server for persistent group chat
 
@@ -36,12 +35,13 @@ Commands:
   service get|set                chat service settings (history, file size, update limit, URL)
   policy get|set                 persistent chat on/off: global, group:NAME or a user
   admin <command> [--field v]    run any admin operation (perch admin --help lists them)
+  export FILE [--level L] [--scope C] [--since DATE]
+                                 write all data, or a level of it, to FILE (.jsonl.gz)
+  import FILE [--dry-run] [--report FILE]
+                                 merge an export into this server (same names overwritten)
   migrate                        apply database migrations and exit
   selftest [--setup] [--json]    log two test users in, join a room, exchange messages, check
                                  archive and search, leave; each step timed (exit 1 on failure)
-  import-xep0227 FILE [--dry-run] [--host HOST]
-                                 import accounts, rosters, vCards and offline messages
-                                 from a XEP-0227 file (Prosody's or ejabberd's export)
   config check                   validate the configuration and print it
 
 User and admin commands act through the running server's admin socket (<dataDir>/admin.sock)
@@ -72,6 +72,7 @@ const stdio: Io = {
   out: (t) => process.stdout.write(t),
   err: (t) => process.stderr.write(t),
   readSecret: readStdinLine,
+  errIsTty: process.stderr.isTTY === true,
 };
 
 /** `perch user <sub>`: short forms of the account operations, with positional arguments. */
@@ -119,19 +120,6 @@ async function userMain(config: Config, args: string[], io: Io): Promise<number>
   return runAdmin(config, entry.cmd, io, { input: {}, json, fromPositional: (domain) => entry.positional(positional, domain) });
 }
 
-/** `perch import-xep0227 FILE [--dry-run] [--host HOST] [--json]` */
-async function importXep0227Main(config: Config, args: string[], io: Io): Promise<number> {
-  const cmd = importXep0227Command;
-  const usage = 'perch import-xep0227 FILE';
-  const { input, json, help, bare } = parseFlags(cmd, args, { positional: true });
-  if (help) {
-    io.out(commandHelp({ ...cmd, fields: cmd.fields.filter((f) => f.positional === undefined) }, usage));
-    return EXIT_OK;
-  }
-  if (bare.length !== 1) throw new UsageError(`usage: ${usage} [--dry-run] [--host HOST] [--json]`);
-  // The server behind the admin socket may run elsewhere in the file system: the path goes absolute.
-  return runAdmin(config, cmd, io, { input: { ...input, file: [path.resolve(bare[0]!)] }, json });
-}
 
 export async function main(argv: string[], io: Io = stdio): Promise<number> {
   const args = [...argv];
@@ -187,10 +175,12 @@ export async function main(argv: string[], io: Io = stdio): Promise<number> {
         return await userMain(config, [sub, ...rest].filter((a): a is string => a !== undefined), io);
       case 'selftest':
         return await selftestMain(config, [sub, ...rest].filter((a): a is string => a !== undefined), io);
-      case 'import-xep0227':
-        return await importXep0227Main(config, [sub, ...rest].filter((a): a is string => a !== undefined), io);
       case 'admin':
         return await adminMain(config, [sub, ...rest].filter((a): a is string => a !== undefined), io);
+      case 'export':
+        return await exportMain(config, [sub, ...rest].filter((a): a is string => a !== undefined), io);
+      case 'import':
+        return await importMain(config, [sub, ...rest].filter((a): a is string => a !== undefined), io);
     }
     if (cmd !== 'user' && cmd in CHAT_NOUNS) return await chatMain(config, cmd, [sub, ...rest].filter((a): a is string => a !== undefined), io);
   } catch (e) {

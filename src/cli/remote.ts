@@ -1,8 +1,11 @@
 // The CLI's side of the local admin socket: one connection, requests answered in order.
 import net from 'node:net';
-import { PROTOCOL_VERSION, lineReader, type AdminReply, type Hello } from '../admin/socket.js';
+import { PROTOCOL_VERSION, isProgressLine, lineReader, type AdminReply, type Hello, type ProgressLine } from '../admin/socket.js';
 
-/** How long an operation may take on the server before the CLI gives up waiting. */
+/**
+ * How long the CLI waits for a reply, or for the next progress line of an operation that reports
+ * progress (a long export keeps the wait open as long as it moves).
+ */
 const REPLY_TIMEOUT_MS = 120_000;
 
 export type Connected = { kind: 'connected'; client: RemoteAdmin };
@@ -14,15 +17,22 @@ export type Unusable = { kind: 'unusable'; reason: string };
 export class RemoteAdmin {
   private nextId = 1;
   private readonly waiting = new Map<number, (r: AdminReply) => void>();
+  private readonly progress = new Map<number, (p: ProgressLine['progress']) => void>();
 
   constructor(private readonly socket: net.Socket, readonly hello: Hello) {}
 
   /** Fed the lines after the hello. */
   onLine(line: string): void {
-    let reply: AdminReply;
-    try { reply = JSON.parse(line) as AdminReply; } catch { return; }
+    let msg: unknown;
+    try { msg = JSON.parse(line); } catch { return; }
+    if (isProgressLine(msg)) {
+      this.progress.get(msg.id)?.(msg.progress);
+      return;
+    }
+    const reply = msg as AdminReply;
     this.waiting.get(reply.id)?.(reply);
     this.waiting.delete(reply.id);
+    this.progress.delete(reply.id);
   }
 
   onClose(): void {
@@ -30,15 +40,25 @@ export class RemoteAdmin {
     this.waiting.clear();
   }
 
-  call(command: string, input: Record<string, string[]>): Promise<AdminReply> {
+  /** Runs a command; with onProgress, asks for the operation's progress lines and hands them over. */
+  call(command: string, input: Record<string, string[]>, onProgress?: (p: ProgressLine['progress']) => void): Promise<AdminReply> {
     const id = this.nextId++;
     return new Promise((resolve) => {
-      const timer = setTimeout(() => {
+      const expire = () => {
         this.waiting.delete(id);
+        this.progress.delete(id);
         resolve({ id, ok: false, error: 'no reply from the server in time; the operation may or may not have been applied', condition: 'timeout' });
-      }, REPLY_TIMEOUT_MS);
+      };
+      let timer = setTimeout(expire, REPLY_TIMEOUT_MS);
       this.waiting.set(id, (r) => { clearTimeout(timer); resolve(r); });
-      this.socket.write(JSON.stringify({ id, command, input }) + '\n');
+      if (onProgress) {
+        this.progress.set(id, (p) => {
+          clearTimeout(timer);
+          timer = setTimeout(expire, REPLY_TIMEOUT_MS);
+          onProgress(p);
+        });
+      }
+      this.socket.write(JSON.stringify({ id, command, input, ...(onProgress ? { progress: true } : {}) }) + '\n');
     });
   }
 

@@ -6,7 +6,7 @@ import { readFile, unlink } from 'node:fs/promises';
 import type { Config } from '../config.js';
 import { openDataStores } from '../../storage/open.js';
 import type { DataStores } from '../../storage/types.js';
-import { AdminError, LOCAL_ADMIN, runCommand, type AdminInput, type AnyAdminCommand } from '../admin/command.js';
+import { AdminError, LOCAL_ADMIN, runCommand, type AdminInput, type AnyAdminCommand, type Progress } from '../admin/command.js';
 import { notPrivate, pidPath, socketPath } from '../admin/socket.js';
 import { connectAdminSocket, type RemoteAdmin } from './remote.js';
 
@@ -19,7 +19,8 @@ export interface AdminTarget {
   /** 'socket' (through the running server) or 'database' (no server runs). */
   readonly via: 'socket' | 'database';
   readonly domain: string;
-  run(cmd: AnyAdminCommand, input: AdminInput): Promise<RunResult>;
+  /** onProgress hears how far a long operation is, whether it runs here or in the server. */
+  run(cmd: AnyAdminCommand, input: AdminInput, onProgress?: (p: Progress) => void): Promise<RunResult>;
   close(): Promise<void>;
 }
 
@@ -70,8 +71,8 @@ function socketTarget(client: RemoteAdmin): AdminTarget {
   return {
     via: 'socket',
     domain: client.hello.domain,
-    async run(cmd, input) {
-      const reply = await client.call(cmd.id, input);
+    async run(cmd, input, onProgress) {
+      const reply = await client.call(cmd.id, input, onProgress);
       return reply.ok ? { ok: true, output: reply.output } : { ok: false, error: reply.error, condition: reply.condition };
     },
     async close() { client.close(); },
@@ -83,9 +84,9 @@ function databaseTarget(config: Config, stores: DataStores): AdminTarget {
   return {
     via: 'database',
     domain: config.domain,
-    async run(cmd, input) {
+    async run(cmd, input, onProgress) {
       try {
-        return { ok: true, output: await runCommand(cmd, ctx, input) };
+        return { ok: true, output: await runCommand(cmd, onProgress ? { ...ctx, progress: onProgress } : ctx, input) };
       } catch (e) {
         if (e instanceof AdminError) return { ok: false, error: e.message, condition: e.condition };
         throw e;

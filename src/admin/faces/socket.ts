@@ -6,9 +6,9 @@ import net from 'node:net';
 import { chmod, mkdir, readFile, unlink, writeFile } from 'node:fs/promises';
 import type { Server } from '../../context.js';
 import { findAdminCommand } from '../catalog.js';
-import { AdminError, LOCAL_ADMIN, runCommand } from '../command.js';
+import { AdminError, LOCAL_ADMIN, runCommand, type Progress } from '../command.js';
 import {
-  PROTOCOL_VERSION, lineReader, notPrivate, pidPath, socketPath, type AdminReply, type AdminRequest, type Hello,
+  PROGRESS_PER_SECOND, PROTOCOL_VERSION, lineReader, notPrivate, pidPath, socketPath, type AdminReply, type AdminRequest, type Hello, type ProgressLine,
 } from '../socket.js';
 
 /** Does a server answer on this socket path? false when nothing listens there (a stale file). */
@@ -68,8 +68,9 @@ async function listen(server: Server, path: string): Promise<{ close(): Promise<
     socket.write(JSON.stringify(hello) + '\n');
     socket.on('error', () => {});
     socket.on('data', lineReader((line) => {
-      const p = handle(server, line)
-        .then((reply) => { if (!socket.destroyed) socket.write(JSON.stringify(reply) + '\n'); })
+      const send = (msg: AdminReply | ProgressLine) => { if (!socket.destroyed) socket.write(JSON.stringify(msg) + '\n'); };
+      const p = handle(server, line, send)
+        .then(send)
         .catch((e: unknown) => server.log.error('admin socket request failed', { err: e }));
       inFlight.add(p);
       void p.finally(() => inFlight.delete(p));
@@ -102,7 +103,41 @@ async function listen(server: Server, path: string): Promise<{ close(): Promise<
   };
 }
 
-async function handle(server: Server, line: string): Promise<AdminReply> {
+/**
+ * Progress reports of one request as lines, at most PROGRESS_PER_SECOND a second: the latest position
+ * waits for its turn, and none goes out once the reply is on its way.
+ */
+export function progressForwarder(id: number, send: (line: ProgressLine) => void, now: () => number = Date.now): { report(p: Progress): void; stop(): void } {
+  const interval = 1000 / PROGRESS_PER_SECOND;
+  let last = -Infinity;
+  let waiting: Progress | null = null;
+  let timer: NodeJS.Timeout | null = null;
+  let stopped = false;
+  const flush = () => {
+    timer = null;
+    if (stopped || !waiting) return;
+    last = now();
+    const p = waiting;
+    waiting = null;
+    send({ id, progress: { phase: p.phase, done: p.done, ...(p.total !== undefined ? { total: p.total } : {}), ...(p.unit ? { unit: p.unit } : {}) } });
+  };
+  return {
+    report(p) {
+      if (stopped) return;
+      waiting = p;
+      if (timer) return;
+      const wait = last + interval - now();
+      if (wait <= 0) flush();
+      else timer = setTimeout(flush, wait);
+    },
+    stop() {
+      stopped = true;
+      if (timer) clearTimeout(timer);
+    },
+  };
+}
+
+async function handle(server: Server, line: string, send: (line: ProgressLine) => void): Promise<AdminReply> {
   let req: AdminRequest;
   try {
     req = JSON.parse(line) as AdminRequest;
@@ -117,14 +152,18 @@ async function handle(server: Server, line: string): Promise<AdminReply> {
   for (const [k, v] of Object.entries(typeof req.input === 'object' && req.input !== null ? req.input : {})) {
     if (Array.isArray(v) && v.every((x) => typeof x === 'string')) input[k] = v;
   }
+  const forwarder = req.progress === true ? progressForwarder(id, send) : null;
   try {
     const output = await runCommand(cmd, {
       actor: LOCAL_ADMIN, domain: server.domain, scramIterations: server.config.scramIterations, stores: server.stores, server, config: server.config,
+      ...(forwarder ? { progress: forwarder.report } : {}),
     }, input);
     return { id, ok: true, output };
   } catch (e) {
     if (e instanceof AdminError) return { id, ok: false, error: e.message, condition: e.condition };
     server.log.error('admin command failed', { command: cmd.id, err: e });
     return { id, ok: false, error: `internal error: ${(e as Error).message}`, condition: 'internal-server-error' };
+  } finally {
+    forwarder?.stop();
   }
 }

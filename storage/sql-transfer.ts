@@ -1,0 +1,137 @@
+// Whole-database reads and idempotent writes for export and import, in SQL that runs unchanged on
+// PostgreSQL and PGlite. Reads page by key so that an export never holds a table in memory.
+import type { ArchivedMessage, Db, InvitationRecord, TransferStore } from './types.js';
+import { C, credentialParams, num, toUserRecord, type UserRow } from './sql-rows.js';
+
+interface MessageRow {
+  id: unknown; archive: string; stanza_id: string; stamp: Date; from_jid: string;
+  real_jid: string | null; body: string | null; stanza: string; retracted: boolean;
+}
+
+const toMessage = (r: MessageRow): ArchivedMessage => ({
+  id: num(r.id), archive: r.archive, stanzaId: r.stanza_id, stamp: new Date(r.stamp), fromJid: r.from_jid,
+  realJid: r.real_jid, body: r.body, stanza: r.stanza, retracted: r.retracted,
+});
+
+export function createTransferStore(db: Db): TransferStore {
+  return {
+    async users(after, limit) {
+      const rows = await db.query<UserRow>(
+        `SELECT * FROM users WHERE $1::text IS NULL OR username ${C} > $1::text ORDER BY username ${C} LIMIT $2`,
+        [after, limit],
+      );
+      return rows.map(toUserRecord);
+    },
+
+    async putUser(rec) {
+      await db.query(
+        `INSERT INTO users (username, sha1_salt, sha1_iterations, sha1_stored_key, sha1_server_key,
+           sha256_salt, sha256_iterations, sha256_stored_key, sha256_server_key, disabled, created_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+         ON CONFLICT (username) DO UPDATE SET sha1_salt = EXCLUDED.sha1_salt, sha1_iterations = EXCLUDED.sha1_iterations,
+           sha1_stored_key = EXCLUDED.sha1_stored_key, sha1_server_key = EXCLUDED.sha1_server_key,
+           sha256_salt = EXCLUDED.sha256_salt, sha256_iterations = EXCLUDED.sha256_iterations,
+           sha256_stored_key = EXCLUDED.sha256_stored_key, sha256_server_key = EXCLUDED.sha256_server_key,
+           disabled = EXCLUDED.disabled, created_at = EXCLUDED.created_at`,
+        [rec.username, ...credentialParams(rec.credentials), rec.disabled, rec.createdAt.toISOString()],
+      );
+    },
+
+    async userData(username) {
+      return db.query<{ kind: string; key: string; value: string }>(
+        `SELECT kind, key, value FROM user_data WHERE username = $1 ORDER BY kind ${C}, key ${C}`,
+        [username],
+      );
+    },
+
+    async offline(username) {
+      const rows = await db.query<{ stanza: string; stamp: Date }>(
+        'SELECT stanza, stamp FROM offline_messages WHERE username = $1 ORDER BY id',
+        [username],
+      );
+      return rows.map((r) => ({ stanza: r.stanza, stamp: new Date(r.stamp) }));
+    },
+
+    // Times travel with millisecond precision (JavaScript's): stored ones are compared at that precision.
+    async restoreOffline(username, messages) {
+      if (messages.length === 0) return 0;
+      const rows = await db.query(
+        `INSERT INTO offline_messages (username, stanza, stamp)
+         SELECT $1, x, t FROM unnest($2::text[], $3::timestamptz[]) WITH ORDINALITY AS m(x, t, i)
+          WHERE NOT EXISTS (SELECT 1 FROM offline_messages o WHERE o.username = $1 AND o.stanza = m.x AND date_trunc('milliseconds', o.stamp) = m.t)
+          ORDER BY i
+         RETURNING id`,
+        [username, messages.map((m) => m.stanza), messages.map((m) => m.stamp.toISOString())],
+      );
+      return rows.length;
+    },
+
+    async userOrgUnits() {
+      return db.query<{ user: string; path: string }>(`SELECT user_jid AS "user", path FROM user_org_units ORDER BY user_jid`);
+    },
+
+    async invitations(afterId, limit) {
+      const rows = await db.query<{ id: unknown; user_jid: string; service: string; room: string; inviter: string; at: Date }>(
+        'SELECT id, user_jid, service, room, inviter, at FROM chat_invitations WHERE id > $1 ORDER BY id LIMIT $2',
+        [afterId, limit],
+      );
+      return rows.map((r): InvitationRecord => ({ id: num(r.id), user: r.user_jid, service: r.service, room: r.room, inviter: r.inviter, at: new Date(r.at) }));
+    },
+
+    async restoreInvitations(items) {
+      if (items.length === 0) return 0;
+      const rows = await db.query(
+        `INSERT INTO chat_invitations (user_jid, service, room, inviter, at)
+         SELECT u, s, r, f, t FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::timestamptz[]) WITH ORDINALITY AS n(u, s, r, f, t, i)
+          WHERE NOT EXISTS (SELECT 1 FROM chat_invitations c WHERE c.user_jid = n.u AND c.service = n.s AND c.room = n.r AND c.inviter = n.f AND date_trunc('milliseconds', c.at) = n.t)
+          ORDER BY i
+         RETURNING id`,
+        [items.map((x) => x.user), items.map((x) => x.service), items.map((x) => x.room), items.map((x) => x.inviter), items.map((x) => x.at.toISOString())],
+      );
+      return rows.length;
+    },
+
+    async messages(opts) {
+      const params: unknown[] = [opts.afterId, opts.limit];
+      const where = ['id > $1'];
+      if (opts.since) { params.push(opts.since.toISOString()); where.push(`stamp >= $${params.length}::timestamptz`); }
+      if (opts.archives) { params.push(opts.archives); where.push(`archive = ANY($${params.length}::text[])`); }
+      if (opts.domains) { params.push(opts.domains); where.push(`split_part(archive, '@', 2) = ANY($${params.length}::text[])`); }
+      const rows = await db.query<MessageRow>(
+        `SELECT id, archive, stanza_id, stamp, from_jid, real_jid, body, stanza, retracted FROM archive
+          WHERE ${where.join(' AND ')} ORDER BY id LIMIT $2`,
+        params,
+      );
+      return rows.map(toMessage);
+    },
+
+    async existingMessages(keys) {
+      if (keys.length === 0) return new Set();
+      const rows = await db.query<{ archive: string; stanza_id: string }>(
+        `SELECT a.archive, a.stanza_id FROM unnest($1::text[], $2::text[]) AS k(a, s)
+           JOIN archive a ON a.archive = k.a AND a.stanza_id = k.s`,
+        [keys.map((k) => k.archive), keys.map((k) => k.stanzaId)],
+      );
+      return new Set(rows.map((r) => `${r.archive} ${r.stanza_id}`));
+    },
+
+    async restoreMessages(entries) {
+      if (entries.length === 0) return 0;
+      const rows = await db.query(
+        `INSERT INTO archive (archive, stanza_id, stamp, from_jid, real_jid, body, stanza, retracted)
+         SELECT a, s, t, f, r, b, x, d
+         FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::text[], $5::text[], $6::text[], $7::text[], $8::boolean[])
+           WITH ORDINALITY AS e(a, s, t, f, r, b, x, d, i)
+         ORDER BY i
+         ON CONFLICT (archive, stanza_id) DO NOTHING
+         RETURNING id`,
+        [
+          entries.map((e) => e.archive), entries.map((e) => e.stanzaId), entries.map((e) => e.stamp.toISOString()),
+          entries.map((e) => e.fromJid), entries.map((e) => e.realJid), entries.map((e) => e.body),
+          entries.map((e) => e.stanza), entries.map((e) => e.retracted),
+        ],
+      );
+      return rows.length;
+    },
+  };
+}
