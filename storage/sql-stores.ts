@@ -4,6 +4,7 @@ import type {
   ArchiveMatch,
   ArchivedMessage,
   ArchiveQueryResult,
+  ArchiveSearch,
   ArchiveStore,
   DataStores,
   Db,
@@ -689,7 +690,86 @@ function createArchiveStore(db: Db, fulltextLanguage: string): ArchiveStore {
       );
       return num(r?.n);
     },
+
+    search(archives, q) {
+      return searchArchives(db, fulltextLanguage, archives, q);
+    },
   };
+}
+
+/**
+ * ArchiveStore.search: one statement over the archives named, newest first by row id (the cursor),
+ * with the same bounded count as a single archive's query.
+ */
+async function searchArchives(db: Db, fulltextLanguage: string, archives: string[], q: ArchiveSearch): Promise<ArchiveQueryResult> {
+  if (archives.length === 0) return { entries: [], complete: true, count: 0 };
+  const params: unknown[] = [archives];
+  const param = (v: unknown): string => {
+    params.push(v);
+    return `$${params.length}`;
+  };
+  const where = ['archive = ANY($1::text[])'];
+  if (q.start) where.push(`stamp >= ${param(q.start.toISOString())}::timestamptz`);
+  if (q.end) where.push(`stamp <= ${param(q.end.toISOString())}::timestamptz`);
+  if (q.fulltext !== undefined) where.push(`tsv @@ plainto_tsquery('${fulltextLanguage}', ${param(q.fulltext)})`);
+  if (q.match) where.push(matchCondition(q.match, fulltextLanguage, param));
+  if (q.authors) {
+    const { realJids, occupants, realJidArchives } = q.authors;
+    const any: string[] = [];
+    if (realJids?.length) {
+      any.push(realJidArchives
+        ? `(real_jid = ANY(${param(realJids)}::text[]) AND archive = ANY(${param(realJidArchives)}::text[]))`
+        : `real_jid = ANY(${param(realJids)}::text[])`);
+    }
+    if (occupants?.length) any.push(`from_jid = ANY(${param(occupants)}::text[])`);
+    where.push(any.length ? `(${any.join(' OR ')})` : 'false');
+  }
+  const filters = where.join(' AND ');
+  const filterParams = [...params];
+
+  const cursor: string[] = [];
+  const before = typeof q.before === 'number' ? q.before : undefined;
+  if (q.after !== undefined) cursor.push(`id < ${param(q.after)}`);
+  if (before !== undefined) cursor.push(`id > ${param(before)}`);
+  const backwards = q.before !== undefined;
+  const offset = q.after === undefined && !backwards && q.index ? ` OFFSET ${param(q.index)}` : '';
+  const pageQuery = db.query<ArchiveRow>(
+    `SELECT ${ARCHIVE_COLUMNS} FROM archive WHERE ${[filters, ...cursor].join(' AND ')}
+     ORDER BY id ${backwards ? 'ASC' : 'DESC'} LIMIT ${param(q.limit + 1)}${offset}`,
+    params,
+  );
+
+  const unfiltered = where.length === 1;
+  const bounded = (cond: string) => `(SELECT count(*) FROM (SELECT 1 FROM archive WHERE ${cond} LIMIT ${COUNT_BOUND + 1}) s)`;
+  const countParams = [...filterParams];
+  const cp = (v: unknown): string => {
+    countParams.push(v);
+    return `$${countParams.length}`;
+  };
+  let sideCond: string | null = null;
+  if (!backwards && q.after !== undefined) sideCond = `${filters} AND id >= ${cp(q.after)}`;
+  if (backwards && before !== undefined) sideCond = `${filters} AND id <= ${cp(before)}`;
+  const countQuery = db.query<{ total: unknown; side: unknown }>(
+    `SELECT ${unfiltered ? 'COALESCE((SELECT sum(n) FROM archive_count WHERE archive = ANY($1::text[])), 0)' : bounded(filters)} AS total,
+            ${sideCond === null ? '0' : bounded(sideCond)} AS side`,
+    countParams,
+  );
+  const [rows, [c]] = await Promise.all([pageQuery, countQuery]);
+  const complete = rows.length <= q.limit;
+  const page = rows.slice(0, q.limit).map(toArchived);
+  if (backwards) page.reverse();
+  const totalRaw = num(c?.total);
+  const count = totalRaw <= COUNT_BOUND || unfiltered ? totalRaw : undefined;
+  const side = num(c?.side);
+  let firstIndex: number | undefined;
+  if (page.length > 0 && side <= COUNT_BOUND) {
+    if (!backwards) firstIndex = q.after !== undefined ? side : (offset ? q.index! : 0);
+    else if (count !== undefined) firstIndex = count - side - page.length;
+  }
+  const result: ArchiveQueryResult = { entries: page, complete };
+  if (count !== undefined) result.count = count;
+  if (firstIndex !== undefined) result.firstIndex = firstIndex;
+  return result;
 }
 
 /** Words of a search text, as the body's words are cut (letters, digits and what joins them). */

@@ -201,6 +201,30 @@ export interface ArchiveMatch {
   caseSensitive: boolean;
 }
 
+/**
+ * A search across several archives (the rooms of a MUC service a user may read): the result set is
+ * ordered newest first by row id (ArchivedMessage.id, unique table-wide), which is also the cursor.
+ */
+export interface ArchiveSearch {
+  start?: Date;
+  end?: Date;
+  fulltext?: string;
+  match?: ArchiveMatch;
+  /**
+   * Entries by one of these authors: occupant JIDs (room@service/nick) anywhere; real bare JIDs only
+   * in the archives of realJidArchives when given (where the requester may see real JIDs).
+   */
+  authors?: { realJids?: string[]; occupants?: string[]; realJidArchives?: string[] };
+  /** The page starts after the entry with this row id (older ones). */
+  after?: number;
+  /** The page ends just before the entry with this row id (newer ones), or true for the last page. */
+  before?: number | true;
+  /** Position of the first entry wanted, when neither after nor before is given (XEP-0059 §2.6). */
+  index?: number;
+  /** Largest page; 0 asks for the count alone. */
+  limit: number;
+}
+
 export interface ArchiveQueryResult {
   /** The page, in the result set's order (oldest first, or newest first with fulltext). */
   entries: ArchivedMessage[];
@@ -228,6 +252,8 @@ export interface ArchiveStore {
   retract(archive: string, stanzaId: string, tombstoneStanza: string): Promise<boolean>;
   /** Deletes every entry of one archive (a deleted account's); returns how many there were. */
   removeArchive(archive: string): Promise<number>;
+  /** Searches these archives together, newest first (an empty list finds nothing); count as query's. */
+  search(archives: string[], q: ArchiveSearch): Promise<ArchiveQueryResult>;
 }
 
 // --- Directory and persistent chat ----------------------------------------------------------------
