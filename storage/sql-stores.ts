@@ -589,8 +589,8 @@ function createArchiveStore(db: Db, fulltextLanguage: string): ArchiveStore {
       const filters = where.join(' AND ');
       const filterParams = [...params];
 
-      // The result set is ordered by id, newest first for full-text searches; paging follows that order.
-      const newestFirst = q.fulltext !== undefined || q.match !== undefined;
+      // The result set is ordered by id, newest first for searches (text or authors); paging follows that order.
+      const newestFirst = q.fulltext !== undefined || q.match !== undefined || q.authors !== undefined;
       const follows = newestFirst ? '<' : '>';
       const precedes = newestFirst ? '>' : '<';
       const cursor: string[] = [];

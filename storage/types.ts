@@ -178,7 +178,7 @@ export interface ArchiveQuery {
    * then ordered newest first, as with fulltext. Both given: both must match.
    */
   match?: ArchiveMatch;
-  /** Only entries by one of these authors: real bare JIDs, or occupant JIDs (room@service/nick); either matches. */
+  /** Only entries by one of these authors: real bare JIDs, or occupant JIDs (room@service/nick); either matches. Newest first, as a search. */
   authors?: { realJids?: string[]; occupants?: string[] };
   /** XEP-0059 paging in the result set's order: the page starts after this stanza id. */
   after?: string;
@@ -226,7 +226,7 @@ export interface ArchiveSearch {
 }
 
 export interface ArchiveQueryResult {
-  /** The page, in the result set's order (oldest first, or newest first with fulltext). */
+  /** The page, in the result set's order (oldest first, or newest first with fulltext, match or authors). */
   entries: ArchivedMessage[];
   /** The page reaches the end of the result set in the paging direction (its start when paging backwards). */
   complete: boolean;
