@@ -811,6 +811,12 @@ describe('data store contract', function () {
           const both = await s.archive.search([A, B], { authors: { realJids: ['user1@example.com'], occupants: [`${A}/nick2`] }, limit: 10 });
           expect(tags(both)).to.deep.equal(['r5', 'b4', 'r4', 'r2', 'b1', 'r1']);
           expect(tags(await s.archive.search([A, B], { authors: {}, limit: 10 }))).to.deep.equal([]);
+          // A search counts up to 200 matching rows and leaves the count out beyond.
+          await s.archive.append(Array.from({ length: 201 }, (_, n) => entry(100 + n, { archive: C, body: 'many' })));
+          const many = await s.archive.search([C], { match: { ...release, text: 'many' }, limit: 5 });
+          expect(many.entries).to.have.length(5);
+          expect(many.count).to.equal(undefined);
+          expect((await s.archive.search([C], { match: { ...release, text: 'many' }, start: minute(102), limit: 5 })).count).to.equal(199);
         });
 
         it('removeArchive deletes one archive whole and nothing else', async function () {
