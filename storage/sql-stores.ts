@@ -604,8 +604,13 @@ function createArchiveStore(db: Db, fulltextLanguage: string): ArchiveStore {
       const backwards = q.before !== undefined;
       const descending = newestFirst !== backwards;
       const offset = after === undefined && !backwards && q.index ? ` OFFSET ${param(q.index)}` : '';
+      // A search in a date window: the window's rows first (its index), then newest first; in id order
+      // from the newest, the planner would read through everything after the window.
+      const window = newestFirst && (q.start !== undefined || q.end !== undefined) &&
+        (await estimatedRows(db, filters, filterParams)) <= NARROW_TEXT;
+      const pageCond = [filters, ...cursor].join(' AND ');
       const pageQuery = db.query<ArchiveRow>(
-        `SELECT ${ARCHIVE_COLUMNS} FROM archive WHERE ${[filters, ...cursor].join(' AND ')}
+        `SELECT ${ARCHIVE_COLUMNS} FROM ${window ? `(SELECT * FROM archive WHERE ${pageCond} OFFSET 0) a` : `archive WHERE ${pageCond}`}
          ORDER BY id ${descending ? 'DESC' : 'ASC'} LIMIT ${param(q.limit + 1)}${offset}`,
         params,
       );
@@ -795,8 +800,10 @@ async function searchArchives(db: Db, fulltextLanguage: string, archives: string
   // the subquery planned on its own.
   const narrow = !wide && !unfiltered && !q.start && !q.end && !q.authors && text !== null && (await estimatedRows(db, text.sql, text.params)) <= NARROW_TEXT;
   const unindex = wide || narrow;
+  // A date window the archives' index narrows to a few rows: those rows first, then newest first.
+  const window = !unindex && !unfiltered && (q.start !== undefined || q.end !== undefined) && (await estimatedRows(db, filters, filterParams)) <= NARROW_TEXT;
   const countFilters = unindex ? unindexed(filters, 'archive = ANY($1::text[])') : filters;
-  const from = (cond: string) => (narrow ? `(SELECT * FROM archive WHERE ${cond} OFFSET 0) a` : `archive WHERE ${cond}`);
+  const from = (cond: string) => (narrow || window ? `(SELECT * FROM archive WHERE ${cond} OFFSET 0) a` : `archive WHERE ${cond}`);
   const cursor: string[] = [];
   const before = typeof q.before === 'number' ? q.before : undefined;
   if (q.after !== undefined) cursor.push(`id < ${param(q.after)}`);

@@ -760,6 +760,8 @@ describe('data store contract', function () {
           expect(await match('release', 'all', false, { authors: { realJids: ['bob@example.com'] } })).to.deep.equal(ids(3, 1));
           expect(await match('release', 'any', false, { authors: { occupants: [`${ROOM}/nick0`], realJids: ['bob@example.com'] } })).to.deep.equal(ids(3, 1, 0));
           expect(sids(await s.archive.query(ROOM, { authors: { realJids: [] }, limit: 10 }))).to.deep.equal([]);
+          // A search in a date window stays newest first.
+          expect(await match('release', 'any', false, { start: minute(2), end: minute(4) })).to.deep.equal(ids(4, 3));
           // Authors alone make a search too: newest first.
           expect(sids(await s.archive.query(ROOM, { authors: { realJids: ['bob@example.com'] }, limit: 10 }))).to.deep.equal(ids(5, 3, 1));
         });
