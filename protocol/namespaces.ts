@@ -46,6 +46,8 @@ export const NS = {
   mamExtended: 'urn:xmpp:mam:2#extended',
   /** Disco feature of XEP-0431. */
   fulltext: 'urn:xmpp:fulltext:0',
+  /** Our further MAM search fields (match mode, case, authors, category, rooms) and their disco feature. */
+  search: 'urn:x-perch:search:0',
   muc: 'http://jabber.org/protocol/muc',
   mucUser: 'http://jabber.org/protocol/muc#user',
   mucAdmin: 'http://jabber.org/protocol/muc#admin',

@@ -7,6 +7,7 @@ import { StanzaError } from '../protocol/errors.js';
 import { tryParseJid } from '../protocol/jid.js';
 import { parseStanzaString } from '../protocol/xml-stream.js';
 import { parseMamQuery, mamQueryForm, mamResultMessage, mamFin, formatDateTime } from '../protocol/mam.js';
+import { parseSearch, searchFieldNames, searchFormFields, authorJid } from '../protocol/search.js';
 import type { ArchivedMessage, ArchiveQuery } from '../storage/types.js';
 import type { IqRequest, Server } from './context.js';
 
@@ -23,6 +24,8 @@ export interface MamQueryOptions {
   transform?: (entry: ArchivedMessage, stanza: Element) => Element;
   /** Largest page the server returns (default 100); a query without <max/> gets at most 50. */
   maxPage?: number;
+  /** Accept our search fields (urn:x-perch:search:0): a room's archive. */
+  search?: boolean;
 }
 
 const DEFAULT_MAX_PAGE = 100;
@@ -34,7 +37,8 @@ const DEFAULT_PAGE = 50;
  * feature-not-implemented...) for bad queries.
  */
 export async function answerMamQuery(server: Server, req: IqRequest, opts: MamQueryOptions): Promise<Element> {
-  const q = parseMamQuery(req.payload);
+  const q = parseMamQuery(req.payload, opts.search ? searchFieldNames(false) : []);
+  const search = parseSearch(q.extra);
   // The node attribute addresses pubsub archives (XEP-0442); no archive here has nodes.
   if (q.node !== undefined) throw new StanzaError('item-not-found', 'this archive has no nodes');
   const maxPage = opts.maxPage ?? DEFAULT_MAX_PAGE;
@@ -56,6 +60,8 @@ export async function answerMamQuery(server: Server, req: IqRequest, opts: MamQu
   const ids = q.ids ? [...new Set(q.ids)] : undefined;
   if (ids) aq.ids = ids;
   if (q.fulltext !== undefined) aq.fulltext = q.fulltext;
+  if (search.text) aq.match = search.text;
+  if (search.authors) aq.authors = roomAuthors(opts.archive, search.authors, opts.realJids);
   if (q.rsm.after !== undefined) aq.after = q.rsm.after;
   if (q.rsm.before !== undefined) aq.before = q.rsm.before;
   if (q.rsm.index !== undefined) aq.index = q.rsm.index;
@@ -67,7 +73,7 @@ export async function answerMamQuery(server: Server, req: IqRequest, opts: MamQu
   // An ids query counts at most a few hundred rows, so its count is always there.
   if (ids && (result.count ?? 0) < ids.length) {
     // §4.1.3: so is an unknown UID in ids. Found ids may merely fail the other filters: ask again.
-    const filtered = aq.start || aq.end || aq.with || aq.afterId !== undefined || aq.beforeId !== undefined || aq.fulltext !== undefined;
+    const filtered = aq.start || aq.end || aq.with || aq.afterId !== undefined || aq.beforeId !== undefined || aq.fulltext !== undefined || aq.match !== undefined || aq.authors !== undefined;
     const existing = filtered ? (await store.query(opts.archive, { ids, limit: 0 })).count ?? 0 : result.count ?? 0;
     if (existing < ids.length) throw new StanzaError('item-not-found', 'no such message in this archive');
   }
@@ -104,9 +110,25 @@ export async function answerMamQuery(server: Server, req: IqRequest, opts: MamQu
   });
 }
 
-/** The answer to <iq type='get'><query xmlns='urn:xmpp:mam:2'/></iq>: every field queries accept (§4.1.5, XEP-0431). */
-export function mamFormQuery(): Element {
-  return mamQueryForm();
+/** The answer to <iq type='get'><query xmlns='urn:xmpp:mam:2'/></iq>: every field queries accept (§4.1.5, XEP-0431, ours when search). */
+export function mamFormQuery(search = false): Element {
+  return mamQueryForm(search ? searchFormFields(false) : []);
+}
+
+/**
+ * The authors filter of a room's archive: a user@host value is a real bare JID where the requester
+ * may see real JIDs, else a nick like any other value (room@service/value); an occupant JID of this
+ * room stays one.
+ */
+export function roomAuthors(archive: string, values: string[], realJids: boolean): { realJids: string[]; occupants: string[] } {
+  const out = { realJids: [] as string[], occupants: [] as string[] };
+  for (const v of values) {
+    const full = tryParseJid(v);
+    if (full && !full.isBare() && full.bareString() === archive) out.occupants.push(full.toString());
+    else if (realJids && authorJid(v)) out.realJids.push(authorJid(v)!);
+    else out.occupants.push(`${archive}/${v}`);
+  }
+  return out;
 }
 
 /**

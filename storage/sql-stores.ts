@@ -6,6 +6,7 @@ import type {
   ArchiveMatch,
   ArchivedMessage,
   ArchiveQueryResult,
+  ArchiveSearch,
   ArchiveStore,
   DataStores,
   Db,
@@ -459,6 +460,11 @@ const LISTED = `config -> 'public' = 'true'::jsonb AND COALESCE(config -> 'locke
 
 /** Rows counted at most for a filtered result set's <count/> and a page's index. */
 const COUNT_BOUND = 2_000;
+/**
+ * The same for searches (our match and authors filters, and every search across archives): counting
+ * visits each matching row's heap page, and 2,000 rows scattered over a large table cost 100-300 ms.
+ */
+const SEARCH_COUNT_BOUND = 200;
 
 function createArchiveStore(db: Db, fulltextLanguage: string): ArchiveStore {
   /** Row ids of the named stanza ids of one archive; absent ids are left out. */
@@ -536,8 +542,8 @@ function createArchiveStore(db: Db, fulltextLanguage: string): ArchiveStore {
       const filters = where.join(' AND ');
       const filterParams = [...params];
 
-      // The result set is ordered by id, newest first for full-text searches; paging follows that order.
-      const newestFirst = q.fulltext !== undefined || q.match !== undefined;
+      // The result set is ordered by id, newest first for searches (text or authors); paging follows that order.
+      const newestFirst = q.fulltext !== undefined || q.match !== undefined || q.authors !== undefined;
       const follows = newestFirst ? '<' : '>';
       const precedes = newestFirst ? '>' : '<';
       const cursor: string[] = [];
@@ -546,8 +552,13 @@ function createArchiveStore(db: Db, fulltextLanguage: string): ArchiveStore {
       const backwards = q.before !== undefined;
       const descending = newestFirst !== backwards;
       const offset = after === undefined && !backwards && q.index ? ` OFFSET ${param(q.index)}` : '';
+      // A search in a date window: the window's rows first (its index), then newest first; in id order
+      // from the newest, the planner would read through everything after the window.
+      const window = newestFirst && (q.start !== undefined || q.end !== undefined) &&
+        (await estimatedRows(db, filters, filterParams)) <= NARROW_TEXT;
+      const pageCond = [filters, ...cursor].join(' AND ');
       const pageQuery = db.query<ArchiveRow>(
-        `SELECT ${ARCHIVE_COLUMNS} FROM archive WHERE ${[filters, ...cursor].join(' AND ')}
+        `SELECT ${ARCHIVE_COLUMNS} FROM ${window ? `(SELECT * FROM archive WHERE ${pageCond} OFFSET 0) a` : `archive WHERE ${pageCond}`}
          ORDER BY id ${descending ? 'DESC' : 'ASC'} LIMIT ${param(q.limit + 1)}${offset}`,
         params,
       );
@@ -557,7 +568,12 @@ function createArchiveStore(db: Db, fulltextLanguage: string): ArchiveStore {
       // and left out beyond (XEP-0059 §2.6 allows that when counting would be exceptionally costly).
       // The page's position follows from the cursor, so the count runs beside the page query.
       const unfiltered = where.length === 1;
-      const bounded = (cond: string) => `(SELECT count(*) FROM (SELECT 1 FROM archive WHERE ${cond} LIMIT ${COUNT_BOUND + 1}) s)`;
+      const textOnly = !unfiltered && !q.start && !q.end && !q.with && !q.authors && afterId === undefined && beforeId === undefined && !q.ids;
+      const wide = textOnly && (await isWide(db, [archive]));
+      const countFilters = wide ? unindexed(filters, 'archive = $1') : filters;
+      const bound = q.match !== undefined || q.authors !== undefined ? SEARCH_COUNT_BOUND : COUNT_BOUND;
+      // Unindexed, the count follows the page's plan (id order, or the full-text index then a sort).
+      const bounded = (cond: string) => `(SELECT count(*) FROM (SELECT 1 FROM archive WHERE ${cond}${wide ? ' ORDER BY id DESC' : ''} LIMIT ${bound + 1}) s)`;
       const countParams = [...filterParams];
       const cp = (v: unknown): string => {
         countParams.push(v);
@@ -565,10 +581,10 @@ function createArchiveStore(db: Db, fulltextLanguage: string): ArchiveStore {
       };
       // Rows before an `after` cursor (it included), or from a `before` cursor (it included) to the end.
       let sideCond: string | null = null;
-      if (!backwards && after !== undefined) sideCond = `${filters} AND id ${newestFirst ? '>=' : '<='} ${cp(after)}`;
-      if (backwards && before !== undefined) sideCond = `${filters} AND id ${newestFirst ? '<=' : '>='} ${cp(before)}`;
+      if (!backwards && after !== undefined) sideCond = `${countFilters} AND id ${newestFirst ? '>=' : '<='} ${cp(after)}`;
+      if (backwards && before !== undefined) sideCond = `${countFilters} AND id ${newestFirst ? '<=' : '>='} ${cp(before)}`;
       const countQuery = db.query<{ total: unknown; side: unknown }>(
-        `SELECT ${unfiltered ? 'COALESCE((SELECT n FROM archive_count WHERE archive = $1), 0)' : bounded(filters)} AS total,
+        `SELECT ${unfiltered ? 'COALESCE((SELECT n FROM archive_count WHERE archive = $1), 0)' : bounded(countFilters)} AS total,
                 ${sideCond === null ? '0' : bounded(sideCond)} AS side`,
         countParams,
       );
@@ -578,10 +594,10 @@ function createArchiveStore(db: Db, fulltextLanguage: string): ArchiveStore {
       if (backwards) page.reverse();
 
       const totalRaw = num(c?.total);
-      const count = totalRaw <= COUNT_BOUND || unfiltered ? totalRaw : undefined;
+      const count = totalRaw <= bound || unfiltered ? totalRaw : undefined;
       const side = num(c?.side);
       let firstIndex: number | undefined;
-      if (page.length > 0 && side <= COUNT_BOUND) {
+      if (page.length > 0 && side <= bound) {
         if (!backwards) firstIndex = after !== undefined ? side : (offset ? q.index! : 0);
         else if (count !== undefined) firstIndex = count - side - page.length;
       }
@@ -672,7 +688,147 @@ function createArchiveStore(db: Db, fulltextLanguage: string): ArchiveStore {
       );
       return new Map(rows.map((r) => [r.archive, { messages: num(r.n), bytes: num(r.bytes) }]));
     },
+
+    search(archives, q) {
+      return searchArchives(db, fulltextLanguage, archives, q);
+    },
   };
+}
+
+/**
+ * Archives holding more rows than this together, and a quarter of the table, are not narrowed by the
+ * archive index in a filtered count (nor in a search's page): a bitmap of a million-row archive ANDed
+ * with the full-text one cost 0.5-1 s, where the full-text index alone (a rare word) or a scan in id
+ * order that stops early (a common one) takes milliseconds. Smaller sets keep the index: a scan in id
+ * order through rows mostly of other archives is what costs there.
+ */
+const WIDE_ARCHIVE = 100_000;
+
+/** Do these archives hold more than WIDE_ARCHIVE rows and a quarter of the table (kept sizes, archive_count)? */
+async function isWide(db: Db, archives: string[]): Promise<boolean> {
+  const [r] = await db.query<{ n: unknown; all: unknown }>(
+    'SELECT COALESCE(sum(n) FILTER (WHERE archive = ANY($1::text[])), 0) AS n, COALESCE(sum(n), 0) AS all FROM archive_count',
+    [archives],
+  );
+  const n = num(r?.n);
+  return n > WIDE_ARCHIVE && n * 4 > num(r?.all);
+}
+
+/** Rows the full-text index alone may find for a search's text, below which it drives the search. */
+const NARROW_TEXT = 10_000;
+
+/** The search's text conditions alone, with their own parameters; null without text. */
+function textCondition(q: ArchiveSearch, language: string): { sql: string; params: unknown[] } | null {
+  const params: unknown[] = [];
+  const param = (v: unknown): string => {
+    params.push(v);
+    return `$${params.length}`;
+  };
+  const conds: string[] = [];
+  if (q.fulltext !== undefined) conds.push(`tsv @@ plainto_tsquery('${language}', ${param(q.fulltext)})`);
+  if (q.match) conds.push(matchCondition(q.match, language, param));
+  return conds.length ? { sql: conds.join(' AND '), params } : null;
+}
+
+/** The planner's estimate of the rows matching a condition (EXPLAIN, nothing run). */
+async function estimatedRows(db: Db, cond: string, params: unknown[]): Promise<number> {
+  const rows = await db.query<Record<string, unknown>>(`EXPLAIN (FORMAT JSON) SELECT 1 FROM archive WHERE ${cond}`, params);
+  const raw = rows[0]?.['QUERY PLAN'];
+  const plan = (typeof raw === 'string' ? JSON.parse(raw) : raw) as { Plan?: { 'Plan Rows'?: number } }[] | undefined;
+  return plan?.[0]?.Plan?.['Plan Rows'] ?? Number.POSITIVE_INFINITY;
+}
+
+/** The filters with their leading archive condition out of the planner's index choices (same rows). */
+function unindexed(filters: string, archiveCond: string): string {
+  return filters.startsWith(archiveCond) ? `(${archiveCond}) IS TRUE${filters.slice(archiveCond.length)}` : filters;
+}
+
+/**
+ * ArchiveStore.search: one statement over the archives named, newest first by row id (the cursor),
+ * with the same bounded count as a single archive's query.
+ */
+async function searchArchives(db: Db, fulltextLanguage: string, archives: string[], q: ArchiveSearch): Promise<ArchiveQueryResult> {
+  if (archives.length === 0) return { entries: [], complete: true, count: 0 };
+  const params: unknown[] = [archives];
+  const param = (v: unknown): string => {
+    params.push(v);
+    return `$${params.length}`;
+  };
+  const where = ['archive = ANY($1::text[])'];
+  if (q.start) where.push(`stamp >= ${param(q.start.toISOString())}::timestamptz`);
+  if (q.end) where.push(`stamp <= ${param(q.end.toISOString())}::timestamptz`);
+  if (q.fulltext !== undefined) where.push(`tsv @@ plainto_tsquery('${fulltextLanguage}', ${param(q.fulltext)})`);
+  if (q.match) where.push(matchCondition(q.match, fulltextLanguage, param));
+  if (q.authors) {
+    const { realJids, occupants, realJidArchives } = q.authors;
+    const any: string[] = [];
+    if (realJids?.length) {
+      any.push(realJidArchives
+        ? `(real_jid = ANY(${param(realJids)}::text[]) AND archive = ANY(${param(realJidArchives)}::text[]))`
+        : `real_jid = ANY(${param(realJids)}::text[])`);
+    }
+    if (occupants?.length) any.push(`from_jid = ANY(${param(occupants)}::text[])`);
+    where.push(any.length ? `(${any.join(' OR ')})` : 'false');
+  }
+  const filters = where.join(' AND ');
+  const filterParams = [...params];
+
+  // The archive index, or not (see WIDE_ARCHIVE): not for many archives, nor for a text the full-text
+  // index alone narrows to a few rows (as the planner estimates it); always with a date window.
+  const unfiltered = where.length === 1;
+  const text = textCondition(q, fulltextLanguage);
+  const wide = !unfiltered && !q.start && !q.end && (await isWide(db, archives));
+  // A narrow text: the full-text index first, whatever the planner would do for ORDER BY id LIMIT n
+  // (a scan in id order through the whole table when few rows of the archives match); OFFSET 0 keeps
+  // the subquery planned on its own.
+  const narrow = !wide && !unfiltered && !q.start && !q.end && !q.authors && text !== null && (await estimatedRows(db, text.sql, text.params)) <= NARROW_TEXT;
+  const unindex = wide || narrow;
+  // A date window the archives' index narrows to a few rows: those rows first, then newest first.
+  const window = !unindex && !unfiltered && (q.start !== undefined || q.end !== undefined) && (await estimatedRows(db, filters, filterParams)) <= NARROW_TEXT;
+  const countFilters = unindex ? unindexed(filters, 'archive = ANY($1::text[])') : filters;
+  const from = (cond: string) => (narrow || window ? `(SELECT * FROM archive WHERE ${cond} OFFSET 0) a` : `archive WHERE ${cond}`);
+  const cursor: string[] = [];
+  const before = typeof q.before === 'number' ? q.before : undefined;
+  if (q.after !== undefined) cursor.push(`id < ${param(q.after)}`);
+  if (before !== undefined) cursor.push(`id > ${param(before)}`);
+  const backwards = q.before !== undefined;
+  const offset = q.after === undefined && !backwards && q.index ? ` OFFSET ${param(q.index)}` : '';
+  const pageQuery = db.query<ArchiveRow>(
+    `SELECT ${ARCHIVE_COLUMNS} FROM ${from([countFilters, ...cursor].join(' AND '))}
+     ORDER BY id ${backwards ? 'ASC' : 'DESC'} LIMIT ${param(q.limit + 1)}${offset}`,
+    params,
+  );
+
+  const bounded = (cond: string) => `(SELECT count(*) FROM (SELECT 1 FROM ${from(cond)}${unindex ? ' ORDER BY id DESC' : ''} LIMIT ${SEARCH_COUNT_BOUND + 1}) s)`;
+  const countParams = [...filterParams];
+  const cp = (v: unknown): string => {
+    countParams.push(v);
+    return `$${countParams.length}`;
+  };
+  let sideCond: string | null = null;
+  if (!backwards && q.after !== undefined) sideCond = `${countFilters} AND id >= ${cp(q.after)}`;
+  if (backwards && before !== undefined) sideCond = `${countFilters} AND id <= ${cp(before)}`;
+  const countQuery = db.query<{ total: unknown; side: unknown }>(
+    `SELECT ${unfiltered ? 'COALESCE((SELECT sum(n) FROM archive_count WHERE archive = ANY($1::text[])), 0)' : bounded(countFilters)} AS total,
+            ${sideCond === null ? '0' : bounded(sideCond)} AS side`,
+    countParams,
+  );
+  const [rows, [c]] = await Promise.all([pageQuery, countQuery]);
+  const complete = rows.length <= q.limit;
+  const page = rows.slice(0, q.limit).map(toArchived);
+  if (backwards) page.reverse();
+  const totalRaw = num(c?.total);
+  const count = totalRaw <= SEARCH_COUNT_BOUND || unfiltered ? totalRaw : undefined;
+  const side = num(c?.side);
+  let firstIndex: number | undefined;
+  if (page.length > 0 && side <= SEARCH_COUNT_BOUND) {
+    if (!backwards) firstIndex = q.after !== undefined ? side : (offset ? q.index! : 0);
+    else if (count !== undefined) firstIndex = count - side - page.length;
+  }
+  const result: ArchiveQueryResult = { entries: page, complete };
+  if (count !== undefined) result.count = count;
+  if (firstIndex !== undefined) result.firstIndex = firstIndex;
+  return result;
 }
 
 /** Words of a search text, as the body's words are cut (letters, digits and what joins them). */

@@ -182,7 +182,7 @@ export interface ArchiveQuery {
    * then ordered newest first, as with fulltext. Both given: both must match.
    */
   match?: ArchiveMatch;
-  /** Only entries by one of these authors: real bare JIDs, or occupant JIDs (room@service/nick); either matches. */
+  /** Only entries by one of these authors: real bare JIDs, or occupant JIDs (room@service/nick); either matches. Newest first, as a search. */
   authors?: { realJids?: string[]; occupants?: string[] };
   /** XEP-0059 paging in the result set's order: the page starts after this stanza id. */
   after?: string;
@@ -205,8 +205,32 @@ export interface ArchiveMatch {
   caseSensitive: boolean;
 }
 
+/**
+ * A search across several archives (the rooms of a MUC service a user may read): the result set is
+ * ordered newest first by row id (ArchivedMessage.id, unique table-wide), which is also the cursor.
+ */
+export interface ArchiveSearch {
+  start?: Date;
+  end?: Date;
+  fulltext?: string;
+  match?: ArchiveMatch;
+  /**
+   * Entries by one of these authors: occupant JIDs (room@service/nick) anywhere; real bare JIDs only
+   * in the archives of realJidArchives when given (where the requester may see real JIDs).
+   */
+  authors?: { realJids?: string[]; occupants?: string[]; realJidArchives?: string[] };
+  /** The page starts after the entry with this row id (older ones). */
+  after?: number;
+  /** The page ends just before the entry with this row id (newer ones), or true for the last page. */
+  before?: number | true;
+  /** Position of the first entry wanted, when neither after nor before is given (XEP-0059 §2.6). */
+  index?: number;
+  /** Largest page; 0 asks for the count alone. */
+  limit: number;
+}
+
 export interface ArchiveQueryResult {
-  /** The page, in the result set's order (oldest first, or newest first with fulltext). */
+  /** The page, in the result set's order (oldest first, or newest first with fulltext, match or authors). */
   entries: ArchivedMessage[];
   /** The page reaches the end of the result set in the paging direction (its start when paging backwards). */
   complete: boolean;
@@ -245,6 +269,8 @@ export interface ArchiveStore {
   rewrite(archive: string, entries: ArchiveRewrite[]): Promise<string[]>;
   /** Entries and bytes (UTF-8 octets of the stored stanzas) of each archive asked about; absent: empty. */
   sizes(archives: string[]): Promise<Map<string, ArchiveSize>>;
+  /** Searches these archives together, newest first (an empty list finds nothing); count as query's. */
+  search(archives: string[], q: ArchiveSearch): Promise<ArchiveQueryResult>;
 }
 
 export interface ArchiveRewrite { stanzaId: string; stanza: string; body: string | null; retracted: boolean }

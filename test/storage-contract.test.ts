@@ -772,6 +772,65 @@ describe('data store contract', function () {
           expect(await match('release', 'all', false, { authors: { realJids: ['bob@example.com'] } })).to.deep.equal(ids(3, 1));
           expect(await match('release', 'any', false, { authors: { occupants: [`${ROOM}/nick0`], realJids: ['bob@example.com'] } })).to.deep.equal(ids(3, 1, 0));
           expect(sids(await s.archive.query(ROOM, { authors: { realJids: [] }, limit: 10 }))).to.deep.equal([]);
+          // A search in a date window stays newest first.
+          expect(await match('release', 'any', false, { start: minute(2), end: minute(4) })).to.deep.equal(ids(4, 3));
+          // Authors alone make a search too: newest first.
+          expect(sids(await s.archive.query(ROOM, { authors: { realJids: ['bob@example.com'] }, limit: 10 }))).to.deep.equal(ids(5, 3, 1));
+        });
+
+        it('searches several archives together, newest first by row id, with paging, counts and authors', async function () {
+          const A = ROOM;
+          const B = 'b@conference.example.com';
+          const C = 'c@conference.example.com';
+          // Interleaved: row ids alternate between the rooms.
+          const batch: ArchiveEntry[] = [];
+          for (let n = 0; n < 6; n++) {
+            batch.push(entry(n, { body: `release note ${n}` }));
+            batch.push(entry(n, { archive: B, fromJid: `${B}/nick${n % 3}`, body: n % 2 ? `release party ${n}` : `lunch ${n}` }));
+            batch.push(entry(n, { archive: C, fromJid: `${C}/nick${n % 3}`, body: `release secret ${n}` }));
+          }
+          await s.archive.append(batch);
+          const tag = (e: ArchivedMessage) => `${e.archive[0]}${e.stanzaId.slice(-1)}`;
+          const tags = (r: { entries: ArchivedMessage[] }) => r.entries.map(tag);
+          const release = { text: 'release', mode: 'all' as const, caseSensitive: false };
+
+          const first = await s.archive.search([A, B], { match: release, limit: 4 });
+          expect(tags(first)).to.deep.equal(['b5', 'r5', 'r4', 'b3']);
+          expect(first.count).to.equal(9);
+          expect(first.firstIndex).to.equal(0);
+          expect(first.complete).to.equal(false);
+          const second = await s.archive.search([A, B], { match: release, after: first.entries[3]!.id, limit: 4 });
+          expect(tags(second)).to.deep.equal(['r3', 'r2', 'b1', 'r1']);
+          expect(second.firstIndex).to.equal(4);
+          const third = await s.archive.search([A, B], { match: release, after: second.entries[3]!.id, limit: 4 });
+          expect(tags(third)).to.deep.equal(['r0']);
+          expect(third.complete).to.equal(true);
+          // Backwards: the last page, then the one before it.
+          const last = await s.archive.search([A, B], { match: release, before: true, limit: 2 });
+          expect(tags(last)).to.deep.equal(['r1', 'r0']);
+          expect(last.firstIndex).to.equal(7);
+          const prev = await s.archive.search([A, B], { match: release, before: last.entries[0]!.id, limit: 2 });
+          expect(tags(prev)).to.deep.equal(['r2', 'b1']);
+          // An archive not named never shows, nor counts.
+          expect(tags(await s.archive.search([C], { match: { ...release, text: 'secret' }, limit: 2 }))).to.deep.equal(['c5', 'c4']);
+          expect((await s.archive.search([A, B], { match: { ...release, text: 'secret' }, limit: 2 })).count).to.equal(0);
+          expect(await s.archive.search([], { limit: 5 })).to.deep.equal({ entries: [], complete: true, count: 0 });
+          // Without filters the count is the archives' sizes.
+          expect((await s.archive.search([A, B], { limit: 1 })).count).to.equal(12);
+          // Date window and fulltext.
+          expect(tags(await s.archive.search([A, B], { start: minute(4), end: minute(5), fulltext: 'release', limit: 10 }))).to.deep.equal(['b5', 'r5', 'r4']);
+          // Authors: real JIDs only in the archives allowed, occupants anywhere.
+          const byUser1 = await s.archive.search([A, B], { authors: { realJids: ['user1@example.com'], realJidArchives: [B] }, limit: 10 });
+          expect(tags(byUser1)).to.deep.equal(['b4', 'b1']);
+          const both = await s.archive.search([A, B], { authors: { realJids: ['user1@example.com'], occupants: [`${A}/nick2`] }, limit: 10 });
+          expect(tags(both)).to.deep.equal(['r5', 'b4', 'r4', 'r2', 'b1', 'r1']);
+          expect(tags(await s.archive.search([A, B], { authors: {}, limit: 10 }))).to.deep.equal([]);
+          // A search counts up to 200 matching rows and leaves the count out beyond.
+          await s.archive.append(Array.from({ length: 201 }, (_, n) => entry(100 + n, { archive: C, body: 'many' })));
+          const many = await s.archive.search([C], { match: { ...release, text: 'many' }, limit: 5 });
+          expect(many.entries).to.have.length(5);
+          expect(many.count).to.equal(undefined);
+          expect((await s.archive.search([C], { match: { ...release, text: 'many' }, start: minute(102), limit: 5 })).count).to.equal(199);
         });
 
         it('removeArchive deletes one archive whole and nothing else', async function () {

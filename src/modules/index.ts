@@ -20,11 +20,13 @@ import { chatModelModule } from '../pchat/module.js';
 import { mucModule } from '../muc/module.js';
 import { chatUserIqModule } from '../pchat/user-iq.js';
 import { mamModule } from './mam.js';
+import { serviceSearchModule } from '../muc/service-search.js';
 
 export function allModules(): Module[] {
   return [
     sessionIqModule, discoModule, rosterModule, presenceModule, offlineModule, carbonsModule,
     blockingModule, csiModule, pingModule, versionModule, timeModule, vcardModule, privateModule,
     registerModule, adhocModule, adminModule, chatModelModule, mucModule, chatUserIqModule, mamModule,
+    serviceSearchModule,
   ];
 }

@@ -329,7 +329,7 @@ export class MucService implements RoomHost, FeatureContext {
     if (type === 'get' && payload?.is('query', NS.discoInfo) && !payload.attrs.node) {
       const q = new Element('query', { xmlns: NS.discoInfo });
       q.c('identity', { category: 'conference', type: 'text', name: this.options.name });
-      const features: string[] = [NS.discoInfo, NS.discoItems, MUC_NS.muc, NS.mam, NS.fulltext, MUC_NS.occupantId, NS.rsm, NS.commands, ...this.serviceIqs.keys()];
+      const features: string[] = [NS.discoInfo, NS.discoItems, MUC_NS.muc, MUC_NS.occupantId, NS.rsm, NS.commands, ...this.serviceIqs.keys()];
       const forms: DataForm[] = [];
       try {
         this.hooks.build('service/disco-info', { from, features, forms });

@@ -21,17 +21,17 @@ export const roomArchive: RoomFeature = {
     };
     hooks.iq('get', NS.mam, (iq) => {
       mayRead(iq);
-      return iq.reply(mamFormQuery());
+      return iq.reply(mamFormQuery(true));
     });
     hooks.iq('set', NS.mam, (iq) => {
       const { room, stanza, payload, from, occupant } = iq;
       const affiliation = mayRead(iq);
       void answerMamQuery(ctx.server, { stanza, payload, from, to: tryParseJid(room.jid)!, session: null }, {
-        archive: room.jid, realJids: room.seesJids(occupant) || AFF_RANK[affiliation] >= AFF_RANK.admin,
+        archive: room.jid, realJids: room.seesJids(occupant) || AFF_RANK[affiliation] >= AFF_RANK.admin, search: true,
       }).then((fin) => iq.reply(fin), (e) => iq.fail(e)); // the result follows the forwarded messages
       return undefined;
     });
     // stanza-id: the room stamps every archived message with its archive id (XEP-0359).
-    hooks.on('disco/info', ({ features }) => { features.push(NS.mam, NS.mamExtended, NS.fulltext, NS.sid); return undefined; }, 100);
+    hooks.on('disco/info', ({ features }) => { features.push(NS.mam, NS.mamExtended, NS.fulltext, NS.search, NS.sid); return undefined; }, 100);
   },
 };
