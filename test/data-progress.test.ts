@@ -61,12 +61,25 @@ describe('progress of long operations', () => {
       expect(out.every((l) => l.endsWith('\n') && !l.includes('\r') && !l.includes('['))).to.equal(true);
       expect(out[0]).to.match(/^checking\s+0% 0\/30/);
     });
+    it('ends plain lines with the final position, however soon it came after the last line', () => {
+      let t = 0;
+      const out: string[] = [];
+      const view = new ProgressView({ write: (s) => out.push(s), tty: false }, () => t);
+      view.update({ phase: 'clear', done: 0, total: 6, unit: 'messages' });
+      t = 200;
+      view.update({ phase: 'clear', done: 6, total: 6, unit: 'messages' });
+      view.finish();
+      expect(out).to.have.length(2);
+      expect(out[1]).to.match(/^clear 100% 6\/6 messages/);
+      view.finish();
+      expect(out).to.have.length(2);
+    });
   });
 
   describe('the admin socket', function () {
     this.timeout(60000);
 
-    it('forwards at most ten progress lines a second, the latest position, none after stop', async () => {
+    it('forwards at most ten progress lines a second, the latest position, the final one at stop and none after', async () => {
       const sent: ProgressLine[] = [];
       const f = progressForwarder(7, (l) => sent.push(l));
       f.report({ phase: 'p', done: 1, total: 10, unit: 'records' });
@@ -75,9 +88,12 @@ describe('progress of long operations', () => {
       await new Promise((r) => setTimeout(r, 150));
       expect(sent.map((l) => l.progress.done)).to.deep.equal([1, 5]);
       f.report({ phase: 'p', done: 6 });
+      f.report({ phase: 'p', done: 7 });
       f.stop();
+      expect(sent.map((l) => l.progress.done)).to.deep.equal([1, 5, 7]);
+      f.report({ phase: 'p', done: 8 });
       await new Promise((r) => setTimeout(r, 150));
-      expect(sent.map((l) => l.progress.done)).to.deep.equal([1, 5]);
+      expect(sent.map((l) => l.progress.done)).to.deep.equal([1, 5, 7]);
     });
 
     describe('with a server', () => {

@@ -51,6 +51,7 @@ export class ProgressView {
   private lastDraw = -Infinity;
   private drawn = false;
   private last: Progress | null = null;
+  private lastDrawn: Progress | null = null;
 
   constructor(private readonly out: { write(text: string): void; tty: boolean }, private readonly now: () => number = Date.now) {}
 
@@ -74,6 +75,8 @@ export class ProgressView {
 
   /** Ends the display (a terminal's bar keeps its last state on its own line). */
   finish(): void {
+    // Plain lines: the final position too, which the once-a-second pace may have held back.
+    if (!this.out.tty && this.last && this.last !== this.lastDrawn) this.draw(this.last, this.now());
     if (this.drawn && this.out.tty) this.out.write('\n');
     this.drawn = false;
   }
@@ -82,6 +85,7 @@ export class ProgressView {
     const seconds = (t - this.start.t) / 1000;
     const rate = seconds >= 0.5 ? (p.done - this.start.done) / seconds : null;
     this.lastDraw = t;
+    this.lastDrawn = p;
     if (this.out.tty) {
       this.out.write(`\r${renderProgress(p, rate, { bar: true })}\x1b[K`);
       this.drawn = true;

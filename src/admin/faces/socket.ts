@@ -105,7 +105,8 @@ async function listen(server: Server, path: string): Promise<{ close(): Promise<
 
 /**
  * Progress reports of one request as lines, at most PROGRESS_PER_SECOND a second: the latest position
- * waits for its turn, and none goes out once the reply is on its way.
+ * waits for its turn; stop sends the one still waiting (the final position comes before the reply),
+ * and none goes out after.
  */
 export function progressForwarder(id: number, send: (line: ProgressLine) => void, now: () => number = Date.now): { report(p: Progress): void; stop(): void } {
   const interval = 1000 / PROGRESS_PER_SECOND;
@@ -131,8 +132,9 @@ export function progressForwarder(id: number, send: (line: ProgressLine) => void
       else timer = setTimeout(flush, wait);
     },
     stop() {
-      stopped = true;
       if (timer) clearTimeout(timer);
+      flush();
+      stopped = true;
     },
   };
 }
