@@ -377,6 +377,9 @@ export async function login(port: number, user: string, password: string,
   const xmpp = xmppClient({
     service: `xmpp://127.0.0.1:${port}`, domain: opts.domain ?? 'localhost', username: user, password,
     ...(opts.resource !== undefined ? { resource: opts.resource } : {}),
+    // The library waits 2 s for each step of the login; two nodes, PostgreSQL and CLI processes on
+    // two shared cores have stalled a step past that once in a full CI run.
+    timeout: 10_000,
   });
   xmpp.reconnect.stop();
   const received: XmppElement[] = [];

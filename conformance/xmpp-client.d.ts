@@ -36,7 +36,7 @@ declare module '@xmpp/client' {
   }
 
   export function client(options: {
-    service: string; domain?: string; username?: string; password?: string; resource?: string;
+    service: string; domain?: string; username?: string; password?: string; resource?: string; timeout?: number;
   }): XmppClient;
 
   type Child = XmppElement | string | null | undefined | false;
