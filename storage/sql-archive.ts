@@ -1,0 +1,444 @@
+// The message archive in SQL that runs unchanged on PostgreSQL and PGlite: appends in one statement
+// per batch, XEP-0313 queries with bounded counts, the search across archives, the one text condition
+// that search and the administrator's remove-messages share, and the administrator's clear and rewrite.
+import { num } from './sql-rows.js';
+import type {
+  ArchiveMatch, ArchivedMessage, ArchiveQueryResult, ArchiveSearch, ArchiveStore, Db,
+} from './types.js';
+
+interface ArchiveRow {
+  id: unknown;
+  archive: string;
+  stanza_id: string;
+  stamp: Date;
+  from_jid: string;
+  real_jid: string | null;
+  body: string | null;
+  stanza: string;
+  retracted: boolean;
+}
+
+const ARCHIVE_COLUMNS = 'id, archive, stanza_id, stamp, from_jid, real_jid, body, stanza, retracted';
+
+function toArchived(r: ArchiveRow): ArchivedMessage {
+  return {
+    id: num(r.id),
+    archive: r.archive,
+    stanzaId: r.stanza_id,
+    stamp: new Date(r.stamp),
+    fromJid: r.from_jid,
+    realJid: r.real_jid,
+    body: r.body,
+    stanza: r.stanza,
+    retracted: r.retracted,
+  };
+}
+
+
+/** Rows counted at most for a filtered result set's <count/> and a page's index. */
+const COUNT_BOUND = 2_000;
+/**
+ * The same for searches (our match and authors filters, and every search across archives): counting
+ * visits each matching row's heap page, and 2,000 rows scattered over a large table cost 100-300 ms.
+ */
+const SEARCH_COUNT_BOUND = 200;
+
+export function createArchiveStore(db: Db, fulltextLanguage: string): ArchiveStore {
+  /** Row ids of the named stanza ids of one archive; absent ids are left out. */
+  async function rowIds(archive: string, stanzaIds: string[]): Promise<Map<string, number>> {
+    if (stanzaIds.length === 0) return new Map();
+    const rows = await db.query<{ id: unknown; stanza_id: string }>(
+      'SELECT id, stanza_id FROM archive WHERE archive = $1 AND stanza_id = ANY($2::text[])',
+      [archive, stanzaIds],
+    );
+    return new Map(rows.map((r) => [r.stanza_id, num(r.id)]));
+  }
+
+  return {
+    async append(entries) {
+      if (entries.length === 0) return [];
+      // One statement for the whole batch; WITH ORDINALITY keeps the ids in input order.
+      const rows = await db.query<{ id: unknown; archive: string; stanza_id: string }>(
+        `INSERT INTO archive (archive, stanza_id, stamp, from_jid, real_jid, body, stanza)
+         SELECT a, s, t, f, r, b, x
+         FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::text[], $5::text[], $6::text[], $7::text[])
+           WITH ORDINALITY AS e(a, s, t, f, r, b, x, i)
+         ORDER BY i
+         RETURNING id, archive, stanza_id`,
+        [
+          entries.map((e) => e.archive),
+          entries.map((e) => e.stanzaId),
+          entries.map((e) => e.stamp.toISOString()),
+          entries.map((e) => e.fromJid),
+          entries.map((e) => e.realJid),
+          entries.map((e) => e.body),
+          entries.map((e) => e.stanza),
+        ],
+      );
+      const ids = new Map(rows.map((r) => [JSON.stringify([r.archive, r.stanza_id]), num(r.id)]));
+      return entries.map((e) => {
+        const id = ids.get(JSON.stringify([e.archive, e.stanzaId]));
+        if (id === undefined) throw new Error(`archive insert returned no id for ${e.stanzaId}`);
+        return { id, stanzaId: e.stanzaId };
+      });
+    },
+
+    async query(archive, q) {
+      const anchors = await rowIds(
+        archive,
+        [q.afterId, q.beforeId, q.after, typeof q.before === 'string' ? q.before : undefined].filter(
+          (v): v is string => v !== undefined,
+        ),
+      );
+      const anchor = (stanzaId: string | undefined): number | null | undefined =>
+        stanzaId === undefined ? undefined : (anchors.get(stanzaId) ?? null);
+      const afterId = anchor(q.afterId);
+      const beforeId = anchor(q.beforeId);
+      const after = anchor(q.after);
+      const before = anchor(typeof q.before === 'string' ? q.before : undefined);
+      if (afterId === null || beforeId === null || after === null || before === null) {
+        return { entries: [], complete: true, count: 0, notFound: true };
+      }
+
+      const params: unknown[] = [archive];
+      const param = (v: unknown): string => {
+        params.push(v);
+        return `$${params.length}`;
+      };
+      const where = ['archive = $1'];
+      if (q.start) where.push(`stamp >= ${param(q.start.toISOString())}::timestamptz`);
+      if (q.end) where.push(`stamp <= ${param(q.end.toISOString())}::timestamptz`);
+      if (q.with?.occupant !== undefined) where.push(`from_jid = ${param(q.with.occupant)}`);
+      if (q.with?.realJid !== undefined) where.push(`real_jid = ${param(q.with.realJid)}`);
+      if (afterId !== undefined) where.push(`id > ${param(afterId)}`);
+      if (beforeId !== undefined) where.push(`id < ${param(beforeId)}`);
+      if (q.ids) where.push(`stanza_id = ANY(${param(q.ids)}::text[])`);
+      if (q.fulltext !== undefined) where.push(`tsv @@ plainto_tsquery('${fulltextLanguage}', ${param(q.fulltext)})`);
+      if (q.match) where.push(matchCondition(q.match, fulltextLanguage, param));
+      if (q.authors) where.push(authorsCondition(q.authors, param));
+      const filters = where.join(' AND ');
+      const filterParams = [...params];
+
+      // The result set is ordered by id, newest first for searches (text or authors); paging follows that order.
+      const newestFirst = q.fulltext !== undefined || q.match !== undefined || q.authors !== undefined;
+      const follows = newestFirst ? '<' : '>';
+      const precedes = newestFirst ? '>' : '<';
+      const cursor: string[] = [];
+      if (after !== undefined) cursor.push(`id ${follows} ${param(after)}`);
+      if (before !== undefined) cursor.push(`id ${precedes} ${param(before)}`);
+      const backwards = q.before !== undefined;
+      const descending = newestFirst !== backwards;
+      const offset = after === undefined && !backwards && q.index ? ` OFFSET ${param(q.index)}` : '';
+      // A search in a date window: the window's rows first (its index), then newest first; in id order
+      // from the newest, the planner would read through everything after the window.
+      const window = newestFirst && (q.start !== undefined || q.end !== undefined) &&
+        (await estimatedRows(db, filters, filterParams)) <= NARROW_TEXT;
+      const pageCond = [filters, ...cursor].join(' AND ');
+      const pageQuery = db.query<ArchiveRow>(
+        `SELECT ${ARCHIVE_COLUMNS} FROM ${window ? `(SELECT * FROM archive WHERE ${pageCond} OFFSET 0) a` : `archive WHERE ${pageCond}`}
+         ORDER BY id ${descending ? 'DESC' : 'ASC'} LIMIT ${param(q.limit + 1)}${offset}`,
+        params,
+      );
+
+      // Counts (XEP-0059 <count/> and <first index/>) without scanning a large archive: the whole
+      // archive's size is kept by triggers; anything else is counted only up to COUNT_BOUND rows,
+      // and left out beyond (XEP-0059 §2.6 allows that when counting would be exceptionally costly).
+      // The page's position follows from the cursor, so the count runs beside the page query.
+      const unfiltered = where.length === 1;
+      const textOnly = !unfiltered && !q.start && !q.end && !q.with && !q.authors && afterId === undefined && beforeId === undefined && !q.ids;
+      const wide = textOnly && (await isWide(db, [archive]));
+      const countFilters = wide ? unindexed(filters, 'archive = $1') : filters;
+      const bound = q.match !== undefined || q.authors !== undefined ? SEARCH_COUNT_BOUND : COUNT_BOUND;
+      // Unindexed, the count follows the page's plan (id order, or the full-text index then a sort).
+      const bounded = (cond: string) => `(SELECT count(*) FROM (SELECT 1 FROM archive WHERE ${cond}${wide ? ' ORDER BY id DESC' : ''} LIMIT ${bound + 1}) s)`;
+      const countParams = [...filterParams];
+      const cp = (v: unknown): string => {
+        countParams.push(v);
+        return `$${countParams.length}`;
+      };
+      // Rows before an `after` cursor (it included), or from a `before` cursor (it included) to the end.
+      let sideCond: string | null = null;
+      if (!backwards && after !== undefined) sideCond = `${countFilters} AND id ${newestFirst ? '>=' : '<='} ${cp(after)}`;
+      if (backwards && before !== undefined) sideCond = `${countFilters} AND id ${newestFirst ? '<=' : '>='} ${cp(before)}`;
+      const countQuery = db.query<{ total: unknown; side: unknown }>(
+        `SELECT ${unfiltered ? 'COALESCE((SELECT n FROM archive_count WHERE archive = $1), 0)' : bounded(countFilters)} AS total,
+                ${sideCond === null ? '0' : bounded(sideCond)} AS side`,
+        countParams,
+      );
+      const [rows, [c]] = await Promise.all([pageQuery, countQuery]);
+      const complete = rows.length <= q.limit;
+      const page = rows.slice(0, q.limit).map(toArchived);
+      if (backwards) page.reverse();
+
+      const totalRaw = num(c?.total);
+      const count = totalRaw <= bound || unfiltered ? totalRaw : undefined;
+      const side = num(c?.side);
+      let firstIndex: number | undefined;
+      if (page.length > 0 && side <= bound) {
+        if (!backwards) firstIndex = after !== undefined ? side : (offset ? q.index! : 0);
+        else if (count !== undefined) firstIndex = count - side - page.length;
+      }
+      const result: ArchiveQueryResult = { entries: page, complete };
+      if (count !== undefined) result.count = count;
+      if (firstIndex !== undefined) result.firstIndex = firstIndex;
+      return result;
+    },
+
+    async get(archive, stanzaId) {
+      const [r] = await db.query<ArchiveRow>(
+        `SELECT ${ARCHIVE_COLUMNS} FROM archive WHERE archive = $1 AND stanza_id = $2`,
+        [archive, stanzaId],
+      );
+      return r ? toArchived(r) : null;
+    },
+
+    async lastN(archive, n, opts = {}) {
+      const params: unknown[] = [archive, n];
+      let since = '';
+      if (opts.since) {
+        params.push(opts.since.toISOString());
+        since = ' AND stamp >= $3::timestamptz';
+      }
+      const rows = await db.query<ArchiveRow>(
+        `SELECT ${ARCHIVE_COLUMNS} FROM archive WHERE archive = $1${since} ORDER BY id DESC LIMIT $2`,
+        params,
+      );
+      const picked: ArchivedMessage[] = [];
+      let chars = 0;
+      for (const r of rows) {
+        chars += r.stanza.length;
+        if (opts.maxChars !== undefined && chars > opts.maxChars) break;
+        picked.push(toArchived(r));
+      }
+      return picked.reverse();
+    },
+
+    async retract(archive, stanzaId, tombstoneStanza) {
+      // tsv is generated from body, so a null body also takes the entry out of full-text results.
+      const rows = await db.query(
+        `UPDATE archive SET retracted = true, stanza = $3, body = NULL
+         WHERE archive = $1 AND stanza_id = $2 RETURNING id`,
+        [archive, stanzaId, tombstoneStanza],
+      );
+      return rows.length > 0;
+    },
+
+    async removeArchive(archive) {
+      const [r] = await db.query<{ n: unknown }>(
+        'WITH gone AS (DELETE FROM archive WHERE archive = $1 RETURNING 1) SELECT count(*) AS n FROM gone',
+        [archive],
+      );
+      return num(r?.n);
+    },
+
+    async deleteBefore(archive, before, limit) {
+      if (limit <= 0) return 0;
+      // Oldest first through the (archive, stamp) index, a bounded batch so no statement holds the table long.
+      const [r] = await db.query<{ n: unknown }>(
+        `WITH gone AS (
+           DELETE FROM archive WHERE id IN (
+             SELECT id FROM archive WHERE archive = $1 AND stamp <= $2::timestamptz ORDER BY stamp, id LIMIT $3)
+           RETURNING 1)
+         SELECT count(*) AS n FROM gone`,
+        [archive, before.toISOString(), limit],
+      );
+      return num(r?.n);
+    },
+
+    async rewrite(archive, entries) {
+      if (entries.length === 0) return [];
+      const rows = await db.query<{ stanza_id: string }>(
+        `UPDATE archive a SET stanza = e.x, body = e.b, retracted = e.r
+         FROM unnest($2::text[], $3::text[], $4::text[], $5::boolean[]) AS e(s, x, b, r)
+         WHERE a.archive = $1 AND a.stanza_id = e.s
+         RETURNING a.stanza_id`,
+        [archive, entries.map((e) => e.stanzaId), entries.map((e) => e.stanza), entries.map((e) => e.body), entries.map((e) => e.retracted)],
+      );
+      return rows.map((r) => r.stanza_id);
+    },
+
+    async sizes(archives) {
+      if (archives.length === 0) return new Map();
+      const rows = await db.query<{ archive: string; n: unknown; bytes: unknown }>(
+        'SELECT archive, n, bytes FROM archive_count WHERE archive = ANY($1::text[])',
+        [archives],
+      );
+      return new Map(rows.map((r) => [r.archive, { messages: num(r.n), bytes: num(r.bytes) }]));
+    },
+
+    search(archives, q) {
+      return searchArchives(db, fulltextLanguage, archives, q);
+    },
+  };
+}
+
+/**
+ * Archives holding more rows than this together, and a quarter of the table, are not narrowed by the
+ * archive index in a filtered count (nor in a search's page): a bitmap of a million-row archive ANDed
+ * with the full-text one cost 0.5-1 s, where the full-text index alone (a rare word) or a scan in id
+ * order that stops early (a common one) takes milliseconds. Smaller sets keep the index: a scan in id
+ * order through rows mostly of other archives is what costs there.
+ */
+const WIDE_ARCHIVE = 100_000;
+
+/** Do these archives hold more than WIDE_ARCHIVE rows and a quarter of the table (kept sizes, archive_count)? */
+async function isWide(db: Db, archives: string[]): Promise<boolean> {
+  const [r] = await db.query<{ n: unknown; all: unknown }>(
+    'SELECT COALESCE(sum(n) FILTER (WHERE archive = ANY($1::text[])), 0) AS n, COALESCE(sum(n), 0) AS all FROM archive_count',
+    [archives],
+  );
+  const n = num(r?.n);
+  return n > WIDE_ARCHIVE && n * 4 > num(r?.all);
+}
+
+/** Rows the full-text index alone may find for a search's text, below which it drives the search. */
+const NARROW_TEXT = 10_000;
+
+/** The search's text conditions alone, with their own parameters; null without text. */
+function textCondition(q: ArchiveSearch, language: string): { sql: string; params: unknown[] } | null {
+  const params: unknown[] = [];
+  const param = (v: unknown): string => {
+    params.push(v);
+    return `$${params.length}`;
+  };
+  const conds: string[] = [];
+  if (q.fulltext !== undefined) conds.push(`tsv @@ plainto_tsquery('${language}', ${param(q.fulltext)})`);
+  if (q.match) conds.push(matchCondition(q.match, language, param));
+  return conds.length ? { sql: conds.join(' AND '), params } : null;
+}
+
+/** The planner's estimate of the rows matching a condition (EXPLAIN, nothing run). */
+async function estimatedRows(db: Db, cond: string, params: unknown[]): Promise<number> {
+  const rows = await db.query<Record<string, unknown>>(`EXPLAIN (FORMAT JSON) SELECT 1 FROM archive WHERE ${cond}`, params);
+  const raw = rows[0]?.['QUERY PLAN'];
+  const plan = (typeof raw === 'string' ? JSON.parse(raw) : raw) as { Plan?: { 'Plan Rows'?: number } }[] | undefined;
+  return plan?.[0]?.Plan?.['Plan Rows'] ?? Number.POSITIVE_INFINITY;
+}
+
+/** The filters with their leading archive condition out of the planner's index choices (same rows). */
+function unindexed(filters: string, archiveCond: string): string {
+  return filters.startsWith(archiveCond) ? `(${archiveCond}) IS TRUE${filters.slice(archiveCond.length)}` : filters;
+}
+
+/**
+ * ArchiveStore.search: one statement over the archives named, newest first by row id (the cursor),
+ * with the same bounded count as a single archive's query.
+ */
+async function searchArchives(db: Db, fulltextLanguage: string, archives: string[], q: ArchiveSearch): Promise<ArchiveQueryResult> {
+  if (archives.length === 0) return { entries: [], complete: true, count: 0 };
+  const params: unknown[] = [archives];
+  const param = (v: unknown): string => {
+    params.push(v);
+    return `$${params.length}`;
+  };
+  const where = ['archive = ANY($1::text[])'];
+  if (q.start) where.push(`stamp >= ${param(q.start.toISOString())}::timestamptz`);
+  if (q.end) where.push(`stamp <= ${param(q.end.toISOString())}::timestamptz`);
+  if (q.fulltext !== undefined) where.push(`tsv @@ plainto_tsquery('${fulltextLanguage}', ${param(q.fulltext)})`);
+  if (q.match) where.push(matchCondition(q.match, fulltextLanguage, param));
+  if (q.authors) {
+    const { realJids, occupants, realJidArchives } = q.authors;
+    const any: string[] = [];
+    if (realJids?.length) {
+      any.push(realJidArchives
+        ? `(real_jid = ANY(${param(realJids)}::text[]) AND archive = ANY(${param(realJidArchives)}::text[]))`
+        : `real_jid = ANY(${param(realJids)}::text[])`);
+    }
+    if (occupants?.length) any.push(`from_jid = ANY(${param(occupants)}::text[])`);
+    where.push(any.length ? `(${any.join(' OR ')})` : 'false');
+  }
+  const filters = where.join(' AND ');
+  const filterParams = [...params];
+
+  // The archive index, or not (see WIDE_ARCHIVE): not for many archives, nor for a text the full-text
+  // index alone narrows to a few rows (as the planner estimates it); always with a date window.
+  const unfiltered = where.length === 1;
+  const text = textCondition(q, fulltextLanguage);
+  const wide = !unfiltered && !q.start && !q.end && (await isWide(db, archives));
+  // A narrow text: the full-text index first, whatever the planner would do for ORDER BY id LIMIT n
+  // (a scan in id order through the whole table when few rows of the archives match); OFFSET 0 keeps
+  // the subquery planned on its own.
+  const narrow = !wide && !unfiltered && !q.start && !q.end && !q.authors && text !== null && (await estimatedRows(db, text.sql, text.params)) <= NARROW_TEXT;
+  const unindex = wide || narrow;
+  // A date window the archives' index narrows to a few rows: those rows first, then newest first.
+  const window = !unindex && !unfiltered && (q.start !== undefined || q.end !== undefined) && (await estimatedRows(db, filters, filterParams)) <= NARROW_TEXT;
+  const countFilters = unindex ? unindexed(filters, 'archive = ANY($1::text[])') : filters;
+  const from = (cond: string) => (narrow || window ? `(SELECT * FROM archive WHERE ${cond} OFFSET 0) a` : `archive WHERE ${cond}`);
+  const cursor: string[] = [];
+  const before = typeof q.before === 'number' ? q.before : undefined;
+  if (q.after !== undefined) cursor.push(`id < ${param(q.after)}`);
+  if (before !== undefined) cursor.push(`id > ${param(before)}`);
+  const backwards = q.before !== undefined;
+  const offset = q.after === undefined && !backwards && q.index ? ` OFFSET ${param(q.index)}` : '';
+  const pageQuery = db.query<ArchiveRow>(
+    `SELECT ${ARCHIVE_COLUMNS} FROM ${from([countFilters, ...cursor].join(' AND '))}
+     ORDER BY id ${backwards ? 'ASC' : 'DESC'} LIMIT ${param(q.limit + 1)}${offset}`,
+    params,
+  );
+
+  const bounded = (cond: string) => `(SELECT count(*) FROM (SELECT 1 FROM ${from(cond)}${unindex ? ' ORDER BY id DESC' : ''} LIMIT ${SEARCH_COUNT_BOUND + 1}) s)`;
+  const countParams = [...filterParams];
+  const cp = (v: unknown): string => {
+    countParams.push(v);
+    return `$${countParams.length}`;
+  };
+  let sideCond: string | null = null;
+  if (!backwards && q.after !== undefined) sideCond = `${countFilters} AND id >= ${cp(q.after)}`;
+  if (backwards && before !== undefined) sideCond = `${countFilters} AND id <= ${cp(before)}`;
+  const countQuery = db.query<{ total: unknown; side: unknown }>(
+    `SELECT ${unfiltered ? 'COALESCE((SELECT sum(n) FROM archive_count WHERE archive = ANY($1::text[])), 0)' : bounded(countFilters)} AS total,
+            ${sideCond === null ? '0' : bounded(sideCond)} AS side`,
+    countParams,
+  );
+  const [rows, [c]] = await Promise.all([pageQuery, countQuery]);
+  const complete = rows.length <= q.limit;
+  const page = rows.slice(0, q.limit).map(toArchived);
+  if (backwards) page.reverse();
+  const totalRaw = num(c?.total);
+  const count = totalRaw <= SEARCH_COUNT_BOUND || unfiltered ? totalRaw : undefined;
+  const side = num(c?.side);
+  let firstIndex: number | undefined;
+  if (page.length > 0 && side <= SEARCH_COUNT_BOUND) {
+    if (!backwards) firstIndex = q.after !== undefined ? side : (offset ? q.index! : 0);
+    else if (count !== undefined) firstIndex = count - side - page.length;
+  }
+  const result: ArchiveQueryResult = { entries: page, complete };
+  if (count !== undefined) result.count = count;
+  if (firstIndex !== undefined) result.firstIndex = firstIndex;
+  return result;
+}
+
+/** Words of a search text, as the body's words are cut (letters, digits and what joins them). */
+export function searchWords(text: string): string[] {
+  return text.split(/\s+/).map((w) => w.trim()).filter((w) => w !== '');
+}
+
+/**
+ * The SQL condition for an ArchiveMatch. The GIN index on tsv narrows the rows (each word, or the
+ * phrase, as lexemes); strpos then checks the exact text and the case, which tsv does not keep.
+ */
+export function matchCondition(m: ArchiveMatch, language: string, param: (v: unknown) => string): string {
+  const words = searchWords(m.text);
+  if (words.length === 0) return 'false';
+  const lang = `'${language}'`;
+  if (m.mode === 'exact') {
+    const text = m.text.trim();
+    const t = param(text);
+    const contains = m.caseSensitive ? `strpos(body, ${t}) > 0` : `strpos(lower(body), lower(${t})) > 0`;
+    return `(tsv @@ phraseto_tsquery(${lang}, ${t}) AND ${contains})`;
+  }
+  const join = m.mode === 'all' ? ' AND ' : ' OR ';
+  // One plainto_tsquery per word: a word the parser splits (e-mail, c++) stays one requirement.
+  const lexemes = words.map((w) => `plainto_tsquery(${lang}, ${param(w)})`);
+  const indexed = `tsv @@ (${lexemes.join(m.mode === 'all' ? ' && ' : ' || ')})`;
+  if (!m.caseSensitive) return `(${indexed})`;
+  const cased = words.map((w) => `strpos(body, ${param(w)}) > 0`);
+  return `(${indexed} AND (${cased.join(join)}))`;
+}
+
+function authorsCondition(a: { realJids?: string[]; occupants?: string[] }, param: (v: unknown) => string): string {
+  const any: string[] = [];
+  if (a.realJids?.length) any.push(`real_jid = ANY(${param(a.realJids)}::text[])`);
+  if (a.occupants?.length) any.push(`from_jid = ANY(${param(a.occupants)}::text[])`);
+  return any.length ? `(${any.join(' OR ')})` : 'false';
+}
