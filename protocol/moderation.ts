@@ -59,13 +59,19 @@ export function buildModerationNotice(room: string, noticeId: string, req: Moder
   return msg;
 }
 
-/** What the archive keeps in place of a moderated message (XEP-0425 §7): from its author, content gone. */
-export function buildTombstone(original: Element | null, req: ModerateRequest, moderator: Moderator, stamp: Date): Element {
+/** An archived message's author part (from, id, occupant-id) with no content: what a tombstone keeps. */
+function authorShell(original: Element | null): Element {
   const t = new Element('message', { type: 'groupchat' });
   if (original?.attrs.from !== undefined) t.attrs.from = original.attrs.from;
   if (original?.attrs.id !== undefined) t.attrs.id = original.attrs.id;
   const author = original?.getChild('occupant-id', MUC_NS.occupantId)?.attrs.id;
   if (author !== undefined) t.c('occupant-id', { xmlns: MUC_NS.occupantId, id: author });
+  return t;
+}
+
+/** What the archive keeps in place of a moderated message (XEP-0425 §7): from its author, content gone. */
+export function buildTombstone(original: Element | null, req: ModerateRequest, moderator: Moderator, stamp: Date): Element {
+  const t = authorShell(original);
   const at = formatDateTime(stamp);
   if (req.legacy) {
     const m = t.c('moderated', { xmlns: NS.moderate0, by: moderator.by });
@@ -122,11 +128,7 @@ export function buildAdminNotice(noticeId: string, m: AdminModeration): Element 
  * holding the XEP-0425 <moderated/> by the room, so an archive reader sees who changed it.
  */
 export function buildAdminArchived(original: Element | null, m: AdminModeration, stamp: Date): Element {
-  const t = new Element('message', { type: 'groupchat' });
-  if (original?.attrs.from !== undefined) t.attrs.from = original.attrs.from;
-  if (original?.attrs.id !== undefined) t.attrs.id = original.attrs.id;
-  const author = original?.getChild('occupant-id', MUC_NS.occupantId)?.attrs.id;
-  if (author !== undefined) t.c('occupant-id', { xmlns: MUC_NS.occupantId, id: author });
+  const t = authorShell(original);
   const at = formatDateTime(stamp);
   if (m.replacement === undefined) {
     const r = t.c('retracted', { xmlns: NS.retract, stamp: at });

@@ -8,7 +8,7 @@ import { tryParseJid } from '../protocol/jid.js';
 import { parseStanzaString } from '../protocol/xml-stream.js';
 import { parseMamQuery, mamQueryForm, mamResultMessage, mamFin, formatDateTime } from '../protocol/mam.js';
 import { parseSearch, searchFieldNames, searchFormFields, authorJid } from '../protocol/search.js';
-import type { ArchivedMessage, ArchiveQuery } from '../storage/types.js';
+import type { ArchivedMessage, ArchiveQuery, ArchiveQueryResult } from '../storage/types.js';
 import type { IqRequest, Server } from './context.js';
 
 export interface MamQueryOptions {
@@ -78,7 +78,21 @@ export async function answerMamQuery(server: Server, req: IqRequest, opts: MamQu
     if (existing < ids.length) throw new StanzaError('item-not-found', 'no such message in this archive');
   }
 
-  const to = req.from.toString();
+  return sendMamPage(server, req.from.toString(), result, {
+    from: opts.archive, flipPage: q.flipPage, queryid: q.queryid, resultId: (e) => e.stanzaId,
+    ...(opts.transform ? { transform: opts.transform } : {}),
+  });
+}
+
+/**
+ * Sends a page of archive entries as MAM result messages to the requester and returns the closing
+ * <fin/> (RSM first, last and count). Shared by every archive's query, a room's and a user's as the
+ * service's search across rooms; resultId names each result (and so the RSM cursor).
+ */
+export function sendMamPage(server: Server, to: string, result: ArchiveQueryResult, opts: {
+  from: string; flipPage: boolean; queryid: string | undefined; resultId: (e: ArchivedMessage) => string;
+  transform?: (entry: ArchivedMessage, stanza: Element) => Element;
+}): Element {
   // Straight to the requesting session when it has one: the results must reach it before the IQ
   // result, which the server sends it directly too.
   const rec = server.sessions.get(to);
@@ -86,16 +100,15 @@ export async function answerMamQuery(server: Server, req: IqRequest, opts: MamQu
     if (rec) server.router.deliverTo(rec, msg, 'message');
     else server.router.route(msg);
   };
-  const page = q.flipPage ? [...result.entries].reverse() : result.entries;
+  const page = opts.flipPage ? [...result.entries].reverse() : result.entries;
   for (const entry of page) {
     const stored = parseStanzaString(entry.stanza);
     if (!stored) {
-      server.log.warn('unreadable archived stanza skipped', { archive: opts.archive, id: entry.stanzaId });
+      server.log.warn('unreadable archived stanza skipped', { archive: entry.archive, id: entry.stanzaId });
       continue;
     }
     const forwarded = opts.transform ? opts.transform(entry, stored) : stored;
-    const msg = mamResultMessage({ to, from: opts.archive, id: entry.stanzaId, stamp: entry.stamp, forwarded, ...(q.queryid !== undefined ? { queryid: q.queryid } : {}) });
-    send(msg);
+    send(mamResultMessage({ to, from: opts.from, id: opts.resultId(entry), stamp: entry.stamp, forwarded, ...(opts.queryid !== undefined ? { queryid: opts.queryid } : {}) }));
   }
 
   const first = result.entries[0];
@@ -103,8 +116,8 @@ export async function answerMamQuery(server: Server, req: IqRequest, opts: MamQu
   return mamFin({
     complete: result.complete,
     rsm: {
-      ...(first ? { first: { id: first.stanzaId, ...(result.firstIndex !== undefined ? { index: result.firstIndex } : {}) } } : {}),
-      ...(last ? { last: last.stanzaId } : {}),
+      ...(first ? { first: { id: opts.resultId(first), ...(result.firstIndex !== undefined ? { index: result.firstIndex } : {}) } } : {}),
+      ...(last ? { last: opts.resultId(last) } : {}),
       ...(result.count !== undefined ? { count: result.count } : {}),
     },
   });

@@ -166,22 +166,7 @@ export function createArchiveStore(db: Db, fulltextLanguage: string): ArchiveSto
         countParams,
       );
       const [rows, [c]] = await Promise.all([pageQuery, countQuery]);
-      const complete = rows.length <= q.limit;
-      const page = rows.slice(0, q.limit).map(toArchived);
-      if (backwards) page.reverse();
-
-      const totalRaw = num(c?.total);
-      const count = totalRaw <= bound || unfiltered ? totalRaw : undefined;
-      const side = num(c?.side);
-      let firstIndex: number | undefined;
-      if (page.length > 0 && side <= bound) {
-        if (!backwards) firstIndex = after !== undefined ? side : (offset ? q.index! : 0);
-        else if (count !== undefined) firstIndex = count - side - page.length;
-      }
-      const result: ArchiveQueryResult = { entries: page, complete };
-      if (count !== undefined) result.count = count;
-      if (firstIndex !== undefined) result.firstIndex = firstIndex;
-      return result;
+      return pageResult(rows, c, { limit: q.limit, backwards, cursor: after !== undefined, offsetIndex: offset ? q.index : undefined, bound, unfiltered });
     },
 
     async get(archive, stanzaId) {
@@ -391,15 +376,26 @@ async function searchArchives(db: Db, fulltextLanguage: string, archives: string
     countParams,
   );
   const [rows, [c]] = await Promise.all([pageQuery, countQuery]);
-  const complete = rows.length <= q.limit;
-  const page = rows.slice(0, q.limit).map(toArchived);
-  if (backwards) page.reverse();
-  const totalRaw = num(c?.total);
-  const count = totalRaw <= SEARCH_COUNT_BOUND || unfiltered ? totalRaw : undefined;
-  const side = num(c?.side);
+  return pageResult(rows, c, { limit: q.limit, backwards, cursor: q.after !== undefined, offsetIndex: offset ? q.index : undefined, bound: SEARCH_COUNT_BOUND, unfiltered });
+}
+
+/**
+ * A query's answer from its page rows (limit + 1 asked, in paging order) and its bounded counts:
+ * the whole set's and the rows on the cursor's side (it included). A count beyond the bound is left
+ * out (unless it is an archive's kept size), and so is an index that would need it.
+ */
+function pageResult(rows: ArchiveRow[], counts: { total: unknown; side: unknown } | undefined, o: {
+  limit: number; backwards: boolean; cursor: boolean; offsetIndex: number | undefined; bound: number; unfiltered: boolean;
+}): ArchiveQueryResult {
+  const complete = rows.length <= o.limit;
+  const page = rows.slice(0, o.limit).map(toArchived);
+  if (o.backwards) page.reverse();
+  const totalRaw = num(counts?.total);
+  const count = totalRaw <= o.bound || o.unfiltered ? totalRaw : undefined;
+  const side = num(counts?.side);
   let firstIndex: number | undefined;
-  if (page.length > 0 && side <= SEARCH_COUNT_BOUND) {
-    if (!backwards) firstIndex = q.after !== undefined ? side : (offset ? q.index! : 0);
+  if (page.length > 0 && side <= o.bound) {
+    if (!o.backwards) firstIndex = o.cursor ? side : (o.offsetIndex ?? 0);
     else if (count !== undefined) firstIndex = count - side - page.length;
   }
   const result: ArchiveQueryResult = { entries: page, complete };

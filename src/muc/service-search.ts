@@ -10,14 +10,14 @@ import { Element } from '../../protocol/xml.js';
 import { NS } from '../../protocol/namespaces.js';
 import { StanzaError } from '../../protocol/errors.js';
 import { tryParseJid, type Jid } from '../../protocol/jid.js';
-import { parseStanzaString } from '../../protocol/xml-stream.js';
-import { parseMamQuery, mamQueryForm, mamResultMessage, mamFin } from '../../protocol/mam.js';
+import { parseMamQuery, mamQueryForm } from '../../protocol/mam.js';
 import { parseSearch, searchFieldNames, searchFormFields, authorJid } from '../../protocol/search.js';
 import type { ArchivedMessage, ArchiveSearch, RoomRecord } from '../../storage/types.js';
 import type { Module, Server } from '../context.js';
 import { canRead, affiliationOf } from '../pchat/access.js';
 import { serviceModel } from './governed.js';
 import { mucServices } from './module.js';
+import { sendMamPage } from '../mam-query.js';
 import type { MucService } from './service.js';
 
 const DEFAULT_PAGE = 50;
@@ -153,31 +153,7 @@ export async function answerServiceSearch(server: Server, domain: string, payloa
   if (q.rsm.index !== undefined) s.index = q.rsm.index;
 
   const result = await server.stores.archive.search(archives, s);
-  const to = from.toString();
-  const rec = server.sessions.get(to);
-  const send = (msg: Element) => {
-    if (rec) server.router.deliverTo(rec, msg, 'message');
-    else server.router.route(msg);
-  };
-  const page = q.flipPage ? [...result.entries].reverse() : result.entries;
-  for (const entry of page) {
-    const stored = parseStanzaString(entry.stanza);
-    if (!stored) {
-      server.log.warn('unreadable archived stanza skipped', { archive: entry.archive, id: entry.stanzaId });
-      continue;
-    }
-    send(mamResultMessage({ to, from: domain, id: searchCursor(entry), stamp: entry.stamp, forwarded: stored, ...(q.queryid !== undefined ? { queryid: q.queryid } : {}) }));
-  }
-  const first = result.entries[0];
-  const last = result.entries[result.entries.length - 1];
-  return mamFin({
-    complete: result.complete,
-    rsm: {
-      ...(first ? { first: { id: searchCursor(first), ...(result.firstIndex !== undefined ? { index: result.firstIndex } : {}) } } : {}),
-      ...(last ? { last: searchCursor(last) } : {}),
-      ...(result.count !== undefined ? { count: result.count } : {}),
-    },
-  });
+  return sendMamPage(server, from.toString(), result, { from: domain, flipPage: q.flipPage, queryid: q.queryid, resultId: searchCursor });
 }
 
 function register(server: Server, service: MucService): void {
