@@ -1,10 +1,12 @@
-// Group commit for every archive write of a server (rooms and personal archives alike): one
-// writer per server, so concurrent messages share INSERTs whatever they are.
-import type { ArchiveEntry, ArchiveStore } from '../storage/types.js';
+// Group commit for every archive write of a server (rooms and personal archives alike), and for the
+// compliance events that must commit with them: one writer per server, so concurrent messages share
+// INSERTs whatever they are.
+import type { ArchiveEntry, ArchiveStore, ComplianceEvent } from '../storage/types.js';
 import type { Server } from './context.js';
 
 interface Queued {
-  entry: ArchiveEntry;
+  entry: ArchiveEntry | null;
+  compliance: ComplianceEvent[] | null;
   resolve(): void;
   reject(err: unknown): void;
 }
@@ -28,12 +30,25 @@ export class ArchiveWriter {
 
   /** The callback form of append, for hot paths that need no promise: done(null) once committed. */
   write(entry: ArchiveEntry, done: (err: Error | null) => void): void {
-    this.enqueue({ entry, resolve: () => done(null), reject: (e) => done(e instanceof Error ? e : new Error(String(e))) });
+    this.writeWith(entry, null, done);
+  }
+
+  /**
+   * An archive entry (or none: a room with history off) and compliance events (or none) that commit
+   * together, in the same batch statement; done(null) once committed.
+   */
+  writeWith(entry: ArchiveEntry | null, compliance: ComplianceEvent[] | null, done: (err: Error | null) => void): void {
+    this.enqueue({ entry, compliance, resolve: () => done(null), reject: (e) => done(e instanceof Error ? e : new Error(String(e))) });
   }
 
   /** Resolves once the entry is committed; rejects if its batch failed. */
-  append(entry: ArchiveEntry): Promise<void> {
-    return new Promise((resolve, reject) => this.enqueue({ entry, resolve, reject }));
+  append(entry: ArchiveEntry, compliance: ComplianceEvent[] | null = null): Promise<void> {
+    return new Promise((resolve, reject) => this.enqueue({ entry, compliance, resolve, reject }));
+  }
+
+  /** Compliance events alone, committed in the next batch (joins, leaves, history reads). */
+  capture(compliance: ComplianceEvent[]): Promise<void> {
+    return new Promise((resolve, reject) => this.enqueue({ entry: null, compliance, resolve, reject }));
   }
 
   private enqueue(q: Queued): void {
@@ -57,7 +72,13 @@ export class ArchiveWriter {
       const batch = this.queue.length <= this.maxBatch ? this.queue : this.queue.slice(0, this.maxBatch);
       this.queue = this.queue.length <= this.maxBatch ? [] : this.queue.slice(this.maxBatch);
       try {
-        await this.store.append(batch.map((q) => q.entry));
+        const entries: ArchiveEntry[] = [];
+        let compliance: ComplianceEvent[] | undefined;
+        for (const q of batch) {
+          if (q.entry) entries.push(q.entry);
+          if (q.compliance) (compliance ??= []).push(...q.compliance);
+        }
+        await this.store.append(entries, compliance);
         this.batches++;
         this.written += batch.length;
         for (const q of batch) q.resolve();

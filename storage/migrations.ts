@@ -227,6 +227,42 @@ CREATE FUNCTION archive_count_update() RETURNS trigger LANGUAGE plpgsql AS $$ BE
 CREATE TRIGGER archive_count_update AFTER UPDATE ON archive REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION archive_count_update();
 `,
   },
+  {
+    version: 6,
+    name: 'compliance',
+    sql: `
+CREATE TABLE compliance_events (
+  id bigserial PRIMARY KEY,
+  stamp timestamptz NOT NULL,
+  kind text NOT NULL,
+  room text,
+  actor text NOT NULL,
+  nick text,
+  content text NOT NULL DEFAULT '',
+  message_id text,
+  detail jsonb
+);
+CREATE TABLE compliance_state (
+  id int PRIMARY KEY CHECK (id = 1),
+  config jsonb NOT NULL DEFAULT '{}',
+  lease_holder text,
+  lease_expires timestamptz,
+  last_run_at timestamptz
+);
+INSERT INTO compliance_state (id) VALUES (1);
+CREATE TABLE compliance_runs (
+  id bigserial PRIMARY KEY,
+  node text NOT NULL,
+  from_id bigint NOT NULL,
+  to_id bigint NOT NULL,
+  started_at timestamptz NOT NULL DEFAULT now(),
+  finished_at timestamptz,
+  events int NOT NULL DEFAULT 0,
+  files jsonb NOT NULL DEFAULT '[]',
+  error text
+);
+`,
+  },
 ];
 
 // Arbitrary constant shared by every process migrating the same database.

@@ -2,6 +2,7 @@
 // per batch, XEP-0313 queries with bounded counts, the search across archives, the one text condition
 // that search and the administrator's remove-messages share, and the administrator's clear and rewrite.
 import { num } from './sql-rows.js';
+import { complianceInsert } from './sql-compliance.js';
 import type {
   ArchiveMatch, ArchivedMessage, ArchiveQueryResult, ArchiveSearch, ArchiveStore, Db,
 } from './types.js';
@@ -55,11 +56,19 @@ export function createArchiveStore(db: Db, fulltextLanguage: string): ArchiveSto
   }
 
   return {
-    async append(entries) {
-      if (entries.length === 0) return [];
+    async append(entries, compliance = []) {
+      if (entries.length === 0) {
+        if (compliance.length > 0) {
+          const c = complianceInsert(compliance, 1);
+          await db.query(c.sql, c.params);
+        }
+        return [];
+      }
+      // Compliance events ride in the same statement as a data-modifying CTE: one commit for both.
+      const c = compliance.length > 0 ? complianceInsert(compliance, 8) : null;
       // One statement for the whole batch; WITH ORDINALITY keeps the ids in input order.
       const rows = await db.query<{ id: unknown; archive: string; stanza_id: string }>(
-        `INSERT INTO archive (archive, stanza_id, stamp, from_jid, real_jid, body, stanza)
+        `${c ? `WITH captured AS (${c.sql}) ` : ''}INSERT INTO archive (archive, stanza_id, stamp, from_jid, real_jid, body, stanza)
          SELECT a, s, t, f, r, b, x
          FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::text[], $5::text[], $6::text[], $7::text[])
            WITH ORDINALITY AS e(a, s, t, f, r, b, x, i)
@@ -73,6 +82,7 @@ export function createArchiveStore(db: Db, fulltextLanguage: string): ArchiveSto
           entries.map((e) => e.realJid),
           entries.map((e) => e.body),
           entries.map((e) => e.stanza),
+          ...(c ? c.params : []),
         ],
       );
       const ids = new Map(rows.map((r) => [JSON.stringify([r.archive, r.stanza_id]), num(r.id)]));

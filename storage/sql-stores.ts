@@ -3,6 +3,7 @@ import { C, credentialParams, num, toBuffer, toUserRecord, type UserRow } from '
 import { createChatStore, createDirectoryStore } from './sql-chat.js';
 import { createTransferStore } from './sql-transfer.js';
 import { createArchiveStore } from './sql-archive.js';
+import { createComplianceStore } from './sql-compliance.js';
 import type {
   DataStores,
   Db,
@@ -438,6 +439,7 @@ export function createSqlStores(db: Db, opts: { fulltextLanguage?: string } = {}
     directory: createDirectoryStore(db),
     chat: createChatStore(db),
     transfer: createTransferStore(db),
+    compliance: createComplianceStore(db),
   };
 }
 

@@ -243,8 +243,11 @@ export interface ArchiveQueryResult {
 }
 
 export interface ArchiveStore {
-  /** Appends a batch in one statement, in order; returns each entry's id, in input order. */
-  append(entries: ArchiveEntry[]): Promise<{ id: number; stanzaId: string }[]>;
+  /**
+   * Appends a batch in one statement, in order; returns each entry's id, in input order. Compliance
+   * events given go in the same statement: both commit or neither does.
+   */
+  append(entries: ArchiveEntry[], compliance?: ComplianceEvent[]): Promise<{ id: number; stanzaId: string }[]>;
   query(archive: string, q: ArchiveQuery): Promise<ArchiveQueryResult>;
   get(archive: string, stanzaId: string): Promise<ArchivedMessage | null>;
   /**
@@ -404,6 +407,98 @@ export class NameTaken extends Error {
   }
 }
 
+/** What the compliance capture records (the original's JOIN, PART, CHAT, BACKCHAT, FILEUPLOAD, FILEDOWNLOAD, and searches). */
+export type ComplianceKind = 'join' | 'part' | 'chat' | 'backchat' | 'search' | 'upload' | 'download';
+
+/** One captured action, written in the same transaction as the action itself. */
+export interface ComplianceEvent {
+  kind: ComplianceKind;
+  stamp: Date;
+  /** The room's bare JID; null for an action outside any room (a personal upload, a download by link). */
+  room: string | null;
+  /** The user's real bare JID; '' when Perch cannot tell who it is (a download by bare link). */
+  actor: string;
+  /** The room nick, where the action was an occupant's. */
+  nick: string | null;
+  /**
+   * chat: the body; backchat: what was read (e.g. "join history: 20 messages", "mam: …"); search: the
+   * query as text; upload and download: the stored file name (id.ext).
+   */
+  content: string;
+  /** chat: the room's stanza id (XEP-0359). */
+  messageId: string | null;
+  /** Anything else worth keeping, as JSON (file size and type, search fields, the client's address …). */
+  detail: Record<string, unknown> | null;
+}
+export interface ComplianceRecord extends ComplianceEvent { id: number }
+
+/** Settings of capture and export, one set for the whole deployment (stored in the database). */
+export interface ComplianceConfig {
+  /** Capture on or off; off captures nothing (the original: no adapter, no compliance data). */
+  enabled: boolean;
+  /** Output format: the original's XmlAdapter XML, the Actiance layout, or JSON Lines. */
+  format: 'xml' | 'actiance' | 'jsonl';
+  /** Where export files go; '' means <dataDir>/compliance. */
+  outputDirectory: string;
+  /** Seconds between runs: 60 to 2,592,000 (1 minute to 30 days), default 900. */
+  runIntervalSeconds: number;
+  oneRoomPerFile: boolean;
+  addRoomDetails: boolean;
+  addUserDetails: boolean;
+  /** A manifest of file transfers beside each output file (the original's .ATTACH files). */
+  attachmentsManifest: boolean;
+}
+export const DEFAULT_COMPLIANCE_CONFIG: ComplianceConfig = {
+  enabled: false, format: 'xml', outputDirectory: '', runIntervalSeconds: 900,
+  oneRoomPerFile: false, addRoomDetails: false, addUserDetails: false, attachmentsManifest: false,
+};
+
+/** An export run: the events with from < id <= to, fixed when the run was opened. */
+export interface ComplianceRun {
+  id: number;
+  node: string;
+  fromId: number;
+  toId: number;
+  startedAt: Date;
+  finishedAt: Date | null;
+  events: number;
+  files: string[];
+  error: string | null;
+}
+
+export interface ComplianceStore {
+  /** Appends events in one statement (the capture's own writes; archive rows use ArchiveStore.append). */
+  append(events: ComplianceEvent[]): Promise<void>;
+  /** Events with after < id <= upTo, in id order, at most limit. */
+  read(after: number, upTo: number, limit: number): Promise<ComplianceRecord[]>;
+  /** Events waiting for export. */
+  count(): Promise<number>;
+  getConfig(): Promise<ComplianceConfig>;
+  /** Stores the whole configuration (callers validate). */
+  setConfig(config: ComplianceConfig): Promise<void>;
+  /**
+   * Takes or renews the exporter's lease for ttlMs: true when holder has it now (it was free, expired
+   * or already holder's). One node exports at a time.
+   */
+  claimLease(holder: string, ttlMs: number): Promise<boolean>;
+  releaseLease(holder: string): Promise<void>;
+  /** When the last run finished (null before the first). */
+  lastRunAt(): Promise<Date | null>;
+  /** The oldest run not finished (a run a dead node left), if any. */
+  unfinishedRun(): Promise<ComplianceRun | null>;
+  /**
+   * Opens a run over every event committed so far and not in an earlier run: it waits for inserts in
+   * flight (a short table lock), so no event with a lower id can commit later. null when there is none.
+   */
+  openRun(node: string): Promise<ComplianceRun | null>;
+  /** Deletes the run's events and marks it finished with its files, in one transaction; sets lastRunAt. */
+  finishRun(runId: number, files: string[], events: number): Promise<void>;
+  /** Marks a run that found nothing to do, so lastRunAt moves on. */
+  touchLastRun(): Promise<void>;
+  /** Recent runs, newest first. */
+  runs(limit: number): Promise<ComplianceRun[]>;
+}
+
 export interface DataStores {
   db: Db;
   users: UserStore;
@@ -415,6 +510,7 @@ export interface DataStores {
   directory: DirectoryStore;
   chat: ChatStore;
   transfer: TransferStore;
+  compliance: ComplianceStore;
 }
 
 /** An archived message as exported and imported: the entry and whether it was retracted. */
