@@ -259,6 +259,7 @@ CREATE TABLE compliance_runs (
   finished_at timestamptz,
   events int NOT NULL DEFAULT 0,
   files jsonb NOT NULL DEFAULT '[]',
+  present jsonb NOT NULL DEFAULT '{}',
   error text
 );
 `,

@@ -37,7 +37,7 @@ interface EventRow {
 }
 interface RunRow {
   id: unknown; node: string; from_id: unknown; to_id: unknown; started_at: Date; finished_at: Date | null;
-  events: unknown; files: unknown; error: string | null;
+  events: unknown; files: unknown; present: unknown; error: string | null;
 }
 
 const json = (v: unknown): unknown => (typeof v === 'string' ? JSON.parse(v) : v);
@@ -53,11 +53,11 @@ function toRun(r: RunRow): ComplianceRun {
   return {
     id: num(r.id), node: r.node, fromId: num(r.from_id), toId: num(r.to_id), startedAt: new Date(r.started_at),
     finishedAt: r.finished_at === null ? null : new Date(r.finished_at), events: num(r.events),
-    files: (json(r.files) as string[]) ?? [], error: r.error,
+    files: (json(r.files) as string[]) ?? [], present: (json(r.present) as ComplianceRun['present']) ?? {}, error: r.error,
   };
 }
 
-const RUN_COLUMNS = 'id, node, from_id, to_id, started_at, finished_at, events, files, error';
+const RUN_COLUMNS = 'id, node, from_id, to_id, started_at, finished_at, events, files, present, error';
 
 export function createComplianceStore(db: Db): ComplianceStore {
   return {
@@ -131,15 +131,23 @@ export function createComplianceStore(db: Db): ComplianceStore {
       });
     },
 
-    async finishRun(runId, files, events) {
+    async finishRun(runId, files, events, present) {
       await db.transaction(async (tx) => {
         const runs = await tx.query<RunRow>(`SELECT ${RUN_COLUMNS} FROM compliance_runs WHERE id = $1 FOR UPDATE`, [runId]);
         const run = runs[0];
         if (!run || run.finished_at !== null) return;
         await tx.query('DELETE FROM compliance_events WHERE id > $1 AND id <= $2', [num(run.from_id), num(run.to_id)]);
-        await tx.query('UPDATE compliance_runs SET finished_at = now(), files = $2::jsonb, events = $3 WHERE id = $1', [runId, JSON.stringify(files), events]);
+        await tx.query(
+          'UPDATE compliance_runs SET finished_at = now(), files = $2::jsonb, events = $3, present = $4::jsonb WHERE id = $1',
+          [runId, JSON.stringify(files), events, JSON.stringify(present)],
+        );
         await tx.query('UPDATE compliance_state SET last_run_at = now() WHERE id = 1');
       });
+    },
+
+    async lastFinishedRun() {
+      const rows = await db.query<RunRow>(`SELECT ${RUN_COLUMNS} FROM compliance_runs WHERE finished_at IS NOT NULL ORDER BY id DESC LIMIT 1`);
+      return rows[0] ? toRun(rows[0]) : null;
     },
 
     async touchLastRun() {

@@ -463,8 +463,11 @@ export interface ComplianceRun {
   finishedAt: Date | null;
   events: number;
   files: string[];
+  /** Who was in each room when the run's period ended (room → participants), for the next run's start. */
+  present: Record<string, CompliancePresence[]>;
   error: string | null;
 }
+export interface CompliancePresence { actor: string; nick: string | null }
 
 export interface ComplianceStore {
   /** Appends events in one statement (the capture's own writes; archive rows use ArchiveStore.append). */
@@ -492,7 +495,9 @@ export interface ComplianceStore {
    */
   openRun(node: string): Promise<ComplianceRun | null>;
   /** Deletes the run's events and marks it finished with its files, in one transaction; sets lastRunAt. */
-  finishRun(runId: number, files: string[], events: number): Promise<void>;
+  finishRun(runId: number, files: string[], events: number, present: Record<string, CompliancePresence[]>): Promise<void>;
+  /** The last finished run (its present list starts the next period). */
+  lastFinishedRun(): Promise<ComplianceRun | null>;
   /** Marks a run that found nothing to do, so lastRunAt moves on. */
   touchLastRun(): Promise<void>;
   /** Recent runs, newest first. */

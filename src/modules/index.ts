@@ -21,10 +21,11 @@ import { mucModule } from '../muc/module.js';
 import { chatUserIqModule } from '../pchat/user-iq.js';
 import { mamModule } from './mam.js';
 import { serviceSearchModule } from '../muc/service-search.js';
+import { complianceStateModule } from '../compliance/state.js';
 
 export function allModules(): Module[] {
   return [
-    sessionIqModule, discoModule, rosterModule, presenceModule, offlineModule, carbonsModule,
+    complianceStateModule, sessionIqModule, discoModule, rosterModule, presenceModule, offlineModule, carbonsModule,
     blockingModule, csiModule, pingModule, versionModule, timeModule, vcardModule, privateModule,
     registerModule, adhocModule, adminModule, chatModelModule, mucModule, chatUserIqModule, mamModule,
     serviceSearchModule,
