@@ -1,74 +1,69 @@
 // What an export run hands to a format, and what it gets back: files to write. Each format is a pure
-// function of the run (no I/O), so a run repeated after a crash writes the same bytes.
-import type { ComplianceConfig, CompliancePresence, ComplianceRecord } from '../../storage/types.js';
+// function of the run (no I/O), so a run repeated after a crash writes the same names and bytes.
+// The layouts are described in docs/compliance-formats.md; the XML ones validate against the schemas in
+// docs/compliance/.
+import type { ComplianceRecord } from '../../storage/types.js';
+import { renderActianceXml } from './actiance-xml.js';
+import {
+  conversationsOf, fileBase, presenceAfter, sortKeys, transfersOf,
+  type ExportFile, type ExportInput, type ExportOutput, type RoomConversation,
+} from './export-model.js';
+import { renderJsonl } from './jsonl.js';
+import { renderLyncXml } from './lync-xml.js';
 
-export interface RoomDetails {
-  jid: string;
-  name: string;
-  description: string;
-  category: string | null;
-  privacy: string | null;
-  /** History kept (the category's chat-history switch). */
-  logged: boolean;
-}
-export interface UserDetails {
-  jid: string;
-  name: string | null;
-  email: string | null;
-}
+export type { ExportFile, ExportInput, ExportOutput, RoomDetails, UserDetails } from './export-model.js';
+export { presenceAfter } from './export-model.js';
 
-export interface ExportInput {
-  /** The run's number: part of every file name, so a repeated run replaces its own files. */
-  runId: number;
-  /** The period the run covers: from the previous run's end to this run's opening. */
-  periodStart: Date;
-  periodEnd: Date;
-  /** The run's events in id order. */
-  events: ComplianceRecord[];
-  /** Who was in each room when the period started (the previous run's present list). */
-  presentAtStart: Record<string, CompliancePresence[]>;
-  /** Details of the rooms and users the events name (filled when the configuration asks for them). */
-  rooms: Map<string, RoomDetails>;
-  users: Map<string, UserDetails>;
-  /** The deployment's domain, for URIs and the internal/federated flag. */
-  domain: string;
-  config: ComplianceConfig;
-}
+/** The attachment manifest's format name, written in every manifest. */
+export const MANIFEST_FORMAT = 'perch-compliance-attachments';
 
-export interface ExportFile {
-  /** A file name without directory, e.g. perch-compliance-000042.xml. */
-  name: string;
-  content: string;
-}
-
-export interface ExportOutput {
-  files: ExportFile[];
-  /** Who is in each room when the period ends: the next run's presentAtStart. */
-  presentAtEnd: Record<string, CompliancePresence[]>;
-}
-
-/** Who is present in each room after the events, starting from presentAtStart (joins add, parts remove). */
-export function presenceAfter(start: Record<string, CompliancePresence[]>, events: ComplianceRecord[]): Record<string, CompliancePresence[]> {
-  const rooms = new Map<string, Map<string, CompliancePresence>>();
-  for (const [room, list] of Object.entries(start)) rooms.set(room, new Map(list.map((p) => [`${p.actor}/${p.nick ?? ''}`, p])));
-  for (const e of events) {
-    if (e.room === null || (e.kind !== 'join' && e.kind !== 'part')) continue;
-    let m = rooms.get(e.room);
-    if (!m) rooms.set(e.room, (m = new Map()));
-    const key = `${e.actor}/${e.nick ?? ''}`;
-    if (e.kind === 'join') m.set(key, { actor: e.actor, nick: e.nick });
-    else m.delete(key);
-  }
-  const out: Record<string, CompliancePresence[]> = {};
-  for (const [room, m] of rooms) if (m.size > 0) out[room] = [...m.values()];
-  return out;
-}
-
-/** Renders a run in the configured format. (Placeholder: JSON Lines only; the formats module replaces it.) */
+/**
+ * Renders a run in the configured format: one file for the run, or (oneRoomPerFile) one per room with
+ * events (the Actiance layout also one per room where someone was present), plus an attachment manifest
+ * beside each file whose events moved files (attachmentsManifest).
+ */
 export function renderExport(input: ExportInput): ExportOutput {
-  const lines = input.events.map((e) => JSON.stringify({ ...e, stamp: e.stamp.toISOString() }));
-  return {
-    files: [{ name: `perch-compliance-${String(input.runId).padStart(6, '0')}.jsonl`, content: lines.length ? `${lines.join('\n')}\n` : '' }],
-    presentAtEnd: presenceAfter(input.presentAtStart, input.events),
+  const presentAtEnd = presenceAfter(input.presentAtStart, input.events);
+  const { format, oneRoomPerFile } = input.config;
+  const ext = format === 'jsonl' ? 'jsonl' : 'xml';
+  const parts: { base: string; events: ComplianceRecord[]; content: string }[] = [];
+  const conversations = conversationsOf(input, presentAtEnd, format === 'actiance');
+  const render = (list: RoomConversation[], events: ComplianceRecord[]): string =>
+    format === 'jsonl' ? renderJsonl(input, events)
+      : format === 'actiance' ? renderActianceXml(input, list)
+        : renderLyncXml(input, list);
+  if (oneRoomPerFile) {
+    for (const c of conversations) parts.push({ base: fileBase(input.runId, c.room), events: c.events, content: render([c], c.events) });
+  } else {
+    parts.push({ base: fileBase(input.runId), events: input.events, content: render(conversations, input.events) });
+  }
+  const files: ExportFile[] = [];
+  for (const p of parts) {
+    const name = `${p.base}.${ext}`;
+    files.push({ name, content: p.content });
+    const transfers = input.config.attachmentsManifest ? transfersOf(p.events) : [];
+    if (transfers.length) files.push({ name: `${p.base}.attach.json`, content: manifest(input.runId, name, transfers) });
+  }
+  return { files, presentAtEnd };
+}
+
+/** The attachment manifest of one output file: every upload and download its events record. */
+function manifest(runId: number, file: string, transfers: ComplianceRecord[]): string {
+  const body = {
+    format: MANIFEST_FORMAT,
+    version: 1,
+    runId,
+    file,
+    transfers: transfers.map((e) => ({
+      id: e.id,
+      kind: e.kind,
+      stamp: e.stamp.toISOString(),
+      room: e.room,
+      actor: e.actor,
+      nick: e.nick,
+      file: e.content,
+      detail: e.detail === null ? null : sortKeys(e.detail),
+    })),
   };
+  return `${JSON.stringify(body, null, 2)}\n`;
 }
