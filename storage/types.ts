@@ -485,6 +485,8 @@ export interface ComplianceStore {
    */
   claimLease(holder: string, ttlMs: number): Promise<boolean>;
   releaseLease(holder: string): Promise<void>;
+  /** Who holds the exporter's lease and until when; null when nobody does (or it expired). */
+  leaseHolder(): Promise<{ holder: string; expires: Date } | null>;
   /** When the last run finished (null before the first). */
   lastRunAt(): Promise<Date | null>;
   /** The oldest run not finished (a run a dead node left), if any. */
