@@ -1,11 +1,11 @@
 // Compliance capture and export on the admin layer: the configuration, what waits and what ran, and a
 // run now. Admins only. A change goes through changeComplianceConfig, so every node uses it.
-import { mkdir, rm, writeFile } from 'node:fs/promises';
+import { rm, writeFile } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import path from 'node:path';
 import type { ComplianceConfig, ComplianceRun } from '../../storage/types.js';
 import { changeComplianceConfig } from '../compliance/state.js';
-import { complianceExporter, LeaseHeld, type RunReport } from '../compliance/exporter.js';
+import { complianceExporter, LeaseHeld, makeDirectory, type RunReport } from '../compliance/exporter.js';
 import { AdminError, isAdminActor, type AdminCommand, type AdminContext, type AnyAdminCommand, type Rendered } from './command.js';
 import { boolField, boolInput, onOff, optionalInput, table } from './chat-context.js';
 
@@ -51,7 +51,7 @@ async function checkDirectory(ctx: AdminContext, dir: string): Promise<void> {
   const target = resolvedDirectory(ctx, dir);
   const probe = path.join(target, `.perch-probe-${randomBytes(4).toString('hex')}`);
   try {
-    await mkdir(target, { recursive: true });
+    await makeDirectory(target);
     await writeFile(probe, '');
     await rm(probe);
   } catch (e) {

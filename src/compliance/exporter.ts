@@ -44,6 +44,27 @@ export function outputDirectory(server: Server): string {
   return dir === '' ? path.join(server.config.dataDir, 'compliance') : dir;
 }
 
+/**
+ * Creates a directory and its missing parents. Not mkdir's recursive option: on a path it can never
+ * create (under /proc) that one never returns (Node 20).
+ */
+export async function makeDirectory(dir: string): Promise<void> {
+  try {
+    await mkdir(dir);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'EEXIST') return;
+    const parent = path.dirname(dir);
+    if (code !== 'ENOENT' || parent === dir) throw e;
+    await makeDirectory(parent);
+    try {
+      await mkdir(dir);
+    } catch (again) {
+      if ((again as NodeJS.ErrnoException).code !== 'EEXIST') throw again;
+    }
+  }
+}
+
 /** The temporary name of a file being written: hidden, so nothing that picks up finished files sees it. */
 const TEMP = /^\..+\.partial-[0-9a-f]+\.tmp$/;
 const tempName = (name: string): string => `.${name}.partial-${randomBytes(4).toString('hex')}.tmp`;
@@ -234,7 +255,7 @@ export class ComplianceExporter {
    * on disk. A temporary file a dead node left is removed first.
    */
   private async writeFiles(dir: string, files: ExportFile[], runId: number): Promise<void> {
-    await mkdir(dir, { recursive: true });
+    await makeDirectory(dir);
     for (const name of await readdir(dir)) if (TEMP.test(name)) await unlink(path.join(dir, name)).catch(() => {});
     const written: { temp: string; final: string }[] = [];
     try {
