@@ -131,7 +131,7 @@ describe('conformance: compliance export across two nodes, one killed mid-run (P
       let stream: { tokens: string[]; stop(): Promise<void> } | null = null;
       let pending: Promise<CliResult> | null = null;
       try {
-        stores = await openDataStores({ databaseUrl: url, dataDir: tmpdir() });
+        stores = await openDataStores({ databaseUrl: url, dataDir: null });
         // Capture on, the interval long (runs here are the manual ones and the take-over), the last run now.
         await stores.compliance.setConfig({
           ...DEFAULT_COMPLIANCE_CONFIG, enabled: true, format, outputDirectory: out, runIntervalSeconds: 3600, oneRoomPerFile: format === 'xml',

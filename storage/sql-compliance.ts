@@ -139,6 +139,10 @@ export function createComplianceStore(db: Db): ComplianceStore {
       });
     },
 
+    async planRunFiles(runId, paths) {
+      await db.query('UPDATE compliance_runs SET files = $2::jsonb WHERE id = $1 AND finished_at IS NULL', [runId, JSON.stringify(paths)]);
+    },
+
     async finishRun(runId, files, events, present) {
       await db.transaction(async (tx) => {
         const runs = await tx.query<RunRow>(`SELECT ${RUN_COLUMNS} FROM compliance_runs WHERE id = $1 FOR UPDATE`, [runId]);

@@ -496,6 +496,12 @@ export interface ComplianceStore {
    * flight (a short table lock), so no event with a lower id can commit later. null when there is none.
    */
   openRun(node: string): Promise<ComplianceRun | null>;
+  /**
+   * Records where an unfinished run is about to write its files (absolute paths), before it writes
+   * them: a node finishing the run after a crash, under another configuration, removes those it does
+   * not write itself. finishRun then stores the file names.
+   */
+  planRunFiles(runId: number, paths: string[]): Promise<void>;
   /** Deletes the run's events and marks it finished with its files, in one transaction; sets lastRunAt. */
   finishRun(runId: number, files: string[], events: number, present: Record<string, CompliancePresence[]>): Promise<void>;
   /** The last finished run (its present list starts the next period). */

@@ -140,6 +140,29 @@ describe('compliance exporter (one node, PGlite)', function () {
     await other.stop();
   });
 
+  it('finishing a dead node\'s run under another output directory removes the files that node wrote', async () => {
+    const { server } = unit;
+    await server.stores.compliance.append(events('d-', 6));
+    process.env.PERCH_TEST_COMPLIANCE_PAUSE = 'after-rename';
+    const dead = new ComplianceExporter(server, null, { node: 'dead', leaseMs: 400 });
+    const running = dead.runNow().catch((e: Error) => e);
+    let first: string[] = [];
+    for (let i = 0; i < 100 && first.length === 0; i++) {
+      first = (await readdir(out)).filter((n) => !n.endsWith('.tmp'));
+      if (first.length === 0) await sleep(50);
+    }
+    expect(first.length).to.be.greaterThan(0);
+    await dead.stop();
+    await running;
+    delete process.env.PERCH_TEST_COMPLIANCE_PAUSE;
+    const moved = path.join(out, 'moved');
+    await changeComplianceConfig(server, { ...complianceState(server).config, outputDirectory: moved });
+    const reports = await complianceExporter(server).runNow();
+    expect(reports.map((r) => [r.events, r.recovered])).to.deep.equal([[6, true]]);
+    expect((await readdir(out)).filter((n) => n !== 'moved')).to.deep.equal([]);
+    expect((await readdir(moved)).sort()).to.deep.equal(reports[0]!.files.slice().sort());
+  });
+
   it('a run that cannot write keeps its rows and is finished by the next run once the directory works', async () => {
     const { server } = unit;
     const blocker = path.join(out, 'not-a-directory');

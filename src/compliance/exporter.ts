@@ -98,6 +98,8 @@ export class ComplianceExporter {
   /** Runs on this node one after the other (the timer's and manual ones). */
   private chain: Promise<unknown> = Promise.resolve();
   private busy = false;
+  /** No scheduled run on this node before this time (ms): set by a failed run. */
+  private retryAt = 0;
   private stopped = false;
   /** Ends a test pause (the node stops). */
   private unpause: (() => void) | null = null;
@@ -128,14 +130,18 @@ export class ComplianceExporter {
   /** The timer: a run when the interval has passed since the last one, or a dead node left one unfinished. */
   async tick(): Promise<void> {
     if (this.busy || this.stopped || !complianceState(this.server).enabled) return;
+    // After a failure (disk full, directory gone) this node tries again an interval later, not every tick.
+    if (Date.now() < this.retryAt) return;
     try {
       const store = this.server.stores.compliance;
       const last = await store.lastRunAt();
       const due = last === null || Date.now() - last.getTime() >= complianceState(this.server).config.runIntervalSeconds * 1000;
       if (!due && (await store.unfinishedRun()) === null) return;
       await this.exclusive(() => this.runHoldingLease());
+      this.retryAt = 0;
     } catch {
-      // Logged and counted where it failed; the next tick tries again.
+      // Logged and counted where it failed.
+      this.retryAt = Date.now() + complianceState(this.server).config.runIntervalSeconds * 1000;
     }
   }
 
@@ -223,9 +229,15 @@ export class ComplianceExporter {
         config,
       });
       stillHeld();
-      await this.writeFiles(outputDirectory(this.server), out.files, run.id);
-      stillHeld();
+      const dir = outputDirectory(this.server);
       const files = out.files.map((f) => f.name);
+      const paths = files.map((n) => path.join(dir, n));
+      // Files a dead node wrote for this run under another configuration (format, directory, one file
+      // per room) would hold the same events a second time.
+      for (const p of run.files.filter((f) => path.isAbsolute(f) && !paths.includes(f))) await unlink(p).catch(() => {});
+      await store.planRunFiles(run.id, paths);
+      await this.writeFiles(dir, out.files, run.id);
+      stillHeld();
       await store.finishRun(run.id, files, events.length, out.presentAtEnd);
       const ms = Date.now() - started;
       this.metrics?.runs.inc();
