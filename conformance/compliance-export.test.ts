@@ -160,9 +160,10 @@ describe('conformance: compliance administration (CLI and ad-hoc faces)', functi
     expect(errorOf(bad).condition).to.equal('bad-request');
     expect(errorOf(bad).text).to.include('1 minute to 30 days');
 
-    const set = await adhoc(boss, 'compliance-set', { 'run-interval': ['2.00:00:00'], 'add-user-details': ['1'] });
+    const set = await adhoc(boss, 'compliance-set', { enabled: ['1'], 'run-interval': ['2.00:00:00'], 'add-user-details': ['1'] });
     expect(set.attrs.type, set.toString()).to.equal('result');
-    expect(notes(set).join(' ')).to.include('changed run-interval, add-user-details');
+    expect(notes(set).join(' ')).to.include('changed enabled, run-interval, add-user-details');
+    expect(resultField(set, 'enabled')).to.deep.equal(['1']);
     expect(resultField(await adhoc(boss, 'compliance-get', null), 'run-interval')).to.deep.equal(['2.00:00:00']);
 
     const run = await adhoc(boss, 'compliance-run', {});

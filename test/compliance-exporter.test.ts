@@ -184,6 +184,30 @@ describe('compliance exporter (one node, PGlite)', function () {
     expect(await server.stores.compliance.count()).to.equal(0);
   });
 
+  it('runs on its timer when capture is on and the interval has passed, and not before', async () => {
+    const { server } = unit;
+    await server.stores.compliance.append(events('s-', 3));
+    const timer = new ComplianceExporter(server, null, { node: 'timer', tickMs: 50 });
+    timer.start();
+    try {
+      await sleep(300);
+      expect(await server.stores.compliance.count(), 'capture off: no scheduled run').to.equal(3);
+      await changeComplianceConfig(server, { ...complianceState(server).config, enabled: true, runIntervalSeconds: 60 });
+      for (let i = 0; i < 100 && (await server.stores.compliance.count()) > 0; i++) await sleep(50);
+      expect(await server.stores.compliance.count(), 'never run before: due at once').to.equal(0);
+      await server.stores.compliance.append(events('s2-', 2));
+      await sleep(400);
+      expect(await server.stores.compliance.count(), 'the interval has not passed').to.equal(2);
+      // A run left unfinished is taken up at once, whatever the interval.
+      await server.stores.compliance.openRun('gone');
+      for (let i = 0; i < 100 && (await server.stores.compliance.count()) > 0; i++) await sleep(50);
+      expect(await server.stores.compliance.count()).to.equal(0);
+      expect((await server.stores.compliance.runs(1))[0]!.finishedAt).to.not.equal(null);
+    } finally {
+      await timer.stop();
+    }
+  });
+
   it('reads run intervals as the original\'s TimeSpan and as plain forms', () => {
     expect(parseInterval('00:15:00')).to.equal(900);
     expect(parseInterval('30.00:00:00')).to.equal(2_592_000);

@@ -184,6 +184,8 @@ export const complianceSetCommand: AdminCommand<ComplianceStatus & { changed: st
       const v = boolInput(input, name);
       if (v !== undefined) { config[key] = v; changed.push(name); }
     }
+    // Turning export on checks the directory it will write to, even when that is not changing.
+    if (enabled === true && !changed.includes('output-directory')) await checkDirectory(ctx, config.outputDirectory);
     if (changed.length === 0) throw new AdminError('nothing to change: give at least one setting (perch compliance set --help lists them)');
     // With a server: stored and broadcast to every node. Without one: stored; nodes read it when they start.
     if (ctx.server) await changeComplianceConfig(ctx.server, config);
