@@ -103,6 +103,14 @@ export function createComplianceStore(db: Db): ComplianceStore {
       await db.query('UPDATE compliance_state SET lease_holder = NULL, lease_expires = NULL WHERE id = 1 AND lease_holder = $1', [holder]);
     },
 
+    async leaseHolder() {
+      const rows = await db.query<{ lease_holder: string | null; lease_expires: Date | null }>(
+        'SELECT lease_holder, lease_expires FROM compliance_state WHERE id = 1 AND lease_holder IS NOT NULL AND lease_expires >= now()',
+      );
+      const r = rows[0];
+      return r && r.lease_holder !== null && r.lease_expires !== null ? { holder: r.lease_holder, expires: new Date(r.lease_expires) } : null;
+    },
+
     async lastRunAt() {
       const rows = await db.query<{ last_run_at: Date | null }>('SELECT last_run_at FROM compliance_state WHERE id = 1');
       const at = rows[0]?.last_run_at ?? null;
@@ -129,6 +137,10 @@ export function createComplianceStore(db: Db): ComplianceStore {
         );
         return toRun(rows[0]!);
       });
+    },
+
+    async planRunFiles(runId, paths) {
+      await db.query('UPDATE compliance_runs SET files = $2::jsonb WHERE id = $1 AND finished_at IS NULL', [runId, JSON.stringify(paths)]);
     },
 
     async finishRun(runId, files, events, present) {

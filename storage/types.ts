@@ -485,6 +485,8 @@ export interface ComplianceStore {
    */
   claimLease(holder: string, ttlMs: number): Promise<boolean>;
   releaseLease(holder: string): Promise<void>;
+  /** Who holds the exporter's lease and until when; null when nobody does (or it expired). */
+  leaseHolder(): Promise<{ holder: string; expires: Date } | null>;
   /** When the last run finished (null before the first). */
   lastRunAt(): Promise<Date | null>;
   /** The oldest run not finished (a run a dead node left), if any. */
@@ -494,6 +496,12 @@ export interface ComplianceStore {
    * flight (a short table lock), so no event with a lower id can commit later. null when there is none.
    */
   openRun(node: string): Promise<ComplianceRun | null>;
+  /**
+   * Records where an unfinished run is about to write its files (absolute paths), before it writes
+   * them: a node finishing the run after a crash, under another configuration, removes those it does
+   * not write itself. finishRun then stores the file names.
+   */
+  planRunFiles(runId: number, paths: string[]): Promise<void>;
   /** Deletes the run's events and marks it finished with its files, in one transaction; sets lastRunAt. */
   finishRun(runId: number, files: string[], events: number, present: Record<string, CompliancePresence[]>): Promise<void>;
   /** The last finished run (its present list starts the next period). */

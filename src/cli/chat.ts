@@ -1,4 +1,4 @@
-// The persistent-chat nouns of the CLI: `perch category|room|group|ou|addin|service|policy VERB`
+// The nouns of the CLI over admin descriptors: `perch category|room|group|ou|addin|service|policy|compliance VERB`
 // and `perch user set`. Each verb is one admin descriptor (its id is NOUN-VERB, the same name as
 // the ad-hoc command); positional arguments and --flags are its fields.
 import type { Config } from '../config.js';
@@ -17,6 +17,7 @@ export const CHAT_NOUNS: Record<string, string[]> = {
   service: ['get', 'set'],
   policy: ['get', 'set'],
   principal: ['eligible'],
+  compliance: ['get', 'set', 'run'],
 };
 
 function commandOf(noun: string, verb: string): AnyAdminCommand | undefined {

@@ -34,6 +34,8 @@ Commands:
   addin add|set|list|delete      add-ins rooms may show
   service get|set                chat service settings (history, file size, update limit, URL)
   policy get|set                 persistent chat on/off: global, group:NAME or a user
+  compliance get|set|run         compliance capture and export: settings, waiting events and runs,
+                                 a run now
   admin <command> [--field v]    run any admin operation (perch admin --help lists them)
   export FILE [--level L] [--scope C] [--since DATE]
                                  write all data, or a level of it, to FILE (.jsonl.gz)

@@ -22,10 +22,11 @@ import { chatUserIqModule } from '../pchat/user-iq.js';
 import { mamModule } from './mam.js';
 import { serviceSearchModule } from '../muc/service-search.js';
 import { complianceStateModule } from '../compliance/state.js';
+import { complianceExporterModule } from '../compliance/exporter.js';
 
 export function allModules(): Module[] {
   return [
-    complianceStateModule, sessionIqModule, discoModule, rosterModule, presenceModule, offlineModule, carbonsModule,
+    complianceStateModule, complianceExporterModule, sessionIqModule, discoModule, rosterModule, presenceModule, offlineModule, carbonsModule,
     blockingModule, csiModule, pingModule, versionModule, timeModule, vcardModule, privateModule,
     registerModule, adhocModule, adminModule, chatModelModule, mucModule, chatUserIqModule, mamModule,
     serviceSearchModule,
