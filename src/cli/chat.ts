@@ -17,6 +17,7 @@ export const CHAT_NOUNS: Record<string, string[]> = {
   service: ['get', 'set'],
   policy: ['get', 'set'],
   principal: ['eligible'],
+  upload: ['list', 'stats', 'expire', 'delete'],
 };
 
 function commandOf(noun: string, verb: string): AnyAdminCommand | undefined {
