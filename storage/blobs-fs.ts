@@ -1,7 +1,7 @@
 // Uploaded files' bytes in a directory: <root>/<first two characters of the key>/<key>. A body is
 // written to <root>/tmp/<key>.<random>.part and renamed into place only once every byte arrived and
 // is on disk, so a half-written file never has its final name.
-import { createReadStream, createWriteStream } from 'node:fs';
+import { createReadStream } from 'node:fs';
 import { mkdir, open, rename, rm, stat, unlink } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import path from 'node:path';
@@ -44,7 +44,9 @@ export function createFsBlobStore(root: string): BlobStore {
       const tmp = path.join(tmpDir, `${key}.${randomBytes(6).toString('hex')}.part`);
       const counter = new Counter(size);
       try {
-        await pipeline(body, counter, createWriteStream(tmp, { flags: 'wx', mode: 0o600 }));
+        // Opened before the body flows, so that a failure cleans up a file that already exists.
+        const out = await open(tmp, 'wx', 0o600);
+        await pipeline(body, counter, out.createWriteStream()); // the stream closes the handle, also on failure
         if (counter.count !== size) throw new BlobSizeError(size, counter.count, false);
         const fh = await open(tmp, 'r');
         try { await fh.sync(); } finally { await fh.close(); }
