@@ -15,6 +15,9 @@ function bareInput(input: AdminInput, name: string): string | undefined {
   return j.bareString();
 }
 
+/** A date, also when it crossed the admin socket as a string. */
+const iso = (d: Date | string): string => new Date(d).toISOString();
+
 const LIMIT: FieldSpec = { name: 'limit', type: 'text-single', label: 'At most this many rows', default: ['100'] };
 
 export const uploadListCommand: AdminCommand<UploadFile[]> = {
@@ -38,7 +41,7 @@ export const uploadListCommand: AdminCommand<UploadFile[]> = {
   },
   render(files) {
     const lines = table(['ID', 'STATE', 'SIZE', 'OWNER', 'ROOM', 'TYPE', 'NAME', 'CREATED'],
-      files.map((f) => [f.id, f.state + (f.referenced ? '*' : ''), String(f.size), f.owner, f.room ?? '-', f.contentType, f.name, f.createdAt.toISOString()]));
+      files.map((f) => [f.id, f.state + (f.referenced ? '*' : ''), String(f.size), f.owner, f.room ?? '-', f.contentType, f.name, iso(f.createdAt)]));
     return { notes: [], fields: [{ var: 'files', type: 'text-multi', label: 'Files', values: lines }], lines };
   },
 };
