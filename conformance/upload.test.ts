@@ -348,3 +348,58 @@ describe('conformance: upload expiry', function () {
     expect(existsSync(path.join(server.dataDir, 'uploads', id.slice(0, 2), id))).to.equal(false);
   });
 });
+
+describe('conformance: uploads for plain XEP-0045 rooms', function () {
+  this.timeout(60000);
+  let server: RunningServer;
+  let ca: Buffer;
+  const clients: LoggedIn[] = [];
+  let ann: LoggedIn;
+  let bob: LoggedIn;
+  let eve: LoggedIn;
+
+  /** ann creates a persistent room with these options (XEP-0045 §10.1). */
+  async function createRoom(local: string, options: Record<string, string>): Promise<string> {
+    const room = roomJid(local);
+    await ann.xmpp.send(xml('presence', { to: `${room}/ann` }, xml('x', { xmlns: 'http://jabber.org/protocol/muc' })));
+    await ann.waitFor((e) => e.is('presence') && e.attrs.from === `${room}/ann`);
+    const fields = { FORM_TYPE: 'http://jabber.org/protocol/muc#roomconfig', 'muc#roomconfig_persistentroom': '1', ...options };
+    await ann.xmpp.iqCaller.request(xml('iq', { type: 'set', to: room }, xml('query', { xmlns: 'http://jabber.org/protocol/muc#owner' },
+      xml('x', { xmlns: 'jabber:x:data', type: 'submit' }, ...Object.entries(fields).map(([k, v]) => xml('field', { var: k }, xml('value', {}, v)))))), 10000);
+    return room;
+  }
+
+  const affiliate = (room: string, jid: string, affiliation: string) => ann.xmpp.iqCaller.request(xml('iq', { type: 'set', to: room },
+    xml('query', { xmlns: 'http://jabber.org/protocol/muc#admin' }, xml('item', { jid, affiliation }))), 10000);
+
+  before(async () => {
+    server = await startServer({ users: { ann: 'pw', bob: 'pw', eve: 'pw' }, configYaml: 'listen:\n  upload: { host: 127.0.0.1, port: 0 }\n' });
+    ca = readFileSync(path.join(server.dataDir, 'tls', 'localhost.crt'));
+    for (const u of ['ann', 'bob', 'eve']) clients.push(await login(server.ports.c2s, u, 'pw'));
+    [ann, bob, eve] = clients as [LoggedIn, LoggedIn, LoggedIn];
+  });
+  after(async () => {
+    for (const c of clients) await c.stop().catch(() => {});
+    await server?.stop();
+  });
+
+  it('members-only: members and occupants may post files and read them; others are refused', async () => {
+    const room = await createRoom('plain-members', { 'muc#roomconfig_membersonly': '1' });
+    expect((await slotError(eve, 'a.txt', 4, room)).condition).to.equal('forbidden');
+    expect((await slotError(bob, 'a.txt', 4, room)).condition).to.equal('forbidden');
+    const s = await slot(ann, 'a.txt', 4, 'text/plain', room);
+    expect((await put(ca, s.put, Buffer.from('abcd'), 'text/plain')).status).to.equal(201);
+    expect((await request(ca, s.get, { headers: { authorization: basic('eve', 'pw') } })).status).to.equal(403);
+    expect((await request(ca, s.get, { headers: { authorization: basic('ann', 'pw') } })).status).to.equal(200);
+    await affiliate(room, bare('bob'), 'member');
+    expect((await slot(bob, 'b.txt', 4, 'text/plain', room)).get).to.match(/\/b\.txt$/);
+    expect((await request(ca, s.get, { headers: { authorization: basic('bob', 'pw') } })).status).to.equal(200);
+  });
+
+  it('open room: anyone not banned may post files', async () => {
+    const room = await createRoom('plain-open', {});
+    expect((await slot(eve, 'e.txt', 4, 'text/plain', room)).get).to.match(/\/e\.txt$/);
+    await affiliate(room, bare('eve'), 'outcast');
+    expect((await slotError(eve, 'e.txt', 4, room)).condition).to.equal('forbidden');
+  });
+});
