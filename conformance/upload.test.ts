@@ -298,6 +298,30 @@ describe('conformance: HTTP File Upload (XEP-0363)', function () {
     expect([...kinds]).to.include.members(['upload', 'download']);
   });
 
+  it('fails the upload or the download when its compliance record cannot be written', async () => {
+    // A trigger refuses the events of files with these extensions, as a full disk or a lost database would.
+    await stores.db.query(`CREATE FUNCTION refuse_event() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN
+      IF (NEW.kind = 'upload' AND NEW.content LIKE '%.failup') OR (NEW.kind = 'download' AND NEW.content LIKE '%.faildown') THEN
+        RAISE EXCEPTION 'compliance store unavailable'; END IF; RETURN NEW; END $$`);
+    await stores.db.query('CREATE TRIGGER refuse_event BEFORE INSERT ON compliance_events FOR EACH ROW EXECUTE FUNCTION refuse_event()');
+    try {
+      const up = await slot(ann, 'x.failup', 5, 'application/octet-stream', roomJid('docs'));
+      expect((await put(ca, up.put, Buffer.from('12345'))).status).to.equal(500);
+      const id = idOf(up.put);
+      expect((await stores.uploads.get(id))!.state).to.equal('pending');
+      expect(existsSync(path.join(dataDir, 'uploads', id.slice(0, 2), id))).to.equal(false);
+      expect((await request(ca, up.get)).status).to.equal(404);
+      const down = await slot(ann, 'y.faildown', 5, 'application/octet-stream', roomJid('docs'));
+      expect((await put(ca, down.put, Buffer.from('12345'))).status).to.equal(201);
+      const r = await request(ca, down.get);
+      expect(r.status).to.equal(500);
+      expect(r.body.toString()).to.not.include('12345');
+    } finally {
+      await stores.db.query('DROP TRIGGER refuse_event ON compliance_events');
+      await stores.db.query('DROP FUNCTION refuse_event()');
+    }
+  });
+
   it('lists and sums uploads for the admin', async () => {
     const list = jsonOf(await cli.ok(['upload', 'list', '--room', roomJid('docs'), '--json'])) as { id: string; state: string }[];
     expect(list.length).to.be.greaterThan(3);
