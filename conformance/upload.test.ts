@@ -397,7 +397,7 @@ describe('conformance: uploads for plain XEP-0045 rooms', function () {
     xml('query', { xmlns: 'http://jabber.org/protocol/muc#admin' }, xml('item', { jid, affiliation }))), 10000);
 
   before(async () => {
-    server = await startServer({ users: { ann: 'pw', bob: 'pw', eve: 'pw' }, configYaml: 'listen:\n  upload: { host: 127.0.0.1, port: 0 }\n' });
+    server = await startServer({ users: { ann: 'pw', bob: 'pw', eve: 'pw', zed: 'pw' }, configYaml: 'listen:\n  upload: { host: 127.0.0.1, port: 0 }\n' });
     ca = readFileSync(path.join(server.dataDir, 'tls', 'localhost.crt'));
     for (const u of ['ann', 'bob', 'eve']) clients.push(await login(server.ports.c2s, u, 'pw'));
     [ann, bob, eve] = clients as [LoggedIn, LoggedIn, LoggedIn];
@@ -425,5 +425,18 @@ describe('conformance: uploads for plain XEP-0045 rooms', function () {
     expect((await slot(eve, 'e.txt', 4, 'text/plain', room)).get).to.match(/\/e\.txt$/);
     await affiliate(room, bare('eve'), 'outcast');
     expect((await slotError(eve, 'e.txt', 4, room)).condition).to.equal('forbidden');
+  });
+
+  it('deleting an account deletes its personal files, not the files it posted to rooms', async () => {
+    const zed = await login(server.ports.c2s, 'zed', 'pw');
+    clients.push(zed);
+    const room = await createRoom('plain-zed', {});
+    const personal = await slot(zed, 'mine.txt', 4, 'text/plain');
+    const shared = await slot(zed, 'ours.txt', 4, 'text/plain', room);
+    for (const s of [personal, shared]) expect((await put(ca, s.put, Buffer.from('abcd'), 'text/plain')).status).to.equal(201);
+    await new PchatCli({ dataDir: server.dataDir }).ok(['user', 'delete', bare('zed')]);
+    await sleep(300);
+    expect((await request(ca, personal.get)).status).to.equal(404);
+    expect((await request(ca, shared.get)).status).to.equal(200);
   });
 });

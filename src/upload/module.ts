@@ -2,7 +2,7 @@
 // server's disco#items), its HTTPS listener with the server's certificate, and the expiry job.
 import type { Module, Server } from '../context.js';
 import { loadTlsMaterial } from '../tls.js';
-import { runUploadExpiry } from './expiry.js';
+import { deleteUpload, runUploadExpiry } from './expiry.js';
 import { UploadHttp } from './http.js';
 import { UploadMetrics, blobStoreFor, setUploadRuntime, type UploadRuntime } from './runtime.js';
 import { uploadStanzaHandler } from './slots.js';
@@ -41,6 +41,14 @@ export const uploadModule: Module = {
         }
       }, (err: unknown) => server.log.error('upload: expiry failed', { err }));
     };
+    // A deleted account's personal files go with it, as its personal archive does; files posted to
+    // rooms belong to the rooms' records and stay (expiry still applies to them).
+    server.hooks.on('user/deleted', async ({ username }) => {
+      const owner = `${username}@${server.domain}`;
+      const files = await server.stores.uploads.list({ owner }, 100_000);
+      for (const f of files) if (f.room === null) await deleteUpload(server.stores, rt.blobs, f.id);
+      return false;
+    });
     const timer = setInterval(expire, expiryInterval(cfg.expireUnreferencedDays) * 1000);
     timer.unref();
     running.add({ http, timer, server, domain });
