@@ -39,7 +39,7 @@ async function measure(root) {
   config.dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'perch-deliver-bench-'));
   config.logLevel = 'error';
   config.nodeId = 'bench';
-  config.listen = { c2s: null, c2sDirectTls: null, component: null, metrics: null };
+  config.listen = { c2s: null, c2sDirectTls: null, component: null, metrics: null, upload: null };
   const server = new ServerCore(config);
   await server.start();
   let bytes = 0;

@@ -109,7 +109,7 @@ const perch = {
     fs.mkdirSync(this.dir, { recursive: true });
     const cfg = {
       domain: DOMAIN, dataDir: this.dir, logLevel: 'warn',
-      listen: { c2s: { host: '127.0.0.1', port: PERCH_PORT }, c2sDirectTls: null, component: null, metrics: null },
+      listen: { c2s: { host: '127.0.0.1', port: PERCH_PORT }, c2sDirectTls: null, component: null, metrics: null, upload: null },
       tls: { requireStartTls: false },
       // a login storm from one address must not trip the abuse limits
       limits: { authFailuresPerIp: 1_000_000, authFailuresPerAccount: 1_000_000, bytesPerSecond: 64 * 1024 * 1024, authTimeout: 120 },

@@ -215,7 +215,7 @@ async function startServer() {
   const config = path.join(WORK, 'perch.json');
   fs.writeFileSync(config, JSON.stringify({
     domain: DOMAIN, dataDir: path.join(WORK, 'data'), logLevel: 'warn', databaseUrl: pgUrl(A.db),
-    listen: { c2s: { host: '127.0.0.1', port: PORT }, c2sDirectTls: null, component: null, metrics: null },
+    listen: { c2s: { host: '127.0.0.1', port: PORT }, c2sDirectTls: null, component: null, metrics: null, upload: null },
     tls: { requireStartTls: false },
   }, null, 2));
   const proc = spawn(process.execPath, [path.join(DIST, 'src/cli.js'), '--config', config, 'start'], { stdio: ['ignore', 'inherit', 'inherit'] });

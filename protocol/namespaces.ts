@@ -48,6 +48,10 @@ export const NS = {
   fulltext: 'urn:xmpp:fulltext:0',
   /** Our further MAM search fields (match mode, case, authors, category, rooms) and their disco feature. */
   search: 'urn:x-perch:search:0',
+  /** HTTP File Upload (XEP-0363). */
+  httpUpload: 'urn:xmpp:http:upload:0',
+  /** Our child of a slot request naming the room the file is for. */
+  uploadRoom: 'urn:x-perch:upload:0',
   muc: 'http://jabber.org/protocol/muc',
   mucUser: 'http://jabber.org/protocol/muc#user',
   mucAdmin: 'http://jabber.org/protocol/muc#admin',

@@ -21,6 +21,8 @@ export interface Config {
     c2sDirectTls: ListenerConfig | null;
     component: ListenerConfig | null;
     metrics: ListenerConfig | null;
+    /** HTTPS for HTTP File Upload (XEP-0363); null turns the upload service off. */
+    upload: ListenerConfig | null;
   };
   tls: { cert: string | null; key: string | null; requireStartTls: boolean };
   admins: string[];
@@ -43,6 +45,7 @@ export interface Config {
   components: Record<string, string>;
   scramIterations: number;
   muc: MucConfig;
+  upload: UploadConfig;
   archive: {
     /** PostgreSQL text search configuration for full-text search: 'simple' (no stemming, any language) or a language such as 'english'. */
     fulltextLanguage: string;
@@ -60,6 +63,23 @@ export interface MucConfig {
   messagesPerSecond: number;
   messageBurst: number;
   maxNickLength: number;
+}
+
+export interface UploadConfig {
+  /** The service's JID; null means upload.<domain>. */
+  domain: string | null;
+  /** The URL base slots point at (scheme, host, port, optional path); null means https://<domain>:<upload port>. */
+  publicUrl: string | null;
+  /** Largest file not tied to a room (a room's limit is its chat service's max-file-size-kb). */
+  maxFileSizeKb: number;
+  /** Bytes a user may hold (stored files and open slots), in MB; null: no limit. */
+  quotaPerUserMb: number | null;
+  /** Bytes the whole service may hold, in MB; null: no limit. */
+  quotaPerServiceMb: number | null;
+  /** Days after which a file no archived message mentions is deleted; null: never. */
+  expireUnreferencedDays: number | null;
+  /** How long a slot's PUT URL stays valid. */
+  slotSeconds: number;
 }
 
 export class ConfigError extends Error {
@@ -81,6 +101,7 @@ export function defaultConfig(): Config {
       c2sDirectTls: { host: '0.0.0.0', port: 5223 },
       component: { host: '127.0.0.1', port: 5347 },
       metrics: { host: '127.0.0.1', port: 5280 },
+      upload: { host: '0.0.0.0', port: 5281 },
     },
     tls: { cert: null, key: null, requireStartTls: true },
     admins: [],
@@ -99,6 +120,10 @@ export function defaultConfig(): Config {
     components: {},
     scramIterations: 4096,
     archive: { fulltextLanguage: 'simple', defaultPolicy: 'always' },
+    upload: {
+      domain: null, publicUrl: null, maxFileSizeKb: 20000, quotaPerUserMb: 1024, quotaPerServiceMb: null,
+      expireUnreferencedDays: 30, slotSeconds: 300,
+    },
     muc: { services: null, roomCreation: 'local', messagesPerSecond: 10, messageBurst: 30, maxNickLength: 64 },
   };
 }
@@ -131,6 +156,7 @@ const ENV: [string, string, 'string' | 'number' | 'boolean' | 'list'][] = [
   ['PERCH_C2S_TLS_PORT', 'listen.c2sDirectTls.port', 'number'],
   ['PERCH_COMPONENT_PORT', 'listen.component.port', 'number'],
   ['PERCH_METRICS_PORT', 'listen.metrics.port', 'number'],
+  ['PERCH_UPLOAD_PORT', 'listen.upload.port', 'number'],
   ['PERCH_ADMINS', 'admins', 'list'],
   ['PERCH_REGISTRATION', 'registration.enabled', 'boolean'],
   ['PERCH_REQUIRE_STARTTLS', 'tls.requireStartTls', 'boolean'],
@@ -206,9 +232,9 @@ export function validate(c: Config): Config {
   if (c.nodeId === 'auto') c.nodeId = `node-${randomBytes(4).toString('hex')}`;
   if (!/^[A-Za-z0-9_.-]{1,64}$/.test(c.nodeId)) throw new ConfigError('nodeId', 'letters, digits, _ . - only');
   if (!['debug', 'info', 'warn', 'error'].includes(c.logLevel)) throw new ConfigError('logLevel', 'one of debug, info, warn, error');
-  for (const name of ['c2s', 'c2sDirectTls', 'component', 'metrics'] as const) {
+  for (const name of ['c2s', 'c2sDirectTls', 'component', 'metrics', 'upload'] as const) {
     const l = c.listen[name];
-    if (l === null) continue;
+    if (l === null || l === undefined) { c.listen[name] = null; continue; }
     if (!isPlain(l)) throw new ConfigError(`listen.${name}`, 'must be {host, port} or null');
     str(`listen.${name}.host`, l.host);
     num(`listen.${name}.port`, l.port, 0, 65535);
@@ -242,6 +268,7 @@ export function validate(c: Config): Config {
     str(`components.${dom}`, secret);
   }
   validateMuc(c);
+  validateUpload(c);
   if (!/^[a-z_]{1,63}$/.test(String(c.archive.fulltextLanguage))) {
     throw new ConfigError('archive.fulltextLanguage', 'a PostgreSQL text search configuration name such as simple or english');
   }
@@ -266,4 +293,42 @@ function validateMuc(c: Config): void {
   num('muc.messagesPerSecond', m.messagesPerSecond, 1, 1_000_000);
   num('muc.messageBurst', m.messageBurst, 1, 1_000_000);
   num('muc.maxNickLength', m.maxNickLength, 1, 1023);
+}
+
+/** A positive number (fractions allowed: quotas in MB, days) or null. */
+function positive(key: string, v: unknown, max: number): number | null {
+  if (v === null) return null;
+  if (typeof v !== 'number' || !Number.isFinite(v) || v <= 0 || v > max) throw new ConfigError(key, `must be a number above 0 and at most ${max}, or null (got ${JSON.stringify(v)})`);
+  return v;
+}
+
+function validateUpload(c: Config): void {
+  const u = c.upload;
+  if (!isPlain(u)) throw new ConfigError('upload', 'must be a mapping');
+  if (u.domain !== null) {
+    const domain = str('upload.domain', u.domain, true)!;
+    const j = tryParseJid(domain);
+    if (!j || j.local || j.resource || j.domain === c.domain) throw new ConfigError('upload.domain', "a domain other than the server's own");
+    u.domain = j.domain;
+  } else {
+    u.domain = `upload.${c.domain}`;
+  }
+  if (c.muc.services?.some((s) => s.domain === u.domain)) throw new ConfigError('upload.domain', 'already a MUC service domain');
+  if (u.publicUrl !== null) {
+    const raw = str('upload.publicUrl', u.publicUrl, true)!;
+    let url: URL;
+    try {
+      url = new URL(raw);
+    } catch {
+      throw new ConfigError('upload.publicUrl', `not a URL: ${raw}`);
+    }
+    if (url.protocol !== 'https:' && url.protocol !== 'http:') throw new ConfigError('upload.publicUrl', 'must be an https:// (or http:// behind a proxy) URL');
+    if (url.search || url.hash) throw new ConfigError('upload.publicUrl', 'no query or fragment');
+    u.publicUrl = url.toString().replace(/\/+$/, '');
+  }
+  num('upload.maxFileSizeKb', u.maxFileSizeKb, 1, 100 * 1024 * 1024);
+  positive('upload.quotaPerUserMb', u.quotaPerUserMb, 1024 * 1024 * 1024);
+  positive('upload.quotaPerServiceMb', u.quotaPerServiceMb, 1024 * 1024 * 1024);
+  positive('upload.expireUnreferencedDays', u.expireUnreferencedDays, 36500);
+  num('upload.slotSeconds', u.slotSeconds, 10, 86400);
 }

@@ -181,7 +181,7 @@ export interface Server {
   readonly disco: DiscoRegistry;
   readonly domain: string;
   /** The ports the listeners got (c2s, c2sDirectTls, component, metrics), once started. */
-  readonly ports: Readonly<Record<string, number>>;
+  readonly ports: Record<string, number>;
   /** Local sessions by full JID. */
   readonly local: Map<string, LocalSession>;
   /** Local sessions of one account. */

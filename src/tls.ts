@@ -6,7 +6,8 @@ import { generate } from 'selfsigned';
 import type { Config } from './config.js';
 import type { Logger } from './log.js';
 
-export async function loadTlsContext(config: Config, log: Logger): Promise<tls.SecureContext> {
+/** The certificate and key files in use (generated on first start when none are configured). */
+export async function tlsFiles(config: Config, log: Logger): Promise<{ certFile: string; keyFile: string }> {
   let certFile = config.tls.cert;
   let keyFile = config.tls.key;
   if (!certFile || !keyFile) {
@@ -26,11 +27,24 @@ export async function loadTlsContext(config: Config, log: Logger): Promise<tls.S
       log.info('generated a self-signed TLS certificate', { cert: certFile, domain: config.domain });
     }
   }
+  return { certFile, keyFile };
+}
+
+/** The PEM certificate and key, for listeners that build their own context (HTTPS). */
+export async function loadTlsMaterial(config: Config, log: Logger): Promise<{ cert: Buffer; key: Buffer; certFile: string }> {
+  const { certFile, keyFile } = await tlsFiles(config, log);
   try {
-    return tls.createSecureContext({
-      cert: fs.readFileSync(certFile), key: fs.readFileSync(keyFile), minVersion: 'TLSv1.2',
-    });
+    return { cert: fs.readFileSync(certFile), key: fs.readFileSync(keyFile), certFile };
   } catch (e) {
     throw new Error(`config: tls: cannot load ${certFile} / ${keyFile}: ${(e as Error).message}`);
+  }
+}
+
+export async function loadTlsContext(config: Config, log: Logger): Promise<tls.SecureContext> {
+  const { cert, key, certFile } = await loadTlsMaterial(config, log);
+  try {
+    return tls.createSecureContext({ cert, key, minVersion: 'TLSv1.2' });
+  } catch (e) {
+    throw new Error(`config: tls: cannot load ${certFile}: ${(e as Error).message}`);
   }
 }

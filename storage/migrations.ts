@@ -264,6 +264,33 @@ CREATE TABLE compliance_runs (
 );
 `,
   },
+  {
+    // HTTP File Upload: one row per slot, kept as the stored file's record once its bytes arrive.
+    // Quotas sum stored files and live pending slots; the expiry job walks stored, unreferenced rows.
+    version: 7,
+    name: 'uploads',
+    sql: `
+CREATE TABLE upload_files (
+  id text COLLATE "C" PRIMARY KEY,
+  token text COLLATE "C" NOT NULL,
+  put_token text COLLATE "C" NOT NULL,
+  owner text NOT NULL,
+  room text,
+  name text NOT NULL,
+  content_type text NOT NULL,
+  size bigint NOT NULL CHECK (size > 0),
+  state text NOT NULL CHECK (state IN ('pending', 'stored')),
+  created_at timestamptz NOT NULL DEFAULT now(),
+  stored_at timestamptz,
+  expires_at timestamptz NOT NULL,
+  referenced boolean NOT NULL DEFAULT false
+);
+CREATE INDEX upload_files_owner ON upload_files (owner, created_at);
+CREATE INDEX upload_files_room ON upload_files (room, created_at);
+CREATE INDEX upload_files_pending ON upload_files (expires_at) WHERE state = 'pending';
+CREATE INDEX upload_files_unreferenced ON upload_files (stored_at) WHERE state = 'stored' AND NOT referenced;
+`,
+  },
 ];
 
 // Arbitrary constant shared by every process migrating the same database.

@@ -3,6 +3,7 @@ import { C, credentialParams, num, toBuffer, toUserRecord, type UserRow } from '
 import { createChatStore, createDirectoryStore } from './sql-chat.js';
 import { createTransferStore } from './sql-transfer.js';
 import { createArchiveStore } from './sql-archive.js';
+import { createUploadStore } from './sql-uploads.js';
 import { createComplianceStore } from './sql-compliance.js';
 import type {
   DataStores,
@@ -440,6 +441,7 @@ export function createSqlStores(db: Db, opts: { fulltextLanguage?: string } = {}
     chat: createChatStore(db),
     transfer: createTransferStore(db),
     compliance: createComplianceStore(db),
+    uploads: createUploadStore(db),
   };
 }
 

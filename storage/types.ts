@@ -524,6 +524,7 @@ export interface DataStores {
   chat: ChatStore;
   transfer: TransferStore;
   compliance: ComplianceStore;
+  uploads: UploadStore;
 }
 
 /** An archived message as exported and imported: the entry and whether it was retracted. */
@@ -627,4 +628,82 @@ export interface SessionStore {
   stateGetAll(key: string): Promise<Record<string, string>>;
   stateDelete(key: string): Promise<void>;
   close(): Promise<void>;
+}
+
+/** An uploaded file's row (XEP-0363): a reserved slot until its bytes are stored, then a stored file. */
+export interface UploadFile {
+  /** Random, URL-safe; also the blob's key and the first part of its stored name. */
+  id: string;
+  /** The GET URL's secret (a capability: whoever holds the link may read the file). */
+  token: string;
+  /** The PUT URL's secret, good until expiresAt while the slot is pending. */
+  putToken: string;
+  /** The uploader's bare JID. */
+  owner: string;
+  /** The room's bare JID; null for a personal upload (one-to-one chats). */
+  room: string | null;
+  /** The file name the client gave. */
+  name: string;
+  contentType: string;
+  size: number;
+  state: 'pending' | 'stored';
+  createdAt: Date;
+  storedAt: Date | null;
+  /** Pending: when the slot lapses. */
+  expiresAt: Date;
+  /** Found in an archived message by the expiry job: kept for good. */
+  referenced: boolean;
+}
+
+/** What a new slot reserves. */
+export type NewUpload = Omit<UploadFile, 'state' | 'createdAt' | 'storedAt' | 'referenced'>;
+
+/** Byte limits checked when a slot is reserved (stored files plus pending slots); null: no limit. */
+export interface UploadQuotas { user: number | null; service: number | null }
+
+export type ReserveResult =
+  | { ok: true }
+  /** retryAt: when the earliest pending slot of that scope lapses (room may be freed then), or null. */
+  | { ok: false; quota: 'user' | 'service'; used: number; retryAt: Date | null };
+
+export interface UploadUsage { owner: string; files: number; bytes: number; pending: number }
+
+export interface UploadStore {
+  /** Inserts the slot when the quotas allow it (checked and inserted under one lock). */
+  reserve(file: NewUpload, quotas: UploadQuotas): Promise<ReserveResult>;
+  get(id: string): Promise<UploadFile | null>;
+  /**
+   * pending → stored, with these compliance events in the same transaction; false when the slot is
+   * not pending (already stored, lapsed and removed). A failed event write fails the whole call.
+   */
+  markStored(id: string, compliance: ComplianceEvent[]): Promise<boolean>;
+  /** Newest first; filters are ANDed. */
+  list(filter: { owner?: string; room?: string; state?: UploadFile['state'] }, limit: number): Promise<UploadFile[]>;
+  /** Totals per owner (stored bytes and files, pending slots), largest first. */
+  usage(limit: number): Promise<UploadUsage[]>;
+  /** The whole service's totals. */
+  totals(): Promise<{ files: number; bytes: number; pending: number }>;
+  /** Removes the row; returns it (its blob is the caller's to delete), or null. */
+  delete(id: string): Promise<UploadFile | null>;
+  /** Pending slots that lapsed before this instant. */
+  lapsed(before: Date, limit: number): Promise<UploadFile[]>;
+  /** Stored, not yet found referenced, stored before this instant: candidates for expiry. */
+  unreferenced(storedBefore: Date, limit: number): Promise<UploadFile[]>;
+  markReferenced(ids: string[]): Promise<void>;
+  /** Does any message of this archive (a room's, or a user's personal archive) mention the text? */
+  mentionedIn(archive: string, text: string): Promise<boolean>;
+}
+
+/** Bytes of a file, by key. A directory on disk now; an S3-compatible bucket can implement the same. */
+export interface BlobStore {
+  /**
+   * Streams the body to a temporary name and renames it to the key once exactly `size` bytes arrived
+   * and are durable. Rejects (and leaves nothing behind) when the body is shorter, longer or fails.
+   */
+  put(key: string, body: NodeJS.ReadableStream, size: number): Promise<void>;
+  /** The bytes from start to end inclusive (the whole blob without a range); null when absent. */
+  get(key: string, range?: { start: number; end: number }): Promise<NodeJS.ReadableStream | null>;
+  stat(key: string): Promise<{ size: number } | null>;
+  /** false when absent. */
+  delete(key: string): Promise<boolean>;
 }

@@ -1,4 +1,4 @@
-// The nouns of the CLI over admin descriptors: `perch category|room|group|ou|addin|service|policy|compliance VERB`
+// The nouns of the CLI over admin descriptors: `perch category|room|group|ou|addin|service|policy|compliance|upload VERB`
 // and `perch user set`. Each verb is one admin descriptor (its id is NOUN-VERB, the same name as
 // the ad-hoc command); positional arguments and --flags are its fields.
 import type { Config } from '../config.js';
@@ -18,6 +18,7 @@ export const CHAT_NOUNS: Record<string, string[]> = {
   policy: ['get', 'set'],
   principal: ['eligible'],
   compliance: ['get', 'set', 'run'],
+  upload: ['list', 'stats', 'expire', 'delete'],
 };
 
 function commandOf(noun: string, verb: string): AnyAdminCommand | undefined {

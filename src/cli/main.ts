@@ -36,6 +36,7 @@ Commands:
   policy get|set                 persistent chat on/off: global, group:NAME or a user
   compliance get|set|run         compliance capture and export: settings, waiting events and runs,
                                  a run now
+  upload list|stats|expire|delete uploaded files: list, usage, expire now, delete one
   admin <command> [--field v]    run any admin operation (perch admin --help lists them)
   export FILE [--level L] [--scope C] [--since DATE]
                                  write all data, or a level of it, to FILE (.jsonl.gz)
@@ -56,7 +57,7 @@ Options:
   -h, --help      this help
 
 Environment overrides: PERCH_DOMAIN, PERCH_DATA_DIR, DATABASE_URL, REDIS_URL, PERCH_NODE_ID,
-PERCH_LOG_LEVEL, PERCH_C2S_PORT, PERCH_C2S_TLS_PORT, PERCH_COMPONENT_PORT, PERCH_METRICS_PORT,
+PERCH_LOG_LEVEL, PERCH_C2S_PORT, PERCH_C2S_TLS_PORT, PERCH_COMPONENT_PORT, PERCH_METRICS_PORT, PERCH_UPLOAD_PORT,
 PERCH_ADMINS (comma-separated), PERCH_REGISTRATION, PERCH_REQUIRE_STARTTLS.
 `;
 
