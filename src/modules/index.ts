@@ -22,12 +22,13 @@ import { chatUserIqModule } from '../pchat/user-iq.js';
 import { mamModule } from './mam.js';
 import { serviceSearchModule } from '../muc/service-search.js';
 import { complianceStateModule } from '../compliance/state.js';
+import { complianceCaptureModule } from '../compliance/capture.js';
 
 export function allModules(): Module[] {
   return [
     complianceStateModule, sessionIqModule, discoModule, rosterModule, presenceModule, offlineModule, carbonsModule,
     blockingModule, csiModule, pingModule, versionModule, timeModule, vcardModule, privateModule,
     registerModule, adhocModule, adminModule, chatModelModule, mucModule, chatUserIqModule, mamModule,
-    serviceSearchModule,
+    serviceSearchModule, complianceCaptureModule,
   ];
 }
