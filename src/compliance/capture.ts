@@ -73,7 +73,9 @@ function readRecord(room: string | null, actor: string, nick: string | null, pay
 
 /** The capture's room feature: installed on every MUC service of a server with capture available. */
 export function captureFeature(server: Server, failures: client.Counter<'kind'>): RoomFeature {
-  const on = () => complianceState(server).enabled;
+  // The state object is read once: the on/off test on the post path is a field read.
+  const state = complianceState(server);
+  const on = () => state.enabled;
   return {
     name: 'compliance-capture',
     init(hooks, ctx) {
