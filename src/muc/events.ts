@@ -93,7 +93,7 @@ export interface RoomEvents {
   'occupant/roster': Build<{ room: Room; occupant: Occupant; full: string; out: [string, string][] }>;
   /** An occupant asks for another nick; throw to refuse. */
   'occupant/pre-change': Check<{ room: Room; occupant: Occupant; nick: string }>;
-  /** The last session of an occupant left. */
+  /** The last session of an occupant left (or the room was destroyed with it inside). */
   'occupant/left': After<{ room: Room; occupant: Occupant; full: string }>;
   /** An occupant's presence as the room sends it, before the muc#user x: add children. */
   'presence/build': Build<{ room: Room; occupant: Occupant; presence: Element; unavailable: boolean }>;

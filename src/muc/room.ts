@@ -558,10 +558,13 @@ export class Room {
         out.push([full, p.toString()]);
       }
     }
+    const gone = [...this.occupants.values()];
     this.occupants.clear();
     this.byRealJid.clear();
     this.sendAll(out);
     this.destroyed = true;
+    // Everyone left with the room: each occupant's departure, as when it leaves on its own.
+    for (const occ of gone) this.hooks.after('occupant/left', { room: this, occupant: occ, full: [...occ.sessions.keys()].at(-1) ?? occ.primary });
     this.hooks.after('room/destroyed', { room: this });
     this.host.destroyed(this, true);
   }

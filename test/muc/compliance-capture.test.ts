@@ -50,10 +50,10 @@ after(async () => { if (kit) await kit.stop(); });
 describe('compliance capture in rooms', () => {
   before(async function () {
     this.timeout(60000);
-    kit = await startRoomKit({ nodeId: 'kit-capture', messageBurst: 50 });
+    kit = await startRoomKit({ nodeId: 'kit-capture', messageBurst: 50, admins: ['cc-admin@localhost'] });
     await seedCategory(kit, { name: 'Cc On', allowed: ['domain:localhost'] });
     await seedCategory(kit, { name: 'Cc Off', allowed: ['domain:localhost'], chatHistory: false });
-    for (const room of ['cc-off-test', 'cc-on', 'cc-nohist', 'cc-fail']) {
+    for (const room of ['cc-off-test', 'cc-on', 'cc-nohist', 'cc-fail', 'cc-gone']) {
       await seedRoom(kit, { room, category: room === 'cc-nohist' ? 'Cc Off' : 'Cc On', privacy: 'open' });
     }
   });
@@ -143,6 +143,23 @@ describe('compliance capture in rooms', () => {
     expect(got[0]!.detail).to.include({ page: 5, results: 1, queryid: 'q1' });
     expect((got[1]!.detail as { fields: Record<string, string[]> }).fields).to.deep.equal({ '{urn:xmpp:fulltext:0}fulltext': ['hello'] });
     expect(got[3]!.detail).to.include({ service: SERVICE, page: 50 });
+  });
+
+  it('on: a room destroyed with people in it records each occupant leaving', async () => {
+    await enable(true);
+    const owner = await kit.client('cc-own@localhost', 'd');
+    await owner.join('cc-gone', 'own');
+    const admin = await kit.client('cc-admin@localhost', 'd');
+    const ben = await kit.client('cc-ben@localhost', 'd');
+    await ben.join('cc-gone', 'ben');
+    const before = await lastId(kit);
+    const q = new Element('query', { xmlns: 'http://jabber.org/protocol/muc#owner' });
+    q.c('destroy').c('reason').t('done');
+    const answer = await admin.iq('set', roomJid('cc-gone'), q);
+    expect(answer.attrs.type).to.equal('result');
+    await settle(100);
+    const parts = (await since(kit, before)).filter((r) => r.kind === 'part').map((r) => [r.room, r.actor, r.nick]);
+    expect(parts).to.have.deep.members([[roomJid('cc-gone'), 'cc-own@localhost', 'own'], [roomJid('cc-gone'), 'cc-ben@localhost', 'ben']]);
   });
 
   it('a join whose record fails is refused with internal-server-error; nobody saw it and it is not in the room', async () => {
