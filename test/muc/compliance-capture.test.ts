@@ -73,6 +73,18 @@ describe('compliance capture in rooms', () => {
     expect(await since(kit, before)).to.deep.equal([]);
   });
 
+  it('off: a post with nothing to write (history off) is delivered at once, with no commit to wait for', async () => {
+    await enable(false);
+    const ann = await kit.client('cc-ann@localhost', 'sync');
+    await ann.join('cc-nohist', 'anns');
+    const ben = await kit.client('cc-ben@localhost', 'sync');
+    await ben.join('cc-nohist', 'bens');
+    await settle(50);
+    say(ann, 'cc-nohist', 'straight through');
+    // Synchronously: no slot, no promise, no group commit on the way.
+    expect(ben.inbox.some((el) => el.getChildText('body') === 'straight through')).to.equal(true);
+  });
+
   it('on: JOIN once per user, CHAT with the stanza id, join history as BACKCHAT, PART when the last session leaves', async () => {
     await enable(true);
     const before = await lastId(kit);
