@@ -35,6 +35,16 @@
 //
 //   npm run build && node bench/muc.mjs --governed --cases fanout,join
 //
+// Compliance capture on and off (issue 10): three builds, "main" (DIR: the build before capture, e.g. a checkout
+// of the base commit with dist/ built), "off" and "on" (this checkout; "on" with the compliance configuration
+// stored as enabled before the server starts), same rounds as --compare; writes the section between
+// <!-- compliance-muc:begin --> and <!-- compliance-muc:end -->:
+//
+//   npm run build && node bench/muc.mjs --compliance DIR --cases fanout-1x100-r0.5,fanout-1x100-sat
+//
+// --cases takes groups (fanout, join, mam-small, mam-large) or case tags. Ports: PERCH_BENCH_C2S_PORT,
+// PERCH_BENCH_METRICS_PORT and PERCH_BENCH_REDIS_PORT move Perch's c2s, metrics and private Redis ports.
+//
 // Load: the shared xmppbench (../shared/bench/xmppbench.mjs, scenarios muc-fanout and join-history, same
 // parameters as ../shared/bench/run-peers.sh) and bench/mam-query.mjs (timed MAM queries on an archive that
 // bench/archive-load.mjs bulk-loads straight into each server's own tables).
@@ -66,7 +76,7 @@ const PG_ADMIN_URL = process.env.PERCH_BENCH_PG ?? 'postgres://root@127.0.0.1:54
 // session table and its routing traffic (a first run on the shared Redis, while another Perch for bench.local
 // was up, lost 30 of 100 room joins). The run therefore starts its own redis-server (same Debian binary, no
 // persistence) on 127.0.0.1:29379, unless --shared-redis or PERCH_BENCH_REDIS says otherwise.
-const PRIVATE_REDIS_PORT = 29379;
+const PRIVATE_REDIS_PORT = Number(process.env.PERCH_BENCH_REDIS_PORT ?? 29379);
 const SHARED_REDIS = args.has('--shared-redis');
 const REDIS_URL = process.env.PERCH_BENCH_REDIS ?? (SHARED_REDIS ? 'redis://127.0.0.1:6379' : `redis://127.0.0.1:${PRIVATE_REDIS_PORT}`);
 const privateRedis = {
@@ -92,8 +102,9 @@ const WORK = fs.mkdtempSync(path.join(os.tmpdir(), 'perch-muc-bench-'));
 // --compare / --perch-dist: Perch builds against each other, fan-out cases by default (see BUILDS)
 const COMPARE_COMMAND = 'npm run build && node bench/muc.mjs --compare ../wt/baseline --cases fanout,join';
 const GOVERNED = args.has('--governed');
-const COMPARE = argv.includes('--compare') || argv.includes('--perch-dist') || GOVERNED;
-const RAW = path.join(BENCH, 'results', 'tmp', `muc-${GOVERNED ? 'governed-' : COMPARE ? 'compare-' : ''}${QUICK ? 'quick' : 'latest'}.jsonl`);
+const COMPLIANCE = argValue('--compliance');
+const COMPARE = argv.includes('--compare') || argv.includes('--perch-dist') || GOVERNED || COMPLIANCE !== null;
+const RAW = path.join(BENCH, 'results', 'tmp', `muc-${GOVERNED ? 'governed-' : COMPLIANCE ? 'compliance-' : COMPARE ? 'compare-' : ''}${QUICK ? 'quick' : 'latest'}.jsonl`);
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const log = (s) => process.stdout.write(`${s}\n`);
 const stamp = () => new Date().toISOString().slice(11, 19);
@@ -122,7 +133,7 @@ const CASES = [
   { tag: 'join-history-fresh', group: 'join', kind: 'xmppbench', argv: ['--scenario', 'join-history', '--joins', S.joins, '--concurrency', 10, '--history', 20, '--history-preload', 30] },
   { tag: `mam-${S.archives[0]}`, group: 'mam-small', kind: 'mam', size: S.archives[0], room: `archive-small@${MUC}` },
   { tag: `mam-${S.archives[1]}`, group: 'mam-large', kind: 'mam', size: S.archives[1], room: `archive-large@${MUC}`, joinAfter: true },
-].filter((c) => CASE_GROUPS.includes(c.group));
+].filter((c) => CASE_GROUPS.includes(c.group) || CASE_GROUPS.includes(c.tag));
 
 // ------------------------------------------------------------------------------------------------
 // helpers
@@ -180,8 +191,9 @@ const xbLib = async (f) => import(pathToFileURL(path.join(XB, 'lib', f)).href);
  * One Perch build: `root` is a checkout with dist/ built and node_modules installed. Builds compared in one run
  * (--compare, --perch-dist) take the same ports in turn, each on its own database.
  */
-const perchServer = ({ name, title, root, db, governed = false }) => ({
-  name, title, root, port: 29222, metricsPort: 29280, db, proc: null, governed,
+const perchServer = ({ name, title, root, db, governed = false, compliance = false }) => ({
+  name, title, root, db, proc: null, governed, compliance,
+  port: Number(process.env.PERCH_BENCH_C2S_PORT ?? 29222), metricsPort: Number(process.env.PERCH_BENCH_METRICS_PORT ?? 29280),
   dir: path.join(WORK, name), config: path.join(WORK, `${name}.json`),
   version() { return JSON.parse(fs.readFileSync(path.join(root, 'package.json'), 'utf8')).version; },
   /** Its commit, and whether the server's own sources differ from it. */
@@ -218,8 +230,10 @@ const perchServer = ({ name, title, root, db, governed = false }) => ({
     const t0 = Date.now();
     const stores = await openDataStores({ databaseUrl: pgUrl(this.db), dataDir: this.dir });
     await createBenchAccounts(addUser, stores, DOMAIN, N_USERS, config.scramIterations);
+    if (this.compliance) await stores.compliance.setConfig({ ...(await stores.compliance.getConfig()), enabled: true });
     await stores.db.close();
     this.provisioned = `${N_USERS + 1} accounts created by \`addUser\` in ${((Date.now() - t0) / 1000).toFixed(1)} s before the server starts (${config.scramIterations} SCRAM iterations)`;
+    if (this.compliance) this.provisioned += '; compliance capture enabled in the database before the server starts (every join, leave, post and history read recorded in the same commit)';
     if (this.governed) {
       // the server is stopped: the CLI writes the database itself
       const users = Array.from({ length: N_USERS + 1 }, (_, i) => `user${i}@${DOMAIN}`).join(',');
@@ -302,6 +316,13 @@ const BUILDS = (() => {
     if (a === '--compare') specs.push([argv[i + 1], 'before'], [ROOT, 'after']);
     else if (a === '--perch-dist') specs.push([argv[i + 1], null]);
   });
+  if (COMPLIANCE) {
+    return [
+      perchServer({ name: 'main', title: 'main', root: path.resolve(COMPLIANCE), db: `perch_muc_bench_${process.pid}_0` }),
+      perchServer({ name: 'off', title: 'off', root: ROOT, db: `perch_muc_bench_${process.pid}_1` }),
+      perchServer({ name: 'on', title: 'on', root: ROOT, db: `perch_muc_bench_${process.pid}_2`, compliance: true }),
+    ];
+  }
   if (GOVERNED) return [perchServer({ name: 'plain', title: 'plain', root: ROOT, db: `perch_muc_bench_${process.pid}_0` }), perchServer({ name: 'governed', title: 'governed', root: ROOT, db: `perch_muc_bench_${process.pid}_1`, governed: true })];
   return specs.map(([spec, defaultLabel], i) => {
     if (!spec) throw new Error('--compare and --perch-dist take DIR[:LABEL]');
@@ -652,9 +673,10 @@ const COMPARE_JOIN_METRICS = [
 const compareComplete = (r) => !r.error && (r.in_order_complete || (r.joins_ok !== undefined && r.failures === 0 && r.history_complete === r.joins_ok && r.subject_ok === r.joins_ok));
 
 /** The before/after section: per case and build, the median over the rounds with the range beside it. */
-function compareSection(meta, runs) {
+function compareSection(meta, runs, pairs = null) {
   const builds = meta.builds;
   const first = builds[0].name, last = builds.at(-1).name;
+  const ratios = pairs ?? [[last, first]];
   const L = [];
   L.push('<!-- muc-compare:begin -->', '## Perch before / after: MUC fan-out (bench/muc.mjs --compare)', '');
   L.push(`Generated by \`node bench/muc.mjs ${meta.argv.join(' ')}\` on ${meta.date} (${meta.minutes} min); rewritten by each comparison run.`, '');
@@ -664,8 +686,8 @@ function compareSection(meta, runs) {
   L.push(`- ${meta.rounds} round(s); in each round every case runs once per build, each on a freshly started server, the order of the builds alternating from round to round (${meta.order}). Cells: median over the rounds, (min–max) beside it; the ratio is ${last} ÷ ${first} of the medians (above 1 is better for delivered/s, below 1 for latency and CPU).`);
   L.push(`- Other jobs' CPU during each run is in the last row of each case: the machine's noise. Differences smaller than the spread of the rounds are not findings.`, '');
   L.push('```sh', COMPARE_COMMAND, '```', '');
-  L.push(`| case | metric | ${builds.map((b) => b.name).join(' | ')} | ${last} / ${first} |`);
-  L.push(`|---|---|${builds.map(() => '---|').join('')}---|`);
+  L.push(`| case | metric | ${builds.map((b) => b.name).join(' | ')} | ${ratios.map(([a, b]) => `${a} / ${b}`).join(' | ')} |`);
+  L.push(`|---|---|${builds.map(() => '---|').join('')}${ratios.map(() => '---|').join('')}`);
   const notes = [];
   for (const c of meta.cases) {
     const ok = (name) => (runs[name]?.[c.tag] ?? []).filter((r) => !r.error);
@@ -677,10 +699,10 @@ function compareSection(meta, runs) {
         return vs.length === 1 ? f(vs[0]) : `${f(median(vs))} (${f(Math.min(...vs))}–${f(Math.max(...vs))})`;
       });
       const m = (name) => median(ok(name).map(value));
-      const rat = better ? ratio(m(last), m(first)) : '';
-      L.push(`| ${i === 0 ? `**${c.title}**` : ''} | ${metric} | ${cells.join(' | ')} | ${rat} |`);
+      const rats = ratios.map(([a, b]) => (better ? ratio(m(a), m(b)) : ''));
+      L.push(`| ${i === 0 ? `**${c.title}**` : ''} | ${metric} | ${cells.join(' | ')} | ${rats.join(' | ')} |`);
     });
-    L.push(`| | runs complete (in order; joins with history and subject) | ${builds.map((b) => { const all = runs[b.name]?.[c.tag] ?? []; return `${all.filter(compareComplete).length} / ${all.length}`; }).join(' | ')} | |`);
+    L.push(`| | runs complete (in order; joins with history and subject) | ${builds.map((b) => { const all = runs[b.name]?.[c.tag] ?? []; return `${all.filter(compareComplete).length} / ${all.length}`; }).join(' | ')} |${ratios.map(() => ' |').join('')}`);
     for (const b of builds) for (const r of runs[b.name]?.[c.tag] ?? []) if (r.error) notes.push(`${b.name}, ${c.tag}: failed — ${summarizeError(r.error)}`);
   }
   L.push('');
@@ -691,6 +713,13 @@ function compareSection(meta, runs) {
 
 /** The section and its key: before/after, or (--governed) the governed room beside the plain one. */
 function compareDocs(meta, runs) {
+  if (meta.compliance) {
+    const text = compareSection(meta, runs, [['off', 'main'], ['on', 'off']]);
+    return [text.replaceAll('muc-compare', 'compliance-muc')
+      .replace('## Perch before / after: MUC fan-out (bench/muc.mjs --compare)', '## Compliance capture on and off: MUC fan-out (bench/muc.mjs --compliance)')
+      .replace(/the ratio is \S+ ÷ \S+ of the medians/, 'the ratios are off ÷ main (the capture code with capture off against the build before it) and on ÷ off (the cost of capture) of the medians')
+      .replace(COMPARE_COMMAND, `npm run build && node bench/muc.mjs ${meta.argv.join(' ')}`), 'compliance-muc'];
+  }
   const text = compareSection(meta, runs);
   if (!meta.governed) return [text, 'muc-compare'];
   const governed = meta.cases.map((c) => `${c.tag} ${(runs.governed?.[c.tag] ?? []).map((r) => r.governed_rooms ?? '?').join('/')}`).join(', ');
@@ -723,6 +752,7 @@ async function compareMain(meta, t0) {
     descr: `Each build: its own dist/ copied at the start of the run, on PostgreSQL (its own fresh database on ${PG_ADMIN_URL.replace(/\/[^/]*$/, '')}, dropped after) and Redis (${REDIS_URL}), flood limit lifted, c2s ${BUILDS[0].port}; load: the shared xmppbench muc-fanout scenario with the peers' parameters`,
   });
   meta.governed = GOVERNED;
+  meta.compliance = COMPLIANCE !== null;
   fs.appendFileSync(RAW, `${JSON.stringify({ meta, sizes: S, compare: true, runs })}\n`);
   if (WRITE_DOCS) writeDocs(...compareDocs(meta, runs));
   for (const c of meta.cases) {

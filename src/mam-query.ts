@@ -26,6 +26,8 @@ export interface MamQueryOptions {
   maxPage?: number;
   /** Accept our search fields (urn:x-perch:search:0): a room's archive. */
   search?: boolean;
+  /** Runs after the query and before any result is sent (page: the page size); a throw sends none. */
+  beforeSend?: (result: ArchiveQueryResult, page: number) => Promise<void>;
 }
 
 const DEFAULT_MAX_PAGE = 100;
@@ -78,6 +80,7 @@ export async function answerMamQuery(server: Server, req: IqRequest, opts: MamQu
     if (existing < ids.length) throw new StanzaError('item-not-found', 'no such message in this archive');
   }
 
+  if (opts.beforeSend) await opts.beforeSend(result, limit);
   return sendMamPage(server, req.from.toString(), result, {
     from: opts.archive, flipPage: q.flipPage, queryid: q.queryid, resultId: (e) => e.stanzaId,
     ...(opts.transform ? { transform: opts.transform } : {}),

@@ -1,6 +1,6 @@
 // What an export run hands to a format, and what it gets back: files to write. Each format is a pure
 // function of the run (no I/O), so a run repeated after a crash writes the same names and bytes.
-// The layouts are described in docs/compliance-formats.md; the XML ones validate against the schemas in
+// The layouts are described in docs/compliance.md (Export formats); the XML ones validate against the schemas in
 // docs/compliance/.
 import type { ComplianceRecord } from '../../storage/types.js';
 import { renderActianceXml } from './actiance-xml.js';

@@ -1,7 +1,7 @@
 // The original's XmlAdapter layout (docs/compliance/perch-compliance.xsd): Conversations / Conversation
 // (one per room) / Channel, FirstMessage, Messages / Message (Sender, DateTimeUTC), StartTimeUTC,
 // EndTimeUTC. What the original's documents leave open, and Perch's additions in the urn:x-perch:compliance:0
-// attributes, are described in docs/compliance-formats.md.
+// attributes, are described in docs/compliance.md (Export formats).
 import type { ComplianceKind, ComplianceRecord } from '../../storage/types.js';
 import {
   isInternal, roomName, timeTriple, userId, xmppUri,

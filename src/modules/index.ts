@@ -24,12 +24,13 @@ import { serviceSearchModule } from '../muc/service-search.js';
 import { complianceStateModule } from '../compliance/state.js';
 import { complianceExporterModule } from '../compliance/exporter.js';
 import { uploadModule } from '../upload/module.js';
+import { complianceCaptureModule } from '../compliance/capture.js';
 
 export function allModules(): Module[] {
   return [
     complianceStateModule, complianceExporterModule, sessionIqModule, discoModule, rosterModule, presenceModule, offlineModule, carbonsModule,
     blockingModule, csiModule, pingModule, versionModule, timeModule, vcardModule, privateModule,
     registerModule, adhocModule, adminModule, chatModelModule, mucModule, chatUserIqModule, mamModule,
-    serviceSearchModule, uploadModule,
+    serviceSearchModule, complianceCaptureModule, uploadModule,
   ];
 }

@@ -15,7 +15,7 @@ import type { Jid } from '../../protocol/jid.js';
 import { StanzaError } from '../../protocol/errors.js';
 import type { DataForm, FormField } from '../../protocol/forms.js';
 import type { Affiliation, Role, JoinRequest, HistoryRequest } from '../../protocol/muc.js';
-import type { RoomRecord } from '../../storage/types.js';
+import type { RoomRecord, ArchiveEntry, ComplianceEvent } from '../../storage/types.js';
 import type { Server } from '../context.js';
 import type { Logger } from '../log.js';
 import type { ArchiveWriter } from '../archive-writer.js';
@@ -56,6 +56,12 @@ export interface CommittedMessage extends MessageEvent {
   xml: string;
   stamp: Date;
   subjectChange: boolean;
+  /** The room's id for the message (XEP-0359); carried by out only when the message is archived. */
+  stanzaId: string;
+  /** The archive row (its stanza is filled after message/persist); null: not archived. */
+  entry: ArchiveEntry | null;
+  /** Records that commit with the message, in the same statement as its archive row. */
+  compliance: ComplianceEvent[];
 }
 
 export interface RoomEvents {
@@ -79,13 +85,15 @@ export interface RoomEvents {
   'occupant/default-role': Decide<{ room: Room; affiliation: Affiliation; bare?: string }, Role>;
   /** May viewer (undefined: any occupant) see occupants' real JIDs? Moderators always may. */
   'occupant/sees-jids': Decide<{ room: Room; viewer: Occupant | undefined }, boolean>;
+  /** A user passed the join checks (existing: its occupant, when another session joins it): add records; the join happens once they commit, and is refused if they fail. */
+  'occupant/persist': Build<{ room: Room; jid: Jid; bare: string; nick: string; existing: Occupant | undefined; compliance: ComplianceEvent[] }>;
   /** An occupant joined (or re-sent its join: rejoin); after its self-presence: history, subject. */
   'occupant/joined': After<{ room: Room; occupant: Occupant; full: string; history: HistoryRequest | undefined; rejoin: boolean }>;
   /** Presences a joiner gets before its own (after the present occupants'): add [to, xml] pairs. */
   'occupant/roster': Build<{ room: Room; occupant: Occupant; full: string; out: [string, string][] }>;
   /** An occupant asks for another nick; throw to refuse. */
   'occupant/pre-change': Check<{ room: Room; occupant: Occupant; nick: string }>;
-  /** The last session of an occupant left. */
+  /** The last session of an occupant left (or the room was destroyed with it inside). */
   'occupant/left': After<{ room: Room; occupant: Occupant; full: string }>;
   /** An occupant's presence as the room sends it, before the muc#user x: add children. */
   'presence/build': Build<{ room: Room; occupant: Occupant; presence: Element; unavailable: boolean }>;
@@ -95,8 +103,8 @@ export interface RoomEvents {
   'message/pre-groupchat': Check<MessageEvent>;
   /** The room's copy of a groupchat or private message (forged room elements already removed): add to out. */
   'message/build': Build<MessageEvent>;
-  /** Is this groupchat message archived? false: delivered in the room's order without archive, stanza-id or join history. */
-  'message/archive': Decide<{ room: Room }, boolean>;
+  /** A groupchat message with a body or subject is accepted: set entry to null to keep it out of the archive (no stanza-id, no join history), add records; delivered once what is there commits. */
+  'message/persist': Build<CommittedMessage>;
   /** An archived groupchat message was committed and is being delivered (xml without 'to'). */
   'message/committed': After<CommittedMessage>;
   /** A message was retracted from the archive (stanza-id). */
@@ -113,6 +121,12 @@ export interface RoomEvents {
   'invite/sending': After<{ room: Room; inviter: Occupant; invitee: string }>;
   /** The mediated invitation's extras: set password when the room has one. */
   'invite/build': Build<{ room: Room; invite: { password?: string } }>;
+  /** Join history is about to be sent (count messages): add records; the history goes out once they commit, and not at all if they fail. */
+  'history/sending': Build<{ room: Room; occupant: Occupant; full: string; count: number; compliance: ComplianceEvent[] }>;
+  /** A MAM query on the room's archive ran (page: its page size; results: messages about to be sent): add records; the results go out once they commit. */
+  'archive/reading': Build<{ room: Room; bare: string; occupant: Occupant | undefined; payload: Element; page: number; results: number; compliance: ComplianceEvent[] }>;
+  /** A MAM query to the service JID (search across rooms) ran: add records; the results go out once they commit. */
+  'service/search': Build<{ service: string; from: Jid; payload: Element; page: number; results: number; compliance: ComplianceEvent[] }>;
   /** Someone asks to read the room's archive; throw to refuse. */
   'archive/pre-read': Check<{ room: Room; bare: string; affiliation: Affiliation; occupant: Occupant | undefined }>;
   /** A user asks to register a nick (§7.10); throw to refuse. */

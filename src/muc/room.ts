@@ -13,9 +13,9 @@ import { Jid, tryParseJid } from '../../protocol/jid.js';
 import { StanzaError, errorReply } from '../../protocol/errors.js';
 import { NS } from '../../protocol/namespaces.js';
 import {
-  MUC_NS, STATUS, MucProtocolError, parseJoin, mucUserX, prepareNick, type Affiliation, type Role, type MucUserItem,
+  MUC_NS, STATUS, MucProtocolError, parseJoin, mucUserX, prepareNick, type Affiliation, type Role, type MucUserItem, type JoinRequest,
 } from '../../protocol/muc.js';
-import type { RoomRecord, RoomAffiliation, RoomSubject } from '../../storage/types.js';
+import type { RoomRecord, RoomAffiliation, RoomSubject, ComplianceEvent } from '../../storage/types.js';
 import type { Server } from '../context.js';
 import type { ArchiveWriter } from '../archive-writer.js';
 import type { RoomHooks, CommittedMessage } from './events.js';
@@ -50,6 +50,9 @@ export interface RoomHost {
   committed(seconds: number): void;
 }
 
+/** The records of a message nobody captures (shared: message/persist gets its own array). */
+const NO_RECORDS: ComplianceEvent[] = [];
+
 /** Adds 'to' to a serialised stanza that has none: routing without re-serialising per recipient. */
 function withTo(xml: string, name: string, to: string): string {
   return '<' + name + " to='" + escapeAttr(to) + "'" + xml.slice(name.length + 1);
@@ -78,6 +81,8 @@ export class Room {
   private readonly idSalt: string;
   private readonly changedOccupants = new Set<string>();
   private destroyed = false;
+  /** Stanzas waiting while the room holds (see hold); null when it takes stanzas. */
+  private held: Element[] | null = null;
 
   constructor(readonly host: RoomHost, readonly name: string, record: RoomRecord | null) {
     this.jid = `${name}@${host.domain}`;
@@ -219,6 +224,10 @@ export class Room {
   // --- entry point ---------------------------------------------------------------------------------
 
   handle(stanza: Element): void {
+    if (this.held) {
+      this.held.push(stanza);
+      return;
+    }
     if (this.destroyed) {
       this.server.router.bounce(stanza, new StanzaError('item-not-found', 'the room was destroyed'));
       return;
@@ -315,20 +324,47 @@ export class Room {
   }
 
   private join(stanza: Element, from: Jid, nick: string, nickAssigned: boolean): void {
-    const full = from.toString();
     const bare = from.bareString();
     const request = parseJoin(stanza);
     const affiliation = this.affiliationOf(bare);
-    const creating = this.occupants.size === 0 && this.isNew;
     const existing = this.occupants.get(nick);
     this.hooks.check('occupant/pre-join', { room: this, jid: from, bare, nick, affiliation, request, existing });
+    const persist = { room: this, jid: from, bare, nick, existing, compliance: [] as ComplianceEvent[] };
+    this.hooks.build('occupant/persist', persist);
+    if (persist.compliance.length === 0) {
+      this.enter(stanza, from, nick, nickAssigned, request);
+      return;
+    }
+    // Written before anyone sees the join: the room takes no other stanza until the write is done, so
+    // the checks above still hold when the occupant enters, and a failed write leaves no trace.
+    this.hold((done) => this.host.writer.writeWith(null, persist.compliance, (err) => {
+      try {
+        if (err) {
+          this.server.log.error('muc: join record failed; join refused', { err, room: this.jid });
+          this.fail(stanza, new StanzaError('internal-server-error', 'the join could not be recorded'));
+        } else if (this.destroyed) {
+          this.server.router.bounce(stanza, new StanzaError('item-not-found', 'the room was destroyed'));
+        } else {
+          this.enter(stanza, from, nick, nickAssigned, request);
+        }
+      } catch (e) {
+        this.fail(stanza, e);
+      }
+      done();
+    }));
+  }
 
-    let occ = existing;
+  /** The user enters (checks passed, records committed): state, self-presence, then what follows a join. */
+  private enter(stanza: Element, from: Jid, nick: string, nickAssigned: boolean, request: JoinRequest | null): void {
+    const full = from.toString();
+    const bare = from.bareString();
+    const creating = this.occupants.size === 0 && this.isNew;
+    let occ = this.occupants.get(nick);
     const statuses: number[] = [];
     if (creating) statuses.push(STATUS.roomCreated);
     if (nickAssigned) statuses.push(STATUS.nickAssigned);
     if (!occ) {
-      occ = new Occupant(nick, bare, this.defaultRole(affiliation, bare), this.occupantIdFor(bare));
+      occ = new Occupant(nick, bare, this.defaultRole(this.affiliationOf(bare), bare), this.occupantIdFor(bare));
       this.occupants.set(nick, occ);
     }
     occ.sessions.set(full, cleanPresence(stanza));
@@ -342,6 +378,26 @@ export class Room {
     }
     sendJoin(this, occ, full, statuses, true);
     this.hooks.after('occupant/joined', { room: this, occupant: occ, full, history: request?.history, rejoin: false });
+  }
+
+  /** True while the room waits for a write before it takes its next stanza (see hold). */
+  get holding(): boolean {
+    return this.held !== null;
+  }
+
+  /**
+   * Stops taking stanzas until start's work calls done: those that arrive meanwhile wait, in order.
+   * For writes whose outcome decides the room's state (a recorded join); messages need only a slot.
+   */
+  private hold(start: (done: () => void) => void): void {
+    this.held = [];
+    start(() => {
+      const waiting = this.held ?? [];
+      this.held = null;
+      // A stanza below may hold the room again: the rest then wait behind it, still in order.
+      for (const s of waiting) this.handle(s);
+      if (this.changedOccupants.size > 0) this.host.occupantsChanged(this);
+    });
   }
 
   // --- messages (§7.4, §7.5) -----------------------------------------------------------------------
@@ -378,32 +434,44 @@ export class Room {
       if (c.ns === MUC_NS.occupantId || c.ns === MUC_NS.user) continue;
       out.children.push(c);
     }
-    // One event object serves the message's three events (no allocation per event on the hot path).
+    // One event object serves the message's events (no allocation per event on the hot path).
     const stamp = new Date();
     const subjectChange = subject !== undefined && !body;
-    const ev: CommittedMessage = { room: this, occupant: occ, stanza, subject, body, out, xml: '', stamp, subjectChange };
+    const ev: CommittedMessage = {
+      room: this, occupant: occ, stanza, subject, body, out, xml: '', stamp, subjectChange, stanzaId: '', entry: null, compliance: NO_RECORDS,
+    };
     this.hooks.check('message/pre-groupchat', ev);
     occ.promote(full);
     this.hooks.build('message/build', ev);
     const recipients = this.sessions();
     if (subjectChange) this.subject = { text: subject.text(), nick: occ.nick, stamp };
-    if ((body === undefined && subject === undefined) || this.hooks.decide('message/archive', { room: this }) === false) {
+    if (body === undefined && subject === undefined) {
       this.send(recipients, out.toString(), 'message');
+      return;
+    }
+    const stanzaId = ev.stanzaId = randomUUID();
+    ev.entry = {
+      archive: this.jid, stanzaId, stamp, fromJid: `${this.jid}/${occ.nick}`, realJid: occ.bare,
+      body: body ? body.text() : null, stanza: '',
+    };
+    ev.compliance = [];
+    this.hooks.build('message/persist', ev);
+    const entry = ev.entry;
+    if (entry) out.c('stanza-id', { xmlns: NS.sid, id: stanzaId, by: this.jid });
+    const xml = ev.xml = out.toString();
+    if (!entry && ev.compliance.length === 0) {
+      // Nothing to write (history off, no capture): delivered in the room's order, at once.
+      this.send(recipients, xml, 'message');
       if (subjectChange) this.save();
       return;
     }
-    // Archived before anyone sees it; later output waits behind this slot.
-    const stanzaId = randomUUID();
-    out.c('stanza-id', { xmlns: NS.sid, id: stanzaId, by: this.jid });
-    const xml = ev.xml = out.toString();
+    if (entry) entry.stanza = xml;
+    // Written before anyone sees it; later output waits behind this slot.
     const slot = this.slot();
     const accepted = performance.now();
-    this.host.writer.write({
-      archive: this.jid, stanzaId, stamp, fromJid: `${this.jid}/${occ.nick}`, realJid: occ.bare,
-      body: body ? body.text() : null, stanza: xml,
-    }, (err) => {
+    this.host.writer.writeWith(entry, ev.compliance.length > 0 ? ev.compliance : null, (err) => {
       if (err) {
-        this.server.log.error('muc: archive write failed; message refused', { err, room: this.jid });
+        this.server.log.error('muc: message write failed; message refused', { err, room: this.jid });
         this.release(slot, () => this.fail(stanza, new StanzaError('internal-server-error', 'the message could not be stored')));
         return;
       }
@@ -411,7 +479,7 @@ export class Room {
       this.release(slot, () => {
         // A subject change is not history: a subject without a body ends a client's join (§7.2.15).
         if (subjectChange) this.save();
-        this.hooks.after('message/committed', ev);
+        if (entry) this.hooks.after('message/committed', ev);
         for (const r of recipients) this.deliver(r, xml, 'message');
       });
     });
@@ -490,10 +558,13 @@ export class Room {
         out.push([full, p.toString()]);
       }
     }
+    const gone = [...this.occupants.values()];
     this.occupants.clear();
     this.byRealJid.clear();
     this.sendAll(out);
     this.destroyed = true;
+    // Everyone left with the room: each occupant's departure, as when it leaves on its own.
+    for (const occ of gone) this.hooks.after('occupant/left', { room: this, occupant: occ, full: [...occ.sessions.keys()].at(-1) ?? occ.primary });
     this.hooks.after('room/destroyed', { room: this });
     this.host.destroyed(this, true);
   }

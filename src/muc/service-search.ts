@@ -12,7 +12,7 @@ import { StanzaError } from '../../protocol/errors.js';
 import { tryParseJid, type Jid } from '../../protocol/jid.js';
 import { parseMamQuery, mamQueryForm } from '../../protocol/mam.js';
 import { parseSearch, searchFieldNames, searchFormFields, authorJid } from '../../protocol/search.js';
-import type { ArchivedMessage, ArchiveSearch, RoomRecord } from '../../storage/types.js';
+import type { ArchivedMessage, ArchiveQueryResult, ArchiveSearch, ComplianceEvent, RoomRecord } from '../../storage/types.js';
 import type { Module, Server } from '../context.js';
 import { canRead, affiliationOf } from '../pchat/access.js';
 import { serviceModel } from './governed.js';
@@ -104,7 +104,10 @@ export function serviceSearchForm(): Element {
 }
 
 /** Runs a MAM query across the readable rooms; sends the results and returns the <fin/>. */
-export async function answerServiceSearch(server: Server, domain: string, payload: Element, from: Jid): Promise<Element> {
+export async function answerServiceSearch(
+  server: Server, domain: string, payload: Element, from: Jid,
+  beforeSend?: (result: ArchiveQueryResult, page: number) => Promise<void>,
+): Promise<Element> {
   const q = parseMamQuery(payload, searchFieldNames(true));
   if (q.node !== undefined) throw new StanzaError('item-not-found', 'this archive has no nodes');
   if (q.with !== undefined || q.beforeId !== undefined || q.afterId !== undefined || q.ids !== undefined) {
@@ -153,6 +156,7 @@ export async function answerServiceSearch(server: Server, domain: string, payloa
   if (q.rsm.index !== undefined) s.index = q.rsm.index;
 
   const result = await server.stores.archive.search(archives, s);
+  if (beforeSend) await beforeSend(result, s.limit);
   return sendMamPage(server, from.toString(), result, { from: domain, flipPage: q.flipPage, queryid: q.queryid, resultId: searchCursor });
 }
 
@@ -160,7 +164,17 @@ function register(server: Server, service: MucService): void {
   service.serviceIq(NS.mam, async ({ type, payload, from }) => {
     if (!payload.is('query', NS.mam)) throw new StanzaError('feature-not-implemented', 'the service answers MAM queries only');
     if (type === 'get') return serviceSearchForm();
-    return answerServiceSearch(server, service.domain, payload, from);
+    return answerServiceSearch(server, service.domain, payload, from, async (result, page) => {
+      const search = { service: service.domain, from, payload, page, results: result.entries.length, compliance: [] as ComplianceEvent[] };
+      service.hooks.build('service/search', search);
+      if (search.compliance.length === 0) return;
+      try {
+        await service.writer.capture(search.compliance);
+      } catch (err) {
+        server.log.error('muc: search record failed; search refused', { err });
+        throw new StanzaError('internal-server-error', 'the search could not be recorded');
+      }
+    });
   });
   service.hooks.on('service/disco-info', ({ features }) => {
     features.push(NS.fulltext, NS.search);

@@ -249,7 +249,8 @@ export class MucService implements RoomHost, FeatureContext {
       this.remote.delete(name);
       this.rooms.set(name, room);
       for (const { stanza } of queue) this.roomOrCreate(room, stanza);
-      if (room.isNew && room.empty) this.unload(room, false);
+      // A held join (a recorded creation) decides later; an idle empty room is unloaded by tick().
+      if (room.isNew && room.empty && !room.holding) this.unload(room, false);
       return;
     }
     if (holder) {

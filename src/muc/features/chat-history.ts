@@ -11,10 +11,11 @@ const MOST = 500;
 export const chatHistory: RoomFeature = {
   name: 'chat-history',
   init(hooks, ctx) {
-    hooks.on('message/archive', ({ room }) => {
-      const g = governedRoom(ctx.server, ctx.domain, room.name);
-      return g && !g.category.chatHistory ? false : undefined;
-    });
+    hooks.on('message/persist', (ev) => {
+      const g = governedRoom(ctx.server, ctx.domain, ev.room.name);
+      if (g && !g.category.chatHistory) ev.entry = null;
+      return undefined;
+    }, 100);
     hooks.on('history/count', ({ room, requested }) => {
       const g = governedRoom(ctx.server, ctx.domain, room.name);
       if (!g) return undefined;

@@ -4,6 +4,7 @@
 import { withDelay } from '../../../protocol/delay.js';
 import { escapeAttr } from '../../../protocol/xml.js';
 import type { HistoryRequest } from '../../../protocol/muc.js';
+import type { ComplianceEvent } from '../../../storage/types.js';
 import { badValue } from '../option.js';
 import type { RoomFeature } from '../events.js';
 import type { Room } from '../room.js';
@@ -90,9 +91,22 @@ export const history: RoomFeature = {
       return undefined;
     });
     // Before the subject, which ends the join (§7.2.15).
-    hooks.on('occupant/joined', ({ room, full, history: req }) => {
+    hooks.on('occupant/joined', ({ room, occupant, full, history: req }) => {
       const out = historyFor(room, cacheOf(room), req);
-      if (out.length > 0) room.emit(() => { for (const h of out) room.deliver(full, h, 'message'); });
+      if (out.length === 0) return undefined;
+      const send = () => { for (const h of out) room.deliver(full, h, 'message'); };
+      const sending = { room, occupant, full, count: out.length, compliance: [] as ComplianceEvent[] };
+      hooks.build('history/sending', sending);
+      if (sending.compliance.length === 0) {
+        room.emit(send);
+        return undefined;
+      }
+      // Sent once its record commits; without the record the joiner gets no history (the join stands).
+      const slot = room.slot();
+      ctx.writer.capture(sending.compliance).then(() => room.release(slot, send), (err: unknown) => {
+        ctx.log.error('muc: join history record failed; history not sent', { err, room: room.jid });
+        room.release(slot, () => {});
+      });
       return undefined;
     }, 10);
     hooks.on('disco/info', ({ room, fields }) => {

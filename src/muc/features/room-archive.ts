@@ -4,8 +4,19 @@ import { tryParseJid } from '../../../protocol/jid.js';
 import { StanzaError } from '../../../protocol/errors.js';
 import { NS } from '../../../protocol/namespaces.js';
 import { answerMamQuery, mamFormQuery } from '../../mam-query.js';
-import type { RoomFeature, RoomIq } from '../events.js';
+import type { FeatureContext, RoomFeature, RoomIq } from '../events.js';
+import type { ComplianceEvent } from '../../../storage/types.js';
 import { AFF_RANK } from '../membership.js';
+
+/** Writes the records of a read; a failed write refuses the read (no result is sent). */
+async function recorded(ctx: FeatureContext, compliance: ComplianceEvent[]): Promise<void> {
+  try {
+    await ctx.writer.capture(compliance);
+  } catch (err) {
+    ctx.log.error('muc: archive read record failed; read refused', { err });
+    throw new StanzaError('internal-server-error', 'the read could not be recorded');
+  }
+}
 
 export const roomArchive: RoomFeature = {
   name: 'room-archive',
@@ -28,6 +39,11 @@ export const roomArchive: RoomFeature = {
       const affiliation = mayRead(iq);
       void answerMamQuery(ctx.server, { stanza, payload, from, to: tryParseJid(room.jid)!, session: null }, {
         archive: room.jid, realJids: room.seesJids(occupant) || AFF_RANK[affiliation] >= AFF_RANK.admin, search: true,
+        beforeSend: (result, page) => {
+          const reading = { room, bare: from.bareString(), occupant, payload, page, results: result.entries.length, compliance: [] as ComplianceEvent[] };
+          hooks.build('archive/reading', reading);
+          return reading.compliance.length > 0 ? recorded(ctx, reading.compliance) : Promise.resolve();
+        },
       }).then((fin) => iq.reply(fin), (e) => iq.fail(e)); // the result follows the forwarded messages
       return undefined;
     });
