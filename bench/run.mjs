@@ -268,11 +268,12 @@ function title(tag) {
 function writeDocs(meta, results, parser, profiles) {
   const file = path.join(ROOT, 'docs', 'benchmarks.md');
   let notes = '';
-  const mucSections = []; // written by bench/muc.mjs (its figures, its before/after comparison), kept as they are
+  const mucSections = []; // written by the other benchmark scripts (bench/muc.mjs, search.mjs …), kept as they are
   try {
     const old = fs.readFileSync(file, 'utf8');
     const i = old.indexOf('<!-- notes -->'); if (i !== -1) notes = old.slice(i);
-    for (const key of ['muc', 'muc-compare']) {
+    // Every section another benchmark script wrote (muc, search, pchat, compliance-muc …), in page order.
+    for (const key of [...old.matchAll(/<!-- ([a-z0-9-]+):begin -->/g)].map((m) => m[1])) {
       const b = old.indexOf(`<!-- ${key}:begin -->`), e = old.indexOf(`<!-- ${key}:end -->`);
       if (b !== -1 && e > b) mucSections.push(old.slice(b, e + `<!-- ${key}:end -->`.length));
     }
