@@ -2,37 +2,13 @@
 // across nodes. Needs the services; under CI their absence fails the suite, locally it skips.
 import { expect } from 'chai';
 import pg from 'pg';
-import { Redis } from 'ioredis';
 import {
-  startServer, login, randomName, sleep, xml, IN_CI,
+  startServer, login, randomName, sleep, xml, IN_CI, PG_ADMIN_URL, CLUSTER_REDIS_URL, servicesAvailable,
   type RunningServer, type LoggedIn,
 } from './harness.js';
 
-const PG_ADMIN_URL = process.env.CONFORMANCE_PG_URL ?? 'postgres://root@127.0.0.1:5432/test';
-const REDIS_URL = process.env.CONFORMANCE_REDIS_URL ?? 'redis://127.0.0.1:6379';
+const REDIS_URL = CLUSTER_REDIS_URL;
 
-async function servicesAvailable(): Promise<string | null> {
-  const client = new pg.Client({ connectionString: PG_ADMIN_URL, connectionTimeoutMillis: 3000 });
-  try {
-    await client.connect();
-    await client.query('SELECT 1');
-  } catch (e) {
-    return `PostgreSQL at ${PG_ADMIN_URL}: ${(e as Error).message}`;
-  } finally {
-    await client.end().catch(() => {});
-  }
-  const redis = new Redis(REDIS_URL, { lazyConnect: true, maxRetriesPerRequest: 1, retryStrategy: () => null, connectTimeout: 3000 });
-  redis.on('error', () => {});
-  try {
-    await redis.connect();
-    await redis.ping();
-  } catch (e) {
-    return `Redis at ${REDIS_URL}: ${(e as Error).message}`;
-  } finally {
-    redis.disconnect();
-  }
-  return null;
-}
 
 function databaseUrl(name: string): string {
   const u = new URL(PG_ADMIN_URL);

@@ -9,37 +9,16 @@ import { mkdtemp, readFile, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
-import { Redis } from 'ioredis';
 import { openDataStores } from '../storage/open.js';
 import type { ComplianceEvent, DataStores } from '../storage/types.js';
 import { DEFAULT_COMPLIANCE_CONFIG } from '../storage/types.js';
-import { startServer, randomName, sleep, perch, IN_CI, PG_ADMIN_URL, type RunningServer, type CliResult } from './harness.js';
+import {
+  startServer, randomName, sleep, perch, IN_CI, PG_ADMIN_URL, CLUSTER_REDIS_URL, servicesAvailable, type RunningServer, type CliResult,
+} from './harness.js';
 
-const REDIS_URL = process.env.CONFORMANCE_REDIS_URL ?? 'redis://127.0.0.1:6379';
+const REDIS_URL = CLUSTER_REDIS_URL;
 const LEASE_MS = 2000;
 
-async function servicesAvailable(): Promise<string | null> {
-  const client = new pg.Client({ connectionString: PG_ADMIN_URL, connectionTimeoutMillis: 3000 });
-  try {
-    await client.connect();
-    await client.query('SELECT 1');
-  } catch (e) {
-    return `PostgreSQL at ${PG_ADMIN_URL}: ${(e as Error).message}`;
-  } finally {
-    await client.end().catch(() => {});
-  }
-  const redis = new Redis(REDIS_URL, { lazyConnect: true, maxRetriesPerRequest: 1, retryStrategy: () => null, connectTimeout: 3000 });
-  redis.on('error', () => {});
-  try {
-    await redis.connect();
-    await redis.ping();
-  } catch (e) {
-    return `Redis at ${REDIS_URL}: ${(e as Error).message}`;
-  } finally {
-    redis.disconnect();
-  }
-  return null;
-}
 
 /** Starts a node with extra environment (the test hook, a short lease and tick). */
 async function startNode(url: string, env: Record<string, string>): Promise<RunningServer> {

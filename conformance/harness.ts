@@ -10,6 +10,7 @@ import tls from 'node:tls';
 import { fileURLToPath } from 'node:url';
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
+import { Redis } from 'ioredis';
 import { openDataStores } from '../storage/open.js';
 import { addUser } from '../src/accounts.js';
 import { client as xmppClient, xml as xmppXml } from '@xmpp/client';
@@ -552,4 +553,31 @@ export function useTestDatabase(prefix: string): { url: string } {
     await admin.end();
   });
   return db;
+}
+
+/** Redis for the suites that start several nodes. */
+export const CLUSTER_REDIS_URL = process.env.CONFORMANCE_REDIS_URL ?? 'redis://127.0.0.1:6379';
+
+/** Why the cluster suites cannot run here (PostgreSQL or Redis unreachable), or null when both answer. */
+export async function servicesAvailable(): Promise<string | null> {
+  const client = new pg.Client({ connectionString: PG_ADMIN_URL, connectionTimeoutMillis: 3000 });
+  try {
+    await client.connect();
+    await client.query('SELECT 1');
+  } catch (e) {
+    return `PostgreSQL at ${PG_ADMIN_URL}: ${(e as Error).message}`;
+  } finally {
+    await client.end().catch(() => {});
+  }
+  const redis = new Redis(CLUSTER_REDIS_URL, { lazyConnect: true, maxRetriesPerRequest: 1, retryStrategy: () => null, connectTimeout: 3000 });
+  redis.on('error', () => {});
+  try {
+    await redis.connect();
+    await redis.ping();
+  } catch (e) {
+    return `Redis at ${CLUSTER_REDIS_URL}: ${(e as Error).message}`;
+  } finally {
+    redis.disconnect();
+  }
+  return null;
 }
