@@ -52,6 +52,37 @@ export interface Config {
     /** One-to-one archiving for accounts without preferences of their own: always (as Prosody), roster or never. */
     defaultPolicy: 'always' | 'roster' | 'never';
   };
+  /** Where the company directory comes from besides the admin operations: an LDAP server (null: none). */
+  directory: { ldap: LdapConfig | null };
+}
+
+/** The LDAP source of the directory (docs/directory.md). */
+export interface LdapConfig {
+  /** ldap://host:port or ldaps://host:port. */
+  url: string;
+  /** Bind DN and password (or a file holding it); null bindDn: anonymous. */
+  bindDn: string | null;
+  bindPassword: string | null;
+  bindPasswordFile: string | null;
+  baseDn: string;
+  /** Where users and groups are searched (subtree); null: baseDn. */
+  userBaseDn: string | null;
+  groupBaseDn: string | null;
+  userFilter: string;
+  /** The attribute holding the username (the JID's localpart at this server's domain). */
+  userIdAttribute: string;
+  groupFilter: string;
+  groupNameAttribute: string;
+  /** member (DNs of users and groups: groupOfNames) or memberUid (usernames: posixGroup). */
+  memberAttribute: 'member' | 'uniqueMember' | 'memberUid';
+  /** Org units from the user's DN (ou= components, outermost first). */
+  ouFromDn: boolean;
+  /** Minutes between scheduled syncs; 0: only `perch directory sync`. */
+  syncIntervalMinutes: number;
+  /** How the directory's users authenticate: 'local' (their Perch password) only, for now. */
+  auth: 'local';
+  /** Milliseconds an LDAP operation may take. */
+  timeoutMs: number;
 }
 
 export interface MucConfig {
@@ -120,6 +151,7 @@ export function defaultConfig(): Config {
     components: {},
     scramIterations: 4096,
     archive: { fulltextLanguage: 'simple', defaultPolicy: 'always' },
+    directory: { ldap: null },
     upload: {
       domain: null, publicUrl: null, maxFileSizeKb: 20000, quotaPerUserMb: 1024, quotaPerServiceMb: null,
       expireUnreferencedDays: 30, slotSeconds: 300,
@@ -269,6 +301,7 @@ export function validate(c: Config): Config {
   }
   validateMuc(c);
   validateUpload(c);
+  validateDirectory(c);
   if (!/^[a-z_]{1,63}$/.test(String(c.archive.fulltextLanguage))) {
     throw new ConfigError('archive.fulltextLanguage', 'a PostgreSQL text search configuration name such as simple or english');
   }
@@ -293,6 +326,40 @@ function validateMuc(c: Config): void {
   num('muc.messagesPerSecond', m.messagesPerSecond, 1, 1_000_000);
   num('muc.messageBurst', m.messageBurst, 1, 1_000_000);
   num('muc.maxNickLength', m.maxNickLength, 1, 1023);
+}
+
+function validateDirectory(c: Config): void {
+  if (!isPlain(c.directory)) throw new ConfigError('directory', 'must be a mapping');
+  const raw = c.directory.ldap as unknown;
+  if (raw === null || raw === undefined) { c.directory = { ldap: null }; return; }
+  if (!isPlain(raw)) throw new ConfigError('directory.ldap', 'must be a mapping or null');
+  const defaults: Omit<LdapConfig, 'url' | 'baseDn'> = {
+    bindDn: null, bindPassword: null, bindPasswordFile: null, userBaseDn: null, groupBaseDn: null,
+    userFilter: '(objectClass=inetOrgPerson)', userIdAttribute: 'uid',
+    groupFilter: '(objectClass=groupOfNames)', groupNameAttribute: 'cn', memberAttribute: 'member',
+    ouFromDn: true, syncIntervalMinutes: 60, auth: 'local', timeoutMs: 30_000,
+  };
+  for (const k of Object.keys(raw)) if (!(k in defaults) && k !== 'url' && k !== 'baseDn') throw new ConfigError(`directory.ldap.${k}`, 'unknown key');
+  const l = { ...defaults, ...raw } as LdapConfig;
+  const url = str('directory.ldap.url', l.url)!;
+  if (!/^ldaps?:\/\/[^/]+\/?$/i.test(url)) throw new ConfigError('directory.ldap.url', 'an ldap://host:port or ldaps://host:port URL');
+  str('directory.ldap.baseDn', l.baseDn);
+  for (const k of ['bindDn', 'bindPassword', 'bindPasswordFile', 'userBaseDn', 'groupBaseDn'] as const) str(`directory.ldap.${k}`, l[k], true);
+  if (l.bindPassword !== null && l.bindPasswordFile !== null) throw new ConfigError('directory.ldap.bindPassword', 'give bindPassword or bindPasswordFile, not both');
+  for (const k of ['userFilter', 'groupFilter'] as const) {
+    const f = str(`directory.ldap.${k}`, l[k])!;
+    if (!f.startsWith('(') || !f.endsWith(')')) throw new ConfigError(`directory.ldap.${k}`, 'an LDAP filter in parentheses');
+  }
+  for (const k of ['userIdAttribute', 'groupNameAttribute'] as const) {
+    if (!/^[A-Za-z][A-Za-z0-9-]*$/.test(str(`directory.ldap.${k}`, l[k])!)) throw new ConfigError(`directory.ldap.${k}`, 'an attribute name');
+  }
+  if (!['member', 'uniqueMember', 'memberUid'].includes(l.memberAttribute)) throw new ConfigError('directory.ldap.memberAttribute', 'one of member, uniqueMember, memberUid');
+  bool('directory.ldap.ouFromDn', l.ouFromDn);
+  num('directory.ldap.syncIntervalMinutes', l.syncIntervalMinutes, 0, 7 * 24 * 60);
+  num('directory.ldap.timeoutMs', l.timeoutMs, 100, 600_000);
+  // SCRAM needs a stored verifier the LDAP server does not give out; a bind would need PLAIN over TLS.
+  if ((l.auth as string) !== 'local') throw new ConfigError('directory.ldap.auth', "only 'local' is supported: the directory's users sign in with their Perch password (docs/directory.md)");
+  c.directory = { ldap: l };
 }
 
 /** A positive number (fractions allowed: quotas in MB, days) or null. */
