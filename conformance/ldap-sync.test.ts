@@ -258,4 +258,25 @@ describe('conformance: directory sync from LDAP (slapd)', function () {
     const managers = jsonOf(await cli.ok(['group', 'show', 'managers', '--json'])) as { members: string[] };
     expect(managers.members).to.deep.equal([bare('dave')]);
   });
+
+  it('the scheduled sync: a node with syncIntervalMinutes runs one on its own (holding the lease)', async () => {
+    const configYaml = JSON.stringify({ directory: { ldap: { url: slapd!.url, bindDn: ROOT_DN, bindPassword: ROOT_PW, baseDn: BASE, syncIntervalMinutes: 1 } } });
+    // The environment is copied when the server is spawned: only this node runs its first sync soon.
+    process.env.PERCH_DIRECTORY_SYNC_FIRST_MS = '200';
+    let scheduled: RunningServer;
+    try {
+      scheduled = await startServer({ configYaml });
+    } finally {
+      delete process.env.PERCH_DIRECTORY_SYNC_FIRST_MS;
+    }
+    try {
+      const until = Date.now() + 15_000;
+      while (!scheduled.logs.some((l) => l.includes('directory sync from LDAP')) && Date.now() < until) await new Promise((r) => setTimeout(r, 100));
+      expect(scheduled.logs.join('\n')).to.match(/read 4 users and \d groups from LDAP/);
+      const groups = jsonOf(await new PchatCli({ dataDir: scheduled.dataDir }).groupList()) as { name: string }[];
+      expect(groups.map((g) => g.name)).to.include.members(['desk', 'traders']);
+    } finally {
+      await scheduled.stop();
+    }
+  });
 });

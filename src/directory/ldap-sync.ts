@@ -217,7 +217,9 @@ export async function readState(ctx: ChatOpContext, snapshot: LdapSnapshot): Pro
   // The directory's users, and whoever sits in a unit the sync made (they may have left LDAP).
   const users = new Set(snapshot.users.map((u) => u.jid));
   for (const [path, description] of units) {
-    if (!owned(description)) continue;
+    // A unit's subtree holds its children's users: expanding the outermost owned units is enough.
+    const parent = path.slice(0, path.lastIndexOf('/'));
+    if (!owned(description) || owned(units.get(parent) ?? '')) continue;
     for (const u of await d.expandUsers(`ou:${path}`, ctx.domain, EXPAND_LIMIT)) users.add(u);
   }
   const entries = await d.userEntries([...users]);

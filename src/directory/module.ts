@@ -7,8 +7,8 @@ import { serverOpContext } from '../pchat/operations.js';
 import { syncDirectory, reportLines } from './ldap-sync.js';
 
 const LEASE_KEY = 'directory-ldap-sync';
-/** The first run after start waits this long (the node is up and the model loaded). */
-const FIRST_RUN_MS = 10_000;
+/** The first run after start waits this long (the node is up and the model loaded); tests shorten it. */
+const FIRST_RUN_MS = Number(process.env.PERCH_DIRECTORY_SYNC_FIRST_MS) > 0 ? Number(process.env.PERCH_DIRECTORY_SYNC_FIRST_MS) : 10_000;
 
 const timers = new Map<Server, NodeJS.Timeout>();
 const inflight = new Set<Promise<unknown>>();
