@@ -1,7 +1,8 @@
 // The directory from LDAP, against a real OpenLDAP (Debian's slapd) started here on a free port with
 // its own configuration and database: groups with a nested group, org units from DNs, a user moved
-// between units (modifyDN), a group membership removed while the user is in a room. Each sync runs
-// through `perch directory sync` and must take effect at once (the occupant removed with 321).
+// between units (modifyDN), a group membership removed while the user is in a room, passwords checked
+// by LDAP (auth: ldap). Each sync runs through `perch directory sync` and must take effect at once
+// (the occupant removed with 321).
 import { expect } from 'chai';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
@@ -10,7 +11,7 @@ import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { Attribute, Change, Client } from 'ldapts';
-import { IN_CI, login, startServer, type LoggedIn, type RunningServer } from './harness.js';
+import { IN_CI, connectRaw, login, openSecureStream, startServer, type LoggedIn, type RunningServer } from './harness.js';
 import { PchatCli, bare, join, jsonOf, removal, roomJid, statusCodes, reasonOf, noRemoval } from './pchat-kit.js';
 
 const SLAPD = '/usr/sbin/slapd';
@@ -23,13 +24,14 @@ const dn = {
   bob: `uid=bob,ou=sales,ou=people,${BASE}`,
   carol: `uid=carol,ou=sales,ou=people,${BASE}`,
   dave: `uid=dave,ou=people,${BASE}`,
+  erin: `uid=erin,ou=sales,ou=people,${BASE}`,
   traders: `cn=traders,ou=groups,${BASE}`,
   desk: `cn=desk,ou=groups,${BASE}`,
   analysts: `cn=analysts,ou=groups,${BASE}`,
 };
 
-function person(uid: string, entryDn: string): string {
-  return `dn: ${entryDn}\nobjectClass: inetOrgPerson\nuid: ${uid}\ncn: ${uid}\nsn: ${uid}\n`;
+function person(uid: string, entryDn: string, password?: string): string {
+  return `dn: ${entryDn}\nobjectClass: inetOrgPerson\nuid: ${uid}\ncn: ${uid}\nsn: ${uid}\n${password ? `userPassword: ${password}\n` : ''}`;
 }
 function group(cn: string, entryDn: string, members: string[]): string {
   return `dn: ${entryDn}\nobjectClass: groupOfNames\ncn: ${cn}\n${members.map((m) => `member: ${m}`).join('\n')}\n`;
@@ -43,6 +45,8 @@ const LDIF = [
   unit('trading', `ou=trading,ou=people,${BASE}`),
   unit('groups', `ou=groups,${BASE}`),
   person('alice', dn.alice), person('bob', dn.bob), person('carol', dn.carol), person('dave', dn.dave),
+  // erin has no Perch account: with auth: ldap the sync makes one, and LDAP checks her password.
+  person('erin', dn.erin, 'erin-secret'),
   // desk sits inside traders: bob is a trader through it.
   group('desk', dn.desk, [dn.bob]),
   group('traders', dn.traders, [dn.alice, dn.desk]),
@@ -127,6 +131,7 @@ interface Report {
   membersAdded: { group: string; member: string }[]; membersRemoved: { group: string; member: string }[];
   unitsAdded: string[]; unitsRemoved: string[];
   moves: { user: string; from: string | null; to: string | null }[];
+  accountsAdded: string[];
   warnings: string[];
 }
 
@@ -148,7 +153,7 @@ describe('conformance: directory sync from LDAP (slapd)', function () {
         ldap: {
           url: slapd.url, bindDn: ROOT_DN, bindPassword: ROOT_PW, baseDn: BASE,
           userFilter: '(objectClass=inetOrgPerson)', groupFilter: '(objectClass=groupOfNames)',
-          syncIntervalMinutes: 0,
+          syncIntervalMinutes: 0, auth: 'ldap',
         },
       },
     });
@@ -177,8 +182,9 @@ describe('conformance: directory sync from LDAP (slapd)', function () {
   it('a dry run reports the plan and changes nothing', async () => {
     const r = await sync('--dry-run');
     expect(r.dryRun).to.equal(true);
-    expect(r.users).to.equal(4);
+    expect(r.users).to.equal(5);
     expect(r.groupsAdded.sort()).to.deep.equal(['analysts', 'desk', 'traders']);
+    expect(r.accountsAdded).to.deep.equal([bare('erin')]);
     expect(JSON.stringify(jsonOf(await cli.groupList()))).to.not.include('traders');
   });
 
@@ -186,6 +192,7 @@ describe('conformance: directory sync from LDAP (slapd)', function () {
     const r = await sync();
     expect(r.dryRun).to.equal(false);
     expect(r.warnings).to.deep.equal([]);
+    expect(r.accountsAdded).to.deep.equal([bare('erin')]);
     expect(r.groupsAdded.sort()).to.deep.equal(['analysts', 'desk', 'traders']);
     expect(r.unitsAdded).to.deep.equal(['/people', '/people/sales', '/people/trading']);
     expect(r.membersAdded).to.deep.include({ group: 'traders', member: 'group:desk' });
@@ -195,9 +202,9 @@ describe('conformance: directory sync from LDAP (slapd)', function () {
     const traders = jsonOf(await cli.ok(['group', 'show', 'traders', '--json'])) as { members: string[] };
     expect(traders.members).to.deep.equal([bare('alice'), 'group:desk']);
     const units = jsonOf(await cli.ouList()) as { path: string; users: number }[];
-    expect(units.map((u) => [u.path, u.users])).to.deep.include.members([['/people', 1], ['/people/sales', 2], ['/people/trading', 1]]);
+    expect(units.map((u) => [u.path, u.users])).to.deep.include.members([['/people', 1], ['/people/sales', 3], ['/people/trading', 1]]);
     const again = await sync();
-    expect([again.groupsAdded, again.membersAdded, again.membersRemoved, again.moves, again.unitsAdded]).to.deep.equal([[], [], [], [], []]);
+    expect([again.accountsAdded, again.groupsAdded, again.membersAdded, again.membersRemoved, again.moves, again.unitsAdded]).to.deep.equal([[], [], [], [], [], []]);
   });
 
   it('the CLI draws progress and prints the report', async () => {
@@ -208,6 +215,25 @@ describe('conformance: directory sync from LDAP (slapd)', function () {
 
   let bobClient: LoggedIn;
   let carolClient: LoggedIn;
+  it('auth: ldap: SASL PLAIN over TLS is checked by a bind as the user; users LDAP does not know keep their local password', async () => {
+    const plain = async (user: string, password: string) => {
+      const raw = await connectRaw(server.ports.c2s);
+      await openSecureStream(raw);
+      raw.send(`<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>${Buffer.from(`\0${user}\0${password}`).toString('base64')}</auth>`);
+      const outcome = await raw.waitFor(/<success[^>]*(\/>|>[\s\S]*?<\/success>)|<failure[\s\S]*?<\/failure>/);
+      raw.close();
+      return outcome.startsWith('<success') ? 'success' : /<([a-z-]+)\/>/.exec(outcome)?.[1] ?? 'failure';
+    };
+    expect(await plain('erin', 'erin-secret'), 'erin, by her LDAP password').to.equal('success');
+    expect(await plain('erin', 'wrong')).to.equal('not-authorized');
+    expect(await plain('erin', ''), 'an empty password is no bind').to.not.equal('success');
+    // bob's entry has no password in LDAP: PLAIN is refused, SCRAM (the client's choice) uses his local one.
+    expect(await plain('bob', 'pw')).to.equal('not-authorized');
+    const scram = await login(server.ports.c2s, 'bob', 'pw');
+    await scram.stop();
+    expect(await plain('root', 'pw'), 'root is not in LDAP: the local password').to.equal('success');
+  });
+
   it('a room for group:traders lets a member of the nested group in, and no one else', async () => {
     await cli.categoryAdd('desks', { allowed: ['group:traders', 'ou:/people'] });
     await cli.roomAdd('trading-floor', { category: 'desks', privacy: 'closed', members: ['group:traders'] });
@@ -272,7 +298,7 @@ describe('conformance: directory sync from LDAP (slapd)', function () {
     try {
       const until = Date.now() + 15_000;
       while (!scheduled.logs.some((l) => l.includes('directory sync from LDAP')) && Date.now() < until) await new Promise((r) => setTimeout(r, 100));
-      expect(scheduled.logs.join('\n')).to.match(/read 4 users and \d groups from LDAP/);
+      expect(scheduled.logs.join('\n')).to.match(/read 5 users and \d groups from LDAP/);
       const groups = jsonOf(await new PchatCli({ dataDir: scheduled.dataDir }).groupList()) as { name: string }[];
       expect(groups.map((g) => g.name)).to.include.members(['desk', 'traders']);
     } finally {

@@ -235,6 +235,8 @@ export class C2SStream implements TransportHandler, PreAuthStream {
         verify: async (user, password) => {
           const rec = await this.loadAccount(user);
           if (rec === null) return false;
+          const checked = { username: user, password, verified: false };
+          if (await this.core.hooks.fire('auth/password', checked)) return checked.verified;
           const { sha1, sha256 } = rec.credentials;
           if (sha256) return verifyPasswordAgainstScram(password, { hash: 'SHA-256', ...sha256 });
           // An account imported with SCRAM-SHA-1 keys only: the password, now known, derives both.

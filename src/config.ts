@@ -79,8 +79,11 @@ export interface LdapConfig {
   ouFromDn: boolean;
   /** Minutes between scheduled syncs; 0: only `perch directory sync`. */
   syncIntervalMinutes: number;
-  /** How the directory's users authenticate: 'local' (their Perch password) only, for now. */
-  auth: 'local';
+  /**
+   * How the directory's users authenticate: 'local' (their Perch password), or 'ldap' (SASL PLAIN
+   * over TLS checked by a bind as the user; SCRAM keeps checking the local password).
+   */
+  auth: 'local' | 'ldap';
   /** Milliseconds an LDAP operation may take. */
   timeoutMs: number;
 }
@@ -357,8 +360,7 @@ function validateDirectory(c: Config): void {
   bool('directory.ldap.ouFromDn', l.ouFromDn);
   num('directory.ldap.syncIntervalMinutes', l.syncIntervalMinutes, 0, 7 * 24 * 60);
   num('directory.ldap.timeoutMs', l.timeoutMs, 100, 600_000);
-  // SCRAM needs a stored verifier the LDAP server does not give out; a bind would need PLAIN over TLS.
-  if ((l.auth as string) !== 'local') throw new ConfigError('directory.ldap.auth', "only 'local' is supported: the directory's users sign in with their Perch password (docs/directory.md)");
+  if (!['local', 'ldap'].includes(l.auth)) throw new ConfigError('directory.ldap.auth', 'one of local, ldap');
   c.directory = { ldap: l };
 }
 

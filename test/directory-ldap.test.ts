@@ -39,7 +39,7 @@ describe('directory: LDAP config', () => {
     expect(await errorOf(`${base}    url: http://x\n`)).to.include('directory.ldap.url');
     expect(await errorOf(`${base}    url: ldap://x\n    memberAttribute: uniquemember2\n`)).to.include('directory.ldap.memberAttribute');
     expect(await errorOf(`${base}    url: ldap://x\n    userFilter: objectClass=person\n`)).to.include('directory.ldap.userFilter');
-    expect(await errorOf(`${base}    url: ldap://x\n    auth: ldap\n`)).to.include('directory.ldap.auth');
+    expect(await errorOf(`${base}    url: ldap://x\n    auth: kerberos\n`)).to.include('directory.ldap.auth');
     expect(await errorOf(`${base}    url: ldap://x\n    bindPassword: a\n    bindPasswordFile: /f\n`)).to.include('not both');
     expect(await errorOf(`${base}    url: ldap://x\n    colour: blue\n`)).to.include('directory.ldap.colour: unknown key');
   });

@@ -14,7 +14,7 @@ export const directorySyncCommand: AdminCommand<SyncReport> = {
     const ldap = ctx.config.directory.ldap;
     if (!ldap) throw new AdminError('no LDAP server is configured (directory.ldap)', 'service-unavailable');
     try {
-      return await syncDirectory(chatContext(ctx), ldap, { dryRun: boolInput(input, 'dry-run') ?? false, ...(ctx.progress ? { progress: ctx.progress } : {}) });
+      return await syncDirectory(chatContext(ctx), ldap, { dryRun: boolInput(input, 'dry-run') ?? false, scramIterations: ctx.scramIterations, ...(ctx.progress ? { progress: ctx.progress } : {}) });
     } catch (e) {
       if (e instanceof ChatOpError) throw new AdminError(e.message, e.condition === 'bad-request' ? 'bad-request' : 'conflict');
       // The LDAP server unreachable, a bind refused, a search failing: the sync changed nothing.

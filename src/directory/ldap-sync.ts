@@ -5,9 +5,12 @@
 //
 // What the sync owns is marked in the description ("LDAP: <dn>"): it creates, changes and deletes
 // only groups and org units so marked, and leaves an administrator's own groups alone. It places
-// users (bare JIDs) into groups and units; it creates no accounts (docs/directory.md).
+// users (bare JIDs) into groups and units; it creates accounts only when LDAP checks their passwords
+// (auth: ldap), and then with a random local password (docs/directory.md).
+import { randomBytes } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
-import { Client, type Entry } from 'ldapts';
+import { Client, InvalidCredentialsError, type Entry } from 'ldapts';
+import { addUser } from '../accounts.js';
 import { ouLineage } from '../../protocol/principal.js';
 import type { LdapConfig } from '../config.js';
 import type { Progress } from '../admin/command.js';
@@ -40,6 +43,8 @@ export interface SyncReport {
   unitsAdded: string[];
   unitsRemoved: string[];
   moves: { user: string; from: string | null; to: string | null }[];
+  /** Accounts created for directory users (auth: ldap only). */
+  accountsAdded: string[];
   /** Entries skipped and operations refused (a cycle, a name taken by an administrator's group). */
   warnings: string[];
   ms: number;
@@ -109,7 +114,7 @@ const owned = (description: string) => description.startsWith(LDAP_MARK);
 
 // --- reading LDAP ---------------------------------------------------------------------------------
 
-async function bindPassword(config: LdapConfig): Promise<string> {
+export async function bindPassword(config: LdapConfig): Promise<string> {
   if (config.bindPasswordFile) return (await readFile(config.bindPasswordFile, 'utf8')).replace(/\r?\n$/, '');
   return config.bindPassword ?? '';
 }
@@ -307,7 +312,7 @@ function groupBy<T>(list: T[], key: (t: T) => string): Map<string, T[]> {
  * no cycle on the way), users' units, and last the groups and units that went away. A refused step
  * is a warning and the rest goes on; what was refused is left out of the report's changes.
  */
-export async function applyPlan(ctx: ChatOpContext, plan: SyncPlan, progress?: ProgressFn): Promise<Omit<SyncReport, 'dryRun' | 'users' | 'groups' | 'ms'>> {
+export async function applyPlan(ctx: ChatOpContext, plan: SyncPlan, progress?: ProgressFn): Promise<Omit<SyncReport, 'dryRun' | 'users' | 'groups' | 'ms' | 'accountsAdded'>> {
   const actor: ChatActor = { kind: 'local' };
   const removals = groupBy(plan.membersRemoved, (m) => m.group);
   const additions = groupBy(plan.membersAdded, (m) => m.group);
@@ -360,28 +365,90 @@ export async function applyPlan(ctx: ChatOpContext, plan: SyncPlan, progress?: P
   return out;
 }
 
+/** Directory users of this domain with no account yet (usernames). */
+async function missingAccounts(ctx: ChatOpContext, snapshot: LdapSnapshot): Promise<string[]> {
+  const out: string[] = [];
+  for (const u of snapshot.users) {
+    const at = u.jid.lastIndexOf('@');
+    if (u.jid.slice(at + 1) !== ctx.domain) continue;
+    const username = u.jid.slice(0, at);
+    if (!(await ctx.stores.users.get(username))) out.push(username);
+  }
+  return out;
+}
+
+/**
+ * Creates accounts for directory users whose passwords LDAP checks: a random local password nobody
+ * knows, so SASL PLAIN (checked by LDAP) signs them in and SCRAM does not until an administrator sets one.
+ */
+async function createAccounts(ctx: ChatOpContext, usernames: string[], iterations: number, warnings: string[]): Promise<string[]> {
+  const added: string[] = [];
+  for (const username of usernames) {
+    const r = await addUser(ctx.stores, ctx.domain, username, randomBytes(24).toString('base64url'), iterations);
+    if (r === 'ok') added.push(`${username}@${ctx.domain}`);
+    else if (r === 'invalid') warnings.push(`${username}: not a valid username, no account created`);
+  }
+  return added;
+}
+
+/** RFC 4515 escaping of a value inside a filter. */
+export function escapeFilterValue(v: string): string {
+  return v.replace(/[\\*()\0]/g, (c) => `\\${c.charCodeAt(0).toString(16).padStart(2, '0')}`);
+}
+
+/**
+ * Checks a directory user's password with a bind as that user's entry: true or false, or null when
+ * the configured search finds no such user (their local password then decides).
+ */
+export async function checkLdapPassword(config: LdapConfig, username: string, password: string): Promise<boolean | null> {
+  const client = new Client({ url: config.url, timeout: config.timeoutMs, connectTimeout: config.timeoutMs });
+  try {
+    if (config.bindDn) await client.bind(config.bindDn, await bindPassword(config));
+    const filter = `(&${config.userFilter}(${config.userIdAttribute}=${escapeFilterValue(username)}))`;
+    const { searchEntries } = await client.search(config.userBaseDn ?? config.baseDn, { scope: 'sub', filter, attributes: ['1.1'], sizeLimit: 2 });
+    if (searchEntries.length === 0) return null;
+    if (searchEntries.length > 1) return false;
+    // An empty password is an unauthenticated bind, which LDAP servers answer with success (RFC 4513 5.1.2).
+    if (password === '') return false;
+    const user = new Client({ url: config.url, timeout: config.timeoutMs, connectTimeout: config.timeoutMs });
+    try {
+      await user.bind(searchEntries[0]!.dn, password);
+      return true;
+    } catch (e) {
+      if (e instanceof InvalidCredentialsError) return false;
+      throw e;
+    } finally {
+      await user.unbind().catch(() => {});
+    }
+  } finally {
+    await client.unbind().catch(() => {});
+  }
+}
+
 // One sync at a time per database handle: a scheduled one and an administrator's do not interleave.
 const running = new WeakMap<object, Promise<unknown>>();
 
 /** Reads LDAP, compares and (unless dry) applies: the one implementation every face and the timer call. */
-export async function syncDirectory(ctx: ChatOpContext, config: LdapConfig, opts: { dryRun?: boolean; progress?: ProgressFn } = {}): Promise<SyncReport> {
+export async function syncDirectory(ctx: ChatOpContext, config: LdapConfig, opts: { dryRun?: boolean; progress?: ProgressFn; scramIterations?: number } = {}): Promise<SyncReport> {
   const before = running.get(ctx.stores) ?? Promise.resolve();
   const run = before.catch(() => {}).then(async () => {
     const started = Date.now();
     const snapshot = await readLdap(config, ctx.domain, opts.progress);
     const plan = planSync(snapshot, await readState(ctx, snapshot), config);
     const counts = { users: snapshot.users.length, groups: snapshot.groups.length };
+    const accounts = config.auth === 'ldap' ? await missingAccounts(ctx, snapshot) : [];
     if (opts.dryRun) {
       return {
-        dryRun: true, ...counts,
+        dryRun: true, ...counts, accountsAdded: accounts.map((a) => `${a}@${ctx.domain}`),
         groupsAdded: plan.groupsAdded.map((g) => g.name), groupsRemoved: plan.groupsRemoved,
         membersAdded: plan.membersAdded, membersRemoved: plan.membersRemoved,
         unitsAdded: plan.unitsAdded.map((u) => u.path), unitsRemoved: plan.unitsRemoved,
         moves: plan.moves, warnings: plan.warnings, ms: Date.now() - started,
       } satisfies SyncReport;
     }
+    const accountsAdded = await createAccounts(ctx, accounts, opts.scramIterations ?? 4096, plan.warnings);
     const applied = await applyPlan(ctx, plan, opts.progress);
-    return { dryRun: false, ...counts, ...applied, ms: Date.now() - started } satisfies SyncReport;
+    return { dryRun: false, ...counts, accountsAdded, ...applied, ms: Date.now() - started } satisfies SyncReport;
   });
   running.set(ctx.stores, run);
   return run;
@@ -391,6 +458,7 @@ export async function syncDirectory(ctx: ChatOpContext, config: LdapConfig, opts
 export function reportLines(r: SyncReport): string[] {
   const verb = r.dryRun ? 'would ' : '';
   const lines = [`read ${r.users} users and ${r.groups} groups from LDAP in ${r.ms} ms${r.dryRun ? ' (dry run: nothing changed)' : ''}`];
+  for (const a of r.accountsAdded) lines.push(`${verb}create account ${a}`);
   for (const u of r.unitsAdded) lines.push(`${verb}add org unit ${u}`);
   for (const g of r.groupsAdded) lines.push(`${verb}add group:${g}`);
   for (const m of r.membersAdded) lines.push(`${verb}add ${m.member} to group:${m.group}`);
@@ -398,7 +466,7 @@ export function reportLines(r: SyncReport): string[] {
   for (const m of r.moves) lines.push(`${verb}move ${m.user} from ${m.from ?? '(no org unit)'} to ${m.to ?? '(no org unit)'}`);
   for (const g of r.groupsRemoved) lines.push(`${verb}delete group:${g}`);
   for (const u of r.unitsRemoved) lines.push(`${verb}delete org unit ${u}`);
-  const changes = r.unitsAdded.length + r.groupsAdded.length + r.membersAdded.length + r.membersRemoved.length + r.moves.length + r.groupsRemoved.length + r.unitsRemoved.length;
+  const changes = r.accountsAdded.length + r.unitsAdded.length + r.groupsAdded.length + r.membersAdded.length + r.membersRemoved.length + r.moves.length + r.groupsRemoved.length + r.unitsRemoved.length;
   if (changes === 0) lines.push('no changes');
   for (const w of r.warnings) lines.push(`warning: ${w}`);
   return lines;
