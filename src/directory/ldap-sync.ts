@@ -251,8 +251,8 @@ export function planSync(snapshot: LdapSnapshot, state: DirectoryState, config: 
   for (const g of snapshot.groups) {
     if (!managed.has(g.name)) continue;
     const before = new Set(state.groups.get(g.name)?.members ?? []);
-    // A nested group that is an administrator's own (same name) is still the group LDAP names.
-    const after = new Set(g.members.filter((m) => !m.startsWith('group:') || managed.has(m.slice(6)) || state.groups.has(m.slice(6))));
+    // A nested group left alone (an administrator's of the same name) is not the one LDAP names: left out.
+    const after = new Set(g.members.filter((m) => !m.startsWith('group:') || managed.has(m.slice(6))));
     for (const m of after) if (!before.has(m)) plan.membersAdded.push({ group: g.name, member: m });
     for (const m of before) if (!after.has(m)) plan.membersRemoved.push({ group: g.name, member: m });
   }
