@@ -12,6 +12,8 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { Attribute, Change, Client } from 'ldapts';
 import { IN_CI, connectRaw, login, openSecureStream, startServer, type LoggedIn, type RunningServer } from './harness.js';
+import { readLdap } from '../src/directory/ldap-sync.js';
+import type { LdapConfig } from '../src/config.js';
 import { PchatCli, bare, join, jsonOf, removal, roomJid, statusCodes, reasonOf, noRemoval } from './pchat-kit.js';
 
 const SLAPD = '/usr/sbin/slapd';
@@ -51,6 +53,8 @@ const LDIF = [
   group('desk', dn.desk, [dn.bob]),
   group('traders', dn.traders, [dn.alice, dn.desk]),
   group('analysts', dn.analysts, [dn.carol, dn.dave]),
+  // A posixGroup names its members by username (memberUid); ghost is nobody.
+  `dn: cn=ops,ou=groups,${BASE}\nobjectClass: posixGroup\ncn: ops\ngidNumber: 1000\nmemberUid: dave\nmemberUid: ghost\n`,
 ].join('\n');
 
 // refint keeps group members' DNs right when an entry is renamed (modifyDN), as a directory should.
@@ -178,6 +182,20 @@ describe('conformance: directory sync from LDAP (slapd)', function () {
     clients.push(c);
     return c;
   };
+
+  it('posixGroup: members by memberUid, usernames that are no selected user left out with a warning', async () => {
+    const config: LdapConfig = {
+      url: slapd!.url, bindDn: ROOT_DN, bindPassword: ROOT_PW, bindPasswordFile: null, baseDn: BASE, userBaseDn: null, groupBaseDn: `ou=groups,${BASE}`,
+      userFilter: '(objectClass=inetOrgPerson)', userIdAttribute: 'uid', groupFilter: '(objectClass=posixGroup)', groupNameAttribute: 'cn',
+      memberAttribute: 'memberUid', ouFromDn: true, syncIntervalMinutes: 0, auth: 'local', timeoutMs: 5000,
+    };
+    const seen: string[] = [];
+    const snap = await readLdap(config, 'localhost', (p) => seen.push(p.phase));
+    expect(snap.groups).to.deep.equal([{ dn: `cn=ops,ou=groups,${BASE}`, name: 'ops', members: [bare('dave')] }]);
+    expect(snap.warnings).to.deep.equal(['group:ops: 1 member(s) neither a selected user nor a group, left out']);
+    expect(snap.users.find((u) => u.jid === bare('bob'))).to.deep.equal({ dn: dn.bob, jid: bare('bob'), ou: '/people/sales' });
+    expect(seen).to.include.members(['reading users', 'reading groups']);
+  });
 
   it('a dry run reports the plan and changes nothing', async () => {
     const r = await sync('--dry-run');
