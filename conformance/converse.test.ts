@@ -3,8 +3,8 @@
 // logs in, joins a room that already has history, sees it, posts (a TCP client and a slixmpp user
 // receive it), receives a slixmpp user's message, and a screenshot of the room is kept in
 // test-artifacts/. A second test bookmarks the room with autojoin and signs in again from a fresh
-// browser profile: the room must be joined from the bookmark alone (needs XEP-0402 / PEP bookmarks,
-// or private XML storage, on the server).
+// browser profile: the room must be joined from the bookmark alone. Converse keeps bookmarks only in
+// PEP (XEP-0402, or XEP-0048 in a PEP node), so that test needs PEP and bookmarks on the server.
 import { expect } from 'chai';
 import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
@@ -193,12 +193,14 @@ describe('conformance: Converse.js in Chromium over WebSocket', function () {
     }
   });
 
-  // Depends on bookmarks on the server (XEP-0402 over PEP, or XEP-0049 private storage).
+  // Depends on PEP and XEP-0402 bookmarks on the server: Converse initialises bookmarks only when the
+  // account's disco#info offers http://jabber.org/protocol/pubsub#publish-options, and otherwise never
+  // resolves bookmarksInitialized.
   it('BOOKMARKS: bookmarks the room with autojoin, and a fresh sign-in rejoins it by autojoin', async () => {
     const first = await browser.newContext({ ignoreHTTPSErrors: true });
     try {
       const page = await openPage(first);
-      // Converse stores the bookmark with XEP-0402 (PEP) when the server offers it, else XEP-0048 in private storage.
+      // Converse stores the bookmark with XEP-0402 when the server offers urn:xmpp:bookmarks:1#compat.
       const stored = await page.evaluate(async (room) => {
         const c = (window as unknown as { perchTest: { api: { bookmarks: { set(a: object): Promise<unknown> } } } }).perchTest;
         const timeout = new Promise((r) => setTimeout(() => r('bookmarks not initialised after 15 s'), 15000));
