@@ -45,7 +45,7 @@ export interface ServerOptions {
   startTimeoutMs?: number;
 }
 
-export interface ServerPorts { c2s: number; c2sDirectTls: number; component: number; metrics: number; upload?: number; websocket?: number }
+export interface ServerPorts { c2s: number; c2sDirectTls: number; component: number; metrics: number; upload?: number; websocket?: number; websocketPlain?: number }
 
 export interface RunningServer {
   ports: ServerPorts;

@@ -29,10 +29,10 @@ class WsClient {
     this.closed = new Promise((r) => ws.on('close', (code) => { r(code); for (const w of [...this.waiters]) w(); }));
   }
 
-  static connect(port: number, opts: { protocol?: string; origin?: string } = {}): Promise<WsClient> {
+  static connect(port: number, opts: { protocol?: string; origin?: string; plain?: boolean; headers?: Record<string, string> } = {}): Promise<WsClient> {
     return new Promise((resolve, reject) => {
-      const ws = new WebSocket(`wss://127.0.0.1:${port}/xmpp-websocket`, opts.protocol ?? 'xmpp', {
-        rejectUnauthorized: false, ...(opts.origin ? { origin: opts.origin } : {}),
+      const ws = new WebSocket(`${opts.plain ? 'ws' : 'wss'}://127.0.0.1:${port}/xmpp-websocket`, opts.protocol ?? 'xmpp', {
+        rejectUnauthorized: false, ...(opts.origin ? { origin: opts.origin } : {}), ...(opts.headers ? { headers: opts.headers } : {}),
       });
       ws.once('open', () => resolve(new WsClient(ws)));
       ws.once('unexpected-response', (_req, res) => reject(Object.assign(new Error(`HTTP ${res.statusCode}`), { status: res.statusCode })));
@@ -77,7 +77,7 @@ class WsClient {
     return features.el;
   }
 
-  async login(user: string, password: string): Promise<string> {
+  async login(user: string, password: string, opts: { bind?: boolean } = {}): Promise<string> {
     const features = await this.open();
     const mechs = features.getChild('mechanisms', SASL)!.getChildren('mechanism').map((m) => m.children.join(''));
     expect(mechs).to.include('SCRAM-SHA-256');
@@ -95,6 +95,7 @@ class WsClient {
     const again = await this.open();
     expect(again.getChild('bind', BIND)).to.not.equal(undefined);
     expect(again.getChild('sm', 'urn:xmpp:sm:3')).to.not.equal(undefined);
+    if (opts.bind === false) return '';
     this.send(`<iq xmlns='jabber:client' type='set' id='b1'><bind xmlns='${BIND}'><resource>web</resource></bind></iq>`);
     const bound = await this.next();
     expect(bound.el.attrs.type).to.equal('result');
@@ -122,7 +123,8 @@ describe('WebSocket (RFC 7395) and host-meta (XEP-0156)', function () {
     this.timeout(90000);
     server = await startServer({
       users: { alice: 'pw', bob: 'pw' },
-      configYaml: 'websocket:\n  allowedOrigins: ["https://chat.example.org"]\n',
+      // WebSocket pings after 5 s of silence (the least ping.idleSeconds allows).
+      configYaml: 'websocket:\n  allowedOrigins: ["https://chat.example.org"]\nlisten:\n  websocketPlain: { host: 127.0.0.1, port: 0 }\nping:\n  idleSeconds: 5\n',
     });
     port = server.ports.websocket!;
     expect(port).to.be.a('number').above(0);
@@ -190,6 +192,58 @@ describe('WebSocket (RFC 7395) and host-meta (XEP-0156)', function () {
     const err = await ws.next();
     expect(err.el.getChild('not-well-formed')).to.not.equal(undefined);
     await ws.closed;
+  });
+
+  it('resumes a stream-management session on a new WebSocket', async () => {
+    const SM = 'urn:xmpp:sm:3';
+    const first = await WsClient.connect(port);
+    const jid = await first.login('alice', 'pw');
+    first.send(`<enable xmlns='${SM}' resume='true'/>`);
+    const enabled = await first.next();
+    expect(enabled.el.name).to.equal('enabled');
+    const id = enabled.el.attrs.id!;
+    first.ws.terminate();
+    await first.closed;
+    const bob = await login(server.ports.c2s, 'bob', 'pw');
+    try {
+      await bob.xmpp.send(xml('message', { to: jid, type: 'chat', id: 'while-away' }, xml('body', {}, 'while you were away')));
+      await new Promise((r) => setTimeout(r, 300));
+      const second = await WsClient.connect(port);
+      await second.login('alice', 'pw', { bind: false });
+      second.send(`<resume xmlns='${SM}' previd='${id}' h='0'/>`);
+      const resumed = await second.next();
+      expect(resumed.el.name, resumed.raw).to.equal('resumed');
+      let got = await second.next();
+      while (got.el.name !== 'message') got = await second.next();
+      expect(got.el.getChild('body')!.children.join('')).to.equal('while you were away');
+      second.send(`<close xmlns='${NS_FRAMING}'/>`);
+      await second.closed;
+    } finally {
+      await bob.stop();
+    }
+  });
+
+  it('serves the same on the plain loopback face (for a TLS proxy in front), where PLAIN is offered', async () => {
+    const plainPort = server.ports.websocketPlain!;
+    expect(plainPort).to.be.a('number').above(0);
+    const ws = await WsClient.connect(plainPort, { plain: true, headers: { 'x-forwarded-for': '203.0.113.9' } });
+    const features = await ws.open();
+    const mechs = features.getChild('mechanisms', SASL)!.getChildren('mechanism').map((m) => m.children.join(''));
+    expect(mechs).to.include('PLAIN');
+    expect(features.getChild('starttls')).to.equal(undefined);
+    ws.send(`<auth xmlns='${SASL}' mechanism='PLAIN'>${Buffer.from('\0alice\0pw').toString('base64')}</auth>`);
+    expect((await ws.next()).el.name).to.equal('success');
+    ws.ws.close();
+  });
+
+  it('pings a silent WebSocket', async function () {
+    this.timeout(20000);
+    const ws = await WsClient.connect(port);
+    await ws.open();
+    const t0 = Date.now();
+    await new Promise<void>((resolve) => ws.ws.once('ping', () => resolve()));
+    expect(Date.now() - t0).to.be.below(12000);
+    ws.ws.close();
   });
 
   it('serves host-meta as XRD and JSON, naming the wss: URL, with CORS', async () => {
