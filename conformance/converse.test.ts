@@ -183,6 +183,8 @@ describe('conformance: Converse.js in Chromium over WebSocket', function () {
       await sam.waitLine('RECEIVED alice');
       await sam.waitLine('SAID');
       await page.getByText('hello from slixmpp').first().waitFor({ timeout: 10000 });
+      // The client's stream-management bookkeeping agrees with the server's acknowledgements.
+      expect(consoleLines.filter((l) => /Higher reported acknowledge count|New reported stanza count lower/.test(l))).to.deep.equal([]);
       await page.screenshot({ path: path.join(ARTIFACTS, 'converse-room.png'), fullPage: true });
       expect(existsSync(path.join(ARTIFACTS, 'converse-room.png'))).to.equal(true);
     } catch (e) {
