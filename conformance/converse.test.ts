@@ -169,10 +169,14 @@ describe('conformance: Converse.js in Chromium over WebSocket', function () {
     try {
       await sam.waitLine('READY');
       const page = await openPage(context);
-      await page.evaluate(async (room) => {
-        const c = (window as unknown as { perchTest: { api: { rooms: { open(jid: string, attrs: object, force: boolean): Promise<unknown> } } } }).perchTest;
-        await c.api.rooms.open(room, { nick: 'alice' }, true);
-      }, ROOM);
+      // Join through the page, as a user does: the groupchats menu, "Add groupchat", the room's address.
+      await page.locator('converse-rooms-list converse-dropdown button').first().click();
+      await page.locator('converse-rooms-list .show-add-muc-modal').first().click();
+      const modal = page.locator('converse-add-muc-modal');
+      await modal.locator('input[name="chatroom"]').fill(ROOM);
+      const nick = modal.locator('input[name="nickname"]');
+      if (await nick.count()) await nick.fill('alice');
+      await modal.locator('input[type="submit"][name="join"]').click();
       await page.getByText('the agenda was posted before you came').first().waitFor({ timeout: 20000 }).catch((e: Error) => { throw new Error(`${e.message}\n${dump()}`); });
       const textarea = page.locator('converse-muc textarea.chat-textarea').first();
       await textarea.waitFor({ timeout: 10000 });
