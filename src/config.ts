@@ -23,6 +23,10 @@ export interface Config {
     metrics: ListenerConfig | null;
     /** HTTPS for HTTP File Upload (XEP-0363); null turns the upload service off. */
     upload: ListenerConfig | null;
+    /** HTTPS for WebSocket clients (RFC 7395) and XEP-0156 host-meta; null turns it off. */
+    websocket: ListenerConfig | null;
+    /** The same over plain HTTP, for a TLS-terminating proxy in front: loopback addresses only. */
+    websocketPlain: ListenerConfig | null;
   };
   tls: { cert: string | null; key: string | null; requireStartTls: boolean };
   admins: string[];
@@ -46,6 +50,12 @@ export interface Config {
   scramIterations: number;
   muc: MucConfig;
   upload: UploadConfig;
+  websocket: {
+    /** Origins browsers may connect from (scheme://host[:port]); empty means any. */
+    allowedOrigins: string[];
+    /** The wss: URL host-meta names; null means wss://<domain>:<websocket port>/xmpp-websocket. */
+    publicUrl: string | null;
+  };
   archive: {
     /** PostgreSQL text search configuration for full-text search: 'simple' (no stemming, any language) or a language such as 'english'. */
     fulltextLanguage: string;
@@ -136,6 +146,8 @@ export function defaultConfig(): Config {
       component: { host: '127.0.0.1', port: 5347 },
       metrics: { host: '127.0.0.1', port: 5280 },
       upload: { host: '0.0.0.0', port: 5281 },
+      websocket: { host: '0.0.0.0', port: 5443 },
+      websocketPlain: null,
     },
     tls: { cert: null, key: null, requireStartTls: true },
     admins: [],
@@ -153,6 +165,7 @@ export function defaultConfig(): Config {
     streamManagement: { resumeSeconds: 300 },
     components: {},
     scramIterations: 4096,
+    websocket: { allowedOrigins: [], publicUrl: null },
     archive: { fulltextLanguage: 'simple', defaultPolicy: 'always' },
     directory: { ldap: null },
     upload: {
@@ -192,6 +205,7 @@ const ENV: [string, string, 'string' | 'number' | 'boolean' | 'list'][] = [
   ['PERCH_COMPONENT_PORT', 'listen.component.port', 'number'],
   ['PERCH_METRICS_PORT', 'listen.metrics.port', 'number'],
   ['PERCH_UPLOAD_PORT', 'listen.upload.port', 'number'],
+  ['PERCH_WEBSOCKET_PORT', 'listen.websocket.port', 'number'],
   ['PERCH_ADMINS', 'admins', 'list'],
   ['PERCH_REGISTRATION', 'registration.enabled', 'boolean'],
   ['PERCH_REQUIRE_STARTTLS', 'tls.requireStartTls', 'boolean'],
@@ -267,7 +281,7 @@ export function validate(c: Config): Config {
   if (c.nodeId === 'auto') c.nodeId = `node-${randomBytes(4).toString('hex')}`;
   if (!/^[A-Za-z0-9_.-]{1,64}$/.test(c.nodeId)) throw new ConfigError('nodeId', 'letters, digits, _ . - only');
   if (!['debug', 'info', 'warn', 'error'].includes(c.logLevel)) throw new ConfigError('logLevel', 'one of debug, info, warn, error');
-  for (const name of ['c2s', 'c2sDirectTls', 'component', 'metrics', 'upload'] as const) {
+  for (const name of ['c2s', 'c2sDirectTls', 'component', 'metrics', 'upload', 'websocket', 'websocketPlain'] as const) {
     const l = c.listen[name];
     if (l === null || l === undefined) { c.listen[name] = null; continue; }
     if (!isPlain(l)) throw new ConfigError(`listen.${name}`, 'must be {host, port} or null');
@@ -305,6 +319,7 @@ export function validate(c: Config): Config {
   validateMuc(c);
   validateUpload(c);
   validateDirectory(c);
+  validateWebSocket(c);
   if (!/^[a-z_]{1,63}$/.test(String(c.archive.fulltextLanguage))) {
     throw new ConfigError('archive.fulltextLanguage', 'a PostgreSQL text search configuration name such as simple or english');
   }
@@ -400,4 +415,30 @@ function validateUpload(c: Config): void {
   positive('upload.quotaPerServiceMb', u.quotaPerServiceMb, 1024 * 1024 * 1024);
   positive('upload.expireUnreferencedDays', u.expireUnreferencedDays, 36500);
   num('upload.slotSeconds', u.slotSeconds, 10, 86400);
+}
+
+/** Addresses only this host can reach: the plain WebSocket face must not be exposed without TLS. */
+const LOOPBACK = /^(127\.\d{1,3}\.\d{1,3}\.\d{1,3}|::1|localhost|::ffff:127\.\d{1,3}\.\d{1,3}\.\d{1,3})$/i;
+
+function validateWebSocket(c: Config): void {
+  const p = c.listen.websocketPlain;
+  if (p && !LOOPBACK.test(p.host)) throw new ConfigError('listen.websocketPlain.host', 'plain HTTP is for a proxy on this host: bind it to a loopback address (127.0.0.1 or ::1)');
+  const w = c.websocket;
+  if (!isPlain(w)) throw new ConfigError('websocket', 'must be a mapping');
+  if (!Array.isArray(w.allowedOrigins)) throw new ConfigError('websocket.allowedOrigins', 'must be a list of origins (empty for any)');
+  w.allowedOrigins.forEach((o, i) => {
+    str(`websocket.allowedOrigins.${i}`, o);
+    if (!/^https?:\/\/[^/]+\/?$/i.test(o)) throw new ConfigError(`websocket.allowedOrigins.${i}`, `an origin is scheme://host[:port], got ${o}`);
+  });
+  if (w.publicUrl !== null) {
+    const raw = str('websocket.publicUrl', w.publicUrl, true)!;
+    let url: URL;
+    try {
+      url = new URL(raw);
+    } catch {
+      throw new ConfigError('websocket.publicUrl', `not a URL: ${raw}`);
+    }
+    if (url.protocol !== 'wss:' && url.protocol !== 'ws:') throw new ConfigError('websocket.publicUrl', 'must be a wss:// (or ws:// for testing) URL');
+    w.publicUrl = url.toString();
+  }
 }

@@ -42,9 +42,9 @@ export class StreamManagement {
 
   constructor(private readonly opts: StreamManagementOptions) {}
 
-  /** One stanza from the client was handled. */
+  /** One stanza from the client was handled: counted from <enable/> on (XEP-0198 §4: h starts at zero there). */
   handled(): void {
-    this.handledIn++;
+    if (this.enabled) this.handledIn++;
   }
 
   /** One stanza went to the client (or would have, with no connection): kept until acknowledged. */

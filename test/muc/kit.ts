@@ -46,7 +46,7 @@ export async function startRoomKit(opts: { admins?: string[]; messageBurst?: num
   config.dataDir = dataDir;
   config.nodeId = opts.nodeId ?? 'kit';
   config.logLevel = 'error';
-  config.listen = { c2s: null, c2sDirectTls: null, component: null, metrics: null, upload: null };
+  config.listen = { c2s: null, c2sDirectTls: null, component: null, metrics: null, upload: null, websocket: null, websocketPlain: null };
   config.muc.services = [{ domain: SERVICE, name: 'Chatrooms' }];
   if (opts.admins) config.admins = opts.admins;
   if (opts.messageBurst !== undefined) config.muc.messageBurst = opts.messageBurst;
