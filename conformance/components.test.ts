@@ -93,6 +93,24 @@ describe('conformance: components (XEP-0114)', function () {
     await s.waitFor(/<message[^>]*id=['"]f2['"]/);
   });
 
+  it('hands the component prepared (nodeprepped) addresses, as it must not prepare them itself', async () => {
+    const comp = await connectComponent();
+    await comp.waitFor(/<handshake\s*\/>|<handshake><\/handshake>/);
+    const s = await userSession();
+    s.send(`<message to='#Lab%IRC.Example@Sub.BRIDGE.localhost/Nick' id='p1'><body>mixed case</body></message>`);
+    const m = await comp.waitFor(/<message[^>]*id=['"]p1['"][\s\S]*?<\/message>/);
+    expect(m).to.match(new RegExp(`to=['"]#lab%irc\\.example@sub\\.${COMPONENT.replace(/\./g, '\\.')}/Nick['"]`));
+  });
+
+  it('prepares the from addresses a component sends before delivering them', async () => {
+    const comp = await connectComponent();
+    await comp.waitFor(/<handshake\s*\/>|<handshake><\/handshake>/);
+    const s = await userSession();
+    comp.send(`<message from='#Lab%IRC@BRIDGE.Localhost/Nick' to='${s.jid}' id='p2'><body>mixed case</body></message>`);
+    const m = await s.waitFor(/<message[^>]*id=['"]p2['"][\s\S]*?<\/message>/);
+    expect(m).to.match(new RegExp(`from=['"]#lab%irc@${COMPONENT.replace(/\./g, '\\.')}/Nick['"]`));
+  });
+
   it('closes the component stream with invalid-from for a from outside its domain', async () => {
     const comp = await connectComponent();
     await comp.waitFor(/<handshake\s*\/>|<handshake><\/handshake>/);
