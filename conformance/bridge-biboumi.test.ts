@@ -9,7 +9,7 @@ import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import {
-  startServer, login, xml, randomName, sleep, IN_CI,
+  startServer, login, iq, xml, randomName, sleep, IN_CI,
   type RunningServer, type LoggedIn, type XmppElement,
 } from './harness.js';
 
@@ -279,6 +279,32 @@ describe('conformance: biboumi IRC bridge (XEP-0114 component)', function () {
     await client!.waitFor((el) => el.is('message') && bodyOf(el) === 'hello from XMPP'
       && el.attrs.from === `${ROOM}/${xmppNick}`, 10000);
   });
+  it('carries private messages both ways between an IRC nick and the XMPP user', async () => {
+    irc!.send(`PRIVMSG ${xmppNick} :private from IRC`);
+    const m = await client!.waitFor((el) => el.is('message') && bodyOf(el) === 'private from IRC', 10000);
+    expect(m.attrs.type).to.equal('chat');
+    // From the IRC user's address on the gateway: nick%server@gateway.
+    expect(m.attrs.from).to.equal(`${ircNick}%${IRC_SERVER}@${GATEWAY}`);
+    await client!.xmpp.send(xml('message', { to: `${ircNick}%${IRC_SERVER}@${GATEWAY}`, type: 'chat' }, xml('body', {}, 'private from XMPP')));
+    await irc!.waitFor(new RegExp(`^:${xmppNick}!\\S+ PRIVMSG ${ircNick} :private from XMPP$`, 'i'));
+  });
+
+  it('answers an IRC CTCP VERSION with the XMPP client\'s software version (an IQ from the component and back)', async () => {
+    client!.xmpp.iqCallee.get('jabber:iq:version', 'query', () =>
+      xml('query', { xmlns: 'jabber:iq:version' }, xml('name', {}, 'PerchBridgeTest'), xml('version', {}, '1.0')));
+    irc!.send(`PRIVMSG ${xmppNick} :\x01VERSION\x01`);
+    const line = await irc!.waitFor(new RegExp(`^:${xmppNick}!\\S+ NOTICE ${ircNick} :\x01VERSION `, 'i'), 10000);
+    expect(line).to.include('PerchBridgeTest');
+  });
+
+  it('lists the gateway in the server\'s disco#items, and routes disco#info to it', async () => {
+    const items = await iq(client!, 'get', xml('query', { xmlns: 'http://jabber.org/protocol/disco#items' }), 'localhost');
+    expect(items.getChild('query')!.getChildren('item').map((i) => i.attrs.jid)).to.include(GATEWAY);
+    const info = await iq(client!, 'get', xml('query', { xmlns: 'http://jabber.org/protocol/disco#info' }), GATEWAY);
+    const identities = info.getChild('query')!.getChildren('identity').map((i) => `${i.attrs.category}/${i.attrs.type}`);
+    expect(identities).to.include('conference/irc');
+  });
+
   it('joins through a mixed-case address: Perch hands biboumi the nodeprepped JID', async () => {
     // biboumi does not prepare the addresses it receives; unprepared, '#LAB%LocalHost' would name
     // another IRC server ('LocalHost', unconfigured) and another room.
