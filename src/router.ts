@@ -61,12 +61,6 @@ export class StanzaRouter implements Router {
       this.bounce(stanza, new StanzaError('jid-malformed', 'invalid recipient address'));
       return;
     }
-    // Addresses leave prepared (RFC 7622): components such as IRC gateways compare them as strings
-    // and leave preparation to the server.
-    const fromPrepared = from.toString();
-    if (stanza.attrs.from !== fromPrepared) stanza.attrs.from = fromPrepared;
-    const toPrepared = to.toString();
-    if (toAttr !== toPrepared) stanza.attrs.to = toPrepared;
     if (to.domain === server.domain) {
       if (!to.local) return this.toHost(stanza, from, to);
       if (!to.resource) return this.toBare(stanza, from, to);
