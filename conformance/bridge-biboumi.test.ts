@@ -306,8 +306,8 @@ describe('conformance: biboumi IRC bridge (XEP-0114 component)', function () {
   });
 
   it('joins through a mixed-case address: Perch hands biboumi the nodeprepped JID', async () => {
-    // biboumi does not prepare the addresses it receives; unprepared, '#LAB%LocalHost' would name
-    // another IRC server ('LocalHost', unconfigured) and another room.
+    // biboumi's documentation leaves preparation to the server (components.test.ts checks the exact
+    // addresses it is handed); the room answers from its prepared address.
     second = await login(server!.ports.c2s, user, 'pw', { resource: 'second' });
     await second.xmpp.send(xml('presence', { to: `#LAB%LocalHost@Biboumi.LOCALHOST/${xmppNick}` }, xml('x', { xmlns: MUC_NS })));
     const self = await second.waitFor((el) => el.is('presence') && el.attrs.from?.endsWith(`/${xmppNick}`), 15000)
