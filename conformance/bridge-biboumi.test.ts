@@ -1,6 +1,7 @@
 // A real legacy group-chat bridge: biboumi (XEP-0114 component) joins an IRC server (ngircd) to Perch.
 // An XMPP user in #lab%localhost@biboumi.localhost and an IRC user in #lab see each other's messages.
 // Every process listens on a port the OS chose; nothing here touches the default ports 6667 or 5347.
+// BRIDGE_DEBUG=1 turns on biboumi's debug log and prints the logs of all three programs at the end.
 import { expect } from 'chai';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
