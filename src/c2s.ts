@@ -442,6 +442,7 @@ export class ClientSession implements LocalSession {
       if (type === undefined || !IQ_TYPES.has(type) || el.attrs.id === undefined) {
         return this.replyError(el, 'bad-request', 'an IQ needs an id and a type of get, set, result or error');
       }
+      if (type === 'result' || type === 'error') this.sm.answeredIq(to === undefined ? '' : tryParseJid(to)!.toString(), el.attrs.id);
       if ((type === 'get' || type === 'set') && el.elements().length !== 1) {
         return this.replyError(el, 'bad-request', 'an IQ get or set carries exactly one child element');
       }
