@@ -167,6 +167,37 @@ describe('room feature: interactions', () => {
     expect(rows[1]!.stanza).to.not.contain('🚫');
   });
 
+  it('knows the authors of archived messages after a reload, and reads older ones from the archive', async () => {
+    const owner = await kit.client('ih-owner@localhost');
+    await createRoom(owner, 'ih1', { 'muc#roomconfig_persistentroom': '1' });
+    const guest = await kit.client('ih-guest@localhost');
+    await guest.join('ih1', 'guest');
+    say(guest, 'ih1', 'before the reload', (m) => { m.attrs.id = 'h-1'; });
+    await heard(owner, 'before the reload');
+    for (const c of [owner, guest]) c.send(new Element('presence', { to: `${roomJid('ih1')}/x`, type: 'unavailable' }));
+    await settle(100);
+    const service = kit.service as unknown as { unload(room: unknown, forget: boolean): void };
+    service.unload(kit.service.loadedRoom('ih1'), false);
+    await settle(100);
+    await owner.join('ih1', 'owner');
+    await guest.join('ih1', 'guest');
+    say(owner, 'ih1', 'not yours', (m) => { m.c('replace', { xmlns: CORRECT, id: 'h-1' }); });
+    expect(conditionOf(await errorFor(owner))).to.equal('forbidden');
+    say(guest, 'ih1', 'after the reload', (m) => { m.c('replace', { xmlns: CORRECT, id: 'h-1' }); });
+    await heard(owner, 'after the reload');
+    // A message the room does not remember (as one beyond its window): read from the archive.
+    await kit.server.stores.archive.append([{
+      archive: roomJid('ih1'), stanzaId: 'old-1', stamp: new Date(), fromJid: `${roomJid('ih1')}/guest`, realJid: 'ih-guest@localhost',
+      body: 'long ago', stanza: `<message from='${roomJid('ih1')}/guest' type='groupchat' id='o-1'><body>long ago</body></message>`,
+    }]);
+    send(owner, 'ih1', new Element('retract', { xmlns: RETRACT, id: 'old-1' }));
+    expect(conditionOf(await errorFor(owner))).to.equal('forbidden');
+    send(guest, 'ih1', new Element('retract', { xmlns: RETRACT, id: 'old-1' }));
+    await owner.next((el) => el.getChild('retract', RETRACT)?.attrs.id === 'old-1');
+    await settle(200);
+    expect((await kit.server.stores.archive.get(roomJid('ih1'), 'old-1'))!.retracted).to.equal(true);
+  });
+
   it('advertises retraction and correction as the room allows them', async () => {
     const owner = await kit.client('ig-owner@localhost');
     await createRoom(owner, 'ig1', { 'x-perch#allow-corrections': '0' });
