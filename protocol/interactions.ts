@@ -32,6 +32,8 @@ export function interactionOf(stanza: Element): Interaction | null {
     const id = c.attrs.id;
     if (id === undefined || id === '') continue;
     if (c.name === 'retract' && c.ns === NS.retract) return { kind: 'retraction', id, el: c };
+    // Version 0 (before 2023), still sent by older clients: the retraction fastened to the message.
+    if (c.name === 'apply-to' && c.ns === NS.fasten && c.getChild('retract', NS.retract0)) return { kind: 'retraction', id, el: c };
     if (c.name === 'replace' && c.ns === NS_CORRECT) return { kind: 'correction', id, el: c };
     if (found) continue;
     if (c.name === 'reactions' && c.ns === NS_REACTIONS) found = { kind: 'reaction', id, el: c };

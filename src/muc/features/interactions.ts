@@ -100,8 +100,8 @@ export const interactions: RoomFeature = {
     // A retraction of an older message: its author is read from the archive before the room sees it.
     hooks.admit(({ room, stanza }) => {
       if (!room || stanza.name !== 'message' || stanza.attrs.type !== 'groupchat') return undefined;
-      const retract = stanza.getChild('retract', NS.retract);
-      const id = retract?.attrs.id;
+      const i = interactionOf(stanza);
+      const id = i?.kind === 'retraction' ? i.id : undefined;
       if (!id || recentOf(room).find('', id)) return undefined;
       return archive().get(room.jid, id).then((e) => {
         if (e && !e.retracted && e.realJid !== null) recentOf(room).add({ stanzaId: e.stanzaId, bare: e.realJid, clientId: clientIdOf(e.stanza) });
@@ -120,7 +120,7 @@ export const interactions: RoomFeature = {
         throw new StanzaError('not-allowed', correcting ? 'this room does not allow correcting posted messages' : 'this room does not allow retracting posted messages');
       }
       // Only the room announces a moderator's retraction (XEP-0425).
-      if (!correcting && i.el.getChild('moderated', NS.moderate)) throw new StanzaError('forbidden', 'only the room announces moderations');
+      if (!correcting && (i.el.getChild('moderated', NS.moderate) || i.el.getChild('moderated', NS.moderate0))) throw new StanzaError('forbidden', 'only the room announces moderations');
       if (correcting && !body) throw new StanzaError('bad-request', 'a correction carries the new text');
       const recent = recentOf(room);
       const original = recent.find(occupant.bare, i.id) ?? (correcting ? recent.anyByClientId(i.id) : undefined);

@@ -149,6 +149,20 @@ describe('room feature: interactions', () => {
     expect(conditionOf(await errorFor(owner))).to.equal('forbidden');
   });
 
+  it('takes a version 0 retraction (fastened) from the author', async () => {
+    const owner = await kit.client('ii-owner@localhost');
+    await createRoom(owner, 'ii1');
+    say(owner, 'ii1', 'old client');
+    const id = stanzaIdOf(await heard(owner, 'old client'));
+    const apply = new Element('apply-to', { xmlns: 'urn:xmpp:fasten:0', id });
+    apply.c('retract', { xmlns: 'urn:xmpp:message-retract:0' });
+    send(owner, 'ii1', apply);
+    await owner.next((el) => el.getChild('apply-to', 'urn:xmpp:fasten:0') !== undefined);
+    await settle(200);
+    const rows = await archived(kit, 'ii1');
+    expect(rows.map((r) => r.retracted)).to.deep.equal([true, false]);
+  });
+
   it('a moderated message takes its reactions with it', async () => {
     const owner = await kit.client('if-owner@localhost');
     await createRoom(owner, 'if1');
