@@ -105,7 +105,7 @@ export interface RoomEvents {
   'message/build': Build<MessageEvent>;
   /** A groupchat message with neither body nor subject (a reaction, a retraction…): return true to archive it as a message with a body is. */
   'message/keep': Decide<MessageEvent, true>;
-  /** A groupchat message with a body or subject is accepted: set entry to null to keep it out of the archive (no stanza-id, no join history), add records; delivered once what is there commits. */
+  /** A groupchat message with a body or subject (or one message/keep kept) is accepted: set entry to null to keep it out of the archive (no stanza-id, no join history), add records; delivered once what is there commits. */
   'message/persist': Build<CommittedMessage>;
   /** An archived groupchat message was committed and is being delivered (xml without 'to'). */
   'message/committed': After<CommittedMessage>;
