@@ -342,6 +342,8 @@ export interface CategoryRecord {
   invitations: boolean;
   fileUpload: boolean;
   chatHistory: boolean;
+  /** Authors may correct and retract their posted messages (XEP-0308, XEP-0424); false forbids it in every room of the category. */
+  editing: boolean;
 }
 
 /** A room's persistent-chat settings, keyed by service and the room JID's localpart (never changes). */

@@ -1,9 +1,9 @@
 // Messages that point at another message (reactions, replies, corrections, retractions by their
 // author): the archive keeps them whether or not the client asked with a <store/> hint, as entries of
 // their own in the room's order, and they count as join history. Corrections and retractions come
-// only from the author of the original (same real bare JID: forbidden otherwise), and a room may
-// refuse them (x-perch#allow-corrections / allow-retractions: not-allowed), as the original product
-// forbade editing posted messages. A retracted message (by its author or a moderator) takes its
+// only from the author of the original (same real bare JID: forbidden otherwise), and a room or its
+// persistent-chat category may refuse them (x-perch#allow-corrections / allow-retractions, the
+// category's editing: not-allowed), as the original product forbade editing posted messages. A retracted message (by its author or a moderator) takes its
 // reactions and corrections with it: they become tombstones in the archive. See docs/interactions.md.
 import { StanzaError } from '../../../protocol/errors.js';
 import { NS } from '../../../protocol/namespaces.js';
@@ -15,6 +15,7 @@ import {
 import type { Element } from '../../../protocol/xml.js';
 import type { ArchiveRewrite } from '../../../storage/types.js';
 import { bool } from '../option.js';
+import { governedRoom } from '../governed.js';
 import type { RoomFeature } from '../events.js';
 import type { Room } from '../room.js';
 
@@ -83,6 +84,8 @@ export const interactions: RoomFeature = {
       if (!r) recents.set(room, r = new Recent());
       return r;
     };
+    /** The persistent-chat category's policy (rooms of other services: allowed). */
+    const categoryAllows = (room: Room): boolean => governedRoom(ctx.server, ctx.domain, room.name)?.category.editing !== false;
     /** Retraction stanza → the stanza id of the message it retracts (resolved when it was accepted). */
     const targets = new WeakMap<Element, string>();
 
@@ -116,9 +119,11 @@ export const interactions: RoomFeature = {
       const i = interactionOf(stanza);
       if (!i || (i.kind !== 'correction' && i.kind !== 'retraction')) return undefined;
       const correcting = i.kind === 'correction';
+      const what = correcting ? 'correcting' : 'retracting';
       if (!room.config[correcting ? 'allowCorrections' : 'allowRetractions']) {
-        throw new StanzaError('not-allowed', correcting ? 'this room does not allow correcting posted messages' : 'this room does not allow retracting posted messages');
+        throw new StanzaError('not-allowed', `this room does not allow ${what} posted messages`);
       }
+      if (!categoryAllows(room)) throw new StanzaError('not-allowed', `rooms of this category do not allow ${what} posted messages`);
       // Only the room announces a moderator's retraction (XEP-0425).
       if (!correcting && (i.el.getChild('moderated', NS.moderate) || i.el.getChild('moderated', NS.moderate0))) throw new StanzaError('forbidden', 'only the room announces moderations');
       if (correcting && !body) throw new StanzaError('bad-request', 'a correction carries the new text');
@@ -206,8 +211,9 @@ export const interactions: RoomFeature = {
     });
 
     hooks.on('disco/info', ({ room, features }) => {
-      if (room.config.allowRetractions) features.push(NS.retract);
-      if (room.config.allowCorrections) features.push(NS_CORRECT);
+      const editing = categoryAllows(room);
+      if (editing && room.config.allowRetractions) features.push(NS.retract);
+      if (editing && room.config.allowCorrections) features.push(NS_CORRECT);
       return undefined;
     }, 80);
   },

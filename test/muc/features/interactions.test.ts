@@ -1,6 +1,8 @@
 import { expect } from 'chai';
 import { Element } from '../../../protocol/xml.js';
-import { sharedKit, createRoom, say, heard, roomJid, conditionOf, settle, submitConfig, type RoomKit, type FakeClient } from '../kit.js';
+import {
+  sharedKit, governedKit, seedCategory, seedRoom, createRoom, say, heard, roomJid, conditionOf, settle, submitConfig, type RoomKit, type FakeClient,
+} from '../kit.js';
 
 const SID = 'urn:xmpp:sid:0';
 const REACTIONS = 'urn:xmpp:reactions:0';
@@ -218,5 +220,51 @@ describe('room feature: interactions', () => {
     const info = await owner.iq('get', roomJid('ig1'), new Element('query', { xmlns: 'http://jabber.org/protocol/disco#info' }));
     const features = info.getChild('query')!.getChildren('feature').map((f) => f.attrs.var);
     expect(features).to.include(RETRACT).and.not.include(CORRECT);
+  });
+});
+
+describe('room feature: interactions in persistent-chat categories', () => {
+  let kit: RoomKit;
+  before(async function () {
+    this.timeout(60000);
+    kit = await governedKit();
+    await seedCategory(kit, { name: 'Ix Frozen', allowed: ['domain:localhost'], editing: false });
+    await seedCategory(kit, { name: 'Ix Unlogged', allowed: ['domain:localhost'], chatHistory: false });
+    await seedRoom(kit, { room: 'ix-frozen', category: 'Ix Frozen', privacy: 'open' });
+    await seedRoom(kit, { room: 'ix-unlogged', category: 'Ix Unlogged', privacy: 'open' });
+  });
+
+  it('a category with editing off refuses corrections and retractions in its rooms; reactions pass', async () => {
+    const ann = await kit.client('ix-ann@localhost');
+    await ann.join('ix-frozen', 'ann');
+    say(ann, 'ix-frozen', 'as posted', (m) => { m.attrs.id = 'fz-1'; });
+    const id = stanzaIdOf(await heard(ann, 'as posted'));
+    say(ann, 'ix-frozen', 'as edited', (m) => { m.c('replace', { xmlns: CORRECT, id: 'fz-1' }); });
+    const refused = await errorFor(ann);
+    expect(conditionOf(refused)).to.equal('not-allowed');
+    expect(refused.getChild('error')!.getChildText('text')).to.contain('category');
+    send(ann, 'ix-frozen', new Element('retract', { xmlns: RETRACT, id }));
+    expect(conditionOf(await errorFor(ann))).to.equal('not-allowed');
+    send(ann, 'ix-frozen', reaction(id, '✅'));
+    await ann.next((el) => el.getChild('reactions', REACTIONS) !== undefined);
+    const info = await ann.iq('get', roomJid('ix-frozen'), new Element('query', { xmlns: 'http://jabber.org/protocol/disco#info' }));
+    const features = info.getChild('query')!.getChildren('feature').map((f) => f.attrs.var);
+    expect(features).to.not.include(RETRACT).and.not.include(CORRECT);
+  });
+
+  it('a category with history off: interactions are delivered, not archived; the author may still correct', async () => {
+    const ann = await kit.client('ix-ann@localhost', 'u');
+    await ann.join('ix-unlogged', 'ann');
+    const ben = await kit.client('ix-ben@localhost', 'u');
+    await ben.join('ix-unlogged', 'ben');
+    say(ann, 'ix-unlogged', 'unlogged', (m) => { m.attrs.id = 'ul-1'; });
+    await heard(ben, 'unlogged');
+    say(ann, 'ix-unlogged', 'unlogged, fixed', (m) => { m.c('replace', { xmlns: CORRECT, id: 'ul-1' }); });
+    const fixed = await heard(ben, 'unlogged, fixed');
+    expect(fixed.getChild('stanza-id', SID)).to.equal(undefined);
+    send(ben, 'ix-unlogged', reaction('ul-1', '👀'));
+    await ann.next((el) => el.getChild('reactions', REACTIONS) !== undefined);
+    await settle(50);
+    expect(await kit.server.stores.archive.lastN(roomJid('ix-unlogged'), 10)).to.deep.equal([]);
   });
 });
