@@ -291,6 +291,15 @@ CREATE INDEX upload_files_pending ON upload_files (expires_at) WHERE state = 'pe
 CREATE INDEX upload_files_unreferenced ON upload_files (stored_at) WHERE state = 'stored' AND NOT referenced;
 `,
   },
+  {
+    // A category may forbid its rooms' authors to correct and retract posted messages (XEP-0308,
+    // XEP-0424), as the original product forbade editing; existing categories keep allowing it.
+    version: 9,
+    name: 'category editing policy',
+    sql: `
+ALTER TABLE chat_categories ADD COLUMN editing boolean NOT NULL DEFAULT true;
+`,
+  },
 ];
 
 // Arbitrary constant shared by every process migrating the same database.

@@ -186,7 +186,7 @@ export function settle(ms = 100): Promise<void> {
 export async function seedCategory(kit: RoomKit, c: Partial<CategoryRecord> & { name: string }): Promise<CategoryRecord> {
   const rec: CategoryRecord = {
     service: SERVICE, description: '', allowed: ['domain:localhost'], denied: [], creators: [],
-    invitations: false, fileUpload: true, chatHistory: true, ...c,
+    invitations: false, fileUpload: true, chatHistory: true, editing: true, ...c,
   };
   await kit.server.stores.chat.putCategory(rec);
   await chatModel(kit.server).publish({ kind: 'category', service: SERVICE, names: [rec.name] });
