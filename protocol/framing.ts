@@ -6,9 +6,9 @@ import { XmlStreamParser, readStartTag, type XmlStreamLimits } from './xml-strea
 import { Element, escapeAttr, type Attrs } from './xml.js';
 import { NS } from './namespaces.js';
 
-export const NS_FRAMING = 'urn:ietf:params:xml:ns:xmpp-framing';
+export const NS_FRAMING = NS.framing;
 /** XEP-0156 link relation for a WebSocket endpoint. */
-export const REL_WEBSOCKET = 'urn:xmpp:alt-connections:websocket';
+export const REL_WEBSOCKET = NS.altWebSocket;
 /** The subprotocol a client must ask for (RFC 7395 §3.1). */
 export const SUBPROTOCOL = 'xmpp';
 

@@ -7,9 +7,9 @@ import { NS } from './namespaces.js';
 import { MUC_NS } from './muc.js';
 import { formatDateTime } from './datetime.js';
 
-export const NS_REACTIONS = 'urn:xmpp:reactions:0';
-export const NS_REPLY = 'urn:xmpp:reply:0';
-export const NS_CORRECT = 'urn:xmpp:message-correct:0';
+export const NS_REACTIONS = NS.reactions;
+export const NS_REPLY = NS.reply;
+export const NS_CORRECT = NS.correct;
 
 export type InteractionKind = 'reaction' | 'reply' | 'correction' | 'retraction';
 

@@ -1,6 +1,11 @@
 // Every namespace the server speaks, in one place.
 export const NS = {
   client: 'jabber:client',
+  framing: 'urn:ietf:params:xml:ns:xmpp-framing',
+  altWebSocket: 'urn:xmpp:alt-connections:websocket',
+  reactions: 'urn:xmpp:reactions:0',
+  reply: 'urn:xmpp:reply:0',
+  correct: 'urn:xmpp:message-correct:0',
   server: 'jabber:server',
   component: 'jabber:component:accept',
   streams: 'http://etherx.jabber.org/streams',

@@ -8,7 +8,7 @@ import type { Element } from '../../protocol/xml.js';
 import { streamErrorElement, type StreamErrorCondition } from '../../protocol/errors.js';
 import type { XmlStreamLimits } from '../../protocol/xml-stream.js';
 import {
-  FrameReader, closeMessage, featuresMessage, openMessage, openToStreamAttrs, qualify, streamErrorMessage,
+  FrameReader, NS_FRAMING, closeMessage, featuresMessage, openMessage, openToStreamAttrs, qualify, streamErrorMessage,
 } from '../../protocol/framing.js';
 import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics.js';
@@ -100,7 +100,7 @@ export class WebSocketTransport implements Transport {
         this.handler?.streamEnd?.();
         return this.closeStream();
       case 'element':
-        if (!this.peerOpened) return this.streamError('invalid-namespace', `expected <open/> in ${'urn:ietf:params:xml:ns:xmpp-framing'}`);
+        if (!this.peerOpened) return this.streamError('invalid-namespace', `expected <open/> in ${NS_FRAMING}`);
         return this.handler?.element(frame.el);
     }
   }
