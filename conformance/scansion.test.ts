@@ -10,17 +10,23 @@ import { startServer, REPO_ROOT, IN_CI, type RunningServer } from './harness.js'
 
 const PYTHON = '/usr/bin/python3';
 const RUNNER = path.resolve(REPO_ROOT, '..', 'shared', 'scansion', 'run.py');
-const SCRIPTS = [
+const ALL_SCRIPTS = [
   'basic', 'basic_message', 'basic_roster', 'issue1121', 'keep_full_sub_req', 'mam_prefs_prep', 'presence_preapproval', 'vcard_temp',
   // Multi-user chat (XEP-0045); muc_nickname_robotface pins Prosody's nick policy and its stringprep mapping.
   'issue1224', 'issue505', 'issue978', 'issue978-multi', 'muc_affiliation_notify', 'muc_members_only_change',
   'muc_members_only_deregister', 'muc_nickname_change', 'muc_password', 'muc_subject_issue_667', 'muc_presence_probe',
   'muc_register', 'muc_show_offline', 'muc_whois_anyone_member', 'muc_mediated_invite',
+  // Personal eventing (XEP-0163), the pubsub service (XEP-0060) and bookmarks on them.
+  'empty_bookmarks', 'pep_nickname', 'pep_publish_subscribe', 'pep_pubsub_max', 'pubsub_basic', 'pubsub_advanced',
+  'pubsub_config', 'pubsub_createdelete', 'pubsub_max_items', 'pubsub_multi_items', 'pubsub_preconditions', 'pubsub_resend_on_sub',
 ];
+// PERCH_SCANSION_ONLY narrows a local run to some scripts (comma-separated).
+const SCRIPTS = process.env.PERCH_SCANSION_ONLY ? ALL_SCRIPTS.filter((s) => process.env.PERCH_SCANSION_ONLY!.split(',').includes(s)) : ALL_SCRIPTS;
 // Every [Client] account of those scripts, with the scripts' password.
 const ACCOUNTS = [
   'admin', 'user', 'juliet', 'romeo', 'pars-a', 'pars-b', 'preappove-a', 'preapprove-b',
   'user2', 'user3', '4e2pm7er', 'qnjm5253', 'iqizbcus',
+  'pep-test-maxitems', 'pep-test-tqvqu_pv', 'pep-test-wjebo4kg', 'jqpcrbq', 'jqpcrbq2',
 ];
 
 interface ScriptResult { name: string; status: 'PASS' | 'FAIL' | 'ERROR' | 'SKIP'; message: string; seconds: number }

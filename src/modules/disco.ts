@@ -87,9 +87,11 @@ export const discoModule: Module = {
       return q;
     });
 
-    server.iq('account', NS.discoItems, 'get', ({ payload }) => {
+    server.iq('account', NS.discoItems, 'get', async ({ payload, to, from }) => {
       if (payload.attrs.node !== undefined && payload.attrs.node !== '') throw new StanzaError('item-not-found');
-      return new Element('query', { xmlns: NS.discoItems });
+      const q = new Element('query', { xmlns: NS.discoItems });
+      for (const provider of server.disco.accountItems) q.append(...await provider(to.bare(), from));
+      return q;
     });
 
     // The hook chain is fired without waiting, so this handler stays synchronous.
