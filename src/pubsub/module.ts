@@ -128,29 +128,50 @@ export class Pubsub {
     return out;
   }
 
-  /** Available presence from a local resource: learn its caps, then send it the last items it wants. */
-  async onPresence(fullJid: string, stanza: Element): Promise<void> {
-    if (stanza.attrs.type === 'unavailable') { this.announced.delete(fullJid); this.perJid.delete(fullJid); return; }
+  /** Resources whose announced caps changed to a ver already known, awaiting their last items. */
+  private readonly changed = new Set<string>();
+
+  /**
+   * Available presence from a local resource, before it is broadcast: note its caps and, when they
+   * are new, ask for them from the account's own PEP service first (the answer decides its events).
+   */
+  presenceEarly(fullJid: string, stanza: Element): void {
+    if (stanza.attrs.type === 'unavailable') { this.announced.delete(fullJid); this.perJid.delete(fullJid); this.changed.delete(fullJid); return; }
     if (stanza.attrs.type !== undefined) return;
     const caps = capsOf(stanza);
     if (!caps) return;
     const before = this.announced.get(fullJid);
     this.announced.set(fullJid, caps.ver);
-    const services = await this.servicesFor(bareOf(fullJid));
     if (this.features(fullJid, caps.ver)) {
-      if (before !== caps.ver) for (const s of services) await this.sendLastItems(s, fullJid);
+      if (before !== caps.ver) this.changed.add(fullJid);
       return;
     }
-    // Each PEP service asks from its own JID, as the account's server would on its behalf.
-    for (const service of services) {
-      const key = `${service} ${caps.ver}`;
-      if (this.asked.has(key)) continue;
-      this.asked.add(key);
-      setTimeout(() => this.asked.delete(key), 60_000).unref();
-      const iq = new Element('iq', { type: 'get', id: 'disco', from: service, to: fullJid }, [], NS.client);
-      iq.c('query', { xmlns: NS.discoInfo, node: `${caps.node}#${caps.ver}` });
-      this.server.router.route(iq);
+    this.askCaps(bareOf(fullJid), fullJid, caps);
+  }
+
+  /** After the broadcast: the contacts' services ask too, or everyone sends the last items. */
+  async presenceLate(fullJid: string, stanza: Element): Promise<void> {
+    if (stanza.attrs.type !== undefined) return;
+    const caps = capsOf(stanza);
+    if (!caps) return;
+    const services = await this.servicesFor(bareOf(fullJid));
+    if (this.changed.delete(fullJid)) {
+      for (const s of services) await this.sendLastItems(s, fullJid);
+      return;
     }
+    if (this.features(fullJid, caps.ver)) return;
+    for (const s of services) if (s !== bareOf(fullJid)) this.askCaps(s, fullJid, caps);
+  }
+
+  /** Each PEP service asks from its own JID, as the account's server would on its behalf. */
+  private askCaps(service: string, fullJid: string, caps: { node: string; ver: string }): void {
+    const key = `${service} ${caps.ver}`;
+    if (this.asked.has(key)) return;
+    this.asked.add(key);
+    setTimeout(() => this.asked.delete(key), 60_000).unref();
+    const iq = new Element('iq', { type: 'get', id: 'disco', from: service, to: fullJid }, [], NS.client);
+    iq.c('query', { xmlns: NS.discoInfo, node: `${caps.node}#${caps.ver}` });
+    this.server.router.route(iq);
   }
 
   /** A disco#info answer to a caps query one of the PEP services sent. */
@@ -545,10 +566,12 @@ export const pubsubModule: Module = {
       return out;
     });
     server.router.addDomain(ps.serviceJid, (stanza) => { void ps.onServiceStanza(stanza); });
-    server.hooks.on('client/presence', ({ session, stanza }) => {
-      ps.onPresence(session.full, stanza).catch((e) => server.log.error('pep presence failed', { err: e }));
-    }, 10);
-    server.hooks.on('session/closed', ({ session }) => { void ps.onPresence(session.full, new Element('presence', { type: 'unavailable' })); });
+    // Observed on both sides of the presence module's broadcast (which never consumes the event).
+    server.hooks.on('client/presence', ({ session, stanza }) => { ps.presenceEarly(session.full, stanza); }, 10);
+    server.hooks.on('client/presence', async ({ session, stanza }) => {
+      await ps.presenceLate(session.full, stanza).catch((e) => server.log.error('pep presence failed', { err: e }));
+    }, -10);
+    server.hooks.on('session/closed', ({ session }) => { ps.presenceEarly(session.full, new Element('presence', { type: 'unavailable' })); });
     server.hooks.on('iq/account-reply', ({ stanza, from, to }) => {
       if (stanza.attrs.id === 'disco') ps.onCapsReply(stanza, from, to).catch((e) => server.log.error('pep caps failed', { err: e }));
     });
