@@ -70,6 +70,10 @@ describe('conformance: PEP, bookmarks and avatars with slixmpp', function () {
     saw('bob notified avatar True');
     saw('bob fetched avatar True');
   });
+  it('converts the PEP avatar to the vCard photo and its hash in presence (XEP-0398)', () => {
+    saw('vcard photo True');
+    saw('presence photo hash True');
+  });
   it('stores and returns a 10 kB item whole', () => {
     saw('bundle 10240');
     expect(code, stderr).to.equal(0);

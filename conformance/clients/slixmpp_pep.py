@@ -134,6 +134,20 @@ async def main():
     data = await bob['xep_0084'].retrieve_avatar(f'alice@{D}', avatar_id)
     got = data['pubsub']['items']['item']['avatar_data']['value']  # the plugin decodes the base64
     out(f"bob fetched avatar {got == png}")
+    # XEP-0398: the avatar is alice's vCard photo too, and her next presence carries its hash.
+    iq = bob.make_iq_get(ito=f'alice@{D}')
+    iq.append(ET.Element('{vcard-temp}vCard'))
+    card = await iq.send()
+    binval = card.xml.find('{vcard-temp}vCard/{vcard-temp}PHOTO/{vcard-temp}BINVAL')
+    out(f"vcard photo {binval is not None and __import__('base64').b64decode(binval.text) == png}")
+    seen = asyncio.get_running_loop().create_future()
+    def pres(p):
+        photo = p.xml.find('{vcard-temp:x:update}x/{vcard-temp:x:update}photo')
+        if p['from'].bare == f'alice@{D}' and photo is not None and photo.text and not seen.done():
+            seen.set_result(photo.text)
+    bob.add_event_handler('presence_available', pres)
+    alice.send_presence()
+    out(f"presence photo hash {await asyncio.wait_for(seen, 10) == avatar_id}")
 
     # A 10 kB item (an OMEMO bundle's size) is stored and read back whole.
     big = ET.fromstring(f"<bundle xmlns='urn:example:bundle'>{'A' * 10240}</bundle>")

@@ -14,6 +14,7 @@ import { parsePresence, rosterWork } from '../modules/subscriptions.js';
 import { parseStoredXml } from '../modules/private.js';
 import { PubsubEngine, accessModel, deliverPayloads, notifyRetract, type ServicePolicy } from './engine.js';
 import { bookmarksSync } from './bookmarks.js';
+import { avatarToVcard, CONVERSION_FEATURE } from './avatar-vcard.js';
 
 const COMMON_DEFAULTS: NodeConfig = {
   'pubsub#persist_items': 'true', 'pubsub#publish_model': 'publishers', 'pubsub#deliver_notifications': 'true',
@@ -298,7 +299,7 @@ export class Pubsub {
             if (deliverPayloads(n.config) && r.item.payload) item.append(r.item.payload.clone());
             return ev;
           });
-          if (engine.policy.pep) await this.afterPepPublish(service, node);
+          if (engine.policy.pep) await this.afterPepPublish(service, node, r.item.payload);
           const res = new Element('pubsub', { xmlns: PUBSUB.main });
           res.c('publish', { node }).c('item', { id: r.item.id });
           return res;
@@ -476,8 +477,10 @@ export class Pubsub {
     throw new StanzaError('service-unavailable');
   }
 
-  private async afterPepPublish(service: string, node: string): Promise<void> {
+  /** What rides on PEP: bookmarks in private storage too, an avatar in the vCard too. */
+  private async afterPepPublish(service: string, node: string, payload: Element | null): Promise<void> {
     try { await bookmarksSync.afterPublish(this, service, node); } catch (e) { this.server.log.error('bookmarks sync failed', { err: e }); }
+    try { await avatarToVcard(this, service, node, payload); } catch (e) { this.server.log.error('avatar conversion failed', { err: e }); }
   }
   private async afterPepRetract(service: string, node: string): Promise<void> {
     try { await bookmarksSync.afterRetract(this, service, node); } catch (e) { this.server.log.error('bookmarks sync failed', { err: e }); }
@@ -554,6 +557,7 @@ export const pubsubModule: Module = {
       server.iq('account', ns, 'both', async ({ payload, from, to, stanza }) => ps.handle(ps.pep, to.bareString(), from, stanza.attrs.type ?? '', payload));
     }
     server.disco.accountFeatures.add(PUBSUB.main);
+    server.disco.accountFeatures.add(CONVERSION_FEATURE);
     for (const f of PUBSUB_FEATURES) server.disco.accountFeatures.add(f);
     server.disco.hostItems.push({ jid: ps.serviceJid, name: 'Publish-Subscribe' });
     server.disco.accountItems.push(async (account, from) => {
