@@ -5,13 +5,13 @@ import type { Element } from '../../protocol/xml.js';
 import { tryParseJid } from '../../protocol/jid.js';
 import { parseStoredXml } from '../modules/private.js';
 import { setVcardPhoto } from '../modules/vcard.js';
-import type { Pubsub } from './module.js';
+import type { PubsubHost } from './host.js';
 
 export const AVATAR_METADATA = 'urn:xmpp:avatar:metadata';
 export const AVATAR_DATA = 'urn:xmpp:avatar:data';
 export const CONVERSION_FEATURE = 'urn:xmpp:pep-vcard-conversion:0';
 
-export async function avatarToVcard(ps: Pubsub, service: string, node: string, payload: Element | null): Promise<void> {
+export async function avatarToVcard(ps: PubsubHost, service: string, node: string, payload: Element | null): Promise<void> {
   if (node !== AVATAR_METADATA || !payload || payload.name !== 'metadata' || payload.ns !== AVATAR_METADATA) return;
   const username = tryParseJid(service)?.local;
   if (!username) return;

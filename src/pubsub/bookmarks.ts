@@ -8,7 +8,7 @@ import type { NodeConfig } from '../../protocol/pubsub.js';
 import type { Server } from '../context.js';
 import { parseStoredXml, storedXml } from '../modules/private.js';
 import { eventMessage } from '../../protocol/pubsub.js';
-import type { Pubsub } from './module.js';
+import type { PubsubHost } from './host.js';
 
 export const BOOKMARKS_NODE = 'urn:xmpp:bookmarks:1';
 const LEGACY_NS = 'storage:bookmarks';
@@ -49,7 +49,7 @@ function modernConference(c: Element): Element {
 }
 
 export const bookmarksSync = {
-  init(server: Server, ps: Pubsub): void {
+  init(server: Server, ps: PubsubHost): void {
     server.disco.accountFeatures.add(`${BOOKMARKS_NODE}#compat`);
     server.hooks.on('private/stored', async ({ username, element }) => {
       if (element.name !== 'storage' || element.ns !== LEGACY_NS) return;
@@ -62,16 +62,16 @@ export const bookmarksSync = {
   },
 
   /** A XEP-0402 item changed: rewrite the private-storage copy from the node. */
-  async afterPublish(ps: Pubsub, service: string, node: string): Promise<void> {
+  async afterPublish(ps: PubsubHost, service: string, node: string): Promise<void> {
     if (node !== BOOKMARKS_NODE) return;
     await this.toPrivate(ps, service);
   },
-  async afterRetract(ps: Pubsub, service: string, node: string): Promise<void> {
+  async afterRetract(ps: PubsubHost, service: string, node: string): Promise<void> {
     if (node !== BOOKMARKS_NODE) return;
     await this.toPrivate(ps, service);
   },
 
-  async toPrivate(ps: Pubsub, service: string): Promise<void> {
+  async toPrivate(ps: PubsubHost, service: string): Promise<void> {
     const username = tryParseJid(service)?.local;
     if (!username) return;
     const storage = new Element('storage', { xmlns: LEGACY_NS });
@@ -83,7 +83,7 @@ export const bookmarksSync = {
   },
 
   /** Private storage bookmarks were written: publish what is new or changed, retract what went. */
-  async fromPrivate(ps: Pubsub, service: string, storage: Element): Promise<void> {
+  async fromPrivate(ps: PubsubHost, service: string, storage: Element): Promise<void> {
     const wanted = new Map<string, Element>();
     for (const c of storage.getChildren('conference', LEGACY_NS)) {
       const jid = c.attrs.jid ? tryParseJid(c.attrs.jid) : null;

@@ -14,6 +14,7 @@ import { parsePresence, rosterWork } from '../modules/subscriptions.js';
 import { parseStoredXml } from '../modules/private.js';
 import { PubsubEngine, accessModel, deliverPayloads, notifyRetract, type ServicePolicy } from './engine.js';
 import { bookmarksSync } from './bookmarks.js';
+import type { PubsubHost } from './host.js';
 import { avatarToVcard, CONVERSION_FEATURE } from './avatar-vcard.js';
 
 const COMMON_DEFAULTS: NodeConfig = {
@@ -47,7 +48,7 @@ function capsOf(presence: Element | null): { node: string; ver: string } | null 
   return { node: c.attrs.node, ver: c.attrs.ver };
 }
 
-export class Pubsub {
+export class Pubsub implements PubsubHost {
   readonly pep: PubsubEngine;
   readonly service: PubsubEngine;
   readonly serviceJid: string;
