@@ -31,7 +31,7 @@ describe('conformance: PEP, bookmarks and avatars with slixmpp', function () {
       console.warn(`    skipping: ${msg}`);
       this.skip();
     }
-    server = await startServer({ users: { alice: 'pw', bob: 'pw', carol: 'pw' } });
+    server = await startServer({ users: { alice: 'pw', bob: 'pw', carol: 'pw', dave: 'pw' } });
     const child = spawn(PYTHON, [SCRIPT, '127.0.0.1', String(server.ports.c2s)], { stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
     child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
@@ -52,6 +52,9 @@ describe('conformance: PEP, bookmarks and avatars with slixmpp', function () {
   });
   it('sends the last item to a resource that logs in with +notify', () => {
     saw('bob/two last item alice@localhost current');
+  });
+  it('sends the last item to a contact when its subscription is approved', () => {
+    saw('dave approved, last item alice@localhost current');
   });
   it('applies the access models and publish-options preconditions', () => {
     saw('carol refused tune not-authorized/presence-subscription-required');

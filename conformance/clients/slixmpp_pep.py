@@ -6,7 +6,7 @@ from slixmpp.exceptions import IqError
 # whose caps say +notify) is told; a second resource of bob gets the last item on login; access
 # models refuse strangers and non-members; XEP-0402 bookmarks and XEP-0049 private storage stay in
 # step; an XEP-0084 avatar is published and fetched by bob; a 10 kB item goes through.
-# Usage: slixmpp_pep.py host port  (accounts alice, bob, carol; password 'pw'). Prints RESULT lines.
+# Usage: slixmpp_pep.py host port  (accounts alice, bob, carol, dave; password 'pw'). Prints RESULT lines.
 HOST = sys.argv[1] if len(sys.argv) > 1 else '127.0.0.1'
 PORT = int(sys.argv[2]) if len(sys.argv) > 2 else 5222
 TUNE = 'http://jabber.org/protocol/tune'
@@ -77,6 +77,15 @@ async def main():
     await connect(bob2)
     ev = await bob2.wait_event('publish', TUNE)
     out(f"bob/two last item {ev[1]} {ev[3]['id']}")
+
+    # The last item on subscription approval: dave, a stranger who wants tunes, is approved by alice.
+    dave = C(f'dave@{D}/one', (TUNE,))
+    await connect(dave)
+    await asyncio.sleep(0.5)
+    dave.send_presence_subscription(pto=f'alice@{D}')
+    ev = await dave.wait_event('publish', TUNE)
+    out(f"dave approved, last item {ev[1]} {ev[3]['id']}")
+    dave.disconnect()
 
     # Access models: presence (default) refuses a stranger; whitelist refuses a contact; open admits anyone.
     try:
