@@ -1,5 +1,6 @@
 // Publish-subscribe (XEP-0060) on the wire: namespaces, error conditions, node configuration forms
 // and event payloads. Pure codec: no policy, no storage.
+import { randomBytes } from 'node:crypto';
 import { Element } from './xml.js';
 import { StanzaError, type StanzaErrorCondition } from './errors.js';
 import { parseForm, formType, type DataForm } from './forms.js';
@@ -111,7 +112,7 @@ export function parseConfigForm(x: Element, expectedType: string): NodeConfig {
 
 /** The <message/> carrying one event to a subscriber. */
 export function eventMessage(from: string, to: string, payload: Element, type = 'headline'): Element {
-  const m = new Element('message', { from, to, type, id: Math.random().toString(36).slice(2) });
+  const m = new Element('message', { from, to, type, id: randomBytes(6).toString('hex') });
   m.c('event', { xmlns: PUBSUB.event }).append(payload);
   return m;
 }

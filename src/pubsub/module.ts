@@ -7,7 +7,7 @@ import { NS } from '../../protocol/namespaces.js';
 import { StanzaError, errorReply } from '../../protocol/errors.js';
 import { tryParseJid, type Jid } from '../../protocol/jid.js';
 import { capsVerOfQuery } from '../../protocol/caps.js';
-import { MAX_ITEMS_LIMIT, PUBSUB, configForm, eventMessage, parseConfigForm, pubsubError, type NodeConfig } from '../../protocol/pubsub.js';
+import { PUBSUB, configForm, eventMessage, parseConfigForm, pubsubError, type NodeConfig } from '../../protocol/pubsub.js';
 import { createPubsubStore, type PubsubAffiliation, type PubsubItem, type PubsubNode, type PubsubSubscriptionState } from '../../storage/sql-pubsub.js';
 import type { Module, Server } from '../context.js';
 import { parsePresence, rosterWork } from '../modules/subscriptions.js';
@@ -247,6 +247,7 @@ export class Pubsub implements PubsubHost {
   }
 
   async broadcast(engine: PubsubEngine, from: string, n: PubsubNode, payload: () => Element): Promise<void> {
+    if (n.config['pubsub#deliver_notifications'] === 'false') return;
     for (const to of await this.recipients(engine, n)) this.server.router.route(eventMessage(from, to, payload()));
   }
 
@@ -292,11 +293,10 @@ export class Pubsub implements PubsubHost {
             }
           }
           const r = await engine.publish(service, node, actor, { id: itemEl?.attrs.id ?? '', publisher: actor, payload: payloads[0] ?? null }, options);
-          const sent: PubsubItem = { id: r.item.id, publisher: actor, payload: r.item.payload ? r.item.payload.toString() : '', stamp: new Date() };
-          const n = r.node.node === node ? (await engine.store.node(service, node)) ?? r.node : r.node;
+          const n = r.node;
           await this.broadcast(engine, service, n, () => {
             const ev = new Element('items', { node });
-            const item = ev.c('item', { id: sent.id, publisher: actor });
+            const item = ev.c('item', { id: r.item.id, publisher: actor });
             if (deliverPayloads(n.config) && r.item.payload) item.append(r.item.payload.clone());
             return ev;
           });
