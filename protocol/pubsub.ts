@@ -2,19 +2,19 @@
 // and event payloads. Pure codec: no policy, no storage.
 import { randomBytes } from 'node:crypto';
 import { Element } from './xml.js';
+import { NS } from './namespaces.js';
 import { StanzaError, type StanzaErrorCondition } from './errors.js';
 import { parseForm, formType, type DataForm } from './forms.js';
 
-const NS_DATA = 'jabber:x:data';
 
 export const PUBSUB = {
-  main: 'http://jabber.org/protocol/pubsub',
-  owner: 'http://jabber.org/protocol/pubsub#owner',
-  event: 'http://jabber.org/protocol/pubsub#event',
-  errors: 'http://jabber.org/protocol/pubsub#errors',
-  nodeConfig: 'http://jabber.org/protocol/pubsub#node_config',
-  publishOptions: 'http://jabber.org/protocol/pubsub#publish-options',
-  metaData: 'http://jabber.org/protocol/pubsub#meta-data',
+  main: NS.pubsub,
+  owner: NS.pubsubOwner,
+  event: NS.pubsubEvent,
+  errors: NS.pubsubErrors,
+  nodeConfig: NS.pubsubNodeConfig,
+  publishOptions: NS.pubsubPublishOptions,
+  metaData: NS.pubsubMetaData,
 } as const;
 
 /** An XEP-0060 error: the stanza condition plus the pubsub#errors condition (§7, §6, §5). */
@@ -61,13 +61,13 @@ const BOOLEAN_FALSE = new Set(['0', 'false']);
 
 /** The <x/> form a node owner fills in (type form) or the one describing a node (type result). */
 export function configForm(config: NodeConfig, formTypeName: string = PUBSUB.nodeConfig, type: DataForm['type'] = 'form'): Element {
-  const x = new Element('x', { xmlns: NS_DATA, type });
+  const x = new Element('x', { xmlns: NS.dataForms, type });
   x.c('field', { var: 'FORM_TYPE', type: 'hidden' }).c('value').t(formTypeName);
   for (const spec of CONFIG_FIELDS) {
     const f = x.c('field', spec.label !== undefined ? { var: spec.var, label: spec.label, type: spec.type } : { type: spec.type, var: spec.var });
     if (spec.var === 'pubsub#max_items') {
       // XEP-0060 §16.4.4 'max'; the range tells clients the limit.
-      f.c('validate', { xmlns: 'http://jabber.org/protocol/xdata-validate', datatype: 'pubsub:integer-or-max' })
+      f.c('validate', { xmlns: NS.xdataValidate, datatype: 'pubsub:integer-or-max' })
         .c('range', { min: '1', max: String(MAX_ITEMS_LIMIT) });
     }
     for (const o of spec.options ?? []) f.c('option', { label: o.label }).c('value').t(o.value);

@@ -3,13 +3,14 @@
 // module). The hash there is the SHA-1 of the image, which is also the XEP-0084 item id.
 import type { Element } from '../../protocol/xml.js';
 import { tryParseJid } from '../../protocol/jid.js';
+import { NS } from '../../protocol/namespaces.js';
 import { parseStoredXml } from '../modules/private.js';
 import { setVcardPhoto } from '../modules/vcard.js';
 import type { PubsubHost } from './host.js';
 
-export const AVATAR_METADATA = 'urn:xmpp:avatar:metadata';
-export const AVATAR_DATA = 'urn:xmpp:avatar:data';
-export const CONVERSION_FEATURE = 'urn:xmpp:pep-vcard-conversion:0';
+export const AVATAR_METADATA = NS.avatarMetadata;
+export const AVATAR_DATA = NS.avatarData;
+export const CONVERSION_FEATURE = NS.pepVcardConversion;
 
 export async function avatarToVcard(ps: PubsubHost, service: string, node: string, payload: Element | null): Promise<void> {
   if (node !== AVATAR_METADATA || !payload || payload.name !== 'metadata' || payload.ns !== AVATAR_METADATA) return;

@@ -4,13 +4,14 @@
 // last item on login, or a notification); the server does not join on their behalf.
 import { Element } from '../../protocol/xml.js';
 import { tryParseJid } from '../../protocol/jid.js';
+import { NS } from '../../protocol/namespaces.js';
 import type { NodeConfig } from '../../protocol/pubsub.js';
 import type { Server } from '../context.js';
 import { parseStoredXml, storedXml } from '../modules/private.js';
 import { eventMessage } from '../../protocol/pubsub.js';
 import type { PubsubHost } from './host.js';
 
-export const BOOKMARKS_NODE = 'urn:xmpp:bookmarks:1';
+export const BOOKMARKS_NODE = NS.bookmarks;
 const LEGACY_NS = 'storage:bookmarks';
 const PRIVATE_KIND = 'private';
 const PRIVATE_KEY = `{${LEGACY_NS}}storage`;
