@@ -10,7 +10,7 @@ import { startServer, REPO_ROOT, IN_CI, type RunningServer } from './harness.js'
 
 const PYTHON = '/usr/bin/python3';
 const RUNNER = path.resolve(REPO_ROOT, '..', 'shared', 'scansion', 'run.py');
-const ALL_SCRIPTS = [
+const SCRIPTS = [
   'basic', 'basic_message', 'basic_roster', 'issue1121', 'keep_full_sub_req', 'mam_prefs_prep', 'presence_preapproval', 'vcard_temp',
   // Multi-user chat (XEP-0045); muc_nickname_robotface pins Prosody's nick policy and its stringprep mapping.
   'issue1224', 'issue505', 'issue978', 'issue978-multi', 'muc_affiliation_notify', 'muc_members_only_change',
@@ -23,8 +23,6 @@ const ALL_SCRIPTS = [
   'empty_bookmarks', 'pep_nickname', 'pep_pubsub_max', 'pubsub_basic', 'pubsub_advanced',
   'pubsub_config', 'pubsub_createdelete', 'pubsub_max_items', 'pubsub_multi_items', 'pubsub_resend_on_sub',
 ];
-// PERCH_SCANSION_ONLY narrows a local run to some scripts (comma-separated).
-const SCRIPTS = process.env.PERCH_SCANSION_ONLY ? ALL_SCRIPTS.filter((s) => process.env.PERCH_SCANSION_ONLY!.split(',').includes(s)) : ALL_SCRIPTS;
 // Every [Client] account of those scripts, with the scripts' password.
 const ACCOUNTS = [
   'admin', 'user', 'juliet', 'romeo', 'pars-a', 'pars-b', 'preappove-a', 'preapprove-b',
