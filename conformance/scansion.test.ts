@@ -18,7 +18,7 @@ const SCRIPTS = [
   'muc_register', 'muc_show_offline', 'muc_whois_anyone_member', 'muc_mediated_invite',
   // Personal eventing (XEP-0163), the pubsub service (XEP-0060) and bookmarks on them. Not here:
   // pep_publish_subscribe pins Prosody's roster version numbers and a <delay/> on the presence sent on
-  // approval (its PEP steps pass with those relaxed, see conformance/pep.test.ts); pubsub_preconditions
+  // approval (its PEP steps pass once those two are relaxed); pubsub_preconditions
   // differs only in xml:lang on the error <text/>.
   'empty_bookmarks', 'pep_nickname', 'pep_pubsub_max', 'pubsub_basic', 'pubsub_advanced',
   'pubsub_config', 'pubsub_createdelete', 'pubsub_max_items', 'pubsub_multi_items', 'pubsub_resend_on_sub',
