@@ -93,6 +93,45 @@ describe('conformance: components (XEP-0114)', function () {
     await s.waitFor(/<message[^>]*id=['"]f2['"]/);
   });
 
+  it('hands the component prepared (nodeprepped) addresses, as it must not prepare them itself', async () => {
+    const comp = await connectComponent();
+    await comp.waitFor(/<handshake\s*\/>|<handshake><\/handshake>/);
+    const s = await userSession();
+    s.send(`<message to='#Lab%IRC.Example@Sub.BRIDGE.localhost/Nick' id='p1'><body>mixed case</body></message>`);
+    const m = await comp.waitFor(/<message[^>]*id=['"]p1['"][\s\S]*?<\/message>/);
+    expect(m).to.match(new RegExp(`to=['"]#lab%irc\\.example@sub\\.${COMPONENT.replace(/\./g, '\\.')}/Nick['"]`));
+  });
+
+  it('prepares the from addresses a component sends before delivering them', async () => {
+    const comp = await connectComponent();
+    await comp.waitFor(/<handshake\s*\/>|<handshake><\/handshake>/);
+    const s = await userSession();
+    comp.send(`<message from='#Lab%IRC@BRIDGE.Localhost/Nick' to='${s.jid}' id='p2'><body>mixed case</body></message>`);
+    const m = await s.waitFor(/<message[^>]*id=['"]p2['"][\s\S]*?<\/message>/);
+    expect(m).to.match(new RegExp(`from=['"]#lab%irc@${COMPONENT.replace(/\./g, '\\.')}/Nick['"]`));
+  });
+
+  it('bounces an unacknowledged IQ request at session end only when the client did not answer it (XEP-0198)', async () => {
+    const comp = await connectComponent();
+    await comp.waitFor(/<handshake\s*\/>|<handshake><\/handshake>/);
+    const s = await userSession();
+    s.send(`<enable xmlns='urn:xmpp:sm:3'/>`);
+    await s.waitFor(/<enabled[^>]*>/);
+    const gw = `gw@${COMPONENT}`;
+    comp.send(`<iq from='${gw}' to='${s.jid}' id='answered1' type='get'><query xmlns='jabber:iq:version'/></iq>`);
+    comp.send(`<iq from='${gw}' to='${s.jid}' id='ignored1' type='get'><query xmlns='jabber:iq:version'/></iq>`);
+    await s.waitFor(/id=['"]ignored1['"]/);
+    // The client answers the first and closes its stream without ever acknowledging either.
+    s.send(`<iq to='${gw}' id='answered1' type='result'><query xmlns='jabber:iq:version'><name>x</name><version>1</version></query></iq>`);
+    await comp.waitFor(/<iq[^>]*id=['"]answered1['"][^>]*>/);
+    s.send('</stream:stream>');
+    const bounced = await comp.waitFor(/<iq[^>]*id=['"]ignored1['"][\s\S]*?<\/iq>/);
+    expect(bounced).to.match(/type=['"]error['"]/);
+    await sleep(200);
+    const answeredTags = (comp.text.match(/<iq\b[^>]*>/g) ?? []).filter((t) => /id=['"]answered1['"]/.test(t));
+    expect(answeredTags, 'one answer, no bounce after it').to.have.length(1);
+  });
+
   it('closes the component stream with invalid-from for a from outside its domain', async () => {
     const comp = await connectComponent();
     await comp.waitFor(/<handshake\s*\/>|<handshake><\/handshake>/);

@@ -45,7 +45,7 @@ export interface ServerOptions {
   startTimeoutMs?: number;
 }
 
-export interface ServerPorts { c2s: number; c2sDirectTls: number; component: number; metrics: number; upload?: number }
+export interface ServerPorts { c2s: number; c2sDirectTls: number; component: number; metrics: number; upload?: number; websocket?: number; websocketPlain?: number }
 
 export interface RunningServer {
   ports: ServerPorts;
@@ -119,6 +119,7 @@ export async function startServer(opts: ServerOptions = {}): Promise<RunningServ
     PERCH_COMPONENT_PORT: '0',
     PERCH_METRICS_PORT: '0',
     PERCH_UPLOAD_PORT: '0',
+    PERCH_WEBSOCKET_PORT: '0',
     PERCH_REQUIRE_STARTTLS: String(opts.requireStartTls ?? true),
     PERCH_REGISTRATION: String(opts.registration ?? false),
     PERCH_LOG_LEVEL: opts.logLevel ?? 'info',

@@ -29,6 +29,11 @@ declare module '@xmpp/client' {
       get(el: XmppElement, to?: string, timeoutMs?: number): Promise<XmppElement>;
       set(el: XmppElement, to?: string, timeoutMs?: number): Promise<XmppElement>;
     };
+    /** Answers incoming IQ get/set by child name and namespace (unanswered ones get service-unavailable). */
+    iqCallee: {
+      get(ns: string, name: string, handler: (ctx: { stanza: XmppElement }) => XmppElement | Promise<XmppElement>): void;
+      set(ns: string, name: string, handler: (ctx: { stanza: XmppElement }) => XmppElement | Promise<XmppElement>): void;
+    };
     start(): Promise<XmppJid>;
     stop(): Promise<void>;
     send(el: XmppElement): Promise<void>;

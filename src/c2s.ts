@@ -235,6 +235,8 @@ export class C2SStream implements TransportHandler, PreAuthStream {
         verify: async (user, password) => {
           const rec = await this.loadAccount(user);
           if (rec === null) return false;
+          const checked = { username: user, password, verified: false };
+          if (await this.core.hooks.fire('auth/password', checked)) return checked.verified;
           const { sha1, sha256 } = rec.credentials;
           if (sha256) return verifyPasswordAgainstScram(password, { hash: 'SHA-256', ...sha256 });
           // An account imported with SCRAM-SHA-1 keys only: the password, now known, derives both.
@@ -440,6 +442,7 @@ export class ClientSession implements LocalSession {
       if (type === undefined || !IQ_TYPES.has(type) || el.attrs.id === undefined) {
         return this.replyError(el, 'bad-request', 'an IQ needs an id and a type of get, set, result or error');
       }
+      if (type === 'result' || type === 'error') this.sm.answeredIq(to === undefined ? '' : tryParseJid(to)!.toString(), el.attrs.id);
       if ((type === 'get' || type === 'set') && el.elements().length !== 1) {
         return this.replyError(el, 'bad-request', 'an IQ get or set carries exactly one child element');
       }

@@ -71,6 +71,10 @@ export class ComponentListener {
 
   /** Route handler for a component domain configured on this server. */
   routeTo(domain: string, stanza: Element): void {
+    // Gateways compare addresses as strings and leave preparation (nodeprep) to the server: the
+    // addresses they get are prepared. The router keeps the client's spelling (MUC's 210 needs it).
+    const to = tryParseJid(stanza.attrs.to ?? '');
+    if (to && to.toString() !== stanza.attrs.to) stanza.attrs.to = to.toString();
     const local = this.connected.get(domain);
     if (local) {
       local.conn.write(stanza.toString());
@@ -120,6 +124,8 @@ class ComponentStream implements TransportHandler {
     if (!from || (from.domain !== this.domain && !from.domain.endsWith('.' + this.domain))) {
       return this.conn.streamError('invalid-from', 'from must be an address of the component');
     }
+    // Recipients see the component's addresses prepared, as they see everyone else's.
+    if (from.toString() !== el.attrs.from) el.attrs.from = from.toString();
     if (el.attrs.to === undefined || !tryParseJid(el.attrs.to)) {
       const r = errorReply(el, new StanzaError('jid-malformed'));
       if (r) this.conn.write(r.toString());

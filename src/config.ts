@@ -23,6 +23,10 @@ export interface Config {
     metrics: ListenerConfig | null;
     /** HTTPS for HTTP File Upload (XEP-0363); null turns the upload service off. */
     upload: ListenerConfig | null;
+    /** HTTPS for WebSocket clients (RFC 7395) and XEP-0156 host-meta; null turns it off. */
+    websocket: ListenerConfig | null;
+    /** The same over plain HTTP, for a TLS-terminating proxy in front: loopback addresses only. */
+    websocketPlain: ListenerConfig | null;
   };
   tls: { cert: string | null; key: string | null; requireStartTls: boolean };
   admins: string[];
@@ -46,12 +50,52 @@ export interface Config {
   scramIterations: number;
   muc: MucConfig;
   upload: UploadConfig;
+  websocket: {
+    /** Origins browsers may connect from (scheme://host[:port]); empty means any. */
+    allowedOrigins: string[];
+    /** The wss: URL host-meta names; null means wss://<domain>:<websocket port>/xmpp-websocket. */
+    publicUrl: string | null;
+  };
   archive: {
     /** PostgreSQL text search configuration for full-text search: 'simple' (no stemming, any language) or a language such as 'english'. */
     fulltextLanguage: string;
     /** One-to-one archiving for accounts without preferences of their own: always (as Prosody), roster or never. */
     defaultPolicy: 'always' | 'roster' | 'never';
   };
+  /** Where the company directory comes from besides the admin operations: an LDAP server (null: none). */
+  directory: { ldap: LdapConfig | null };
+}
+
+/** The LDAP source of the directory (docs/directory.md). */
+export interface LdapConfig {
+  /** ldap://host:port or ldaps://host:port. */
+  url: string;
+  /** Bind DN and password (or a file holding it); null bindDn: anonymous. */
+  bindDn: string | null;
+  bindPassword: string | null;
+  bindPasswordFile: string | null;
+  baseDn: string;
+  /** Where users and groups are searched (subtree); null: baseDn. */
+  userBaseDn: string | null;
+  groupBaseDn: string | null;
+  userFilter: string;
+  /** The attribute holding the username (the JID's localpart at this server's domain). */
+  userIdAttribute: string;
+  groupFilter: string;
+  groupNameAttribute: string;
+  /** member (DNs of users and groups: groupOfNames) or memberUid (usernames: posixGroup). */
+  memberAttribute: 'member' | 'uniqueMember' | 'memberUid';
+  /** Org units from the user's DN (ou= components, outermost first). */
+  ouFromDn: boolean;
+  /** Minutes between scheduled syncs; 0: only `perch directory sync`. */
+  syncIntervalMinutes: number;
+  /**
+   * How the directory's users authenticate: 'local' (their Perch password), or 'ldap' (SASL PLAIN
+   * over TLS checked by a bind as the user; SCRAM keeps checking the local password).
+   */
+  auth: 'local' | 'ldap';
+  /** Milliseconds an LDAP operation may take. */
+  timeoutMs: number;
 }
 
 export interface MucConfig {
@@ -102,6 +146,8 @@ export function defaultConfig(): Config {
       component: { host: '127.0.0.1', port: 5347 },
       metrics: { host: '127.0.0.1', port: 5280 },
       upload: { host: '0.0.0.0', port: 5281 },
+      websocket: { host: '0.0.0.0', port: 5443 },
+      websocketPlain: null,
     },
     tls: { cert: null, key: null, requireStartTls: true },
     admins: [],
@@ -119,7 +165,9 @@ export function defaultConfig(): Config {
     streamManagement: { resumeSeconds: 300 },
     components: {},
     scramIterations: 4096,
+    websocket: { allowedOrigins: [], publicUrl: null },
     archive: { fulltextLanguage: 'simple', defaultPolicy: 'always' },
+    directory: { ldap: null },
     upload: {
       domain: null, publicUrl: null, maxFileSizeKb: 20000, quotaPerUserMb: 1024, quotaPerServiceMb: null,
       expireUnreferencedDays: 30, slotSeconds: 300,
@@ -157,6 +205,7 @@ const ENV: [string, string, 'string' | 'number' | 'boolean' | 'list'][] = [
   ['PERCH_COMPONENT_PORT', 'listen.component.port', 'number'],
   ['PERCH_METRICS_PORT', 'listen.metrics.port', 'number'],
   ['PERCH_UPLOAD_PORT', 'listen.upload.port', 'number'],
+  ['PERCH_WEBSOCKET_PORT', 'listen.websocket.port', 'number'],
   ['PERCH_ADMINS', 'admins', 'list'],
   ['PERCH_REGISTRATION', 'registration.enabled', 'boolean'],
   ['PERCH_REQUIRE_STARTTLS', 'tls.requireStartTls', 'boolean'],
@@ -232,7 +281,7 @@ export function validate(c: Config): Config {
   if (c.nodeId === 'auto') c.nodeId = `node-${randomBytes(4).toString('hex')}`;
   if (!/^[A-Za-z0-9_.-]{1,64}$/.test(c.nodeId)) throw new ConfigError('nodeId', 'letters, digits, _ . - only');
   if (!['debug', 'info', 'warn', 'error'].includes(c.logLevel)) throw new ConfigError('logLevel', 'one of debug, info, warn, error');
-  for (const name of ['c2s', 'c2sDirectTls', 'component', 'metrics', 'upload'] as const) {
+  for (const name of ['c2s', 'c2sDirectTls', 'component', 'metrics', 'upload', 'websocket', 'websocketPlain'] as const) {
     const l = c.listen[name];
     if (l === null || l === undefined) { c.listen[name] = null; continue; }
     if (!isPlain(l)) throw new ConfigError(`listen.${name}`, 'must be {host, port} or null');
@@ -269,6 +318,8 @@ export function validate(c: Config): Config {
   }
   validateMuc(c);
   validateUpload(c);
+  validateDirectory(c);
+  validateWebSocket(c);
   if (!/^[a-z_]{1,63}$/.test(String(c.archive.fulltextLanguage))) {
     throw new ConfigError('archive.fulltextLanguage', 'a PostgreSQL text search configuration name such as simple or english');
   }
@@ -293,6 +344,39 @@ function validateMuc(c: Config): void {
   num('muc.messagesPerSecond', m.messagesPerSecond, 1, 1_000_000);
   num('muc.messageBurst', m.messageBurst, 1, 1_000_000);
   num('muc.maxNickLength', m.maxNickLength, 1, 1023);
+}
+
+function validateDirectory(c: Config): void {
+  if (!isPlain(c.directory)) throw new ConfigError('directory', 'must be a mapping');
+  const raw = c.directory.ldap as unknown;
+  if (raw === null || raw === undefined) { c.directory = { ldap: null }; return; }
+  if (!isPlain(raw)) throw new ConfigError('directory.ldap', 'must be a mapping or null');
+  const defaults: Omit<LdapConfig, 'url' | 'baseDn'> = {
+    bindDn: null, bindPassword: null, bindPasswordFile: null, userBaseDn: null, groupBaseDn: null,
+    userFilter: '(objectClass=inetOrgPerson)', userIdAttribute: 'uid',
+    groupFilter: '(objectClass=groupOfNames)', groupNameAttribute: 'cn', memberAttribute: 'member',
+    ouFromDn: true, syncIntervalMinutes: 60, auth: 'local', timeoutMs: 30_000,
+  };
+  for (const k of Object.keys(raw)) if (!(k in defaults) && k !== 'url' && k !== 'baseDn') throw new ConfigError(`directory.ldap.${k}`, 'unknown key');
+  const l = { ...defaults, ...raw } as LdapConfig;
+  const url = str('directory.ldap.url', l.url)!;
+  if (!/^ldaps?:\/\/[^/]+\/?$/i.test(url)) throw new ConfigError('directory.ldap.url', 'an ldap://host:port or ldaps://host:port URL');
+  str('directory.ldap.baseDn', l.baseDn);
+  for (const k of ['bindDn', 'bindPassword', 'bindPasswordFile', 'userBaseDn', 'groupBaseDn'] as const) str(`directory.ldap.${k}`, l[k], true);
+  if (l.bindPassword !== null && l.bindPasswordFile !== null) throw new ConfigError('directory.ldap.bindPassword', 'give bindPassword or bindPasswordFile, not both');
+  for (const k of ['userFilter', 'groupFilter'] as const) {
+    const f = str(`directory.ldap.${k}`, l[k])!;
+    if (!f.startsWith('(') || !f.endsWith(')')) throw new ConfigError(`directory.ldap.${k}`, 'an LDAP filter in parentheses');
+  }
+  for (const k of ['userIdAttribute', 'groupNameAttribute'] as const) {
+    if (!/^[A-Za-z][A-Za-z0-9-]*$/.test(str(`directory.ldap.${k}`, l[k])!)) throw new ConfigError(`directory.ldap.${k}`, 'an attribute name');
+  }
+  if (!['member', 'uniqueMember', 'memberUid'].includes(l.memberAttribute)) throw new ConfigError('directory.ldap.memberAttribute', 'one of member, uniqueMember, memberUid');
+  bool('directory.ldap.ouFromDn', l.ouFromDn);
+  num('directory.ldap.syncIntervalMinutes', l.syncIntervalMinutes, 0, 7 * 24 * 60);
+  num('directory.ldap.timeoutMs', l.timeoutMs, 100, 600_000);
+  if (!['local', 'ldap'].includes(l.auth)) throw new ConfigError('directory.ldap.auth', 'one of local, ldap');
+  c.directory = { ldap: l };
 }
 
 /** A positive number (fractions allowed: quotas in MB, days) or null. */
@@ -331,4 +415,30 @@ function validateUpload(c: Config): void {
   positive('upload.quotaPerServiceMb', u.quotaPerServiceMb, 1024 * 1024 * 1024);
   positive('upload.expireUnreferencedDays', u.expireUnreferencedDays, 36500);
   num('upload.slotSeconds', u.slotSeconds, 10, 86400);
+}
+
+/** Addresses only this host can reach: the plain WebSocket face must not be exposed without TLS. */
+const LOOPBACK = /^(127\.\d{1,3}\.\d{1,3}\.\d{1,3}|::1|localhost|::ffff:127\.\d{1,3}\.\d{1,3}\.\d{1,3})$/i;
+
+function validateWebSocket(c: Config): void {
+  const p = c.listen.websocketPlain;
+  if (p && !LOOPBACK.test(p.host)) throw new ConfigError('listen.websocketPlain.host', 'plain HTTP is for a proxy on this host: bind it to a loopback address (127.0.0.1 or ::1)');
+  const w = c.websocket;
+  if (!isPlain(w)) throw new ConfigError('websocket', 'must be a mapping');
+  if (!Array.isArray(w.allowedOrigins)) throw new ConfigError('websocket.allowedOrigins', 'must be a list of origins (empty for any)');
+  w.allowedOrigins.forEach((o, i) => {
+    str(`websocket.allowedOrigins.${i}`, o);
+    if (!/^https?:\/\/[^/]+\/?$/i.test(o)) throw new ConfigError(`websocket.allowedOrigins.${i}`, `an origin is scheme://host[:port], got ${o}`);
+  });
+  if (w.publicUrl !== null) {
+    const raw = str('websocket.publicUrl', w.publicUrl, true)!;
+    let url: URL;
+    try {
+      url = new URL(raw);
+    } catch {
+      throw new ConfigError('websocket.publicUrl', `not a URL: ${raw}`);
+    }
+    if (url.protocol !== 'wss:' && url.protocol !== 'ws:') throw new ConfigError('websocket.publicUrl', 'must be a wss:// (or ws:// for testing) URL');
+    w.publicUrl = url.toString();
+  }
 }

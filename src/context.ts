@@ -99,6 +99,11 @@ export interface ServerEvents {
   'deliver/filter': Delivery;
   /** An IQ on a stream that has not authenticated yet (in-band registration). Consume to answer it. */
   'preauth/iq': { stanza: Element; stream: PreAuthStream };
+  /**
+   * A password given in the clear (SASL PLAIN, over TLS) for an account: a module that checks it
+   * elsewhere (an LDAP bind) consumes the event and sets verified; unconsumed, the stored credentials decide.
+   */
+  'auth/password': { username: string; password: string; verified: boolean };
   'session/bound': LocalSession;
   /** Initial presence sent. */
   'session/online': LocalSession;

@@ -14,11 +14,12 @@ import { createLogger, type Logger } from './log.js';
 import { Metrics } from './metrics.js';
 import { Hooks } from './hooks.js';
 import { TcpTransport } from './transport/tcp.js';
+import { WebListener, defaultPublicUrl } from './transport/web-listener.js';
 import type { Transport } from './transport/transport.js';
 import { C2SStream, type ClientSession, type StreamHost } from './c2s.js';
 import { StanzaRouter } from './router.js';
 import { deliveryOf } from './delivery.js';
-import { loadTlsContext } from './tls.js';
+import { loadTlsContext, loadTlsMaterial } from './tls.js';
 import type {
   ClusterBus, DiscoRegistry, IqHandler, IqScope, LocalSession, Module, PreAuthStream, Server, ServerEvents,
 } from './context.js';
@@ -83,6 +84,7 @@ export class ServerCore implements Server, StreamHost {
   private readonly connections = new Set<Transport>();
   private modules: Module[] = [];
   private components: ComponentListener | null = null;
+  private web: WebListener | null = null;
   private stopping = false;
   readonly ports: Record<string, number> = {};
 
@@ -132,8 +134,22 @@ export class ServerCore implements Server, StreamHost {
       }
       this.ports.component = await this.components.listen(c.listen.component.host, c.listen.component.port);
     }
+    if (c.listen.websocket || c.listen.websocketPlain) {
+      this.web = new WebListener(this, c.listen.websocket ? await loadTlsMaterial(c, this.log) : null);
+      if (c.listen.websocket) this.ports.websocket = await this.web.listen(c.listen.websocket.host, c.listen.websocket.port, false);
+      if (c.listen.websocketPlain) this.ports.websocketPlain = await this.web.listen(c.listen.websocketPlain.host, c.listen.websocketPlain.port, true);
+      this.web.publicUrl = defaultPublicUrl(c, this.ports.websocket ?? null);
+    }
     if (c.listen.metrics) this.ports.metrics = await this.metrics.listen(c.listen.metrics.host, c.listen.metrics.port);
     this.log.info('perch started', { domain: this.domain, ports: this.ports, database: this.stores.db.kind, sessions: c.redisUrl ? 'redis' : 'memory' });
+  }
+
+  /** A client stream over a transport some other listener accepted (WebSocket); returns its release. */
+  acceptClient(conn: Transport): () => void {
+    if (this.stopping) { conn.destroy(); return () => {}; }
+    this.connections.add(conn);
+    new C2SStream(this, conn);
+    return () => { this.connections.delete(conn); };
   }
 
   private listen(host: string, port: number, directTls: boolean): Promise<number> {
@@ -170,11 +186,13 @@ export class ServerCore implements Server, StreamHost {
     if (this.stopping) return;
     this.stopping = true;
     for (const l of this.listeners) l.close();
+    this.web?.stopAccepting();
     await this.components?.close();
     for (const conn of this.connections) conn.streamError('system-shutdown', 'the server is shutting down');
     const sessions = [...this.local.values()] as ClientSession[];
     for (const s of sessions) s.end('shutdown');
     await new Promise((r) => setTimeout(r, 50));
+    this.web?.close();
     for (const m of [...this.modules].reverse()) await m.stop?.();
     for (const p of this.pendingIq.values()) clearTimeout(p.timer);
     await this.metrics.close();

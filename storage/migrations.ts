@@ -336,6 +336,15 @@ CREATE TABLE pubsub_affiliations (
 );
 `,
   },
+  {
+    // A category may forbid its rooms' authors to correct and retract posted messages (XEP-0308,
+    // XEP-0424), as the original product forbade editing; existing categories keep allowing it.
+    version: 9,
+    name: 'category editing policy',
+    sql: `
+ALTER TABLE chat_categories ADD COLUMN editing boolean NOT NULL DEFAULT true;
+`,
+  },
 ];
 
 // Arbitrary constant shared by every process migrating the same database.

@@ -218,6 +218,20 @@ export function createArchiveStore(db: Db, fulltextLanguage: string): ArchiveSto
       return rows.length > 0;
     },
 
+    async mentioning(archive, stanzaId, texts, limit) {
+      if (texts.length === 0) return [];
+      // LIKE patterns with the texts taken literally (backslash is LIKE's default escape).
+      const patterns = texts.map((t) => `%${t.replace(/[\\%_]/g, (c) => `\\${c}`)}%`);
+      const rows = await db.query<ArchiveRow>(
+        `SELECT ${ARCHIVE_COLUMNS} FROM archive
+         WHERE archive = $1 AND NOT retracted AND stanza LIKE ANY($3::text[])
+           AND id > (SELECT id FROM archive WHERE archive = $1 AND stanza_id = $2)
+         ORDER BY id LIMIT $4`,
+        [archive, stanzaId, patterns, limit],
+      );
+      return rows.map(toArchived);
+    },
+
     async removeArchive(archive) {
       const [r] = await db.query<{ n: unknown }>(
         'WITH gone AS (DELETE FROM archive WHERE archive = $1 RETURNING 1) SELECT count(*) AS n FROM gone',

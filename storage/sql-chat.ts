@@ -283,6 +283,7 @@ interface CategoryRow {
   invitations: boolean;
   file_upload: boolean;
   chat_history: boolean;
+  editing: boolean;
 }
 interface RoomRow {
   service: string;
@@ -300,7 +301,7 @@ interface RoomRow {
 }
 interface InvitationRow { id: unknown; user_jid: string; service: string; room: string; inviter: string; at: Date }
 
-const CATEGORY_COLUMNS = 'service, name, description, invitations, file_upload, chat_history';
+const CATEGORY_COLUMNS = 'service, name, description, invitations, file_upload, chat_history, editing';
 const ROOM_COLUMNS = 'service, room, category, name, description, privacy, type, invitations, disabled, addin, members_inherit, created_at';
 
 function toCategory(r: CategoryRow, lists: Map<string, string[]> | undefined): CategoryRecord {
@@ -314,6 +315,7 @@ function toCategory(r: CategoryRow, lists: Map<string, string[]> | undefined): C
     invitations: r.invitations,
     fileUpload: r.file_upload,
     chatHistory: r.chat_history,
+    editing: r.editing,
   };
 }
 
@@ -356,17 +358,17 @@ export function createChatStore(db: Db): ChatStore {
         if ((await tx.query('SELECT 1 FROM chat_rooms WHERE service = $1 AND lname = $2', [rec.service, lname])).length > 0) {
           throw new NameTaken(rec.name, 'room');
         }
-        const values = [rec.service, rec.name, lname, rec.description, rec.invitations, rec.fileUpload, rec.chatHistory];
+        const values = [rec.service, rec.name, lname, rec.description, rec.invitations, rec.fileUpload, rec.chatHistory, rec.editing];
         if (existing === undefined) {
           await tx.query(
-            `INSERT INTO chat_categories (service, name, lname, description, invitations, file_upload, chat_history) VALUES ($1, $2, $3, $4, $5, $6, $7)`,
+            `INSERT INTO chat_categories (service, name, lname, description, invitations, file_upload, chat_history, editing) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
             values,
           );
         } else {
           // A new name reaches the rooms through the foreign key (ON UPDATE CASCADE).
           await tx.query(
-            `UPDATE chat_categories SET name = $2, lname = $3, description = $4, invitations = $5, file_upload = $6, chat_history = $7
-              WHERE service = $1 AND name = $8`,
+            `UPDATE chat_categories SET name = $2, lname = $3, description = $4, invitations = $5, file_upload = $6, chat_history = $7, editing = $8
+              WHERE service = $1 AND name = $9`,
             [...values, existing],
           );
           if (existing !== rec.name) {

@@ -257,6 +257,12 @@ export interface ArchiveStore {
   lastN(archive: string, n: number, opts?: { maxChars?: number; since?: Date }): Promise<ArchivedMessage[]>;
   /** Marks the entry retracted, replacing its stanza by the tombstone and dropping its body; false when missing. */
   retract(archive: string, stanzaId: string, tombstoneStanza: string): Promise<boolean>;
+  /**
+   * Entries after the one with this stanza id whose stored stanza contains one of texts (how a later
+   * message names it), oldest first, at most limit, retracted ones left out: what a retraction takes
+   * with it. It reads the archive after that message, so it is for rare operations only.
+   */
+  mentioning(archive: string, stanzaId: string, texts: string[], limit: number): Promise<ArchivedMessage[]>;
   /** Deletes every entry of one archive (a deleted account's); returns how many there were. */
   removeArchive(archive: string): Promise<number>;
   /**
@@ -336,6 +342,8 @@ export interface CategoryRecord {
   invitations: boolean;
   fileUpload: boolean;
   chatHistory: boolean;
+  /** Authors may correct and retract their posted messages (XEP-0308, XEP-0424); false forbids it in every room of the category. */
+  editing: boolean;
 }
 
 /** A room's persistent-chat settings, keyed by service and the room JID's localpart (never changes). */

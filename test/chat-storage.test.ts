@@ -69,7 +69,7 @@ const SVC = 'conference.example.org';
 const OTHER_SVC = 'chat.example.org';
 
 function category(name: string, extra: Partial<CategoryRecord> = {}): CategoryRecord {
-  return { service: SVC, name, description: '', allowed: [], denied: [], creators: [], invitations: false, fileUpload: true, chatHistory: true, ...extra };
+  return { service: SVC, name, description: '', allowed: [], denied: [], creators: [], invitations: false, fileUpload: true, chatHistory: true, editing: true, ...extra };
 }
 
 function room(localpart: string, cat: string, extra: Partial<ChatRoomRecord> = {}): ChatRoomRecord {
@@ -292,6 +292,7 @@ describe('directory and chat store contract', function () {
             invitations: true,
             fileUpload: false,
             chatHistory: false,
+            editing: false,
           }));
           await s.chat.putCategory(category('alpha'));
           await s.chat.putCategory({ ...category('Other'), service: OTHER_SVC });
@@ -305,6 +306,7 @@ describe('directory and chat store contract', function () {
               invitations: true,
               fileUpload: false,
               chatHistory: false,
+              editing: false,
             }),
           ]);
           // Replaced by name case-insensitively (the stored spelling follows).

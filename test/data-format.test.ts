@@ -55,6 +55,13 @@ describe('export format', function () {
     expect(formatError(() => parseLine('{"type":"end","counts":{"user":"x"}}', 5)).reason).to.match(/trailer/);
   });
 
+  it('reads a category written before the editing policy as allowing edits', () => {
+    const old = { type: 'category', service: 's', name: 'n', description: '', allowed: [], denied: [], creators: [], invitations: false, fileUpload: false, chatHistory: true };
+    expect(parseLine(JSON.stringify(old), 2)).to.deep.equal({ ...old, editing: true });
+    expect(parseLine(JSON.stringify({ ...old, editing: false }), 2)).to.deep.equal({ ...old, editing: false });
+    expect(formatError(() => parseLine(JSON.stringify({ ...old, editing: 'no' }), 3)).reason).to.match(/field editing/);
+  });
+
   describe('on stores', () => {
     let dir: string;
     let a: DataStores;
@@ -67,7 +74,7 @@ describe('export format', function () {
       await a.userData.put('alice', 'vcard', '', '<vCard xmlns="vcard-temp"><FN>Alice</FN></vCard>');
       await a.directory.putOrgUnit('/corp', 'Corp');
       await a.directory.setUserOrgUnit('alice@localhost', '/corp');
-      await a.chat.putCategory({ service: SERVICE, name: 'Finance', description: '', allowed: ['domain:localhost'], denied: [], creators: [], invitations: false, fileUpload: true, chatHistory: true });
+      await a.chat.putCategory({ service: SERVICE, name: 'Finance', description: '', allowed: ['domain:localhost'], denied: [], creators: [], invitations: false, fileUpload: true, chatHistory: true, editing: true });
       await a.chat.putRoom({
         service: SERVICE, room: 'desk', category: 'Finance', name: 'Desk', description: '', privacy: 'closed', type: 'auditorium',
         invitations: 'inherit', disabled: false, addin: null, members: ['alice@localhost'], managers: [], presenters: [], createdAt: new Date('2026-01-02T00:00:00.000Z'),

@@ -536,6 +536,29 @@ describe('data store contract', function () {
           await s.db.query('TRUNCATE archive');
         });
 
+        it('finds the entries after a message that name it (mentioning), oldest first, retracted ones left out', async function () {
+          const target = entry(1);
+          const batch = [
+            entry(0, { stanza: `<message><reactions id='${target.stanzaId}'/></message>`, body: null }),
+            target,
+            entry(2, { stanza: `<message><reactions id='${target.stanzaId}'/></message>`, body: null }),
+            entry(3, { stanza: `<message id='50%_x'><body>other</body></message>` }),
+            entry(4, { stanza: `<message><replace id='c-1'/><body>fixed</body></message>` }),
+            entry(5, { stanza: `<message><reactions id='${target.stanzaId}'/></message>`, body: null }),
+            { ...entry(6, { stanza: `<message><reactions id='${target.stanzaId}'/></message>`, body: null }), archive: 'other@conference.example.com' },
+          ];
+          await s.archive.append(batch);
+          await s.archive.retract(ROOM, entry(5).stanzaId, '<message/>');
+          const found = await s.archive.mentioning(ROOM, target.stanzaId, [`id='${target.stanzaId}'`, "id='c-1'"], 10);
+          expect(found.map((e) => e.stanzaId)).to.deep.equal([entry(2).stanzaId, entry(4).stanzaId]);
+          expect((await s.archive.mentioning(ROOM, target.stanzaId, [`id='${target.stanzaId}'`], 1)).length).to.equal(1);
+          // LIKE's wildcards in a text are taken literally.
+          expect((await s.archive.mentioning(ROOM, target.stanzaId, ["id='5__%'"], 10)).length).to.equal(0);
+          expect((await s.archive.mentioning(ROOM, target.stanzaId, ["id='50%_x'"], 10)).map((e) => e.stanzaId)).to.deep.equal([entry(3).stanzaId]);
+          expect(await s.archive.mentioning(ROOM, 'missing', [`id='${target.stanzaId}'`], 10)).to.deep.equal([]);
+          expect(await s.archive.mentioning(ROOM, target.stanzaId, [], 10)).to.deep.equal([]);
+        });
+
         it('appends a batch in order and gets entries back by stanza id', async function () {
           const batch = [0, 1, 2].map((n) => entry(n, n === 1 ? { realJid: null, body: null } : {}));
           const ids = await s.archive.append(batch);

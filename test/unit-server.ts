@@ -15,7 +15,7 @@ export async function startUnitServer(tmpPrefix: string): Promise<{ server: Serv
   config.dataDir = dataDir;
   config.nodeId = 'unit';
   config.logLevel = 'error';
-  config.listen = { c2s: null, c2sDirectTls: null, component: null, metrics: null, upload: null };
+  config.listen = { c2s: null, c2sDirectTls: null, component: null, metrics: null, upload: null, websocket: null, websocketPlain: null };
   const server = new ServerCore(config);
   await server.start();
   return {

@@ -18,6 +18,7 @@ const SETTINGS: FieldSpec[] = [
   boolField('invitations', 'Invitations to new members of its rooms'),
   boolField('file-upload', 'File upload in its rooms'),
   boolField('chat-history', 'Chat history kept and served'),
+  boolField('editing', 'Authors may correct and retract their posted messages'),
   SERVICE_FIELD,
 ];
 
@@ -35,6 +36,8 @@ function changesOf(input: AdminInput): CategoryChanges {
   if (fu !== undefined) c.fileUpload = fu;
   const ch = boolInput(input, 'chat-history');
   if (ch !== undefined) c.chatHistory = ch;
+  const ed = boolInput(input, 'editing');
+  if (ed !== undefined) c.editing = ed;
   return c;
 }
 
@@ -49,6 +52,7 @@ export function categoryLines(c: CategoryRecord): string[] {
     `invitations:  ${onOff(c.invitations)}`,
     `file upload:  ${onOff(c.fileUpload)}`,
     `chat history: ${onOff(c.chatHistory)}`,
+    `editing:      ${onOff(c.editing)}`,
   ];
 }
 

@@ -19,6 +19,7 @@ export const CHAT_NOUNS: Record<string, string[]> = {
   principal: ['eligible'],
   compliance: ['get', 'set', 'run'],
   upload: ['list', 'stats', 'expire', 'delete'],
+  directory: ['sync'],
 };
 
 function commandOf(noun: string, verb: string): AnyAdminCommand | undefined {

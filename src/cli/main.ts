@@ -37,6 +37,8 @@ Commands:
   compliance get|set|run         compliance capture and export: settings, waiting events and runs,
                                  a run now
   upload list|stats|expire|delete uploaded files: list, usage, expire now, delete one
+  directory sync [--dry-run]     read groups, org units and users' units from LDAP and apply
+                                 what changed (a progress bar, then a report)
   admin <command> [--field v]    run any admin operation (perch admin --help lists them)
   export FILE [--level L] [--scope C] [--since DATE]
                                  write all data, or a level of it, to FILE (.jsonl.gz)

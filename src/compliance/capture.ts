@@ -11,6 +11,7 @@ import { NS } from '../../protocol/namespaces.js';
 import { parseForm } from '../../protocol/forms.js';
 import { parseRsm } from '../../protocol/rsm.js';
 import { SEARCH_FIELD } from '../../protocol/search.js';
+import { interactionOf } from '../../protocol/interactions.js';
 import type { ComplianceEvent, ComplianceKind } from '../../storage/types.js';
 import type { Module, Server } from '../context.js';
 import type { RoomFeature } from '../muc/events.js';
@@ -95,7 +96,10 @@ export function captureFeature(server: Server, failures: client.Counter<'kind'>)
       });
       hooks.on('message/persist', (ev) => {
         if (on() && ev.body) {
-          ev.compliance.push(record('chat', ev.room.jid, ev.occupant.bare, ev.occupant.nick, ev.body.text(), null, ev.stanzaId, ev.stamp));
+          // A correction or a retraction (with its fallback text) is a post too, marked with what it changes.
+          const i = interactionOf(ev.stanza);
+          const detail = i?.kind === 'correction' ? { replaces: i.id } : i?.kind === 'retraction' ? { retracts: i.id } : null;
+          ev.compliance.push(record('chat', ev.room.jid, ev.occupant.bare, ev.occupant.nick, ev.body.text(), detail, ev.stanzaId, ev.stamp));
         }
         return undefined;
       });

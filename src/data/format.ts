@@ -122,7 +122,7 @@ const SHAPES: Record<Kind, Record<string, Check>> = {
   'policy': { scope: oneOf('global', 'group', 'user'), subject: str, enabled: bool },
   'category': {
     service: nonEmpty, name: nonEmpty, description: str, allowed: strings, denied: strings, creators: strings,
-    invitations: bool, fileUpload: bool, chatHistory: bool,
+    invitations: bool, fileUpload: bool, chatHistory: bool, editing: bool,
   },
   'chat-room': {
     service: nonEmpty, room: nonEmpty, category: nonEmpty, name: nonEmpty, description: str, privacy: oneOf('open', 'closed', 'secret'),
@@ -174,6 +174,8 @@ export function parseLine(text: string, line: number): DataRecord | Trailer {
   if (typeof rec.type !== 'string' || !(KINDS as readonly string[]).includes(rec.type)) {
     throw new FormatError(line, `unknown record type ${JSON.stringify(rec.type)}`);
   }
+  // Files written before categories had an editing policy: editing was allowed.
+  if (rec.type === 'category' && !('editing' in rec)) rec.editing = true;
   const err = shapeError(rec, SHAPES[rec.type as Kind]);
   if (err) throw new FormatError(line, `${rec.type}: ${err}`);
   return rec as unknown as DataRecord;

@@ -26,6 +26,7 @@ import { complianceExporterModule } from '../compliance/exporter.js';
 import { uploadModule } from '../upload/module.js';
 import { complianceCaptureModule } from '../compliance/capture.js';
 import { pubsubModule } from '../pubsub/module.js';
+import { directorySyncModule } from '../directory/module.js';
 
 export function allModules(): Module[] {
   return [
@@ -34,5 +35,6 @@ export function allModules(): Module[] {
     registerModule, adhocModule, adminModule, chatModelModule, mucModule, chatUserIqModule, mamModule,
     serviceSearchModule, complianceCaptureModule, uploadModule,
     pubsubModule,
+    directorySyncModule,
   ];
 }

@@ -103,12 +103,14 @@ export interface RoomEvents {
   'message/pre-groupchat': Check<MessageEvent>;
   /** The room's copy of a groupchat or private message (forged room elements already removed): add to out. */
   'message/build': Build<MessageEvent>;
-  /** A groupchat message with a body or subject is accepted: set entry to null to keep it out of the archive (no stanza-id, no join history), add records; delivered once what is there commits. */
+  /** A groupchat message with neither body nor subject (a reaction, a retraction…): return true to archive it as a message with a body is. */
+  'message/keep': Decide<MessageEvent, true>;
+  /** A groupchat message with a body or subject (or one message/keep kept) is accepted: set entry to null to keep it out of the archive (no stanza-id, no join history), add records; delivered once what is there commits. */
   'message/persist': Build<CommittedMessage>;
   /** An archived groupchat message was committed and is being delivered (xml without 'to'). */
   'message/committed': After<CommittedMessage>;
-  /** A message was retracted from the archive (stanza-id). */
-  'message/retracted': After<{ room: Room; id: string }>;
+  /** A message was retracted from the archive (stanza-id); dependent: it went because the message it points at did. */
+  'message/retracted': After<{ room: Room; id: string; dependent?: boolean }>;
   /** An administrator rewrote the room's archive (cleared old content, removed or replaced messages): re-read what you keep of it. */
   'archive/rewritten': After<{ room: Room }>;
   /** A private message between occupants; throw to refuse. */

@@ -23,7 +23,7 @@ export interface GovernedRoom extends GovernedService {
 
 /** A record whose category is missing (it should not happen): nobody is in its scope. */
 const NO_CATEGORY: Omit<CategoryRecord, 'service' | 'name'> = {
-  description: '', allowed: [], denied: [], creators: [], invitations: false, fileUpload: false, chatHistory: true,
+  description: '', allowed: [], denied: [], creators: [], invitations: false, fileUpload: false, chatHistory: true, editing: true,
 };
 
 /** The model of a service, whether governed or not (undefined without the model module). */

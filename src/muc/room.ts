@@ -445,7 +445,7 @@ export class Room {
     this.hooks.build('message/build', ev);
     const recipients = this.sessions();
     if (subjectChange) this.subject = { text: subject.text(), nick: occ.nick, stamp };
-    if (body === undefined && subject === undefined) {
+    if (body === undefined && subject === undefined && this.hooks.decide('message/keep', ev) !== true) {
       this.send(recipients, out.toString(), 'message');
       return;
     }

@@ -79,6 +79,7 @@ export interface CategoryChanges {
   invitations?: boolean;
   fileUpload?: boolean;
   chatHistory?: boolean;
+  editing?: boolean;
 }
 
 /** What a room change did besides the record: principals dropped (a move), invitations sent. */
@@ -351,6 +352,7 @@ export async function createCategory(ctx: ChatOpContext, actor: ChatActor, servi
     invitations: input.invitations ?? false,
     fileUpload: input.fileUpload ?? false,
     chatHistory: input.chatHistory ?? true,
+    editing: input.editing ?? true,
   };
   await checkCategoryLists(ctx, model, rec, null);
   await nameTaken(ctx.stores.chat.putCategory(rec));
@@ -381,6 +383,7 @@ export async function updateCategory(ctx: ChatOpContext, actor: ChatActor, servi
     invitations: changes.invitations ?? before.invitations,
     fileUpload: changes.fileUpload ?? before.fileUpload,
     chatHistory: changes.chatHistory ?? before.chatHistory,
+    editing: changes.editing ?? before.editing,
   };
   await checkCategoryLists(ctx, model, after, before);
   await nameTaken(ctx.stores.chat.putCategory(after, before.name));

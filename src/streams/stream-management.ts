@@ -5,6 +5,7 @@
 import { randomBytes } from 'node:crypto';
 import { Element, type Attrs } from '../../protocol/xml.js';
 import { NS } from '../../protocol/namespaces.js';
+import { readStanzaHead } from '../../protocol/stanza-head.js';
 import type { Transport } from '../transport/transport.js';
 
 /** A stanza sent to the client and not acknowledged yet, as written and by element name. */
@@ -22,6 +23,8 @@ export interface StreamManagementOptions {
 
 /** An ack request is sent after this many unacknowledged stanzas. */
 const ACK_REQUEST_EVERY = 10;
+/** Answers to IQ requests remembered while unacknowledged stanzas wait (bounds a client that never acks). */
+const MAX_ANSWERED = 1000;
 
 export function smFailed(condition: string): Element {
   const f = new Element('failed', { xmlns: NS.sm });
@@ -39,17 +42,29 @@ export class StreamManagement {
   private ackedOut = 0;
   private unacked: Unacked[] = [];
   private ackRequestPending = false;
+  /** IQ requests (peer, id) the client answered while stanzas of ours were unacknowledged. */
+  private answered = new Set<string>();
 
   constructor(private readonly opts: StreamManagementOptions) {}
 
-  /** One stanza from the client was handled. */
+  /** One stanza from the client was handled: counted from <enable/> on (XEP-0198 §4: h starts at zero there). */
   handled(): void {
-    this.handledIn++;
+    if (this.enabled) this.handledIn++;
   }
 
   /** One stanza went to the client (or would have, with no connection): kept until acknowledged. */
   sent(xml: string, name: string): void {
     if (this.enabled) this.unacked.push({ xml, name });
+  }
+
+  /**
+   * The client answered an IQ request from peer: it received the request even if it never acknowledges
+   * it, so the request is not bounced when the session ends (the requester would get two answers).
+   */
+  answeredIq(peer: string, id: string): void {
+    if (!this.enabled || this.unacked.length === 0) return;
+    if (this.answered.size >= MAX_ANSWERED) this.answered.delete(this.answered.values().next().value!);
+    this.answered.add(`${peer}\n${id}`);
   }
 
   /** An <r/> to write after what was just sent, when enough is unacknowledged and none is pending. */
@@ -97,6 +112,7 @@ export class StreamManagement {
       return false;
     }
     this.unacked.splice(0, confirmed);
+    if (this.unacked.length === 0) this.answered.clear();
     this.ackedOut = h >>> 0;
     return true;
   }
@@ -114,10 +130,16 @@ export class StreamManagement {
     return this.id !== null && this.opts.resumeSeconds > 0;
   }
 
-  /** What the client never acknowledged, handed over once when the session ends. */
+  /** What the client never acknowledged (less the IQ requests it answered), handed over once when the session ends. */
   takeUnacked(): Unacked[] {
-    const out = this.unacked;
+    const answered = this.answered;
+    const out = answered.size === 0 ? this.unacked : this.unacked.filter((u) => {
+      if (u.name !== 'iq') return true;
+      const head = readStanzaHead(u.xml);
+      return !head || !answered.has(`${head.attrs.from ?? ''}\n${head.attrs.id ?? ''}`);
+    });
     this.unacked = [];
+    this.answered = new Set();
     return out;
   }
 }

@@ -50,7 +50,10 @@ export interface Transport {
   openStream(header: StreamHeader): void;
   /** Sends the stream features; `features` is a container whose children are the features. */
   sendFeatures(features: Element): void;
-  /** Sends serialised top-level elements; everything written in one event-loop turn leaves together. */
+  /**
+   * Sends one serialised top-level element (WebSocket sends each call as one message); on TCP everything
+   * written in one event-loop turn leaves together.
+   */
   write(xml: string): void;
   send(el: Element): void;
   /** The peer will open a new stream on the same connection (after SASL success, RFC 6120 §6.4.6). */

@@ -53,7 +53,7 @@ describe('compliance capture in rooms', () => {
     kit = await startRoomKit({ nodeId: 'kit-capture', messageBurst: 50, admins: ['cc-admin@localhost'] });
     await seedCategory(kit, { name: 'Cc On', allowed: ['domain:localhost'] });
     await seedCategory(kit, { name: 'Cc Off', allowed: ['domain:localhost'], chatHistory: false });
-    for (const room of ['cc-off-test', 'cc-on', 'cc-nohist', 'cc-fail', 'cc-gone']) {
+    for (const room of ['cc-off-test', 'cc-on', 'cc-nohist', 'cc-fail', 'cc-gone', 'cc-edit']) {
       await seedRoom(kit, { room, category: room === 'cc-nohist' ? 'Cc Off' : 'Cc On', privacy: 'open' });
     }
   });
@@ -111,6 +111,33 @@ describe('compliance capture in rooms', () => {
       ['join', roomJid('cc-on'), 'cc-ben@localhost', 'ben', '', null],
       ['backchat', roomJid('cc-on'), 'cc-ben@localhost', 'ben', 'join history: 1 messages', null],
       ['part', roomJid('cc-on'), 'cc-ann@localhost', 'ann', '', null],
+    ]);
+  });
+
+  it('on: a correction and a retraction with fallback text are CHAT marked with what they change; a reaction is not recorded', async () => {
+    await enable(true);
+    const ann = await kit.client('cc-ann@localhost', 'ed');
+    await ann.join('cc-edit', 'ann');
+    const before = await lastId(kit);
+    say(ann, 'cc-edit', 'first version', (m) => { m.attrs.id = 'ed-1'; });
+    const sid = (await heard(ann, 'first version')).getChild('stanza-id', 'urn:xmpp:sid:0')!.attrs.id!;
+    say(ann, 'cc-edit', 'second version', (m) => { m.c('replace', { xmlns: 'urn:xmpp:message-correct:0', id: 'ed-1' }); });
+    await heard(ann, 'second version');
+    const react = new Element('message', { to: roomJid('cc-edit'), type: 'groupchat' });
+    react.c('reactions', { xmlns: 'urn:xmpp:reactions:0', id: sid }).c('reaction').t('👍');
+    ann.send(react);
+    await ann.next((el) => el.getChild('reactions', 'urn:xmpp:reactions:0') !== undefined);
+    say(ann, 'cc-edit', 'This person attempted to retract a previous message', (m) => {
+      m.c('retract', { xmlns: 'urn:xmpp:message-retract:1', id: sid });
+      m.c('fallback', { xmlns: 'urn:xmpp:fallback:0', for: 'urn:xmpp:message-retract:1' });
+    });
+    await heard(ann, 'This person attempted to retract a previous message');
+    await settle(100);
+    const chat = (await since(kit, before)).filter((r) => r.kind === 'chat');
+    expect(chat.map((r) => [r.content, r.detail])).to.deep.equal([
+      ['first version', null],
+      ['second version', { replaces: 'ed-1' }],
+      ['This person attempted to retract a previous message', { retracts: sid }],
     ]);
   });
 

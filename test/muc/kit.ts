@@ -46,7 +46,7 @@ export async function startRoomKit(opts: { admins?: string[]; messageBurst?: num
   config.dataDir = dataDir;
   config.nodeId = opts.nodeId ?? 'kit';
   config.logLevel = 'error';
-  config.listen = { c2s: null, c2sDirectTls: null, component: null, metrics: null, upload: null };
+  config.listen = { c2s: null, c2sDirectTls: null, component: null, metrics: null, upload: null, websocket: null, websocketPlain: null };
   config.muc.services = [{ domain: SERVICE, name: 'Chatrooms' }];
   if (opts.admins) config.admins = opts.admins;
   if (opts.messageBurst !== undefined) config.muc.messageBurst = opts.messageBurst;
@@ -186,7 +186,7 @@ export function settle(ms = 100): Promise<void> {
 export async function seedCategory(kit: RoomKit, c: Partial<CategoryRecord> & { name: string }): Promise<CategoryRecord> {
   const rec: CategoryRecord = {
     service: SERVICE, description: '', allowed: ['domain:localhost'], denied: [], creators: [],
-    invitations: false, fileUpload: true, chatHistory: true, ...c,
+    invitations: false, fileUpload: true, chatHistory: true, editing: true, ...c,
   };
   await kit.server.stores.chat.putCategory(rec);
   await chatModel(kit.server).publish({ kind: 'category', service: SERVICE, names: [rec.name] });

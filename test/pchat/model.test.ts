@@ -115,7 +115,7 @@ describe('persistent-chat model', function () {
     await Promise.all([a.start(), b.start()]);
     await stores.chat.putCategory({
       service: SERVICE, name: 'Trading', description: '', allowed: ['group:traders'], denied: [], creators: [],
-      invitations: false, fileUpload: true, chatHistory: true,
+      invitations: false, fileUpload: true, chatHistory: true, editing: true,
     });
     await stores.chat.putRoom({
       service: SERVICE, room: 'fx', category: 'Trading', name: 'FX desk', description: '', privacy: 'closed', type: 'normal',

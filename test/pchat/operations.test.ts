@@ -66,6 +66,17 @@ describe('persistent-chat operations', function () {
       await refused(createCategory(online, ADMIN, null, { name: 'Bad', allowed: { replace: ['ou:/no/where'] } }), 'item-not-found', /^principal not provisioned: ou:\/no\/where$/);
     });
 
+    it('allow editing posted messages unless told otherwise, and change it', async () => {
+      const created = await createCategory(online, ADMIN, null, { name: 'Frozen', allowed: { replace: ['domain:localhost'] }, editing: false });
+      expect(created.editing).to.equal(false);
+      expect((await updateCategory(online, ADMIN, null, 'Frozen', { editing: true })).after.editing).to.equal(true);
+      expect((await updateCategory(online, ADMIN, null, 'Frozen', { description: 'x' })).after.editing).to.equal(true);
+      const open = await createCategory(online, ADMIN, null, { name: 'Loose', allowed: { replace: ['domain:localhost'] } });
+      expect(open.editing).to.equal(true);
+      await deleteCategory(online, ADMIN, null, 'Frozen');
+      await deleteCategory(online, ADMIN, null, 'Loose');
+    });
+
     it('keep creators inside the scope', async () => {
       await refused(updateCategory(online, ADMIN, null, 'Finance', { creators: { add: ['group:traders'] } }), 'not-acceptable',
         /^group:traders is outside the scope of category Finance \(creator: denied/);

@@ -63,8 +63,9 @@ export const history: RoomFeature = {
     });
     const read = async (room: Room): Promise<Entry[]> => {
       const entries = await ctx.server.stores.archive.lastN(room.jid, MAX_HISTORY);
-      // Subject changes (archived without a body) are not join history.
-      return entries.filter((e) => !e.retracted && e.body !== null).map((e) => ({ xml: e.stanza, stamp: e.stamp }));
+      // Subject changes (archived without a body) are not join history; other messages without a body
+      // (reactions, retractions: see interactions.ts) are, as they were when committed.
+      return entries.filter((e) => !e.retracted && (e.body !== null || !e.stanza.includes('<subject'))).map((e) => ({ xml: e.stanza, stamp: e.stamp }));
     };
     hooks.prepare(async (room) => {
       caches.set(room, await read(room));

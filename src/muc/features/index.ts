@@ -28,9 +28,11 @@ import { chatHistory } from './chat-history.js';
 import { largeRoom } from './large-room.js';
 import { chatMessages } from './chat-messages.js';
 import { archiveAdmin } from './archive-admin.js';
+import { interactions } from './interactions.js';
 
 export const roomFeatures: readonly RoomFeature[] = [
   roomInfo, persistent, hidden, membersOnly, moderated, password, maxUsers, lock, whois, presenceBroadcast,
   privateMessages, history, subject, register, voiceRequest, invitations, moderation, roomArchive, hats,
   occupantId, selfPing, floodLimit, governance, auditorium, chatHistory, largeRoom, chatMessages, archiveAdmin,
+  interactions,
 ];
