@@ -139,6 +139,8 @@ export interface DiscoRegistry {
   hostIdentities: DiscoIdentity[];
   /** Features answered on an account's bare JID. */
   accountFeatures: Set<string>;
+  /** Identities answered on an account's bare JID besides account/registered (pubsub/pep). */
+  accountIdentities: DiscoIdentity[];
   /** Extra disco#info forms (XEP-0128) on the server JID. */
   hostForms: (() => Element)[];
   /** Items listed on the server JID (components, services). */

@@ -68,6 +68,7 @@ export class ServerCore implements Server, StreamHost {
     hostForms: [],
     hostItems: [],
     accountItems: [],
+    accountIdentities: [],
     nodes: new Map(),
   };
   readonly cluster: ClusterBus;

@@ -83,6 +83,7 @@ export const discoModule: Module = {
       if (payload.attrs.node !== undefined && payload.attrs.node !== '') throw new StanzaError('item-not-found');
       const q = new Element('query', { xmlns: NS.discoInfo });
       q.c('identity', { category: 'account', type: 'registered' });
+      for (const id of server.disco.accountIdentities) q.c('identity', id.name ? { category: id.category, type: id.type, name: id.name } : { category: id.category, type: id.type });
       for (const f of [...server.disco.accountFeatures].sort()) q.c('feature', { var: f });
       return q;
     });

@@ -557,6 +557,8 @@ export const pubsubModule: Module = {
     for (const ns of [PUBSUB.main, PUBSUB.owner]) {
       server.iq('account', ns, 'both', async ({ payload, from, to, stanza }) => ps.handle(ps.pep, to.bareString(), from, stanza.attrs.type ?? '', payload));
     }
+    // XEP-0163 §4: the account is a PEP service; clients look for this identity before publishing.
+    server.disco.accountIdentities.push({ category: 'pubsub', type: 'pep' });
     server.disco.accountFeatures.add(PUBSUB.main);
     server.disco.accountFeatures.add(CONVERSION_FEATURE);
     for (const f of PUBSUB_FEATURES) server.disco.accountFeatures.add(f);
