@@ -85,4 +85,16 @@ export const NS = {
   pieMam: 'urn:xmpp:pie:0#mam',
   privacy: 'jabber:iq:privacy',
   xinclude: 'http://www.w3.org/2001/XInclude',
+  // Publish-subscribe (XEP-0060) and what rides on PEP.
+  pubsub: 'http://jabber.org/protocol/pubsub',
+  pubsubOwner: 'http://jabber.org/protocol/pubsub#owner',
+  pubsubEvent: 'http://jabber.org/protocol/pubsub#event',
+  pubsubErrors: 'http://jabber.org/protocol/pubsub#errors',
+  pubsubNodeConfig: 'http://jabber.org/protocol/pubsub#node_config',
+  pubsubPublishOptions: 'http://jabber.org/protocol/pubsub#publish-options',
+  pubsubMetaData: 'http://jabber.org/protocol/pubsub#meta-data',
+  bookmarks: 'urn:xmpp:bookmarks:1',
+  avatarMetadata: 'urn:xmpp:avatar:metadata',
+  avatarData: 'urn:xmpp:avatar:data',
+  pepVcardConversion: 'urn:xmpp:pep-vcard-conversion:0',
 } as const;

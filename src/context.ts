@@ -111,6 +111,10 @@ export interface ServerEvents {
   /** A node vanished with these sessions (presence must say they are gone). */
   'cluster/lost': { node: string; records: SessionRecord[] };
   'user/deleted': { username: string };
+  /** An IQ result or error addressed to a local account's bare JID (answers to requests sent from it). */
+  'iq/account-reply': StanzaEvent;
+  /** An element was stored in an account's private XML storage (XEP-0049). */
+  'private/stored': { username: string; element: Element };
   'stream/features': { session: PreBindFeatures };
 }
 
@@ -135,10 +139,14 @@ export interface DiscoRegistry {
   hostIdentities: DiscoIdentity[];
   /** Features answered on an account's bare JID. */
   accountFeatures: Set<string>;
+  /** Identities answered on an account's bare JID besides account/registered (pubsub/pep). */
+  accountIdentities: DiscoIdentity[];
   /** Extra disco#info forms (XEP-0128) on the server JID. */
   hostForms: (() => Element)[];
   /** Items listed on the server JID (components, services). */
   hostItems: { jid: string; name?: string }[];
+  /** Items listed on an account's bare JID (its PEP nodes), asked of each provider in turn. */
+  accountItems: ((account: Jid, from: Jid) => Promise<Element[]>)[];
   /**
    * Node-qualified queries on the server JID (XEP-0030 §3.2), by node. `info` returns the whole
    * disco#info <query/> to answer with, `items` the <item/> children of the disco#items answer;

@@ -67,6 +67,8 @@ export class ServerCore implements Server, StreamHost {
     accountFeatures: new Set([NS.discoInfo]),
     hostForms: [],
     hostItems: [],
+    accountItems: [],
+    accountIdentities: [],
     nodes: new Map(),
   };
   readonly cluster: ClusterBus;
@@ -330,7 +332,8 @@ export class ServerCore implements Server, StreamHost {
   handleIq(stanza: Element, from: Jid, to: Jid): void {
     const type = stanza.attrs.type;
     if (type === 'result' || type === 'error') {
-      if (!to.local && !this.settleRequest(stanza)) {
+      if (to.local) void this.hooks.fire('iq/account-reply', { stanza, from, to });
+      else if (!this.settleRequest(stanza)) {
         // A reply to another node's request (a room held here answers the server's JID): back to that node.
         const node = requestNode(stanza.attrs.id ?? '');
         if (node && node !== this.sessions.nodeId) this.sendCluster(node, { t: 'r', x: stanza.toString() });

@@ -292,6 +292,51 @@ CREATE INDEX upload_files_unreferenced ON upload_files (stored_at) WHERE state =
 `,
   },
   {
+    // Publish-subscribe (XEP-0060) for PEP (service = an account's bare JID) and the pubsub service
+    // (service = its domain). Items keep publish order in seq; republishing an id moves it last.
+    version: 8,
+    name: 'pubsub',
+    sql: `
+CREATE TABLE pubsub_nodes (
+  service text COLLATE "C" NOT NULL,
+  node text COLLATE "C" NOT NULL,
+  owner text NOT NULL,
+  config jsonb NOT NULL DEFAULT '{}',
+  created_at timestamptz NOT NULL DEFAULT now(),
+  PRIMARY KEY (service, node)
+);
+CREATE SEQUENCE pubsub_item_seq;
+CREATE TABLE pubsub_items (
+  service text COLLATE "C" NOT NULL,
+  node text COLLATE "C" NOT NULL,
+  id text COLLATE "C" NOT NULL,
+  publisher text NOT NULL,
+  payload text NOT NULL,
+  stamp timestamptz NOT NULL DEFAULT now(),
+  seq bigint NOT NULL DEFAULT nextval('pubsub_item_seq'),
+  PRIMARY KEY (service, node, id),
+  FOREIGN KEY (service, node) REFERENCES pubsub_nodes (service, node) ON DELETE CASCADE
+);
+CREATE INDEX pubsub_items_order ON pubsub_items (service, node, seq);
+CREATE TABLE pubsub_subscriptions (
+  service text COLLATE "C" NOT NULL,
+  node text COLLATE "C" NOT NULL,
+  jid text COLLATE "C" NOT NULL,
+  state text NOT NULL CHECK (state IN ('subscribed', 'pending', 'unconfigured')),
+  PRIMARY KEY (service, node, jid),
+  FOREIGN KEY (service, node) REFERENCES pubsub_nodes (service, node) ON DELETE CASCADE
+);
+CREATE TABLE pubsub_affiliations (
+  service text COLLATE "C" NOT NULL,
+  node text COLLATE "C" NOT NULL,
+  jid text COLLATE "C" NOT NULL,
+  affiliation text NOT NULL CHECK (affiliation IN ('owner', 'publisher', 'publish-only', 'member', 'outcast')),
+  PRIMARY KEY (service, node, jid),
+  FOREIGN KEY (service, node) REFERENCES pubsub_nodes (service, node) ON DELETE CASCADE
+);
+`,
+  },
+  {
     // A category may forbid its rooms' authors to correct and retract posted messages (XEP-0308,
     // XEP-0424), as the original product forbade editing; existing categories keep allowing it.
     version: 9,

@@ -83,13 +83,16 @@ export const discoModule: Module = {
       if (payload.attrs.node !== undefined && payload.attrs.node !== '') throw new StanzaError('item-not-found');
       const q = new Element('query', { xmlns: NS.discoInfo });
       q.c('identity', { category: 'account', type: 'registered' });
+      for (const id of server.disco.accountIdentities) q.c('identity', id.name ? { category: id.category, type: id.type, name: id.name } : { category: id.category, type: id.type });
       for (const f of [...server.disco.accountFeatures].sort()) q.c('feature', { var: f });
       return q;
     });
 
-    server.iq('account', NS.discoItems, 'get', ({ payload }) => {
+    server.iq('account', NS.discoItems, 'get', async ({ payload, to, from }) => {
       if (payload.attrs.node !== undefined && payload.attrs.node !== '') throw new StanzaError('item-not-found');
-      return new Element('query', { xmlns: NS.discoItems });
+      const q = new Element('query', { xmlns: NS.discoItems });
+      for (const provider of server.disco.accountItems) q.append(...await provider(to.bare(), from));
+      return q;
     });
 
     // The hook chain is fired without waiting, so this handler stays synchronous.

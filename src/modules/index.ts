@@ -25,6 +25,7 @@ import { complianceStateModule } from '../compliance/state.js';
 import { complianceExporterModule } from '../compliance/exporter.js';
 import { uploadModule } from '../upload/module.js';
 import { complianceCaptureModule } from '../compliance/capture.js';
+import { pubsubModule } from '../pubsub/module.js';
 import { directorySyncModule } from '../directory/module.js';
 
 export function allModules(): Module[] {
@@ -33,6 +34,7 @@ export function allModules(): Module[] {
     blockingModule, csiModule, pingModule, versionModule, timeModule, vcardModule, privateModule,
     registerModule, adhocModule, adminModule, chatModelModule, mucModule, chatUserIqModule, mamModule,
     serviceSearchModule, complianceCaptureModule, uploadModule,
+    pubsubModule,
     directorySyncModule,
   ];
 }

@@ -57,6 +57,7 @@ export const privateModule: Module = {
           await server.stores.userData.delete(username, KIND, key);
         } else {
           await server.stores.userData.put(username, KIND, key, storedXml(c));
+          await server.hooks.fire('private/stored', { username, element: c });
         }
       }
       return stanza.attrs.type === 'get' ? result : null;

@@ -3,7 +3,7 @@ import { createHash } from 'node:crypto';
 import { Element } from '../../protocol/xml.js';
 import { NS } from '../../protocol/namespaces.js';
 import { StanzaError } from '../../protocol/errors.js';
-import type { Module } from '../context.js';
+import type { Module, Server } from '../context.js';
 import { parseStoredXml, storedXml } from './private.js';
 
 const KIND = 'vcard';
@@ -25,6 +25,26 @@ function addUpdate(presence: Element, hash: string): void {
   const photo = x.c('photo');
   if (hash) photo.t(hash);
   presence.append(x);
+}
+
+/**
+ * Sets (or with null removes) the account's vCard photo, keeping the rest of the card: the vCard side
+ * of XEP-0398, when an avatar is published through PEP. False when the card would grow too large.
+ */
+export async function setVcardPhoto(server: Server, username: string, photo: { type: string; binval: string } | null): Promise<boolean> {
+  const saved = await server.stores.userData.get(username, KIND, KEY);
+  const card = (saved !== null ? parseStoredXml(saved) : null) ?? new Element('vCard', { xmlns: NS.vcard });
+  card.removeChildren((c) => c.name === 'PHOTO');
+  if (photo) {
+    const el = card.c('PHOTO');
+    el.c('TYPE').t(photo.type);
+    el.c('BINVAL').t(photo.binval);
+  }
+  const xml = storedXml(card);
+  if (Buffer.byteLength(xml, 'utf8') > MAX_VCARD_BYTES) return false;
+  await server.stores.userData.put(username, KIND, KEY, xml);
+  for (const session of server.localOf(`${username}@${server.domain}`)) session.data.set(PHOTO_KEY, photoHash(card));
+  return true;
 }
 
 export const vcardModule: Module = {
