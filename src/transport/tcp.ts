@@ -3,14 +3,13 @@
 // Protocol logic (negotiation, routing) lives in the session that owns the transport.
 import type net from 'node:net';
 import tls from 'node:tls';
-import { createHash } from 'node:crypto';
 import { XmlStreamParser, type XmlStreamEvents, type XmlStreamLimits } from '../../protocol/xml-stream.js';
 import { Element, escapeAttr } from '../../protocol/xml.js';
 import { NS } from '../../protocol/namespaces.js';
 import { streamErrorElement, type StreamErrorCondition } from '../../protocol/errors.js';
 import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics.js';
-import type { ChannelBinding, StreamHeader, Transport, TransportHandler } from './transport.js';
+import { tlsChannelBinding, type ChannelBinding, type StreamHeader, type Transport, type TransportHandler } from './transport.js';
 
 export interface TcpTransportOptions {
   limits: XmlStreamLimits;
@@ -137,18 +136,8 @@ export class TcpTransport implements Transport {
     this.attach(secure);
   }
 
-  /** tls-exporter on TLS 1.3, tls-server-end-point otherwise (RFC 9266, RFC 5929). */
   channelBinding(): ChannelBinding | null {
-    if (!this.secure) return null;
-    const s = this.socket as tls.TLSSocket;
-    if (s.getProtocol() === 'TLSv1.3') {
-      return { type: 'tls-exporter', data: s.exportKeyingMaterial(32, 'EXPORTER-Channel-Binding', Buffer.alloc(0)) };
-    }
-    const cert = s.getCertificate();
-    if (cert && 'raw' in cert && cert.raw) {
-      return { type: 'tls-server-end-point', data: createHash('sha256').update(cert.raw).digest() };
-    }
-    return null;
+    return this.secure ? tlsChannelBinding(this.socket as tls.TLSSocket) : null;
   }
 
   write(xml: string): void {

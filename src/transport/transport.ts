@@ -2,7 +2,8 @@
 // framing: how a stream is opened and closed, how features and stream errors are wrapped, batching
 // and flow control. TCP (RFC 6120 <stream:stream>) is tcp.ts; a WebSocket transport (RFC 7395,
 // <open/> and <close/>) is one more file implementing the same interface.
-import type { SecureContext } from 'node:tls';
+import { createHash } from 'node:crypto';
+import type { SecureContext, TLSSocket } from 'node:tls';
 import type { Element, Attrs } from '../../protocol/xml.js';
 import type { StreamErrorCondition } from '../../protocol/errors.js';
 
@@ -35,6 +36,18 @@ export interface TransportHandler {
 export interface ChannelBinding {
   type: string;
   data: Buffer;
+}
+
+/** A TLS connection's channel binding: tls-exporter on TLS 1.3, tls-server-end-point otherwise (RFC 9266, RFC 5929). */
+export function tlsChannelBinding(s: TLSSocket): ChannelBinding | null {
+  if (s.getProtocol() === 'TLSv1.3') {
+    return { type: 'tls-exporter', data: s.exportKeyingMaterial(32, 'EXPORTER-Channel-Binding', Buffer.alloc(0)) };
+  }
+  const cert = s.getCertificate();
+  if (cert && 'raw' in cert && cert.raw) {
+    return { type: 'tls-server-end-point', data: createHash('sha256').update(cert.raw).digest() };
+  }
+  return null;
 }
 
 export interface Transport {

@@ -2,7 +2,6 @@
 // message, features and stream errors as messages of their own, WebSocket pings to keep the
 // connection alive and find dead peers. TLS is the HTTPS listener's; there is no STARTTLS here.
 import type { WebSocket } from 'ws';
-import { createHash } from 'node:crypto';
 import tls from 'node:tls';
 import type { Element } from '../../protocol/xml.js';
 import { streamErrorElement, type StreamErrorCondition } from '../../protocol/errors.js';
@@ -12,7 +11,7 @@ import {
 } from '../../protocol/framing.js';
 import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics.js';
-import type { ChannelBinding, StreamHeader, Transport, TransportHandler } from './transport.js';
+import { tlsChannelBinding, type ChannelBinding, type StreamHeader, type Transport, type TransportHandler } from './transport.js';
 
 export interface WebSocketTransportOptions {
   limits: XmlStreamLimits;
@@ -131,18 +130,10 @@ export class WebSocketTransport implements Transport {
     this.peerOpened = false;
   }
 
-  /** tls-exporter on TLS 1.3, tls-server-end-point otherwise (RFC 9266, RFC 5929), as on TCP. */
+  /** The TLS connection under the WebSocket binds as on TCP. */
   channelBinding(): ChannelBinding | null {
     const s = (this.ws as unknown as { _socket?: unknown })._socket;
-    if (!(s instanceof tls.TLSSocket)) return null;
-    if (s.getProtocol() === 'TLSv1.3') {
-      return { type: 'tls-exporter', data: s.exportKeyingMaterial(32, 'EXPORTER-Channel-Binding', Buffer.alloc(0)) };
-    }
-    const cert = s.getCertificate();
-    if (cert && 'raw' in cert && cert.raw) {
-      return { type: 'tls-server-end-point', data: createHash('sha256').update(cert.raw).digest() };
-    }
-    return null;
+    return s instanceof tls.TLSSocket ? tlsChannelBinding(s) : null;
   }
 
   /** Each call is one message: callers write one top-level element per call. */
