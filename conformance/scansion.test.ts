@@ -11,7 +11,7 @@ import { startServer, REPO_ROOT, IN_CI, type RunningServer } from './harness.js'
 const PYTHON = '/usr/bin/python3';
 const RUNNER = path.resolve(REPO_ROOT, '..', 'shared', 'scansion', 'run.py');
 const SCRIPTS = [
-  'basic', 'basic_message', 'basic_roster', 'issue1121', 'keep_full_sub_req', 'mam_prefs_prep', 'presence_preapproval', 'vcard_temp',
+  'basic', 'basic_message', 'basic_roster', 'blocking', 'issue1121', 'keep_full_sub_req', 'mam_prefs_prep', 'presence_preapproval', 'vcard_temp',
   // Multi-user chat (XEP-0045); muc_nickname_robotface pins Prosody's nick policy and its stringprep mapping.
   'issue1224', 'issue505', 'issue978', 'issue978-multi', 'muc_affiliation_notify', 'muc_members_only_change',
   'muc_members_only_deregister', 'muc_nickname_change', 'muc_password', 'muc_subject_issue_667', 'muc_presence_probe',
@@ -25,7 +25,7 @@ const SCRIPTS = [
 ];
 // Every [Client] account of those scripts, with the scripts' password.
 const ACCOUNTS = [
-  'admin', 'user', 'juliet', 'romeo', 'pars-a', 'pars-b', 'preappove-a', 'preapprove-b',
+  'admin', 'user', 'juliet', 'romeo', 'blocker', 'blockee', 'pars-a', 'pars-b', 'preappove-a', 'preapprove-b',
   'user2', 'user3', '4e2pm7er', 'qnjm5253', 'iqizbcus',
   'pep-test-maxitems', 'pep-test-tqvqu_pv', 'pep-test-wjebo4kg', 'jqpcrbq', 'jqpcrbq2',
 ];
