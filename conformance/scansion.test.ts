@@ -17,9 +17,9 @@ const SCRIPTS = [
   'muc_members_only_deregister', 'muc_nickname_change', 'muc_password', 'muc_subject_issue_667', 'muc_presence_probe',
   'muc_register', 'muc_show_offline', 'muc_whois_anyone_member', 'muc_mediated_invite',
   // Personal eventing (XEP-0163), the pubsub service (XEP-0060) and bookmarks on them. Not here:
-  // pep_publish_subscribe pins Prosody's roster version numbers and a <delay/> on the presence sent on
-  // approval (its PEP steps pass once those two are relaxed); pubsub_preconditions
-  // differs only in xml:lang on the error <text/>.
+  // pep_publish_subscribe pins Prosody's roster version numbers: an empty roster says '1' and the
+  // first change pushes '1' again, and a stored incoming request bumps it (its other steps pass once
+  // that is relaxed); pubsub_preconditions pins Prosody's error text "Field does not match: access_model".
   'empty_bookmarks', 'pep_nickname', 'pep_pubsub_max', 'pubsub_basic', 'pubsub_advanced',
   'pubsub_config', 'pubsub_createdelete', 'pubsub_max_items', 'pubsub_multi_items', 'pubsub_resend_on_sub',
 ];
