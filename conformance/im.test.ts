@@ -30,7 +30,7 @@ describe('conformance: IM and features', function () {
   this.timeout(30000);
   let server: RunningServer;
   const ADMIN = randomName('admin');
-  const accounts = new AccountPool('im', 24);
+  const accounts = new AccountPool('im', 32);
   const clients = accounts.clients;
 
   before(async function () {
@@ -93,6 +93,17 @@ describe('conformance: IM and features', function () {
       await b.xmpp.send(xml('message', { to: a.jid, type: 'chat', id: 'back' }, xml('body', {}, 'reply')));
       const back = await a.waitFor(isMessage('back'));
       expect(back.attrs.from).to.equal(b.jid);
+    });
+
+    it('sends the contact\'s current presence on approval with a <delay/> of when it was sent (RFC 6121 §3.1.5)', async () => {
+      const a = await connect(freshUser());
+      const b = await connect(freshUser());
+      await befriend(a, b);
+      const p = a.received.find((el) => el.is('presence') && el.attrs.from === b.jid && el.attrs.type === undefined)!;
+      const delay = p.getChild('delay', NS.delay);
+      expect(delay, 'urn:xmpp:delay').to.not.equal(undefined);
+      expect(delay!.attrs.from).to.equal('localhost');
+      expect(Date.parse(delay!.attrs.stamp!)).to.be.closeTo(Date.now(), 60000);
     });
 
     it('broadcasts unavailable presence when a contact leaves', async () => {
@@ -177,6 +188,33 @@ describe('conformance: IM and features', function () {
       await iq(a, 'set', xml('unblock', { xmlns: NS.blocking }));
       await b.xmpp.send(xml('message', { to: a.jid, type: 'chat', id: 'unblk' }, xml('body', {}, 'now?')));
       await a.waitFor(isMessage('unblk'));
+    });
+    it('sends the user\'s current presence to an unblocked contact, stamped when it was sent (XEP-0191 §3.4)', async () => {
+      const a = await connect(freshUser());
+      const b = await connect(freshUser());
+      await befriend(a, b);
+      await iq(a, 'set', xml('block', { xmlns: NS.blocking }, xml('item', { jid: bare(b) })));
+      await b.waitFor((el) => el.is('presence') && el.attrs.from === a.jid && el.attrs.type === 'unavailable');
+      await new Promise((r) => setTimeout(r, 2500));
+      const unblockedAt = Date.now();
+      await iq(a, 'set', xml('unblock', { xmlns: NS.blocking }, xml('item', { jid: bare(b) })));
+      const p = await b.waitFor((el) => el.is('presence') && el.attrs.from === a.jid && el.attrs.type === undefined
+        && b.received.indexOf(el) > b.received.findIndex((u) => u.attrs.type === 'unavailable' && u.attrs.from === a.jid));
+      const delay = p.getChild('delay', NS.delay);
+      expect(delay, 'urn:xmpp:delay').to.not.equal(undefined);
+      expect(delay!.attrs.from).to.equal('localhost');
+      expect(Date.parse(delay!.attrs.stamp!), 'the time the presence was sent, not the unblock').to.be.below(unblockedAt - 1500);
+    });
+
+    it('sends the blocker an error whose <text/> inherits the stream\'s language', async () => {
+      const a = await connect(freshUser());
+      const b = await connect(freshUser());
+      await iq(a, 'set', xml('block', { xmlns: NS.blocking }, xml('item', { jid: bare(b) })));
+      await a.xmpp.send(xml('message', { to: bare(b), type: 'chat', id: 'blkd' }, xml('body', {}, 'hello?')));
+      const err = await a.waitFor((el) => el.is('message') && el.attrs.type === 'error' && el.attrs.id === 'blkd');
+      const text = err.getChild('error')!.getChild('text', NS.stanzas);
+      expect(text?.text()).to.equal('You have blocked this JID');
+      expect(text!.attrs['xml:lang']).to.equal(undefined);
     });
   });
 

@@ -46,7 +46,8 @@ export class StanzaError extends Error {
   toElement(by?: string): Element {
     const e = new Element('error', by ? { type: this.type, by } : { type: this.type });
     e.c(this.condition, { xmlns: NS.stanzaErrors });
-    if (this.text) e.c('text', { xmlns: NS.stanzaErrors, 'xml:lang': 'en' }).t(this.text);
+    // No xml:lang of its own: it inherits the stream's (Perch's streams say 'en'), as Prosody's does.
+    if (this.text) e.c('text', { xmlns: NS.stanzaErrors }).t(this.text);
     if (this.appCondition) e.append(this.appCondition);
     return e;
   }

@@ -2,6 +2,7 @@
 // resources, probes answered from the session table, directed presence remembered for the final
 // unavailable, and the subscription stanzas (§3) handed to subscriptions.ts on both sides.
 import { Element } from '../../protocol/xml.js';
+import { formatDateTimeSeconds } from '../../protocol/datetime.js';
 import { NS } from '../../protocol/namespaces.js';
 import { tryParseJid, type Jid } from '../../protocol/jid.js';
 import type { SessionRecord } from '../../storage/types.js';
@@ -57,7 +58,12 @@ async function available(server: Server, session: LocalSession, stanza: Element)
   const initial = !session.record.available;
   stanza.attrs.from = session.full;
   delete stanza.attrs.to;
-  await session.updateRecord({ available: true, priority: priorityOf(stanza), presence: stanza.toString() });
+  // Kept with a <delay/> saying when it was sent (as Prosody keeps it): the copy a contact gets later,
+  // on approving a subscription or an unblock, carries it (RFC 6121 §3.1.5, XEP-0191 §3.4).
+  const kept = stanza.clone();
+  kept.removeChildren((c) => c.is('delay', NS.delay));
+  kept.append(new Element('delay', { xmlns: NS.delay, from: server.domain, stamp: formatDateTimeSeconds(new Date()) }));
+  await session.updateRecord({ available: true, priority: priorityOf(stanza), presence: kept.toString() });
   const { from, to } = await contacts(server, session.username);
   // Own resources include this one: the client sees its own presence come back (RFC 6121 §4.2.3).
   broadcast(server, stanza, session.bare, from);

@@ -66,7 +66,10 @@ function presence(attrs: Record<string, string>): Element {
   return new Element('presence', attrs, [], NS.client);
 }
 
-/** Sends the current presence of each available resource of `bare` to `to`; how many there were. */
+/**
+ * Sends the current presence of each available resource of `bare` to `to`, with the <delay/> saying
+ * when it was sent (kept with it by the presence module, as Prosody does); how many there were.
+ */
 export function sendCurrentPresence(server: Server, bare: string, to: string): number {
   let n = 0;
   for (const rec of server.sessions.resources(bare)) {
