@@ -107,7 +107,33 @@ export class ServerCore implements Server, StreamHost {
 
   // --- lifecycle ---------------------------------------------------------------------------------
 
+  /** Starts everything; a start that fails closes what it opened before the error goes up. */
   async start(): Promise<void> {
+    try {
+      await this.startUp();
+    } catch (err) {
+      await this.abortStart();
+      throw err;
+    }
+  }
+
+  /**
+   * Closes what a failed start opened, the database above all: an embedded database left open by a
+   * process that exits (a port in use is the usual first-start failure) can be left unopenable.
+   */
+  private async abortStart(): Promise<void> {
+    this.stopping = true;
+    const quietly = async (f: () => unknown): Promise<void> => { try { await f(); } catch { /* closing anyway */ } };
+    for (const l of this.listeners) await quietly(() => l.close());
+    await quietly(() => this.web?.close());
+    await quietly(() => this.components?.close());
+    for (const m of [...this.modules].reverse()) await quietly(() => m.stop?.());
+    await quietly(() => this.metrics.close());
+    if (this.sessions) await quietly(() => this.sessions.close());
+    if (this.stores) await quietly(() => this.stores.db.close());
+  }
+
+  private async startUp(): Promise<void> {
     const c = this.config;
     this.stores = await openDataStores({
       databaseUrl: c.databaseUrl, dataDir: c.dataDir,
