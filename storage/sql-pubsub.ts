@@ -44,6 +44,22 @@ function toNode(r: NodeRow): PubsubNode {
 }
 
 export function createPubsubStore(db: Db): PubsubStore {
+  /** A per-(node, JID) row of one of the two tables keyed so: stored, replaced, or deleted for null. */
+  async function setOrDelete(
+    table: 'pubsub_subscriptions' | 'pubsub_affiliations', column: 'state' | 'affiliation',
+    service: string, node: string, jid: string, value: string | null,
+  ): Promise<void> {
+    if (value === null) {
+      await db.query(`DELETE FROM ${table} WHERE service = $1 AND node = $2 AND jid = $3`, [service, node, jid]);
+      return;
+    }
+    await db.query(
+      `INSERT INTO ${table} (service, node, jid, ${column}) VALUES ($1, $2, $3, $4)
+       ON CONFLICT (service, node, jid) DO UPDATE SET ${column} = EXCLUDED.${column}`,
+      [service, node, jid, value],
+    );
+  }
+
   const trim = async (q: Db['query'], service: string, node: string, keep: number): Promise<void> => {
     await q(
       `DELETE FROM pubsub_items WHERE service = $1 AND node = $2 AND seq NOT IN
@@ -124,15 +140,7 @@ export function createPubsubStore(db: Db): PubsubStore {
       );
     },
     async setSubscription(service, node, jid, state) {
-      if (state === null) {
-        await db.query('DELETE FROM pubsub_subscriptions WHERE service = $1 AND node = $2 AND jid = $3', [service, node, jid]);
-      } else {
-        await db.query(
-          `INSERT INTO pubsub_subscriptions (service, node, jid, state) VALUES ($1, $2, $3, $4)
-           ON CONFLICT (service, node, jid) DO UPDATE SET state = EXCLUDED.state`,
-          [service, node, jid, state],
-        );
-      }
+      await setOrDelete('pubsub_subscriptions', 'state', service, node, jid, state);
     },
     async affiliations(service, node) {
       return db.query('SELECT jid, affiliation FROM pubsub_affiliations WHERE service = $1 AND node = $2 ORDER BY jid', [service, node]);
@@ -141,15 +149,7 @@ export function createPubsubStore(db: Db): PubsubStore {
       return db.query('SELECT node, affiliation FROM pubsub_affiliations WHERE service = $1 AND jid = $2 ORDER BY node', [service, jid]);
     },
     async setAffiliation(service, node, jid, affiliation) {
-      if (affiliation === null) {
-        await db.query('DELETE FROM pubsub_affiliations WHERE service = $1 AND node = $2 AND jid = $3', [service, node, jid]);
-      } else {
-        await db.query(
-          `INSERT INTO pubsub_affiliations (service, node, jid, affiliation) VALUES ($1, $2, $3, $4)
-           ON CONFLICT (service, node, jid) DO UPDATE SET affiliation = EXCLUDED.affiliation`,
-          [service, node, jid, affiliation],
-        );
-      }
+      await setOrDelete('pubsub_affiliations', 'affiliation', service, node, jid, affiliation);
     },
     async deleteService(service) {
       await db.query('DELETE FROM pubsub_nodes WHERE service = $1', [service]);
