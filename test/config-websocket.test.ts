@@ -1,28 +1,6 @@
 import { expect } from 'chai';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
-import { loadConfig } from '../src/config.js';
+import { withConfig, errorOf } from './config-kit.js';
 
-async function withConfig(yaml: string, env: NodeJS.ProcessEnv = {}) {
-  const dir = await mkdtemp(path.join(tmpdir(), 'perch-config-'));
-  try {
-    const file = path.join(dir, 'perch.yaml');
-    await writeFile(file, yaml);
-    return loadConfig(file, env);
-  } finally {
-    await rm(dir, { recursive: true, force: true });
-  }
-}
-
-async function errorOf(yaml: string): Promise<string> {
-  try {
-    await withConfig(yaml);
-  } catch (e) {
-    return (e as Error).message;
-  }
-  return 'no error';
-}
 
 describe('config: websocket', () => {
   it('defaults: HTTPS on 0.0.0.0:5443, no plain face, any origin, URL derived from the domain', async () => {

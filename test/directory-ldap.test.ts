@@ -1,28 +1,6 @@
 import { expect } from 'chai';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
-import { loadConfig } from '../src/config.js';
+import { withConfig as configOf, errorOf } from './config-kit.js';
 import { LDAP_MARK, normaliseDn, ouOfDn, planSync, rdns, type DirectoryState, type LdapSnapshot } from '../src/directory/ldap-sync.js';
-
-async function configOf(yaml: string) {
-  const dir = await mkdtemp(path.join(tmpdir(), 'perch-config-'));
-  try {
-    const file = path.join(dir, 'perch.yaml');
-    await writeFile(file, yaml);
-    return loadConfig(file, {});
-  } finally {
-    await rm(dir, { recursive: true, force: true });
-  }
-}
-async function errorOf(yaml: string): Promise<string> {
-  try {
-    await configOf(yaml);
-  } catch (e) {
-    return (e as Error).message;
-  }
-  return 'no error';
-}
 
 describe('directory: LDAP config', () => {
   it('off by default; defaults for groupOfNames, uid, hourly sync and local passwords', async () => {
