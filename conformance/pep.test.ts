@@ -77,6 +77,11 @@ describe('conformance: PEP, bookmarks and avatars with slixmpp', function () {
     saw('vcard photo True');
     saw('presence photo hash True');
   });
+  it('publishes a vcard-temp photo as the PEP avatar, and copies only data that hashes to its id (XEP-0398)', () => {
+    saw('bob notified vcard avatar True');
+    saw('bob fetched vcard avatar True');
+    saw('vcard keeps verified photo True');
+  });
   it('stores and returns a 10 kB item whole', () => {
     saw('bundle 10240');
     expect(code, stderr).to.equal(0);

@@ -115,6 +115,8 @@ export interface ServerEvents {
   'iq/account-reply': StanzaEvent;
   /** An element was stored in an account's private XML storage (XEP-0049). */
   'private/stored': { username: string; element: Element };
+  /** An account's owner stored a new vCard (XEP-0054), photo and all. */
+  'vcard/stored': { username: string; card: Element };
   'stream/features': { session: PreBindFeatures };
 }
 

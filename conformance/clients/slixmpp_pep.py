@@ -157,6 +157,28 @@ async def main():
     bob.add_event_handler('presence_available', pres)
     alice.send_presence()
     out(f"presence photo hash {await asyncio.wait_for(seen, 10) == avatar_id}")
+    # XEP-0398 the other way: a photo set through vcard-temp becomes the PEP avatar, and contacts hear of it.
+    png2 = b'\x89PNG\r\n\x1a\n' + bytes(range(255, -1, -1)) * 3
+    id2 = alice['xep_0084'].generate_id(png2)
+    vset = alice.make_iq_set()
+    vset.append(ET.fromstring("<vCard xmlns='vcard-temp'><FN>Alice</FN><PHOTO><TYPE>image/png</TYPE>"
+                              f"<BINVAL>{__import__('base64').b64encode(png2).decode()}</BINVAL></PHOTO></vCard>"))
+    await vset.send()
+    ev = await bob.wait_event('publish', 'urn:xmpp:avatar:metadata')
+    out(f"bob notified vcard avatar {ev[3]['id'] == id2}")
+    data = await bob['xep_0084'].retrieve_avatar(f'alice@{D}', id2)
+    out(f"bob fetched vcard avatar {data['pubsub']['items']['item']['avatar_data']['value'] == png2}")
+    # Data that does not hash to the id the metadata names is not copied into the vCard (XEP-0398 §3.1).
+    from slixmpp.plugins.xep_0084.stanza import Data
+    bad = Data()
+    bad['value'] = png
+    await alice['xep_0163'].publish(bad, id='0' * 40)
+    await alice['xep_0084'].publish_avatar_metadata([{'id': '0' * 40, 'type': 'image/png', 'bytes': len(png)}])
+    iq = bob.make_iq_get(ito=f'alice@{D}')
+    iq.append(ET.Element('{vcard-temp}vCard'))
+    card = await iq.send()
+    binval = card.xml.find('{vcard-temp}vCard/{vcard-temp}PHOTO/{vcard-temp}BINVAL')
+    out(f"vcard keeps verified photo {binval is not None and __import__('base64').b64decode(binval.text) == png2}")
 
     # A 10 kB item (an OMEMO bundle's size) is stored and read back whole.
     big = ET.fromstring(f"<bundle xmlns='urn:example:bundle'>{'A' * 10240}</bundle>")

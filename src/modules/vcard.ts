@@ -14,7 +14,7 @@ const MAX_VCARD_BYTES = 64 * 1024;
 const PHOTO_KEY = 'vcard-photo';
 
 /** SHA-1 of the vCard's photo, hex; empty when it has none (XEP-0153 §3.2). */
-function photoHash(card: Element): string {
+export function photoHash(card: Element): string {
   const binval = card.getChild('PHOTO')?.getChildText('BINVAL');
   if (!binval) return '';
   return createHash('sha1').update(Buffer.from(binval.replace(/\s+/g, ''), 'base64')).digest('hex');
@@ -34,6 +34,8 @@ function addUpdate(presence: Element, hash: string): void {
 export async function setVcardPhoto(server: Server, username: string, photo: { type: string; binval: string } | null): Promise<boolean> {
   const saved = await server.stores.userData.get(username, KIND, KEY);
   const card = (saved !== null ? parseStoredXml(saved) : null) ?? new Element('vCard', { xmlns: NS.vcard });
+  const current = card.getChild('PHOTO');
+  if (photo && current?.getChildText('TYPE') === photo.type && current.getChildText('BINVAL')?.replace(/\s+/g, '') === photo.binval) return true;
   card.removeChildren((c) => c.name === 'PHOTO');
   if (photo) {
     const el = card.c('PHOTO');
@@ -70,6 +72,7 @@ export const vcardModule: Module = {
       }
       await server.stores.userData.put(to.local, KIND, KEY, xml);
       for (const session of server.localOf(to.bareString())) session.data.set(PHOTO_KEY, photoHash(payload));
+      await server.hooks.fire('vcard/stored', { username: to.local, card: payload });
       return null;
     });
 

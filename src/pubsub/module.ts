@@ -15,7 +15,7 @@ import { parseStoredXml } from '../modules/private.js';
 import { PubsubEngine, accessModel, deliverPayloads, notifyRetract, type ServicePolicy } from './engine.js';
 import { bookmarksSync } from './bookmarks.js';
 import type { PubsubHost } from './host.js';
-import { avatarToVcard, CONVERSION_FEATURE } from './avatar-vcard.js';
+import { avatarToVcard, CONVERSION_FEATURE, initVcardToAvatar } from './avatar-vcard.js';
 
 const COMMON_DEFAULTS: NodeConfig = {
   'pubsub#persist_items': 'true', 'pubsub#publish_model': 'publishers', 'pubsub#deliver_notifications': 'true',
@@ -588,6 +588,7 @@ export const pubsubModule: Module = {
     }, 10);
     server.hooks.on('user/deleted', async ({ username }) => { await ps.pep.store.deleteService(`${username}@${server.domain}`); });
     bookmarksSync.init(server, ps);
+    initVcardToAvatar(server, ps);
   },
   stop() { current = null; },
 };
