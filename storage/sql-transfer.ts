@@ -2,6 +2,7 @@
 // PostgreSQL and PGlite. Reads page by key so that an export never holds a table in memory.
 import type { ArchivedMessage, Db, InvitationRecord, TransferStore } from './types.js';
 import { C, credentialParams, num, toUserRecord, type UserRow } from './sql-rows.js';
+import type { PubsubConfig, PubsubItem, PubsubNode } from './sql-pubsub.js';
 
 interface MessageRow {
   id: unknown; archive: string; stanza_id: string; stamp: Date; from_jid: string;
@@ -132,6 +133,68 @@ export function createTransferStore(db: Db): TransferStore {
         ],
       );
       return rows.length;
+    },
+  };
+}
+
+/** A pubsub node as exported and imported: the stored node and when it was created. */
+export interface TransferPubsubNode extends PubsubNode { createdAt: Date }
+
+/** Whole-service reads and idempotent writes of the pubsub tables (migration 8) for export and import. */
+export interface PubsubTransfer {
+  /** Nodes of every service ordered by service then node (byte order), after the given pair. */
+  nodes(after: { service: string; node: string } | null, limit: number): Promise<TransferPubsubNode[]>;
+  node(service: string, node: string): Promise<TransferPubsubNode | null>;
+  /** Inserts or replaces a node's owner, configuration and creation time; its items and lists stay. */
+  putNode(n: TransferPubsubNode): Promise<void>;
+  /** Every item of a node in publish order (a node keeps at most 256). */
+  items(service: string, node: string): Promise<PubsubItem[]>;
+  /**
+   * Stores an item with its publisher and stamp: a new id goes last (publish order), an existing one
+   * is replaced where it stands.
+   */
+  putItem(service: string, node: string, item: PubsubItem): Promise<void>;
+}
+
+export function createPubsubTransfer(db: Db): PubsubTransfer {
+  const toNode = (r: { service: string; node: string; owner: string; config: unknown; created_at: Date }): TransferPubsubNode => ({
+    service: r.service, node: r.node, owner: r.owner, createdAt: new Date(r.created_at),
+    config: typeof r.config === 'string' ? JSON.parse(r.config) as PubsubConfig : (r.config as PubsubConfig ?? {}),
+  });
+  type Row = Parameters<typeof toNode>[0];
+  return {
+    async nodes(after, limit) {
+      const rows = await db.query<Row>(
+        `SELECT service, node, owner, config, created_at FROM pubsub_nodes
+          WHERE $1::text IS NULL OR (service, node) > ($1::text, $2::text) ORDER BY service, node LIMIT $3`,
+        [after?.service ?? null, after?.node ?? null, limit],
+      );
+      return rows.map(toNode);
+    },
+    async node(service, node) {
+      const [r] = await db.query<Row>('SELECT service, node, owner, config, created_at FROM pubsub_nodes WHERE service = $1 AND node = $2', [service, node]);
+      return r ? toNode(r) : null;
+    },
+    async putNode(n) {
+      await db.query(
+        `INSERT INTO pubsub_nodes (service, node, owner, config, created_at) VALUES ($1, $2, $3, $4::jsonb, $5)
+         ON CONFLICT (service, node) DO UPDATE SET owner = EXCLUDED.owner, config = EXCLUDED.config, created_at = EXCLUDED.created_at`,
+        [n.service, n.node, n.owner, JSON.stringify(n.config), n.createdAt.toISOString()],
+      );
+    },
+    async items(service, node) {
+      const rows = await db.query<{ id: string; publisher: string; payload: string; stamp: Date }>(
+        'SELECT id, publisher, payload, stamp FROM pubsub_items WHERE service = $1 AND node = $2 ORDER BY seq',
+        [service, node],
+      );
+      return rows.map((r) => ({ id: r.id, publisher: r.publisher, payload: r.payload, stamp: new Date(r.stamp) }));
+    },
+    async putItem(service, node, item) {
+      await db.query(
+        `INSERT INTO pubsub_items (service, node, id, publisher, payload, stamp) VALUES ($1, $2, $3, $4, $5, $6)
+         ON CONFLICT (service, node, id) DO UPDATE SET publisher = EXCLUDED.publisher, payload = EXCLUDED.payload, stamp = EXCLUDED.stamp`,
+        [service, node, item.id, item.publisher, item.payload, item.stamp.toISOString()],
+      );
     },
   };
 }

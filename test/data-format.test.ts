@@ -41,7 +41,8 @@ describe('export format', function () {
   it('reads a header of this format and version only', () => {
     const h = { format: 'perch-export', version: 1, created: '2026-01-01T00:00:00.000Z', domain: 'localhost', level: 'all', scope: [], since: null };
     expect(parseHeader(JSON.stringify(h)).domain).to.equal('localhost');
-    expect(formatError(() => parseHeader(JSON.stringify({ ...h, version: 2 }))).message).to.match(/line 1: format version 2/);
+    expect(parseHeader(JSON.stringify({ ...h, version: 2 })).version).to.equal(2);
+    expect(formatError(() => parseHeader(JSON.stringify({ ...h, version: 3 }))).message).to.match(/line 1: format version 3; this server reads versions 1 and 2/);
     expect(formatError(() => parseHeader('{"format":"other"}')).message).to.match(/not a perch-export file/);
     expect(formatError(() => parseHeader(JSON.stringify({ ...h, level: 'everything' }))).reason).to.match(/level/);
   });
@@ -104,7 +105,7 @@ describe('export format', function () {
       const r = await exported('all.jsonl.gz');
       expect(await sniff(r.file)).to.equal('gzip');
       const ls = lines('all.jsonl.gz');
-      expect(JSON.parse(ls[0]!)).to.include({ format: 'perch-export', version: 1, level: 'all', domain: 'localhost' });
+      expect(JSON.parse(ls[0]!)).to.include({ format: 'perch-export', version: 2, level: 'all', domain: 'localhost' });
       expect(JSON.parse(ls[ls.length - 1]!)).to.deep.equal({ type: 'end', counts: r.counts });
       expect(r.counts).to.include({ user: 1, 'user-data': 1, 'org-unit': 1, 'user-org-unit': 1, category: 1, 'chat-room': 1, message: 3 });
       expect(ls.some((l) => l.includes('"pw"'))).to.equal(false);

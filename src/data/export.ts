@@ -8,7 +8,9 @@ import { pipeline } from 'node:stream/promises';
 import { createGzip } from 'node:zlib';
 import type { DataStores } from '../../storage/types.js';
 import type { Progress } from '../admin/command.js';
-import { FORMAT, VERSION, scramOut, type DataRecord, type Header, type Kind, type Level } from './format.js';
+import { createPubsubStore } from '../../storage/sql-pubsub.js';
+import { createPubsubTransfer, type TransferPubsubNode } from '../../storage/sql-transfer.js';
+import { FORMAT, VERSION, pubsubLevel, scramOut, type DataRecord, type Header, type Kind, type Level } from './format.js';
 
 const PAGE = 1000;
 
@@ -149,6 +151,34 @@ async function* lines(stores: DataStores, opts: ExportOptions, counts: Partial<R
       if (page.length === 0) break;
       afterId = page[page.length - 1]!.id;
       yield emit(page.map((i): DataRecord => ({ type: 'invitation', user: i.user, service: i.service, room: i.room, inviter: i.inviter, at: i.at.toISOString() })));
+    }
+  }
+
+  // Pubsub: PEP nodes with the users, the pubsub service's with level pubsub; each node followed by
+  // its affiliations, subscriptions and items (in publish order).
+  if (wants('users') || wants('pubsub')) {
+    phase = 'pubsub';
+    const pubsub = createPubsubStore(stores.db);
+    const transfer = createPubsubTransfer(stores.db);
+    let after: { service: string; node: string } | null = null;
+    for (;;) {
+      const nodes = await transfer.nodes(after, PAGE);
+      if (nodes.length === 0) break;
+      const last: TransferPubsubNode = nodes[nodes.length - 1]!;
+      after = { service: last.service, node: last.node };
+      const recs: DataRecord[] = [];
+      for (const n of nodes) {
+        if (!wants(pubsubLevel(n.service))) continue;
+        const { service, node } = n;
+        recs.push({ type: 'pubsub-node', service, node, owner: n.owner, config: n.config, createdAt: n.createdAt.toISOString() });
+        const [affiliations, subscriptions, items] = await Promise.all([
+          pubsub.affiliations(service, node), pubsub.subscriptions(service, node), transfer.items(service, node),
+        ]);
+        for (const a of affiliations) recs.push({ type: 'pubsub-affiliation', service, node, jid: a.jid, affiliation: a.affiliation });
+        for (const s of subscriptions) recs.push({ type: 'pubsub-subscription', service, node, jid: s.jid, state: s.state });
+        for (const i of items) recs.push({ type: 'pubsub-item', service, node, id: i.id, publisher: i.publisher, payload: i.payload, stamp: i.stamp.toISOString() });
+      }
+      yield emit(recs);
     }
   }
 

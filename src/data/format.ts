@@ -6,11 +6,14 @@ import { open } from 'node:fs/promises';
 import type {
   CategoryRecord, ChatPolicyRecord, ChatRoomRecord, ChatServiceSettings, RoomAffiliation, RosterItem, StoredScram,
 } from '../../storage/types.js';
+import type { PubsubAffiliation, PubsubSubscriptionState } from '../../storage/sql-pubsub.js';
 
 export const FORMAT = 'perch-export';
-export const VERSION = 1;
+/** What this server writes; it reads these too (version 1: before the pubsub kinds). */
+export const VERSION = 2;
+export const READ_VERSIONS: readonly number[] = [1, 2];
 
-export const LEVELS = ['all', 'users', 'directory', 'categories', 'rooms', 'content'] as const;
+export const LEVELS = ['all', 'users', 'directory', 'categories', 'rooms', 'content', 'pubsub'] as const;
 export type Level = (typeof LEVELS)[number];
 
 /** Record kinds in the order a file holds them; each kind belongs to one level. */
@@ -19,6 +22,7 @@ export const KINDS = [
   'group', 'org-unit', 'user-org-unit',
   'addin', 'settings', 'policy', 'category',
   'chat-room', 'muc-room', 'invitation',
+  'pubsub-node', 'pubsub-affiliation', 'pubsub-subscription', 'pubsub-item',
   'message',
 ] as const;
 export type Kind = (typeof KINDS)[number];
@@ -28,6 +32,9 @@ export const KIND_LEVEL: Record<Kind, Exclude<Level, 'all'>> = {
   'group': 'directory', 'org-unit': 'directory', 'user-org-unit': 'directory',
   'addin': 'categories', 'settings': 'categories', 'policy': 'categories', 'category': 'categories',
   'chat-room': 'rooms', 'muc-room': 'rooms', 'invitation': 'users',
+  // PEP nodes (service: an account's bare JID) travel with level users, the pubsub service's with
+  // level pubsub (see pubsubLevel).
+  'pubsub-node': 'users', 'pubsub-affiliation': 'users', 'pubsub-subscription': 'users', 'pubsub-item': 'users',
   // Personal archives travel with level users, room archives with level content (see messageLevel).
   'message': 'content',
 };
@@ -65,6 +72,12 @@ export type DataRecord =
     subject: { text: string; nick: string; stamp: string } | null; createdAt: string; persistent: boolean;
   }
   | { type: 'invitation'; user: string; service: string; room: string; inviter: string; at: string }
+  // Publish-subscribe (XEP-0060): service is an account's bare JID (PEP) or the pubsub service's domain.
+  | { type: 'pubsub-node'; service: string; node: string; owner: string; config: Record<string, string | string[]>; createdAt: string }
+  | { type: 'pubsub-affiliation'; service: string; node: string; jid: string; affiliation: PubsubAffiliation }
+  | { type: 'pubsub-subscription'; service: string; node: string; jid: string; state: PubsubSubscriptionState }
+  // Items of a node come in publish order, oldest first.
+  | { type: 'pubsub-item'; service: string; node: string; id: string; publisher: string; payload: string; stamp: string }
   | {
     type: 'message'; archive: string; stanzaId: string; stamp: string; fromJid: string; realJid: string | null;
     body: string | null; stanza: string; retracted: boolean;
@@ -106,6 +119,7 @@ const object: Check = (v) => typeof v === 'object' && v !== null && !Array.isArr
 const base64: Check = (v) => typeof v === 'string' && /^[A-Za-z0-9+/]*={0,2}$/.test(v);
 const scram: Check = (v) => object(v) && shapeError(v as Record<string, unknown>, { salt: base64, iterations: int, storedKey: base64, serverKey: base64 }) === null;
 const affiliations: Check = (v) => object(v) && Object.values(v as object).every(oneOf('owner', 'admin', 'member', 'outcast'));
+const nodeConfig: Check = (v) => object(v) && Object.values(v as object).every((x) => typeof x === 'string' || strings(x));
 const subject: Check = (v) => v === null || (object(v) && shapeError(v as Record<string, unknown>, { text: str, nick: str, stamp: time }) === null);
 
 const SHAPES: Record<Kind, Record<string, Check>> = {
@@ -131,6 +145,10 @@ const SHAPES: Record<Kind, Record<string, Check>> = {
   },
   'muc-room': { service: nonEmpty, name: nonEmpty, config: object, affiliations, subject, createdAt: time, persistent: bool },
   'invitation': { user: nonEmpty, service: nonEmpty, room: nonEmpty, inviter: str, at: time },
+  'pubsub-node': { service: nonEmpty, node: nonEmpty, owner: nonEmpty, config: nodeConfig, createdAt: time },
+  'pubsub-affiliation': { service: nonEmpty, node: nonEmpty, jid: nonEmpty, affiliation: oneOf('owner', 'publisher', 'publish-only', 'member', 'outcast') },
+  'pubsub-subscription': { service: nonEmpty, node: nonEmpty, jid: nonEmpty, state: oneOf('subscribed', 'pending', 'unconfigured') },
+  'pubsub-item': { service: nonEmpty, node: nonEmpty, id: nonEmpty, publisher: str, payload: nonEmpty, stamp: time },
   'message': {
     archive: nonEmpty, stanzaId: nonEmpty, stamp: time, fromJid: str, realJid: strOrNull, body: strOrNull, stanza: str, retracted: bool,
   },
@@ -158,7 +176,9 @@ function parseObject(text: string, line: number): Record<string, unknown> {
 export function parseHeader(text: string): Header {
   const h = parseObject(text, 1);
   if (h.format !== FORMAT) throw new FormatError(1, `not a ${FORMAT} file (no header with format "${FORMAT}")`);
-  if (h.version !== VERSION) throw new FormatError(1, `format version ${String(h.version)}; this server reads version ${VERSION}`);
+  if (!READ_VERSIONS.includes(h.version as number)) {
+    throw new FormatError(1, `format version ${String(h.version)}; this server reads versions ${READ_VERSIONS.join(' and ')}`);
+  }
   const err = shapeError(h, { created: time, domain: nonEmpty, level: oneOf(...LEVELS), scope: strings, since: (v) => v === null || time(v) });
   if (err) throw new FormatError(1, `header: ${err}`);
   return h as unknown as Header;
@@ -181,9 +201,16 @@ export function parseLine(text: string, line: number): DataRecord | Trailer {
   return rec as unknown as DataRecord;
 }
 
+/** A pubsub service's level: PEP services (an account's bare JID) go with the users, the pubsub service alone. */
+export const pubsubLevel = (service: string): 'users' | 'pubsub' => (service.includes('@') ? 'users' : 'pubsub');
+
+/** A node's records follow its pubsub-node record, node by node: the pubsub kinds share one rank. */
+const NODE_OWNED = new Set<Kind>(['pubsub-affiliation', 'pubsub-subscription', 'pubsub-item']);
+export const nodeOwned = (k: Kind): boolean => NODE_OWNED.has(k);
+
 /** A user's records follow the user record, page by page: the user's kinds share one rank. */
 const USER_OWNED = new Set<Kind>(['roster-item', 'roster-pending', 'user-data', 'offline']);
-export const kindRank = (k: Kind): number => KINDS.indexOf(USER_OWNED.has(k) ? 'user' : k);
+export const kindRank = (k: Kind): number => KINDS.indexOf(USER_OWNED.has(k) ? 'user' : NODE_OWNED.has(k) ? 'pubsub-node' : k);
 export const userOwned = (k: Kind): boolean => USER_OWNED.has(k);
 
 /** What a file starts with: a gzip stream, plain JSON Lines, XML, or something else. */

@@ -12,8 +12,11 @@ import { createGunzip } from 'node:zlib';
 import { NameTaken, type DataStores, type TransferMessage } from '../../storage/types.js';
 import type { StoredCredentials } from '../../storage/types.js';
 import type { Progress } from '../admin/command.js';
+import { createPubsubStore, type PubsubAffiliation, type PubsubItem, type PubsubSubscriptionState } from '../../storage/sql-pubsub.js';
+import { createPubsubTransfer } from '../../storage/sql-transfer.js';
+import { tryParseJid } from '../../protocol/jid.js';
 import {
-  FormatError, KINDS, kindRank, parseHeader, parseLine, scramIn, sniff, userOwned, type DataRecord, type Header, type Kind,
+  FormatError, KINDS, kindRank, nodeOwned, parseHeader, parseLine, pubsubLevel, scramIn, sniff, userOwned, type DataRecord, type Header, type Kind,
 } from './format.js';
 
 const BATCH = 1000;
@@ -93,6 +96,9 @@ async function check(stores: DataStores, opts: ImportOptions): Promise<{ header:
   const needUsers = new Map<string, number>();
   const needCategories = new Map<string, number>();
   const needUnits = new Map<string, number>();
+  /** Pubsub nodes the file holds and those it refers to, as "service node". */
+  const nodes = new Set<string>();
+  const needNodes = new Map<string, number>();
   const services = new Set(opts.services);
   let lastReport = 0;
   for await (const { text, line } of readLines(opts.file, (bytes) => {
@@ -116,7 +122,8 @@ async function check(stores: DataStores, opts: ImportOptions): Promise<{ header:
     rank = r;
     counts[rec.type] = (counts[rec.type] ?? 0) + 1;
     records++;
-    if ('service' in rec && rec.type !== 'invitation' && !services.has(rec.service)) {
+    const pubsubKind = rec.type === 'pubsub-node' || nodeOwned(rec.type);
+    if ('service' in rec && rec.type !== 'invitation' && !pubsubKind && !services.has(rec.service)) {
       throw new FormatError(line, `${rec.type}: ${rec.service} is not a MUC service of this server`);
     }
     if (rec.type === 'user') users.add(rec.username);
@@ -125,6 +132,17 @@ async function check(stores: DataStores, opts: ImportOptions): Promise<{ header:
     if (rec.type === 'chat-room') {
       const key = `${rec.service} ${rec.category.toLowerCase()}`;
       if (!categories.has(key) && !needCategories.has(key)) needCategories.set(key, line);
+    }
+    if (rec.type === 'pubsub-node') {
+      // A PEP service is an account's bare JID (the account must be in the file or here), the pubsub service a domain.
+      const jid = tryParseJid(rec.service);
+      const pep = pubsubLevel(rec.service) === 'users';
+      if (!jid || jid.resource || (pep && !jid.local)) throw new FormatError(line, `pubsub-node: service ${rec.service} is neither an account's bare JID nor a domain`);
+      if (pep && !users.has(jid.local!) && !needUsers.has(jid.local!)) needUsers.set(jid.local!, line);
+      nodes.add(`${rec.service} ${rec.node}`);
+    } else if (nodeOwned(rec.type) && 'node' in rec) {
+      const key = `${rec.service} ${rec.node}`;
+      if (!nodes.has(key) && !needNodes.has(key)) needNodes.set(key, line);
     }
     if (rec.type === 'org-unit') units.add(rec.path);
     if (rec.type === 'user-org-unit' && !units.has(rec.path) && !needUnits.has(rec.path)) needUnits.set(rec.path, line);
@@ -140,6 +158,13 @@ async function check(stores: DataStores, opts: ImportOptions): Promise<{ header:
     let names = known.get(service);
     if (!names) known.set(service, (names = new Set((await stores.chat.categories(service)).map((c) => c.name.toLowerCase()))));
     if (!names.has(name)) throw new FormatError(line, `category ${name} of ${service} is neither in the file nor on this server`);
+  }
+  if (needNodes.size) {
+    const transfer = createPubsubTransfer(stores.db);
+    for (const [key, line] of needNodes) {
+      const [service, node] = [key.slice(0, key.indexOf(' ')), key.slice(key.indexOf(' ') + 1)];
+      if (!(await transfer.node(service, node))) throw new FormatError(line, `pubsub node ${node} of ${service} is neither in the file nor on this server`);
+    }
   }
   if (needUnits.size) {
     const paths = new Set((await stores.directory.listOrgUnits()).map((o) => o.path));
@@ -195,6 +220,25 @@ export async function importData(stores: DataStores, opts: ImportOptions): Promi
     return names.get(name.toLowerCase()) ?? name;
   };
   let pending: TransferMessage[] = [];
+  const pubsub = createPubsubStore(stores.db);
+  const pubsubTransfer = createPubsubTransfer(stores.db);
+  /** The stored lists of the node whose records are being applied (they follow their node). */
+  let nodeState: {
+    key: string; affiliations: Map<string, PubsubAffiliation>; subscriptions: Map<string, PubsubSubscriptionState>; items: Map<string, PubsubItem>;
+  } | null = null;
+  const stateOf = async (service: string, node: string) => {
+    const key = `${service} ${node}`;
+    if (nodeState?.key !== key) {
+      const [affiliations, subscriptions, items] = await Promise.all([
+        pubsub.affiliations(service, node), pubsub.subscriptions(service, node), pubsubTransfer.items(service, node),
+      ]);
+      nodeState = {
+        key, affiliations: new Map(affiliations.map((a) => [a.jid, a.affiliation])),
+        subscriptions: new Map(subscriptions.map((x) => [x.jid, x.state])), items: new Map(items.map((i) => [i.id, i])),
+      };
+    }
+    return nodeState;
+  };
 
   /**
    * A dry run meets no store refusing a display name: it keeps the service's names itself (lower case
@@ -380,6 +424,39 @@ export async function importData(stores: DataStores, opts: ImportOptions): Promi
         invitationsOf.have.add(key);
         if (write) await stores.transfer.restoreInvitations([{ user: rec.user, service: rec.service, room: rec.room, inviter: rec.inviter, at }]);
         return 'created';
+      }
+      case 'pubsub-node': {
+        const next = { service: rec.service, node: rec.node, owner: rec.owner, config: rec.config, createdAt: new Date(rec.createdAt) };
+        const cur = await pubsubTransfer.node(rec.service, rec.node);
+        const norm = (n: typeof next) => ({ ...n, createdAt: n.createdAt.getTime() });
+        if (cur && same(norm(cur), norm(next))) return 'unchanged';
+        if (write) await pubsubTransfer.putNode(next);
+        return cur ? 'overwritten' : 'created';
+      }
+      case 'pubsub-affiliation': {
+        const state = await stateOf(rec.service, rec.node);
+        const cur = state.affiliations.get(rec.jid);
+        if (cur === rec.affiliation) return 'unchanged';
+        state.affiliations.set(rec.jid, rec.affiliation);
+        if (write) await pubsub.setAffiliation(rec.service, rec.node, rec.jid, rec.affiliation);
+        return cur === undefined ? 'created' : 'overwritten';
+      }
+      case 'pubsub-subscription': {
+        const state = await stateOf(rec.service, rec.node);
+        const cur = state.subscriptions.get(rec.jid);
+        if (cur === rec.state) return 'unchanged';
+        state.subscriptions.set(rec.jid, rec.state);
+        if (write) await pubsub.setSubscription(rec.service, rec.node, rec.jid, rec.state);
+        return cur === undefined ? 'created' : 'overwritten';
+      }
+      case 'pubsub-item': {
+        const state = await stateOf(rec.service, rec.node);
+        const item: PubsubItem = { id: rec.id, publisher: rec.publisher, payload: rec.payload, stamp: new Date(rec.stamp) };
+        const cur = state.items.get(rec.id);
+        if (cur && cur.publisher === item.publisher && cur.payload === item.payload && cur.stamp.getTime() === item.stamp.getTime()) return 'unchanged';
+        state.items.set(rec.id, item);
+        if (write) await pubsubTransfer.putItem(rec.service, rec.node, item);
+        return cur ? 'overwritten' : 'created';
       }
       case 'message':
         throw new Error('messages are applied in batches');
