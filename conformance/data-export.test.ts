@@ -4,11 +4,12 @@
 // persistent-chat model through the CLI). Also: dry runs change nothing, a conflict overwrites,
 // levels, scopes and dates select, a corrupt file is refused with its line and changes nothing.
 import { expect } from 'chai';
+import { createHash } from 'node:crypto';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { gunzipSync, gzipSync } from 'node:zlib';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { startServer, login, iq, xml, perch, expectOk, useTestDatabase, type RunningServer, type LoggedIn, type XmppElement } from './harness.js';
+import { startServer, login, iq, iqError, xml, perch, expectOk, useTestDatabase, type RunningServer, type LoggedIn, type XmppElement } from './harness.js';
 import { NS, SERVICE, join, post, listedRooms, jsonOf, adhoc, outcome } from './pchat-kit.js';
 
 const USERS = { alice: 'pw-alice', bob: 'pw-bob', carol: 'pw-carol' };
@@ -40,6 +41,32 @@ async function roster(c: LoggedIn): Promise<string[]> {
   const r = await iq(c, 'get', xml('query', { xmlns: 'jabber:iq:roster' }));
   return r.getChild('query', 'jabber:iq:roster')!.getChildren('item')
     .map((i: XmppElement) => `${i.attrs.jid} ${i.attrs.name ?? ''} ${i.attrs.subscription} ${i.getChildren('group').map((g: XmppElement) => g.text()).join(',')}`).sort();
+}
+
+const PUBSUB_NS = 'http://jabber.org/protocol/pubsub';
+const BOOKMARKS = 'urn:xmpp:bookmarks:1';
+const AVATAR_DATA = 'urn:xmpp:avatar:data';
+const AVATAR_METADATA = 'urn:xmpp:avatar:metadata';
+/** A 1×1 PNG: the avatar published on A. */
+const AVATAR_PNG = Buffer.from('iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg==', 'base64');
+const AVATAR_ID = createHash('sha1').update(AVATAR_PNG).digest('hex');
+
+/** Publishes one item on the account's own PEP node, with publish-options when given (XEP-0060 §7.1.5). */
+async function publish(c: LoggedIn, node: string, id: string, payload: XmppElement, options: Record<string, string> = {}): Promise<void> {
+  const children = [xml('publish', { node }, xml('item', { id }, payload))];
+  if (Object.keys(options).length) {
+    children.push(xml('publish-options', {}, xml('x', { xmlns: NS.data, type: 'submit' },
+      xml('field', { var: 'FORM_TYPE', type: 'hidden' }, xml('value', {}, 'http://jabber.org/protocol/pubsub#publish-options')),
+      ...Object.entries(options).map(([k, v]) => xml('field', { var: k }, xml('value', {}, v))))));
+  }
+  await iq(c, 'set', xml('pubsub', { xmlns: PUBSUB_NS }, ...children));
+}
+
+/** A PEP node's items as the service answers them: id → payload XML. */
+async function pepItems(c: LoggedIn, owner: string, node: string): Promise<[string, string][]> {
+  const r = await iq(c, 'get', xml('pubsub', { xmlns: PUBSUB_NS }, xml('items', { node })), owner);
+  return r.getChild('pubsub', PUBSUB_NS)!.getChild('items')!.getChildren('item')
+    .map((i: XmppElement) => [i.attrs.id as string, i.children.filter((x: unknown) => typeof x !== 'string').map(String).join('')]);
 }
 
 async function vcard(c: LoggedIn): Promise<string | null> {
@@ -91,6 +118,13 @@ describe('conformance: export and import between servers (PGlite to PostgreSQL)'
     expect(await join(alice, DESK, 'alice')).to.equal('ok');
     expect(await join(bob, DESK, 'bob')).to.equal('ok');
     expect(await join(alice, COURT, 'alice')).to.equal('ok');
+    // XEP-0402 bookmarks (the followed rooms, joined at sign-in) and an XEP-0084 avatar, over PEP.
+    const privateNode = { 'pubsub#persist_items': 'true', 'pubsub#access_model': 'whitelist', 'pubsub#max_items': 'max' };
+    await publish(alice, BOOKMARKS, DESK, xml('conference', { xmlns: BOOKMARKS, name: 'The desk', autojoin: 'true' }, xml('nick', {}, 'alice')), privateNode);
+    await publish(alice, BOOKMARKS, COURT, xml('conference', { xmlns: BOOKMARKS, name: 'Court', autojoin: 'false' }), privateNode);
+    await publish(alice, AVATAR_DATA, AVATAR_ID, xml('data', { xmlns: AVATAR_DATA }, AVATAR_PNG.toString('base64')));
+    await publish(alice, AVATAR_METADATA, AVATAR_ID, xml('metadata', { xmlns: AVATAR_METADATA },
+      xml('info', { id: AVATAR_ID, bytes: String(AVATAR_PNG.length), type: 'image/png', width: '1', height: '1' })));
     for (let i = 1; i <= 3; i++) expect(await post(i % 2 ? alice : bob, DESK, `desk message ${i}`)).to.equal('ok');
     for (let i = 1; i <= 2; i++) expect(await post(alice, COURT, `court message ${i}`)).to.equal('ok');
     await alice.xmpp.send(xml('message', { to: 'carol@localhost', type: 'chat', id: 'off1' }, xml('body', {}, 'while you were away')));
@@ -113,6 +147,9 @@ describe('conformance: export and import between servers (PGlite to PostgreSQL)'
     expect(again.stderr).to.equal('');
     const out = jsonOf(again) as { counts: Record<string, number> };
     expect(out.counts).to.include({ user: 3, category: 2, 'chat-room': 2, group: 1, 'org-unit': 1, 'user-org-unit': 1, offline: 1 });
+    // Alice's PEP nodes: bookmarks (two rooms), avatar data and metadata.
+    expect(out.counts['pubsub-node']).to.be.at.least(3);
+    expect(out.counts['pubsub-item']).to.be.at.least(4);
     expect(out.counts.message).to.be.at.least(5);
     const text = gunzipSync(await readFile(exported())).toString('utf8');
     expect(text).to.not.include('pw-alice');
@@ -124,6 +161,7 @@ describe('conformance: export and import between servers (PGlite to PostgreSQL)'
     expect(out.dryRun).to.equal(true);
     expect(out.report.user).to.deep.include({ created: 3, overwritten: 0 });
     expect(out.report['chat-room']).to.deep.include({ created: 2 });
+    expect(out.report['pubsub-item']!.created).to.be.at.least(4);
     expect(jsonOf(expectOk(await onB('user', 'list', '--json')))).to.deep.equal([]);
     expect(jsonOf(expectOk(await onB('room', 'list', '--json')))).to.deep.equal([]);
   });
@@ -143,6 +181,20 @@ describe('conformance: export and import between servers (PGlite to PostgreSQL)'
     expect(await roster(aliceB)).to.deep.equal(await roster(aliceA));
     expect(await roster(aliceB)).to.have.length(1);
     expect(await vcard(aliceB)).to.equal('Alice A.');
+    // Her bookmarks, with autojoin, and her avatar: read back over XMPP from B as from A.
+    const bookmarks = await pepItems(aliceB, 'alice@localhost', BOOKMARKS);
+    expect(bookmarks).to.deep.equal(await pepItems(aliceA, 'alice@localhost', BOOKMARKS));
+    expect(bookmarks.map(([id]) => id)).to.deep.equal([DESK, COURT]);
+    expect(bookmarks[0]![1]).to.match(/autojoin=["']true["']/).and.to.include('<nick>alice</nick>');
+    const avatar = await pepItems(aliceB, 'alice@localhost', AVATAR_DATA);
+    expect(avatar).to.have.length(1);
+    expect(avatar[0]![0]).to.equal(AVATAR_ID);
+    expect(avatar[0]![1]).to.include(AVATAR_PNG.toString('base64'));
+    const metadata = await pepItems(aliceB, 'alice@localhost', AVATAR_METADATA);
+    expect(metadata).to.deep.equal(await pepItems(aliceA, 'alice@localhost', AVATAR_METADATA));
+    // The node configuration came along: bookmarks stay private (whitelist), so bob is refused.
+    const bobB = await connect(b, 'bob');
+    expect(await iqError(bobB, 'get', xml('pubsub', { xmlns: PUBSUB_NS }, xml('items', { node: BOOKMARKS })), 'alice@localhost')).to.equal('not-allowed');
     // The live model of B followed the import: the governed rooms are listed and readable.
     expect((await listedRooms(aliceB)).sort()).to.deep.equal((await listedRooms(aliceA)).sort());
     expect(await listedRooms(aliceB)).to.include.members([DESK, COURT]);
@@ -170,6 +222,7 @@ describe('conformance: export and import between servers (PGlite to PostgreSQL)'
     expect(out.report['chat-room']).to.deep.equal({ created: 0, overwritten: 1, unchanged: 1, skipped: 0 });
     expect(out.report.user).to.deep.include({ created: 0, overwritten: 0, unchanged: 3 });
     expect(out.report.message!.created).to.equal(0);
+    expect(out.report['pubsub-item']).to.deep.include({ created: 0, overwritten: 0 });
     expect((jsonOf(expectOk(await onB('room', 'show', 'desk', '--json'))) as { description: string }).description).to.equal('trading');
   });
 
@@ -185,6 +238,7 @@ describe('conformance: export and import between servers (PGlite to PostgreSQL)'
     expect(none.counts).to.deep.equal({});
     const users = jsonOf(expectOk(await onA('export', path.join(files, 'users.jsonl.gz'), '--level', 'users', '--json'))) as { counts: Record<string, number> };
     expect(users.counts).to.include({ user: 3, 'roster-item': 1, offline: 1 });
+    expect(users.counts['pubsub-node']).to.be.at.least(3);
     expect(users.counts).to.not.have.any.keys('category', 'chat-room', 'group');
     const bad = await onA('export', path.join(files, 'x.jsonl.gz'), '--since', 'yesterday-ish');
     expect(bad.code).to.equal(2);
