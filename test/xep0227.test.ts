@@ -12,10 +12,13 @@ import { fileURLToPath } from 'node:url';
 import type { Progress } from '../src/admin/command.js';
 import type { ServerCore } from '../src/server.js';
 import { startUnitServer } from './unit-server.js';
+import { createPubsubStore } from '../storage/sql-pubsub.js';
 
 const FIXTURES = fileURLToPath(new URL('../../conformance/fixtures/xep0227', import.meta.url));
 const PROSODY = path.join(FIXTURES, 'prosody.xml');
 const EJABBERD = path.join(FIXTURES, 'ejabberd/20261205-223837.xml');
+const PROSODY_PEP = path.join(FIXTURES, 'prosody-pep.xml');
+const BOOKMARKS = 'urn:xmpp:bookmarks:1';
 
 describe('XEP-0227 import (fixtures exported by Prosody and ejabberd)', function () {
   this.timeout(60000);
@@ -184,7 +187,7 @@ describe('XEP-0227 import (fixtures exported by Prosody and ejabberd)', function
     const reasons = r.skipped.map((s) => `${s.count} ${s.kind}: ${s.reason}`);
     expect(reasons).to.have.members([
       "1 roster items: subscription 'bogus'",
-      '1 other data: PEP nodes (XEP-0163): not imported',
+      "1 other data: pubsub data in urn:xmpp:pie:0#pubsub (PEP is read from XEP-0227's <pubsub/> elements): not imported",
       '1 accounts: no password and no SCRAM keys',
       '1 accounts: host other.example is not the one imported',
     ]);
@@ -196,5 +199,57 @@ describe('XEP-0227 import (fixtures exported by Prosody and ejabberd)', function
     const delay = parseStanzaString(m!.stanza)!.getChild('delay', NS.delay)!;
     expect(delay.attrs.from).to.equal('localhost');
     expect(Math.abs(Date.parse(delay.attrs.stamp!) - Date.now())).to.be.below(60_000);
+  });
+  it('imports PEP nodes as Prosody writes them: configuration, subscriptions and items in order, each node replaced on a second import', async () => {
+    const pubsub = createPubsubStore(ctx.stores.db);
+    const dry = await importXep0227(ctx, PROSODY_PEP, { host: 'prosody.test', dryRun: true });
+    expect(dry).to.include({ pepNodes: 3, pepItems: 4 });
+    expect(await pubsub.nodes('alice@localhost')).to.deep.equal([]);
+
+    const r = await importXep0227(ctx, PROSODY_PEP, { host: 'prosody.test' });
+    expect(r).to.include({ pepNodes: 3, pepItems: 4 });
+    // Prosody's form has a field this server does not: reported, per node.
+    expect(r.skipped.map((s) => `${s.count} ${s.kind}: ${s.reason}`)).to.deep.equal(['3 PEP node settings: field pubsub#itemreply is not supported']);
+    const nodes = await pubsub.nodes('alice@localhost');
+    expect(nodes.map((n) => n.node)).to.deep.equal(['urn:xmpp:avatar:data', 'urn:xmpp:avatar:metadata', BOOKMARKS]);
+    const bookmarks = nodes[2]!;
+    expect(bookmarks.owner).to.equal('alice@localhost');
+    expect(bookmarks.config).to.include({
+      'pubsub#access_model': 'whitelist', 'pubsub#max_items': 'max', 'pubsub#persist_items': 'true', 'pubsub#notify_retract': 'true',
+      'pubsub#send_last_published_item': 'on_sub_and_presence',
+    });
+    expect(bookmarks.config).to.not.have.any.keys('pubsub#itemreply', 'pubsub#title');
+    const items = await pubsub.items('alice@localhost', BOOKMARKS);
+    expect(items.map((i) => i.id)).to.deep.equal(['lab@conference.prosody.test', 'ops@conference.prosody.test']);
+    expect(items[0]!.publisher).to.equal('alice@localhost');
+    const lab = parseStanzaString(items[0]!.payload)!;
+    expect(lab.ns).to.equal(BOOKMARKS);
+    expect(lab.attrs).to.include({ autojoin: 'true', name: 'The lab' });
+    expect(lab.getChildText('nick')).to.equal('alice');
+    // The owner's own affiliation is implied; bob's subscription (Prosody's 'subscribed' attribute) moved to our domain.
+    expect(await pubsub.affiliations('alice@localhost', BOOKMARKS)).to.deep.equal([]);
+    expect(await pubsub.subscriptions('alice@localhost', 'urn:xmpp:avatar:metadata')).to.deep.equal([{ jid: 'bob@localhost', state: 'subscribed' }]);
+    const [data] = await pubsub.items('alice@localhost', 'urn:xmpp:avatar:data');
+    expect(parseStanzaString(data!.payload)!.text()).to.match(/^iVBORw0KGgo/);
+
+    await pubsub.publish('alice@localhost', BOOKMARKS, { id: 'extra@conference.localhost', publisher: 'alice@localhost', payload: `<conference xmlns="${BOOKMARKS}"/>` }, null);
+    await importXep0227(ctx, PROSODY_PEP, { host: 'prosody.test' });
+    expect((await pubsub.items('alice@localhost', BOOKMARKS)).map((i) => i.id)).to.deep.equal(['lab@conference.prosody.test', 'ops@conference.prosody.test']);
+  });
+
+  it('keeps bookmarks private when a file gives their items without a configuration', async () => {
+    const file = await scratch('items-only.xml', `<?xml version='1.0'?>
+<server-data xmlns='urn:xmpp:pie:0'><host jid='localhost'><user name='u' password='p'>
+  <pubsub xmlns='http://jabber.org/protocol/pubsub'>
+    <items node='${BOOKMARKS}'><item id='r@conference.localhost'><conference xmlns='${BOOKMARKS}' autojoin='1'/></item><item><conference xmlns='${BOOKMARKS}'/></item></items>
+    <items node='http://jabber.org/protocol/nick'><item id='current'><nick xmlns='http://jabber.org/protocol/nick'>U</nick></item></items>
+  </pubsub>
+</user></host></server-data>`);
+    const r = await importXep0227(ctx, file);
+    expect(r).to.include({ pepNodes: 2, pepItems: 2 });
+    expect(r.skipped.map((s) => `${s.count} ${s.kind}: ${s.reason}`)).to.deep.equal(['1 PEP items: an item without an id or a payload']);
+    const pubsub = createPubsubStore(ctx.stores.db);
+    expect((await pubsub.node('u@localhost', BOOKMARKS))!.config).to.deep.equal({ 'pubsub#access_model': 'whitelist', 'pubsub#max_items': 'max' });
+    expect((await pubsub.node('u@localhost', 'http://jabber.org/protocol/nick'))!.config).to.deep.equal({});
   });
 });

@@ -20,6 +20,7 @@ export function xep0227Lines(r: Xep0227Report): string[] {
     `vCards: ${r.vcards}`,
     `private XML elements: ${r.privateXml}`,
     `offline messages: ${r.offlineMessages}`,
+    `PEP nodes: ${r.pepNodes} (${r.pepItems} items)`,
   ];
   if (r.sha1Only.length) {
     lines.push(`SCRAM-SHA-1 keys only (they sign in with SCRAM-SHA-1 or PLAIN; SHA-256 keys come with the next PLAIN sign-in or password change): ${r.sha1Only.join(', ')}`);

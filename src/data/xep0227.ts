@@ -1,5 +1,5 @@
 // Import of a XEP-0227 file (Portable Import/Export Format): the accounts, rosters, pending
-// subscription requests, vCards, private XML and offline messages that Prosody (prosody-migrator to a
+// subscription requests, vCards, private XML, offline messages and PEP nodes that Prosody (prosody-migrator to a
 // xep0227 store) and ejabberd (export_piefxis) write, so their users move over with their passwords.
 //
 // The file is read twice, streaming: first to check all of it and count (a dry run stops there, and a
@@ -14,6 +14,9 @@ import { tryParseJid } from '../../protocol/jid.js';
 import { decodeBase64Strict, type ScramHash } from '../../protocol/sasl.js';
 import { formatDateTimeSeconds } from '../../protocol/datetime.js';
 import type { RosterItem, StoredCredentials, StoredScram, Subscription } from '../../storage/types.js';
+import { CONFIG_FIELDS, type NodeConfig } from '../../protocol/pubsub.js';
+import { parseForm } from '../../protocol/forms.js';
+import { createPubsubStore, type PubsubAffiliation, type PubsubSubscriptionState } from '../../storage/sql-pubsub.js';
 import { credentialsFor, normalizeUsername } from '../accounts.js';
 import type { AdminContext } from '../admin/command.js';
 
@@ -27,7 +30,7 @@ const MAX_VCARD_BYTES = 64 * 1024;
 const SUBSCRIPTIONS = new Set<Subscription>(['none', 'to', 'from', 'both']);
 /** Elements of a user that are known and deliberately not imported, by what they are. */
 const KNOWN_UNSUPPORTED: Record<string, string> = {
-  [NS.piePubsub]: 'PEP nodes (XEP-0163)',
+  [NS.piePubsub]: 'pubsub data in urn:xmpp:pie:0#pubsub (PEP is read from XEP-0227\'s <pubsub/> elements)',
   [NS.pieMam]: 'message archive (XEP-0313)',
   [NS.blocking]: 'block list (XEP-0191)',
   [NS.privacy]: 'privacy lists (XEP-0016)',
@@ -56,6 +59,9 @@ export interface Xep0227Report {
   vcards: number;
   privateXml: number;
   offlineMessages: number;
+  /** PEP nodes (XEP-0163) and their items. */
+  pepNodes: number;
+  pepItems: number;
   skipped: Xep0227Skip[];
 }
 
@@ -108,7 +114,7 @@ export async function importXep0227(ctx: Xep0227Context, source: Xep0227Source, 
 function newReport(dryRun: boolean): Xep0227Report {
   return {
     dryRun, hosts: [], users: { created: 0, overwritten: [] }, sha1Only: [],
-    rosterItems: 0, pendingSubscriptions: 0, vcards: 0, privateXml: 0, offlineMessages: 0, skipped: [],
+    rosterItems: 0, pendingSubscriptions: 0, vcards: 0, privateXml: 0, offlineMessages: 0, pepNodes: 0, pepItems: 0, skipped: [],
   };
 }
 
@@ -317,8 +323,19 @@ function credentialPlan(user: Element): CredentialPlan {
   return { kind: 'none', reason: `unusable SCRAM keys (${scram.map((s) => s.attrs.mechanism ?? '?').join(', ')})` };
 }
 
+/** One PEP node of an account as the file gives it (XEP-0227 §2.10: configuration and items apart). */
+interface PepNodePlan {
+  /** The configuration form's fields we keep; null when the file gave items only. */
+  config: NodeConfig | null;
+  affiliations: { jid: string; affiliation: PubsubAffiliation }[];
+  subscriptions: { jid: string; state: PubsubSubscriptionState }[];
+  /** In the file's order, which is publish order (oldest first). */
+  items: { id: string; payload: string }[];
+}
+
 interface UserPlan {
   username: string;
+  pep: Map<string, PepNodePlan>;
   credentials: CredentialPlan;
   roster: RosterItem[];
   pending: { jid: string; stanza: string }[];
@@ -336,7 +353,7 @@ function planFromElement(ctx: Xep0227Context, u: ParsedUser, report: Xep0227Repo
   const credentials = credentialPlan(u.el);
   if (credentials.kind === 'none') { skip(report, 'accounts', credentials.reason, who); return null; }
   const own = `${username}@${ctx.domain}`;
-  const plan: UserPlan = { username, credentials, roster: [], pending: [], vcard: null, privateXml: [], offline: [] };
+  const plan: UserPlan = { username, credentials, pep: new Map(), roster: [], pending: [], vcard: null, privateXml: [], offline: [] };
   for (const child of u.el.elements()) {
     if (child.name === 'scram-credentials' && child.ns === NS.pieScram) continue;
     if (child.name === 'query' && child.ns === NS.roster) {
@@ -373,6 +390,8 @@ function planFromElement(ctx: Xep0227Context, u: ParsedUser, report: Xep0227Repo
         copy.attrs.xmlns = p.ns;
         plan.privateXml.push({ key: `{${p.ns}}${p.name}`, xml: copy.toString() });
       }
+    } else if (child.name === 'pubsub' && (child.ns === NS.pubsubOwner || child.ns === NS.pubsub)) {
+      pepFromElement(child, plan, { who, own, fromHost: u.host, domain: ctx.domain }, report);
     } else if (child.name === 'offline-messages' && PIE_NS.includes(child.ns)) {
       for (const m of child.elements()) {
         if (m.name !== 'message') { skip(report, 'offline messages', `<${m.name}/> is not a message`, who); continue; }
@@ -384,6 +403,102 @@ function planFromElement(ctx: Xep0227Context, u: ParsedUser, report: Xep0227Repo
     }
   }
   return plan;
+}
+
+const PEP_AFFILIATIONS = new Set<string>(['owner', 'publisher', 'publish-only', 'member', 'outcast']);
+const PEP_SUBSCRIPTIONS = new Set<string>(['subscribed', 'pending', 'unconfigured']);
+/** Fields we keep besides the configuration form's (CONFIG_FIELDS): the access model 'roster' reads it. */
+const ROSTER_GROUPS = 'pubsub#roster_groups_allowed';
+/**
+ * Nodes a file may give items of without their configuration (Prosody's older exports): these hold
+ * private data (XEP-0223), so they stay private rather than take the PEP default (presence).
+ */
+const PRIVATE_NODES = new Set(['urn:xmpp:bookmarks:1', 'storage:bookmarks', 'urn:xmpp:mds:displayed:0']);
+
+/**
+ * A user's <pubsub/> elements: the #owner one (per node: <configure/> with a XEP-0004 form,
+ * <affiliations/>, <subscriptions/>) and the plain one (per node: <items/> with <item id/>), as
+ * XEP-0227 §2.10 and Prosody's xep0227 store write them. JIDs of the imported host move to ours.
+ */
+function pepFromElement(
+  el: Element, plan: UserPlan, at: { who: string; own: string; fromHost: string; domain: string }, report: Xep0227Report,
+): void {
+  const nodeOf = (name: string): PepNodePlan => {
+    let n = plan.pep.get(name);
+    if (!n) plan.pep.set(name, n = { config: null, affiliations: [], subscriptions: [], items: [] });
+    return n;
+  };
+  const bare = (jid: string | undefined) => {
+    const j = mapJid(jid, at.fromHost, at.domain);
+    return j ? tryParseJid(j)?.bareString() ?? null : null;
+  };
+  for (const part of el.elements()) {
+    const name = part.attrs.node;
+    if (!name) { skip(report, 'PEP nodes', `<${part.name}/> without a node`, at.who); continue; }
+    if (el.ns === NS.pubsub) {
+      if (part.name !== 'items') { skip(report, 'PEP nodes', `<${part.name}/> in <pubsub/>`, `${at.who}: ${name}`); continue; }
+      const node = nodeOf(name);
+      for (const item of part.elements()) {
+        const payload = item.elements()[0];
+        if (item.name !== 'item' || !item.attrs.id || !payload) { skip(report, 'PEP items', 'an item without an id or a payload', `${at.who}: ${name}`); continue; }
+        const copy = payload.clone();
+        copy.attrs.xmlns = payload.ns;
+        node.items.push({ id: item.attrs.id, payload: copy.toString() });
+      }
+    } else if (part.name === 'configure') {
+      nodeOf(name).config = nodeConfigOf(part, report, `${at.who}: ${name}`);
+    } else if (part.name === 'affiliations') {
+      for (const a of part.getChildren('affiliation')) {
+        const jid = bare(a.attrs.jid);
+        const value = a.attrs.affiliation ?? '';
+        // The account owns its PEP nodes whatever the list says; 'none' is no affiliation.
+        if (jid === at.own || value === 'none') continue;
+        if (!jid || !PEP_AFFILIATIONS.has(value)) { skip(report, 'PEP affiliations', `'${value}' of ${a.attrs.jid ?? 'no JID'}`, `${at.who}: ${name}`); continue; }
+        nodeOf(name).affiliations.push({ jid, affiliation: value as PubsubAffiliation });
+      }
+    } else if (part.name === 'subscriptions') {
+      for (const sub of part.getChildren('subscription')) {
+        const jid = mapJid(sub.attrs.jid, at.fromHost, at.domain);
+        // Prosody writes the state in an attribute named 'subscribed'.
+        const state = sub.attrs.subscription ?? sub.attrs.subscribed ?? 'subscribed';
+        if (state === 'none') continue;
+        if (!jid || !PEP_SUBSCRIPTIONS.has(state)) { skip(report, 'PEP subscriptions', `'${state}' of ${sub.attrs.jid ?? 'no JID'}`, `${at.who}: ${name}`); continue; }
+        nodeOf(name).subscriptions.push({ jid, state: state as PubsubSubscriptionState });
+      }
+    } else {
+      skip(report, 'PEP nodes', `<${part.name}/> in <pubsub xmlns='${NS.pubsubOwner}'/>`, `${at.who}: ${name}`);
+    }
+  }
+  for (const [name, node] of plan.pep) {
+    if (node.config === null && PRIVATE_NODES.has(name)) node.config = { 'pubsub#access_model': 'whitelist', 'pubsub#max_items': 'max' };
+  }
+}
+
+/**
+ * The node configuration fields of a <configure/> form that this server honours, normalised as the
+ * owner's configure form is; a field it does not have, or a value it does not allow, is reported.
+ */
+function nodeConfigOf(configure: Element, report: Xep0227Report, where: string): NodeConfig {
+  const x = configure.getChild('x', NS.dataForms);
+  const out: NodeConfig = {};
+  if (!x) return out;
+  let fields;
+  try { fields = parseForm(x).fields; } catch { skip(report, 'PEP node settings', 'a malformed data form', where); return out; }
+  for (const f of fields) {
+    if (!f.var || f.var === 'FORM_TYPE') continue;
+    if (f.var === ROSTER_GROUPS) { if (f.values.length) out[f.var] = [...f.values]; continue; }
+    const spec = CONFIG_FIELDS.find((c) => c.var === f.var);
+    const v = f.values[0];
+    if (!spec) { skip(report, 'PEP node settings', `field ${f.var} is not supported`, where); continue; }
+    if (v === undefined) continue;
+    let value: string | null = v;
+    if (spec.type === 'boolean') value = ['1', 'true'].includes(v) ? 'true' : ['0', 'false'].includes(v) ? 'false' : null;
+    else if (spec.options) value = spec.options.some((o) => o.value === v) ? v : null;
+    else if (spec.var === 'pubsub#max_items') value = v === 'max' || /^[0-9]{1,9}$/.test(v) ? v : null;
+    if (value === null) skip(report, 'PEP node settings', `${f.var} '${v}' is not allowed`, where);
+    else out[f.var] = value;
+  }
+  return out;
 }
 
 /**
@@ -420,6 +535,8 @@ function count(report: Xep0227Report, plan: UserPlan): void {
   report.vcards += plan.vcard !== null ? 1 : 0;
   report.privateXml += plan.privateXml.length;
   report.offlineMessages += plan.offline.length;
+  report.pepNodes += plan.pep.size;
+  for (const n of plan.pep.values()) report.pepItems += n.items.length;
   if (plan.credentials.kind === 'scram' && !plan.credentials.sha256) report.sha1Only.push(plan.username);
 }
 
@@ -457,6 +574,19 @@ async function applyUser(ctx: Xep0227Context, u: ParsedUser, report: Xep0227Repo
   for (const p of plan.pending) await stores.roster.putPendingIn(user, p.jid, p.stanza);
   if (plan.vcard !== null) await stores.userData.put(user, VCARD_KIND, VCARD_KEY, plan.vcard);
   for (const p of plan.privateXml) await stores.userData.put(user, PRIVATE_KIND, p.key, p.xml);
+  // Each PEP node of the file replaces the account's node of that name (items and lists with it);
+  // its items keep the file's order as their publish order.
+  const own = `${user}@${ctx.domain}`;
+  const pubsub = createPubsubStore(stores.db);
+  for (const [node, n] of plan.pep) {
+    await pubsub.deleteNode(own, node);
+    await pubsub.createNode({ service: own, node, owner: own, config: n.config ?? {} });
+    for (const a of n.affiliations) await pubsub.setAffiliation(own, node, a.jid, a.affiliation);
+    for (const s of n.subscriptions) await pubsub.setSubscription(own, node, s.jid, s.state);
+    for (const item of n.items) await pubsub.publish(own, node, { id: item.id, publisher: own, payload: item.payload }, null);
+    const keep = n.config?.['pubsub#max_items'];
+    if (typeof keep === 'string' && /^[0-9]+$/.test(keep)) await pubsub.trim(own, node, Number(keep));
+  }
   let stored = 0;
   for (const m of plan.offline) {
     if (await stores.offline.push(user, m, ctx.config.limits.offlineMessages)) stored++;
