@@ -8,12 +8,15 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import {
-  REPO_ROOT, connectRaw, openSecureStream, startServer, login, iq, xml, perch, expectOk, rawLogin,
+  REPO_ROOT, connectRaw, openSecureStream, startServer, login, iq, iqError, xml, perch, expectOk, rawLogin,
   type RunningServer, type LoggedIn, type XmppElement,
 } from './harness.js';
 
 const FIXTURES = path.join(REPO_ROOT, 'conformance/fixtures/xep0227');
 const PROSODY = path.join(FIXTURES, 'prosody.xml');
+const PROSODY_PEP = path.join(FIXTURES, 'prosody-pep.xml');
+const PUBSUB = 'http://jabber.org/protocol/pubsub';
+const BOOKMARKS = 'urn:xmpp:bookmarks:1';
 const EJABBERD = path.join(FIXTURES, 'ejabberd/20261205-223837.xml');
 const EJABBERD_HOST = path.join(FIXTURES, 'ejabberd/20261205-223837_ejabberd_test.xml');
 const DELAY = 'urn:xmpp:delay';
@@ -177,5 +180,36 @@ describe('conformance: XEP-0227 import of Prosody and ejabberd exports', functio
     expect(other.stderr).to.contain('no accounts of host localhost (its hosts: prosody.test)');
     const usage = await perch(['import'], { dataDir });
     expect(usage.code).to.equal(2);
+  });
+  it('Prosody with PEP: bookmarks (autojoin) and the avatar come over and are read back over XMPP; bookmarks stay private', async () => {
+    const server = await startServer();
+    servers.push(server);
+    const run = expectOk(await perch(['import', PROSODY_PEP, '--host', 'prosody.test', '--json'], { dataDir: server.dataDir }));
+    expect(JSON.parse(run.stdout).output).to.deep.include({ pepNodes: 3, pepItems: 4 });
+    const port = server.ports.c2s;
+    const items = async (c: LoggedIn, node: string): Promise<XmppElement[]> => {
+      const r = await iq(c, 'get', xml('pubsub', { xmlns: PUBSUB }, xml('items', { node })), 'alice@localhost');
+      return r.getChild('pubsub', PUBSUB)!.getChild('items')!.getChildren('item');
+    };
+    const alice = await login(port, 'alice', 'alice-pw');
+    clients.push(alice);
+    const bookmarks = await items(alice, BOOKMARKS);
+    expect(bookmarks.map((i) => i.attrs.id)).to.deep.equal(['lab@conference.prosody.test', 'ops@conference.prosody.test']);
+    const lab = bookmarks[0]!.getChild('conference', BOOKMARKS)!;
+    expect(lab.attrs).to.include({ autojoin: 'true', name: 'The lab' });
+    expect(lab.getChildText('nick')).to.equal('alice');
+    expect(bookmarks[1]!.getChild('conference', BOOKMARKS)!.attrs.autojoin).to.equal('false');
+
+    // bob is alice's contact (both): the avatar (access presence) is his to read, the bookmarks are not.
+    const bob = await login(port, 'bob', 'bob-pw');
+    clients.push(bob);
+    const [metadata] = await items(bob, 'urn:xmpp:avatar:metadata');
+    const info = metadata!.getChild('metadata', 'urn:xmpp:avatar:metadata')!.getChild('info')!;
+    const [data] = await items(bob, 'urn:xmpp:avatar:data');
+    expect(data!.attrs.id).to.equal(info.attrs.id);
+    const png = Buffer.from(data!.getChildText('data', 'urn:xmpp:avatar:data')!, 'base64');
+    expect(createHash('sha1').update(png).digest('hex')).to.equal(info.attrs.id);
+    expect(png.length).to.equal(Number(info.attrs.bytes));
+    expect(await iqError(bob, 'get', xml('pubsub', { xmlns: PUBSUB }, xml('items', { node: BOOKMARKS })), 'alice@localhost')).to.equal('not-allowed');
   });
 });
