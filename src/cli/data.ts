@@ -84,8 +84,9 @@ Usage: perch export FILE [--level L] [--scope CATEGORY ...] [--since DATE] [--js
 
   FILE               the file to write (.jsonl.gz); written under a temporary name, renamed when complete
   --level L          all (default), users (accounts, rosters, user data, offline messages, invitations,
-                     personal archives), directory (groups, org units), categories (categories, add-ins,
-                     service settings, policies), rooms (room settings, XEP-0045 records), content (room archives)
+                     PEP nodes, personal archives), directory (groups, org units), categories (categories, add-ins,
+                     service settings, policies), rooms (room settings, XEP-0045 records), content (room archives),
+                     pubsub (the pubsub service's nodes; accounts' PEP nodes go with users)
   --scope CATEGORY   only these categories' categories, rooms and content (repeatable)
   --since DATE       only messages since this date (YYYY-MM-DD or an ISO time)
   --json             print the result as JSON (and no progress)
