@@ -13,6 +13,7 @@ import type { Progress } from '../src/admin/command.js';
 import type { ServerCore } from '../src/server.js';
 import { startUnitServer } from './unit-server.js';
 import { createPubsubStore } from '../storage/sql-pubsub.js';
+import { exportXep0227 } from '../src/data/xep0227-export.js';
 
 const FIXTURES = fileURLToPath(new URL('../../conformance/fixtures/xep0227', import.meta.url));
 const PROSODY = path.join(FIXTURES, 'prosody.xml');
@@ -38,8 +39,12 @@ describe('XEP-0227 import (fixtures exported by Prosody and ejabberd)', function
     ctx = { stores: s.stores, domain: s.domain, scramIterations: 4096, config: s.config, progress: (p) => progress.push(p) };
   });
   afterEach(async () => {
-    // Deleting an account takes its roster, offline messages and user data with it.
-    for (const u of await ctx.stores.users.list()) await ctx.stores.users.delete(u);
+    // Deleting an account takes its roster, offline messages and user data with it; its PEP nodes go
+    // with it through the pubsub module, which this test does not run.
+    for (const u of await ctx.stores.users.list()) {
+      await createPubsubStore(ctx.stores.db).deleteService(`${u}@${ctx.domain}`);
+      await ctx.stores.users.delete(u);
+    }
     await Promise.all(tmp.splice(0).map((d) => rm(d, { recursive: true, force: true })));
   });
   const scratch = async (name: string, text: string) => {
@@ -251,5 +256,43 @@ describe('XEP-0227 import (fixtures exported by Prosody and ejabberd)', function
     const pubsub = createPubsubStore(ctx.stores.db);
     expect((await pubsub.node('u@localhost', BOOKMARKS))!.config).to.deep.equal({ 'pubsub#access_model': 'whitelist', 'pubsub#max_items': 'max' });
     expect((await pubsub.node('u@localhost', 'http://jabber.org/protocol/nick'))!.config).to.deep.equal({});
+  });
+  it('exports accounts with their PEP nodes as XEP-0227 and imports that file back to the same state', async () => {
+    await importXep0227(ctx, PROSODY_PEP, { host: 'prosody.test' });
+    const pubsub = createPubsubStore(ctx.stores.db);
+    await pubsub.setAffiliation('alice@localhost', BOOKMARKS, 'bob@localhost', 'member');
+    const snapshot = async () => {
+      const out: Record<string, unknown> = {};
+      for (const n of await pubsub.nodes('alice@localhost')) {
+        out[n.node] = {
+          config: n.config, affiliations: await pubsub.affiliations('alice@localhost', n.node),
+          subscriptions: await pubsub.subscriptions('alice@localhost', n.node),
+          items: (await pubsub.items('alice@localhost', n.node)).map((i) => [i.id, i.publisher, i.payload]),
+        };
+      }
+      return {
+        pep: out, roster: await ctx.stores.roster.get('alice'), vcard: await ctx.stores.userData.get('alice', 'vcard', 'current'),
+        credentials: (await ctx.stores.users.get('alice'))!.credentials, pending: await ctx.stores.roster.listPendingIn('dave'),
+      };
+    };
+    const before = await snapshot();
+    const d = await mkdtemp(path.join(tmpdir(), 'perch-xep0227-export-'));
+    tmp.push(d);
+    const file = path.join(d, 'out.xml');
+    const r = await exportXep0227(ctx.stores, { file, domain: 'localhost' });
+    expect(r).to.include({ users: 5, pepNodes: 3, pepItems: 4 });
+    const text = await readFile(file, 'utf8');
+    expect(text).to.match(/^<\?xml version='1.0' encoding='UTF-8'\?>\n<server-data xmlns='urn:xmpp:pie:0'>/);
+    expect(text).to.include(`<pubsub xmlns='${NS.pubsubOwner}'><configure node='urn:xmpp:avatar:data'><x xmlns='jabber:x:data' type='submit'>`);
+
+    for (const u of await ctx.stores.users.list()) {
+      await pubsub.deleteService(`${u}@localhost`);
+      await ctx.stores.users.delete(u);
+    }
+    const back = await importXep0227(ctx, file);
+    expect(back).to.include({ pepNodes: 3, pepItems: 4 });
+    expect(back.users.created).to.equal(5);
+    expect(back.skipped).to.deep.equal([]);
+    expect(await snapshot()).to.deep.equal(before);
   });
 });

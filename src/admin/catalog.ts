@@ -8,7 +8,7 @@ import { directoryCommands } from './chat-directory.js';
 import { chatServiceCommands } from './chat-service.js';
 import { contentCommands } from './chat-content.js';
 import { selftestCommand } from './selftest.js';
-import { importXep0227Command } from './xep0227.js';
+import { exportXep0227Command, importXep0227Command } from './xep0227.js';
 import { dataCommands } from './data.js';
 import { complianceCommands } from './compliance.js';
 import { uploadCommands } from './uploads.js';
@@ -18,7 +18,7 @@ import { directorySyncCommands } from './directory-sync.js';
 export const chatCommands: readonly AnyAdminCommand[] = [...categoryCommands, ...chatRoomCommands, ...directoryCommands, ...chatServiceCommands, ...contentCommands];
 
 export const adminCommands: readonly AnyAdminCommand[] = [
-  ...userCommands, ...roomCommands, ...chatCommands, ...dataCommands, ...complianceCommands, ...uploadCommands, ...directorySyncCommands, importXep0227Command, selftestCommand,
+  ...userCommands, ...roomCommands, ...chatCommands, ...dataCommands, ...complianceCommands, ...uploadCommands, ...directorySyncCommands, importXep0227Command, exportXep0227Command, selftestCommand,
 ];
 
 export function findAdminCommand(id: string): AnyAdminCommand | undefined {

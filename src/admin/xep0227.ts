@@ -2,6 +2,7 @@
 // the server's machine, read by whichever process holds the data (the running server, or the CLI).
 import path from 'node:path';
 import { importXep0227, Xep0227Error, type Xep0227Report } from '../data/xep0227.js';
+import { exportXep0227, type Xep0227ExportResult } from '../data/xep0227-export.js';
 import { AdminError, isAdminActor, one, type AdminCommand, type Note } from './command.js';
 
 function isOn(v: string): boolean {
@@ -53,5 +54,30 @@ export const importXep0227Command: AdminCommand<Xep0227Report> = {
     const lines = xep0227Lines(r);
     const notes: Note[] = [{ type: 'info', text: (r.dryRun ? 'Dry run, nothing was changed.\n' : '') + lines.join('\n') }];
     return { notes, lines: [] };
+  },
+};
+
+export const exportXep0227Command: AdminCommand<Xep0227ExportResult> = {
+  id: 'data-export-xep0227',
+  title: 'Export a XEP-0227 File',
+  instructions: 'Writes this server\'s accounts (SCRAM keys, never passwords), rosters, pending requests, vCards, private XML, offline messages and PEP nodes as a XEP-0227 file on the server\'s machine.',
+  fields: [
+    { name: 'file', type: 'text-single', label: 'File to write (absolute path on the server\'s machine; .xml)', required: true, positional: 0 },
+  ],
+  allowed: isAdminActor,
+  async run(ctx, input) {
+    const file = one(input, 'file').trim();
+    if (!path.isAbsolute(file)) throw new AdminError(`--file must be an absolute path on the server's machine, not ${file}`);
+    try {
+      return await exportXep0227(ctx.stores, { file, domain: ctx.domain, ...(ctx.progress ? { progress: ctx.progress } : {}) });
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      if (code) throw new AdminError(`cannot write ${file}: ${(e as Error).message}`, code === 'ENOENT' ? 'item-not-found' : 'not-allowed');
+      throw e;
+    }
+  },
+  render(r) {
+    const text = `exported ${r.users} accounts with ${r.pepNodes} PEP nodes (${r.pepItems} items) to ${r.file} (${r.bytes} bytes)`;
+    return { notes: [{ type: 'info', text }], lines: [text] };
   },
 };

@@ -6,7 +6,7 @@ import { resolve } from 'node:path';
 import type { Config } from '../config.js';
 import type { AnyAdminCommand } from '../admin/command.js';
 import { dataExportCommand, dataImportCommand } from '../admin/data.js';
-import { importXep0227Command } from '../admin/xep0227.js';
+import { exportXep0227Command, importXep0227Command } from '../admin/xep0227.js';
 import { sniff } from '../data/format.js';
 import { commandHelp, parseFlags, runAdmin, UsageError, EXIT_OK, type Io } from './admin.js';
 
@@ -27,13 +27,23 @@ function absolutePaths(input: Record<string, string[]>): void {
 }
 
 export async function exportMain(config: Config, args: string[], io: Io): Promise<number> {
-  const cmd = dataExportCommand;
-  const { input, json, help, bare } = parseFlags(cmd, args, { positional: true });
+  let format = 'perch';
+  const rest: string[] = [];
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i]!;
+    if (a === '--format') format = args[++i] ?? '';
+    else if (a.startsWith('--format=')) format = a.slice('--format='.length);
+    else rest.push(a);
+  }
+  if (format !== 'perch' && format !== 'xep0227') throw new UsageError('--format takes one of perch, xep0227');
+  // XEP-0227 (accounts and what they own, PEP included) for Prosody, ejabberd or another Perch.
+  const cmd: AnyAdminCommand = format === 'xep0227' ? exportXep0227Command : dataExportCommand;
+  const { input, json, help, bare } = parseFlags(cmd, rest, { positional: true });
   if (help) {
-    io.out(EXPORT_HELP);
+    io.out(format === 'xep0227' ? commandHelp(cmd, 'perch export FILE.xml --format xep0227') : EXPORT_HELP);
     return EXIT_OK;
   }
-  if (bare.length !== 1) throw new UsageError('usage: perch export FILE [--level L] [--scope CATEGORY ...] [--since DATE] [--json]');
+  if (bare.length !== 1) throw new UsageError('usage: perch export FILE [--level L] [--scope CATEGORY ...] [--since DATE] [--format perch|xep0227] [--json]');
   input.file = [bare[0]!];
   absolutePaths(input);
   return runAdmin(config, cmd, io, { input, json });
@@ -81,6 +91,7 @@ export async function importMain(config: Config, args: string[], io: Io): Promis
 const EXPORT_HELP = `Export Data: the server's data, or a level of it, to a gzipped JSON Lines file (docs/export-format.md)
 
 Usage: perch export FILE [--level L] [--scope CATEGORY ...] [--since DATE] [--json]
+       perch export FILE.xml --format xep0227 [--json]     (XEP-0227: accounts with their PEP nodes)
 
   FILE               the file to write (.jsonl.gz); written under a temporary name, renamed when complete
   --level L          all (default), users (accounts, rosters, user data, offline messages, invitations,
