@@ -1,7 +1,9 @@
 // Moving from Prosody or ejabberd: their real XEP-0227 exports (conformance/fixtures/xep0227)
 // imported with the CLI, on the database and through a running server's admin socket; then the
 // imported accounts sign in over XMPP with their original passwords (SCRAM) and find their rosters,
-// vCards, pending subscription requests and offline messages with the original delay stamps.
+// vCards, pending subscription requests and offline messages with the original delay stamps. PEP:
+// Prosody's form of XEP-0227 §2.10 brings bookmarks and avatars over; and Perch's own XEP-0227 export
+// carries bookmarks and an avatar published over XMPP to a fresh server, read back over XMPP.
 import { expect } from 'chai';
 import { createHash, createHmac, pbkdf2Sync, randomBytes } from 'node:crypto';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
@@ -63,7 +65,7 @@ function rosterItems(result: XmppElement): Record<string, { name?: string; subsc
   return out;
 }
 
-describe('conformance: XEP-0227 import of Prosody and ejabberd exports', function () {
+describe('conformance: XEP-0227 import of Prosody and ejabberd exports, and export', function () {
   this.timeout(120000);
   const dirs: string[] = [];
   const servers: RunningServer[] = [];
@@ -210,6 +212,54 @@ describe('conformance: XEP-0227 import of Prosody and ejabberd exports', functio
     const png = Buffer.from(data!.getChildText('data', 'urn:xmpp:avatar:data')!, 'base64');
     expect(createHash('sha1').update(png).digest('hex')).to.equal(info.attrs.id);
     expect(png.length).to.equal(Number(info.attrs.bytes));
+    expect(await iqError(bob, 'get', xml('pubsub', { xmlns: PUBSUB }, xml('items', { node: BOOKMARKS })), 'alice@localhost')).to.equal('not-allowed');
+  });
+  it('Perch to Perch in XEP-0227: bookmarks and an avatar published over XMPP are exported, imported into a fresh server and read back over XMPP', async () => {
+    const a = await startServer({ users: { alice: 'alice-pw', bob: 'bob-pw' } });
+    servers.push(a);
+    const alice = await login(a.ports.c2s, 'alice', 'alice-pw');
+    clients.push(alice);
+    const publish = (node: string, id: string, payload: XmppElement, options: Record<string, string> = {}) => iq(alice, 'set', xml('pubsub', { xmlns: PUBSUB },
+      xml('publish', { node }, xml('item', { id }, payload)),
+      ...(Object.keys(options).length ? [xml('publish-options', {}, xml('x', { xmlns: 'jabber:x:data', type: 'submit' },
+        xml('field', { var: 'FORM_TYPE', type: 'hidden' }, xml('value', {}, 'http://jabber.org/protocol/pubsub#publish-options')),
+        ...Object.entries(options).map(([k, v]) => xml('field', { var: k }, xml('value', {}, v)))))] : [])));
+    const privateNode = { 'pubsub#persist_items': 'true', 'pubsub#access_model': 'whitelist', 'pubsub#max_items': 'max' };
+    await publish(BOOKMARKS, 'lab@conference.localhost', xml('conference', { xmlns: BOOKMARKS, name: 'Lab', autojoin: 'true' }, xml('nick', {}, 'al')), privateNode);
+    await publish(BOOKMARKS, 'ops@conference.localhost', xml('conference', { xmlns: BOOKMARKS, name: 'Ops', autojoin: 'false' }), privateNode);
+    const png = Buffer.from('iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg==', 'base64');
+    const id = createHash('sha1').update(png).digest('hex');
+    await publish('urn:xmpp:avatar:data', id, xml('data', { xmlns: 'urn:xmpp:avatar:data' }, png.toString('base64')));
+    await publish('urn:xmpp:avatar:metadata', id, xml('metadata', { xmlns: 'urn:xmpp:avatar:metadata' }, xml('info', { id, bytes: String(png.length), type: 'image/png' })));
+
+    const dir = await migratedDir();
+    const file = path.join(dir, 'perch.xml');
+    const out = JSON.parse(expectOk(await perch(['export', file, '--format', 'xep0227', '--json'], { dataDir: a.dataDir })).stdout).output;
+    expect(out).to.include({ users: 2 });
+    expect(out.pepNodes).to.be.at.least(3);
+
+    const b = await startServer();
+    servers.push(b);
+    expectOk(await perch(['import', file], { dataDir: b.dataDir }));
+    // The password works on B (SCRAM-SHA-256 keys travelled too), and so do her PEP nodes.
+    expect(await scramLogin(b.ports.c2s, 'alice', 'alice-pw', 'SHA-256')).to.equal('success');
+    const aliceB = await login(b.ports.c2s, 'alice', 'alice-pw');
+    clients.push(aliceB);
+    const items = async (c: LoggedIn, node: string): Promise<XmppElement[]> => {
+      const r = await iq(c, 'get', xml('pubsub', { xmlns: PUBSUB }, xml('items', { node })), 'alice@localhost');
+      return r.getChild('pubsub', PUBSUB)!.getChild('items')!.getChildren('item');
+    };
+    const bookmarks = await items(aliceB, BOOKMARKS);
+    expect(bookmarks.map((i) => i.attrs.id)).to.deep.equal(['lab@conference.localhost', 'ops@conference.localhost']);
+    expect(bookmarks[0]!.getChild('conference', BOOKMARKS)!.attrs.autojoin).to.equal('true');
+    expect(bookmarks[0]!.getChild('conference', BOOKMARKS)!.getChildText('nick')).to.equal('al');
+    const [data] = await items(aliceB, 'urn:xmpp:avatar:data');
+    expect(data!.attrs.id).to.equal(id);
+    expect(Buffer.from(data!.getChildText('data', 'urn:xmpp:avatar:data')!, 'base64').equals(png)).to.equal(true);
+    const [meta] = await items(aliceB, 'urn:xmpp:avatar:metadata');
+    expect(meta!.getChild('metadata', 'urn:xmpp:avatar:metadata')!.getChild('info')!.attrs.id).to.equal(id);
+    const bob = await login(b.ports.c2s, 'bob', 'bob-pw');
+    clients.push(bob);
     expect(await iqError(bob, 'get', xml('pubsub', { xmlns: PUBSUB }, xml('items', { node: BOOKMARKS })), 'alice@localhost')).to.equal('not-allowed');
   });
 });
