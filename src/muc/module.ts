@@ -49,6 +49,10 @@ export const mucModule: Module = {
       buckets: [0.0005, 0.001, 0.002, 0.003, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5],
     });
     for (const s of byDomain.values()) s.onCommitted = (seconds) => commit.observe(seconds);
+    const duplicates = new client.Counter({
+      name: 'perch_muc_duplicates_total', help: 'Room messages sent again (by a client or a node) and recognised: answered, not archived twice', registers,
+    });
+    for (const s of byDomain.values()) s.onDuplicate = () => duplicates.inc();
     new client.Gauge({
       name: 'perch_muc_rooms_loaded', help: 'Rooms held by this node', registers,
       collect() {
