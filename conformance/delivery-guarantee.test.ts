@@ -32,6 +32,8 @@ describe('conformance: delivery guarantees across nodes (XEP-0198 acks, room own
   const sender = randomName('gs');
   const watcher = randomName('gw');
   const stranded = randomName('gd');
+  const refusee = randomName('gr');
+  const keeper = randomName('gk');
   let nodeA: RunningServer | undefined;
   let nodeB: RunningServer | undefined;
   let created = false;
@@ -55,7 +57,7 @@ describe('conformance: delivery guarantees across nodes (XEP-0198 acks, room own
       await admin.end();
     }
     url = databaseUrl(dbName);
-    const users = { [owner]: 'pw', [sender]: 'pw', [watcher]: 'pw', [stranded]: 'pw' };
+    const users = { [owner]: 'pw', [sender]: 'pw', [watcher]: 'pw', [stranded]: 'pw', [refusee]: 'pw', [keeper]: 'pw' };
     nodeA = await startServer({ databaseUrl: url, redisUrl: CLUSTER_REDIS_URL, nodeId: randomName('guar-a-'), users });
     nodeB = await startServer({ databaseUrl: url, redisUrl: CLUSTER_REDIS_URL, nodeId: randomName('guar-b-'), users, skipUserCreation: true });
   });
@@ -212,5 +214,36 @@ describe('conformance: delivery guarantees across nodes (XEP-0198 acks, room own
     // The client then binds a new session and carries on there.
     raw.send(`<iq type='set' id='b2'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'><resource>again</resource></bind></iq>`);
     await raw.waitFor(/<iq[^>]*id=['"]b2['"][^>]*type=['"]result['"]|<iq[^>]*type=['"]result['"][^>]*id=['"]b2['"]/, 5000);
+  });
+
+  it('a one-to-one message refused because the recipient\'s copy could not be stored does not stay in the sender\'s archive', async () => {
+    // The recipient's archive refuses every row (a trigger in this test's own database), as PostgreSQL
+    // restarting between the two copies' writes once did.
+    const db = new pg.Client({ connectionString: url });
+    await db.connect();
+    try {
+      await db.query(`CREATE OR REPLACE FUNCTION refuse_for_test() RETURNS trigger AS $$
+        BEGIN IF NEW.archive = '${refusee}@localhost' THEN RAISE EXCEPTION 'refused for the test'; END IF; RETURN NEW; END $$ LANGUAGE plpgsql`);
+      await db.query('CREATE TRIGGER refuse_for_test BEFORE INSERT ON archive FOR EACH ROW EXECUTE FUNCTION refuse_for_test()');
+      const c = await login(nodeA!.ports.c2s, sender, 'pw', { resource: 'chat' });
+      clients.push(c);
+      // Both recipients are offline: their copies wait for the account check, after the sender's.
+      await c.xmpp.send(xml('message', { to: `${refusee}@localhost`, type: 'chat', id: 'refused' }, xml('body', {}, 'cannot be kept')));
+      const err = await c.waitFor((el) => el.is('message') && el.attrs.id === 'refused' && el.attrs.type === 'error', 8000);
+      expect(err.getChild('error')?.getChild('internal-server-error', 'urn:ietf:params:xml:ns:xmpp-stanzas')).to.not.equal(undefined);
+      await c.xmpp.send(xml('message', { to: `${keeper}@localhost`, type: 'chat', id: 'kept' }, xml('body', {}, 'kept on both sides')));
+      const until = Date.now() + 8000;
+      let rows: { archive: string; body: string }[] = [];
+      while (Date.now() < until) {
+        rows = (await db.query<{ archive: string; body: string }>('SELECT archive, body FROM archive WHERE body IN ($1, $2)', ['cannot be kept', 'kept on both sides'])).rows;
+        if (rows.length >= 2) break;
+        await sleep(100);
+      }
+      expect(rows.filter((r) => r.body === 'cannot be kept'), 'the refused message is in no archive').to.deep.equal([]);
+      expect(rows.map((r) => r.archive).sort(), 'the other is in both').to.deep.equal([`${keeper}@localhost`, `${sender}@localhost`].sort());
+    } finally {
+      await db.query('DROP TRIGGER IF EXISTS refuse_for_test ON archive').catch(() => {});
+      await db.end();
+    }
   });
 });
