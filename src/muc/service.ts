@@ -44,6 +44,12 @@ const RENEW_MS = 1_000;
 const LEASE_MARGIN_MS = 750;
 /** A forwarded stanza the owner has not confirmed this long is sent again (to the owner found anew). */
 const RESEND_AFTER_MS = 750;
+/**
+ * To the same owner, still holding the lease, a stanza is sent again only this often: it is alive and
+ * will confirm, or die and lose the lease (a copy lost on the way, as when Redis restarts, is still sent
+ * again). A new owner gets it at once.
+ */
+const RESEND_SAME_OWNER_MS = 3_000;
 /** How often unconfirmed forwarded stanzas are looked at. */
 const RESEND_TICK_MS = 250;
 /** A forwarded stanza no owner confirmed in this long is refused to its sender. */
@@ -71,7 +77,10 @@ interface Unconfirmed {
   done: Done | null;
   node: string;
   firstSent: number;
+  /** When it was last looked up again (resend tick). */
   lastSent: number;
+  /** When it was last actually sent to node. */
+  sentToNode: number;
 }
 
 export class MucService implements RoomHost, FeatureContext {
@@ -315,10 +324,12 @@ export class MucService implements RoomHost, FeatureContext {
     const waiting = this.unconfirmed.get(id);
     if (waiting) {
       // Sent again: the first sending's completion stands.
-      waiting.node = node;
       waiting.lastSent = now;
+      if (waiting.node === node && now - waiting.sentToNode < RESEND_SAME_OWNER_MS) return;
+      waiting.node = node;
+      waiting.sentToNode = now;
     } else {
-      this.unconfirmed.set(id, { id, room: name, stanza, hops, done, node, firstSent: now, lastSent: now });
+      this.unconfirmed.set(id, { id, room: name, stanza, hops, done, node, firstSent: now, lastSent: now, sentToNode: now });
     }
     const data: ForwardedStanza = { service: this.domain, xml: stanza.toString(), hops: hops + 1, id, origin: this.server.sessions.nodeId };
     this.server.cluster.send(node, CLUSTER_TOPIC, data);
