@@ -64,10 +64,14 @@ export class RecentMessages {
     for (const k of keys) if (k !== null) this.byKey.delete(k);
   }
 
-  /** What the archive holds, oldest first: each message under its stanza id and its sender's origin-id. */
+  /** What the archive holds, oldest first: each message under its stanza id and its sender's origin-id (not for retracted ones). */
   load(messages: ArchivedMessage[]): void {
     for (const m of messages) {
-      if (m.retracted) continue;
+      // A retracted one is known by its id only (a node resending it must not archive it again).
+      if (m.retracted) {
+        this.add([idKey(m.stanzaId)], { xml: m.stanza, waiters: [] });
+        continue;
+      }
       const origin = storedOriginId(m.stanza);
       this.add([idKey(m.stanzaId), origin !== null && m.realJid ? originKey(m.realJid, origin) : null], { xml: m.stanza, waiters: [] });
     }

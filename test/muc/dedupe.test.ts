@@ -38,7 +38,7 @@ describe('room: messages sent again (dedupe)', () => {
       expect(r.find(null)).to.equal(undefined);
     });
 
-    it('loads archived messages under their stanza id and their sender\'s origin-id, skipping retracted ones', () => {
+    it('loads archived messages under their stanza id and their sender\'s origin-id, retracted ones by their id only', () => {
       const r = new RecentMessages();
       const base = { archive: 'r@c', stamp: new Date(), fromJid: 'r@c/n', body: 'x', id: 1 };
       r.load([
@@ -48,7 +48,8 @@ describe('room: messages sent again (dedupe)', () => {
       ]);
       expect(r.find(idKey('s1'))?.xml).to.include('o1');
       expect(r.find(originKey('u@h', 'o1'))).to.equal(r.find(idKey('s1')));
-      expect(r.find(idKey('s2'))).to.equal(undefined);
+      expect(r.find(idKey('s2')), 'retracted: by its id').to.not.equal(undefined);
+      expect(r.find(originKey('u@h', 'o2')), 'retracted: not by its origin-id').to.equal(undefined);
       expect(r.find(idKey('s3'))).to.not.equal(undefined);
       expect(r.find(originKey('u@h', 'o3')), 'no real JID: by its id only').to.equal(undefined);
     });
