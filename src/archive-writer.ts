@@ -6,6 +6,8 @@ import type { Server } from './context.js';
 
 interface Queued {
   entry: ArchiveEntry | null;
+  /** Entries that commit with entry, in the same statement (a one-to-one message's two copies). */
+  also: ArchiveEntry[] | null;
   compliance: ComplianceEvent[] | null;
   resolve(): void;
   reject(err: unknown): void;
@@ -38,17 +40,17 @@ export class ArchiveWriter {
    * together, in the same batch statement; done(null) once committed.
    */
   writeWith(entry: ArchiveEntry | null, compliance: ComplianceEvent[] | null, done: (err: Error | null) => void): void {
-    this.enqueue({ entry, compliance, resolve: () => done(null), reject: (e) => done(e instanceof Error ? e : new Error(String(e))) });
+    this.enqueue({ entry, also: null, compliance, resolve: () => done(null), reject: (e) => done(e instanceof Error ? e : new Error(String(e))) });
   }
 
-  /** Resolves once the entry is committed; rejects if its batch failed. */
-  append(entry: ArchiveEntry, compliance: ComplianceEvent[] | null = null): Promise<void> {
-    return new Promise((resolve, reject) => this.enqueue({ entry, compliance, resolve, reject }));
+  /** Resolves once the entry (and those in also, in the same statement) is committed; rejects if its batch failed. */
+  append(entry: ArchiveEntry, compliance: ComplianceEvent[] | null = null, also: ArchiveEntry[] | null = null): Promise<void> {
+    return new Promise((resolve, reject) => this.enqueue({ entry, also, compliance, resolve, reject }));
   }
 
   /** Compliance events alone, committed in the next batch (joins, leaves, history reads). */
   capture(compliance: ComplianceEvent[]): Promise<void> {
-    return new Promise((resolve, reject) => this.enqueue({ entry: null, compliance, resolve, reject }));
+    return new Promise((resolve, reject) => this.enqueue({ entry: null, also: null, compliance, resolve, reject }));
   }
 
   private enqueue(q: Queued): void {
@@ -76,6 +78,7 @@ export class ArchiveWriter {
         let compliance: ComplianceEvent[] | undefined;
         for (const q of batch) {
           if (q.entry) entries.push(q.entry);
+          if (q.also) entries.push(...q.also);
           if (q.compliance) (compliance ??= []).push(...q.compliance);
         }
         await this.store.append(entries, compliance);

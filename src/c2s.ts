@@ -17,6 +17,7 @@ import type { LocalSession, PreAuthStream, Server } from './context.js';
 import type { StreamHeader, Transport, TransportHandler } from './transport/transport.js';
 import { StreamManagement, smFailed, type Unacked } from './streams/stream-management.js';
 import { credentialsFor } from './accounts.js';
+import { handleCounted } from './streams/completion.js';
 
 type Mechanism = { start(r: Buffer): Promise<SaslStep>; next(r: Buffer): Promise<SaslStep> };
 
@@ -350,6 +351,7 @@ export class ClientSession implements LocalSession {
     this.sm = new StreamManagement({
       resumeSeconds: core.config.streamManagement.resumeSeconds,
       resumable: (id) => core.resumable.set(id, this),
+      write: (xml) => this.conn?.write(xml),
     });
     this.full = jid.toString();
     this.bare = jid.bareString();
@@ -421,7 +423,14 @@ export class ClientSession implements LocalSession {
       }
       return conn.streamError('unsupported-stanza-type', `<${el.name} xmlns='${el.ns}'> is not a stanza`);
     }
-    this.sm.handled();
+    // Counted for XEP-0198 once its handling is complete (completion.ts), not now.
+    const seq = this.sm.receive();
+    if (seq === 0) return this.checked(el, conn);
+    handleCounted(el, this.sm, seq, () => this.checked(el, conn));
+  }
+
+  /** A stanza from the client, checked and handed to the router. */
+  private checked(el: Element, conn: Transport): void {
     this.core.metrics.countIn(el.name);
     const from = el.attrs.from;
     if (from !== undefined && from !== this.full && from !== this.bare) {
@@ -493,6 +502,7 @@ export class ClientSession implements LocalSession {
     this.closed = true;
     if (this.resumeTimer) clearTimeout(this.resumeTimer);
     if (this.sm.id) this.core.resumable.delete(this.sm.id);
+    this.sm.stop();
     void this.core.unbindSession(this, reason, this.sm.takeUnacked());
   }
 

@@ -6,6 +6,7 @@ import { tryParseJid, type Jid } from '../protocol/jid.js';
 import { StanzaError, errorReply } from '../protocol/errors.js';
 import type { SessionRecord } from '../storage/types.js';
 import type { Router, Server, StanzaEvent } from './context.js';
+import { hold, continueWith } from './streams/completion.js';
 
 export interface RouterDeps {
   server: Server;
@@ -102,15 +103,30 @@ export class StanzaRouter implements Router {
       const r = server.hooks.fire('message/bare', ev);
       if (r === true) return;
       if (r === false) this.deliverMessageToBare(ev);
-      else void r.then((done) => { if (!done) this.deliverMessageToBare(ev); }, (e) => this.fail(ev, e));
+      else this.after(ev, r, () => this.deliverMessageToBare(ev));
       return;
     }
     if (stanza.name === 'presence') {
       const r = server.hooks.fire('presence/bare', ev);
       if (r === true) return;
       if (r === false) this.deliverPresenceToBare(ev);
-      else void r.then((done) => { if (!done) this.deliverPresenceToBare(ev); }, (e) => this.fail(ev, e));
+      else this.after(ev, r, () => this.deliverPresenceToBare(ev));
     }
+  }
+
+  /**
+   * Runs next once the hooks' promise says nobody consumed the stanza; the stanza's handling (what
+   * XEP-0198 acknowledges) completes after that, or after the error it is answered with.
+   */
+  private after(ev: StanzaEvent, r: Promise<boolean>, next: () => void): void {
+    const release = hold(ev.stanza);
+    void r.then((done) => {
+      if (!done) continueWith(ev.stanza, release, next);
+      else release?.();
+    }, (e) => {
+      this.fail(ev, e);
+      release?.();
+    });
   }
 
   private fail(ev: StanzaEvent, e: unknown): void {
@@ -135,7 +151,7 @@ export class StanzaRouter implements Router {
       const r = this.deps.server.hooks.fire('message/offline', ev);
       const unhandled = () => this.bounce(stanza, new StanzaError('service-unavailable'));
       if (r === false) unhandled();
-      else if (r !== true) void r.then((done) => { if (!done) unhandled(); }, (e) => this.fail(ev, e));
+      else if (r !== true) this.after(ev, r, unhandled);
       return;
     }
     const xml = targets.length > 1 ? stanza.toString() : null;
@@ -157,7 +173,7 @@ export class StanzaRouter implements Router {
     const r = this.deps.server.hooks.has('message/full') ? this.deps.server.hooks.fire('message/full', ev) : false;
     if (r === false) this.deliverTo(rec, xml ?? stanza, stanza.name);
     // Asynchronous when the recipient's archive must hold the message first (XEP-0313).
-    else if (r !== true) void r.then((done) => { if (!done) this.deliverTo(rec, xml ?? stanza, stanza.name); }, (e) => this.fail(ev, e));
+    else if (r !== true) this.after(ev, r, () => this.deliverTo(rec, xml ?? stanza, stanza.name));
   }
 
   private toFull(stanza: Element, from: Jid, to: Jid): void {

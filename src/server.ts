@@ -19,6 +19,7 @@ import type { Transport } from './transport/transport.js';
 import { C2SStream, type ClientSession, type StreamHost } from './c2s.js';
 import { StanzaRouter } from './router.js';
 import { deliveryOf } from './delivery.js';
+import { hold, continueWith } from './streams/completion.js';
 import { loadTlsContext, loadTlsMaterial } from './tls.js';
 import type {
   ClusterBus, DiscoRegistry, IqHandler, IqScope, LocalSession, Module, PreAuthStream, Server, ServerEvents,
@@ -326,7 +327,14 @@ export class ServerCore implements Server, StreamHost {
       this.metrics.routingSeconds.observe((performance.now() - started) / 1000);
     };
     if (r === false) next();
-    else if (r !== true) void r.then((done) => { if (!done) next(); }, (e) => this.clientStanzaFailed(session, el, e));
+    else if (r !== true) {
+      // The stanza is handled once what follows the hooks is (XEP-0198 counts it then).
+      const release = hold(el);
+      void r.then((done) => { if (!done) continueWith(el, release, next); else release?.(); }, (e) => {
+        this.clientStanzaFailed(session, el, e);
+        release?.();
+      });
+    }
   }
 
   private clientStanzaFailed(session: LocalSession, el: Element, e: unknown): void {
@@ -339,8 +347,11 @@ export class ServerCore implements Server, StreamHost {
   private routeFromClient(session: ClientSession, el: Element): void {
     if (el.attrs.to === undefined) {
       if (el.name === 'presence') {
-        void Promise.resolve(this.hooks.fire('client/presence', { stanza: el, session }))
-          .catch((e) => this.log.error('presence handling failed', { err: e }));
+        const r = this.hooks.fire('client/presence', { stanza: el, session });
+        if (r instanceof Promise) {
+          const release = hold(el);
+          void r.catch((e) => this.log.error('presence handling failed', { err: e })).finally(() => release?.());
+        }
         return;
       }
       if (el.name === 'iq') return this.handleIq(el, session.jid, session.jid.bare());
@@ -397,7 +408,10 @@ export class ServerCore implements Server, StreamHost {
       if (result) res.append(result);
       reply(res);
     };
-    run().catch(fail);
+    // Handled once answered (XEP-0198 counts it then).
+    const release = hold(stanza);
+    const done = run().catch(fail);
+    if (release) void done.finally(release);
   }
 
   /** Resolves the pending request this result or error answers; false when none waits here. */

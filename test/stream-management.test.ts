@@ -5,6 +5,7 @@ import { NS } from '../protocol/namespaces.js';
 import { parseStanzaString } from '../protocol/xml-stream.js';
 import type { StreamErrorCondition } from '../protocol/errors.js';
 import { StreamManagement } from '../src/streams/stream-management.js';
+import { handleCounted, continueWith, hold, type Done } from '../src/streams/completion.js';
 import type { StreamHeader, Transport, TransportHandler } from '../src/transport/transport.js';
 
 /** A transport that keeps what is written, in order, and the stream error if any. */
@@ -30,8 +31,8 @@ const sm = (name: string, attrs: Record<string, string> = {}) => new Element(nam
 
 function setup(resumeSeconds = 300) {
   const ids: string[] = [];
-  const state = new StreamManagement({ resumeSeconds, resumable: (id) => ids.push(id) });
   const conn = new RecordingTransport();
+  const state = new StreamManagement({ resumeSeconds, resumable: (id) => ids.push(id), write: (xml) => conn.write(xml) });
   return { state, conn, ids };
 }
 
@@ -64,7 +65,7 @@ describe('stream management (XEP-0198)', () => {
   it('answers <r/> with the number of stanzas handled', () => {
     const { state, conn } = setup();
     state.element(sm('enable'), conn);
-    for (let i = 0; i < 3; i++) state.handled();
+    for (let i = 0; i < 3; i++) state.receive();
     state.element(sm('r'), conn);
     expect(conn.written[1]).to.equal(`<a xmlns='${NS.sm}' h='3'/>`);
   });
@@ -103,7 +104,7 @@ describe('stream management (XEP-0198)', () => {
     const { state, conn } = setup();
     state.element(sm('enable', { resume: 'true' }), conn);
     const id = parseStanzaString(conn.written[0]!, NS.sm)!.attrs.id!;
-    state.handled();
+    state.receive();
     for (const n of ['1', '2', '3']) state.sent(`<message id='${n}'/>`, 'message');
     const next = new RecordingTransport();
     expect(state.resume(next, 1)).to.equal(true);
@@ -119,5 +120,116 @@ describe('stream management (XEP-0198)', () => {
     const { state, conn } = setup();
     state.element(sm('bogus'), conn);
     expect(conn.error).to.equal('unsupported-stanza-type');
+  });
+
+  describe('h counts only stanzas whose handling is complete, as a prefix', () => {
+    const stanza = (id: string) => new Element('message', { id });
+
+    /** Receives one stanza the way a session does; handle runs while it is being handled. */
+    function receive(state: StreamManagement, el: Element, handle: () => void): void {
+      const seq = state.receive();
+      handleCounted(el, state, seq, handle);
+    }
+
+    function ask(state: StreamManagement, conn: RecordingTransport): string | undefined {
+      const before = conn.written.length;
+      state.element(sm('r'), conn);
+      return conn.written[before];
+    }
+
+    it('a stanza handled synchronously counts at once; one held counts when released', () => {
+      const { state, conn } = setup();
+      state.element(sm('enable'), conn);
+      receive(state, stanza('1'), () => {});
+      let release: Done | null = null;
+      const second = stanza('2');
+      receive(state, second, () => { release = hold(second); });
+      expect(state.handledIn).to.equal(1);
+      expect(state.pendingCount).to.equal(1);
+      release!();
+      expect(state.handledIn).to.equal(2);
+      expect(ask(state, conn)).to.equal(`<a xmlns='${NS.sm}' h='2'/>`);
+    });
+
+    it('stanzas completing out of order advance h over the longest complete prefix only', () => {
+      const { state, conn } = setup();
+      state.element(sm('enable'), conn);
+      const releases: Done[] = [];
+      for (const id of ['1', '2', '3', '4']) {
+        const el = stanza(id);
+        receive(state, el, () => { releases.push(hold(el)!); });
+      }
+      receive(state, stanza('5'), () => {});
+      expect(state.handledIn).to.equal(0);
+      releases[2]!(); // the third
+      releases[1]!(); // the second
+      expect(state.handledIn, 'the first is still pending').to.equal(0);
+      releases[0]!();
+      expect(state.handledIn, 'first three complete; the fourth is pending').to.equal(3);
+      releases[0]!(); // twice: nothing more
+      expect(state.handledIn).to.equal(3);
+      releases[3]!();
+      expect(state.handledIn).to.equal(5);
+    });
+
+    it('a hold taken on another stanza, or outside its handling, does not count for it', () => {
+      const { state, conn } = setup();
+      state.element(sm('enable'), conn);
+      const el = stanza('1');
+      receive(state, el, () => { expect(hold(stanza('other'))).to.equal(null); });
+      expect(hold(el), 'after its handling returned').to.equal(null);
+      expect(state.handledIn).to.equal(1);
+    });
+
+    it('a continuation hands the hold on: complete only when the last part is', () => {
+      const { state, conn } = setup();
+      state.element(sm('enable'), conn);
+      const el = stanza('1');
+      let first: Done | null = null;
+      receive(state, el, () => { first = hold(el); });
+      let second: Done | null = null;
+      let third: Done | null = null;
+      // Later (after an await), the handling goes on and fans out to two asynchronous parts.
+      continueWith(el, first, () => { second = hold(el); third = hold(el); });
+      expect(state.handledIn).to.equal(0);
+      second!();
+      expect(state.handledIn).to.equal(0);
+      third!();
+      expect(state.handledIn).to.equal(1);
+    });
+
+    it('<r/> waits for pending stanzas, then answers each request with the safe h', () => {
+      const { state, conn } = setup();
+      state.element(sm('enable'), conn);
+      const el = stanza('1');
+      let release: Done | null = null;
+      receive(state, el, () => { release = hold(el); });
+      receive(state, stanza('2'), () => {});
+      const before = conn.written.length;
+      state.element(sm('r'), conn);
+      state.element(sm('r'), conn);
+      expect(conn.written.length, 'no answer while the first is pending').to.equal(before);
+      release!();
+      expect(conn.written.slice(before)).to.deep.equal([`<a xmlns='${NS.sm}' h='2'/>`, `<a xmlns='${NS.sm}' h='2'/>`]);
+    });
+
+    it('<r/> is answered with what is safe when pending stanzas take too long', async function () {
+      this.timeout(5000);
+      const { state, conn } = setup();
+      state.element(sm('enable'), conn);
+      receive(state, stanza('1'), () => {});
+      const el = stanza('2');
+      receive(state, el, () => { hold(el); });
+      const before = conn.written.length;
+      state.element(sm('r'), conn);
+      await new Promise((r) => setTimeout(r, 2200));
+      expect(conn.written.slice(before)).to.deep.equal([`<a xmlns='${NS.sm}' h='1'/>`]);
+    });
+
+    it('costs nothing before <enable/>: nothing is counted', () => {
+      const { state } = setup();
+      expect(state.receive()).to.equal(0);
+      expect(state.handledIn).to.equal(0);
+    });
   });
 });

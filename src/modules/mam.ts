@@ -238,14 +238,20 @@ export const mamModule: Module = {
      * Queues the entry made by `make` (called when it is queued) if `decision` says so: false when
      * nothing is archived, else a promise of its commit (false if the decision turned out no).
      */
-    const enqueue = (archive: string, decision: boolean | Promise<boolean>, make: () => ArchiveEntry): false | Promise<boolean> => {
+    const enqueue = (archive: string, decision: boolean | Promise<boolean>, make: () => ArchiveEntry, also: ArchiveEntry | null = null): false | Promise<boolean> => {
       const before = undecided.get(archive);
+      // The sender's copy, if it rides along, commits in the same statement: both or neither.
+      const alone = () => { if (also) writer.append(also).catch((e: unknown) => server.log.error('archiving a sent message failed', { err: e, archive: also.archive })); };
       if (before === undefined && typeof decision === 'boolean') {
-        return decision ? writer.append(make()).then(() => true) : false;
+        if (!decision) alone();
+        return decision ? writer.append(make(), null, also && [also]).then(() => true) : false;
       }
       const decided = before === undefined ? (decision as Promise<boolean>) : before.then(() => decision);
       let written: Promise<boolean> | undefined;
-      const queued = decided.then((yes) => { written = yes ? writer.append(make()).then(() => true) : Promise.resolve(false); });
+      const queued = decided.then((yes) => {
+        if (!yes) alone();
+        written = yes ? writer.append(make(), null, also && [also]).then(() => true) : Promise.resolve(false);
+      }, (e: unknown) => { alone(); throw e; });
       settle(undecided, archive, queued);
       return queued.then(() => written!);
     };
@@ -253,6 +259,10 @@ export const mamModule: Module = {
     // The serialisation of the message a local client is sending, for the recipient's copy in the
     // same synchronous routing pass: nothing between the two hooks rewrites a message.
     let sending: { stanza: Element; xml: string } | null = null;
+    // The sender's copy of a message whose recipient is a local account, waiting for the recipient's
+    // copy: the two commit together, so a message refused because the recipient's copy could
+    // not be stored (internal-server-error) does not stay in the sender's archive either.
+    const sentCopies = new WeakMap<Element, ArchiveEntry>();
 
     // --- the sender's copy ---------------------------------------------------------------------------
 
@@ -269,12 +279,21 @@ export const mamModule: Module = {
       sending = { stanza, xml };
       queueMicrotask(() => { if (sending?.stanza === stanza) sending = null; });
       const id = ids.next();
-      const r = enqueue(session.bare, wants(session.username, to), () => ({
+      const make = (): ArchiveEntry => ({
         archive: session.bare, stanzaId: id, stamp: new Date(), fromJid: to.toString(), realJid: to.bareString(),
         body: bodyText(stanza), stanza: xml,
-      }));
-      if (r === false) return false;
-      r.catch((e: unknown) => server.log.error('archiving a sent message failed', { err: e, user: session.username }));
+      });
+      const decision = wants(session.username, to);
+      if (decision === true && !undecided.has(session.bare) && to.domain === server.domain && to.local) {
+        // Decided, and nothing of this archive waits before it: it goes with the recipient's copy when
+        // that is queued (received(), below), or alone if the recipient's archive does not take it. A
+        // message refused before it gets there (blocked) is in neither archive.
+        sentCopies.set(stanza, make());
+      } else {
+        const r = enqueue(session.bare, decision, make);
+        if (r === false) return false;
+        r.catch((e: unknown) => server.log.error('archiving a sent message failed', { err: e, user: session.username }));
+      }
       // Only when the decision is already made: the carbons go out now.
       if (!undecided.has(session.bare) && server.sessions.resources(session.bare).some((rec) => rec.carbons && rec.jid !== session.full)) {
         const sid = new Element('stanza-id', { xmlns: NS.sid, by: session.bare, id });
@@ -309,6 +328,8 @@ export const mamModule: Module = {
           ? wants(user, from)
           : server.userExists(user).then((ok) => (ok ? wants(user, from) : false));
         const xml = sending?.stanza === stanza ? sending.xml : null;
+        const sent = sentCopies.get(stanza) ?? null;
+        if (sent) sentCopies.delete(stanza);
         archived = enqueue(bare, decision, () => {
           const id = ids.next();
           const entry: ArchiveEntry = {
@@ -317,7 +338,7 @@ export const mamModule: Module = {
           };
           stanza.children.push(new Element('stanza-id', { xmlns: NS.sid, by: bare, id }));
           return entry;
-        });
+        }, sent);
       }
       const before = held.get(bare);
       if (archived === false && before === undefined) return false;

@@ -9,6 +9,10 @@ import { roomFeatures } from './features/index.js';
 
 const services = new WeakMap<Server, Map<string, MucService>>();
 
+/** A node was found dead (by the node named in by): its sessions leave the rooms held elsewhere. */
+const LOST_TOPIC = 'muc-lost';
+interface NodeLost { node: string; jids: string[]; by: string }
+
 /** The MUC services of a server, by domain (for policy modules and tools). */
 export function mucServices(server: Server): Map<string, MucService> {
   return services.get(server) ?? new Map();
@@ -39,9 +43,20 @@ export const mucModule: Module = {
       const f = data as ForwardedStanza;
       byDomain.get(f.service)?.onForwarded(f);
     });
+    // The node that finds another one dead runs cluster/lost; rooms held by every other node must hear
+    // of it too (their occupants on the dead node leave), so it tells them.
     server.hooks.on('cluster/lost', ({ node, records }) => {
-      const gone = new Set(records.map((r) => r.jid));
+      const jids = records.map((r) => r.jid);
+      const gone = new Set(jids);
       for (const s of byDomain.values()) s.nodeLost(node, gone);
+      server.cluster.broadcast(LOST_TOPIC, { node, jids, by: server.sessions.nodeId } satisfies NodeLost)
+        .catch((e: unknown) => server.log.warn('muc: telling other nodes of a lost node failed', { err: e, node }));
+    });
+    server.cluster.on(LOST_TOPIC, (data) => {
+      const lost = data as NodeLost;
+      if (lost.by === server.sessions.nodeId || !Array.isArray(lost.jids)) return;
+      const gone = new Set(lost.jids);
+      for (const s of byDomain.values()) s.nodeLost(lost.node, gone);
     });
     const registers = [server.metrics.registry];
     const commit = new client.Histogram({
@@ -49,6 +64,10 @@ export const mucModule: Module = {
       buckets: [0.0005, 0.001, 0.002, 0.003, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5],
     });
     for (const s of byDomain.values()) s.onCommitted = (seconds) => commit.observe(seconds);
+    const duplicates = new client.Counter({
+      name: 'perch_muc_duplicates_total', help: 'Room messages sent again (by a client or a node) and recognised: answered, not archived twice', registers,
+    });
+    for (const s of byDomain.values()) s.onDuplicate = () => duplicates.inc();
     new client.Gauge({
       name: 'perch_muc_rooms_loaded', help: 'Rooms held by this node', registers,
       collect() {

@@ -21,6 +21,8 @@ import type { ArchiveWriter } from '../archive-writer.js';
 import type { RoomHooks, CommittedMessage } from './events.js';
 import type { RoomConfig } from './option.js';
 import { Outbox, type OutSlot } from './outbox.js';
+import { RecentMessages, originKey, idKey, type Accepted } from './recent.js';
+import { hold } from '../streams/completion.js';
 import { setAffiliation, reserveNick } from './membership.js';
 import { privateMessage, occupantIq } from './relay.js';
 import { Occupant, cleanPresence, kickedByError, snapshotOccupant, restoreOccupant } from './occupants.js';
@@ -48,6 +50,10 @@ export interface RoomHost {
   occupantsChanged(room: Room): void;
   /** A message waited this long (seconds) between being accepted and being committed (metrics). */
   committed(seconds: number): void;
+  /** The stanza id a node that forwarded this stanza proposed (kept when it resends it), if any. */
+  proposedId(stanza: Element): string | undefined;
+  /** A message came again and was recognised (metrics). */
+  duplicate(): void;
 }
 
 /** The records of a message nobody captures (shared: message/persist gets its own array). */
@@ -83,6 +89,8 @@ export class Room {
   private destroyed = false;
   /** Stanzas waiting while the room holds (see hold); null when it takes stanzas. */
   private held: Element[] | null = null;
+  /** Messages accepted lately, to recognise one sent again (recent.ts). */
+  readonly recent = new RecentMessages();
 
   constructor(readonly host: RoomHost, readonly name: string, record: RoomRecord | null) {
     this.jid = `${name}@${host.domain}`;
@@ -337,7 +345,7 @@ export class Room {
     }
     // Written before anyone sees the join: the room takes no other stanza until the write is done, so
     // the checks above still hold when the occupant enters, and a failed write leaves no trace.
-    this.hold((done) => this.host.writer.writeWith(null, persist.compliance, (err) => {
+    this.holdRoom((done) => this.host.writer.writeWith(null, persist.compliance, (err) => {
       try {
         if (err) {
           this.server.log.error('muc: join record failed; join refused', { err, room: this.jid });
@@ -389,7 +397,7 @@ export class Room {
    * Stops taking stanzas until start's work calls done: those that arrive meanwhile wait, in order.
    * For writes whose outcome decides the room's state (a recorded join); messages need only a slot.
    */
-  private hold(start: (done: () => void) => void): void {
+  private holdRoom(start: (done: () => void) => void): void {
     this.held = [];
     start(() => {
       const waiting = this.held ?? [];
@@ -434,6 +442,14 @@ export class Room {
       if (c.ns === MUC_NS.occupantId || c.ns === MUC_NS.user) continue;
       out.children.push(c);
     }
+    // Sent again (a client after a lost connection, a node after losing the owner's confirmation):
+    // answered as the first was, never archived or broadcast twice.
+    const originId = stanza.getChild('origin-id', NS.sid)?.attrs.id;
+    const proposed = this.host.proposedId(stanza);
+    const byOrigin = originId ? originKey(occ.bare, originId) : null;
+    const byId = proposed ? idKey(proposed) : null;
+    const seen = this.recent.find(byId) ?? this.recent.find(byOrigin);
+    if (seen) return this.again(seen, stanza, full, byId !== null && this.recent.find(byId) === seen);
     // One event object serves the message's events (no allocation per event on the hot path).
     const stamp = new Date();
     const subjectChange = subject !== undefined && !body;
@@ -449,7 +465,7 @@ export class Room {
       this.send(recipients, out.toString(), 'message');
       return;
     }
-    const stanzaId = ev.stanzaId = randomUUID();
+    const stanzaId = ev.stanzaId = proposed ?? randomUUID();
     ev.entry = {
       archive: this.jid, stanzaId, stamp, fromJid: `${this.jid}/${occ.nick}`, realJid: occ.bare,
       body: body ? body.text() : null, stanza: '',
@@ -459,29 +475,62 @@ export class Room {
     const entry = ev.entry;
     if (entry) out.c('stanza-id', { xmlns: NS.sid, id: stanzaId, by: this.jid });
     const xml = ev.xml = out.toString();
+    const keys = [idKey(stanzaId), byOrigin];
     if (!entry && ev.compliance.length === 0) {
       // Nothing to write (history off, no capture): delivered in the room's order, at once.
+      this.recent.add(keys, { xml, waiters: [] });
       this.send(recipients, xml, 'message');
       if (subjectChange) this.save();
       return;
     }
     if (entry) entry.stanza = xml;
+    const accepting: Accepted = { xml: null, waiters: [] };
+    this.recent.add(keys, accepting);
+    // Handled (for the sender's XEP-0198 count, or the forwarding node's confirmation) once committed.
+    const handled = hold(stanza);
     // Written before anyone sees it; later output waits behind this slot.
     const slot = this.slot();
     const accepted = performance.now();
     this.host.writer.writeWith(entry, ev.compliance.length > 0 ? ev.compliance : null, (err) => {
       if (err) {
         this.server.log.error('muc: message write failed; message refused', { err, room: this.jid });
-        this.release(slot, () => this.fail(stanza, new StanzaError('internal-server-error', 'the message could not be stored')));
+        this.recent.forget(keys);
+        this.release(slot, () => {
+          this.fail(stanza, new StanzaError('internal-server-error', 'the message could not be stored'));
+          for (const w of accepting.waiters) w(false);
+          handled?.();
+        });
         return;
       }
       this.host.committed((performance.now() - accepted) / 1000);
+      accepting.xml = xml;
       this.release(slot, () => {
         // A subject change is not history: a subject without a body ends a client's join (§7.2.15).
         if (subjectChange) this.save();
         if (entry) this.hooks.after('message/committed', ev);
         for (const r of recipients) this.deliver(r, xml, 'message');
+        for (const w of accepting.waiters) w(true);
+        accepting.waiters = [];
+        handled?.();
       });
+    });
+  }
+
+  /**
+   * A message the room already accepted came again. Resent by a node (same proposed id): the first
+   * one's fan-out stands, nothing is sent. Resent by the client (same origin-id): its sending session
+   * gets the reflection again, as it may have missed it. Either way it is handled once the first is
+   * committed; if that commit fails, this one is refused as the first was.
+   */
+  private again(seen: Accepted, stanza: Element, full: string, byNode: boolean): void {
+    this.host.duplicate();
+    const reflect = (xml: string) => { if (!byNode) this.emit(() => this.deliver(full, xml, 'message')); };
+    if (seen.xml !== null) return reflect(seen.xml);
+    const handled = hold(stanza);
+    seen.waiters.push((committed) => {
+      if (committed) reflect(seen.xml!);
+      else this.fail(stanza, new StanzaError('internal-server-error', 'the message could not be stored'));
+      handled?.();
     });
   }
 

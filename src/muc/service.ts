@@ -1,7 +1,7 @@
 // A MUC service (conference.<domain>): finds the room a stanza is for and hands it over. In a cluster
 // each room lives on one node at a time, the holder of the room's lease in the session store; other
 // nodes forward the room's stanzas there, so one node orders, archives and fans out every message.
-import { randomBytes } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
 import { Element } from '../../protocol/xml.js';
 import { parseStanzaString } from '../../protocol/xml-stream.js';
 import { Jid, tryParseJid } from '../../protocol/jid.js';
@@ -17,6 +17,8 @@ import type { DataForm } from '../../protocol/forms.js';
 import { buildForm } from '../../protocol/forms.js';
 import { coreParts } from './core-parts.js';
 import { commandItems, commandNodeInfo, handleCommandRequest } from '../commands/registry.js';
+import { hold, continueWith, type Done } from '../streams/completion.js';
+import { RECENT_ON_LOAD } from './recent.js';
 
 /** Answers an IQ to the service's own JID whose payload is in a registered namespace. */
 export type ServiceIqHandler = (iq: { type: 'get' | 'set'; payload: Element; from: Jid; stanza: Element }) => Promise<Element>;
@@ -31,8 +33,27 @@ export interface MucServiceOptions {
   maxNickLength: number;
 }
 
-/** How long a node holds a room without renewing; renewed every third of it. */
-const LEASE_MS = 15_000;
+/**
+ * How long a node holds a room without renewing; renewed every RENEW_MS. A node that could not renew
+ * for LEASE_MS - LEASE_MARGIN_MS (counted from when it sent the last successful renewal, so before
+ * Redis started the lease's clock) stops acting as the owner: its lease may lapse and another node
+ * take the room, and there are never two owners.
+ */
+const LEASE_MS = 4_000;
+const RENEW_MS = 1_000;
+const LEASE_MARGIN_MS = 750;
+/** A forwarded stanza the owner has not confirmed this long is sent again (to the owner found anew). */
+const RESEND_AFTER_MS = 750;
+/**
+ * To the same owner, still holding the lease, a stanza is sent again only this often: it is alive and
+ * will confirm, or die and lose the lease (a copy lost on the way, as when Redis restarts, is still sent
+ * again). A new owner gets it at once.
+ */
+const RESEND_SAME_OWNER_MS = 3_000;
+/** How often unconfirmed forwarded stanzas are looked at. */
+const RESEND_TICK_MS = 250;
+/** A forwarded stanza no owner confirmed in this long is refused to its sender. */
+const GIVE_UP_MS = 15_000;
 /** An empty persistent room stays loaded this long before it is unloaded. */
 const IDLE_UNLOAD_MS = 60_000;
 /** How long a remembered owner of a room on another node is trusted before asking again. */
@@ -40,7 +61,27 @@ const REMOTE_TTL_MS = 5_000;
 const MAX_HOPS = 3;
 const CLUSTER_TOPIC = 'muc';
 
-interface ForwardedStanza { service: string; xml: string; hops: number }
+/**
+ * Over the cluster channel: a stanza for a room held by the receiving node (id: what the owner confirms,
+ * and the stanza id it gives the message; origin: the node to confirm to), or the confirmation of one.
+ */
+interface ForwardedStanza { service: string; xml?: string; hops?: number; id?: string; origin?: string; confirm?: string }
+
+/** A stanza forwarded to a room's owner and not confirmed yet: kept to be sent again. */
+interface Unconfirmed {
+  id: string;
+  room: string;
+  stanza: Element;
+  hops: number;
+  /** Completes the stanza's handling where it came from (the client's count, another node's confirmation). */
+  done: Done | null;
+  node: string;
+  firstSent: number;
+  /** When it was last looked up again (resend tick). */
+  lastSent: number;
+  /** When it was last actually sent to node. */
+  sentToNode: number;
+}
 
 export class MucService implements RoomHost, FeatureContext {
   /** The room events of this service, filled once by the core parts and the features. */
@@ -50,13 +91,21 @@ export class MucService implements RoomHost, FeatureContext {
   readonly domain: string;
   private readonly rooms = new Map<string, Room>();
   /** Stanzas for rooms being looked up (lease, then load), in arrival order. */
-  private readonly pending = new Map<string, { stanza: Element; hops: number }[]>();
+  private readonly pending = new Map<string, { stanza: Element; hops: number; done: Done | null }[]>();
   /** Rooms with an admission step (or a task) in progress: what came later for the room waits here, in order. */
   private readonly ordered = new Map<string, (() => Promise<void> | undefined)[]>();
   private readonly remote = new Map<string, { node: string; at: number }>();
   private readonly saving = new Map<string, Promise<void>>();
   private readonly dirty = new Set<string>();
   private timer: NodeJS.Timeout | null = null;
+  private resendTimer: NodeJS.Timeout | null = null;
+  private renewing = false;
+  /** When this node sent the last successful acquisition or renewal of each room lease it holds. */
+  private readonly leaseSentAt = new Map<string, number>();
+  /** Forwarded stanzas waiting for the owner's confirmation, by id. */
+  private readonly unconfirmed = new Map<string, Unconfirmed>();
+  /** Stanza ids proposed for forwarded stanzas (by the node that first forwarded them). */
+  private readonly proposed = new WeakMap<Element, string>();
   private readonly serviceIqs = new Map<string, ServiceIqHandler>();
 
   constructor(readonly server: Server, readonly options: MucServiceOptions, writer: ArchiveWriter, features: readonly RoomFeature[]) {
@@ -73,12 +122,15 @@ export class MucService implements RoomHost, FeatureContext {
 
   start(): void {
     this.server.router.addDomain(this.domain, (stanza) => this.route(stanza, 0));
-    this.timer = setInterval(() => void this.tick(), LEASE_MS / 3);
+    this.timer = setInterval(() => void this.tick(), RENEW_MS);
     this.timer.unref();
+    this.resendTimer = setInterval(() => this.resendUnconfirmed(), RESEND_TICK_MS);
+    this.resendTimer.unref();
   }
 
   async stop(): Promise<void> {
     if (this.timer) clearInterval(this.timer);
+    if (this.resendTimer) clearInterval(this.resendTimer);
     this.server.router.removeDomain(this.domain);
     await this.writer.flushed();
     await Promise.all([...this.saving.values()]);
@@ -110,10 +162,29 @@ export class MucService implements RoomHost, FeatureContext {
 
   // --- routing -------------------------------------------------------------------------------------
 
-  /** Stanzas forwarded by other nodes. */
+  /** Stanzas forwarded by other nodes, and the confirmations of those this node forwarded. */
   onForwarded(data: ForwardedStanza): void {
+    if (data.confirm !== undefined) return this.confirmed(data.confirm);
+    if (data.xml === undefined) return;
     const stanza = parseStanzaString(data.xml);
-    if (stanza) this.route(stanza, data.hops);
+    if (!stanza) return;
+    const { id, origin } = data;
+    if (id === undefined || origin === undefined) return this.route(stanza, data.hops ?? 0);
+    this.proposed.set(stanza, id);
+    // Confirmed once handled here: for a message, once committed in the room's archive.
+    const confirm = () => this.server.cluster.send(origin, CLUSTER_TOPIC, { service: this.domain, confirm: id } satisfies ForwardedStanza);
+    continueWith(stanza, confirm, () => this.route(stanza, data.hops ?? 0));
+  }
+
+  /** The stanza id proposed by the node that forwarded this stanza (RoomHost). */
+  proposedId(stanza: Element): string | undefined {
+    return this.proposed.get(stanza);
+  }
+
+  /** Counted by the module (metrics). */
+  onDuplicate: () => void = () => {};
+  duplicate(): void {
+    this.onDuplicate();
   }
 
   route(stanza: Element, hops: number): void {
@@ -126,7 +197,9 @@ export class MucService implements RoomHost, FeatureContext {
     const name = to.local;
     const from = tryParseJid(stanza.attrs.from ?? '');
     if (from) this.hooks.prefetching(stanza, from);
-    this.inOrder(name, () => this.admit(name, stanza, hops));
+    // Handled (XEP-0198, a forwarding node's confirmation) once the room has handled it, here or on its owner.
+    const done = hold(stanza);
+    this.inOrder(name, () => this.admit(name, stanza, hops, done));
   }
 
   /** Runs step now when nothing for the room is waiting, else behind what waits; an async step holds the room's later steps. */
@@ -169,72 +242,150 @@ export class MucService implements RoomHost, FeatureContext {
   }
 
   /** The admission steps (events.ts), then the room. */
-  private admit(name: string, stanza: Element, hops: number): Promise<void> | undefined {
+  private admit(name: string, stanza: Element, hops: number, done: Done | null): Promise<void> | undefined {
     const from = tryParseJid(stanza.attrs.from ?? '');
-    if (!from) return undefined;
+    if (!from) {
+      done?.();
+      return undefined;
+    }
     const admission = new StanzaAdmission(this, name, stanza, from);
     let waiting: Promise<'handled' | undefined> | undefined;
     try {
       waiting = this.hooks.admission(admission);
     } catch (e) {
       admission.fail(e);
+      done?.();
       return undefined;
     }
     if (!waiting) {
-      this.deliver(name, stanza, hops);
+      this.deliver(name, stanza, hops, done);
       return undefined;
     }
     return waiting.then(
-      (verdict) => { if (verdict !== 'handled') this.deliver(name, stanza, hops); },
-      (e: unknown) => { admission.fail(e); },
+      (verdict) => { if (verdict !== 'handled') this.deliver(name, stanza, hops, done); else done?.(); },
+      (e: unknown) => { admission.fail(e); done?.(); },
     );
   }
 
-  /** Hands an admitted stanza to the room: here, after loading it, or on the node that holds it. */
-  private deliver(name: string, stanza: Element, hops: number): void {
+  /** Does this node hold the room, with a lease it is sure has not lapsed? (No Redis round trip.) */
+  private owned(name: string): Room | undefined {
     const room = this.rooms.get(name);
+    if (!room) return undefined;
+    const sentAt = this.leaseSentAt.get(name);
+    if (sentAt !== undefined && Date.now() - sentAt < LEASE_MS - LEASE_MARGIN_MS) return room;
+    // Renewals failed for too long: the lease may lapse any moment and another node take the room.
+    // Stop acting as its owner now; the next stanza looks the room up again.
+    this.server.log.warn('muc: could not renew the lease of a room in time; no longer acting as its owner', { room: room.jid });
+    this.rooms.delete(name);
+    this.leaseSentAt.delete(name);
+    return undefined;
+  }
+
+  /** Hands an admitted stanza to the room: here, after loading it, or on the node that holds it. */
+  private deliver(name: string, stanza: Element, hops: number, done: Done | null): void {
+    const room = this.owned(name);
     if (room) {
-      room.handle(stanza);
+      continueWith(stanza, done, () => room.handle(stanza));
       return;
     }
     const queue = this.pending.get(name);
     if (queue) {
-      queue.push({ stanza, hops });
+      queue.push({ stanza, hops, done });
       return;
     }
     const known = this.remote.get(name);
     if (known && Date.now() - known.at < REMOTE_TTL_MS) {
-      this.forward(known.node, stanza, hops);
+      this.forward(known.node, name, stanza, hops, done);
       return;
     }
-    this.pending.set(name, [{ stanza, hops }]);
+    this.pending.set(name, [{ stanza, hops, done }]);
     void this.resolve(name);
   }
 
-  private forward(node: string, stanza: Element, hops: number): void {
+  /**
+   * Sends a stanza to the room's owner and keeps it until the owner confirms it handled it (for a
+   * message: committed it). The id goes with it, and with it again when it is resent: the owner uses
+   * it as the message's stanza id, so a resend is recognised even by the next owner.
+   */
+  private forward(node: string, name: string, stanza: Element, hops: number, done: Done | null): void {
     if (hops >= MAX_HOPS) {
-      this.server.log.warn('muc: stanza bounced between nodes; dropped', { to: stanza.attrs.to });
+      this.server.log.warn('muc: stanza bounced between nodes; refused', { to: stanza.attrs.to });
       const reply = errorReply(stanza, new StanzaError('remote-server-timeout', 'the room is moving between nodes; try again'));
       if (reply) this.server.router.route(reply);
+      const waiting = this.unconfirmed.get(this.proposed.get(stanza) ?? '');
+      if (waiting) this.unconfirmed.delete(waiting.id);
+      waiting?.done?.();
+      done?.();
       return;
     }
-    const data: ForwardedStanza = { service: this.domain, xml: stanza.toString(), hops: hops + 1 };
+    let id = this.proposed.get(stanza);
+    if (id === undefined) this.proposed.set(stanza, (id = randomUUID()));
+    const now = Date.now();
+    const waiting = this.unconfirmed.get(id);
+    if (waiting) {
+      // Sent again: the first sending's completion stands.
+      waiting.lastSent = now;
+      if (waiting.node === node && now - waiting.sentToNode < RESEND_SAME_OWNER_MS) return;
+      waiting.node = node;
+      waiting.sentToNode = now;
+    } else {
+      this.unconfirmed.set(id, { id, room: name, stanza, hops, done, node, firstSent: now, lastSent: now, sentToNode: now });
+    }
+    const data: ForwardedStanza = { service: this.domain, xml: stanza.toString(), hops: hops + 1, id, origin: this.server.sessions.nodeId };
     this.server.cluster.send(node, CLUSTER_TOPIC, data);
+  }
+
+  /** The owner handled a stanza this node forwarded. */
+  private confirmed(id: string): void {
+    const waiting = this.unconfirmed.get(id);
+    if (!waiting) return;
+    this.unconfirmed.delete(id);
+    waiting.done?.();
+  }
+
+  /**
+   * Sends again what owners have not confirmed (the owner died, or the message was lost on the way), to
+   * whichever node holds the room now: possibly this one, after its lease lapsed. Past GIVE_UP_MS the
+   * sender gets an error rather than silence.
+   */
+  private resendUnconfirmed(): void {
+    if (this.unconfirmed.size === 0) return;
+    const now = Date.now();
+    for (const waiting of [...this.unconfirmed.values()]) {
+      if (now - waiting.lastSent < RESEND_AFTER_MS) continue;
+      if (now - waiting.firstSent > GIVE_UP_MS) {
+        this.unconfirmed.delete(waiting.id);
+        this.server.log.warn('muc: no owner of the room confirmed a stanza; refused', { room: `${waiting.room}@${this.domain}` });
+        const reply = errorReply(waiting.stanza, new StanzaError('recipient-unavailable', 'the room is not reachable now; try again', 'wait'));
+        if (reply) this.server.router.route(reply);
+        waiting.done?.();
+        continue;
+      }
+      waiting.lastSent = now;
+      const known = this.remote.get(waiting.room);
+      if (known?.node === waiting.node) this.remote.delete(waiting.room);
+      // Not through admission again: the stanza was admitted before it was first forwarded.
+      this.deliver(waiting.room, waiting.stanza, waiting.hops, () => this.confirmed(waiting.id));
+    }
   }
 
   /** Takes the room's lease (or finds who has it), loads the room, then handles what queued up. */
   private async resolve(name: string): Promise<void> {
     let holder: string | null = null;
     let room: Room | null = null;
+    const asked = Date.now();
     try {
       holder = await this.server.sessions.acquireLease(this.leaseKey(name), LEASE_MS);
       if (holder === this.server.sessions.nodeId) {
+        this.leaseSentAt.set(name, asked);
         const [record, occupants] = await Promise.all([
           this.server.stores.rooms.get(this.domain, name),
           this.server.sessions.stateGetAll(this.leaseKey(name)),
         ]);
         room = new Room(this, name, record);
         if (record) {
+          // What the room committed lately, under any owner: a message sent again is recognised.
+          room.recent.load(await this.server.stores.archive.lastN(room.jid, RECENT_ON_LOAD));
           await this.hooks.prepared(room);
           // Another node held the room before (and died, or let it go with people inside).
           if (Object.keys(occupants).length > 0) room.restoreOccupants(occupants);
@@ -243,24 +394,34 @@ export class MucService implements RoomHost, FeatureContext {
     } catch (e) {
       this.server.log.error('muc: room lookup failed', { err: e, room: name });
     }
-    const queue = this.pending.get(name) ?? [];
+    // What this node forwarded to an owner that never confirmed it goes first, in the order it came:
+    // it came before what queued up while the room was looked up.
+    const unconfirmed: { stanza: Element; hops: number; done: Done | null }[] = [];
+    for (const waiting of this.unconfirmed.values()) {
+      if (waiting.room !== name || waiting.node === holder) continue;
+      waiting.lastSent = Date.now();
+      unconfirmed.push({ stanza: waiting.stanza, hops: waiting.hops, done: () => this.confirmed(waiting.id) });
+    }
+    const waitingQueue = this.pending.get(name) ?? [];
+    const queue = unconfirmed.length === 0 ? waitingQueue : [...unconfirmed, ...waitingQueue.filter((q) => !unconfirmed.some((u) => u.stanza === q.stanza))];
     this.pending.delete(name);
     if (room) {
       this.remote.delete(name);
       this.rooms.set(name, room);
-      for (const { stanza } of queue) this.roomOrCreate(room, stanza);
+      for (const { stanza, done } of queue) continueWith(stanza, done, () => this.roomOrCreate(room, stanza));
       // A held join (a recorded creation) decides later; an idle empty room is unloaded by tick().
       if (room.isNew && room.empty && !room.holding) this.unload(room, false);
       return;
     }
     if (holder) {
       this.remote.set(name, { node: holder, at: Date.now() });
-      for (const { stanza, hops } of queue) this.forward(holder, stanza, hops);
+      for (const { stanza, hops, done } of queue) this.forward(holder, name, stanza, hops, done);
       return;
     }
-    for (const { stanza } of queue) {
+    for (const { stanza, done } of queue) {
       const reply = errorReply(stanza, new StanzaError('internal-server-error', 'the room is unavailable'));
       if (reply) this.server.router.route(reply);
+      done?.();
     }
   }
 
@@ -449,6 +610,7 @@ export class MucService implements RoomHost, FeatureContext {
 
   destroyed(room: Room, removeArchive: boolean): void {
     this.rooms.delete(room.name);
+    this.leaseSentAt.delete(room.name);
     void (async () => {
       await this.server.sessions.stateDelete(this.leaseKey(room.name));
       await this.saving.get(room.name);
@@ -461,6 +623,7 @@ export class MucService implements RoomHost, FeatureContext {
   emptied(room: Room): void {
     if (!room.persistent && !room.locked) {
       this.rooms.delete(room.name);
+      this.leaseSentAt.delete(room.name);
       void (async () => {
         await this.saving.get(room.name);
         await this.server.stores.rooms.delete(this.domain, room.name);
@@ -474,6 +637,7 @@ export class MucService implements RoomHost, FeatureContext {
 
   private unload(room: Room, forget: boolean): void {
     this.rooms.delete(room.name);
+    this.leaseSentAt.delete(room.name);
     void (async () => {
       await this.saving.get(room.name);
       if (forget) await this.server.stores.rooms.delete(this.domain, room.name);
@@ -481,23 +645,32 @@ export class MucService implements RoomHost, FeatureContext {
     })().catch((e) => this.server.log.error('muc: unloading room failed', { err: e, room: room.jid }));
   }
 
-  /** Keeps the leases of loaded rooms and unloads persistent rooms that stayed empty. */
+  /** Keeps the leases of loaded rooms (all at once: one round trip's time) and unloads persistent rooms that stayed empty. */
   private async tick(): Promise<void> {
+    if (this.renewing) return;
+    this.renewing = true;
     const now = Date.now();
-    for (const room of [...this.rooms.values()]) {
-      if (room.empty && now - room.lastActive > IDLE_UNLOAD_MS && !this.saving.has(room.name)) {
-        this.unload(room, false);
-        continue;
-      }
-      try {
-        const ok = await this.server.sessions.renewLease(this.leaseKey(room.name), LEASE_MS);
-        if (!ok && this.rooms.get(room.name) === room) {
-          this.server.log.warn('muc: lost the lease of a room; another node has it now', { room: room.jid });
-          this.rooms.delete(room.name);
+    try {
+      await Promise.all([...this.rooms.values()].map(async (room) => {
+        if (room.empty && now - room.lastActive > IDLE_UNLOAD_MS && !this.saving.has(room.name)) {
+          this.unload(room, false);
+          return;
         }
-      } catch (e) {
-        this.server.log.warn('muc: lease renewal failed', { err: e, room: room.jid });
-      }
+        try {
+          const ok = await this.server.sessions.renewLease(this.leaseKey(room.name), LEASE_MS);
+          if (this.rooms.get(room.name) !== room) return;
+          if (ok) this.leaseSentAt.set(room.name, now);
+          else {
+            this.server.log.warn('muc: lost the lease of a room; another node has it now', { room: room.jid });
+            this.rooms.delete(room.name);
+            this.leaseSentAt.delete(room.name);
+          }
+        } catch (e) {
+          this.server.log.warn('muc: lease renewal failed', { err: e, room: room.jid });
+        }
+      }));
+    } finally {
+      this.renewing = false;
     }
     for (const [name, r] of this.remote) if (now - r.at > REMOTE_TTL_MS) this.remote.delete(name);
   }
@@ -505,6 +678,8 @@ export class MucService implements RoomHost, FeatureContext {
   /** A node died: its sessions leave every room here; rooms it held are found again on next use. */
   nodeLost(node: string, fullJids: Set<string>): void {
     for (const [name, r] of this.remote) if (r.node === node) this.remote.delete(name);
+    // What it never confirmed goes to the next owner at the next resend tick.
+    for (const waiting of this.unconfirmed.values()) if (waiting.node === node) waiting.lastSent = 0;
     for (const room of this.rooms.values()) room.dropSessions(fullJids);
   }
 }

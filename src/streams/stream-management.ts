@@ -7,6 +7,7 @@ import { Element, type Attrs } from '../../protocol/xml.js';
 import { NS } from '../../protocol/namespaces.js';
 import { readStanzaHead } from '../../protocol/stanza-head.js';
 import type { Transport } from '../transport/transport.js';
+import type { CompletionSource, Done } from './completion.js';
 
 /** A stanza sent to the client and not acknowledged yet, as written and by element name. */
 export interface Unacked {
@@ -19,12 +20,16 @@ export interface StreamManagementOptions {
   resumeSeconds: number;
   /** The client enabled resumption under this id. */
   resumable(id: string): void;
+  /** Writes to the client's current connection, if it has one (late <a/> answers). */
+  write(xml: string): void;
 }
 
 /** An ack request is sent after this many unacknowledged stanzas. */
 const ACK_REQUEST_EVERY = 10;
 /** Answers to IQ requests remembered while unacknowledged stanzas wait (bounds a client that never acks). */
 const MAX_ANSWERED = 1000;
+/** How long an <r/> waits for stanzas still being handled before it is answered with what is safe. */
+const ACK_WAIT_MS = 2000;
 
 export function smFailed(condition: string): Element {
   const f = new Element('failed', { xmlns: NS.sm });
@@ -32,12 +37,20 @@ export function smFailed(condition: string): Element {
   return f;
 }
 
-export class StreamManagement {
+export class StreamManagement implements CompletionSource {
   enabled = false;
   /** Resumption id, while the session may be resumed. */
   id: string | null = null;
-  /** Stanzas handled from the client (h we report), modulo 2^32. */
-  private handledIn = 0;
+  /**
+   * Stanzas received from the client since <enable/>. The h we report counts only those whose handling
+   * is complete, and only the longest complete prefix: pending holds the numbers of those still being
+   * handled, in increasing order (a Set keeps insertion order), so h is one less than the first of them.
+   */
+  private received = 0;
+  private readonly pendingIn = new Set<number>();
+  /** <r/> requests waiting for pending stanzas (answered when they complete, or after ACK_WAIT_MS). */
+  private waitingRequests = 0;
+  private ackTimer: NodeJS.Timeout | null = null;
   /** The client's last h: stanzas of ours it has confirmed, modulo 2^32. */
   private ackedOut = 0;
   private unacked: Unacked[] = [];
@@ -47,9 +60,48 @@ export class StreamManagement {
 
   constructor(private readonly opts: StreamManagementOptions) {}
 
-  /** One stanza from the client was handled: counted from <enable/> on (XEP-0198 §4: h starts at zero there). */
-  handled(): void {
-    if (this.enabled) this.handledIn++;
+  /**
+   * One stanza from the client arrived: its number, counted from <enable/> on (XEP-0198 §4: h starts
+   * at zero there), or 0 when stream management is off. It is complete unless pending(seq) is called.
+   */
+  receive(): number {
+    return this.enabled ? ++this.received : 0;
+  }
+
+  /** The stanza numbered seq is still being handled: h stops before it until the returned function runs. */
+  pending(seq: number): Done {
+    this.pendingIn.add(seq);
+    return () => this.complete(seq);
+  }
+
+  private complete(seq: number): void {
+    if (!this.pendingIn.delete(seq)) return;
+    if (this.pendingIn.size === 0 && this.waitingRequests > 0) this.answerRequests();
+  }
+
+  /** What we report as handled: the longest prefix of received stanzas whose handling is complete. */
+  get handledIn(): number {
+    if (this.pendingIn.size === 0) return this.received;
+    return this.pendingIn.values().next().value! - 1;
+  }
+
+  /** Stanzas received and not complete yet (tests, metrics). */
+  get pendingCount(): number {
+    return this.pendingIn.size;
+  }
+
+  private answerRequests(): void {
+    if (this.ackTimer) clearTimeout(this.ackTimer);
+    this.ackTimer = null;
+    const a = `<a xmlns='${NS.sm}' h='${this.handledIn >>> 0}'/>`;
+    for (; this.waitingRequests > 0; this.waitingRequests--) this.opts.write(a);
+  }
+
+  /** Stops waiting (the session ended): late completions change nothing anyone reads. */
+  stop(): void {
+    if (this.ackTimer) clearTimeout(this.ackTimer);
+    this.ackTimer = null;
+    this.waitingRequests = 0;
   }
 
   /** One stanza went to the client (or would have, with no connection): kept until acknowledged. */
@@ -92,7 +144,17 @@ export class StreamManagement {
         return;
       }
       case 'r':
-        conn.write(`<a xmlns='${NS.sm}' h='${this.handledIn >>> 0}'/>`);
+        if (this.pendingIn.size === 0) {
+          conn.write(`<a xmlns='${NS.sm}' h='${this.handledIn >>> 0}'/>`);
+          return;
+        }
+        // Stanzas still being handled (a room commit on another node, a store): the answer waits a
+        // little for them rather than reporting less than the client is about to see handled.
+        this.waitingRequests++;
+        if (!this.ackTimer) {
+          this.ackTimer = setTimeout(() => this.answerRequests(), ACK_WAIT_MS);
+          this.ackTimer.unref();
+        }
         return;
       case 'a':
         this.ackRequestPending = false;
