@@ -398,6 +398,20 @@ export class ClientSession implements LocalSession {
     this.forgetResumption();
   }
 
+  /**
+   * The node is draining: the client learns what was handled (so it resends nothing that is safe),
+   * then is told to go elsewhere: see-other-host with otherHost, else system-shutdown. No resumption
+   * here (the node goes away); the session ends when the connection closes.
+   */
+  moveAway(otherHost: string | null): void {
+    this.forgetResumption();
+    if (!this.conn) return void this.end('node drained');
+    const ack = this.sm.ack();
+    if (ack) this.conn.write(ack);
+    if (otherHost) this.conn.streamError('see-other-host', 'this node is draining; connect to the other host', otherHost);
+    else this.conn.streamError('system-shutdown', 'this node is draining; reconnect');
+  }
+
   forgetResumption(): void {
     if (this.sm.id) this.core.resumable.delete(this.sm.id);
     this.sm.id = null;

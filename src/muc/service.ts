@@ -40,7 +40,8 @@ const REMOTE_TTL_MS = 5_000;
 const MAX_HOPS = 3;
 const CLUSTER_TOPIC = 'muc';
 
-interface ForwardedStanza { service: string; xml: string; hops: number }
+/** A stanza for a room held elsewhere, or (take) a room a draining node asks this node to load now. */
+interface ForwardedStanza { service: string; xml: string; hops: number; take?: string }
 
 export class MucService implements RoomHost, FeatureContext {
   /** The room events of this service, filled once by the core parts and the features. */
@@ -58,6 +59,9 @@ export class MucService implements RoomHost, FeatureContext {
   private readonly dirty = new Set<string>();
   private timer: NodeJS.Timeout | null = null;
   private readonly serviceIqs = new Map<string, ServiceIqHandler>();
+  /** Set by a drain (handOver): rooms found free go to these nodes instead of being taken here. */
+  private heirs: string[] | null = null;
+  private nextHeir = 0;
 
   constructor(readonly server: Server, readonly options: MucServiceOptions, writer: ArchiveWriter, features: readonly RoomFeature[]) {
     this.domain = options.domain;
@@ -112,6 +116,7 @@ export class MucService implements RoomHost, FeatureContext {
 
   /** Stanzas forwarded by other nodes. */
   onForwarded(data: ForwardedStanza): void {
+    if (data.take) return this.take(data.take);
     const stanza = parseStanzaString(data.xml);
     if (stanza) this.route(stanza, data.hops);
   }
@@ -227,7 +232,10 @@ export class MucService implements RoomHost, FeatureContext {
     let holder: string | null = null;
     let room: Room | null = null;
     try {
-      holder = await this.server.sessions.acquireLease(this.leaseKey(name), LEASE_MS);
+      // A draining node never takes a room: it finds the holder, or hands the room to an heir.
+      holder = this.heirs
+        ? (await this.server.sessions.leaseHolder(this.leaseKey(name))) ?? this.heir()
+        : await this.server.sessions.acquireLease(this.leaseKey(name), LEASE_MS);
       if (holder === this.server.sessions.nodeId) {
         const [record, occupants] = await Promise.all([
           this.server.stores.rooms.get(this.domain, name),
@@ -500,6 +508,72 @@ export class MucService implements RoomHost, FeatureContext {
       }
     }
     for (const [name, r] of this.remote) if (now - r.at > REMOTE_TTL_MS) this.remote.delete(name);
+  }
+
+  // --- drain ---------------------------------------------------------------------------------------
+
+  /**
+   * Hands every room this node holds to the heirs (other nodes; a drain). Each room, in its order
+   * (after everything it took before): stops taking stanzas (later ones wait behind this step),
+   * waits until everything it accepted is committed and fanned out, saves its record and occupants,
+   * releases its lease and asks an heir to load it now. What waited then goes through the usual path:
+   * to the lease's new holder, or to an heir that takes it. Occupants on other nodes stay; the heir
+   * reads them from the shared state as after a takeover. Resolves with the number of rooms moved.
+   */
+  async handOver(heirs: string[]): Promise<number> {
+    if (heirs.length === 0) return 0;
+    this.heirs = [...heirs];
+    let moved = 0;
+    // A room being looked up when the drain began may still load here: go round until none is held.
+    for (let round = 0; round < 100 && (this.rooms.size > 0 || this.pending.size > 0); round++) {
+      const names = [...this.rooms.keys()];
+      if (names.length === 0) {
+        await new Promise((r) => setTimeout(r, 20));
+        continue;
+      }
+      await Promise.all(names.map((name) => new Promise<void>((resolve) => {
+        this.inOrder(name, () => this.handOverRoom(name).then((ok) => { if (ok) moved++; }).finally(resolve));
+      })));
+    }
+    return moved;
+  }
+
+  /** The nodes a drain hands rooms to (null when not draining). */
+  get draining(): boolean {
+    return this.heirs !== null;
+  }
+
+  private async handOverRoom(name: string): Promise<boolean> {
+    const room = this.rooms.get(name);
+    if (!room) return false;
+    // A room waiting for a write (a recorded join) finishes it first.
+    for (let i = 0; i < 500 && room.holding; i++) await new Promise((r) => setTimeout(r, 10));
+    this.rooms.delete(name);
+    await this.writer.flushed();
+    this.save(room);
+    await this.saving.get(name);
+    this.occupantsChanged(room);
+    // The occupant writes went first on the same connection, so the heir reads them all.
+    await this.server.sessions.releaseLease(this.leaseKey(name));
+    const heir = this.heir();
+    this.remote.set(name, { node: heir, at: Date.now() });
+    this.server.cluster.send(heir, CLUSTER_TOPIC, { service: this.domain, xml: '', hops: 0, take: name } satisfies ForwardedStanza);
+    this.server.log.info('muc: room handed over', { room: room.jid, to: heir });
+    return true;
+  }
+
+  private heir(): string {
+    const heirs = this.heirs!;
+    return heirs[this.nextHeir++ % heirs.length]!;
+  }
+
+  /** Loads a room now (a draining node handed it here), unless it is here or being looked up already. */
+  private take(name: string): void {
+    this.inOrder(name, () => {
+      if (this.rooms.has(name) || this.pending.has(name)) return undefined;
+      this.pending.set(name, []);
+      return this.resolve(name);
+    });
   }
 
   /** A node died: its sessions leave every room here; rooms it held are found again on next use. */

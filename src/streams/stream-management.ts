@@ -52,6 +52,11 @@ export class StreamManagement {
     if (this.enabled) this.handledIn++;
   }
 
+  /** An <a/> for what was handled so far, or null when stream management is off (sent before a planned close). */
+  ack(): string | null {
+    return this.enabled ? `<a xmlns='${NS.sm}' h='${this.handledIn >>> 0}'/>` : null;
+  }
+
   /** One stanza went to the client (or would have, with no connection): kept until acknowledged. */
   sent(xml: string, name: string): void {
     if (this.enabled) this.unacked.push({ xml, name });
