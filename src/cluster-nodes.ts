@@ -2,7 +2,7 @@
 // drain`): it stops taking connections, hands its rooms to the other active nodes, sends its clients
 // to them and exits once empty. Nodes talk about this on the cluster bus (topic 'node'): a status
 // request is broadcast and every node up answers; a drain request goes to the node named.
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import client from 'prom-client';
 import type { Module, Server } from './context.js';
 import { mucServices } from './muc/module.js';
@@ -22,6 +22,11 @@ const FORWARD_GRACE_MS = 1_000;
 
 export interface NodeStatus {
   id: string;
+  /**
+   * Which cluster the node belongs to: nodes that serve the same domain from the same database. Other
+   * nodes on the same Redis (a test beside another, a misconfigured node) are neither listed nor heirs.
+   */
+  cluster: string;
   /** The client address other nodes send clients to (cluster.publicAddress), or null. */
   address: string | null;
   sessions: number;
@@ -66,7 +71,7 @@ class NodeRegistry {
     let rooms = 0;
     for (const s of mucServices(this.server).values()) for (const _ of s.loadedRooms()) rooms++;
     return {
-      id: this.server.sessions.nodeId, address: this.server.node.publicAddress(), sessions: this.server.local.size, rooms,
+      id: this.server.sessions.nodeId, cluster: clusterOf(this.server), address: this.server.node.publicAddress(), sessions: this.server.local.size, rooms,
       state: this.server.node.state, pid: process.pid, since: this.since,
     };
   }
@@ -143,6 +148,17 @@ class NodeRegistry {
   }
 }
 
+/** The domain and the database (without credentials), hashed. */
+function clusterOf(server: Server): string {
+  const c = server.config;
+  let where = c.dataDir;
+  if (c.databaseUrl) {
+    const u = new URL(c.databaseUrl);
+    where = `${u.hostname}:${u.port}${u.pathname}`;
+  }
+  return createHash('sha256').update(`${c.domain}\n${where}`).digest('hex').slice(0, 16);
+}
+
 const registries = new WeakMap<Server, NodeRegistry>();
 
 function registry(server: Server): NodeRegistry {
@@ -155,10 +171,11 @@ function registry(server: Server): NodeRegistry {
 export async function listNodes(server: Server, waitMs = NODE_LIST_WAIT_MS): Promise<NodeStatus[]> {
   const reg = registry(server);
   const found = new Map<string, NodeStatus>();
+  const own = clusterOf(server);
   found.set(server.sessions.nodeId, reg.status());
   await reg.ask<null>(
     (req) => server.cluster.broadcast(TOPIC, { op: 'status?', from: server.sessions.nodeId, req } satisfies NodeMessage),
-    (m) => { if (m.op === 'status') found.set(m.status.id, m.status); },
+    (m) => { if (m.op === 'status' && m.status.cluster === own) found.set(m.status.id, m.status); },
     waitMs, () => null,
   );
   return [...found.values()].sort((a, b) => a.id.localeCompare(b.id));
@@ -168,6 +185,7 @@ export async function listNodes(server: Server, waitMs = NODE_LIST_WAIT_MS): Pro
 export async function drainNode(server: Server, node: string | null): Promise<DrainStarted | { error: string }> {
   const reg = registry(server);
   if (node === null || node === server.sessions.nodeId) return reg.startDrain();
+  if (!(await listNodes(server)).some((n) => n.id === node)) return { error: `no node ${node} in this cluster (perch node list shows the nodes up)` };
   return reg.ask<DrainStarted | { error: string }>(
     (req) => server.cluster.send(node, TOPIC, { op: 'drain', from: server.sessions.nodeId, req } satisfies NodeMessage),
     (m, done) => { if (m.op === 'drain-started') done(m.ok ? m.started : { error: m.error }); },

@@ -40,8 +40,14 @@ const REMOTE_TTL_MS = 5_000;
 const MAX_HOPS = 3;
 const CLUSTER_TOPIC = 'muc';
 
-/** A stanza for a room held elsewhere, or (take) a room a draining node asks this node to load now. */
-interface ForwardedStanza { service: string; xml: string; hops: number; take?: string }
+/**
+ * A stanza for a room held elsewhere; or (take) a room a draining node (from) asks this node to load
+ * now, answered with taken once the room is loaded here or its holder is known.
+ */
+interface ForwardedStanza { service: string; xml: string; hops: number; take?: string; taken?: string; from?: string }
+
+/** How long a draining node waits for an heir to say it loaded a room before it goes on. */
+const TAKE_TIMEOUT_MS = 5_000;
 
 export class MucService implements RoomHost, FeatureContext {
   /** The room events of this service, filled once by the core parts and the features. */
@@ -62,6 +68,7 @@ export class MucService implements RoomHost, FeatureContext {
   /** Set by a drain (handOver): rooms found free go to these nodes instead of being taken here. */
   private heirs: string[] | null = null;
   private nextHeir = 0;
+  private readonly takeWaiters = new Map<string, () => void>();
 
   constructor(readonly server: Server, readonly options: MucServiceOptions, writer: ArchiveWriter, features: readonly RoomFeature[]) {
     this.domain = options.domain;
@@ -116,7 +123,8 @@ export class MucService implements RoomHost, FeatureContext {
 
   /** Stanzas forwarded by other nodes. */
   onForwarded(data: ForwardedStanza): void {
-    if (data.take) return this.take(data.take);
+    if (data.take) return this.take(data.take, data.from);
+    if (data.taken) return this.takeWaiters.get(data.taken)?.();
     const stanza = parseStanzaString(data.xml);
     if (stanza) this.route(stanza, data.hops);
   }
@@ -557,8 +565,16 @@ export class MucService implements RoomHost, FeatureContext {
     await this.server.sessions.releaseLease(this.leaseKey(name));
     const heir = this.heir();
     this.remote.set(name, { node: heir, at: Date.now() });
-    this.server.cluster.send(heir, CLUSTER_TOPIC, { service: this.domain, xml: '', hops: 0, take: name } satisfies ForwardedStanza);
-    this.server.log.info('muc: room handed over', { room: room.jid, to: heir });
+    // The heir loads the room (and its occupants) while their sessions still exist here: a session
+    // that ended before would be dropped from the room, and what it sent last refused.
+    const t0 = Date.now();
+    const taken = await new Promise<boolean>((resolve) => {
+      const timer = setTimeout(() => { this.takeWaiters.delete(name); resolve(false); }, TAKE_TIMEOUT_MS);
+      this.takeWaiters.set(name, () => { clearTimeout(timer); this.takeWaiters.delete(name); resolve(true); });
+      this.server.cluster.send(heir, CLUSTER_TOPIC, { service: this.domain, xml: '', hops: 0, take: name, from: this.server.sessions.nodeId } satisfies ForwardedStanza);
+    });
+    if (taken) this.server.log.info('muc: room handed over', { room: room.jid, to: heir, ms: Date.now() - t0 });
+    else this.server.log.warn('muc: room handed over; the heir did not confirm in time', { room: room.jid, to: heir, ms: TAKE_TIMEOUT_MS });
     return true;
   }
 
@@ -567,12 +583,20 @@ export class MucService implements RoomHost, FeatureContext {
     return heirs[this.nextHeir++ % heirs.length]!;
   }
 
-  /** Loads a room now (a draining node handed it here), unless it is here or being looked up already. */
-  private take(name: string): void {
+  /** Loads a room now (a draining node handed it here) unless it is here already; tells from when done. */
+  private take(name: string, from: string | undefined): void {
+    const done = () => { if (from) this.server.cluster.send(from, CLUSTER_TOPIC, { service: this.domain, xml: '', hops: 0, taken: name } satisfies ForwardedStanza); };
     this.inOrder(name, () => {
-      if (this.rooms.has(name) || this.pending.has(name)) return undefined;
+      if (this.rooms.has(name)) return void done();
+      if (this.pending.has(name)) {
+        // A lookup is on its way already (it was not awaited by the step that began it): wait for it.
+        return (async () => {
+          for (let i = 0; i < 500 && this.pending.has(name); i++) await new Promise((r) => setTimeout(r, 10));
+          done();
+        })();
+      }
       this.pending.set(name, []);
-      return this.resolve(name);
+      return this.resolve(name).then(done);
     });
   }
 
