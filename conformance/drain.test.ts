@@ -57,7 +57,7 @@ async function expectEachOnce(dbUrl: string, room: string, posters: RoomPoster[]
   const missing = bodies.filter((b) => !counts.has(b));
   const twice = bodies.filter((b) => (counts.get(b) ?? 0) > 1);
   expect(missing, 'acknowledged messages missing from the archive').to.deep.equal([]);
-  expect(twice, 'messages archived more than once').to.deep.equal([]);
+  expect(twice.map((b) => `${b} (sent ${posters.flatMap((p) => p.posted).find((m) => m.body === b)?.sends} times)`), 'messages archived more than once').to.deep.equal([]);
   for (const p of posters) {
     expect(p.posted.filter((m) => !m.acked).map((m) => m.body), `${p.name}: unacknowledged`).to.deep.equal([]);
     expect(p.errors, `${p.name}: error stanzas`).to.deep.equal([]);

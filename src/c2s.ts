@@ -422,6 +422,9 @@ export class ClientSession implements LocalSession {
     const conn = this.conn;
     if (!conn) return;
     if (el.ns === NS.sm) return this.sm.element(el, conn);
+    // Our side closed the stream (a drain, a stream error): what the client sent meanwhile is not
+    // handled, so no <a/> counts it and the client sends it again wherever it reconnects.
+    if (conn.isClosing) return;
     if (!STANZAS.has(el.name) || el.ns !== NS.client) {
       if (el.ns === NS.sasl || el.ns === NS.tls) {
         if (el.name === 'auth') {
