@@ -204,6 +204,13 @@ describe('conformance: node drain (PostgreSQL + Redis)', function () {
         xml('field', { var: 'FORM_TYPE' }, xml('value', {}, 'http://jabber.org/protocol/admin')),
         xml('field', { var: 'node' }, xml('value', {}, a.options.nodeId!)))), 'localhost');
     const command = done.getChild('command', COMMANDS)!;
+    // The list, through the same face: both nodes, a draining.
+    const listFirst = await iq(root, 'set', xml('command', { xmlns: COMMANDS, node: 'http://jabber.org/protocol/admin#node-list', action: 'execute' }), 'localhost');
+    const table = listFirst.getChild('command', COMMANDS)!.getChild('x', 'jabber:x:data')?.getChildren('field').find((f) => f.attrs.var === 'nodes')
+      ?.getChildren('value').map((v) => v.text()) ?? [];
+    expect(table[0]).to.match(/^NODE\s+ADDRESS\s+SESSIONS\s+ROOMS\s+STATE$/);
+    expect(table.find((l) => l.startsWith(a.options.nodeId!))).to.match(/draining$/);
+    expect(table.find((l) => l.startsWith(b.options.nodeId!))).to.match(/active$/);
     expect(command.attrs.status).to.equal('completed');
     expect(command.getChild('note')?.text()).to.match(new RegExp(`node ${a.options.nodeId} draining`));
     const code = await Promise.race([a.server.exited, sleep(45_000).then(() => 'still running')]);
@@ -248,6 +255,30 @@ describe('conformance: node drain (PostgreSQL + Redis)', function () {
     const { sent, resent } = await expectEachOnce(db.url, room, posters);
     for (const s of report.steps) expect(s.drain.exitCode).to.equal(0);
     console.log(`      rolling restart: ${report.steps.length} nodes in ${report.totalMs} ms (${report.steps.map((s) => `${s.drain.ms}+${s.restartMs}`).join(', ')} ms drain+start); ${sent} messages, ${resent} resent, 0 lost, 0 doubled`);
+  });
+});
+
+describe('conformance: node drain of a lone node (PGlite)', function () {
+  this.timeout(60_000);
+
+  it('without another node: clients get system-shutdown and the process exits with 0', async () => {
+    const server = await startServer({ users: { solo: 'pw' } });
+    try {
+      const c = await login(server.ports.c2s, 'solo', 'pw');
+      const list = await perch(['node', 'list'], { dataDir: server.dataDir });
+      expect(list.code, list.stderr).to.equal(0);
+      expect(list.stdout).to.match(/^NODE\s+ADDRESS\s+SESSIONS\s+ROOMS\s+STATE\n\S+\s+-\s+1\s+0\s+active\n$/);
+      const cli = await perch(['node', 'drain'], { dataDir: server.dataDir });
+      expect(cli.code, cli.stderr).to.equal(0);
+      expect(cli.stdout).to.match(/draining: no new connections; no other active node: its 0 room\(s\) are released as it stops; its 1 session\(s\) are told system-shutdown; it exits when empty/);
+      await c.disconnected;
+      expect(c.errors).to.include('system-shutdown');
+      expect(await Promise.race([server.exited, sleep(30_000).then(() => 'still running')])).to.equal(0);
+      const help = await perch(['node', 'drain', '--help'], { dataDir: server.dataDir });
+      expect(help.stdout).to.match(/Usage: perch node drain \[NODE\]/);
+    } finally {
+      await server.stop();
+    }
   });
 });
 
