@@ -28,12 +28,14 @@ export interface DrainResult {
 }
 
 /**
- * Drains a node through its admin socket, as an operator would (`perch node drain`), and waits for
- * the process to exit. Fails when the CLI fails or the process outlives timeoutMs.
+ * Drains a node as an operator would, `perch node drain --wait`: through its own admin socket, or
+ * through another node's (via) naming it. Then waits for the process to exit. Fails when the CLI
+ * fails or the process outlives timeoutMs.
  */
-export async function drainThroughCli(node: ClusterNode, timeoutMs = 45_000): Promise<DrainResult> {
+export async function drainThroughCli(node: ClusterNode, timeoutMs = 45_000, via?: ClusterNode): Promise<DrainResult> {
   const t0 = Date.now();
-  const cli = await perch(['node', 'drain', '--json'], { dataDir: node.server.dataDir, databaseUrl: node.options.databaseUrl });
+  const args = via ? ['node', 'drain', node.options.nodeId!, '--wait', '--json'] : ['node', 'drain', '--wait', '--json'];
+  const cli = await perch(args, { dataDir: (via ?? node).server.dataDir, databaseUrl: node.options.databaseUrl, env: { PERCH_DRAIN_WAIT_MS: String(timeoutMs) } });
   expect(cli.code, `perch node drain failed:\n${cli.stdout}\n${cli.stderr}`).to.equal(0);
   let timer: NodeJS.Timeout | undefined;
   const exitCode = await Promise.race([
@@ -58,11 +60,17 @@ export interface RollingRestartReport {
  * goes. nodes[i].server is replaced by the new process. afterEach runs once a node is back (a fault
  * harness checks its clients there).
  */
-export async function rollingRestart(nodes: ClusterNode[], opts: { afterEach?: (node: ClusterNode, index: number) => Promise<void>; drainTimeoutMs?: number } = {}): Promise<RollingRestartReport> {
+export async function rollingRestart(nodes: ClusterNode[], opts: {
+  afterEach?: (node: ClusterNode, index: number) => Promise<void>;
+  drainTimeoutMs?: number;
+  /** 'self' (default): each node's own admin socket; 'next': the next node's, naming the node by id. */
+  through?: 'self' | 'next';
+} = {}): Promise<RollingRestartReport> {
   const t0 = Date.now();
   const steps: RollingRestartReport['steps'] = [];
   for (const [i, node] of nodes.entries()) {
-    const drain = await drainThroughCli(node, opts.drainTimeoutMs);
+    const via = opts.through === 'next' && nodes.length > 1 ? nodes[(i + 1) % nodes.length] : undefined;
+    const drain = await drainThroughCli(node, opts.drainTimeoutMs, via);
     expect(drain.exitCode, `node ${node.options.nodeId} exit code after its drain`).to.equal(0);
     const r0 = Date.now();
     node.server = await startServer({ ...node.options, skipUserCreation: true });

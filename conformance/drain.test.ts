@@ -247,7 +247,8 @@ describe('conformance: node drain (PostgreSQL + Redis)', function () {
       }
       n += i;
     }));
-    const report = await rollingRestart(nodes);
+    // Each node drained through the next one's socket (perch node drain ID --wait over the cluster bus).
+    const report = await rollingRestart(nodes, { through: 'next' });
     await sleep(1000);
     stop = true;
     await running;
@@ -268,14 +269,16 @@ describe('conformance: node drain of a lone node (PGlite)', function () {
       const list = await perch(['node', 'list'], { dataDir: server.dataDir });
       expect(list.code, list.stderr).to.equal(0);
       expect(list.stdout).to.match(/^NODE\s+ADDRESS\s+SESSIONS\s+ROOMS\s+STATE\n\S+\s+-\s+1\s+0\s+active\n$/);
-      const cli = await perch(['node', 'drain'], { dataDir: server.dataDir });
+      const cli = await perch(['node', 'drain', '--wait'], { dataDir: server.dataDir });
       expect(cli.code, cli.stderr).to.equal(0);
+      expect(cli.stdout).to.match(/drained and stopped after [0-9.]+ s\n$/);
       expect(cli.stdout).to.match(/draining: no new connections; no other active node: its 0 room\(s\) are released as it stops; its 1 session\(s\) are told system-shutdown; it exits when empty/);
       await c.disconnected;
       expect(c.errors).to.include('system-shutdown');
       expect(await Promise.race([server.exited, sleep(30_000).then(() => 'still running')])).to.equal(0);
       const help = await perch(['node', 'drain', '--help'], { dataDir: server.dataDir });
       expect(help.stdout).to.match(/Usage: perch node drain \[NODE\]/);
+      expect(help.stdout).to.match(/--wait/);
     } finally {
       await server.stop();
     }

@@ -12,6 +12,7 @@ import { accountJid, adminMain, runAdmin, UsageError, EXIT_OK, EXIT_USAGE, type 
 import { CHAT_NOUNS, chatMain } from './chat.js';
 import { selftestMain } from './selftest.js';
 import { exportMain, importMain } from './data.js';
+import { nodeMain } from './nodes.js';
 
 const HELP = `perch — an XMPP server for persistent group chat
 
@@ -40,8 +41,9 @@ Commands:
   directory sync [--dry-run]     read groups, org units and users' units from LDAP and apply
                                  what changed (a progress bar, then a report)
   node list                      the cluster's nodes: id, address, sessions, rooms, active/draining
-  node drain [NODE]              stop taking connections, hand rooms and clients to the other
-                                 nodes, exit when empty (default: the node beside this CLI)
+  node drain [NODE] [--wait]     stop taking connections, hand rooms and clients to the other
+                                 nodes, exit when empty (default: the node beside this CLI);
+                                 --wait returns once it has stopped
   admin <command> [--field v]    run any admin operation (perch admin --help lists them)
   export FILE [--level L] [--scope C] [--since DATE]
                                  write all data, or a level of it, to FILE (.jsonl.gz)
@@ -187,6 +189,8 @@ export async function main(argv: string[], io: Io = stdio): Promise<number> {
         return await selftestMain(config, [sub, ...rest].filter((a): a is string => a !== undefined), io);
       case 'admin':
         return await adminMain(config, [sub, ...rest].filter((a): a is string => a !== undefined), io);
+      case 'node':
+        return await nodeMain(config, [sub, ...rest].filter((a): a is string => a !== undefined), io);
       case 'export':
         return await exportMain(config, [sub, ...rest].filter((a): a is string => a !== undefined), io);
       case 'import':
