@@ -260,7 +260,7 @@ describe('conformance: node drain (PostgreSQL + Redis)', function () {
 });
 
 describe('conformance: node drain of a lone node (PGlite)', function () {
-  this.timeout(60_000);
+  this.timeout(120_000);
 
   it('without another node: clients get system-shutdown and the process exits with 0', async () => {
     const server = await startServer({ users: { solo: 'pw' } });
