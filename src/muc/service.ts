@@ -546,11 +546,6 @@ export class MucService implements RoomHost, FeatureContext {
     return moved;
   }
 
-  /** The nodes a drain hands rooms to (null when not draining). */
-  get draining(): boolean {
-    return this.heirs !== null;
-  }
-
   private async handOverRoom(name: string): Promise<boolean> {
     const room = this.rooms.get(name);
     if (!room) return false;
