@@ -53,9 +53,11 @@ export class StanzaError extends Error {
   }
 }
 
-export function streamErrorElement(condition: StreamErrorCondition, text?: string): Element {
+/** content: the condition element's own text (see-other-host carries the address to use, RFC 6120 §4.9.3.19). */
+export function streamErrorElement(condition: StreamErrorCondition, text?: string, content?: string): Element {
   const e = new Element('stream:error');
-  e.c(condition, { xmlns: NS.streamErrors });
+  const c = e.c(condition, { xmlns: NS.streamErrors });
+  if (content) c.t(content);
   if (text) e.c('text', { xmlns: NS.streamErrors, 'xml:lang': 'en' }).t(text);
   return e;
 }

@@ -24,6 +24,8 @@ type Mechanism = { start(r: Buffer): Promise<SaslStep>; next(r: Buffer): Promise
 const STANZAS = new Set(['message', 'presence', 'iq']);
 const PRESENCE_TYPES = new Set(['unavailable', 'subscribe', 'subscribed', 'unsubscribe', 'unsubscribed', 'probe', 'error']);
 const IQ_TYPES = new Set(['get', 'set', 'result', 'error']);
+/** How long a session sent to another node waits for its pending stanzas before the last <a/>. */
+const MOVE_SETTLE_MS = 3000;
 
 /** Failed-authentication counters (cluster-wide): by address and by account. */
 export interface AuthThrottle {
@@ -345,6 +347,8 @@ export class ClientSession implements LocalSession {
   private conn: Transport | null;
   private readonly sm: StreamManagement;
   private resumeTimer: NodeJS.Timeout | null = null;
+  /** Being sent to another node (a drain): stanzas from the client are no longer handled. */
+  private leaving = false;
 
   constructor(private readonly core: StreamHost, conn: Transport, readonly jid: Jid, readonly username: string) {
     this.conn = conn;
@@ -400,6 +404,27 @@ export class ClientSession implements LocalSession {
     this.forgetResumption();
   }
 
+  /**
+   * The node is draining: the client learns what was handled (so it resends nothing that is safe),
+   * then is told to go elsewhere: see-other-host with otherHost, else system-shutdown. No resumption
+   * here (the node goes away); the session ends when the connection closes.
+   */
+  async moveAway(otherHost: string | null): Promise<void> {
+    this.forgetResumption();
+    if (!this.conn) return void this.end('node drained');
+    // From here on the client's stanzas are not handled (it sends them again elsewhere); those already
+    // taken get a little time to complete (a room commit on another node), so the last <a/> counts them
+    // and the client does not send them twice.
+    this.leaving = true;
+    await this.sm.settled(MOVE_SETTLE_MS);
+    const conn = this.conn;
+    if (!conn) return;
+    const ack = this.sm.ack();
+    if (ack) conn.write(ack);
+    if (otherHost) conn.streamError('see-other-host', 'this node is draining; connect to the other host', otherHost);
+    else conn.streamError('system-shutdown', 'this node is draining; reconnect');
+  }
+
   forgetResumption(): void {
     if (this.sm.id) this.core.resumable.delete(this.sm.id);
     this.sm.id = null;
@@ -410,6 +435,9 @@ export class ClientSession implements LocalSession {
     const conn = this.conn;
     if (!conn) return;
     if (el.ns === NS.sm) return this.sm.element(el, conn);
+    // Our side closed the stream (a drain, a stream error): what the client sent meanwhile is not
+    // handled, so no <a/> counts it and the client sends it again wherever it reconnects.
+    if (conn.isClosing || this.leaving) return;
     if (!STANZAS.has(el.name) || el.ns !== NS.client) {
       if (el.ns === NS.sasl || el.ns === NS.tls) {
         if (el.name === 'auth') {

@@ -64,6 +64,14 @@ export interface Config {
   };
   /** Where the company directory comes from besides the admin operations: an LDAP server (null: none). */
   directory: { ldap: LdapConfig | null };
+  cluster: {
+    /**
+     * This node's client address as clients reach it (host, or host:port; without a port, the port the
+     * c2s listener got). A draining node sends its clients to another node's with see-other-host;
+     * null: clients are told system-shutdown and reconnect through the usual address.
+     */
+    publicAddress: string | null;
+  };
 }
 
 /** The LDAP source of the directory (docs/directory.md). */
@@ -168,6 +176,7 @@ export function defaultConfig(): Config {
     websocket: { allowedOrigins: [], publicUrl: null },
     archive: { fulltextLanguage: 'simple', defaultPolicy: 'always' },
     directory: { ldap: null },
+    cluster: { publicAddress: null },
     upload: {
       domain: null, publicUrl: null, maxFileSizeKb: 20000, quotaPerUserMb: 1024, quotaPerServiceMb: null,
       expireUnreferencedDays: 30, slotSeconds: 300,
@@ -199,6 +208,7 @@ const ENV: [string, string, 'string' | 'number' | 'boolean' | 'list'][] = [
   ['DATABASE_URL', 'databaseUrl', 'string'],
   ['REDIS_URL', 'redisUrl', 'string'],
   ['PERCH_NODE_ID', 'nodeId', 'string'],
+  ['PERCH_PUBLIC_ADDRESS', 'cluster.publicAddress', 'string'],
   ['PERCH_LOG_LEVEL', 'logLevel', 'string'],
   ['PERCH_C2S_PORT', 'listen.c2s.port', 'number'],
   ['PERCH_C2S_TLS_PORT', 'listen.c2sDirectTls.port', 'number'],
@@ -423,6 +433,11 @@ const LOOPBACK = /^(127\.\d{1,3}\.\d{1,3}\.\d{1,3}|::1|localhost|::ffff:127\.\d{
 function validateWebSocket(c: Config): void {
   const p = c.listen.websocketPlain;
   if (p && !LOOPBACK.test(p.host)) throw new ConfigError('listen.websocketPlain.host', 'plain HTTP is for a proxy on this host: bind it to a loopback address (127.0.0.1 or ::1)');
+  if (!isPlain(c.cluster)) throw new ConfigError('cluster', 'must be a mapping');
+  const pub = str('cluster.publicAddress', c.cluster.publicAddress, true);
+  if (pub !== null && pub !== undefined && !/^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+)(:\d{1,5})?$/.test(pub)) {
+    throw new ConfigError('cluster.publicAddress', `host or host:port, got ${pub}`);
+  }
   const w = c.websocket;
   if (!isPlain(w)) throw new ConfigError('websocket', 'must be a mapping');
   if (!Array.isArray(w.allowedOrigins)) throw new ConfigError('websocket.allowedOrigins', 'must be a list of origins (empty for any)');

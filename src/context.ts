@@ -184,8 +184,27 @@ export interface ClusterBus {
   on(topic: string, handler: (data: unknown) => void): void;
 }
 
+/**
+ * This node's part in the cluster's life: whether it takes new clients, and the steps of a drain
+ * (src/cluster-nodes.ts runs them in order).
+ */
+export interface NodeControl {
+  readonly state: 'active' | 'draining';
+  /** The client address (host:port) other nodes may send clients to, or null when none is configured. */
+  publicAddress(): string | null;
+  /** Closes the client listeners (TCP, direct TLS, WebSocket): new connections are refused from now on. */
+  stopAccepting(): void;
+  /** Sends every client elsewhere (see-other-host to otherHost, else system-shutdown), stream management acked first. */
+  moveClients(otherHost: string | null): Promise<void>;
+  /** Open client connections, bound or not. */
+  connectionCount(): number;
+  /** Stops the server as on SIGTERM; the process then exits with 0 (when run by `perch start`). */
+  exit(): Promise<void>;
+}
+
 export interface Server {
   readonly config: Config;
+  readonly node: NodeControl;
   readonly log: Logger;
   readonly metrics: Metrics;
   readonly stores: DataStores;

@@ -22,7 +22,7 @@ import { deliveryOf } from './delivery.js';
 import { hold, continueWith } from './streams/completion.js';
 import { loadTlsContext, loadTlsMaterial } from './tls.js';
 import type {
-  ClusterBus, DiscoRegistry, IqHandler, IqScope, LocalSession, Module, PreAuthStream, Server, ServerEvents,
+  ClusterBus, DiscoRegistry, IqHandler, IqScope, LocalSession, Module, NodeControl, PreAuthStream, Server, ServerEvents,
 } from './context.js';
 import { allModules } from './modules/index.js';
 import { ComponentListener } from './component.js';
@@ -88,7 +88,11 @@ export class ServerCore implements Server, StreamHost {
   private components: ComponentListener | null = null;
   private web: WebListener | null = null;
   private stopping = false;
+  private nodeState: 'active' | 'draining' = 'active';
   readonly ports: Record<string, number> = {};
+  /** Called once a drained node has stopped (`perch start` exits the process there). */
+  onExit: () => void = () => {};
+  readonly node: NodeControl;
 
   constructor(readonly config: Config, log?: Logger) {
     this.log = log ?? createLogger(config.logLevel, { node: config.nodeId });
@@ -99,6 +103,15 @@ export class ServerCore implements Server, StreamHost {
       forward: (node, full, xml) => this.sendCluster(node, { t: 'd', to: full, x: xml }),
       handleIq: (stanza, from, to) => this.handleIq(stanza, from, to),
     });
+    const core = this;
+    this.node = {
+      get state() { return core.nodeState; },
+      publicAddress: () => this.publicAddress(),
+      stopAccepting: () => this.stopAccepting(),
+      moveClients: (otherHost) => this.moveClients(otherHost),
+      connectionCount: () => this.connections.size,
+      exit: async () => { await this.stop(); this.onExit(); },
+    };
     this.cluster = {
       send: (node, topic, data) => this.sendCluster(node, { t: 'm', topic, data }),
       broadcast: (topic, data) => this.sessions.broadcast(encodeClusterMessage(topic, data)),
@@ -174,7 +187,7 @@ export class ServerCore implements Server, StreamHost {
 
   /** A client stream over a transport some other listener accepted (WebSocket); returns its release. */
   acceptClient(conn: Transport): () => void {
-    if (this.stopping) { conn.destroy(); return () => {}; }
+    if (this.stopping || this.nodeState === 'draining') { conn.destroy(); return () => {}; }
     this.connections.add(conn);
     new C2SStream(this, conn);
     return () => { this.connections.delete(conn); };
@@ -182,7 +195,7 @@ export class ServerCore implements Server, StreamHost {
 
   private listen(host: string, port: number, directTls: boolean): Promise<number> {
     const onSocket = (socket: net.Socket) => {
-      if (this.stopping) { socket.destroy(); return; }
+      if (this.stopping || this.nodeState === 'draining') { socket.destroy(); return; }
       const conn = new TcpTransport(socket, {
         limits: { maxStanzaSize: this.config.limits.maxStanzaSize, maxDepth: this.config.limits.maxDepth },
         bytesPerSecond: this.config.limits.bytesPerSecond, log: this.log, metrics: this.metrics, kind: 'c2s',
@@ -207,6 +220,34 @@ export class ServerCore implements Server, StreamHost {
         resolve(typeof a === 'object' && a ? a.port : port);
       });
     });
+  }
+
+  // --- drain (src/cluster-nodes.ts) ---------------------------------------------------------------
+
+  private publicAddress(): string | null {
+    const configured = this.config.cluster.publicAddress;
+    if (!configured) return null;
+    if (/:\d+$/.test(configured)) return configured;
+    return this.ports.c2s !== undefined ? `${configured}:${this.ports.c2s}` : null;
+  }
+
+  private stopAccepting(): void {
+    if (this.nodeState === 'draining') return;
+    this.nodeState = 'draining';
+    for (const l of this.listeners) l.close();
+    this.web?.stopAccepting();
+    this.log.info('node draining: new connections refused');
+  }
+
+  private async moveClients(otherHost: string | null): Promise<void> {
+    await Promise.all(([...this.local.values()] as ClientSession[]).map((s) => s.moveAway(otherHost)));
+    // Streams not bound yet (or waiting for resumption on a closed socket) go the same way.
+    for (const conn of this.connections) {
+      if (conn.isClosing) continue;
+      if (otherHost) conn.streamError('see-other-host', 'this node is draining; connect to the other host', otherHost);
+      else conn.streamError('system-shutdown', 'this node is draining; reconnect');
+    }
+    for (const s of [...this.resumable.values()]) if (!s.closed) s.end('node drained');
   }
 
   /** Graceful stop: system-shutdown to every stream, modules stopped, storage closed. */

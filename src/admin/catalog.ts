@@ -13,12 +13,13 @@ import { dataCommands } from './data.js';
 import { complianceCommands } from './compliance.js';
 import { uploadCommands } from './uploads.js';
 import { directorySyncCommands } from './directory-sync.js';
+import { nodeCommands } from './nodes.js';
 
 /** The persistent-chat operations: also offered on each MUC service's JID. */
 export const chatCommands: readonly AnyAdminCommand[] = [...categoryCommands, ...chatRoomCommands, ...directoryCommands, ...chatServiceCommands, ...contentCommands];
 
 export const adminCommands: readonly AnyAdminCommand[] = [
-  ...userCommands, ...roomCommands, ...chatCommands, ...dataCommands, ...complianceCommands, ...uploadCommands, ...directorySyncCommands, importXep0227Command, exportXep0227Command, selftestCommand,
+  ...userCommands, ...roomCommands, ...chatCommands, ...dataCommands, ...complianceCommands, ...uploadCommands, ...directorySyncCommands, ...nodeCommands, importXep0227Command, exportXep0227Command, selftestCommand,
 ];
 
 export function findAdminCommand(id: string): AnyAdminCommand | undefined {

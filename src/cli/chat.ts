@@ -20,6 +20,7 @@ export const CHAT_NOUNS: Record<string, string[]> = {
   compliance: ['get', 'set', 'run'],
   upload: ['list', 'stats', 'expire', 'delete'],
   directory: ['sync'],
+  node: ['list', 'drain'],
 };
 
 function commandOf(noun: string, verb: string): AnyAdminCommand | undefined {

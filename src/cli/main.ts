@@ -12,6 +12,7 @@ import { accountJid, adminMain, runAdmin, UsageError, EXIT_OK, EXIT_USAGE, type 
 import { CHAT_NOUNS, chatMain } from './chat.js';
 import { selftestMain } from './selftest.js';
 import { exportMain, importMain } from './data.js';
+import { nodeMain } from './nodes.js';
 
 const HELP = `perch — an XMPP server for persistent group chat
 
@@ -39,6 +40,10 @@ Commands:
   upload list|stats|expire|delete uploaded files: list, usage, expire now, delete one
   directory sync [--dry-run]     read groups, org units and users' units from LDAP and apply
                                  what changed (a progress bar, then a report)
+  node list                      the cluster's nodes: id, address, sessions, rooms, active/draining
+  node drain [NODE] [--wait]     stop taking connections, hand rooms and clients to the other
+                                 nodes, exit when empty (default: the node beside this CLI);
+                                 --wait returns once it has stopped
   admin <command> [--field v]    run any admin operation (perch admin --help lists them)
   export FILE [--level L] [--scope C] [--since DATE]
                                  write all data, or a level of it, to FILE (.jsonl.gz)
@@ -59,7 +64,7 @@ Options:
   -h, --help      this help
 
 Environment overrides: PERCH_DOMAIN, PERCH_DATA_DIR, DATABASE_URL, REDIS_URL, PERCH_NODE_ID,
-PERCH_LOG_LEVEL, PERCH_C2S_PORT, PERCH_C2S_TLS_PORT, PERCH_COMPONENT_PORT, PERCH_METRICS_PORT, PERCH_UPLOAD_PORT,
+PERCH_LOG_LEVEL, PERCH_PUBLIC_ADDRESS, PERCH_C2S_PORT, PERCH_C2S_TLS_PORT, PERCH_COMPONENT_PORT, PERCH_METRICS_PORT, PERCH_UPLOAD_PORT,
 PERCH_ADMINS (comma-separated), PERCH_REGISTRATION, PERCH_REQUIRE_STARTTLS.
 `;
 
@@ -154,6 +159,8 @@ export async function main(argv: string[], io: Io = stdio): Promise<number> {
     switch (cmd) {
       case 'start': {
         const server = new ServerCore(config);
+        // A drained node has stopped: the process ends, with success.
+        server.onExit = () => process.exit(0);
         await server.start();
         const stop = async (signal: string) => {
           server.log.info('stopping', { signal });
@@ -182,6 +189,8 @@ export async function main(argv: string[], io: Io = stdio): Promise<number> {
         return await selftestMain(config, [sub, ...rest].filter((a): a is string => a !== undefined), io);
       case 'admin':
         return await adminMain(config, [sub, ...rest].filter((a): a is string => a !== undefined), io);
+      case 'node':
+        return await nodeMain(config, [sub, ...rest].filter((a): a is string => a !== undefined), io);
       case 'export':
         return await exportMain(config, [sub, ...rest].filter((a): a is string => a !== undefined), io);
       case 'import':

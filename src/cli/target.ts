@@ -19,6 +19,8 @@ export interface AdminTarget {
   /** 'socket' (through the running server) or 'database' (no server runs). */
   readonly via: 'socket' | 'database';
   readonly domain: string;
+  /** Through a socket: the node that serves it and its process id. */
+  readonly server?: { node: string; pid: number };
   /** onProgress hears how far a long operation is, whether it runs here or in the server. */
   run(cmd: AnyAdminCommand, input: AdminInput, onProgress?: (p: Progress) => void): Promise<RunResult>;
   close(): Promise<void>;
@@ -71,6 +73,7 @@ function socketTarget(client: RemoteAdmin): AdminTarget {
   return {
     via: 'socket',
     domain: client.hello.domain,
+    server: { node: client.hello.node, pid: client.hello.pid },
     async run(cmd, input, onProgress) {
       const reply = await client.call(cmd.id, input, onProgress);
       return reply.ok ? { ok: true, output: reply.output } : { ok: false, error: reply.error, condition: reply.condition };

@@ -27,6 +27,7 @@ import { uploadModule } from '../upload/module.js';
 import { complianceCaptureModule } from '../compliance/capture.js';
 import { pubsubModule } from '../pubsub/module.js';
 import { directorySyncModule } from '../directory/module.js';
+import { nodesModule } from '../cluster-nodes.js';
 
 export function allModules(): Module[] {
   return [
@@ -36,5 +37,6 @@ export function allModules(): Module[] {
     serviceSearchModule, complianceCaptureModule, uploadModule,
     pubsubModule,
     directorySyncModule,
+    nodesModule,
   ];
 }

@@ -63,9 +63,14 @@ const CLUSTER_TOPIC = 'muc';
 
 /**
  * Over the cluster channel: a stanza for a room held by the receiving node (id: what the owner confirms,
- * and the stanza id it gives the message; origin: the node to confirm to), or the confirmation of one.
+ * and the stanza id it gives the message; origin: the node to confirm to), or the confirmation of one;
+ * or (take) a room a draining node (from) asks this node to load now, answered with taken once the
+ * room is loaded here or its holder is known.
  */
-interface ForwardedStanza { service: string; xml?: string; hops?: number; id?: string; origin?: string; confirm?: string }
+interface ForwardedStanza {
+  service: string; xml?: string; hops?: number; id?: string; origin?: string; confirm?: string;
+  take?: string; taken?: string; from?: string;
+}
 
 /** A stanza forwarded to a room's owner and not confirmed yet: kept to be sent again. */
 interface Unconfirmed {
@@ -82,6 +87,9 @@ interface Unconfirmed {
   /** When it was last actually sent to node. */
   sentToNode: number;
 }
+
+/** How long a draining node waits for an heir to say it loaded a room before it goes on. */
+const TAKE_TIMEOUT_MS = 5_000;
 
 export class MucService implements RoomHost, FeatureContext {
   /** The room events of this service, filled once by the core parts and the features. */
@@ -107,6 +115,10 @@ export class MucService implements RoomHost, FeatureContext {
   /** Stanza ids proposed for forwarded stanzas (by the node that first forwarded them). */
   private readonly proposed = new WeakMap<Element, string>();
   private readonly serviceIqs = new Map<string, ServiceIqHandler>();
+  /** Set by a drain (handOver): rooms found free go to these nodes instead of being taken here. */
+  private heirs: string[] | null = null;
+  private nextHeir = 0;
+  private readonly takeWaiters = new Map<string, () => void>();
 
   constructor(readonly server: Server, readonly options: MucServiceOptions, writer: ArchiveWriter, features: readonly RoomFeature[]) {
     this.domain = options.domain;
@@ -165,6 +177,8 @@ export class MucService implements RoomHost, FeatureContext {
   /** Stanzas forwarded by other nodes, and the confirmations of those this node forwarded. */
   onForwarded(data: ForwardedStanza): void {
     if (data.confirm !== undefined) return this.confirmed(data.confirm);
+    if (data.take) return this.take(data.take, data.from);
+    if (data.taken) return this.takeWaiters.get(data.taken)?.();
     if (data.xml === undefined) return;
     const stanza = parseStanzaString(data.xml);
     if (!stanza) return;
@@ -375,7 +389,10 @@ export class MucService implements RoomHost, FeatureContext {
     let room: Room | null = null;
     const asked = Date.now();
     try {
-      holder = await this.server.sessions.acquireLease(this.leaseKey(name), LEASE_MS);
+      // A draining node never takes a room: it finds the holder, or hands the room to an heir.
+      holder = this.heirs
+        ? (await this.server.sessions.leaseHolder(this.leaseKey(name))) ?? this.heir()
+        : await this.server.sessions.acquireLease(this.leaseKey(name), LEASE_MS);
       if (holder === this.server.sessions.nodeId) {
         this.leaseSentAt.set(name, asked);
         const [record, occupants] = await Promise.all([
@@ -673,6 +690,83 @@ export class MucService implements RoomHost, FeatureContext {
       this.renewing = false;
     }
     for (const [name, r] of this.remote) if (now - r.at > REMOTE_TTL_MS) this.remote.delete(name);
+  }
+
+  // --- drain ---------------------------------------------------------------------------------------
+
+  /**
+   * Hands every room this node holds to the heirs (other nodes; a drain). Each room, in its order
+   * (after everything it took before): stops taking stanzas (later ones wait behind this step),
+   * waits until everything it accepted is committed and fanned out, saves its record and occupants,
+   * releases its lease and asks an heir to load it now. What waited then goes through the usual path:
+   * to the lease's new holder, or to an heir that takes it. Occupants on other nodes stay; the heir
+   * reads them from the shared state as after a takeover. Resolves with the number of rooms moved.
+   */
+  async handOver(heirs: string[]): Promise<number> {
+    if (heirs.length === 0) return 0;
+    this.heirs = [...heirs];
+    let moved = 0;
+    // A room being looked up when the drain began may still load here: go round until none is held.
+    for (let round = 0; round < 100 && (this.rooms.size > 0 || this.pending.size > 0); round++) {
+      const names = [...this.rooms.keys()];
+      if (names.length === 0) {
+        await new Promise((r) => setTimeout(r, 20));
+        continue;
+      }
+      await Promise.all(names.map((name) => new Promise<void>((resolve) => {
+        this.inOrder(name, () => this.handOverRoom(name).then((ok) => { if (ok) moved++; }).finally(resolve));
+      })));
+    }
+    return moved;
+  }
+
+  private async handOverRoom(name: string): Promise<boolean> {
+    const room = this.rooms.get(name);
+    if (!room) return false;
+    // A room waiting for a write (a recorded join) finishes it first.
+    for (let i = 0; i < 500 && room.holding; i++) await new Promise((r) => setTimeout(r, 10));
+    this.rooms.delete(name);
+    await this.writer.flushed();
+    this.save(room);
+    await this.saving.get(name);
+    this.occupantsChanged(room);
+    // The occupant writes went first on the same connection, so the heir reads them all.
+    await this.server.sessions.releaseLease(this.leaseKey(name));
+    const heir = this.heir();
+    this.remote.set(name, { node: heir, at: Date.now() });
+    // The heir loads the room (and its occupants) while their sessions still exist here: a session
+    // that ended before would be dropped from the room, and what it sent last refused.
+    const t0 = Date.now();
+    const taken = await new Promise<boolean>((resolve) => {
+      const timer = setTimeout(() => { this.takeWaiters.delete(name); resolve(false); }, TAKE_TIMEOUT_MS);
+      this.takeWaiters.set(name, () => { clearTimeout(timer); this.takeWaiters.delete(name); resolve(true); });
+      this.server.cluster.send(heir, CLUSTER_TOPIC, { service: this.domain, xml: '', hops: 0, take: name, from: this.server.sessions.nodeId } satisfies ForwardedStanza);
+    });
+    if (taken) this.server.log.info('muc: room handed over', { room: room.jid, to: heir, ms: Date.now() - t0 });
+    else this.server.log.warn('muc: room handed over; the heir did not confirm in time', { room: room.jid, to: heir, ms: TAKE_TIMEOUT_MS });
+    return true;
+  }
+
+  private heir(): string {
+    const heirs = this.heirs!;
+    return heirs[this.nextHeir++ % heirs.length]!;
+  }
+
+  /** Loads a room now (a draining node handed it here) unless it is here already; tells from when done. */
+  private take(name: string, from: string | undefined): void {
+    const done = () => { if (from) this.server.cluster.send(from, CLUSTER_TOPIC, { service: this.domain, xml: '', hops: 0, taken: name } satisfies ForwardedStanza); };
+    this.inOrder(name, () => {
+      if (this.rooms.has(name)) return void done();
+      if (this.pending.has(name)) {
+        // A lookup is on its way already (it was not awaited by the step that began it): wait for it.
+        return (async () => {
+          for (let i = 0; i < 500 && this.pending.has(name); i++) await new Promise((r) => setTimeout(r, 10));
+          done();
+        })();
+      }
+      this.pending.set(name, []);
+      return this.resolve(name).then(done);
+    });
   }
 
   /** A node died: its sessions leave every room here; rooms it held are found again on next use. */

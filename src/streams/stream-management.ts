@@ -50,6 +50,7 @@ export class StreamManagement implements CompletionSource {
   private readonly pendingIn = new Set<number>();
   /** <r/> requests waiting for pending stanzas (answered when they complete, or after ACK_WAIT_MS). */
   private waitingRequests = 0;
+  private readonly settleWaiters: (() => void)[] = [];
   private ackTimer: NodeJS.Timeout | null = null;
   /** The client's last h: stanzas of ours it has confirmed, modulo 2^32. */
   private ackedOut = 0;
@@ -76,7 +77,19 @@ export class StreamManagement implements CompletionSource {
 
   private complete(seq: number): void {
     if (!this.pendingIn.delete(seq)) return;
-    if (this.pendingIn.size === 0 && this.waitingRequests > 0) this.answerRequests();
+    if (this.pendingIn.size === 0) {
+      if (this.waitingRequests > 0) this.answerRequests();
+      for (const settle of this.settleWaiters.splice(0)) settle();
+    }
+  }
+
+  /** Resolves once nothing received is still being handled, or after maxMs (a planned close waits on it). */
+  settled(maxMs: number): Promise<void> {
+    if (this.pendingIn.size === 0) return Promise.resolve();
+    return new Promise<void>((resolve) => {
+      const timer = setTimeout(resolve, maxMs);
+      this.settleWaiters.push(() => { clearTimeout(timer); resolve(); });
+    });
   }
 
   /** What we report as handled: the longest prefix of received stanzas whose handling is complete. */
@@ -102,6 +115,11 @@ export class StreamManagement implements CompletionSource {
     if (this.ackTimer) clearTimeout(this.ackTimer);
     this.ackTimer = null;
     this.waitingRequests = 0;
+  }
+
+  /** An <a/> for what was handled so far, or null when stream management is off (sent before a planned close). */
+  ack(): string | null {
+    return this.enabled ? `<a xmlns='${NS.sm}' h='${this.handledIn >>> 0}'/>` : null;
   }
 
   /** One stanza went to the client (or would have, with no connection): kept until acknowledged. */

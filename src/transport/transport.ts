@@ -73,8 +73,8 @@ export interface Transport {
   restartStream(): void;
   /** Closes this side's stream, then the connection once written. */
   closeStream(): void;
-  /** Sends a stream error and closes. */
-  streamError(condition: StreamErrorCondition, text?: string): void;
+  /** Sends a stream error and closes; otherHost is see-other-host's address (host:port). */
+  streamError(condition: StreamErrorCondition, text?: string, otherHost?: string): void;
   /** Drops the connection without closing the stream (a resumed session took over). */
   destroy(): void;
   /** Channel-binding data for SCRAM -PLUS, when the transport is secure and can provide it. */

@@ -146,8 +146,11 @@ export class WebSocketTransport implements Transport {
     this.write(el.toString());
   }
 
-  streamError(condition: StreamErrorCondition, text?: string): void {
+  streamError(condition: StreamErrorCondition, text?: string, otherHost?: string): void {
     if (this.closing) return;
+    // A TCP address means nothing to a WebSocket client (RFC 7395 §3.6.1 moves it with a URI instead):
+    // it reconnects through the usual address.
+    if (condition === 'see-other-host' || otherHost) condition = 'system-shutdown';
     if (!this.opened) {
       const header = this.handler?.header?.();
       if (header) this.openStream(header);
