@@ -6,6 +6,7 @@ import type { Module, Server } from '../context.js';
 import { MucService, CLUSTER_TOPIC, type ForwardedStanza } from './service.js';
 import { archiveWriter } from '../archive-writer.js';
 import { roomFeatures } from './features/index.js';
+import { watchRoomLeases } from './recovery.js';
 
 const services = new WeakMap<Server, Map<string, MucService>>();
 
@@ -16,6 +17,7 @@ export function mucServices(server: Server): Map<string, MucService> {
 
 // Services of every server started in this process (tests run several), stopped with them.
 const started = new Set<MucService>();
+const stoppers: (() => void)[] = [];
 
 export const mucModule: Module = {
   name: 'muc',
@@ -39,6 +41,7 @@ export const mucModule: Module = {
       const f = data as ForwardedStanza;
       byDomain.get(f.service)?.onForwarded(f);
     });
+    stoppers.push(watchRoomLeases(server, byDomain.values()));
     server.hooks.on('cluster/lost', ({ node, records }) => {
       const gone = new Set(records.map((r) => r.jid));
       for (const s of byDomain.values()) s.nodeLost(node, gone);
@@ -67,6 +70,7 @@ export const mucModule: Module = {
     });
   },
   async stop() {
+    for (const stop of stoppers.splice(0)) stop();
     await Promise.all([...started].map((s) => s.stop()));
     started.clear();
   },

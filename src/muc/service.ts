@@ -492,7 +492,7 @@ export class MucService implements RoomHost, FeatureContext {
       try {
         const ok = await this.server.sessions.renewLease(this.leaseKey(room.name), LEASE_MS);
         if (!ok && this.rooms.get(room.name) === room) {
-          this.server.log.warn('muc: lost the lease of a room; another node has it now', { room: room.jid });
+          this.server.log.warn('muc: lost the lease of a room (it lapsed or another node took it); letting it go', { room: room.jid });
           this.rooms.delete(room.name);
         }
       } catch (e) {
@@ -500,6 +500,23 @@ export class MucService implements RoomHost, FeatureContext {
       }
     }
     for (const [name, r] of this.remote) if (now - r.at > REMOTE_TTL_MS) this.remote.delete(name);
+  }
+
+  // --- session store faults (src/muc/recovery.ts) -------------------------------------------------------
+
+  /** How long a lease on a room lasts unrenewed. */
+  get leaseMs(): number {
+    return LEASE_MS;
+  }
+
+  /** The room's key in the session store: its lease and its occupants' hash. */
+  storeKey(name: string): string {
+    return this.leaseKey(name);
+  }
+
+  /** Lets a loaded room go without touching the store: the room is no longer this node's to run. */
+  forget(room: Room): void {
+    if (this.rooms.get(room.name) === room) this.rooms.delete(room.name);
   }
 
   /** A node died: its sessions leave every room here; rooms it held are found again on next use. */
