@@ -87,10 +87,13 @@ redis.call('HDEL', KEYS[1], ARGV[1])
 redis.call('PUBLISH', ARGV[3], ARGV[4])
 return 1`);
 
-// KEYS[1] hash; ARGV: node, channel, src, seq, jids...; returns the removed records.
+// KEYS[1] hash, KEYS[2] the node's alive key; ARGV: node, channel, src, seq, onlyIfLost, jids...;
+// returns the removed records. onlyIfLost '1': nothing is removed if the node is alive again (it may
+// have written its records back since its liveness was checked).
 const DROP = new Script(`
 local removed, jids = {}, {}
-for i = 5, #ARGV do
+if ARGV[5] == '1' and redis.call('EXISTS', KEYS[2]) == 1 then return removed end
+for i = 6, #ARGV do
   local cur = redis.call('HGET', KEYS[1], ARGV[i])
   if cur then
     local ok, rec = pcall(cjson.decode, cur)
@@ -541,13 +544,13 @@ export class RedisSessionStore extends MirroredSessionStore implements SessionSt
   }
 
   /** Removes the given records if still owned by node; returns those it removed. */
-  private async drop(node: string, jids: string[]): Promise<SessionRecord[]> {
+  private async drop(node: string, jids: string[], onlyIfLost = false): Promise<SessionRecord[]> {
     const out: SessionRecord[] = [];
     for (let i = 0; i < jids.length; i += DROP_CHUNK) {
       const { seq, echoed, cancel } = this.expectEcho();
       try {
-        const args = [node, this.changesChannel, this.src, seq, ...jids.slice(i, i + DROP_CHUNK)];
-        const removed = (await this.run(DROP, [this.hashKey], args)) as string[];
+        const args = [node, this.changesChannel, this.src, seq, onlyIfLost ? '1' : '0', ...jids.slice(i, i + DROP_CHUNK)];
+        const removed = (await this.run(DROP, [this.hashKey, this.aliveKey(node)], args)) as string[];
         for (const r of removed) {
           const rec = parseJson<SessionRecord>(r);
           if (rec) out.push(rec);
@@ -575,7 +578,7 @@ export class RedisSessionStore extends MirroredSessionStore implements SessionSt
       }
       for (const [node, jids] of byNode) {
         if ((await this.cmd.exists(this.aliveKey(node))) > 0) continue;
-        const removed = await this.drop(node, jids);
+        const removed = await this.drop(node, jids, true);
         if (removed.length > 0) callAll(this.lostHandlers, node, removed);
       }
     } finally {
