@@ -55,6 +55,11 @@ export interface RedisSessionStoreOptions {
   recoveryWindowMs?: number;
   /** How long send() retries a node nobody listens for before it rejects; default 1500. */
   sendRetryMs?: number;
+  /**
+   * A heartbeat unanswered this long means the connection is dead without having closed (a network
+   * that drops packets): both connections are dropped and made again; default 3000.
+   */
+  stallMs?: number;
 }
 
 type Change = { src: string; seq: number } & (
@@ -202,6 +207,8 @@ export class RedisSessionStore extends MirroredSessionStore implements SessionSt
   private readonly checkMs: number;
   private readonly recoveryWindowMs: number;
   private readonly sendRetryMs: number;
+  private readonly stallMs: number;
+  private beating = false;
   private readonly cmd: Redis;
   private readonly sub: Redis;
   private readonly lostHandlers: ((node: string, records: SessionRecord[]) => void)[] = [];
@@ -239,6 +246,7 @@ export class RedisSessionStore extends MirroredSessionStore implements SessionSt
     this.checkMs = opts.checkMs ?? 5000;
     this.recoveryWindowMs = opts.recoveryWindowMs ?? 2000;
     this.sendRetryMs = opts.sendRetryMs ?? 1500;
+    this.stallMs = opts.stallMs ?? 3000;
     // A command waits for a few reconnection attempts (a restart takes well under a second), then
     // fails, so callers answer with an error instead of hanging while Redis is cut off.
     const common = {
@@ -316,7 +324,7 @@ export class RedisSessionStore extends MirroredSessionStore implements SessionSt
       t.unref();
       this.timers.push(t);
     };
-    every(this.heartbeatMs, () => this.beat());
+    every(this.heartbeatMs, () => this.watchedBeat());
     every(this.checkMs, () => this.checkNodes());
   }
 
@@ -382,6 +390,27 @@ export class RedisSessionStore extends MirroredSessionStore implements SessionSt
     // Removed while Redis could not be reached (the session ended here meanwhile).
     if (stale.length > 0 && this.started) await this.drop(this.nodeId, stale).catch(() => {});
     return dropped;
+  }
+
+  /** The periodic beat, one at a time, with a watchdog for a connection that went silent. */
+  private async watchedBeat(): Promise<void> {
+    if (this.beating) return;
+    this.beating = true;
+    const watchdog = setTimeout(() => {
+      if (this.closing) return;
+      this.markDown(`no answer from Redis in ${this.stallMs} ms`);
+      // Nothing closed the socket, so nothing would reconnect it.
+      this.cmd.disconnect(true);
+      this.sub.disconnect(true);
+      this.beating = false;
+    }, this.stallMs);
+    watchdog.unref();
+    try {
+      await this.beat();
+    } finally {
+      clearTimeout(watchdog);
+      this.beating = false;
+    }
   }
 
   /** Refreshes the alive key; finds out whether Redis came back empty (and then recovers). */
@@ -588,11 +617,16 @@ export class RedisSessionStore extends MirroredSessionStore implements SessionSt
 
   async send(node: string, payload: string): Promise<void> {
     if (node === this.nodeId) return this.deliverHere(payload);
+    // Known down for a while (not just restarting): refuse at once rather than queue.
+    if (this.downSince !== null && Date.now() - this.downSince > 1000) throw new Error(`node ${node} cannot be reached: Redis is unreachable`);
     // Nobody subscribed (the node is down, cut off or resubscribing after a reconnect): retry briefly,
     // then say so, rather than let the payload vanish.
     const deadline = Date.now() + this.sendRetryMs;
     for (let wait = 50; ; wait = Math.min(wait * 2, 400)) {
-      if ((await this.cmd.publish(this.nodeChannel(node), payload)) > 0) return;
+      // A connection that went silent answers nothing: past the deadline the payload counts as lost.
+      const heard = await within(this.cmd.publish(this.nodeChannel(node), payload), Math.max(deadline - Date.now(), 100));
+      if (heard === null) throw new Error(`node ${node} cannot be reached: no answer from Redis`);
+      if (heard > 0) return;
       if (Date.now() + wait > deadline || this.closing) throw new Error(`node ${node} cannot be reached`);
       await sleep(wait);
     }
@@ -733,6 +767,14 @@ export class RedisSessionStore extends MirroredSessionStore implements SessionSt
     for (const t of this.timers) clearInterval(t);
     this.timers = [];
   }
+}
+
+/** The promise's value, or null when it takes longer than ms (it may still settle later; ignored). */
+function within<T>(p: Promise<T>, ms: number): Promise<T | null> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => resolve(null), ms);
+    p.then((v) => { clearTimeout(timer); resolve(v); }, (e: unknown) => { clearTimeout(timer); reject(e); });
+  });
 }
 
 function sleep(ms: number): Promise<void> {
