@@ -12,7 +12,12 @@ export interface ClusterRecoveryMetrics {
   recoverySeconds: client.Gauge;
 }
 
-export function watchSessionStore(server: Server): ClusterRecoveryMetrics {
+export interface SessionStoreWatch extends ClusterRecoveryMetrics {
+  /** False while the session store cannot be reached (its failures are then expected, not news). */
+  isUp(): boolean;
+}
+
+export function watchSessionStore(server: Server): SessionStoreWatch {
   const registers = [server.metrics.registry];
   const metrics: ClusterRecoveryMetrics = {
     up: new client.Gauge({ name: 'perch_redis_up', help: 'The session store (Redis) answers this node (1) or not (0)', registers }),
@@ -58,8 +63,13 @@ export function watchSessionStore(server: Server): ClusterRecoveryMetrics {
     server.log.warn('other nodes removed sessions of this node while it was cut off; ending them', { sessions: reset.records.length });
     for (const rec of reset.records) {
       const s: LocalSession | undefined = server.local.get(rec.jid);
-      if (s && !s.closed) s.close('reset', 'this server lost contact with its cluster; please reconnect');
+      if (s) {
+        if (!s.closed) s.close('reset', 'this server lost contact with its cluster; please reconnect');
+      } else {
+        // Not a client (a component's domain): nobody was told it went, so it is simply registered again.
+        await sessions.put(rec).catch((err: unknown) => server.log.warn('session store: registering a component again failed', { err, jid: rec.jid }));
+      }
     }
   });
-  return metrics;
+  return { ...metrics, isUp: () => downSince === null };
 }

@@ -25,7 +25,7 @@ import type {
 } from './context.js';
 import { allModules } from './modules/index.js';
 import { ComponentListener } from './component.js';
-import { watchSessionStore } from './cluster-recovery.js';
+import { watchSessionStore, type SessionStoreWatch } from './cluster-recovery.js';
 
 /** d: deliver x to a local session; k: a session was replaced; m: a module topic; r: the reply x to a request of that node. */
 import { encodeClusterMessage, type ClusterEnvelope } from './cluster-message.js';
@@ -87,6 +87,7 @@ export class ServerCore implements Server, StreamHost {
   private modules: Module[] = [];
   private components: ComponentListener | null = null;
   private web: WebListener | null = null;
+  private storeWatch: SessionStoreWatch | null = null;
   private stopping = false;
   readonly ports: Record<string, number> = {};
 
@@ -146,7 +147,7 @@ export class ServerCore implements Server, StreamHost {
     this.authThrottle = new AuthThrottle(this.sessions);
     this.sessions.onMessage((payload) => this.onClusterMessage(payload));
     this.sessions.onNodeLost((node, records) => void this.hooks.fire('cluster/lost', { node, records }));
-    watchSessionStore(this);
+    this.storeWatch = watchSessionStore(this);
     await this.sessions.start();
     this.tlsContext = await loadTlsContext(c, this.log);
     this.modules = allModules();
@@ -440,7 +441,9 @@ export class ServerCore implements Server, StreamHost {
   /** onFail: the payload did not reach the node (down, cut off, or this node cut off from Redis). */
   private sendCluster(node: string, env: ClusterEnvelope, onFail?: () => void): void {
     void this.sessions.send(node, JSON.stringify(env)).catch((e) => {
-      this.log.warn('cluster send failed', { err: e, node });
+      // While the store is down every send fails: the outage was logged once already.
+      if (this.storeWatch?.isUp() !== false) this.log.warn('cluster send failed', { err: e, node });
+      else this.log.debug('cluster send failed', { err: e, node });
       onFail?.();
     });
   }
