@@ -290,9 +290,11 @@ describe('conformance: Redis restarted empty or cut off (two nodes, private Redi
     // Node A delivers between its own clients...
     await deliveredBy(c[alice]!, c[carol]!, `${carol}@localhost`, 'chat', Date.now(), 3000);
     // ... and what it cannot route comes back as an error, not silence.
+    const sentAt = Date.now();
     await c[alice]!.xmpp.send(xml('message', { to: `${bob}@localhost`, type: 'chat', id: 'cut-1' }, xml('body', {}, 'while cut off')));
     const bounced = await c[alice]!.waitFor((el) => el.is('message') && el.attrs.id === 'cut-1' && el.attrs.type === 'error', 8000);
     expect(bounced.getChild('error')?.getChild('recipient-unavailable')).to.not.equal(undefined);
+    const errorAfterMs = Date.now() - sentAt;
     const left = PARTITION_MS - (Date.now() - cutAt);
     if (left > 0) await sleep(left);
     proxy.setCut(null);
@@ -311,6 +313,7 @@ describe('conformance: Redis restarted empty or cut off (two nodes, private Redi
     }
     const t = Date.now();
     const figures = {
+      errorAfterMs,
       sessionsEnded: endedClean.length,
       oneToOneAtoB: await deliveredBy(c[alice]!, c[bob]!, `${bob}@localhost`, 'chat', t, 8000),
       oneToOneBtoA: await deliveredBy(c[bob]!, c[alice]!, `${alice}@localhost`, 'chat', t, 8000),

@@ -399,9 +399,17 @@ export class RedisSessionStore extends MirroredSessionStore implements SessionSt
     const watchdog = setTimeout(() => {
       if (this.closing) return;
       this.markDown(`no answer from Redis in ${this.stallMs} ms`);
-      // Nothing closed the socket, so nothing would reconnect it.
-      this.cmd.disconnect(true);
-      this.sub.disconnect(true);
+      // Nothing closed the socket, so nothing would reconnect it. Closing it on purpose fails every
+      // command waiting on it now (a stanza's sender hears of it) instead of resending them later;
+      // then the connections are made again.
+      for (const r of [this.cmd, this.sub]) {
+        // A connection already waiting to reconnect has nothing stuck on a silent socket.
+        if (r.status !== 'ready' && r.status !== 'connect' && r.status !== 'connecting') continue;
+        r.once('end', () => { if (!this.closing) r.connect().catch(() => {}); });
+        r.disconnect(false);
+        // disconnect() only half-closes, and over a silent network the close never completes.
+        r.stream?.destroy();
+      }
       this.beating = false;
     }, this.stallMs);
     watchdog.unref();
@@ -619,16 +627,14 @@ export class RedisSessionStore extends MirroredSessionStore implements SessionSt
     if (node === this.nodeId) return this.deliverHere(payload);
     // Known down for a while (not just restarting): refuse at once rather than queue.
     if (this.downSince !== null && Date.now() - this.downSince > 1000) throw new Error(`node ${node} cannot be reached: Redis is unreachable`);
+    if ((await this.cmd.publish(this.nodeChannel(node), payload)) > 0) return;
     // Nobody subscribed (the node is down, cut off or resubscribing after a reconnect): retry briefly,
     // then say so, rather than let the payload vanish.
     const deadline = Date.now() + this.sendRetryMs;
     for (let wait = 50; ; wait = Math.min(wait * 2, 400)) {
-      // A connection that went silent answers nothing: past the deadline the payload counts as lost.
-      const heard = await within(this.cmd.publish(this.nodeChannel(node), payload), Math.max(deadline - Date.now(), 100));
-      if (heard === null) throw new Error(`node ${node} cannot be reached: no answer from Redis`);
-      if (heard > 0) return;
       if (Date.now() + wait > deadline || this.closing) throw new Error(`node ${node} cannot be reached`);
       await sleep(wait);
+      if ((await this.cmd.publish(this.nodeChannel(node), payload)) > 0) return;
     }
   }
 
@@ -767,14 +773,6 @@ export class RedisSessionStore extends MirroredSessionStore implements SessionSt
     for (const t of this.timers) clearInterval(t);
     this.timers = [];
   }
-}
-
-/** The promise's value, or null when it takes longer than ms (it may still settle later; ignored). */
-function within<T>(p: Promise<T>, ms: number): Promise<T | null> {
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => resolve(null), ms);
-    p.then((v) => { clearTimeout(timer); resolve(v); }, (e: unknown) => { clearTimeout(timer); reject(e); });
-  });
 }
 
 function sleep(ms: number): Promise<void> {
