@@ -237,6 +237,9 @@ export class RedisSessionStore extends MirroredSessionStore implements SessionSt
   private readonly leaseUntil = new Map<string, number>();
   /** Since when Redis is unreachable; null while it answers. */
   private downSince: number | null = null;
+  /** Own JIDs with a write in flight, and those written while a load runs: a load must not judge them. */
+  private readonly writing = new Map<string, number>();
+  private touchedDuringLoad: Set<string> | null = null;
 
   constructor(opts: RedisSessionStoreOptions) {
     super(opts.nodeId);
@@ -364,6 +367,7 @@ export class RedisSessionStore extends MirroredSessionStore implements SessionSt
     this.buffered = [];
     const dropped: SessionRecord[] = [];
     const stale: string[] = [];
+    this.touchedDuringLoad = new Set();
     try {
       const all = await this.cmd.hgetall(this.hashKey);
       if (!keepOthers) this.mirror.clear();
@@ -373,16 +377,17 @@ export class RedisSessionStore extends MirroredSessionStore implements SessionSt
         if (!rec) continue;
         loaded.set(rec.jid, rec);
         this.mirror.set(rec);
-        if (rec.node === this.nodeId && !this.own.has(rec.jid)) stale.push(rec.jid);
+        if (rec.node === this.nodeId && !this.own.has(rec.jid) && !this.judgedLater(rec.jid)) stale.push(rec.jid);
       }
       for (const rec of this.own.values()) {
         const there = loaded.get(rec.jid);
-        if (there?.node === this.nodeId) continue;
+        if (there?.node === this.nodeId || this.judgedLater(rec.jid)) continue;
         if (keepOthers) this.mirror.set(rec); // written back by the recovery
         else dropped.push(rec);
       }
       for (const rec of dropped) this.own.delete(rec.jid);
     } finally {
+      this.touchedDuringLoad = null;
       const changes = this.buffered;
       this.buffered = null;
       for (const c of changes) this.apply(c);
@@ -418,6 +423,25 @@ export class RedisSessionStore extends MirroredSessionStore implements SessionSt
     } finally {
       clearTimeout(watchdog);
       this.beating = false;
+    }
+  }
+
+  /** A write of this JID raced the load: the table read may not show it yet, or show it already. */
+  private judgedLater(jid: string): boolean {
+    return this.writing.has(jid) || this.touchedDuringLoad?.has(jid) === true;
+  }
+
+  /** Runs a write of one of this node's JIDs, marked as in flight for load(). */
+  private async writingOwn<T>(jid: string, write: () => Promise<T>): Promise<T> {
+    this.writing.set(jid, (this.writing.get(jid) ?? 0) + 1);
+    this.touchedDuringLoad?.add(jid);
+    try {
+      return await write();
+    } finally {
+      const n = this.writing.get(jid)! - 1;
+      if (n === 0) this.writing.delete(jid);
+      else this.writing.set(jid, n);
+      this.touchedDuringLoad?.add(jid);
     }
   }
 
@@ -470,7 +494,10 @@ export class RedisSessionStore extends MirroredSessionStore implements SessionSt
       else vanished.set(rec.node, [rec]);
     }
     for (const [node, records] of vanished) {
-      if ((await this.cmd.exists(this.aliveKey(node))) === 0) callAll(this.lostHandlers, node, records);
+      if ((await this.cmd.exists(this.aliveKey(node))) > 0) continue;
+      // Every node finds the same ones: one of them reports them, as the lost-node sweep does.
+      const first = await this.cmd.set(`${this.prefix}lost-after-reset:${node}:${this.epoch ?? ''}`, this.nodeId, 'PX', 60_000, 'NX');
+      if (first === 'OK') callAll(this.lostHandlers, node, records);
     }
   }
 
@@ -548,7 +575,11 @@ export class RedisSessionStore extends MirroredSessionStore implements SessionSt
     }
   }
 
-  async put(rec: SessionRecord): Promise<SessionRecord | null> {
+  put(rec: SessionRecord): Promise<SessionRecord | null> {
+    return rec.node === this.nodeId || this.own.has(rec.jid) ? this.writingOwn(rec.jid, () => this.write(rec)) : this.write(rec);
+  }
+
+  private async write(rec: SessionRecord): Promise<SessionRecord | null> {
     const { seq, echoed, cancel } = this.expectEcho();
     const change: Change = { op: 'put', rec, src: this.src, seq };
     try {
@@ -563,7 +594,11 @@ export class RedisSessionStore extends MirroredSessionStore implements SessionSt
     }
   }
 
-  async remove(jid: string, node: string): Promise<void> {
+  remove(jid: string, node: string): Promise<void> {
+    return node === this.nodeId ? this.writingOwn(jid, () => this.erase(jid, node)) : this.erase(jid, node);
+  }
+
+  private async erase(jid: string, node: string): Promise<void> {
     if (node === this.nodeId && this.own.delete(jid)) {
       // Gone here whatever Redis answers: no more local delivery to it.
       if (this.mirror.records.get(jid)?.node === node) this.mirror.delete(jid);

@@ -1572,6 +1572,26 @@ describe('session store contract', function () {
       expect(a.get('u@example.com/a')).to.equal(undefined);
     });
 
+    it('a reload after a reconnect neither drops nor reports sessions being bound or ended meanwhile', async function () {
+      const [a] = await pair();
+      const reports: string[] = [];
+      a.onReset((r) => { reports.push(...r.records.map((x) => `${r.kind} ${x.jid}`)); });
+      for (let i = 0; i < 20; i++) await a.put(rec(`old${i}@example.com/r`, 'node-a'));
+      // What the subscriber's reconnection runs, here while binds and unbinds are in flight.
+      const resync = (a as unknown as { resync(): Promise<void> }).resync.bind(a);
+      const writes: Promise<unknown>[] = [];
+      for (let i = 0; i < 40; i++) {
+        writes.push(a.put(rec(`new${i}@example.com/r`, 'node-a')));
+        if (i < 20) writes.push(a.remove(`old${i}@example.com/r`, 'node-a'));
+        if (i % 10 === 0) writes.push(resync());
+      }
+      await Promise.all(writes);
+      await resync();
+      expect(reports).to.deep.equal([]);
+      expect(a.count()).to.equal(40);
+      expect(await redis.hlen(`${prefix}sessions`)).to.equal(40);
+    });
+
     it('a restarted node drops the records its previous process left', async function () {
       const c = redisStore('node-c', fast);
       await c.start();
