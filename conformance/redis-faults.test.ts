@@ -275,6 +275,9 @@ describe('conformance: Redis restarted empty or cut off (two nodes, private Redi
       expect(node.logs.filter((l) => l.includes('another node has it now'))).to.deep.equal([]);
       expect(await metric(node, /^perch_store_resets_total\{kind="empty"\}/)).to.equal(1);
       expect(await metric(node, /^perch_redis_up /)).to.equal(1);
+      const recovery = await metric(node, /^perch_store_recovery_seconds /);
+      expect(recovery).to.be.greaterThan(0).and.lessThan(RECOVERY_BUDGET_MS / 1000);
+      console.log(`      perch_store_recovery_seconds on node ${node === nodeA ? 'A' : 'B'}: ${recovery}`);
     }
   });
 

@@ -33,6 +33,8 @@ export function watchSessionStore(server: Server): SessionStoreWatch {
   metrics.up.set(1);
   const sessions = server.sessions;
   let downSince: number | null = null;
+  /** When the last outage began: a reset is found only once Redis answers again, after it ended. */
+  let outageBegan: number | null = null;
   sessions.onHealth((h) => {
     metrics.up.set(h.up ? 1 : 0);
     if (h.up) {
@@ -41,6 +43,7 @@ export function watchSessionStore(server: Server): SessionStoreWatch {
       downSince = null;
     } else {
       downSince = Date.now();
+      outageBegan = downSince;
       server.log.warn('session store unreachable; local sessions keep working, stanzas for other nodes are refused', { err: h.error });
     }
   });
@@ -54,7 +57,9 @@ export function watchSessionStore(server: Server): SessionStoreWatch {
       } catch (err) {
         server.log.error('re-asserting state after a session store reset failed', { err });
       }
-      metrics.recoverySeconds.set((Date.now() - (downSince ?? started)) / 1000);
+      const from = outageBegan !== null && started - outageBegan < 60_000 ? outageBegan : started;
+      outageBegan = null;
+      metrics.recoverySeconds.set((Date.now() - from) / 1000);
       server.log.info('state written back after the session store reset', { ms: Date.now() - started });
       return;
     }
