@@ -249,9 +249,25 @@ describe('conformance: Redis restarted empty or cut off (two nodes, private Redi
     await deliveredBy(c[alice]!, c[bob]!, `${bob}@localhost`, 'chat', Date.now(), 3000);
     await deliveredBy(c[dave]!, c[carol]!, `${room1}@${MUC}`, 'groupchat', Date.now(), 3000);
 
+    // One-to-one traffic across the nodes all through the restart: each message is delivered or its
+    // sender gets an error back, none vanishes.
+    const during: string[] = [];
+    let sending = true;
+    const traffic = (async () => {
+      for (let i = 0; sending; i++) {
+        const id = `during-${i}`;
+        during.push(id);
+        await c[alice]!.xmpp.send(xml('message', { to: `${bob}@localhost`, type: 'chat', id }, xml('body', {}, id)));
+        await sleep(25);
+      }
+    })();
+    await sleep(300);
     await redis.kill();
     await redis.start();
     const t0 = Date.now();
+    await sleep(1000);
+    sending = false;
+    await traffic;
     const figures = {
       oneToOneAtoB: await deliveredBy(c[alice]!, c[bob]!, `${bob}@localhost`, 'chat', t0, RECOVERY_BUDGET_MS),
       oneToOneBtoA: await deliveredBy(c[dave]!, c[carol]!, `${carol}@localhost`, 'chat', t0, RECOVERY_BUDGET_MS),
@@ -261,7 +277,13 @@ describe('conformance: Redis restarted empty or cut off (two nodes, private Redi
       room2FromA: await deliveredBy(c[alice]!, c[bob]!, `${room2}@${MUC}`, 'groupchat', t0, RECOVERY_BUDGET_MS),
       room2FromB: await deliveredBy(c[bob]!, c[alice]!, `${room2}@${MUC}`, 'groupchat', t0, RECOVERY_BUDGET_MS),
     };
-    console.log(`      recovered after Redis restarted empty (ms since it answered again): ${JSON.stringify(figures)}`);
+    console.log(`      recovered after Redis restarted empty (ms since it answered again; the probes start after 1 s of traffic): ${JSON.stringify(figures)}`);
+    await sleep(2000);
+    const delivered = new Set(c[bob]!.received.filter((el) => el.is('message') && el.attrs.type === 'chat').map((el) => el.attrs.id));
+    const refused = new Set(c[alice]!.received.filter((el) => el.is('message') && el.attrs.type === 'error').map((el) => el.attrs.id));
+    const vanished = during.filter((id) => !delivered.has(id) && !refused.has(id));
+    console.log(`      one-to-one during the restart: ${during.length} sent, ${during.filter((id) => delivered.has(id)).length} delivered, ${during.filter((id) => refused.has(id)).length} refused with an error, ${vanished.length} vanished`);
+    expect(vanished, 'messages neither delivered nor refused').to.deep.equal([]);
     // Once whole, messages are never refused.
     for (const [from, to, addr, type] of [[alice, bob, `${bob}@localhost`, 'chat'], [dave, carol, `${room1}@${MUC}`, 'groupchat']] as const) {
       const id = `after-${from}`;
