@@ -258,6 +258,8 @@ describe('conformance: Redis restarted empty or cut off (two nodes, private Redi
         const id = `during-${i}`;
         during.push(id);
         await c[alice]!.xmpp.send(xml('message', { to: `${bob}@localhost`, type: 'chat', id }, xml('body', {}, id)));
+        // And into the room node A holds, from node B (under the room's flood limit of 10/s).
+        if (i % 4 === 0) await c[dave]!.xmpp.send(xml('message', { to: `${room1}@${MUC}`, type: 'groupchat', id: `room-${id}` }, xml('body', {}, id)));
         await sleep(25);
       }
     })();
@@ -284,6 +286,12 @@ describe('conformance: Redis restarted empty or cut off (two nodes, private Redi
     const vanished = during.filter((id) => !delivered.has(id) && !refused.has(id));
     console.log(`      one-to-one during the restart: ${during.length} sent, ${during.filter((id) => delivered.has(id)).length} delivered, ${during.filter((id) => refused.has(id)).length} refused with an error, ${vanished.length} vanished`);
     expect(vanished, 'messages neither delivered nor refused').to.deep.equal([]);
+    const inRoom = new Set(c[carol]!.received.filter((el) => el.is('message') && el.attrs.type === 'groupchat').map((el) => el.attrs.id));
+    const roomRefused = new Set(c[dave]!.received.filter((el) => el.is('message') && el.attrs.type === 'error').map((el) => el.attrs.id));
+    const roomSent = during.filter((_, i) => i % 4 === 0);
+    const roomVanished = roomSent.filter((id) => !inRoom.has(`room-${id}`) && !roomRefused.has(`room-${id}`));
+    console.log(`      room messages during the restart: ${roomSent.length} sent, ${roomSent.filter((id) => inRoom.has(`room-${id}`)).length} delivered, ${roomSent.filter((id) => roomRefused.has(`room-${id}`)).length} refused, ${roomVanished.length} vanished`);
+    expect(roomVanished, 'room messages neither delivered nor refused').to.deep.equal([]);
     // Once whole, messages are never refused.
     for (const [from, to, addr, type] of [[alice, bob, `${bob}@localhost`, 'chat'], [dave, carol, `${room1}@${MUC}`, 'groupchat']] as const) {
       const id = `after-${from}`;
