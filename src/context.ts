@@ -110,6 +110,12 @@ export interface ServerEvents {
   'session/closed': { session: LocalSession; reason: string };
   /** A node vanished with these sessions (presence must say they are gone). */
   'cluster/lost': { node: string; records: SessionRecord[] };
+  /**
+   * The session store came back empty (Redis restarted without persistence). This node's session
+   * records are written back already; each module re-asserts what it keeps there (MUC: its rooms'
+   * leases, with sessions.reclaimLease, and their occupants). Handlers are awaited.
+   */
+  'cluster/store-reset': { records: SessionRecord[] };
   'user/deleted': { username: string };
   /** An IQ result or error addressed to a local account's bare JID (answers to requests sent from it). */
   'iq/account-reply': StanzaEvent;

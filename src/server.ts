@@ -26,6 +26,7 @@ import type {
 } from './context.js';
 import { allModules } from './modules/index.js';
 import { ComponentListener } from './component.js';
+import { watchSessionStore, type SessionStoreWatch } from './cluster-recovery.js';
 
 /** d: deliver x to a local session; k: a session was replaced; m: a module topic; r: the reply x to a request of that node. */
 import { encodeClusterMessage, type ClusterEnvelope } from './cluster-message.js';
@@ -87,6 +88,7 @@ export class ServerCore implements Server, StreamHost {
   private modules: Module[] = [];
   private components: ComponentListener | null = null;
   private web: WebListener | null = null;
+  private storeWatch: SessionStoreWatch | null = null;
   private stopping = false;
   private nodeState: 'active' | 'draining' = 'active';
   readonly ports: Record<string, number> = {};
@@ -100,7 +102,7 @@ export class ServerCore implements Server, StreamHost {
     this.router = new StanzaRouter({
       server: this,
       deliverLocal: (full, stanza, name) => this.deliverLocal(full, stanza, name),
-      forward: (node, full, xml) => this.sendCluster(node, { t: 'd', to: full, x: xml }),
+      forward: (node, full, xml) => this.sendCluster(node, { t: 'd', to: full, x: xml }, () => this.unroutable(xml)),
       handleIq: (stanza, from, to) => this.handleIq(stanza, from, to),
     });
     const core = this;
@@ -159,6 +161,7 @@ export class ServerCore implements Server, StreamHost {
     this.authThrottle = new AuthThrottle(this.sessions);
     this.sessions.onMessage((payload) => this.onClusterMessage(payload));
     this.sessions.onNodeLost((node, records) => void this.hooks.fire('cluster/lost', { node, records }));
+    this.storeWatch = watchSessionStore(this);
     await this.sessions.start();
     this.tlsContext = await loadTlsContext(c, this.log);
     this.modules = allModules();
@@ -305,7 +308,10 @@ export class ServerCore implements Server, StreamHost {
   async unbindSession(session: ClientSession, reason: string, unacked: { xml: string; name: string }[]): Promise<void> {
     if (this.local.get(session.full) === session) {
       this.local.delete(session.full);
-      await this.sessions.remove(session.full, this.sessions.nodeId);
+      // Unreachable Redis must not keep the session's end from the modules (presence, rooms): the
+      // store forgets it here at once and removes the stale record once Redis answers again.
+      await this.sessions.remove(session.full, this.sessions.nodeId)
+        .catch((e) => this.log.warn('session store: removing an ended session failed; removed on reconnect', { err: e, jid: session.full }));
     }
     const set = this.byAccount.get(session.bare);
     set?.delete(session);
@@ -487,8 +493,21 @@ export class ServerCore implements Server, StreamHost {
 
   // --- cluster -----------------------------------------------------------------------------------
 
-  private sendCluster(node: string, env: ClusterEnvelope): void {
-    void this.sessions.send(node, JSON.stringify(env)).catch((e) => this.log.warn('cluster send failed', { err: e, node }));
+  /** onFail: the payload did not reach the node (down, cut off, or this node cut off from Redis). */
+  private sendCluster(node: string, env: ClusterEnvelope, onFail?: () => void): void {
+    void this.sessions.send(node, JSON.stringify(env)).catch((e) => {
+      // While the store is down every send fails: the outage was logged once already.
+      if (this.storeWatch?.isUp() !== false) this.log.warn('cluster send failed', { err: e, node });
+      else this.log.debug('cluster send failed', { err: e, node });
+      onFail?.();
+    });
+  }
+
+  /** A stanza for a session on a node that cannot be reached: its sender learns it (never silence). */
+  private unroutable(xml: string): void {
+    const el = parseStanzaString(xml);
+    if (!el) return;
+    this.router.bounce(el, new StanzaError('recipient-unavailable', 'the recipient\'s server node cannot be reached; try again'));
   }
 
   private onClusterMessage(payload: string): void {

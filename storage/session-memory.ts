@@ -1,4 +1,4 @@
-import type { SessionRecord, SessionStore } from './types.js';
+import type { SessionRecord, SessionStore, StoreHealth, StoreReset } from './types.js';
 
 export function bareOf(jid: string): string {
   const slash = jid.indexOf('/');
@@ -160,8 +160,9 @@ export class MemorySessionStore extends MirroredSessionStore implements SessionS
   }
 
   async send(node: string, payload: string): Promise<void> {
-    // There is no other node to reach.
-    if (node === this.nodeId) this.deliverHere(payload);
+    // There is no other node to reach: as on Redis, a payload nobody can take is an error, not a loss.
+    if (node !== this.nodeId) throw new Error(`node ${node} cannot be reached`);
+    this.deliverHere(payload);
   }
 
   async broadcast(payload: string): Promise<void> {
@@ -204,6 +205,22 @@ export class MemorySessionStore extends MirroredSessionStore implements SessionS
 
   async leaseHolder(key: string): Promise<string | null> {
     return this.leases.holder(key);
+  }
+
+  async reclaimLease(key: string, ttlMs: number): Promise<string | null> {
+    return this.leases.acquire(key, this.nodeId, leaseTtl(ttlMs));
+  }
+
+  holdsLease(key: string): boolean {
+    return this.leases.holder(key) === this.nodeId;
+  }
+
+  onHealth(_handler: (health: StoreHealth) => void): void {
+    // Always up: the store is this process.
+  }
+
+  onReset(_handler: (reset: StoreReset) => void | Promise<void>): void {
+    // Nothing outside this process can lose its state.
   }
 
   async stateSet(key: string, field: string, value: string | null): Promise<void> {

@@ -606,7 +606,10 @@ export interface SessionStore {
   resources(bareJid: string): SessionRecord[];
   count(): number;
   list(): SessionRecord[];
-  /** Delivers payload to node's onMessage handler (possibly this node). */
+  /**
+   * Delivers payload to node's onMessage handler (possibly this node). Rejects when nobody listens for
+   * that node (down, cut off, or never there) after retrying briefly: the payload was not delivered.
+   */
   send(node: string, payload: string): Promise<void>;
   /** Delivers payload to every node's onMessage handler, this one included (pub/sub: nodes up now). */
   broadcast(payload: string): Promise<void>;
@@ -635,8 +638,44 @@ export interface SessionStore {
   stateSet(key: string, field: string, value: string | null): Promise<void>;
   stateGetAll(key: string): Promise<Record<string, string>>;
   stateDelete(key: string): Promise<void>;
+  /**
+   * Takes the lease again after the store lost it (StoreReset 'empty'): as acquireLease, but not held
+   * back by the recovery window in which other nodes wait for the previous holders to come back.
+   */
+  reclaimLease(key: string, ttlMs: number): Promise<string | null>;
+  /**
+   * True while this node's last successful take or renewal of the lease, counted from when it was
+   * asked, has not run out: past that another node may hold it, whatever this node was told.
+   * Synchronous and local, so it stays true or false while the store is unreachable.
+   */
+  holdsLease(key: string): boolean;
+  /** Reachability of the backend: called once per change (down with the first error, up when it answers again). */
+  onHealth(handler: (health: StoreHealth) => void): void;
+  /** The backend lost what this node had written (see StoreReset); handlers run in turn and are awaited. */
+  onReset(handler: (reset: StoreReset) => void | Promise<void>): void;
   close(): Promise<void>;
 }
+
+export interface StoreHealth {
+  up: boolean;
+  /** The error that made it down. */
+  error?: string;
+  /** When up again: how long it was down. */
+  downMs?: number;
+}
+
+/**
+ * What a node finds when the shared backend comes back.
+ * - 'empty': the backend came back without this node's state (restarted without persistence). The
+ *   store has written this node's session records and alive key back before the handlers run; they
+ *   re-assert the rest (room leases with reclaimLease, shared state). Other nodes wait out a short
+ *   recovery window before they take leases, so the previous holders get theirs back first.
+ * - 'dropped': other nodes took this node for lost while it was cut off and removed these records
+ *   cluster-wide (contacts were told the sessions went, rooms let them go): their sessions must end.
+ */
+export type StoreReset =
+  | { kind: 'empty'; records: SessionRecord[] }
+  | { kind: 'dropped'; records: SessionRecord[] };
 
 /** An uploaded file's row (XEP-0363): a reserved slot until its bytes are stored, then a stored file. */
 export interface UploadFile {

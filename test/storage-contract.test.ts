@@ -1317,7 +1317,9 @@ describe('session store contract', function () {
         await sent;
         await until(() => got.length === 2);
         expect(got).to.deep.equal(['1:hello', '2:hello']);
-        await a.send('node-nobody', 'lost');
+        let refused: unknown = null;
+        await a.send('node-nobody', 'lost').catch((e: unknown) => { refused = e; });
+        expect(refused, 'a send nobody can take is refused').to.be.instanceOf(Error);
         await sleep(50);
         expect(got).to.have.length(2);
       });
@@ -1328,6 +1330,20 @@ describe('session store contract', function () {
         await a.broadcast('to everyone');
         await until(() => got.length === 1);
         expect(got).to.deep.equal(['to everyone']);
+      });
+
+      it('holdsLease says whether this node may count on a lease; reclaimLease takes a free one', async function () {
+        expect(a.holdsLease('room')).to.equal(false);
+        expect(await a.acquireLease('room', 300)).to.equal('node-a');
+        expect(a.holdsLease('room')).to.equal(true);
+        await sleep(350);
+        // Unrenewed past its TTL: no longer this node's to count on.
+        expect(a.holdsLease('room')).to.equal(false);
+        expect(await a.reclaimLease('room', 5000)).to.equal('node-a');
+        expect(a.holdsLease('room')).to.equal(true);
+        expect(await a.leaseHolder('room')).to.equal('node-a');
+        await a.releaseLease('room');
+        expect(a.holdsLease('room')).to.equal(false);
       });
 
       it('counts hits until they expire or are reset', async function () {
@@ -1480,6 +1496,100 @@ describe('session store contract', function () {
       await until(() => a.count() === 1 && b.count() === 1);
       expect(a.resources('u@example.com').map((r) => r.jid)).to.deep.equal(['u@example.com/a']);
       expect(await redis.hlen(`${prefix}sessions`)).to.equal(1);
+    });
+
+    /** What Redis restarted without persistence looks like to the nodes: every key of the cluster gone. */
+    async function emptyRedis(): Promise<void> {
+      const keys = await redis.keys(`${prefix}*`);
+      if (keys.length > 0) await redis.del(...keys);
+    }
+
+    it('writes every node\'s records back when Redis comes back empty; the mirrors never lose them', async function () {
+      const [a, b] = await pair();
+      const resets: string[] = [];
+      a.onReset((r) => { resets.push(`a:${r.kind}:${r.records.map((x) => x.jid).join(',')}`); });
+      b.onReset((r) => { resets.push(`b:${r.kind}:${r.records.map((x) => x.jid).join(',')}`); });
+      await a.put(rec('u@example.com/a', 'node-a'));
+      await b.put(rec('v@example.com/b', 'node-b'));
+      await until(() => a.count() === 2 && b.count() === 2);
+      await emptyRedis();
+      // Routing reads the mirror: at no point does a node lose a session, its own or another's.
+      const deadline = Date.now() + 2000;
+      while (Date.now() < deadline) {
+        expect(a.count(), 'a mirror').to.equal(2);
+        expect(b.count(), 'b mirror').to.equal(2);
+        if ((await redis.hlen(`${prefix}sessions`)) === 2 && resets.length === 2) break;
+        await sleep(20);
+      }
+      expect(resets.sort()).to.deep.equal(['a:empty:u@example.com/a', 'b:empty:v@example.com/b']);
+      expect(await redis.hlen(`${prefix}sessions`)).to.equal(2);
+      expect(await redis.exists(`${prefix}alive:node-a`)).to.equal(1);
+      await sleep(1200);
+      expect(a.resources('v@example.com').map((r) => r.node)).to.deep.equal(['node-b']);
+      expect(b.resources('u@example.com').map((r) => r.node)).to.deep.equal(['node-a']);
+    });
+
+    it('after Redis came back empty the previous holder of a lease gets it back first', async function () {
+      const a = track(redisStore('node-a', { ...fast, recoveryWindowMs: 800 }));
+      const b = track(redisStore('node-b', { ...fast, recoveryWindowMs: 800 }));
+      await Promise.all([a.start(), b.start()]);
+      expect(await a.acquireLease('room', 10_000)).to.equal('node-a');
+      a.onReset(async () => {
+        // As the MUC service does: after a while (others may ask meanwhile), it takes its rooms back.
+        await sleep(200);
+        expect(await a.reclaimLease('room', 10_000)).to.equal('node-a');
+      });
+      await emptyRedis();
+      await sleep(150);
+      // b asks for the free lease during the recovery window: it waits, then finds a holding it.
+      expect(await b.acquireLease('room', 10_000)).to.equal('node-a');
+      expect(await a.renewLease('room', 10_000)).to.equal(true);
+      expect(a.holdsLease('room')).to.equal(true);
+    });
+
+    it('renewLease on a lease Redis lost (not lapsed) recovers first instead of giving the lease up', async function () {
+      const a = track(redisStore('node-a', { ...fast, heartbeatMs: 60_000 }));
+      await a.start();
+      a.onReset(async () => { await a.reclaimLease('room', 10_000); });
+      expect(await a.acquireLease('room', 10_000)).to.equal('node-a');
+      await emptyRedis();
+      expect(await a.renewLease('room', 10_000)).to.equal(true);
+      expect(await a.leaseHolder('room')).to.equal('node-a');
+    });
+
+    it('reports the records other nodes removed while it was taken for lost', async function () {
+      // a's heartbeat is slow: deleting its alive key makes it look lost to b.
+      const a = track(redisStore('node-a', { ...fast, heartbeatMs: 60_000 }));
+      const b = track(redisStore('node-b', fast));
+      await Promise.all([a.start(), b.start()]);
+      const dropped: string[] = [];
+      a.onReset((r) => { if (r.kind === 'dropped') dropped.push(...r.records.map((x) => x.jid)); });
+      await a.put(rec('u@example.com/a', 'node-a'));
+      await until(() => b.count() === 1);
+      await redis.del(`${prefix}alive:node-a`);
+      await until(() => dropped.length === 1, 3000);
+      expect(dropped).to.deep.equal(['u@example.com/a']);
+      expect(a.get('u@example.com/a')).to.equal(undefined);
+    });
+
+    it('a reload after a reconnect neither drops nor reports sessions being bound or ended meanwhile', async function () {
+      const [a] = await pair();
+      const reports: string[] = [];
+      a.onReset((r) => { reports.push(...r.records.map((x) => `${r.kind} ${x.jid}`)); });
+      for (let i = 0; i < 20; i++) await a.put(rec(`old${i}@example.com/r`, 'node-a'));
+      // What the subscriber's reconnection runs, here while binds and unbinds are in flight.
+      const resync = (a as unknown as { resync(): Promise<void> }).resync.bind(a);
+      const writes: Promise<unknown>[] = [];
+      for (let i = 0; i < 40; i++) {
+        writes.push(a.put(rec(`new${i}@example.com/r`, 'node-a')));
+        if (i < 20) writes.push(a.remove(`old${i}@example.com/r`, 'node-a'));
+        if (i % 10 === 0) writes.push(resync());
+      }
+      await Promise.all(writes);
+      await resync();
+      expect(reports).to.deep.equal([]);
+      expect(a.count()).to.equal(40);
+      expect(await redis.hlen(`${prefix}sessions`)).to.equal(40);
     });
 
     it('a restarted node drops the records its previous process left', async function () {

@@ -6,6 +6,7 @@ import type { Module, Server } from '../context.js';
 import { MucService, CLUSTER_TOPIC, type ForwardedStanza } from './service.js';
 import { archiveWriter } from '../archive-writer.js';
 import { roomFeatures } from './features/index.js';
+import { watchRoomLeases } from './recovery.js';
 
 const services = new WeakMap<Server, Map<string, MucService>>();
 
@@ -20,6 +21,7 @@ export function mucServices(server: Server): Map<string, MucService> {
 
 // Services of every server started in this process (tests run several), stopped with them.
 const started = new Set<MucService>();
+const stoppers: (() => void)[] = [];
 
 export const mucModule: Module = {
   name: 'muc',
@@ -43,6 +45,7 @@ export const mucModule: Module = {
       const f = data as ForwardedStanza;
       byDomain.get(f.service)?.onForwarded(f);
     });
+    stoppers.push(watchRoomLeases(server, byDomain.values()));
     // The node that finds another one dead runs cluster/lost; rooms held by every other node must hear
     // of it too (their occupants on the dead node leave), so it tells them.
     server.hooks.on('cluster/lost', ({ node, records }) => {
@@ -86,6 +89,7 @@ export const mucModule: Module = {
     });
   },
   async stop() {
+    for (const stop of stoppers.splice(0)) stop();
     await Promise.all([...started].map((s) => s.stop()));
     started.clear();
   },

@@ -678,7 +678,7 @@ export class MucService implements RoomHost, FeatureContext {
           if (this.rooms.get(room.name) !== room) return;
           if (ok) this.leaseSentAt.set(room.name, now);
           else {
-            this.server.log.warn('muc: lost the lease of a room; another node has it now', { room: room.jid });
+            this.server.log.warn('muc: lost the lease of a room (it lapsed or another node took it); letting it go', { room: room.jid });
             this.rooms.delete(room.name);
             this.leaseSentAt.delete(room.name);
           }
@@ -767,6 +767,25 @@ export class MucService implements RoomHost, FeatureContext {
       this.pending.set(name, []);
       return this.resolve(name).then(done);
     });
+  }
+
+  // --- session store faults (src/muc/recovery.ts) -------------------------------------------------------
+
+  /** How long a lease on a room lasts unrenewed. */
+  get leaseMs(): number {
+    return LEASE_MS;
+  }
+
+  /** The room's key in the session store: its lease and its occupants' hash. */
+  storeKey(name: string): string {
+    return this.leaseKey(name);
+  }
+
+  /** Lets a loaded room go without touching the store: the room is no longer this node's to run. */
+  forget(room: Room): void {
+    if (this.rooms.get(room.name) !== room) return;
+    this.rooms.delete(room.name);
+    this.leaseSentAt.delete(room.name);
   }
 
   /** A node died: its sessions leave every room here; rooms it held are found again on next use. */
