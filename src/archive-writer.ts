@@ -69,24 +69,41 @@ export class ArchiveWriter {
     return new Promise((resolve) => this.barriers.push({ at: this.queuedCount, resolve }));
   }
 
+  private async writeBatch(batch: Queued[]): Promise<void> {
+    const entries: ArchiveEntry[] = [];
+    let compliance: ComplianceEvent[] | undefined;
+    for (const q of batch) {
+      if (q.entry) entries.push(q.entry);
+      if (q.also) entries.push(...q.also);
+      if (q.compliance) (compliance ??= []).push(...q.compliance);
+    }
+    await this.store.append(entries, compliance);
+    this.batches++;
+    this.written += batch.length;
+  }
+
   private async drain(): Promise<void> {
     while (this.queue.length > 0) {
       const batch = this.queue.length <= this.maxBatch ? this.queue : this.queue.slice(0, this.maxBatch);
       this.queue = this.queue.length <= this.maxBatch ? [] : this.queue.slice(this.maxBatch);
       try {
-        const entries: ArchiveEntry[] = [];
-        let compliance: ComplianceEvent[] | undefined;
-        for (const q of batch) {
-          if (q.entry) entries.push(q.entry);
-          if (q.also) entries.push(...q.also);
-          if (q.compliance) (compliance ??= []).push(...q.compliance);
-        }
-        await this.store.append(entries, compliance);
-        this.batches++;
-        this.written += batch.length;
+        await this.writeBatch(batch);
         for (const q of batch) q.resolve();
       } catch (err) {
-        for (const q of batch) q.reject(err);
+        // One bad entry (a key already stored, a value the database refuses) must not refuse the others
+        // that shared its statement: each is tried alone. When the database itself is down they all fail.
+        if (batch.length > 1 && !isConnectionError(err)) {
+          for (const q of batch) {
+            try {
+              await this.writeBatch([q]);
+              q.resolve();
+            } catch (e) {
+              q.reject(e);
+            }
+          }
+        } else {
+          for (const q of batch) q.reject(err);
+        }
       }
       this.doneCount += batch.length;
       if (this.barriers.length > 0) {
@@ -97,6 +114,14 @@ export class ArchiveWriter {
   }
 }
 
+
+/** A failure of the connection rather than of the statement: trying each entry alone would not help. */
+function isConnectionError(err: unknown): boolean {
+  const code = (err as { code?: unknown } | null)?.code;
+  // SQLSTATE classes 08 (connection exception) and 57 (operator intervention: shutdown, restart).
+  if (typeof code === 'string') return code.startsWith('08') || code.startsWith('57');
+  return true;
+}
 
 const writers = new WeakMap<Server, ArchiveWriter>();
 
