@@ -2,6 +2,7 @@
 import { existsSync } from 'node:fs';
 import { loadConfig, ConfigError, type Config } from '../config.js';
 import { ServerCore } from '../server.js';
+import { guardProcess } from '../process-guard.js';
 import { openDataStores } from '../../storage/open.js';
 import { migrate } from '../../storage/migrations.js';
 import {
@@ -155,6 +156,7 @@ export async function main(argv: string[], io: Io = stdio): Promise<number> {
       case 'start': {
         const server = new ServerCore(config);
         await server.start();
+        guardProcess(server);
         const stop = async (signal: string) => {
           server.log.info('stopping', { signal });
           await server.stop();
