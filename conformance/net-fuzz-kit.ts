@@ -7,6 +7,9 @@
 // bench/net-fuzz.mjs (minutes).
 import { connectRaw, openSecureStream, rawLogin, sleep, type RawConnection, type RawSession } from './harness.js';
 
+/** Server config for fuzzing: the limits a fuzzer trips on purpose, raised so that it keeps fuzzing rather than being throttled. */
+export const NET_FUZZ_CONFIG = `limits: { authFailuresPerIp: 1000000, authFailuresPerAccount: 1000000 }\nmuc:\n  messagesPerSecond: 1000\n  messageBurst: 1000\n`;
+
 export interface NetFuzzOptions {
   port: number;
   metricsPort: number;
@@ -35,8 +38,8 @@ export interface NetFuzzReport {
   handled: number;
   stanzaErrors: Record<string, number>;
   streamErrors: Record<string, number>;
-  /** Inputs after which the stream closed without a stream error. */
-  closedWithoutError: number;
+  /** Inputs after which the stream closed without a stream error, by the input's element (e.g. a refused STARTTLS: failure, then close). */
+  closedWithoutError: Record<string, number>;
   /** Findings: hangs, internal errors, wrong conditions; each with the input that caused it. */
   findings: { kind: string; input: string; detail: string; before?: string[] }[];
   watcher: { rounds: number; failures: number; maxRttMs: number };
@@ -312,7 +315,7 @@ export async function runNetFuzz(o: NetFuzzOptions): Promise<NetFuzzReport> {
   const timeoutMs = o.answerTimeoutMs ?? 4000;
   const log = o.log ?? (() => {});
   const report: NetFuzzReport = {
-    seed: o.seed, inputs: 0, connections: 0, handled: 0, stanzaErrors: {}, streamErrors: {}, closedWithoutError: 0,
+    seed: o.seed, inputs: 0, connections: 0, handled: 0, stanzaErrors: {}, streamErrors: {}, closedWithoutError: {},
     findings: [], watcher: { rounds: 0, failures: 0, maxRttMs: 0 }, rssStartMb: await rssMb(o.metricsPort), rssEndMb: 0, rssMaxMb: 0,
     serverAlive: true, elapsedMs: 0,
   };
@@ -405,7 +408,8 @@ export async function runNetFuzz(o: NetFuzzOptions): Promise<NetFuzzReport> {
               find({ kind: `expected ${mutation.expect.join('|')}, got ${cond}`, input: shorten(input), detail: mutation.name });
             }
           } else if (outcome.kind === 'closed') {
-            report.closedWithoutError++;
+            const el = /^<([^\s/>]+)/.exec(input)?.[1] ?? '(text)';
+            report.closedWithoutError[el] = (report.closedWithoutError[el] ?? 0) + 1;
           } else {
             find({ kind: 'hang', input: shorten(input), detail: `${mutation.name}; received: ${shorten(c.text.slice(-400))}` });
           }

@@ -2,10 +2,7 @@
 // server (conformance/net-fuzz-kit.ts); the long run is bench/net-fuzz.mjs.
 import { expect } from 'chai';
 import { startServer, randomName, type RunningServer } from './harness.js';
-import { runNetFuzz } from './net-fuzz-kit.js';
-
-/** The limits a fuzzer trips on purpose, raised so that it keeps fuzzing rather than being throttled. */
-export const NET_FUZZ_CONFIG = `limits: { authFailuresPerIp: 1000000, authFailuresPerAccount: 1000000 }\nmuc:\n  messagesPerSecond: 1000\n  messageBurst: 1000\n`;
+import { runNetFuzz, NET_FUZZ_CONFIG } from './net-fuzz-kit.js';
 
 describe('conformance: network fuzz (short)', function () {
   this.timeout(120000);
