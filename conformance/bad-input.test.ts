@@ -8,6 +8,7 @@ import {
 
 const STANZA_NS = 'urn:ietf:params:xml:ns:xmpp-stanzas';
 const COMMANDS = 'http://jabber.org/protocol/commands';
+const OFFLINE_LIMIT = 3;
 
 /** The error condition inside a stanza error reply. */
 function stanzaCondition(xml: string): string | undefined {
@@ -18,12 +19,15 @@ describe('conformance: bad input', function () {
   this.timeout(30000);
   let server: RunningServer;
   const users = Array.from({ length: 4 }, (_, i) => randomName(`bi${i}`));
-  const [alice, bob, admin] = users as [string, string, string];
+  const [alice, bob, admin, offline] = users as [string, string, string, string];
   const open: RawConnection[] = [];
 
   before(async function () {
     this.timeout(60000);
-    server = await startServer({ users: Object.fromEntries(users.map((u) => [u, 'pw'])), admins: [`${admin}@localhost`] });
+    server = await startServer({
+      users: Object.fromEntries(users.map((u) => [u, 'pw'])), admins: [`${admin}@localhost`],
+      configYaml: `limits: { offlineMessages: ${OFFLINE_LIMIT} }\n`,
+    });
   });
   afterEach(() => {
     for (const s of open.splice(0)) s.close();
@@ -259,6 +263,16 @@ describe('conformance: bad input', function () {
       const answered = (flooder.text.match(/<iq [^>]*type=['"]result['"]/g) ?? []).length;
       expect(answered).to.be.at.least(count);
     });
+  });
+
+  it(`answers a message for an account whose offline storage is full (${OFFLINE_LIMIT}) with service-unavailable (XEP-0160 §2)`, async () => {
+    const s = await session();
+    for (let i = 0; i < OFFLINE_LIMIT; i++) s.send(`<message id='o${i}' to='${offline}@localhost'><body>${i}</body></message>`);
+    await roundTrip(s);
+    await sleep(300);
+    expect(s.text).to.not.match(/id=['"]o\d['"][^>]*type=['"]error['"]/);
+    s.send(`<message id='over' to='${offline}@localhost'><body>one too many</body></message>`);
+    expect(stanzaCondition(await reply(s, 'message', 'over'))).to.equal('service-unavailable');
   });
 
   it('serves after all of the above', async () => {
