@@ -387,8 +387,7 @@ export class ServerCore implements Server, StreamHost {
         } catch (e) {
           this.handlerFailed('iq', e);
         }
-      }
-      else if (!this.settleRequest(stanza)) {
+      } else if (!this.settleRequest(stanza)) {
         // A reply to another node's request (a room held here answers the server's JID): back to that node.
         const node = requestNode(stanza.attrs.id ?? '');
         if (node && node !== this.sessions.nodeId) this.sendCluster(node, { t: 'r', x: stanza.toString() });
