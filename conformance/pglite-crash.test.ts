@@ -113,10 +113,11 @@ describe('conformance: the embedded database survives kill -9', function () {
     await second.stop();
   });
 
-  // Kill points of a first start: while PGlite initialises its directory, once it has (PG_VERSION
-  // written, no migration yet), and between migrations.
+  // Kill points of a first start: while PGlite's initdb runs (it writes PG_VERSION early: once that
+  // left a directory PGlite could not open), once it has finished (no migration yet), and between
+  // migrations.
   const killPoints: [string, (dataDir: string, migrations: number) => boolean][] = [
-    ['while PGlite initialises its directory', (d) => existsSync(path.join(d, 'pglite', 'base'))],
+    ['while PGlite initialises its directory', (d) => existsSync(path.join(d, 'pglite.init', 'PG_VERSION')) || existsSync(path.join(d, 'pglite', 'PG_VERSION'))],
     ['after PGlite initialised, before the first migration', (d) => existsSync(path.join(d, 'pglite', 'PG_VERSION'))],
     ['half-way through the migrations', (_d, n) => n >= 5],
   ];
