@@ -158,7 +158,8 @@ export async function startServer(opts: ServerOptions = {}): Promise<RunningServ
     });
   }
   const ports = await new Promise<ServerPorts>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`server did not start in time; logs:\n${logs.join('\n')}`)),
+    // A server that did not start in time is killed: nothing else would stop it.
+    const timer = setTimeout(() => { child.kill('SIGKILL'); reject(new Error(`server did not start in time; logs:\n${logs.join('\n')}`)); },
       opts.startTimeoutMs ?? 30000);
     onLine = (line) => {
       if (!line.includes('"msg":"perch started"')) return;

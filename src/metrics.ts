@@ -11,6 +11,8 @@ export class Metrics {
   readonly stanzasIn = new client.Counter({ name: 'perch_stanzas_in_total', help: 'Stanzas received from connections', labelNames: ['kind'], registers: [this.registry] });
   readonly stanzasOut = new client.Counter({ name: 'perch_stanzas_out_total', help: 'Stanzas written to connections', labelNames: ['kind'], registers: [this.registry] });
   readonly streamErrors = new client.Counter({ name: 'perch_stream_errors_total', help: 'Streams closed with an error', labelNames: ['condition'], registers: [this.registry] });
+  /** A handler threw or rejected: the stanza got an error answer, everything else went on (where: client, route, iq, room, process). */
+  readonly handlerErrors = new client.Counter({ name: 'perch_handler_errors_total', help: 'Handlers that threw or rejected; the stanza was refused, the node went on', labelNames: ['where'], registers: [this.registry] });
   readonly routingSeconds = new client.Histogram({
     name: 'perch_routing_seconds', help: 'Time from a stanza arriving to it being handed to its destination',
     buckets: [0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05, 0.25], registers: [this.registry],

@@ -53,6 +53,16 @@ export class StanzaRouter implements Router {
   }
 
   route(stanza: Element): void {
+    // A handler that throws refuses this stanza only (internal-server-error, or the StanzaError it
+    // threw); the router, the sender's session and the node go on.
+    try {
+      this.dispatch(stanza);
+    } catch (e) {
+      this.failed(stanza, e);
+    }
+  }
+
+  private dispatch(stanza: Element): void {
     const server = this.deps.server;
     const from = tryParseJid(stanza.attrs.from ?? '');
     const toAttr = stanza.attrs.to;
@@ -84,11 +94,11 @@ export class StanzaRouter implements Router {
         this.deps.handleIq(stanza, from, to);
         return;
       case 'message':
-        void hooks.fire('message/host', ev);
+      case 'presence': {
+        const r = hooks.fire(stanza.name === 'message' ? 'message/host' : 'presence/host', ev);
+        if (r instanceof Promise) r.catch((e: unknown) => this.fail(ev, e));
         return;
-      case 'presence':
-        void hooks.fire('presence/host', ev);
-        return;
+      }
     }
   }
 
@@ -130,10 +140,17 @@ export class StanzaRouter implements Router {
   }
 
   private fail(ev: StanzaEvent, e: unknown): void {
-    if (e instanceof StanzaError) this.bounce(ev.stanza, e);
-    else {
-      this.deps.server.log.error('routing failed', { err: e, to: ev.to.toString() });
-      this.bounce(ev.stanza, new StanzaError('internal-server-error'));
+    this.failed(ev.stanza, e);
+  }
+
+  private failed(stanza: Element, e: unknown): void {
+    if (e instanceof StanzaError) return this.bounce(stanza, e);
+    this.deps.server.log.error('routing failed', { err: e, stanza: stanza.name, to: stanza.attrs.to });
+    this.deps.server.metrics.handlerErrors.inc({ where: 'route' });
+    try {
+      this.bounce(stanza, new StanzaError('internal-server-error'));
+    } catch (again) {
+      this.deps.server.log.error('bouncing a failed stanza failed too', { err: again });
     }
   }
 

@@ -368,11 +368,22 @@ export class ServerCore implements Server, StreamHost {
   handleClientStanza(session: ClientSession, el: Element): void {
     const started = performance.now();
     const ev = { stanza: el, session };
-    const r = this.hooks.fire('client/stanza', ev);
     const next = () => {
-      this.routeFromClient(session, el);
+      try {
+        this.routeFromClient(session, el);
+      } catch (e) {
+        this.clientStanzaFailed(session, el, e);
+      }
       this.metrics.routingSeconds.observe((performance.now() - started) / 1000);
     };
+    // A handler that throws (or rejects) refuses this stanza only: the session and the node go on.
+    let r: boolean | Promise<boolean>;
+    try {
+      r = this.hooks.fire('client/stanza', ev);
+    } catch (e) {
+      this.clientStanzaFailed(session, el, e);
+      return;
+    }
     if (r === false) next();
     else if (r !== true) {
       // The stanza is handled once what follows the hooks is (XEP-0198 counts it then).
@@ -384,9 +395,18 @@ export class ServerCore implements Server, StreamHost {
     }
   }
 
+  /** A handler with no stanza left to answer failed: logged and counted. */
+  handlerFailed(where: string, e: unknown): void {
+    this.log.error('handler failed', { err: e, where });
+    this.metrics.handlerErrors.inc({ where });
+  }
+
   private clientStanzaFailed(session: LocalSession, el: Element, e: unknown): void {
     const err = e instanceof StanzaError ? e : new StanzaError('internal-server-error');
-    if (!(e instanceof StanzaError)) this.log.error('stanza handler failed', { err: e });
+    if (!(e instanceof StanzaError)) {
+      this.log.error('stanza handler failed', { err: e, stanza: el.name });
+      this.metrics.handlerErrors.inc({ where: 'client' });
+    }
     const reply = errorReply(el, err);
     if (reply) session.send(reply);
   }
@@ -394,10 +414,11 @@ export class ServerCore implements Server, StreamHost {
   private routeFromClient(session: ClientSession, el: Element): void {
     if (el.attrs.to === undefined) {
       if (el.name === 'presence') {
+        // Synchronous when the handlers are (presence order matters); a throw is caught by next().
         const r = this.hooks.fire('client/presence', { stanza: el, session });
         if (r instanceof Promise) {
           const release = hold(el);
-          void r.catch((e) => this.log.error('presence handling failed', { err: e })).finally(() => release?.());
+          void r.catch((e: unknown) => this.clientStanzaFailed(session, el, e)).finally(() => release?.());
         }
         return;
       }
@@ -416,8 +437,15 @@ export class ServerCore implements Server, StreamHost {
   handleIq(stanza: Element, from: Jid, to: Jid): void {
     const type = stanza.attrs.type;
     if (type === 'result' || type === 'error') {
-      if (to.local) void this.hooks.fire('iq/account-reply', { stanza, from, to });
-      else if (!this.settleRequest(stanza)) {
+      if (to.local) {
+        // A reply has no answer of its own: a failing handler is logged and counted, nothing more.
+        try {
+          const r = this.hooks.fire('iq/account-reply', { stanza, from, to });
+          if (r instanceof Promise) r.catch((e: unknown) => this.handlerFailed('iq', e));
+        } catch (e) {
+          this.handlerFailed('iq', e);
+        }
+      } else if (!this.settleRequest(stanza)) {
         // A reply to another node's request (a room held here answers the server's JID): back to that node.
         const node = requestNode(stanza.attrs.id ?? '');
         if (node && node !== this.sessions.nodeId) this.sendCluster(node, { t: 'r', x: stanza.toString() });
@@ -437,7 +465,10 @@ export class ServerCore implements Server, StreamHost {
     const scope: IqScope = to.local ? 'account' : 'host';
     const handler = this.iqHandlers.get(`${scope} ${type} ${payload.ns}`);
     const fail = (e: unknown) => {
-      if (!(e instanceof StanzaError)) this.log.error('iq handler failed', { err: e, ns: payload.ns });
+      if (!(e instanceof StanzaError)) {
+        this.log.error('iq handler failed', { err: e, ns: payload.ns });
+        this.metrics.handlerErrors.inc({ where: 'iq' });
+      }
       const r = errorReply(stanza, e instanceof StanzaError ? e : new StanzaError('internal-server-error'));
       if (r) reply(r);
     };

@@ -1,3 +1,6 @@
+import { existsSync } from 'node:fs';
+import { mkdir, rename, rm } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
 import { PGlite } from '@electric-sql/pglite';
 import type { Db, DbTx } from './types.js';
 
@@ -16,6 +19,7 @@ class Mutex {
  * db.transaction callback deadlocks: use the tx handle there.
  */
 export async function openPglite(dataDir: string | null): Promise<Db> {
+  if (dataDir !== null) await initialiseOnce(dataDir);
   const pg = await PGlite.create(dataDir ?? undefined);
   // The same planner cost model as on PostgreSQL (see PLANNER_OPTIONS in db-postgres.ts).
   await pg.query('SET random_page_cost = 1.1');
@@ -42,4 +46,22 @@ export async function openPglite(dataDir: string | null): Promise<Db> {
       return closed;
     },
   };
+}
+
+/**
+ * PGlite takes a directory holding PG_VERSION for a finished database and runs initdb into any
+ * other, writing PG_VERSION early: a process killed during initdb left a directory PGlite then took
+ * for a database and could not open. So a new database is initialised beside its place and moved
+ * there (one rename) only once initdb has finished.
+ */
+async function initialiseOnce(dataDir: string): Promise<void> {
+  if (existsSync(join(dataDir, 'PG_VERSION'))) return;
+  const staging = `${dataDir}.init`;
+  await rm(staging, { recursive: true, force: true });
+  await mkdir(dirname(staging), { recursive: true });
+  const pg = await PGlite.create(staging);
+  await pg.close();
+  // What is at dataDir has no PG_VERSION: an empty directory, or an initdb that never finished.
+  await rm(dataDir, { recursive: true, force: true });
+  await rename(staging, dataDir);
 }

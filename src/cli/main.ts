@@ -2,6 +2,7 @@
 import { existsSync } from 'node:fs';
 import { loadConfig, ConfigError, type Config } from '../config.js';
 import { ServerCore } from '../server.js';
+import { guardProcess } from '../process-guard.js';
 import { openDataStores } from '../../storage/open.js';
 import { migrate } from '../../storage/migrations.js';
 import {
@@ -162,6 +163,7 @@ export async function main(argv: string[], io: Io = stdio): Promise<number> {
         // A drained node has stopped: the process ends, with success.
         server.onExit = () => process.exit(0);
         await server.start();
+        guardProcess(server);
         const stop = async (signal: string) => {
           server.log.info('stopping', { signal });
           await server.stop();

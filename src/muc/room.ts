@@ -31,7 +31,7 @@ import {
 } from './presence.js';
 
 /** What a room uses of the server: the session table, delivery and routing, the log. */
-export type RoomServer = Pick<Server, 'domain' | 'log' | 'router' | 'sessions'>;
+export type RoomServer = Pick<Server, 'domain' | 'log' | 'metrics' | 'router' | 'sessions'>;
 
 /** What a room needs from the service that holds it. */
 export interface RoomHost {
@@ -220,7 +220,10 @@ export class Room {
 
   /** Answers a stanza with an error from the room. */
   fail(stanza: Element, e: unknown): void {
-    if (!(e instanceof StanzaError)) this.server.log.error('muc: stanza failed', { err: e, room: this.jid });
+    if (!(e instanceof StanzaError)) {
+      this.server.log.error('muc: stanza failed', { err: e, room: this.jid });
+      this.server.metrics.handlerErrors.inc({ where: 'room' });
+    }
     const reply = errorReply(stanza, e instanceof StanzaError ? e : new StanzaError('internal-server-error'));
     if (!reply) return;
     // RFC 6120 §8.3.2: the entity that generated the error says so.

@@ -227,11 +227,16 @@ export class MucService implements RoomHost, FeatureContext {
     try {
       pending = step();
     } catch (e) {
-      this.server.log.error('muc: room step failed', { err: e, room: name });
+      this.stepFailed(name, e);
     }
     if (!pending) return;
     this.ordered.set(name, []);
     void this.drain(name, pending);
+  }
+
+  private stepFailed(name: string, e: unknown): void {
+    this.server.log.error('muc: room step failed', { err: e, room: name });
+    this.server.metrics.handlerErrors.inc({ where: 'room' });
   }
 
   private async drain(name: string, first: Promise<void>): Promise<void> {
@@ -241,14 +246,14 @@ export class MucService implements RoomHost, FeatureContext {
       try {
         await pending;
       } catch (e) {
-        this.server.log.error('muc: room step failed', { err: e, room: name });
+        this.stepFailed(name, e);
       }
       pending = undefined;
       while (!pending && queue.length > 0) {
         try {
           pending = queue.shift()!();
         } catch (e) {
-          this.server.log.error('muc: room step failed', { err: e, room: name });
+          this.stepFailed(name, e);
         }
       }
     }
@@ -812,7 +817,10 @@ class StanzaAdmission implements Admission {
   }
 
   fail(e: unknown): 'handled' {
-    if (!(e instanceof StanzaError)) this.service.server.log.error('muc: admission failed', { err: e, room: this.name });
+    if (!(e instanceof StanzaError)) {
+      this.service.server.log.error('muc: admission failed', { err: e, room: this.name });
+      this.service.server.metrics.handlerErrors.inc({ where: 'room' });
+    }
     const r = errorReply(this.stanza, e instanceof StanzaError ? e : new StanzaError('internal-server-error'), `${this.name}@${this.service.domain}`);
     if (r) this.service.server.router.route(r);
     return 'handled';
