@@ -53,12 +53,16 @@ export class StanzaError extends Error {
   }
 }
 
-/** content: the condition element's own text (see-other-host carries the address to use, RFC 6120 §4.9.3.19). */
-export function streamErrorElement(condition: StreamErrorCondition, text?: string, content?: string): Element {
+/**
+ * detail: a string is the condition element's own text (see-other-host carries the address to use,
+ * RFC 6120 §4.9.3.19); an element is an application-specific condition (RFC 6120 §4.9.4).
+ */
+export function streamErrorElement(condition: StreamErrorCondition, text?: string, detail?: string | Element): Element {
   const e = new Element('stream:error');
   const c = e.c(condition, { xmlns: NS.streamErrors });
-  if (content) c.t(content);
+  if (typeof detail === 'string' && detail) c.t(detail);
   if (text) e.c('text', { xmlns: NS.streamErrors, 'xml:lang': 'en' }).t(text);
+  if (detail instanceof Element) e.append(detail);
   return e;
 }
 

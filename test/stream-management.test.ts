@@ -23,7 +23,8 @@ class RecordingTransport implements Transport {
   send(el: Element): void { this.write(el.toString()); }
   restartStream(): void {}
   closeStream(): void { this.isClosing = true; }
-  streamError(condition: StreamErrorCondition): void { this.error = condition; this.isClosing = true; }
+  detail: string | Element | undefined;
+  streamError(condition: StreamErrorCondition, _text?: string, detail?: string | Element): void { this.error = condition; this.detail = detail; this.isClosing = true; }
   destroy(): void { this.isClosing = true; }
 }
 
@@ -96,6 +97,7 @@ describe('stream management (XEP-0198)', () => {
     expect(conn.error).to.equal(null);
     state.element(sm('a', { h: '5' }), conn);
     expect(conn.error).to.equal('undefined-condition');
+    expect(String(conn.detail), 'XEP-0198 §5 names the counts').to.equal(`<handled-count-too-high xmlns='${NS.sm}' h='5' send-count='3'/>`);
     expect(state.takeUnacked().map((u) => u.xml)).to.deep.equal([`<message id='3'/>`]);
     expect(state.takeUnacked(), 'handed over once').to.deep.equal([]);
   });

@@ -188,7 +188,9 @@ export class StreamManagement implements CompletionSource {
     // h counts modulo 2^32; how many of our unacked stanzas the peer now confirms.
     const confirmed = (h - this.ackedOut) >>> 0;
     if (confirmed > this.unacked.length) {
-      conn.streamError('undefined-condition', 'acknowledged more stanzas than were sent');
+      // XEP-0198 §5: the condition names what the peer claimed and what was sent.
+      conn.streamError('undefined-condition', 'acknowledged more stanzas than were sent',
+        new Element('handled-count-too-high', { xmlns: NS.sm, h: String(h >>> 0), 'send-count': String((this.ackedOut + this.unacked.length) >>> 0) }));
       return false;
     }
     this.unacked.splice(0, confirmed);

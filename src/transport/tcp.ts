@@ -162,7 +162,7 @@ export class TcpTransport implements Transport {
     this.socket.write(data);
   };
 
-  streamError(condition: StreamErrorCondition, text?: string, otherHost?: string): void {
+  streamError(condition: StreamErrorCondition, text?: string, detail?: string | Element): void {
     if (this.closing) return;
     if (!this.opened) {
       const header = this.handler?.header?.();
@@ -171,7 +171,7 @@ export class TcpTransport implements Transport {
     this.opts.metrics.streamErrors.labels(condition).inc();
     this.opts.log.debug('stream error', { condition, text, remote: this.remoteAddress });
     this.flush();
-    if (!this.socket.destroyed) this.socket.write(streamErrorElement(condition, text, otherHost).toString());
+    if (!this.socket.destroyed) this.socket.write(streamErrorElement(condition, text, detail).toString());
     this.closeStream();
   }
 

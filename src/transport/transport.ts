@@ -73,8 +73,11 @@ export interface Transport {
   restartStream(): void;
   /** Closes this side's stream, then the connection once written. */
   closeStream(): void;
-  /** Sends a stream error and closes; otherHost is see-other-host's address (host:port). */
-  streamError(condition: StreamErrorCondition, text?: string, otherHost?: string): void;
+  /**
+   * Sends a stream error and closes. detail: see-other-host's address (host:port), or an
+   * application-specific condition element (RFC 6120 §4.9.4).
+   */
+  streamError(condition: StreamErrorCondition, text?: string, detail?: string | Element): void;
   /** Drops the connection without closing the stream (a resumed session took over). */
   destroy(): void;
   /** Channel-binding data for SCRAM -PLUS, when the transport is secure and can provide it. */

@@ -146,18 +146,18 @@ export class WebSocketTransport implements Transport {
     this.write(el.toString());
   }
 
-  streamError(condition: StreamErrorCondition, text?: string, otherHost?: string): void {
+  streamError(condition: StreamErrorCondition, text?: string, detail?: string | Element): void {
     if (this.closing) return;
     // A TCP address means nothing to a WebSocket client (RFC 7395 §3.6.1 moves it with a URI instead):
     // it reconnects through the usual address.
-    if (condition === 'see-other-host' || otherHost) condition = 'system-shutdown';
+    if (condition === 'see-other-host' || typeof detail === 'string') condition = 'system-shutdown';
     if (!this.opened) {
       const header = this.handler?.header?.();
       if (header) this.openStream(header);
     }
     this.opts.metrics.streamErrors.labels(condition).inc();
     this.opts.log.debug('stream error', { condition, text, remote: this.remoteAddress, transport: 'websocket' });
-    this.write(streamErrorMessage(streamErrorElement(condition, text)));
+    this.write(streamErrorMessage(streamErrorElement(condition, text, typeof detail === 'string' ? undefined : detail)));
     this.closeStream();
   }
 
