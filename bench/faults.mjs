@@ -73,7 +73,7 @@ if (json) {
 } else {
   console.log(formatTable(results));
   for (const r of results) {
-    if (r.lost || r.duplicated) console.log(`${r.fault} #${r.round}: lost ${r.lost} (room ${r.detail.lostRoom}, one-to-one ${r.detail.lostChat}, silently ${r.detail.lostSilently}), duplicated ${r.detail.duplicated ?? r.duplicated}; e.g. ${[...r.detail.lostExamples, ...r.detail.duplicateExamples].join('; ')}`);
+    if (r.lost || r.duplicated) console.log(`${r.fault} #${r.round}: lost ${r.lost} (room ${r.detail.lostRoom}, one-to-one ${r.detail.lostChat}), duplicated ${r.duplicated}; e.g. ${[...r.detail.lostExamples, ...r.detail.duplicateExamples].join('; ')}`);
   }
 }
 process.exit(results.some((r) => r.lost || r.duplicated) ? 1 : 0);

@@ -40,22 +40,28 @@ export interface RoundResult {
   archived: number;
   /** Acknowledged messages that reached every recipient (live, or through MAM after a fresh login). */
   delivered: number;
-  /** Acknowledged messages not archived or missing at some recipient. */
+  /** Acknowledged messages without an error reply, not archived or missing at some recipient. */
   lost: number;
   /** Acknowledged messages archived twice or received twice live by one client. */
   duplicated: number;
   /** Seconds from the fault until every client had room traffic again; null when some never had. */
   recoverSeconds: number | null;
+  /** Seconds the fault itself took (a kill and the restart after it, a cut, a rolling restart). */
+  faultSeconds: number;
+  /** Seconds by which recovery is due: 5 after the fault's start, or after its end for a lasting fault. */
+  recoverDueSeconds: number;
   /** Error replies senders got, by condition. */
   errors: Record<string, number>;
   /** Messages (acknowledged or not) that got an error reply and were not archived. */
   refused: number;
+  /** Messages that got an error reply but were archived or stored somewhere all the same (the sender's own archive included). */
+  refusedButKept: number;
   /** Room messages a client saw in another order than the archive's. */
   reordered: number;
   /** One-to-one messages put in offline storage, although the recipient had a session. */
   toOffline: number;
   detail: {
-    lostRoom: number; lostChat: number; lostArchiveOnly: number; lostSilently: number;
+    lostRoom: number; lostChat: number; lostArchiveOnly: number;
     unackedArchived: number; drops: number; resumes: number; freshLogins: number;
     lostExamples: string[]; duplicateExamples: string[]; notes: string[];
   };
@@ -94,6 +100,7 @@ export async function runRound(cluster: FaultCluster, fault: Fault, round: numbe
   }
   const tokenCreated = new Map<string, number>();
   let faultAt = 0;
+  let faultSeconds = 0;
   let sending: NodeJS.Timeout[] = [];
   try {
     await Promise.all(clients.map((c) => c.start()));
@@ -129,15 +136,19 @@ export async function runRound(cluster: FaultCluster, fault: Fault, round: numbe
 
     await sleep(opts.warmupMs);
     faultAt = Date.now();
+    const recovered = () => recoverSeconds(clients, roomJids, tokenCreated, faultAt) !== null;
     const ctx: FaultContext = {
       cluster, rooms: roomLocals, ownerNode: owner, senderNode, recipientNode,
-      durationMs: opts.durationMs, restartAfterMs: opts.restartAfterMs, note,
+      durationMs: opts.durationMs, restartAfterMs: opts.restartAfterMs, recoverTimeoutMs: opts.recoverTimeoutMs, note,
+      async untilRecovered(maxMs) {
+        const until = Date.now() + maxMs;
+        while (!recovered() && Date.now() < until) await sleep(100);
+      },
     };
     let faultDoneAt: number | null = null;
     let faultError: Error | null = null;
     void fault.inject(ctx).then(() => { faultDoneAt = Date.now(); }, (e: Error) => { faultError = e; faultDoneAt = Date.now(); note(`fault failed: ${e.message}`); });
 
-    const recovered = () => recoverSeconds(clients, roomJids, tokenCreated, faultAt) !== null;
     for (;;) {
       await sleep(100);
       const now = Date.now();
@@ -148,6 +159,7 @@ export async function runRound(cluster: FaultCluster, fault: Fault, round: numbe
     for (const t of sending) clearInterval(t);
     sending = [];
     note('sending stopped');
+    faultSeconds = ((faultDoneAt ?? Date.now()) - faultAt) / 1000;
     if (faultError) throw faultError;
 
     // Outstanding acks and deliveries; clients still reconnecting get the settle time too.
@@ -174,7 +186,8 @@ export async function runRound(cluster: FaultCluster, fault: Fault, round: numbe
     await Promise.all(clients.map((c) => c.stop()));
   }
   const recover = faultAt ? recoverSeconds(clients, roomJids, tokenCreated, faultAt) : null;
-  return check(cluster, fault.name, round, runTag, clients, roomJids, recover, notes);
+  const result = await check(cluster, fault.name, round, runTag, clients, roomJids, recover, notes);
+  return { ...result, faultSeconds, recoverDueSeconds: (fault.lasting ? faultSeconds : 0) + 5 };
 }
 
 /** Seconds until every client got, for every room, a live message created after the fault; null if one has not. */
@@ -191,7 +204,7 @@ function recoverSeconds(clients: FaultClient[], rooms: string[], created: Map<st
 }
 
 async function check(cluster: FaultCluster, faultName: string, round: number, runTag: string, clients: FaultClient[],
-  roomJids: string[], recover: number | null, notes: string[]): Promise<RoundResult> {
+  roomJids: string[], recover: number | null, notes: string[]): Promise<Omit<RoundResult, 'faultSeconds' | 'recoverDueSeconds'>> {
   const like = `F ${runTag}.%`;
   const archiveRows = await cluster.pg.query<{ archive: string; body: string; id: string }>(
     'SELECT archive, body, id FROM archive WHERE body LIKE $1 ORDER BY id', [like]);
@@ -220,7 +233,10 @@ async function check(cluster: FaultCluster, faultName: string, round: number, ru
   const byBare = new Map(clients.map((c, i) => [c.bare, i]));
 
   let sent = 0, acked = 0, archived = 0, delivered = 0, lost = 0, duplicated = 0, refused = 0, toOffline = 0;
-  let lostRoom = 0, lostChat = 0, lostArchiveOnly = 0, lostSilently = 0, unackedArchived = 0;
+  let refusedButKept = 0;
+  const anywhere = counts([...inArchive.values()].flat());
+  for (const m of offline.values()) for (const [t, n] of m) anywhere.set(t, (anywhere.get(t) ?? 0) + n);
+  let lostRoom = 0, lostChat = 0, lostArchiveOnly = 0, unackedArchived = 0;
   const errors: Record<string, number> = {};
   const lostExamples: string[] = [];
   const duplicateExamples: string[] = [];
@@ -259,11 +275,15 @@ async function check(cluster: FaultCluster, faultName: string, round: number, ru
       if (archivedN > 0) archived++;
       if (everywhere) delivered++;
       if (m.kind === 'room' && archivedN > 1) twice = true;
+      // An error reply tells the sender it was not kept: refused, not lost (counted apart).
+      if (m.errors.length) {
+        if (anywhere.get(m.token)) refusedButKept++;
+        continue;
+      }
       if (archivedN === 0 || !everywhere) {
         lost++;
         if (m.kind === 'room') lostRoom++; else lostChat++;
         if (archivedN === 0 && everywhere) lostArchiveOnly++;
-        if (m.errors.length === 0) lostSilently++;
         if (lostExamples.length < 5) lostExamples.push(`${m.token} (${m.kind} from c${ci} to ${m.to}, archived ${archivedN})`);
       }
       if (twice) {
@@ -289,9 +309,9 @@ async function check(cluster: FaultCluster, faultName: string, round: number, ru
   return {
     fault: faultName, round, sent, acked, archived, delivered, lost, duplicated,
     recoverSeconds: recover,
-    errors, refused, reordered, toOffline,
+    errors, refused, refusedButKept, reordered, toOffline,
     detail: {
-      lostRoom, lostChat, lostArchiveOnly, lostSilently, unackedArchived,
+      lostRoom, lostChat, lostArchiveOnly, unackedArchived,
       drops: clients.reduce((s, c) => s + c.drops, 0),
       resumes: clients.reduce((s, c) => s + c.resumes, 0),
       freshLogins: clients.reduce((s, c) => s + c.freshLogins, 0),
@@ -306,7 +326,7 @@ export function formatTable(results: RoundResult[]): string {
     r.fault + (results.filter((x) => x.fault === r.fault).length > 1 ? ` #${r.round}` : ''),
     pct(r.sent), pct(r.acked), pct(r.archived), pct(r.delivered), pct(r.lost), pct(r.duplicated),
     r.recoverSeconds === null ? 'never' : r.recoverSeconds.toFixed(2),
-    Object.entries(r.errors).map(([k, v]) => `${k} ×${v}`).join(', ') || '—',
+    (Object.entries(r.errors).map(([k, v]) => `${k} ×${v}`).join(', ') || '—') + (r.refusedButKept ? ` (${r.refusedButKept} kept anyway)` : ''),
     pct(r.reordered),
   ]);
   const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
