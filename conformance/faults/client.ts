@@ -87,6 +87,11 @@ export class FaultClient {
   private readonly iqs = new Map<string, (el: Element) => void>();
   private seq = 0;
   private reconnecting: Promise<void> | null = null;
+  /** Joins again, now and then, the rooms a fresh session is not in yet (a room between nodes may not answer). */
+  private readonly rejoinTimer = setInterval(() => {
+    if (!this.established) return;
+    for (const room of this.rooms) if (!this.joined.has(room)) this.sendJoin(room);
+  }, 3000);
 
   constructor(readonly opts: ClientOptions, private readonly tokenPrefix: string) {}
 
@@ -238,8 +243,8 @@ export class FaultClient {
   private async reconnectLoop(): Promise<void> {
     for (let attempt = 0; !this.stopping; attempt++) {
       const ports = this.opts.livePorts();
-      // Another node first (the one we were on is likely dead), then the same one.
-      const order = [1, 2, 0].map((d) => (this.node + d) % ports.length).concat(ports.map((_, i) => i));
+      // The same node while it is up (a dropped connection), else the next live one.
+      const order = [0, 1, 2].map((d) => (this.node + d) % ports.length).concat(ports.map((_, i) => i));
       for (const i of [...new Set(order)]) {
         const port = ports[i];
         if (!port || this.stopping) continue;
@@ -413,13 +418,15 @@ export class FaultClient {
       const from = el.attrs.from ?? '';
       const slash = from.indexOf('/');
       const room = slash === -1 ? from : from.slice(0, slash);
-      if (this.rooms.has(room) && from.slice(slash + 1) === this.opts.nick) {
+      const selfPresence = (el.getChild('x', NS_MUC_USER)?.getChildren('status') ?? []).some((s) => s.attrs.code === '110');
+      // An unavailable for our nick without status 110 is another session of ours (the one replaced) leaving.
+      if (this.rooms.has(room) && from.slice(slash + 1) === this.opts.nick && (selfPresence || el.attrs.type === 'error')) {
         if (el.attrs.type === 'error' || el.attrs.type === 'unavailable') {
           this.joined.delete(room);
           this.log(`room ${room}: ${el.attrs.type} ${el.getChild('error')?.elements()[0]?.name ?? ''}`);
           // A real client tries again; the room may be between nodes.
           if (el.attrs.type === 'error') setTimeout(() => { if (this.established && !this.joined.has(room)) this.sendJoin(room); }, 1000);
-        } else if ((el.getChild('x', NS_MUC_USER)?.getChildren('status') ?? []).some((s) => s.attrs.code === '110')) {
+        } else {
           this.joined.add(room);
           this.flushPending();
         }
@@ -461,11 +468,17 @@ export class FaultClient {
     }
   }
 
+  /** Drops the TCP connection as a network failure would (no stream close): the client resumes. */
+  dropConnection(): void {
+    this.socket?.destroy();
+  }
+
   // --- end -------------------------------------------------------------------------------------
 
   /** Closes the stream cleanly, so no resumable session is left behind on the server. */
   async stop(): Promise<void> {
     this.stopping = true;
+    clearInterval(this.rejoinTimer);
     const sock = this.socket;
     if (!sock || sock.destroyed) return;
     await new Promise<void>((resolve) => {
@@ -480,6 +493,7 @@ export class FaultClient {
   /** kill: drops the socket without closing anything (used for cleanup after failures). */
   destroy(): void {
     this.stopping = true;
+    clearInterval(this.rejoinTimer);
     this.socket?.destroy();
   }
 }

@@ -1,6 +1,7 @@
 // The faults a round can inject. Each is one entry of FAULTS: inject() breaks something at the
 // round's fault time and resolves once the cluster is whole again (a killed node started again, a
 // cut ended). Another fault (a node drain, say) is one more registerFault() call.
+import type { FaultClient } from './client.js';
 import type { FaultCluster } from './cluster.js';
 import { NODES } from './cluster.js';
 import { sleep } from './services.js';
@@ -23,6 +24,8 @@ export interface FaultContext {
   untilRecovered(maxMs: number): Promise<void>;
   /** How long the round waits for recovery after the fault. */
   recoverTimeoutMs: number;
+  /** The round's clients, by node (clientsPerNode each). */
+  clientsOn(node: number): FaultClient[];
   note(text: string): void;
 }
 
@@ -126,4 +129,14 @@ registerFault({
   },
 });
 
-export const DEFAULT_FAULTS = ['kill-owner', 'kill-sender', 'kill-recipient', 'pg-restart', 'redis-restart', 'redis-cut', 'rolling-restart'];
+registerFault({
+  name: 'client-drop',
+  description: "the TCP connections of every client of the rooms' node dropped (they resume)",
+  async inject(ctx) {
+    const clients = ctx.clientsOn(ctx.ownerNode);
+    ctx.note(`dropped the connections of ${clients.length} clients of node ${ctx.ownerNode}`);
+    for (const c of clients) c.dropConnection();
+  },
+});
+
+export const DEFAULT_FAULTS = ['client-drop', 'kill-owner', 'kill-sender', 'kill-recipient', 'pg-restart', 'redis-restart', 'redis-cut', 'rolling-restart'];

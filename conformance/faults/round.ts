@@ -64,6 +64,8 @@ export interface RoundResult {
     lostRoom: number; lostChat: number; lostArchiveOnly: number;
     unackedArchived: number; drops: number; resumes: number; freshLogins: number;
     lostExamples: string[]; duplicateExamples: string[]; notes: string[];
+    /** What the clients that lost their connection did (reconnections, resumptions, refusals). */
+    clientEvents: string[];
   };
 }
 
@@ -140,6 +142,7 @@ export async function runRound(cluster: FaultCluster, fault: Fault, round: numbe
     const ctx: FaultContext = {
       cluster, rooms: roomLocals, ownerNode: owner, senderNode, recipientNode,
       durationMs: opts.durationMs, restartAfterMs: opts.restartAfterMs, recoverTimeoutMs: opts.recoverTimeoutMs, note,
+      clientsOn: (node) => clients.slice(node * opts.clientsPerNode, (node + 1) * opts.clientsPerNode),
       async untilRecovered(maxMs) {
         const until = Date.now() + maxMs;
         while (!recovered() && Date.now() < until) await sleep(100);
@@ -316,6 +319,7 @@ async function check(cluster: FaultCluster, faultName: string, round: number, ru
       resumes: clients.reduce((s, c) => s + c.resumes, 0),
       freshLogins: clients.reduce((s, c) => s + c.freshLogins, 0),
       lostExamples, duplicateExamples, notes,
+      clientEvents: clients.flatMap((c, i) => (c.drops ? c.events.slice(0, 12).map((e) => `c${i} ${new Date(e.at).toISOString().slice(11, 23)} ${e.what}`) : [])),
     },
   };
 }

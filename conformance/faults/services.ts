@@ -53,12 +53,18 @@ export function missingTools(): string | null {
   const missing: string[] = [];
   if (!findPgBin()) missing.push('PostgreSQL server binaries (initdb, pg_ctl; set PG_BIN)');
   if (!findRedisServer()) missing.push('redis-server');
-  if (spawnSync('sh', ['-c', 'command -v runuser && id postgres'], { encoding: 'utf8' }).status !== 0) missing.push('runuser and a postgres user');
+  if (AS_ROOT && spawnSync('sh', ['-c', 'command -v runuser && id postgres'], { encoding: 'utf8' }).status !== 0) missing.push('runuser and a postgres user (initdb refuses to run as root)');
   return missing.length ? `missing: ${missing.join(', ')}` : null;
 }
 
+/** As root, PostgreSQL's tools run as the postgres user (initdb refuses root); otherwise as ourselves. */
+const AS_ROOT = process.getuid?.() === 0;
+function pgCommand(bin: string, args: string[]): [string, string[]] {
+  return AS_ROOT ? ['runuser', ['-u', 'postgres', '--', bin, ...args]] : [bin, args];
+}
+
 function asPostgres(bin: string, args: string[]): { status: number | null; out: string } {
-  const r = spawnSync('runuser', ['-u', 'postgres', '--', bin, ...args], { encoding: 'utf8', timeout: 120_000 });
+  const r = spawnSync(...pgCommand(bin, args), { encoding: 'utf8', timeout: 120_000 });
   return { status: r.status, out: `${r.stdout ?? ''}${r.stderr ?? ''}` };
 }
 
@@ -78,7 +84,7 @@ export class PrivatePostgres {
     const bin = findPgBin();
     if (!bin) throw new Error('PostgreSQL server binaries not found (set PG_BIN)');
     const dir = mkdtempSync(path.join(tmpdir(), 'perch-faults-pg-'));
-    chownSync(dir, ...postgresIds());
+    if (AS_ROOT) chownSync(dir, ...postgresIds());
     const p = new PrivatePostgres(bin, dir, port);
     const init = asPostgres(path.join(bin, 'initdb'), ['-D', dir, '--auth=trust', '-U', 'postgres', '--no-sync']);
     if (init.status !== 0) throw new Error(`initdb failed: ${init.out}`);
@@ -101,7 +107,7 @@ export class PrivatePostgres {
     args.push(action);
     // Asynchronously: the event loop (clients, proxies) must keep running while PostgreSQL restarts.
     const out = await new Promise<{ code: number | null; text: string }>((resolve) => {
-      const child = spawn('runuser', ['-u', 'postgres', '--', path.join(this.bin, 'pg_ctl'), ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+      const child = spawn(...pgCommand(path.join(this.bin, 'pg_ctl'), args), { stdio: ['ignore', 'pipe', 'pipe'] });
       let text = '';
       child.stdout.on('data', (d: Buffer) => (text += d.toString()));
       child.stderr.on('data', (d: Buffer) => (text += d.toString()));
