@@ -237,7 +237,16 @@ export class FaultClient {
     if (this.stopping || !wasUp) return;
     this.drops++;
     this.log(`lost: ${reason}`);
-    this.reconnecting ??= this.reconnectLoop().finally(() => { this.reconnecting = null; });
+    this.ensureReconnecting();
+  }
+
+  private ensureReconnecting(): void {
+    if (this.reconnecting || this.stopping) return;
+    this.reconnecting = this.reconnectLoop().finally(() => {
+      this.reconnecting = null;
+      // Lost again between connecting and here: that loss found the loop still running.
+      if (!this.established) this.ensureReconnecting();
+    });
   }
 
   private async reconnectLoop(): Promise<void> {
@@ -250,6 +259,11 @@ export class FaultClient {
         if (!port || this.stopping) continue;
         try {
           await this.connect(port, i);
+          // Stopped meanwhile: close what was just opened, so no session outlives the round.
+          if (this.stopping) {
+            this.write('</stream:stream>');
+            this.socket?.end();
+          }
           return;
         } catch (e) {
           this.log(`reconnect to node ${i} failed: ${(e as Error).message}`);

@@ -58,7 +58,7 @@ export interface RoundResult {
   refusedButKept: number;
   /** Room messages a client saw in another order than the archive's. */
   reordered: number;
-  /** One-to-one messages put in offline storage, although the recipient had a session. */
+  /** One-to-one messages that went to offline storage (every recipient has a session, or is reconnecting). */
   toOffline: number;
   detail: {
     lostRoom: number; lostChat: number; lostArchiveOnly: number;
@@ -325,13 +325,13 @@ async function check(cluster: FaultCluster, faultName: string, round: number, ru
 }
 
 export function formatTable(results: RoundResult[]): string {
-  const head = ['fault', 'sent', 'acked', 'archived', 'delivered', 'lost', 'duplicated', 'recover (s)', 'errors to senders', 'reordered'];
+  const head = ['fault', 'sent', 'acked', 'archived', 'delivered', 'lost', 'duplicated', 'recover (s)', 'errors to senders', 'reordered', 'to offline'];
   const rows = results.map((r) => [
     r.fault + (results.filter((x) => x.fault === r.fault).length > 1 ? ` #${r.round}` : ''),
     pct(r.sent), pct(r.acked), pct(r.archived), pct(r.delivered), pct(r.lost), pct(r.duplicated),
     r.recoverSeconds === null ? 'never' : r.recoverSeconds.toFixed(2),
     (Object.entries(r.errors).map(([k, v]) => `${k} ×${v}`).join(', ') || '—') + (r.refusedButKept ? ` (${r.refusedButKept} kept anyway)` : ''),
-    pct(r.reordered),
+    pct(r.reordered), pct(r.toOffline),
   ]);
   const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
   const line = (cells: string[]) => `| ${cells.map((c, i) => c.padEnd(widths[i]!)).join(' | ')} |`;
