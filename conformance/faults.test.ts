@@ -37,7 +37,7 @@ describe('conformance: faults (three nodes, private PostgreSQL and Redis)', func
     it(`${fault}: every acknowledged message archived and delivered exactly once`, async function () {
       const r = await run!.round(fault, 1);
       results.push(r);
-      const why = `${formatTable([r])}\nlost: ${r.detail.lostExamples.join('; ')}\nduplicated: ${r.detail.duplicateExamples.join('; ')}\n${r.detail.notes.join('\n')}`;
+      const why = `${formatTable([r])}\nlost: ${r.detail.lostExamples.join('; ')}\nlost by second after the fault: ${JSON.stringify(r.detail.lostBySecond)}\nduplicated: ${r.detail.duplicateExamples.join('; ')}\n${r.detail.notes.join('\n')}`;
       expect(r.acked, `no message was acknowledged at all\n${why}`).to.be.greaterThan(0);
       expect(r.lost, `acknowledged messages lost\n${why}`).to.equal(0);
       expect(r.duplicated, `acknowledged messages duplicated\n${why}`).to.equal(0);

@@ -33,8 +33,8 @@ export interface Fault {
   name: string;
   description: string;
   /**
-   * The fault lasts until inject() resolves (a cut, a rolling restart): recovery is due within 5 s of
-   * its end. Otherwise (a kill) the cluster must recover within 5 s of its start, restart or not.
+   * The fault lasts until inject() resolves (a cut, a rolling restart): recovery is measured from its
+   * end. Otherwise (a kill) from its start: the cluster must recover whether the node is back or not.
    */
   lasting?: boolean;
   inject(ctx: FaultContext): Promise<void>;

@@ -44,11 +44,17 @@ export interface RoundResult {
   lost: number;
   /** Acknowledged messages archived twice or received twice live by one client. */
   duplicated: number;
-  /** Seconds from the fault until every client had room traffic again; null when some never had. */
+  /**
+   * Seconds from the fault (its start; the end of a lasting fault) until the cluster was whole again:
+   * every client had, in every room, a live message sent after that point, and no acknowledged message
+   * sent after that point was lost. Null when it never was within the round.
+   */
   recoverSeconds: number | null;
+  /** When the last lost message was created (ms since the epoch), or null. */
+  lastLostAt: number | null;
   /** Seconds the fault itself took (a kill and the restart after it, a cut, a rolling restart). */
   faultSeconds: number;
-  /** Seconds by which recovery is due: 5 after the fault's start, or after its end for a lasting fault. */
+  /** What the guarantee allows for recoverSeconds. */
   recoverDueSeconds: number;
   /** Error replies senders got, by condition. */
   errors: Record<string, number>;
@@ -64,12 +70,17 @@ export interface RoundResult {
     lostRoom: number; lostChat: number; lostArchiveOnly: number;
     unackedArchived: number; drops: number; resumes: number; freshLogins: number;
     lostExamples: string[]; duplicateExamples: string[]; notes: string[];
+    /** Lost messages by the second (from the fault) they were sent in. */
+    lostBySecond: Record<string, number>;
     /** What the clients that lost their connection did (reconnections, resumptions, refusals). */
     clientEvents: string[];
   };
 }
 
 const pct = (n: number) => String(n);
+
+/** The guarantee: the cluster is whole again within 5 s of a fault (of its end, for a lasting one). */
+export const RECOVER_DUE_SECONDS = 5;
 
 /** Counts per token. */
 function counts(tokens: Iterable<string>): Map<string, number> {
@@ -104,6 +115,15 @@ export async function runRound(cluster: FaultCluster, fault: Fault, round: numbe
   let faultAt = 0;
   let faultSeconds = 0;
   let sending: NodeJS.Timeout[] = [];
+  let stopped = false;
+  const stopSending = () => {
+    stopped = true;
+    for (const t of sending) clearTimeout(t);
+    sending = [];
+  };
+  /** Recovery is measured from here: the fault's start, or the end of a lasting fault. */
+  let recoverFrom = 0;
+  let stoppedAt = 0;
   try {
     await Promise.all(clients.map((c) => c.start()));
     // The first client (node 0) creates both rooms, so node 0 holds them; then everyone joins.
@@ -133,12 +153,17 @@ export async function runRound(cluster: FaultCluster, fault: Fault, round: numbe
         tokenCreated.set(m.token, m.created);
       };
       // Spread the senders over the interval.
-      setTimeout(() => { tick(); sending.push(setInterval(tick, interval)); }, Math.round((interval * si) / senders.length));
+      sending.push(setTimeout(() => {
+        if (stopped) return;
+        tick();
+        sending.push(setInterval(tick, interval));
+      }, Math.round((interval * si) / senders.length)));
     });
 
     await sleep(opts.warmupMs);
     faultAt = Date.now();
-    const recovered = () => recoverSeconds(clients, roomJids, tokenCreated, faultAt) !== null;
+    recoverFrom = faultAt;
+    const recovered = () => recoverSeconds(clients, roomJids, tokenCreated, recoverFrom) !== null;
     const ctx: FaultContext = {
       cluster, rooms: roomLocals, ownerNode: owner, senderNode, recipientNode,
       durationMs: opts.durationMs, restartAfterMs: opts.restartAfterMs, recoverTimeoutMs: opts.recoverTimeoutMs, note,
@@ -150,17 +175,21 @@ export async function runRound(cluster: FaultCluster, fault: Fault, round: numbe
     };
     let faultDoneAt: number | null = null;
     let faultError: Error | null = null;
-    void fault.inject(ctx).then(() => { faultDoneAt = Date.now(); }, (e: Error) => { faultError = e; faultDoneAt = Date.now(); note(`fault failed: ${e.message}`); });
+    const done = () => {
+      faultDoneAt = Date.now();
+      if (fault.lasting) recoverFrom = faultDoneAt;
+    };
+    void fault.inject(ctx).then(done, (e: Error) => { faultError = e; done(); note(`fault failed: ${e.message}`); });
 
     for (;;) {
       await sleep(100);
       const now = Date.now();
       if (faultDoneAt === null) continue;
       if (now < faultDoneAt + opts.afterFaultMs) continue;
-      if (recovered() || now > faultAt + opts.recoverTimeoutMs) break;
+      if (recovered() || now > recoverFrom + opts.recoverTimeoutMs) break;
     }
-    for (const t of sending) clearInterval(t);
-    sending = [];
+    stopSending();
+    stoppedAt = Date.now();
     note('sending stopped');
     faultSeconds = ((faultDoneAt ?? Date.now()) - faultAt) / 1000;
     if (faultError) throw faultError;
@@ -185,29 +214,35 @@ export async function runRound(cluster: FaultCluster, fault: Fault, round: numbe
       }
     }
   } finally {
-    for (const t of sending) clearInterval(t);
+    stopSending();
     await Promise.all(clients.map((c) => c.stop()));
   }
-  const recover = faultAt ? recoverSeconds(clients, roomJids, tokenCreated, faultAt) : null;
-  const result = await check(cluster, fault.name, round, runTag, clients, roomJids, recover, notes);
-  return { ...result, faultSeconds, recoverDueSeconds: (fault.lasting ? faultSeconds : 0) + 5 };
+  const firstTraffic = recoverFrom ? recoverSeconds(clients, roomJids, tokenCreated, recoverFrom) : null;
+  const result = await check(cluster, fault.name, round, runTag, clients, roomJids, notes, faultAt);
+  // Whole again means traffic for everyone and no loss after that: a message lost later pushes recovery
+  // past its sending; losses until sending stopped mean the cluster never recovered in the round.
+  let recover = firstTraffic;
+  if (recover !== null && result.lastLostAt !== null && result.lastLostAt > recoverFrom) {
+    recover = result.lastLostAt > stoppedAt - 1000 ? null : Math.max(recover, (result.lastLostAt - recoverFrom) / 1000);
+  }
+  return { ...result, recoverSeconds: recover, faultSeconds, recoverDueSeconds: RECOVER_DUE_SECONDS };
 }
 
-/** Seconds until every client got, for every room, a live message created after the fault; null if one has not. */
-function recoverSeconds(clients: FaultClient[], rooms: string[], created: Map<string, number>, faultAt: number): number | null {
+/** Seconds until every client got, for every room, a live message created after `from`; null if one has not. */
+function recoverSeconds(clients: FaultClient[], rooms: string[], created: Map<string, number>, from: number): number | null {
   let worst = 0;
   for (const c of clients) {
     for (const room of rooms) {
-      const first = (c.roomLog.get(room) ?? []).find((r) => r.at > faultAt && (created.get(r.token) ?? 0) > faultAt);
+      const first = (c.roomLog.get(room) ?? []).find((r) => r.at > from && (created.get(r.token) ?? 0) > from);
       if (!first) return null;
-      worst = Math.max(worst, first.at - faultAt);
+      worst = Math.max(worst, first.at - from);
     }
   }
   return worst / 1000;
 }
 
 async function check(cluster: FaultCluster, faultName: string, round: number, runTag: string, clients: FaultClient[],
-  roomJids: string[], recover: number | null, notes: string[]): Promise<Omit<RoundResult, 'faultSeconds' | 'recoverDueSeconds'>> {
+  roomJids: string[], notes: string[], faultAt: number): Promise<Omit<RoundResult, 'recoverSeconds' | 'faultSeconds' | 'recoverDueSeconds'>> {
   const like = `F ${runTag}.%`;
   const archiveRows = await cluster.pg.query<{ archive: string; body: string; id: string }>(
     'SELECT archive, body, id FROM archive WHERE body LIKE $1 ORDER BY id', [like]);
@@ -237,6 +272,8 @@ async function check(cluster: FaultCluster, faultName: string, round: number, ru
 
   let sent = 0, acked = 0, archived = 0, delivered = 0, lost = 0, duplicated = 0, refused = 0, toOffline = 0;
   let refusedButKept = 0;
+  let lastLostAt: number | null = null;
+  const lostBySecond: Record<string, number> = {};
   const anywhere = counts([...inArchive.values()].flat());
   for (const m of offline.values()) for (const [t, n] of m) anywhere.set(t, (anywhere.get(t) ?? 0) + n);
   let lostRoom = 0, lostChat = 0, lostArchiveOnly = 0, unackedArchived = 0;
@@ -285,6 +322,9 @@ async function check(cluster: FaultCluster, faultName: string, round: number, ru
       }
       if (archivedN === 0 || !everywhere) {
         lost++;
+        lastLostAt = Math.max(lastLostAt ?? 0, m.created);
+        const second = String(Math.floor((m.created - faultAt) / 1000));
+        lostBySecond[second] = (lostBySecond[second] ?? 0) + 1;
         if (m.kind === 'room') lostRoom++; else lostChat++;
         if (archivedN === 0 && everywhere) lostArchiveOnly++;
         if (lostExamples.length < 5) lostExamples.push(`${m.token} (${m.kind} from c${ci} to ${m.to}, archived ${archivedN})`);
@@ -311,14 +351,14 @@ async function check(cluster: FaultCluster, faultName: string, round: number, ru
   }
   return {
     fault: faultName, round, sent, acked, archived, delivered, lost, duplicated,
-    recoverSeconds: recover,
+    lastLostAt,
     errors, refused, refusedButKept, reordered, toOffline,
     detail: {
       lostRoom, lostChat, lostArchiveOnly, unackedArchived,
       drops: clients.reduce((s, c) => s + c.drops, 0),
       resumes: clients.reduce((s, c) => s + c.resumes, 0),
       freshLogins: clients.reduce((s, c) => s + c.freshLogins, 0),
-      lostExamples, duplicateExamples, notes,
+      lostExamples, duplicateExamples, notes, lostBySecond,
       clientEvents: clients.flatMap((c, i) => (c.drops ? c.events.slice(0, 12).map((e) => `c${i} ${new Date(e.at).toISOString().slice(11, 23)} ${e.what}`) : [])),
     },
   };
