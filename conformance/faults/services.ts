@@ -3,7 +3,7 @@
 // run can restart, empty or cut them without touching the shared services other suites use. Every
 // service is stopped on process exit, even when the run fails half-way.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { chownSync, existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { chownSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import net from 'node:net';
@@ -83,6 +83,7 @@ export class PrivatePostgres {
   static async start(port: number): Promise<PrivatePostgres> {
     const bin = findPgBin();
     if (!bin) throw new Error('PostgreSQL server binaries not found (set PG_BIN)');
+    if (await canConnect(port)) throw new Error(`port ${port} is in use: another run, or set the port base`);
     const dir = mkdtempSync(path.join(tmpdir(), 'perch-faults-pg-'));
     if (AS_ROOT) chownSync(dir, ...postgresIds());
     const p = new PrivatePostgres(bin, dir, port);
@@ -113,7 +114,10 @@ export class PrivatePostgres {
       child.stderr.on('data', (d: Buffer) => (text += d.toString()));
       child.once('close', (code) => resolve({ code, text }));
     });
-    if (out.code !== 0) throw new Error(`pg_ctl ${action} failed: ${out.text}`);
+    if (out.code !== 0) {
+      const log = existsSync(path.join(this.dir, 'server.log')) ? readFileSync(path.join(this.dir, 'server.log'), 'utf8').slice(-2000) : '';
+      throw new Error(`pg_ctl ${action} failed: ${out.text}\n${log}`);
+    }
   }
 
   async query<T extends pg.QueryResultRow>(sql: string, params: unknown[] = []): Promise<T[]> {
@@ -149,6 +153,8 @@ export class PrivateRedis {
   async start(): Promise<void> {
     const bin = findRedisServer();
     if (!bin) throw new Error('redis-server not found');
+    // Another Redis there (a run that did not end) would answer in place of ours.
+    if (await canConnect(this.port)) throw new Error(`port ${this.port} is in use: another run, or set the port base`);
     const child = spawn(bin, ['--port', String(this.port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no',
       '--daemonize', 'no', '--protected-mode', 'no'], { stdio: 'ignore' });
     this.child = child;
