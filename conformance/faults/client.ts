@@ -183,7 +183,9 @@ export class FaultClient {
     this.write(`<resume xmlns='${NS_SM}' previd='${escapeAttr(this.smId!)}' h='${this.handledIn >>> 0}'/>`);
     const r = await this.next((el) => el.ns === NS_SM && (el.name === 'resumed' || el.name === 'failed'));
     if (r.name === 'failed') {
-      this.log(`resume failed: ${r.elements()[0]?.name ?? '?'}`);
+      this.log(`resume failed: ${r.elements()[0]?.name ?? '?'}${r.attrs.h ? ` (h ${r.attrs.h})` : ''}`);
+      // XEP-0198 §5: a server may still say what it handled; those are not sent again.
+      if (r.attrs.h !== undefined && Number.isFinite(Number(r.attrs.h))) this.acknowledge(Number(r.attrs.h));
       this.smId = null;
       return false;
     }
