@@ -100,6 +100,24 @@ export class FaultCluster {
     }
   }
 
+  /**
+   * A clean slate after a round the cluster did not recover from, so that one fault's damage is not
+   * counted against the next: every node stopped, the private Redis emptied, every node started again.
+   */
+  async reset(): Promise<void> {
+    for (const p of this.proxies) await p.restore();
+    for (let i = 0; i < NODES; i++) await this.stopNode(i);
+    const r = new Redis({ host: '127.0.0.1', port: this.redis.port, lazyConnect: true, maxRetriesPerRequest: 1, retryStrategy: () => null });
+    r.on('error', () => {});
+    try {
+      await r.connect();
+      await r.flushall();
+    } finally {
+      r.disconnect();
+    }
+    for (let i = 0; i < NODES; i++) await this.startNode(i);
+  }
+
   /** The node index holding the room's lease in Redis, or null (no holder, or not one of ours). */
   async roomHolder(roomLocal: string): Promise<number | null> {
     const r = new Redis({ host: '127.0.0.1', port: this.redis.port, lazyConnect: true, maxRetriesPerRequest: 1, retryStrategy: () => null });

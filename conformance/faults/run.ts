@@ -37,12 +37,24 @@ export class FaultRun {
     return new FaultRun(cluster, opts);
   }
 
-  round(faultName: string, round: number): Promise<RoundResult> {
+  /** The previous round failed or never recovered: the next starts on a reset cluster. */
+  private needsReset = false;
+
+  async round(faultName: string, round: number): Promise<RoundResult> {
     const fault = FAULTS.get(faultName);
     if (!fault) throw new Error(`unknown fault ${faultName}`);
-    return runRound(this.cluster, fault, round, {
+    const reset = this.needsReset;
+    if (reset) {
+      this.opts.log?.('  cluster reset (the previous round did not recover)');
+      await this.cluster.reset();
+    }
+    this.needsReset = true;
+    const r = await runRound(this.cluster, fault, round, {
       ...this.opts, users: faultUsers(this.opts.clientsPerNode), password: 'pw', ...(this.opts.log ? { log: this.opts.log } : {}),
     });
+    this.needsReset = r.recoverSeconds === null;
+    if (reset) r.detail.notes.unshift('cluster reset before this round (the previous one did not recover)');
+    return r;
   }
 
   close(): Promise<void> {
