@@ -116,7 +116,8 @@ export class FaultClient {
     this.joined.clear();
     const sock = await new Promise<net.Socket>((resolve, reject) => {
       const s = net.connect({ host: '127.0.0.1', port });
-      s.once('connect', () => { s.off('error', reject); resolve(s); });
+      s.setTimeout(10_000, () => s.destroy(new Error('connect timed out')));
+      s.once('connect', () => { s.setTimeout(0); s.off('error', reject); resolve(s); });
       s.once('error', reject);
     });
     this.attach(sock);
@@ -128,8 +129,11 @@ export class FaultClient {
         sock.removeAllListeners('data');
         sock.removeAllListeners('close');
         const t = tls.connect({ socket: sock, rejectUnauthorized: false, servername: this.opts.domain });
-        t.once('secureConnect', () => resolve(t));
-        t.once('error', reject);
+        // A node dying mid-handshake may just close: never wait for it forever.
+        const timer = setTimeout(() => { t.destroy(); reject(new Error('TLS handshake timed out')); }, 10_000);
+        t.once('secureConnect', () => { clearTimeout(timer); resolve(t); });
+        t.once('error', (e) => { clearTimeout(timer); reject(e); });
+        t.once('close', () => { clearTimeout(timer); reject(new Error('connection closed during TLS')); });
       });
       this.attach(secure);
       await this.openStream();
