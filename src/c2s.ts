@@ -409,7 +409,7 @@ export class ClientSession implements LocalSession {
    * then is told to go elsewhere: see-other-host with otherHost, else system-shutdown. No resumption
    * here (the node goes away); the session ends when the connection closes.
    */
-  async moveAway(otherHost: string | null): Promise<void> {
+  async moveAway(otherHost: string | null, text = 'this node is draining; reconnect'): Promise<void> {
     this.forgetResumption();
     if (!this.conn) return void this.end('node drained');
     // From here on the client's stanzas are not handled (it sends them again elsewhere); those already
@@ -422,7 +422,7 @@ export class ClientSession implements LocalSession {
     const ack = this.sm.ack();
     if (ack) conn.write(ack);
     if (otherHost) conn.streamError('see-other-host', 'this node is draining; connect to the other host', otherHost);
-    else conn.streamError('system-shutdown', 'this node is draining; reconnect');
+    else conn.streamError('system-shutdown', text);
   }
 
   forgetResumption(): void {

@@ -260,7 +260,10 @@ export class ServerCore implements Server, StreamHost {
     for (const l of this.listeners) l.close();
     this.web?.stopAccepting();
     await this.components?.close();
-    for (const conn of this.connections) conn.streamError('system-shutdown', 'the server is shutting down');
+    // Clients first get an <a/> for everything handled (what was still being handled gets a moment), so
+    // after reconnecting they do not send again what is already delivered or stored.
+    await Promise.all(([...this.local.values()] as ClientSession[]).map((s) => s.moveAway(null, 'the server is shutting down')));
+    for (const conn of this.connections) if (!conn.isClosing) conn.streamError('system-shutdown', 'the server is shutting down');
     const sessions = [...this.local.values()] as ClientSession[];
     for (const s of sessions) s.end('shutdown');
     await new Promise((r) => setTimeout(r, 50));
