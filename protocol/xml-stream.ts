@@ -29,6 +29,7 @@ export const DEFAULT_LIMITS: XmlStreamLimits = { maxStanzaSize: 256 * 1024, maxD
 const INVALID_CHARS = /[\x00-\x08\x0B\x0C\x0E-\x1F\uFFFE\uFFFF]/;
 const NAME = /^[A-Za-z_:\u00C0-\uFFFD][-A-Za-z0-9_:.\u00B7\u00C0-\uFFFD]*$/;
 const WS_ONLY = /^[ \t\r\n]*$/;
+const REPLACEMENT_UTF8 = Buffer.from([0xef, 0xbf, 0xbd]);
 const PREDEFINED: Record<string, string> = { lt: '<', gt: '>', amp: '&', quot: '"', apos: "'" };
 
 /** Decodes the five predefined entities and character references; null when something else is there. */
@@ -146,7 +147,7 @@ export class XmlStreamParser {
     if (typeof chunk === 'string') text = chunk;
     else {
       text = this.decoder.write(chunk);
-      if (text.indexOf('\uFFFD') !== -1 && !this.hasLiteralReplacementChar(chunk)) {
+      if (text.indexOf('\uFFFD') !== -1 && !this.onlyLiteralReplacementChars(chunk, text)) {
         return this.fail('not-well-formed', 'invalid UTF-8');
       }
       const n = chunk.length;
@@ -156,10 +157,19 @@ export class XmlStreamParser {
     this.parse();
   }
 
-  private hasLiteralReplacementChar(chunk: Buffer): boolean {
+  /**
+   * Whether every U+FFFD the decoder gave stands for one the peer really sent (EF BF BD, counted over
+   * the previous read's last two bytes too), rather than for bytes that are not UTF-8: one literal
+   * U+FFFD must not let an invalid byte in the same read through.
+   */
+  private onlyLiteralReplacementChars(chunk: Buffer, text: string): boolean {
+    let decoded = 0;
+    for (let i = text.indexOf('\uFFFD'); i !== -1; i = text.indexOf('\uFFFD', i + 1)) decoded++;
     const prev = this.tail.filter((b) => b >= 0);
     const probe = prev.length ? Buffer.concat([Buffer.from(prev), chunk]) : chunk;
-    return probe.includes(Buffer.from([0xef, 0xbf, 0xbd]));
+    let literal = 0;
+    for (let i = probe.indexOf(REPLACEMENT_UTF8); i !== -1; i = probe.indexOf(REPLACEMENT_UTF8, i + 3)) literal++;
+    return literal >= decoded;
   }
 
   private fail(condition: string, text: string): void {

@@ -87,6 +87,12 @@ describe('XML stream parser', () => {
     expect(r.stanzas[0]!.text()).to.equal('\uFFFD');
   });
 
+  it('rejects invalid UTF-8 in a read that also holds a literal U+FFFD', () => {
+    const r = run([Buffer.from(HEADER), Buffer.concat([Buffer.from('<m>\uFFFD'), Buffer.from([0xff]), Buffer.from('</m>')])]);
+    expect(r.errors).to.deep.equal(['not-well-formed']);
+    expect(r.stanzas).to.deep.equal([]);
+  });
+
   it('enforces the stanza size limit, even before the stanza ends', () => {
     const r = run([HEADER, '<message><body>' + 'x'.repeat(3000)], { maxStanzaSize: 2048, maxDepth: 10 });
     expect(r.errors).to.deep.equal(['policy-violation']);
