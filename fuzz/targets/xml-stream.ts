@@ -1,0 +1,80 @@
+// The XML stream parser (RFC 6120 §4, §11): it reports bad input only through its error event, never by
+// throwing; the same bytes cut into different TCP reads give the same events; the stanzas it delivers
+// serialise to XML that parses back to the same stanzas; and the stanza head reader agrees with it.
+import { check, seededRandom, type FuzzTarget } from '../target.js';
+import { XML_TOKENS, nsTokens } from './common.js';
+
+const STREAM_HEADER = "<stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' to='example.com' version='1.0'>";
+
+export const xmlStreamTarget: FuzzTarget = {
+  name: 'xml-stream',
+  files: ['xml-stream', 'xml', 'stanza-head'],
+  maxLen: 4096,
+  dictionary: [
+    ...XML_TOKENS, STREAM_HEADER, '</stream:stream>', '<message>', '</message>', '<iq ', '<presence/>', '<body>', '</body>',
+    'xmlns:stream=', 'xmlns:p=', '<p:x ', '</p:x>', 'p:', 'xml:', 'xmlns:xml=', '\u00EF\u00BB\u00BF',
+    ...nsTokens('jabber:client', 'http://etherx.jabber.org/streams', 'urn:xmpp:delay'),
+  ],
+  setup(p) {
+    const { XmlStreamParser } = p.xmlStream;
+    const { parseStanzaString } = p.xmlStream;
+    const { readStanzaHead } = p.stanzaHead;
+    const limits = { maxStanzaSize: 2048, maxDepth: 8 };
+
+    const parse = (chunks: (Buffer | string)[]) => {
+      const events: string[] = [];
+      const stanzas: import('../../protocol/xml.js').Element[] = [];
+      let rootNs = '';
+      let finished = false;
+      const parser = new XmlStreamParser({
+        streamStart: (name, attrs) => { rootNs = attrs.xmlns ?? ''; events.push(`start ${name} ${JSON.stringify(attrs)}`); },
+        stanza: (el) => { check(!finished, 'a stanza after the end or an error'); stanzas.push(el); events.push(`stanza ${el.toString()}`); },
+        streamEnd: () => { check(!finished, 'two ends'); finished = true; events.push('end'); },
+        error: (condition, text) => { check(!finished, 'an error after the end or an error'); finished = true; events.push(`error ${condition} ${text}`); },
+      }, limits);
+      for (const c of chunks) parser.write(c);
+      check(parser.depth <= limits.maxDepth, `depth ${parser.depth} over the limit`);
+      return { events, stanzas, rootNs };
+    };
+
+    return (data) => {
+      const whole = parse([data]);
+      const next = seededRandom(data);
+      const chunks: Buffer[] = [];
+      for (let at = 0; at < data.length;) {
+        const n = 1 + (next() % (next() % 4 === 0 ? 3 : 64));
+        chunks.push(data.subarray(at, at + n));
+        at += n;
+      }
+      const split = parse(chunks);
+      const a = whole.events.join('\n'), b = split.events.join('\n');
+      if (a !== b) {
+        // Invalid UTF-8 fails the read that holds it before that read is parsed, so cut differently the
+        // input may deliver a few more stanzas, or find another error first, before failing with
+        // not-well-formed too. Otherwise, whatever the cuts, the events are the same.
+        const utf8 = /^error not-well-formed invalid UTF-8$/;
+        const last = (e: string[]) => e[e.length - 1] ?? '';
+        const wholeUtf8 = utf8.test(last(whole.events)), splitUtf8 = utf8.test(last(split.events));
+        const [shorter, longer] = whole.events.length <= split.events.length ? [whole.events, split.events] : [split.events, whole.events];
+        const prefix = shorter.slice(0, -1).every((e, i) => e === longer[i]);
+        check((wholeUtf8 || splitUtf8) && prefix && last(whole.events).startsWith('error not-well-formed') &&
+          last(split.events).startsWith('error not-well-formed'),
+          `events differ when the input is cut into ${chunks.length} reads:\n${a}\n---\n${b}`);
+      }
+      const text = data.toString('utf8');
+      if (Buffer.from(text, 'utf8').equals(data)) {
+        const asString = parse([text]);
+        check(whole.events.join('\n') === asString.events.join('\n'), 'events differ when the input is written as a string');
+      }
+      if (whole.rootNs.includes("'") || whole.rootNs.includes('&') || whole.rootNs.includes('<')) return;
+      for (const stanza of whole.stanzas) {
+        const xml = stanza.toString();
+        const back = parseStanzaString(xml, whole.rootNs);
+        check(back !== null && back.toString() === xml && back.ns === stanza.ns, `a stanza does not parse back: ${xml}`);
+        const head = readStanzaHead(xml);
+        check(head !== null && head.name === stanza.name && JSON.stringify(head.attrs) === JSON.stringify(stanza.attrs),
+          `the head reader disagrees with the parser on ${xml}`);
+      }
+    };
+  },
+};
