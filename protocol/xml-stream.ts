@@ -209,9 +209,12 @@ export class XmlStreamParser {
           if (end === -1) break;
           if (this.stack.length === 0) { this.fail('not-well-formed', 'character data outside a stanza'); break; }
           if (this.overLimit(end + 3)) break;
-          this.appendText(buf.slice(pos + 9, end));
+          const cdata = buf.slice(pos + 9, end);
+          if (INVALID_CHARS.test(cdata)) { this.fail('not-well-formed', 'invalid character'); break; }
+          this.appendText(cdata);
           pos = end + 3;
-        } else if (len - pos < 9 && '<![CDATA['.startsWith(buf.slice(pos))) {
+        } else if ((len - pos < 9 && '<![CDATA['.startsWith(buf.slice(pos))) || (len - pos < 4 && '<!--'.startsWith(buf.slice(pos)))) {
+          // Not known yet whether this is CDATA, a comment or a DTD: the next read tells.
           break;
         } else {
           this.fail('restricted-xml', buf.startsWith('<!--', pos) ? 'comments are not allowed' : 'DTDs are not allowed');
@@ -220,6 +223,8 @@ export class XmlStreamParser {
         const end = buf.indexOf('?>', pos);
         if (this.rootName === null && !this.sawDeclaration && buf.startsWith('<?xml', pos)) {
           if (end === -1) break;
+          // Held to the stanza size in one read as it is when it trickles in (unterminated markup).
+          if (end + 2 - pos > this.limits.maxStanzaSize) { this.fail('policy-violation', 'XML declaration too large'); break; }
           const decl = buf.slice(pos, end);
           const enc = /encoding\s*=\s*["']([^"']*)["']/.exec(decl);
           if (enc && enc[1]!.toLowerCase() !== 'utf-8') { this.fail('unsupported-encoding', 'only UTF-8 is supported'); break; }
@@ -293,6 +298,8 @@ export class XmlStreamParser {
     if (colon !== -1) {
       const prefix = name.slice(0, colon);
       local = name.slice(colon + 1);
+      // A qualified name has one colon between two non-empty parts (Namespaces in XML §4).
+      if (local === '' || local.includes(':')) { this.fail('not-well-formed', `invalid qualified name ${name}`); return; }
       const bound = scope?.get(prefix) ?? this.lookupPrefix(prefix);
       if (bound === undefined) { this.fail('bad-namespace-prefix', `unbound prefix ${prefix}`); return; }
       ns = bound;

@@ -93,6 +93,34 @@ describe('XML stream parser', () => {
     expect(r.stanzas).to.deep.equal([]);
   });
 
+  it('names a comment a comment when its opening is split across reads (found by fuzzing)', () => {
+    const texts: string[] = [];
+    const p = new XmlStreamParser({ streamStart: () => {}, stanza: () => {}, streamEnd: () => {}, error: (_c, text) => texts.push(text) });
+    p.write(HEADER);
+    p.write('<!-');
+    p.write('- hi -->');
+    expect(texts).to.deep.equal(['comments are not allowed']);
+  });
+
+  it('rejects characters XML forbids inside CDATA too (found by fuzzing)', () => {
+    const r = run([HEADER, '<message><body><![CDATA[a\u000fb]]></body></message>']);
+    expect(r.errors).to.deep.equal(['not-well-formed']);
+    expect(r.stanzas).to.deep.equal([]);
+  });
+
+  it('holds an XML declaration to the size limit whether it comes in one read or many (found by fuzzing)', () => {
+    const decl = `<?xml version='1.0' ${'x'.repeat(3000)}?>`;
+    const limits = { maxStanzaSize: 2048, maxDepth: 10 };
+    expect(run([decl + HEADER.slice(HEADER.indexOf('?>') + 2)], limits).errors).to.deep.equal(['policy-violation']);
+    expect(run([...decl].map((c) => c), limits).errors).to.deep.equal(['policy-violation']);
+  });
+
+  it('rejects a qualified name with two colons (found by fuzzing)', () => {
+    const r = run([HEADER, "<p::x xmlns:p='urn:p'/>"]);
+    expect(r.errors).to.deep.equal(['not-well-formed']);
+    expect(r.stanzas).to.deep.equal([]);
+  });
+
   it('enforces the stanza size limit, even before the stanza ends', () => {
     const r = run([HEADER, '<message><body>' + 'x'.repeat(3000)], { maxStanzaSize: 2048, maxDepth: 10 });
     expect(r.errors).to.deep.equal(['policy-violation']);
