@@ -8,10 +8,19 @@ export function elementOf(p: Protocol, data: Buffer): Element | null {
   return p.xmlStream.parseStanzaString(data.toString('utf8'));
 }
 
-/** A deep, order-keeping comparison of two parsed values (plain data, Dates, arrays). */
+/** A deep comparison of two parsed values (plain data, Dates, arrays): array order counts, key order does not. */
 export function same(a: unknown, b: unknown): boolean {
-  if (a instanceof Date && b instanceof Date) return a.getTime() === b.getTime();
-  return JSON.stringify(a) === JSON.stringify(b);
+  return canonical(a) === canonical(b);
+}
+
+function canonical(v: unknown): string {
+  if (v instanceof Date) return `Date(${v.getTime()})`;
+  if (Array.isArray(v)) return `[${v.map(canonical).join(',')}]`;
+  if (v !== null && typeof v === 'object') {
+    const o = v as Record<string, unknown>;
+    return `{${Object.keys(o).filter((k) => o[k] !== undefined).sort().map((k) => `${JSON.stringify(k)}:${canonical(o[k])}`).join(',')}}`;
+  }
+  return JSON.stringify(v) ?? 'undefined';
 }
 
 export const XML_TOKENS = [
