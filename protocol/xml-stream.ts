@@ -126,6 +126,8 @@ export class XmlStreamParser {
   private readonly stack: Element[] = [];
   private readonly rawNames: string[] = [];
   private readonly scopes: (Map<string, string> | null)[] = [];
+  /** The default namespace in scope inside each open element (not its own namespace when it is prefixed). */
+  private readonly defaults: string[] = [];
   private sawDeclaration = false;
   private failed = false;
   private ended = false;
@@ -292,6 +294,10 @@ export class XmlStreamParser {
       if (k.charCodeAt(0) === 120 && k.startsWith('xmlns:')) (scope ??= new Map()).set(k.slice(6), attrs[k]!);
     }
     const parent = this.stack.length ? this.stack[this.stack.length - 1]! : null;
+    const parentNs = parent ? parent.ns : this.rootNs;
+    const inheritedDefault = this.defaults.length ? this.defaults[this.defaults.length - 1]! : this.rootNs;
+    // An xmlns attribute declares the default namespace for the element's descendants, prefixed or not.
+    const defaultNs = attrs.xmlns ?? inheritedDefault;
     let local = name;
     let ns: string;
     const colon = name.indexOf(':');
@@ -303,11 +309,13 @@ export class XmlStreamParser {
       const bound = scope?.get(prefix) ?? this.lookupPrefix(prefix);
       if (bound === undefined) { this.fail('bad-namespace-prefix', `unbound prefix ${prefix}`); return; }
       ns = bound;
-      // Prefixes are resolved here once; the element is re-declared with a default namespace.
-      if (ns !== (parent ? parent.ns : this.rootNs)) attrs.xmlns = ns;
     } else {
-      ns = attrs.xmlns ?? (parent ? parent.ns : this.rootNs);
+      ns = defaultNs;
     }
+    // Prefixes are resolved here once, and every element whose namespace is not its parent's says so
+    // with xmlns: serialised, it then means the same (an unprefixed child of a prefixed element is in
+    // the default namespace, not in its parent's).
+    if (ns !== parentNs) attrs.xmlns = ns;
     const element = new Element(local, attrs, [], ns);
     if (parent) parent.children.push(element);
     else this.stanzaStart = this.consumed + tagPos;
@@ -316,6 +324,7 @@ export class XmlStreamParser {
       return;
     }
     this.stack.push(element);
+    this.defaults.push(defaultNs);
     this.rawNames.push(name);
     this.scopes.push(scope);
   }
@@ -339,6 +348,7 @@ export class XmlStreamParser {
     const top = this.stack.pop()!;
     const raw = this.rawNames.pop();
     this.scopes.pop();
+    this.defaults.pop();
     if (raw !== name) { this.fail('not-well-formed', `</${name}> does not close <${raw}>`); return; }
     if (this.stack.length === 0) this.emitStanza(top, end);
   }

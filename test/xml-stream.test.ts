@@ -121,6 +121,18 @@ describe('XML stream parser', () => {
     expect(r.stanzas).to.deep.equal([]);
   });
 
+  it('puts an unprefixed child of a prefixed element in the default namespace, not its parent\'s', () => {
+    const r = run([HEADER, "<message><p:x xmlns:p='urn:p'><c/><d xmlns='urn:d'><e/></d></p:x><q:y xmlns:q='urn:q' xmlns='urn:z'><f/></q:y></message>"]);
+    expect(r.errors).to.deep.equal([]);
+    const [x, y] = r.stanzas[0]!.elements();
+    expect([x!.ns, x!.elements()[0]!.ns, x!.elements()[1]!.ns, x!.elements()[1]!.elements()[0]!.ns]).to.deep.equal(['urn:p', 'jabber:client', 'urn:d', 'urn:d']);
+    expect([y!.ns, y!.elements()[0]!.ns]).to.deep.equal(['urn:q', 'urn:z']);
+    // Serialised and parsed again, every element keeps its namespace.
+    const again = run([HEADER, r.stanzas[0]!.toString()]).stanzas[0]!;
+    expect(again.elements()[0]!.elements()[0]!.ns).to.equal('jabber:client');
+    expect(again.elements()[1]!.elements()[0]!.ns).to.equal('urn:z');
+  });
+
   it('enforces the stanza size limit, even before the stanza ends', () => {
     const r = run([HEADER, '<message><body>' + 'x'.repeat(3000)], { maxStanzaSize: 2048, maxDepth: 10 });
     expect(r.errors).to.deep.equal(['policy-violation']);
