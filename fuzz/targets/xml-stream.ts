@@ -9,7 +9,7 @@ const STREAM_HEADER = "<stream:stream xmlns='jabber:client' xmlns:stream='http:/
 export const xmlStreamTarget: FuzzTarget = {
   name: 'xml-stream',
   files: ['xml-stream', 'xml', 'stanza-head'],
-  maxLen: 4096,
+  maxLen: 2048,
   dictionary: [
     ...XML_TOKENS, STREAM_HEADER, '</stream:stream>', '<message>', '</message>', '<iq ', '<presence/>', '<body>', '</body>',
     'xmlns:stream=', 'xmlns:p=', '<p:x ', '</p:x>', 'p:', 'xml:', 'xmlns:xml=', '\u00EF\u00BB\u00BF',
@@ -19,7 +19,8 @@ export const xmlStreamTarget: FuzzTarget = {
     const { XmlStreamParser } = p.xmlStream;
     const { parseStanzaString } = p.xmlStream;
     const { readStanzaHead } = p.stanzaHead;
-    const limits = { maxStanzaSize: 2048, maxDepth: 8 };
+    // Small limits, so that inputs of a few kilobytes reach them.
+    const limits = { maxStanzaSize: 1024, maxDepth: 8 };
 
     const parse = (chunks: (Buffer | string)[]) => {
       const events: string[] = [];
@@ -62,8 +63,9 @@ export const xmlStreamTarget: FuzzTarget = {
         check(prefix && (utf8 || limit),
           `events differ when the input is cut into ${chunks.length} reads:\n${a}\n---\n${b}`);
       }
-      const text = data.toString('utf8');
-      if (Buffer.from(text, 'utf8').equals(data)) {
+      // Written as a string (as the WebSocket transport does) for one input in four: it costs a third parse.
+      const text = next() % 4 === 0 ? data.toString('utf8') : null;
+      if (text !== null && Buffer.from(text, 'utf8').equals(data)) {
         const asString = parse([text]);
         check(whole.events.join('\n') === asString.events.join('\n'), 'events differ when the input is written as a string');
       }
