@@ -190,7 +190,11 @@ export class XmlStreamParser {
         const lt = buf.indexOf('<', pos);
         if (lt === -1) {
           // Text is consumed once its end is seen (entities may be split), but junk between stanzas fails now.
-          if (this.stack.length === 0 && !WS_ONLY.test(buf.slice(pos))) this.fail('not-well-formed', 'character data outside a stanza');
+          if (this.stack.length === 0) {
+            if (!WS_ONLY.test(buf.slice(pos))) this.fail('not-well-formed', 'character data outside a stanza');
+            // White space between stanzas (keep-alives) is done with: held, it would add up to the limit.
+            else pos = len;
+          }
           break;
         }
         if (this.overLimit(lt)) break;
@@ -305,7 +309,7 @@ export class XmlStreamParser {
       const prefix = name.slice(0, colon);
       local = name.slice(colon + 1);
       // A qualified name has one colon between two non-empty parts (Namespaces in XML §4).
-      if (local === '' || local.includes(':')) { this.fail('not-well-formed', `invalid qualified name ${name}`); return; }
+      if (local.includes(':') || !NAME.test(local)) { this.fail('not-well-formed', `invalid qualified name ${name}`); return; }
       const bound = scope?.get(prefix) ?? this.lookupPrefix(prefix);
       if (bound === undefined) { this.fail('bad-namespace-prefix', `unbound prefix ${prefix}`); return; }
       ns = bound;

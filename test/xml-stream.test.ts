@@ -121,6 +121,12 @@ describe('XML stream parser', () => {
     expect(r.stanzas).to.deep.equal([]);
   });
 
+  it('rejects a qualified name whose local part is no name, like p:8 (found by fuzzing)', () => {
+    const r = run([HEADER, "<p:8 xmlns:p='urn:p'/>"]);
+    expect(r.errors).to.deep.equal(['not-well-formed']);
+    expect(r.stanzas).to.deep.equal([]);
+  });
+
   it('puts an unprefixed child of a prefixed element in the default namespace, not its parent\'s', () => {
     const r = run([HEADER, "<message><p:x xmlns:p='urn:p'><c/><d xmlns='urn:d'><e/></d></p:x><q:y xmlns:q='urn:q' xmlns='urn:z'><f/></q:y></message>"]);
     expect(r.errors).to.deep.equal([]);
@@ -131,6 +137,12 @@ describe('XML stream parser', () => {
     const again = run([HEADER, r.stanzas[0]!.toString()]).stanzas[0]!;
     expect(again.elements()[0]!.elements()[0]!.ns).to.equal('jabber:client');
     expect(again.elements()[1]!.elements()[0]!.ns).to.equal('urn:z');
+  });
+
+  it('does not hold white-space keep-alives against the size limit (found by fuzzing)', () => {
+    const r = run([HEADER, ...Array.from({ length: 3000 }, () => ' '), '<presence/>'], { maxStanzaSize: 2048, maxDepth: 10 });
+    expect(r.errors).to.deep.equal([]);
+    expect(r.stanzas.length).to.equal(1);
   });
 
   it('enforces the stanza size limit, even before the stanza ends', () => {
