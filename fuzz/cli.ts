@@ -99,11 +99,18 @@ async function main(): Promise<number> {
       return 2;
     }
   }
-  const root = instrumentProtocol();
-  try {
-    if (args.repro) return await repro(names[0]!, args.repro, root);
-    const results: FuzzResult[] = [];
-    for (const target of names) {
+  if (args.repro) {
+    const root = instrumentProtocol();
+    try {
+      return await repro(names[0]!, args.repro, root);
+    } finally {
+      removeInstrumented(root);
+    }
+  }
+  const results: FuzzResult[] = [];
+  for (const target of names) {
+    const root = instrumentProtocol(TARGETS.find((t) => t.name === target)!.files);
+    try {
       const opts: FuzzOptions = {
         target, runs: args.runs, seconds: args.seconds, corpusDir: args.corpus, crashDir: args.crashes, save: args.save,
         seed: args.seed, slowMs: args.slowMs, hangMs: args.hangMs, heapLimitMb: args.heapMb, instrumentedRoot: root,
@@ -115,12 +122,12 @@ async function main(): Promise<number> {
         process.stderr.write(`\n${target}: ${c.kind}, input saved as ${c.file}\n  input: ${c.input}\n  ${c.message.split('\n').slice(0, 8).join('\n  ')}\n`);
       }
       if (!args.json) process.stderr.write(`${target}: done, ${r.inputs} inputs\n`);
+    } finally {
+      removeInstrumented(root);
     }
-    process.stdout.write(args.json ? JSON.stringify(results, null, 2) + '\n' : table(results) + '\n');
-    return results.some((r) => r.crashes.length > 0) ? 1 : 0;
-  } finally {
-    removeInstrumented(root);
   }
+  process.stdout.write(args.json ? JSON.stringify(results, null, 2) + '\n' : table(results) + '\n');
+  return results.some((r) => r.crashes.length > 0) ? 1 : 0;
 }
 
 /** Runs one saved input through the target in this thread and prints the outcome. */

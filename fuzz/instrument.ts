@@ -12,8 +12,12 @@ export const COVERAGE_VARIABLE = '__perchFuzzCoverage';
 /** dist/protocol, next to dist/fuzz where this file runs from. */
 export const PROTOCOL_DIST = fileURLToPath(new URL('../protocol/', import.meta.url));
 
-/** Instruments every protocol module; returns the directory holding the copies (remove it when done). */
-export function instrumentProtocol(): string {
+/**
+ * Copies every protocol module, with counters in those named in `only` (file names without .js; all
+ * when absent); returns the directory holding the copies (remove it when done). Counters cost time on
+ * every statement, so a target pays only for the files whose paths it is meant to explore.
+ */
+export function instrumentProtocol(only?: readonly string[]): string {
   const root = mkdtempSync(join(tmpdir(), 'perch-fuzz-'));
   const out = join(root, 'protocol');
   mkdirSync(out);
@@ -27,7 +31,8 @@ export function instrumentProtocol(): string {
   for (const name of readdirSync(PROTOCOL_DIST)) {
     if (!name.endsWith('.js')) continue;
     const source = readFileSync(join(PROTOCOL_DIST, name), 'utf8').replace(/\n\/\/# sourceMappingURL=.*$/, '\n');
-    writeFileSync(join(out, name), instrumenter.instrumentSync(source, `protocol/${name}`));
+    const wanted = !only || only.includes(name.slice(0, -3));
+    writeFileSync(join(out, name), wanted ? instrumenter.instrumentSync(source, `protocol/${name}`) : source);
   }
   return root;
 }

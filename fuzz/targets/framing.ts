@@ -6,7 +6,7 @@ import { XML_TOKENS, nsTokens } from './common.js';
 
 export const framingTarget: FuzzTarget = {
   name: 'framing',
-  files: ['framing'],
+  files: ['framing', 'xml-stream'],
   maxLen: 4096,
   dictionary: [
     ...XML_TOKENS, "<open xmlns='urn:ietf:params:xml:ns:xmpp-framing' to='example.com' version='1.0'/>",
