@@ -372,6 +372,14 @@ export async function fuzzLoop(target: FuzzTarget, run: RunInput, data: WorkerDa
       if (elapsed > opts.slowMs) failure = Object.assign(new Error(`one input took ${elapsed.toFixed(0)} ms (limit ${opts.slowMs})`), { name: 'Slow' });
     }
     const fresh = coverage.collect();
+    if (failure !== null && Error.stackTraceLimit === 0) {
+      // Stack traces are off while fuzzing (codecs throw their documented errors all the time, and
+      // capturing stacks was most of the cost); the failing input runs once more to get one.
+      Error.stackTraceLimit = 20;
+      try { const r = run(input); if (r) await r; } catch (err) { failure = err ?? failure; }
+      Error.stackTraceLimit = 0;
+      coverage.collect();
+    }
     if (failure !== null) {
       const sig = signature(failure);
       if (!seenCrashes.has(sig)) {
@@ -399,6 +407,7 @@ export async function fuzzLoop(target: FuzzTarget, run: RunInput, data: WorkerDa
     (opts.seconds > 0 && performance.now() - started >= opts.seconds * 1000) ||
     Atomics.load(counters, I_STOP) !== 0;
 
+  Error.stackTraceLimit = 0;
   for (const seed of loadCorpus(corpusDir)) {
     const input = seed.length > maxLen ? seed.subarray(0, maxLen) : seed;
     const fresh = await exec(input);
