@@ -1,4 +1,4 @@
-// The protocol fuzzer's short run in CI: every target for a few seconds over its committed corpus, with
+// The protocol fuzzer's short run in CI: every target for three seconds over its committed corpus, with
 // fresh mutations; any exception, inconsistent result, slow input, hang or memory blow-up fails the test.
 // Long runs (10 million inputs per target) are made by hand: npm run fuzz -- all --runs 10000000.
 import { expect } from 'chai';
@@ -9,8 +9,8 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const CLI = fileURLToPath(new URL('../fuzz/cli.js', import.meta.url));
-// Ten targets at four seconds each, plus instrumenting protocol/ and starting a worker per target.
-const SECONDS_PER_TARGET = 4;
+// Ten targets at three seconds each, plus instrumenting and starting a worker per target: under a minute.
+const SECONDS_PER_TARGET = 3;
 
 interface Result { target: string; inputs: number; corpus: number; branchesCovered: number; crashes: { kind: string; message: string; input: string }[] }
 
