@@ -325,7 +325,7 @@ function describe(err: unknown): string {
 function signature(err: unknown): string {
   if (!(err instanceof Error)) return String(err);
   const frame = (err.stack ?? '').split('\n').find((l) => l.trim().startsWith('at ')) ?? '';
-  return `${err.name}|${err instanceof Error && err.name === 'Violation' ? err.message.slice(0, 60) : ''}|${frame.trim()}`;
+  return `${err.name}|${err instanceof Error && err.name === 'Violation' ? err.message.slice(0, 60).replace(/[0-9]+/g, 'N') : ''}|${frame.trim()}`;
 }
 
 export interface WorkerData { opts: FuzzOptions; shared: SharedArrayBuffer }

@@ -30,6 +30,8 @@ const INVALID_CHARS = /[\x00-\x08\x0B\x0C\x0E-\x1F\uFFFE\uFFFF]/;
 const NAME = /^[A-Za-z_:\u00C0-\uFFFD][-A-Za-z0-9_:.\u00B7\u00C0-\uFFFD]*$/;
 const WS_ONLY = /^[ \t\r\n]*$/;
 const REPLACEMENT_UTF8 = Buffer.from([0xef, 0xbf, 0xbd]);
+/** Longest entity or character reference accepted, '&' and ';' included. */
+const MAX_REFERENCE = 32;
 const PREDEFINED: Record<string, string> = { lt: '<', gt: '>', amp: '&', quot: '"', apos: "'" };
 
 /** Decodes the five predefined entities and character references; null when something else is there. */
@@ -43,6 +45,8 @@ export function decodeEntities(s: string): string | null {
     const semi = s.indexOf(';', amp);
     if (semi === -1) return null;
     out += s.slice(i, amp);
+    // No reference is that long (only a character reference padded with zeros could be).
+    if (semi - amp > MAX_REFERENCE) return null;
     const ref = s.slice(amp + 1, semi);
     if (ref.charCodeAt(0) === 35 /* # */) {
       const code = ref[1] === 'x' ? parseInt(ref.slice(2), 16) : parseInt(ref.slice(1), 10);
@@ -194,6 +198,17 @@ export class XmlStreamParser {
             if (!WS_ONLY.test(buf.slice(pos))) this.fail('not-well-formed', 'character data outside a stanza');
             // White space between stanzas (keep-alives) is done with: held, it would add up to the limit.
             else pos = len;
+          } else {
+            // Inside a stanza, text is taken as it comes, up to an entity reference still open at the
+            // end: held, a body sent a byte per read would be copied and scanned again at every read.
+            const amp = buf.lastIndexOf('&');
+            const cut = amp >= pos && buf.indexOf(';', amp) === -1 ? amp : len;
+            if (cut > pos) {
+              if (this.overLimit(cut)) break;
+              this.text(buf.slice(pos, cut));
+              pos = cut;
+            }
+            if (!this.failed && len - pos > MAX_REFERENCE) this.fail('not-well-formed', 'undefined entity');
           }
           break;
         }

@@ -145,6 +145,31 @@ describe('XML stream parser', () => {
     expect(r.stanzas.length).to.equal(1);
   });
 
+  it('takes text as it comes, entities split across reads included', () => {
+    const body = Buffer.from("<message><body>a &amp; b &#x1F600; c &lt;&#65;</body></message>");
+    const r = run([HEADER, ...Array.from(body, (b) => Buffer.from([b]))]);
+    expect(r.errors).to.deep.equal([]);
+    expect(r.stanzas[0]!.getChildText('body')).to.equal('a & b \u{1F600} c <A');
+  });
+
+  it('refuses a reference longer than any entity, whether it arrives whole or a byte at a time', () => {
+    const ref = `&#${'0'.repeat(40)}65;`;
+    expect(run([HEADER, `<message><body>${ref}</body></message>`]).errors).to.deep.equal(['not-well-formed']);
+    expect(run([HEADER, '<message><body>', ...ref.split('')]).errors).to.deep.equal(['not-well-formed']);
+  });
+
+  it('parses a long body sent one byte per read in linear time (a slow sender)', function () {
+    this.timeout(60_000);
+    const body = Buffer.from(`<message><body>${'x'.repeat(256 * 1024 - 100)}</body></message>`);
+    const t0 = performance.now();
+    const r = run([HEADER, ...Array.from({ length: body.length }, (_, i) => body.subarray(i, i + 1))]);
+    const ms = performance.now() - t0;
+    expect(r.errors).to.deep.equal([]);
+    expect(r.stanzas.length).to.equal(1);
+    // Held and scanned again at every read, this took about 20 s; taken as it comes, well under one.
+    expect(ms).to.be.below(5000);
+  });
+
   it('enforces the stanza size limit, even before the stanza ends', () => {
     const r = run([HEADER, '<message><body>' + 'x'.repeat(3000)], { maxStanzaSize: 2048, maxDepth: 10 });
     expect(r.errors).to.deep.equal(['policy-violation']);

@@ -48,7 +48,10 @@ export const xmlStreamTarget: FuzzTarget = {
         at += n;
       }
       const split = parse(chunks);
-      const a = whole.events.join('\n'), b = split.events.join('\n');
+      // Within one run of text, a forbidden character and an undefined entity are both not-well-formed,
+      // and which is found first depends on where the text was cut: the two count as one error here.
+      const textError = (e: string) => e.replace(/^error not-well-formed (invalid character|undefined entity)$/, 'error not-well-formed bad text');
+      const a = whole.events.map(textError).join('\n'), b = split.events.map(textError).join('\n');
       if (a !== b) {
         // Two differences are allowed. Invalid UTF-8 fails the read that holds it before that read is
         // parsed, so cut differently the input may deliver a few more events first (stanzas, another
@@ -59,7 +62,7 @@ export const xmlStreamTarget: FuzzTarget = {
         const limit = [whole, split].some((r) => last(r.events).startsWith('error policy-violation')) &&
           [whole, split].every((r) => last(r.events).startsWith('error '));
         const [shorter, longer] = whole.events.length <= split.events.length ? [whole.events, split.events] : [split.events, whole.events];
-        const prefix = shorter.slice(0, -1).every((e, i) => e === longer[i]);
+        const prefix = shorter.slice(0, -1).every((e, i) => textError(e) === textError(longer[i]!));
         check(prefix && (utf8 || limit),
           `events differ when the input is cut into ${chunks.length} reads:\n${a}\n---\n${b}`);
       }
