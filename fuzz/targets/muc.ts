@@ -26,6 +26,7 @@ export const mucTarget: FuzzTarget = {
     const { interactionOf, buildDependentTombstone } = p.interactions;
     const { StanzaError } = p.errors;
     const when = new Date(0);
+    const moderator = { by: 'room@muc.example.com/mod', occupantId: 'occupant-1' };
     const guard = (f: () => void) => {
       try { f(); } catch (err) { expectOnly(err, StanzaError); }
     };
@@ -51,8 +52,8 @@ export const mucTarget: FuzzTarget = {
         });
         guard(() => {
           const req = parseModerate(x);
-          buildModerationNotice('room@muc.example.com', 'notice', req, { nick: 'mod', jid: 'mod@example.com' } as never).toString();
-          buildTombstone(el, req, { nick: 'mod', jid: 'mod@example.com' } as never, when).toString();
+          buildModerationNotice('room@muc.example.com', 'notice', req, moderator).toString();
+          buildTombstone(el, req, moderator, when).toString();
         });
       }
       const interaction = interactionOf(el);
