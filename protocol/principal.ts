@@ -20,8 +20,10 @@ export function normaliseOuPath(raw: string): string {
   if (!t.startsWith('/')) throw new PrincipalError(`${raw}: an org unit path starts with / (e.g. /corp/emea)`);
   const segments = t.split('/').slice(1);
   if (segments.length === 0 || segments.some((s) => s.trim() === '')) throw new PrincipalError(`${raw}: an org unit path has no empty segment`);
-  for (const s of segments) if (s.length > MAX_PRINCIPAL_NAME) throw new PrincipalError(`${raw}: a path segment is longer than ${MAX_PRINCIPAL_NAME}`);
-  return '/' + segments.map((s) => s.trim().toLowerCase()).join('/');
+  // The limit holds for the canonical form: lower case may lengthen a segment ('İ' becomes 'i̇').
+  const canonical = segments.map((s) => s.trim().toLowerCase());
+  for (const s of canonical) if (s.length > MAX_PRINCIPAL_NAME) throw new PrincipalError(`${raw}: a path segment is longer than ${MAX_PRINCIPAL_NAME}`);
+  return '/' + canonical.join('/');
 }
 
 /** The path and each ancestor, nearest last: '/a/b' → ['/a', '/a/b']. */
@@ -35,9 +37,10 @@ export function ouLineage(path: string): string[] {
 export function normaliseGroupName(raw: string): string {
   const t = raw.trim();
   if (t === '') throw new PrincipalError('a group name is empty');
-  if (t.length > MAX_PRINCIPAL_NAME) throw new PrincipalError(`group name longer than ${MAX_PRINCIPAL_NAME} characters`);
   if (t.includes(',')) throw new PrincipalError(`${raw}: a group name has no comma`);
-  return t.toLowerCase();
+  const canonical = t.toLowerCase();
+  if (canonical.length > MAX_PRINCIPAL_NAME) throw new PrincipalError(`group name longer than ${MAX_PRINCIPAL_NAME} characters`);
+  return canonical;
 }
 
 /** Parses one principal as an admin writes it; throws PrincipalError saying what is wrong. */

@@ -123,6 +123,15 @@ describe('principals', () => {
     }
   });
 
+  it('holds names to their length in canonical form, which lower case may lengthen (found by the fuzzer)', () => {
+    // 'İ' (one UTF-16 unit) lower-cases to 'i' plus a combining dot (two): 200 of them make 400.
+    for (const raw of [`ou:/${'İ'.repeat(200)}`, `group:${'İ'.repeat(200)}`]) {
+      expect(() => canonicalPrincipal(raw), raw.slice(0, 8)).to.throw(PrincipalError, /longer than 256/);
+    }
+    const fits = canonicalPrincipal(`ou:/${'İ'.repeat(128)}`);
+    expect(canonicalPrincipal(fits), 'a canonical form is accepted as it is').to.equal(fits);
+  });
+
   it('lists an org unit and the units above it', () => {
     expect(ouLineage('/corp/emea/sales')).to.deep.equal(['/corp', '/corp/emea', '/corp/emea/sales']);
   });
