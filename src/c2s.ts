@@ -56,6 +56,8 @@ export class C2SStream implements TransportHandler, PreAuthStream {
   /** The exchange in progress; started once the mechanism has seen the client's first message. */
   private sasl: { mech: Mechanism; name: string; started: boolean } | null = null;
   private session: ClientSession | null = null;
+  /** The client asked to resume a session on this stream and could not. */
+  private resumeFailed = false;
   private authTimer: NodeJS.Timeout;
   private busy: Promise<void> = Promise.resolve();
 
@@ -309,7 +311,7 @@ export class C2SStream implements TransportHandler, PreAuthStream {
       return;
     }
     resource = jid.resource;
-    const session = new ClientSession(this.core, this.conn, jid, this.username!);
+    const session = new ClientSession(this.core, this.conn, jid, this.username!, this.resumeFailed);
     this.session = session;
     clearTimeout(this.authTimer);
     await this.core.bindSession(session);
@@ -321,6 +323,7 @@ export class C2SStream implements TransportHandler, PreAuthStream {
   private async resume(el: Element): Promise<void> {
     const ok = this.core.resumeSession(el.attrs.previd ?? '', this.username!, this.conn, Number(el.attrs.h));
     if (!ok) {
+      this.resumeFailed = true;
       this.conn.send(smFailed('item-not-found'));
       return;
     }
@@ -352,7 +355,8 @@ export class ClientSession implements LocalSession {
   /** Being sent to another node (a drain): stanzas from the client are no longer handled. */
   private leaving = false;
 
-  constructor(private readonly core: StreamHost, conn: Transport, readonly jid: Jid, readonly username: string) {
+  constructor(private readonly core: StreamHost, conn: Transport, readonly jid: Jid, readonly username: string,
+    readonly afterFailedResume = false) {
     this.conn = conn;
     this.sm = new StreamManagement({
       resumeSeconds: core.config.streamManagement.resumeSeconds,
