@@ -352,7 +352,7 @@ export class ClientSession implements LocalSession {
   private conn: Transport | null;
   private readonly sm: StreamManagement;
   private resumeTimer: NodeJS.Timeout | null = null;
-  /** Being sent to another node (a drain): stanzas from the client are no longer handled. */
+  /** Being sent to another node (a drain, a stop): stanzas from the client are no longer handled, nor written to it. */
   private leaving = false;
 
   constructor(private readonly core: StreamHost, conn: Transport, readonly jid: Jid, readonly username: string,
@@ -395,7 +395,10 @@ export class ClientSession implements LocalSession {
     if (this.closed) return;
     this.sm.sent(xml, name);
     this.core.metrics.countOut(name);
-    if (this.conn) {
+    // Leaving (a drain, a stop): the client's last <a/> must cover everything it got, so nothing more
+    // is written after the <r/> that asks for it; the rest stays unacknowledged and is stored offline
+    // when the session ends (a message written now would reach the client and come again from there).
+    if (this.conn && !this.leaving) {
       this.conn.write(xml);
       const request = this.sm.ackRequestDue();
       if (request) this.conn.write(request);
