@@ -24,8 +24,13 @@ type Mechanism = { start(r: Buffer): Promise<SaslStep>; next(r: Buffer): Promise
 const STANZAS = new Set(['message', 'presence', 'iq']);
 const PRESENCE_TYPES = new Set(['unavailable', 'subscribe', 'subscribed', 'unsubscribe', 'unsubscribed', 'probe', 'error']);
 const IQ_TYPES = new Set(['get', 'set', 'result', 'error']);
-/** How long a session sent to another node waits for its pending stanzas before the last <a/>. */
-const MOVE_SETTLE_MS = 3000;
+/**
+ * How long a session sent to another node waits for its pending stanzas before the last <a/>. Longer
+ * than a room forward takes when the room's owner stops at the same time (first lookup at 750 ms,
+ * the same owner asked again 3 s later, then the next one's commit): a rolling restart stops the
+ * room's node and the sender's one after the other, and a stanza not covered comes back as a resend.
+ */
+const MOVE_SETTLE_MS = 5000;
 /** How long it waits for the client to say what it received (its <a/> to our <r/>). */
 const CONFIRM_RECEIVED_MS = 1000;
 
