@@ -24,8 +24,13 @@ type Mechanism = { start(r: Buffer): Promise<SaslStep>; next(r: Buffer): Promise
 const STANZAS = new Set(['message', 'presence', 'iq']);
 const PRESENCE_TYPES = new Set(['unavailable', 'subscribe', 'subscribed', 'unsubscribe', 'unsubscribed', 'probe', 'error']);
 const IQ_TYPES = new Set(['get', 'set', 'result', 'error']);
-/** How long a session sent to another node waits for its pending stanzas before the last <a/>. */
-const MOVE_SETTLE_MS = 3000;
+/**
+ * How long a session sent to another node waits for its pending stanzas before the last <a/>. Longer
+ * than a room forward takes when the room's owner stops at the same time (first lookup at 750 ms,
+ * the same owner asked again 3 s later, then the next one's commit): a rolling restart stops the
+ * room's node and the sender's one after the other, and a stanza not covered comes back as a resend.
+ */
+const MOVE_SETTLE_MS = 5000;
 /** How long it waits for the client to say what it received (its <a/> to our <r/>). */
 const CONFIRM_RECEIVED_MS = 1000;
 
@@ -56,6 +61,8 @@ export class C2SStream implements TransportHandler, PreAuthStream {
   /** The exchange in progress; started once the mechanism has seen the client's first message. */
   private sasl: { mech: Mechanism; name: string; started: boolean } | null = null;
   private session: ClientSession | null = null;
+  /** The client asked to resume a session on this stream and could not. */
+  private resumeFailed = false;
   private authTimer: NodeJS.Timeout;
   private busy: Promise<void> = Promise.resolve();
 
@@ -309,7 +316,7 @@ export class C2SStream implements TransportHandler, PreAuthStream {
       return;
     }
     resource = jid.resource;
-    const session = new ClientSession(this.core, this.conn, jid, this.username!);
+    const session = new ClientSession(this.core, this.conn, jid, this.username!, this.resumeFailed);
     this.session = session;
     clearTimeout(this.authTimer);
     await this.core.bindSession(session);
@@ -321,6 +328,7 @@ export class C2SStream implements TransportHandler, PreAuthStream {
   private async resume(el: Element): Promise<void> {
     const ok = this.core.resumeSession(el.attrs.previd ?? '', this.username!, this.conn, Number(el.attrs.h));
     if (!ok) {
+      this.resumeFailed = true;
       this.conn.send(smFailed('item-not-found'));
       return;
     }
@@ -349,10 +357,11 @@ export class ClientSession implements LocalSession {
   private conn: Transport | null;
   private readonly sm: StreamManagement;
   private resumeTimer: NodeJS.Timeout | null = null;
-  /** Being sent to another node (a drain): stanzas from the client are no longer handled. */
+  /** Being sent to another node (a drain, a stop): stanzas from the client are no longer handled, nor written to it. */
   private leaving = false;
 
-  constructor(private readonly core: StreamHost, conn: Transport, readonly jid: Jid, readonly username: string) {
+  constructor(private readonly core: StreamHost, conn: Transport, readonly jid: Jid, readonly username: string,
+    readonly afterFailedResume = false) {
     this.conn = conn;
     this.sm = new StreamManagement({
       resumeSeconds: core.config.streamManagement.resumeSeconds,
@@ -391,7 +400,10 @@ export class ClientSession implements LocalSession {
     if (this.closed) return;
     this.sm.sent(xml, name);
     this.core.metrics.countOut(name);
-    if (this.conn) {
+    // Leaving (a drain, a stop): the client's last <a/> must cover everything it got, so nothing more
+    // is written after the <r/> that asks for it; the rest stays unacknowledged and is stored offline
+    // when the session ends (a message written now would reach the client and come again from there).
+    if (this.conn && !this.leaving) {
       this.conn.write(xml);
       const request = this.sm.ackRequestDue();
       if (request) this.conn.write(request);

@@ -31,6 +31,11 @@ export interface LocalSession {
   /** Per-module state, keyed by module name. */
   readonly data: Map<string, unknown>;
   readonly closed: boolean;
+  /**
+   * Bound after the client tried to resume a session on this stream and could not (XEP-0198 §5:
+   * <failed/>): in its first moments it sends again what that session's server never acknowledged.
+   */
+  readonly afterFailedResume?: boolean;
 }
 
 /**

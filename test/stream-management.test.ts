@@ -118,6 +118,23 @@ describe('stream management (XEP-0198)', () => {
     expect(bad.error).to.equal('undefined-condition');
   });
 
+  it('a planned close\'s <r/> is settled by the answer to it, not by the answer to an earlier request', async () => {
+    const { state, conn } = setup();
+    state.element(sm('enable'), conn);
+    // Ten unacknowledged stanzas: the server asks (<r/>), and the answer is on its way.
+    for (let n = 1; n <= 10; n++) state.sent(`<message id='${n}'/>`, 'message');
+    expect(state.ackRequestDue()).to.equal(`<r xmlns='${NS.sm}'/>`);
+    state.sent(`<message id='11'/>`, 'message');
+    let settled = false;
+    const confirmed = state.confirmReceived(conn, 2000).then(() => { settled = true; });
+    state.element(sm('a', { h: '10' }), conn);
+    await Promise.resolve();
+    expect(settled, 'the earlier request\'s answer does not count the 11th').to.equal(false);
+    state.element(sm('a', { h: '11' }), conn);
+    await confirmed;
+    expect(state.takeUnacked()).to.deep.equal([]);
+  });
+
   it('answers an unknown stream-management element with unsupported-stanza-type', () => {
     const { state, conn } = setup();
     state.element(sm('bogus'), conn);

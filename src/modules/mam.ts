@@ -17,8 +17,14 @@ import type { ArchiveEntry } from '../../storage/types.js';
 import { archiveWriter, type ArchiveWriter } from '../archive-writer.js';
 import type { Module, Server } from '../context.js';
 import { answerMamQuery, mamFormQuery, mamMetadata } from '../mam-query.js';
+import { storedOriginId } from '../muc/recent.js';
 
 const MODULE = 'mam';
+/** How long after binding (following a failed resumption) a one-to-one message is checked for a resend. */
+const RESENT_WINDOW_MS = 10_000;
+/** The archive entries such a check reads: the newest, at most this many and this old. */
+const RESENT_LOOKBACK = 200;
+const RESENT_SINCE_MS = 5 * 60_000;
 const PREFS_KIND = 'mam-prefs';
 const PREFS_KEY = 'prefs';
 const TOPIC = 'mam/prefs';
@@ -366,6 +372,32 @@ export const mamModule: Module = {
       await undecided.get(archive);
       await writer.flushed();
     };
+
+    // --- a client sending again what a lost session's server never acknowledged ----------------------
+
+    /**
+     * Whether the account's own archive holds, among its recent entries, a message to `to` with this
+     * origin-id (XEP-0359): the message is archived on both sides and was delivered or stored.
+     */
+    const alreadySent = async (bare: string, to: string, originId: string): Promise<boolean> => {
+      await caughtUp(bare);
+      const recent = await server.stores.archive.lastN(bare, RESENT_LOOKBACK, { since: new Date(Date.now() - RESENT_SINCE_MS) });
+      return recent.some((m) => m.realJid === to && storedOriginId(m.stanza) === originId);
+    };
+
+    // A client whose session ended before the server acknowledged all it sent (a node stopping between
+    // handling a message and the <a/> that counts it) cannot resume, binds anew and sends it again, same
+    // origin-id. A one-to-one message its archive already has is acknowledged and not sent twice (a
+    // room recognises its own). Only in a session's first seconds after a failed resumption: the
+    // normal path pays no query.
+    server.hooks.on('client/stanza', ({ stanza, session }) => {
+      if (!session.afterFailedResume || Date.now() - session.record.since > RESENT_WINDOW_MS) return false;
+      if (stanza.name !== 'message' || stanza.ns !== NS.client || stanza.attrs.type === 'groupchat' || !archivable(stanza)) return false;
+      const originId = stanza.getChild('origin-id', NS.sid)?.attrs.id;
+      const to = tryParseJid(stanza.attrs.to ?? '');
+      if (!originId || !to || to.domain !== server.domain || !to.local || to.bareString() === session.bare) return false;
+      return alreadySent(session.bare, to.bareString(), originId);
+    }, 200);
 
     server.iq('account', NS.mam, 'get', async (req) => {
       ownArchive(req.from, req.to);

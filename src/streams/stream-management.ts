@@ -58,6 +58,8 @@ export class StreamManagement implements CompletionSource {
   private ackedOut = 0;
   private unacked: Unacked[] = [];
   private ackRequestPending = false;
+  /** Our <r/> requests the client has not answered yet (answers come in order). */
+  private requestsOut = 0;
   /** IQ requests (peer, id) the client answered while stanzas of ours were unacknowledged. */
   private answered = new Set<string>();
 
@@ -86,14 +88,16 @@ export class StreamManagement implements CompletionSource {
   }
 
   /**
-   * Asks the client to confirm what it received (an <r/>) and resolves on its <a/>, or after maxMs; at
-   * once when nothing is unconfirmed. Before a planned close: what it confirms is not sent again (to
-   * offline storage, then to it) after it reconnects.
+   * Asks the client to confirm what it received (an <r/>) and resolves on its answer to that <r/> (an
+   * earlier request still unanswered is answered first, with less), or after maxMs; at once when
+   * nothing is unconfirmed. Before a planned close: what it confirms is not sent again (to offline
+   * storage, then to it) after it reconnects.
    */
   confirmReceived(conn: Transport, maxMs: number): Promise<void> {
     if (!this.enabled || this.unacked.length === 0) return Promise.resolve();
     conn.write(`<r xmlns='${NS.sm}'/>`);
     this.ackRequestPending = true;
+    this.requestsOut++;
     return new Promise<void>((resolve) => {
       const timer = setTimeout(resolve, maxMs);
       this.ackWaiters.push(() => { clearTimeout(timer); resolve(); });
@@ -158,6 +162,7 @@ export class StreamManagement implements CompletionSource {
   ackRequestDue(): string | null {
     if (!this.enabled || this.unacked.length < ACK_REQUEST_EVERY || this.ackRequestPending) return null;
     this.ackRequestPending = true;
+    this.requestsOut++;
     return `<r xmlns='${NS.sm}'/>`;
   }
 
@@ -194,7 +199,8 @@ export class StreamManagement implements CompletionSource {
       case 'a':
         this.ackRequestPending = false;
         this.acknowledge(Number(el.attrs.h), conn);
-        for (const done of this.ackWaiters.splice(0)) done();
+        if (this.requestsOut > 0) this.requestsOut--;
+        if (this.requestsOut === 0) for (const done of this.ackWaiters.splice(0)) done();
         return;
     }
     conn.streamError('unsupported-stanza-type', `unexpected <${el.name}> of stream management`);
@@ -220,6 +226,9 @@ export class StreamManagement implements CompletionSource {
   /** Resumes on a new connection: confirms up to h, answers <resumed/> and sends the rest again. */
   resume(conn: Transport, h: number): boolean {
     if (!this.acknowledge(h, conn)) return false;
+    // Requests on the old connection are never answered.
+    this.requestsOut = 0;
+    this.ackRequestPending = false;
     conn.write(`<resumed xmlns='${NS.sm}' previd='${this.id}' h='${this.handledIn >>> 0}'/>`);
     for (const s of this.unacked) conn.write(s.xml);
     return true;
