@@ -14,27 +14,33 @@ const HELD_MAX_MS = 120_000;
 /** Per node: past this many held messages the oldest are dropped. */
 const HELD_MAX = 20_000;
 
-interface Held { payload: string; at: number }
+/** since: the recipient session's bind time when it was held (a session bound again later is another one). */
+interface Held { payload: string; at: number; to: string; since: number | undefined }
 
 export class HeldForNodes {
   private readonly held = new Map<string, Held[]>();
   private readonly pumping = new Set<string>();
   private timer: NodeJS.Timeout | null = null;
 
-  constructor(private readonly send: (node: string, payload: string) => Promise<void>, private readonly log: Logger) {}
+  constructor(
+    private readonly send: (node: string, payload: string) => Promise<void>,
+    /** The bind time of the session of this full JID now, if there is one. */
+    private readonly sessionSince: (full: string) => number | undefined,
+    private readonly log: Logger,
+  ) {}
 
   /** Does node have messages waiting (a new one must queue behind them)? */
   has(node: string): boolean {
     return this.held.has(node);
   }
 
-  hold(node: string, payload: string): void {
+  hold(node: string, payload: string, to: string, since: number | undefined): void {
     let q = this.held.get(node);
     if (!q) {
       this.held.set(node, (q = []));
       this.log.warn('cluster: node cannot be reached; holding kept messages for it', { to: node });
     }
-    q.push({ payload, at: Date.now() });
+    q.push({ payload, at: Date.now(), to, since });
     if (q.length > HELD_MAX) q.splice(0, q.length - HELD_MAX);
     if (!this.timer) {
       this.timer = setInterval(() => { for (const n of this.held.keys()) void this.pump(n); }, RETRY_MS);
@@ -59,6 +65,12 @@ export class HeldForNodes {
           this.log.warn('cluster: messages held too long for a node; dropped', { to: node, count: q.length });
           this.held.delete(node);
           break;
+        }
+        // Its session ended meanwhile (or was bound again, as after a restart of its node): the client
+        // catches up through MAM; sent live now, it would come after what the new session saw.
+        if (this.sessionSince(head.to) !== head.since) {
+          q.shift();
+          continue;
         }
         try {
           await this.send(node, head.payload);

@@ -164,7 +164,7 @@ export class ServerCore implements Server, StreamHost {
     this.sessions = await openSessionStore({ redisUrl: c.redisUrl, nodeId: c.nodeId });
     this.authThrottle = new AuthThrottle(this.sessions);
     this.sessions.onMessage((payload) => this.onClusterMessage(payload));
-    this.held = new HeldForNodes((node, payload) => this.sessions.send(node, payload), this.log);
+    this.held = new HeldForNodes((node, payload) => this.sessions.send(node, payload), (full) => this.sessions.get(full)?.since, this.log);
     this.sessions.onNodeLost((node, records) => {
       this.held?.drop(node);
       void this.hooks.fire('cluster/lost', { node, records });
@@ -554,12 +554,13 @@ export class ServerCore implements Server, StreamHost {
   private forwardStanza(node: string, full: string, xml: string): void {
     const payload = JSON.stringify({ t: 'd', to: full, x: xml } satisfies ClusterEnvelope);
     const held = this.held;
+    const since = this.sessions.get(full)?.since;
     // The start tag is read only when something is held or a send failed (not on the hot path).
-    if (held?.has(node) && keptForRecipient(xml, full)) return held.hold(node, payload);
+    if (held?.has(node) && keptForRecipient(xml, full)) return held.hold(node, payload, full, since);
     void this.sessions.send(node, payload).catch((e) => {
       if (this.storeWatch?.isUp() !== false) this.log.warn('cluster send failed', { err: e, node });
       else this.log.debug('cluster send failed', { err: e, node });
-      if (held && keptForRecipient(xml, full)) held.hold(node, payload);
+      if (held && keptForRecipient(xml, full)) held.hold(node, payload, full, since);
       else this.unroutable(xml);
     });
   }
