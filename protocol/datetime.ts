@@ -24,6 +24,10 @@ export function parseDateTime(text: string): Date | null {
   // setUTCFullYear, unlike Date.UTC, does not move years 0-99 into the twentieth century.
   d.setUTCFullYear(year, month - 1, day);
   d.setUTCHours(hour, minute - offsetMinutes, second, millis);
+  // An offset can carry 0000-01-01 or 9999-12-31 out of the four-digit years, which XEP-0082 cannot
+  // write: such a time would be stored and then printed as -000001-… or +010000-….
+  const utcYear = d.getUTCFullYear();
+  if (utcYear < 0 || utcYear > 9999) return null;
   return d;
 }
 

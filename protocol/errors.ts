@@ -79,7 +79,8 @@ export function errorReply(stanza: Element, err: StanzaError, by?: string): Elem
   if (stanza.attrs.to !== undefined) attrs.from = stanza.attrs.to;
   const reply = new Element(stanza.name, attrs, [], stanza.ns);
   // An IQ error carries the request payload; messages and presences carry theirs too (RFC 6120 §8.3.1).
-  for (const c of stanza.children) if (typeof c !== 'string') reply.children.push(c);
+  // An <error/> of its own is left out: an error stanza carries exactly one (§8.3.2), the one added here.
+  for (const c of stanza.children) if (typeof c !== 'string' && c.name !== 'error') reply.children.push(c);
   reply.children.push(err.toElement(by));
   return reply;
 }

@@ -146,7 +146,9 @@ function prepareAsciiDomain(raw: string): string {
 
 function prepareDomain(raw: string): string {
   if (SIMPLE_ASCII.test(raw)) return prepareAsciiDomain(raw);
-  const mapped = raw.normalize('NFKC').toLowerCase().replace(IDEOGRAPHIC_STOPS, '.');
+  // Lower-casing can leave combining marks out of canonical order (U+0130 gives i U+0307), so normalise
+  // again: the domain must be the same string however it was written, or a second parse changes it.
+  const mapped = raw.normalize('NFKC').toLowerCase().normalize('NFKC').replace(IDEOGRAPHIC_STOPS, '.');
   if (SIMPLE_ASCII.test(mapped)) return prepareAsciiDomain(mapped);
 
   const domain = mapped.endsWith('.') ? mapped.slice(0, -1) : mapped;

@@ -94,6 +94,8 @@ export const NS = {
   pubsubPublishOptions: 'http://jabber.org/protocol/pubsub#publish-options',
   pubsubMetaData: 'http://jabber.org/protocol/pubsub#meta-data',
   bookmarks: 'urn:xmpp:bookmarks:1',
+  /** XEP-0490 message displayed synchronisation (its PEP node). */
+  mdsDisplayed: 'urn:xmpp:mds:displayed:0',
   avatarMetadata: 'urn:xmpp:avatar:metadata',
   avatarData: 'urn:xmpp:avatar:data',
   pepVcardConversion: 'urn:xmpp:pep-vcard-conversion:0',

@@ -29,6 +29,9 @@ export const DEFAULT_LIMITS: XmlStreamLimits = { maxStanzaSize: 256 * 1024, maxD
 const INVALID_CHARS = /[\x00-\x08\x0B\x0C\x0E-\x1F\uFFFE\uFFFF]/;
 const NAME = /^[A-Za-z_:\u00C0-\uFFFD][-A-Za-z0-9_:.\u00B7\u00C0-\uFFFD]*$/;
 const WS_ONLY = /^[ \t\r\n]*$/;
+const REPLACEMENT_UTF8 = Buffer.from([0xef, 0xbf, 0xbd]);
+/** Longest entity or character reference accepted, '&' and ';' included. */
+const MAX_REFERENCE = 32;
 const PREDEFINED: Record<string, string> = { lt: '<', gt: '>', amp: '&', quot: '"', apos: "'" };
 
 /** Decodes the five predefined entities and character references; null when something else is there. */
@@ -42,6 +45,8 @@ export function decodeEntities(s: string): string | null {
     const semi = s.indexOf(';', amp);
     if (semi === -1) return null;
     out += s.slice(i, amp);
+    // No reference is that long (only a character reference padded with zeros could be).
+    if (semi - amp > MAX_REFERENCE) return null;
     const ref = s.slice(amp + 1, semi);
     if (ref.charCodeAt(0) === 35 /* # */) {
       const code = ref[1] === 'x' ? parseInt(ref.slice(2), 16) : parseInt(ref.slice(1), 10);
@@ -125,6 +130,8 @@ export class XmlStreamParser {
   private readonly stack: Element[] = [];
   private readonly rawNames: string[] = [];
   private readonly scopes: (Map<string, string> | null)[] = [];
+  /** The default namespace in scope inside each open element (not its own namespace when it is prefixed). */
+  private readonly defaults: string[] = [];
   private sawDeclaration = false;
   private failed = false;
   private ended = false;
@@ -146,7 +153,7 @@ export class XmlStreamParser {
     if (typeof chunk === 'string') text = chunk;
     else {
       text = this.decoder.write(chunk);
-      if (text.indexOf('\uFFFD') !== -1 && !this.hasLiteralReplacementChar(chunk)) {
+      if (text.indexOf('\uFFFD') !== -1 && !this.onlyLiteralReplacementChars(chunk, text)) {
         return this.fail('not-well-formed', 'invalid UTF-8');
       }
       const n = chunk.length;
@@ -156,10 +163,19 @@ export class XmlStreamParser {
     this.parse();
   }
 
-  private hasLiteralReplacementChar(chunk: Buffer): boolean {
+  /**
+   * Whether every U+FFFD the decoder gave stands for one the peer really sent (EF BF BD, counted over
+   * the previous read's last two bytes too), rather than for bytes that are not UTF-8: one literal
+   * U+FFFD must not let an invalid byte in the same read through.
+   */
+  private onlyLiteralReplacementChars(chunk: Buffer, text: string): boolean {
+    let decoded = 0;
+    for (let i = text.indexOf('\uFFFD'); i !== -1; i = text.indexOf('\uFFFD', i + 1)) decoded++;
     const prev = this.tail.filter((b) => b >= 0);
     const probe = prev.length ? Buffer.concat([Buffer.from(prev), chunk]) : chunk;
-    return probe.includes(Buffer.from([0xef, 0xbf, 0xbd]));
+    let literal = 0;
+    for (let i = probe.indexOf(REPLACEMENT_UTF8); i !== -1; i = probe.indexOf(REPLACEMENT_UTF8, i + 3)) literal++;
+    return literal >= decoded;
   }
 
   private fail(condition: string, text: string): void {
@@ -178,7 +194,22 @@ export class XmlStreamParser {
         const lt = buf.indexOf('<', pos);
         if (lt === -1) {
           // Text is consumed once its end is seen (entities may be split), but junk between stanzas fails now.
-          if (this.stack.length === 0 && !WS_ONLY.test(buf.slice(pos))) this.fail('not-well-formed', 'character data outside a stanza');
+          if (this.stack.length === 0) {
+            if (!WS_ONLY.test(buf.slice(pos))) this.fail('not-well-formed', 'character data outside a stanza');
+            // White space between stanzas (keep-alives) is done with: held, it would add up to the limit.
+            else pos = len;
+          } else {
+            // Inside a stanza, text is taken as it comes, up to an entity reference still open at the
+            // end: held, a body sent a byte per read would be copied and scanned again at every read.
+            const amp = buf.lastIndexOf('&');
+            const cut = amp >= pos && buf.indexOf(';', amp) === -1 ? amp : len;
+            if (cut > pos) {
+              if (this.overLimit(cut)) break;
+              this.text(buf.slice(pos, cut));
+              pos = cut;
+            }
+            if (!this.failed && len - pos > MAX_REFERENCE) this.fail('not-well-formed', 'undefined entity');
+          }
           break;
         }
         if (this.overLimit(lt)) break;
@@ -199,9 +230,12 @@ export class XmlStreamParser {
           if (end === -1) break;
           if (this.stack.length === 0) { this.fail('not-well-formed', 'character data outside a stanza'); break; }
           if (this.overLimit(end + 3)) break;
-          this.appendText(buf.slice(pos + 9, end));
+          const cdata = buf.slice(pos + 9, end);
+          if (INVALID_CHARS.test(cdata)) { this.fail('not-well-formed', 'invalid character'); break; }
+          this.appendText(cdata);
           pos = end + 3;
-        } else if (len - pos < 9 && '<![CDATA['.startsWith(buf.slice(pos))) {
+        } else if ((len - pos < 9 && '<![CDATA['.startsWith(buf.slice(pos))) || (len - pos < 4 && '<!--'.startsWith(buf.slice(pos)))) {
+          // Not known yet whether this is CDATA, a comment or a DTD: the next read tells.
           break;
         } else {
           this.fail('restricted-xml', buf.startsWith('<!--', pos) ? 'comments are not allowed' : 'DTDs are not allowed');
@@ -210,6 +244,8 @@ export class XmlStreamParser {
         const end = buf.indexOf('?>', pos);
         if (this.rootName === null && !this.sawDeclaration && buf.startsWith('<?xml', pos)) {
           if (end === -1) break;
+          // Held to the stanza size in one read as it is when it trickles in (unterminated markup).
+          if (end + 2 - pos > this.limits.maxStanzaSize) { this.fail('policy-violation', 'XML declaration too large'); break; }
           const decl = buf.slice(pos, end);
           const enc = /encoding\s*=\s*["']([^"']*)["']/.exec(decl);
           if (enc && enc[1]!.toLowerCase() !== 'utf-8') { this.fail('unsupported-encoding', 'only UTF-8 is supported'); break; }
@@ -277,20 +313,28 @@ export class XmlStreamParser {
       if (k.charCodeAt(0) === 120 && k.startsWith('xmlns:')) (scope ??= new Map()).set(k.slice(6), attrs[k]!);
     }
     const parent = this.stack.length ? this.stack[this.stack.length - 1]! : null;
+    const parentNs = parent ? parent.ns : this.rootNs;
+    const inheritedDefault = this.defaults.length ? this.defaults[this.defaults.length - 1]! : this.rootNs;
+    // An xmlns attribute declares the default namespace for the element's descendants, prefixed or not.
+    const defaultNs = attrs.xmlns ?? inheritedDefault;
     let local = name;
     let ns: string;
     const colon = name.indexOf(':');
     if (colon !== -1) {
       const prefix = name.slice(0, colon);
       local = name.slice(colon + 1);
+      // A qualified name has one colon between two non-empty parts (Namespaces in XML §4).
+      if (local.includes(':') || !NAME.test(local)) { this.fail('not-well-formed', `invalid qualified name ${name}`); return; }
       const bound = scope?.get(prefix) ?? this.lookupPrefix(prefix);
       if (bound === undefined) { this.fail('bad-namespace-prefix', `unbound prefix ${prefix}`); return; }
       ns = bound;
-      // Prefixes are resolved here once; the element is re-declared with a default namespace.
-      if (ns !== (parent ? parent.ns : this.rootNs)) attrs.xmlns = ns;
     } else {
-      ns = attrs.xmlns ?? (parent ? parent.ns : this.rootNs);
+      ns = defaultNs;
     }
+    // Prefixes are resolved here once, and every element whose namespace is not its parent's says so
+    // with xmlns: serialised, it then means the same (an unprefixed child of a prefixed element is in
+    // the default namespace, not in its parent's).
+    if (ns !== parentNs) attrs.xmlns = ns;
     const element = new Element(local, attrs, [], ns);
     if (parent) parent.children.push(element);
     else this.stanzaStart = this.consumed + tagPos;
@@ -299,6 +343,7 @@ export class XmlStreamParser {
       return;
     }
     this.stack.push(element);
+    this.defaults.push(defaultNs);
     this.rawNames.push(name);
     this.scopes.push(scope);
   }
@@ -322,6 +367,7 @@ export class XmlStreamParser {
     const top = this.stack.pop()!;
     const raw = this.rawNames.pop();
     this.scopes.pop();
+    this.defaults.pop();
     if (raw !== name) { this.fail('not-well-formed', `</${name}> does not close <${raw}>`); return; }
     if (this.stack.length === 0) this.emitStanza(top, end);
   }

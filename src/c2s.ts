@@ -26,6 +26,8 @@ const PRESENCE_TYPES = new Set(['unavailable', 'subscribe', 'subscribed', 'unsub
 const IQ_TYPES = new Set(['get', 'set', 'result', 'error']);
 /** How long a session sent to another node waits for its pending stanzas before the last <a/>. */
 const MOVE_SETTLE_MS = 3000;
+/** How long it waits for the client to say what it received (its <a/> to our <r/>). */
+const CONFIRM_RECEIVED_MS = 1000;
 
 /** Failed-authentication counters (cluster-wide): by address and by account. */
 export interface AuthThrottle {
@@ -430,7 +432,7 @@ export class ClientSession implements LocalSession {
     // taken get a little time to complete (a room commit on another node), so the last <a/> counts them
     // and the client does not send them twice.
     this.leaving = true;
-    await this.sm.settled(MOVE_SETTLE_MS);
+    await Promise.all([this.sm.settled(MOVE_SETTLE_MS), this.sm.confirmReceived(this.conn, CONFIRM_RECEIVED_MS)]);
     const conn = this.conn;
     if (!conn) return;
     const ack = this.sm.ack();

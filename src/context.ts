@@ -240,6 +240,9 @@ export interface Server {
 export interface Module {
   readonly name: string;
   init(server: Server): void | Promise<void>;
-  /** Called at shutdown, before storage closes. */
-  stop?(): void | Promise<void>;
+  /**
+   * Called at shutdown, before storage closes: stops what init started for this server only (tests
+   * and tools run several servers in one process).
+   */
+  stop?(server: Server): void | Promise<void>;
 }

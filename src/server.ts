@@ -147,7 +147,7 @@ export class ServerCore implements Server, StreamHost {
     for (const l of this.listeners) await quietly(() => l.close());
     await quietly(() => this.web?.close());
     await quietly(() => this.components?.close());
-    for (const m of [...this.modules].reverse()) await quietly(() => m.stop?.());
+    for (const m of [...this.modules].reverse()) await quietly(() => m.stop?.(this));
     await quietly(() => this.metrics.close());
     if (this.sessions) await quietly(() => this.sessions.close());
     if (this.stores) await quietly(() => this.stores.db.close());
@@ -276,7 +276,7 @@ export class ServerCore implements Server, StreamHost {
     for (const s of sessions) s.end('shutdown');
     await new Promise((r) => setTimeout(r, 50));
     this.web?.close();
-    for (const m of [...this.modules].reverse()) await m.stop?.();
+    for (const m of [...this.modules].reverse()) await m.stop?.(this);
     for (const p of this.pendingIq.values()) clearTimeout(p.timer);
     await this.metrics.close();
     this.held?.stop();

@@ -164,3 +164,16 @@ describe('Jid', () => {
     }
   });
 });
+
+describe('parseJid: preparation is idempotent (found by fuzzing)', () => {
+  // U+0130 lower-cases to i + U+0307, which NFKC orders after U+05C2; without a second normalisation the
+  // domain of a parsed JID parsed again gave another string.
+  for (const input of ['\u0130\u05C2', 'user@\u0130\u05C2.example', '\u0130\u05C2@example.com']) {
+    it(JSON.stringify(input), () => {
+      const once = parseJid(input);
+      const twice = parseJid(once.toString());
+      expect(twice.toString()).to.equal(once.toString());
+      expect(twice.equals(once)).to.equal(true);
+    });
+  }
+});

@@ -87,6 +87,89 @@ describe('XML stream parser', () => {
     expect(r.stanzas[0]!.text()).to.equal('\uFFFD');
   });
 
+  it('rejects invalid UTF-8 in a read that also holds a literal U+FFFD', () => {
+    const r = run([Buffer.from(HEADER), Buffer.concat([Buffer.from('<m>\uFFFD'), Buffer.from([0xff]), Buffer.from('</m>')])]);
+    expect(r.errors).to.deep.equal(['not-well-formed']);
+    expect(r.stanzas).to.deep.equal([]);
+  });
+
+  it('names a comment a comment when its opening is split across reads (found by fuzzing)', () => {
+    const texts: string[] = [];
+    const p = new XmlStreamParser({ streamStart: () => {}, stanza: () => {}, streamEnd: () => {}, error: (_c, text) => texts.push(text) });
+    p.write(HEADER);
+    p.write('<!-');
+    p.write('- hi -->');
+    expect(texts).to.deep.equal(['comments are not allowed']);
+  });
+
+  it('rejects characters XML forbids inside CDATA too (found by fuzzing)', () => {
+    const r = run([HEADER, '<message><body><![CDATA[a\u000fb]]></body></message>']);
+    expect(r.errors).to.deep.equal(['not-well-formed']);
+    expect(r.stanzas).to.deep.equal([]);
+  });
+
+  it('holds an XML declaration to the size limit whether it comes in one read or many (found by fuzzing)', () => {
+    const decl = `<?xml version='1.0' ${'x'.repeat(3000)}?>`;
+    const limits = { maxStanzaSize: 2048, maxDepth: 10 };
+    expect(run([decl + HEADER.slice(HEADER.indexOf('?>') + 2)], limits).errors).to.deep.equal(['policy-violation']);
+    expect(run([...decl].map((c) => c), limits).errors).to.deep.equal(['policy-violation']);
+  });
+
+  it('rejects a qualified name with two colons (found by fuzzing)', () => {
+    const r = run([HEADER, "<p::x xmlns:p='urn:p'/>"]);
+    expect(r.errors).to.deep.equal(['not-well-formed']);
+    expect(r.stanzas).to.deep.equal([]);
+  });
+
+  it('rejects a qualified name whose local part is no name, like p:8 (found by fuzzing)', () => {
+    const r = run([HEADER, "<p:8 xmlns:p='urn:p'/>"]);
+    expect(r.errors).to.deep.equal(['not-well-formed']);
+    expect(r.stanzas).to.deep.equal([]);
+  });
+
+  it('puts an unprefixed child of a prefixed element in the default namespace, not its parent\'s', () => {
+    const r = run([HEADER, "<message><p:x xmlns:p='urn:p'><c/><d xmlns='urn:d'><e/></d></p:x><q:y xmlns:q='urn:q' xmlns='urn:z'><f/></q:y></message>"]);
+    expect(r.errors).to.deep.equal([]);
+    const [x, y] = r.stanzas[0]!.elements();
+    expect([x!.ns, x!.elements()[0]!.ns, x!.elements()[1]!.ns, x!.elements()[1]!.elements()[0]!.ns]).to.deep.equal(['urn:p', 'jabber:client', 'urn:d', 'urn:d']);
+    expect([y!.ns, y!.elements()[0]!.ns]).to.deep.equal(['urn:q', 'urn:z']);
+    // Serialised and parsed again, every element keeps its namespace.
+    const again = run([HEADER, r.stanzas[0]!.toString()]).stanzas[0]!;
+    expect(again.elements()[0]!.elements()[0]!.ns).to.equal('jabber:client');
+    expect(again.elements()[1]!.elements()[0]!.ns).to.equal('urn:z');
+  });
+
+  it('does not hold white-space keep-alives against the size limit (found by fuzzing)', () => {
+    const r = run([HEADER, ...Array.from({ length: 3000 }, () => ' '), '<presence/>'], { maxStanzaSize: 2048, maxDepth: 10 });
+    expect(r.errors).to.deep.equal([]);
+    expect(r.stanzas.length).to.equal(1);
+  });
+
+  it('takes text as it comes, entities split across reads included', () => {
+    const body = Buffer.from("<message><body>a &amp; b &#x1F600; c &lt;&#65;</body></message>");
+    const r = run([HEADER, ...Array.from(body, (b) => Buffer.from([b]))]);
+    expect(r.errors).to.deep.equal([]);
+    expect(r.stanzas[0]!.getChildText('body')).to.equal('a & b \u{1F600} c <A');
+  });
+
+  it('refuses a reference longer than any entity, whether it arrives whole or a byte at a time', () => {
+    const ref = `&#${'0'.repeat(40)}65;`;
+    expect(run([HEADER, `<message><body>${ref}</body></message>`]).errors).to.deep.equal(['not-well-formed']);
+    expect(run([HEADER, '<message><body>', ...ref.split('')]).errors).to.deep.equal(['not-well-formed']);
+  });
+
+  it('parses a long body sent one byte per read in linear time (a slow sender)', function () {
+    this.timeout(60_000);
+    const body = Buffer.from(`<message><body>${'x'.repeat(256 * 1024 - 100)}</body></message>`);
+    const t0 = performance.now();
+    const r = run([HEADER, ...Array.from({ length: body.length }, (_, i) => body.subarray(i, i + 1))]);
+    const ms = performance.now() - t0;
+    expect(r.errors).to.deep.equal([]);
+    expect(r.stanzas.length).to.equal(1);
+    // Held and scanned again at every read, this took about 20 s; taken as it comes, well under one.
+    expect(ms).to.be.below(5000);
+  });
+
   it('enforces the stanza size limit, even before the stanza ends', () => {
     const r = run([HEADER, '<message><body>' + 'x'.repeat(3000)], { maxStanzaSize: 2048, maxDepth: 10 });
     expect(r.errors).to.deep.equal(['policy-violation']);

@@ -1,12 +1,12 @@
 // The admin operations in a running server: the ad-hoc face on the server JID, the local socket
 // face, and what other nodes must do when an operation changes something they hold.
-import type { Module } from '../context.js';
+import type { Module, Server } from '../context.js';
 import { adminCommands, chatCommands } from './catalog.js';
 import { registerAdhocFace } from './faces/adhoc.js';
 import { serveAdminSocket, type AdminSocket } from './faces/socket.js';
 import { END_SESSION_TOPIC, USER_DELETED_TOPIC } from '../accounts.js';
 
-let sockets: AdminSocket[] = [];
+const sockets = new WeakMap<Server, AdminSocket>();
 
 export const adminModule: Module = {
   name: 'admin',
@@ -24,11 +24,11 @@ export const adminModule: Module = {
       const d = data as { username?: unknown } | null;
       if (d && typeof d.username === 'string') void server.hooks.fire('user/deleted', { username: d.username });
     });
-    sockets.push(await serveAdminSocket(server));
+    sockets.set(server, await serveAdminSocket(server));
   },
-  async stop() {
-    const closing = sockets;
-    sockets = [];
-    await Promise.all(closing.map((s) => s.close()));
+  async stop(server) {
+    const socket = sockets.get(server);
+    sockets.delete(server);
+    await socket?.close();
   },
 };

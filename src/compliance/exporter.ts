@@ -352,8 +352,6 @@ export class ComplianceExporter {
 }
 
 const exporters = new WeakMap<Server, ComplianceExporter>();
-// Exporters of every server started in this process (tests run several), stopped with them.
-const started = new Set<ComplianceExporter>();
 
 /** This node's exporter (the module starts it). */
 export function complianceExporter(server: Server): ComplianceExporter {
@@ -375,12 +373,9 @@ export const complianceExporterModule: Module = {
       leaseMs: envMs('PERCH_COMPLIANCE_LEASE_MS'), tickMs: envMs('PERCH_COMPLIANCE_TICK_MS'),
     });
     exporters.set(server, exporter);
-    started.add(exporter);
     exporter.start();
   },
-  async stop() {
-    const stopping = [...started];
-    started.clear();
-    await Promise.all(stopping.map((e) => e.stop()));
+  async stop(server) {
+    await exporters.get(server)?.stop();
   },
 };

@@ -413,7 +413,7 @@ const ROSTER_GROUPS = 'pubsub#roster_groups_allowed';
  * Nodes a file may give items of without their configuration (Prosody's older exports): these hold
  * private data (XEP-0223), so they stay private rather than take the PEP default (presence).
  */
-const PRIVATE_NODES = new Set(['urn:xmpp:bookmarks:1', 'storage:bookmarks', 'urn:xmpp:mds:displayed:0']);
+const PRIVATE_NODES = new Set([NS.bookmarks, 'storage:bookmarks', NS.mdsDisplayed]);
 
 /**
  * A user's <pubsub/> elements: the #owner one (per node: <configure/> with a XEP-0004 form,

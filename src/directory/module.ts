@@ -12,7 +12,7 @@ const LEASE_KEY = 'directory-ldap-sync';
 const FIRST_RUN_MS = Number(process.env.PERCH_DIRECTORY_SYNC_FIRST_MS) > 0 ? Number(process.env.PERCH_DIRECTORY_SYNC_FIRST_MS) : 10_000;
 
 const timers = new Map<Server, NodeJS.Timeout>();
-const inflight = new Set<Promise<unknown>>();
+const inflight = new Map<Server, Set<Promise<unknown>>>();
 
 async function tick(server: Server, intervalMs: number): Promise<void> {
   const ldap = server.config.directory.ldap;
@@ -52,8 +52,10 @@ export const directorySyncModule: Module = {
     if (!ldap || ldap.syncIntervalMinutes === 0) return;
     const intervalMs = ldap.syncIntervalMinutes * 60_000;
     const run = () => {
-      const p = tick(server, intervalMs).finally(() => inflight.delete(p));
-      inflight.add(p);
+      let mine = inflight.get(server);
+      if (!mine) inflight.set(server, (mine = new Set()));
+      const p = tick(server, intervalMs).finally(() => mine.delete(p));
+      mine.add(p);
     };
     const first = setTimeout(() => {
       run();
@@ -64,9 +66,10 @@ export const directorySyncModule: Module = {
     first.unref();
     timers.set(server, first);
   },
-  async stop() {
-    for (const t of timers.values()) { clearTimeout(t); clearInterval(t); }
-    timers.clear();
-    await Promise.allSettled([...inflight]);
+  async stop(server) {
+    const t = timers.get(server);
+    if (t) { clearTimeout(t); clearInterval(t); }
+    timers.delete(server);
+    await Promise.allSettled([...(inflight.get(server) ?? [])]);
   },
 };

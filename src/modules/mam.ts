@@ -156,8 +156,6 @@ export class StanzaIds {
 
 // --- the module -------------------------------------------------------------------------------------
 
-// The writers of the servers started in this process, flushed when they stop.
-const writers = new Set<ArchiveWriter>();
 
 export const mamModule: Module = {
   name: MODULE,
@@ -165,7 +163,6 @@ export const mamModule: Module = {
     const writer = archiveWriter(server);
     // The policy of accounts that never set preferences (archive.defaultPolicy; XEP-0313 §6).
     const serverDefault: Readonly<MamPrefs> = Object.freeze({ ...DEFAULT_PREFS, default: server.config.archive.defaultPolicy });
-    writers.add(writer);
     const ids = new StanzaIds();
     const bareOf = (user: string) => `${user}@${server.domain}`;
 
@@ -412,9 +409,8 @@ export const mamModule: Module = {
     });
   },
 
-  async stop() {
-    await Promise.all([...writers].map((w) => w.flushed()));
-    writers.clear();
+  async stop(server) {
+    await archiveWriter(server).flushed();
   },
 };
 

@@ -8,7 +8,7 @@ import type { LocalSession, Module, Server } from '../context.js';
 const SCAN_MS = 5000;
 
 /** One scan timer per started server (tests may run several in one process). */
-const scanTimers = new Set<NodeJS.Timeout>();
+const scanTimers = new WeakMap<Server, NodeJS.Timeout>();
 
 function startIdleScan(server: Server): void {
   const idleMs = server.config.ping.idleSeconds * 1000;
@@ -41,7 +41,7 @@ function startIdleScan(server: Server): void {
     }
   }, Math.min(SCAN_MS, idleMs));
   timer.unref();
-  scanTimers.add(timer);
+  scanTimers.set(server, timer);
 }
 
 export const pingModule: Module = {
@@ -53,8 +53,8 @@ export const pingModule: Module = {
     server.disco.hostFeatures.add(NS.ping);
     startIdleScan(server);
   },
-  stop() {
-    for (const t of scanTimers) clearInterval(t);
-    scanTimers.clear();
+  stop(server) {
+    clearInterval(scanTimers.get(server));
+    scanTimers.delete(server);
   },
 };

@@ -19,9 +19,8 @@ export function mucServices(server: Server): Map<string, MucService> {
   return services.get(server) ?? new Map();
 }
 
-// Services of every server started in this process (tests run several), stopped with them.
-const started = new Set<MucService>();
-const stoppers: (() => void)[] = [];
+// What each server's init started, stopped with that server.
+const stoppers = new WeakMap<Server, (() => void)[]>();
 
 export const mucModule: Module = {
   name: 'muc',
@@ -40,12 +39,11 @@ export const mucModule: Module = {
       service.start();
       server.disco.hostItems.push({ jid: s.domain, name: s.name });
     }
-    for (const s of byDomain.values()) started.add(s);
     server.cluster.on(CLUSTER_TOPIC, (data) => {
       const f = data as ForwardedStanza;
       byDomain.get(f.service)?.onForwarded(f);
     });
-    stoppers.push(watchRoomLeases(server, byDomain.values()));
+    stoppers.set(server, [watchRoomLeases(server, byDomain.values())]);
     // The node that finds another one dead runs cluster/lost; rooms held by every other node must hear
     // of it too (their occupants on the dead node leave), so it tells them.
     server.hooks.on('cluster/lost', ({ node, records }) => {
@@ -88,9 +86,9 @@ export const mucModule: Module = {
       collect() { this.set(writer.written); },
     });
   },
-  async stop() {
-    for (const stop of stoppers.splice(0)) stop();
-    await Promise.all([...started].map((s) => s.stop()));
-    started.clear();
+  async stop(server) {
+    for (const stop of stoppers.get(server) ?? []) stop();
+    stoppers.delete(server);
+    await Promise.all([...mucServices(server).values()].map((s) => s.stop()));
   },
 };

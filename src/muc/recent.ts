@@ -4,6 +4,7 @@
 // are forgotten. Filled from the archive when the room is loaded, so the node that takes a room over
 // after a crash knows what the one before it committed.
 import type { ArchivedMessage } from '../../storage/types.js';
+import { NS } from '../../protocol/namespaces.js';
 
 /** A message the room accepted: its reflection once committed; those that came again meanwhile wait. */
 export interface Accepted {
@@ -31,7 +32,7 @@ const ID_ATTR = /\sid=(?:'([^']*)'|"([^"]*)")/;
 /** The origin-id a stored stanza carries (cheap: no parse), if any. */
 export function storedOriginId(xml: string): string | null {
   const m = ORIGIN_ID.exec(xml);
-  if (!m || !m[0].includes('urn:xmpp:sid:0')) return null;
+  if (!m || !m[0].includes(NS.sid)) return null;
   const id = ID_ATTR.exec(m[0]);
   return id ? (id[1] ?? id[2] ?? null) : null;
 }

@@ -590,5 +590,5 @@ export const pubsubModule: Module = {
     bookmarksSync.init(server, ps);
     initVcardToAvatar(server, ps);
   },
-  stop() { current = null; },
+  stop(server) { if (current?.server === server) current = null; },
 };

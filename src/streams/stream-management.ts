@@ -51,6 +51,8 @@ export class StreamManagement implements CompletionSource {
   /** <r/> requests waiting for pending stanzas (answered when they complete, or after ACK_WAIT_MS). */
   private waitingRequests = 0;
   private readonly settleWaiters: (() => void)[] = [];
+  /** Waiting for the client's next <a/> (a planned close asks what it received). */
+  private readonly ackWaiters: (() => void)[] = [];
   private ackTimer: NodeJS.Timeout | null = null;
   /** The client's last h: stanzas of ours it has confirmed, modulo 2^32. */
   private ackedOut = 0;
@@ -81,6 +83,21 @@ export class StreamManagement implements CompletionSource {
       if (this.waitingRequests > 0) this.answerRequests();
       for (const settle of this.settleWaiters.splice(0)) settle();
     }
+  }
+
+  /**
+   * Asks the client to confirm what it received (an <r/>) and resolves on its <a/>, or after maxMs; at
+   * once when nothing is unconfirmed. Before a planned close: what it confirms is not sent again (to
+   * offline storage, then to it) after it reconnects.
+   */
+  confirmReceived(conn: Transport, maxMs: number): Promise<void> {
+    if (!this.enabled || this.unacked.length === 0) return Promise.resolve();
+    conn.write(`<r xmlns='${NS.sm}'/>`);
+    this.ackRequestPending = true;
+    return new Promise<void>((resolve) => {
+      const timer = setTimeout(resolve, maxMs);
+      this.ackWaiters.push(() => { clearTimeout(timer); resolve(); });
+    });
   }
 
   /** Resolves once nothing received is still being handled, or after maxMs (a planned close waits on it). */
@@ -177,6 +194,7 @@ export class StreamManagement implements CompletionSource {
       case 'a':
         this.ackRequestPending = false;
         this.acknowledge(Number(el.attrs.h), conn);
+        for (const done of this.ackWaiters.splice(0)) done();
         return;
     }
     conn.streamError('unsupported-stanza-type', `unexpected <${el.name}> of stream management`);

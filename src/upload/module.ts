@@ -9,7 +9,7 @@ import { uploadStanzaHandler } from './slots.js';
 
 interface Running { http: UploadHttp; timer: NodeJS.Timeout | null; server: Server; domain: string }
 // Services of every server started in this process (tests run several), stopped with them.
-const running = new Set<Running>();
+const running = new WeakMap<Server, Running>();
 
 /** Seconds between expiry runs: an hour, sooner when files expire within hours (down to 10 s). */
 function expiryInterval(days: number | null): number {
@@ -51,14 +51,14 @@ export const uploadModule: Module = {
     });
     const timer = setInterval(expire, expiryInterval(cfg.expireUnreferencedDays) * 1000);
     timer.unref();
-    running.add({ http, timer, server, domain });
+    running.set(server, { http, timer, server, domain });
   },
-  async stop() {
-    for (const r of running) {
-      if (r.timer) clearInterval(r.timer);
-      r.server.router.removeDomain(r.domain);
-      await r.http.close();
-    }
-    running.clear();
+  async stop(server) {
+    const r = running.get(server);
+    if (!r) return;
+    running.delete(server);
+    if (r.timer) clearInterval(r.timer);
+    r.server.router.removeDomain(r.domain);
+    await r.http.close();
   },
 };
