@@ -402,10 +402,10 @@ export class ClientSession implements LocalSession {
     if (!this.conn) return void this.end('closed');
     if (opts?.ack && !this.conn.isClosing && !this.leaving) {
       // As in moveAway: nothing new is handled; what was taken gets a moment to complete, so the <a/>
-      // counts it.
+      // counts it, and the client says what it received.
       this.leaving = true;
       this.forgetResumption();
-      void this.sm.settled(MOVE_SETTLE_MS).then(() => {
+      void Promise.all([this.sm.settled(MOVE_SETTLE_MS), this.sm.confirmReceived(this.conn, CONFIRM_RECEIVED_MS)]).then(() => {
         const conn = this.conn;
         if (!conn || conn.isClosing) return;
         const ack = this.sm.ack();
