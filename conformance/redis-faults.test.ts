@@ -322,12 +322,24 @@ describe('conformance: Redis restarted empty or cut off (two nodes, private Redi
     await deliveredBy(c[bob]!, c[dave]!, `${dave}@localhost`, 'chat', Date.now(), 3000);
     // Node A delivers between its own clients...
     await deliveredBy(c[alice]!, c[carol]!, `${carol}@localhost`, 'chat', Date.now(), 3000);
-    // ... and what it cannot route comes back as an error, not silence.
+    // ... and what it cannot route nor keep comes back as an error, not silence (no-store: no archive
+    // holds it for bob).
     const sentAt = Date.now();
-    await c[alice]!.xmpp.send(xml('message', { to: `${bob}@localhost`, type: 'chat', id: 'cut-1' }, xml('body', {}, 'while cut off')));
+    await c[alice]!.xmpp.send(xml('message', { to: `${bob}@localhost`, type: 'chat', id: 'cut-1' }, xml('body', {}, 'while cut off'),
+      xml('no-store', { xmlns: 'urn:xmpp:hints' })));
     const bounced = await c[alice]!.waitFor((el) => el.is('message') && el.attrs.id === 'cut-1' && el.attrs.type === 'error', 8000);
     expect(bounced.getChild('error')?.getChild('recipient-unavailable')).to.not.equal(undefined);
     const errorAfterMs = Date.now() - sentAt;
+    // A message bob's archive keeps is kept, not refused: held on A and delivered to bob after the cut.
+    await c[alice]!.xmpp.send(xml('message', { to: `${bob}@localhost`, type: 'chat', id: 'cut-kept' }, xml('body', {}, 'kept while cut off')));
+    const keptArrives = c[bob]!.waitFor((el) => el.is('message') && el.attrs.id === 'cut-kept' && el.attrs.type === 'chat', PARTITION_MS + 15_000);
+    keptArrives.catch(() => {});
+    // The room A holds takes nothing it could not fan out to B: refused (type wait) before committing.
+    const roomSentAt = Date.now();
+    await c[carol]!.xmpp.send(xml('message', { to: `${room1}@${MUC}`, type: 'groupchat', id: 'cut-room' }, xml('body', {}, 'room while cut off')));
+    const roomRefused = await c[carol]!.waitFor((el) => el.is('message') && el.attrs.id === 'cut-room' && el.attrs.type === 'error', 8000);
+    expect(roomRefused.getChild('error')?.attrs.type).to.equal('wait');
+    const roomErrorAfterMs = Date.now() - roomSentAt;
     const left = PARTITION_MS - (Date.now() - cutAt);
     if (left > 0) await sleep(left);
     proxy.setCut(null);
@@ -344,9 +356,14 @@ describe('conformance: Redis restarted empty or cut off (two nodes, private Redi
       await online(nodeA!, carol);
       await join(c[alice]!, room2, 'alice');
     }
+    // Kept during the cut: bob gets it live once A reaches Redis again (A held it for B).
+    await keptArrives;
+    const keptAfterHealMs = Date.now() - healedAt;
     const t = Date.now();
     const figures = {
       errorAfterMs,
+      roomErrorAfterMs,
+      keptAfterHealMs,
       sessionsEnded: endedClean.length,
       oneToOneAtoB: await deliveredBy(c[alice]!, c[bob]!, `${bob}@localhost`, 'chat', t, 8000),
       oneToOneBtoA: await deliveredBy(c[bob]!, c[alice]!, `${alice}@localhost`, 'chat', t, 8000),
@@ -359,5 +376,7 @@ describe('conformance: Redis restarted empty or cut off (two nodes, private Redi
     // One line per outage, not one per reconnection attempt.
     expect(nodeA!.logs.filter((l) => l.includes('session store unreachable')).length - warnedBefore).to.equal(1);
     expect(nodeA!.logs.filter((l) => l.includes('Unhandled error event'))).to.deep.equal([]);
+    // No room message was taken while A was cut off: carol's refused one is nowhere.
+    expect(c[dave]!.received.some((el) => el.attrs.id === 'cut-room')).to.equal(false);
   });
 });

@@ -410,8 +410,22 @@ export class ClientSession implements LocalSession {
     }
   }
 
-  close(condition?: string, text?: string): void {
+  close(condition?: string, text?: string, opts?: { ack?: boolean }): void {
     if (!this.conn) return void this.end('closed');
+    if (opts?.ack && !this.conn.isClosing && !this.leaving) {
+      // As in moveAway: nothing new is handled; what was taken gets a moment to complete, so the <a/>
+      // counts it, and the client says what it received.
+      this.leaving = true;
+      this.forgetResumption();
+      void Promise.all([this.sm.settled(MOVE_SETTLE_MS), this.sm.confirmReceived(this.conn, CONFIRM_RECEIVED_MS)]).then(() => {
+        const conn = this.conn;
+        if (!conn || conn.isClosing) return;
+        const ack = this.sm.ack();
+        if (ack) conn.write(ack);
+        this.close(condition, text);
+      });
+      return;
+    }
     if (condition) this.conn.streamError(condition as StreamErrorCondition, text);
     else this.conn.closeStream();
     // Closing on purpose: no resumption.

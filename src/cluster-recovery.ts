@@ -69,7 +69,9 @@ export function watchSessionStore(server: Server): SessionStoreWatch {
     for (const rec of reset.records) {
       const s: LocalSession | undefined = server.local.get(rec.jid);
       if (s) {
-        if (!s.closed) s.close('reset', 'this server lost contact with its cluster; please reconnect');
+        // The <a/> first: what was handled (kept, or refused with an error) is not sent again (a
+        // one-to-one message would be archived twice).
+        if (!s.closed) s.close('reset', 'this server lost contact with its cluster; please reconnect', { ack: true });
       } else {
         // Not a client (a component's domain): nobody was told it went, so it is simply registered again.
         await sessions.put(rec).catch((err: unknown) => server.log.warn('session store: registering a component again failed', { err, jid: rec.jid }));

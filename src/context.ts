@@ -26,8 +26,11 @@ export interface LocalSession {
   send(stanza: Element): void;
   /** Sends an already serialised stanza. */
   sendRaw(xml: string, name: string): void;
-  /** Ends the session with a stream error (or a clean close when condition is omitted). */
-  close(condition?: string, text?: string): void;
+  /**
+   * Ends the session with a stream error (or a clean close when condition is omitted). ack: first an
+   * XEP-0198 <a/> for what was handled, so the client does not send that again after reconnecting.
+   */
+  close(condition?: string, text?: string, opts?: { ack?: boolean }): void;
   /** Per-module state, keyed by module name. */
   readonly data: Map<string, unknown>;
   readonly closed: boolean;

@@ -29,6 +29,8 @@ import { ComponentListener } from './component.js';
 import { watchSessionStore, type SessionStoreWatch } from './cluster-recovery.js';
 
 /** d: deliver x to a local session; k: a session was replaced; m: a module topic; r: the reply x to a request of that node. */
+import { HeldForNodes } from './cluster-held.js';
+import { readStanzaHead } from '../protocol/stanza-head.js';
 import { encodeClusterMessage, type ClusterEnvelope } from './cluster-message.js';
 
 /** The node that sent a server request, from the request's id (see request()). */
@@ -89,6 +91,8 @@ export class ServerCore implements Server, StreamHost {
   private components: ComponentListener | null = null;
   private web: WebListener | null = null;
   private storeWatch: SessionStoreWatch | null = null;
+  /** Groupchat messages for nodes that cannot be reached now, sent again once they can. */
+  private held: HeldForNodes | null = null;
   private stopping = false;
   private nodeState: 'active' | 'draining' = 'active';
   readonly ports: Record<string, number> = {};
@@ -102,7 +106,7 @@ export class ServerCore implements Server, StreamHost {
     this.router = new StanzaRouter({
       server: this,
       deliverLocal: (full, stanza, name) => this.deliverLocal(full, stanza, name),
-      forward: (node, full, xml) => this.sendCluster(node, { t: 'd', to: full, x: xml }, () => this.unroutable(xml)),
+      forward: (node, full, xml) => this.forwardStanza(node, full, xml),
       handleIq: (stanza, from, to) => this.handleIq(stanza, from, to),
     });
     const core = this;
@@ -160,7 +164,11 @@ export class ServerCore implements Server, StreamHost {
     this.sessions = await openSessionStore({ redisUrl: c.redisUrl, nodeId: c.nodeId });
     this.authThrottle = new AuthThrottle(this.sessions);
     this.sessions.onMessage((payload) => this.onClusterMessage(payload));
-    this.sessions.onNodeLost((node, records) => void this.hooks.fire('cluster/lost', { node, records }));
+    this.held = new HeldForNodes((node, payload) => this.sessions.send(node, payload), (full) => this.sessions.get(full)?.since, this.log);
+    this.sessions.onNodeLost((node, records) => {
+      this.held?.drop(node);
+      void this.hooks.fire('cluster/lost', { node, records });
+    });
     this.storeWatch = watchSessionStore(this);
     await this.sessions.start();
     this.tlsContext = await loadTlsContext(c, this.log);
@@ -271,6 +279,7 @@ export class ServerCore implements Server, StreamHost {
     for (const m of [...this.modules].reverse()) await m.stop?.(this);
     for (const p of this.pendingIq.values()) clearTimeout(p.timer);
     await this.metrics.close();
+    this.held?.stop();
     await this.sessions.close();
     await this.stores.db.close();
     this.log.info('perch stopped');
@@ -537,6 +546,25 @@ export class ServerCore implements Server, StreamHost {
     });
   }
 
+  /**
+   * A stanza for a session on another node. One that cannot get there is bounced to its sender (never
+   * silence), except a message that is kept already (a room's, or one in the recipient's archive): it
+   * is held for that node and sent again, in order, once the node can be reached (cluster-held.ts).
+   */
+  private forwardStanza(node: string, full: string, xml: string): void {
+    const payload = JSON.stringify({ t: 'd', to: full, x: xml } satisfies ClusterEnvelope);
+    const held = this.held;
+    const since = this.sessions.get(full)?.since;
+    // The start tag is read only when something is held or a send failed (not on the hot path).
+    if (held?.has(node) && keptForRecipient(xml, full)) return held.hold(node, payload, full, since);
+    void this.sessions.send(node, payload).catch((e) => {
+      if (this.storeWatch?.isUp() !== false) this.log.warn('cluster send failed', { err: e, node });
+      else this.log.debug('cluster send failed', { err: e, node });
+      if (held && keptForRecipient(xml, full)) held.hold(node, payload, full, since);
+      else this.unroutable(xml);
+    });
+  }
+
   /** A stanza for a session on a node that cannot be reached: its sender learns it (never silence). */
   private unroutable(xml: string): void {
     const el = parseStanzaString(xml);
@@ -566,6 +594,20 @@ export class ServerCore implements Server, StreamHost {
       this.clusterTopics.get(env.topic)?.(env.data);
     }
   }
+}
+
+/**
+ * Is this message kept where its recipient finds it (so it must not be bounced as not kept)? A
+ * groupchat message (its room committed it before fanning it out), or one the recipient's archive
+ * holds already (it carries the stanza id that archive gave it, XEP-0359).
+ */
+function keptForRecipient(xml: string, full: string): boolean {
+  const head = readStanzaHead(xml);
+  if (head?.name !== 'message') return false;
+  if (head.attrs.type === 'groupchat') return true;
+  if (!xml.includes(NS.sid)) return false;
+  const bare = tryParseJid(full)?.bareString();
+  return parseStanzaString(xml)?.getChildren('stanza-id', NS.sid).some((c) => c.attrs.by === bare) === true;
 }
 
 function nameOf(xml: string): string {

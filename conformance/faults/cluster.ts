@@ -1,5 +1,6 @@
 // Three Perch nodes as separate processes on a private PostgreSQL cluster and a private Redis, each
 // node reaching Redis through its own proxy (services.ts) so that one node alone can be cut off.
+import { writeFileSync } from 'node:fs';
 import { Redis } from 'ioredis';
 import { startServer, type RunningServer } from '../harness.js';
 import { CuttableProxy, PrivatePostgres, PrivateRedis } from './services.js';
@@ -145,6 +146,9 @@ export class FaultCluster {
   }
 
   async close(): Promise<void> {
+    // FAULTS_LOG_DIR: every node's whole log kept there (node-<i>.log), to read what a round did.
+    const dir = process.env.FAULTS_LOG_DIR;
+    if (dir) for (const [i, n] of this.nodes.entries()) if (n) writeFileSync(`${dir}/node-${i}.log`, n.logs.join('\n') + '\n');
     await Promise.all(this.nodes.map((n, i) => (n ? this.killNode(i) : undefined)));
     for (const p of this.proxies) await p.close();
     await this.redis.stop();

@@ -69,7 +69,7 @@ export interface RoundResult {
   detail: {
     lostRoom: number; lostChat: number; lostArchiveOnly: number;
     unackedArchived: number; drops: number; resumes: number; freshLogins: number;
-    lostExamples: string[]; duplicateExamples: string[]; notes: string[];
+    lostExamples: string[]; duplicateExamples: string[]; keptExamples: string[]; notes: string[];
     /** Lost messages by the second (from the fault) they were sent in. */
     lostBySecond: Record<string, number>;
     /** What the clients that lost their connection did (reconnections, resumptions, refusals). */
@@ -280,6 +280,7 @@ async function check(cluster: FaultCluster, faultName: string, round: number, ru
   const errors: Record<string, number> = {};
   const lostExamples: string[] = [];
   const duplicateExamples: string[] = [];
+  const keptExamples: string[] = [];
   for (const [ci, c] of clients.entries()) {
     for (const m of c.outgoing.values()) {
       if (m.writes > 0) sent++;
@@ -317,7 +318,10 @@ async function check(cluster: FaultCluster, faultName: string, round: number, ru
       if (m.kind === 'room' && archivedN > 1) twice = true;
       // An error reply tells the sender it was not kept: refused, not lost (counted apart).
       if (m.errors.length) {
-        if (anywhere.get(m.token)) refusedButKept++;
+        if (anywhere.get(m.token)) {
+          refusedButKept++;
+          if (keptExamples.length < 5) keptExamples.push(`${m.token} (${m.kind} from c${ci} to ${m.to}: ${m.errors.join(', ')}; archived ${archivedN}, anywhere ${anywhere.get(m.token)})`);
+        }
         continue;
       }
       if (archivedN === 0 || !everywhere) {
@@ -358,7 +362,7 @@ async function check(cluster: FaultCluster, faultName: string, round: number, ru
       drops: clients.reduce((s, c) => s + c.drops, 0),
       resumes: clients.reduce((s, c) => s + c.resumes, 0),
       freshLogins: clients.reduce((s, c) => s + c.freshLogins, 0),
-      lostExamples, duplicateExamples, notes, lostBySecond,
+      lostExamples, duplicateExamples, keptExamples, notes, lostBySecond,
       clientEvents: clients.flatMap((c, i) => (c.drops ? c.events.slice(0, 12).map((e) => `c${i} ${new Date(e.at).toISOString().slice(11, 23)} ${e.what}`) : [])),
     },
   };

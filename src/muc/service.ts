@@ -54,6 +54,11 @@ const RESEND_SAME_OWNER_MS = 3_000;
 const RESEND_TICK_MS = 250;
 /** A forwarded stanza no owner confirmed in this long is refused to its sender. */
 const GIVE_UP_MS = 15_000;
+/**
+ * Lease renewals unanswered this long (a link to Redis that went silent): the node fences itself, as
+ * when Redis is known down, until a renewal is answered again.
+ */
+const RENEW_STALL_MS = 1_000;
 /** An empty persistent room stays loaded this long before it is unloaded. */
 const IDLE_UNLOAD_MS = 60_000;
 /** How long a remembered owner of a room on another node is trusted before asking again. */
@@ -108,6 +113,10 @@ export class MucService implements RoomHost, FeatureContext {
   private timer: NodeJS.Timeout | null = null;
   private resendTimer: NodeJS.Timeout | null = null;
   private renewing = false;
+  /** When the lease renewals in flight were sent (null: none in flight). */
+  private renewSentAt: number | null = null;
+  /** False while the session store is known unreachable. */
+  private storeUp = true;
   /** When this node sent the last successful acquisition or renewal of each room lease it holds. */
   private readonly leaseSentAt = new Map<string, number>();
   /** Forwarded stanzas waiting for the owner's confirmation, by id. */
@@ -134,6 +143,7 @@ export class MucService implements RoomHost, FeatureContext {
 
   start(): void {
     this.server.router.addDomain(this.domain, (stanza) => this.route(stanza, 0));
+    this.server.sessions.onHealth((h) => { this.storeUp = h.up; });
     this.timer = setInterval(() => void this.tick(), RENEW_MS);
     this.timer.unref();
     this.resendTimer = setInterval(() => this.resendUnconfirmed(), RESEND_TICK_MS);
@@ -300,8 +310,25 @@ export class MucService implements RoomHost, FeatureContext {
     return undefined;
   }
 
+  /**
+   * Cut off from Redis (known down, or lease renewals unanswered for RENEW_STALL_MS): this node could
+   * commit a message and not fan it out to the other nodes, nor reach an owner elsewhere. It takes
+   * nothing new for any room until Redis answers again.
+   */
+  fenced(): boolean {
+    if (!this.storeUp) return true;
+    return this.renewSentAt !== null && Date.now() - this.renewSentAt > RENEW_STALL_MS;
+  }
+
   /** Hands an admitted stanza to the room: here, after loading it, or on the node that holds it. */
   private deliver(name: string, stanza: Element, hops: number, done: Done | null): void {
+    if (this.fenced()) {
+      // Refused before anything is committed: the sender knows, and sends again later (type wait).
+      const reply = errorReply(stanza, new StanzaError('recipient-unavailable', 'the room is not reachable now; try again', 'wait'));
+      if (reply) this.server.router.route(reply);
+      done?.();
+      return;
+    }
     const room = this.owned(name);
     if (room) {
       continueWith(stanza, done, () => room.handle(stanza));
@@ -380,6 +407,8 @@ export class MucService implements RoomHost, FeatureContext {
         waiting.done?.();
         continue;
       }
+      // Kept, to be sent once this node reaches Redis again (or refused at GIVE_UP_MS): never both.
+      if (this.fenced()) continue;
       waiting.lastSent = now;
       const known = this.remote.get(waiting.room);
       if (known?.node === waiting.node) this.remote.delete(waiting.room);
@@ -672,6 +701,7 @@ export class MucService implements RoomHost, FeatureContext {
     if (this.renewing) return;
     this.renewing = true;
     const now = Date.now();
+    if (this.rooms.size > 0) this.renewSentAt = now;
     try {
       await Promise.all([...this.rooms.values()].map(async (room) => {
         if (room.empty && now - room.lastActive > IDLE_UNLOAD_MS && !this.saving.has(room.name)) {
@@ -693,6 +723,7 @@ export class MucService implements RoomHost, FeatureContext {
       }));
     } finally {
       this.renewing = false;
+      this.renewSentAt = null;
     }
     for (const [name, r] of this.remote) if (now - r.at > REMOTE_TTL_MS) this.remote.delete(name);
   }
