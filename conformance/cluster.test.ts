@@ -1,50 +1,29 @@
 // Two server processes sharing real PostgreSQL and Redis: routing, presence and session conflicts
 // across nodes. Needs the services; under CI their absence fails the suite, locally it skips.
 import { expect } from 'chai';
-import pg from 'pg';
 import {
-  startServer, login, randomName, sleep, xml, IN_CI, PG_ADMIN_URL, CLUSTER_REDIS_URL, servicesAvailable,
+  startServer, login, randomName, sleep, xml, CLUSTER_REDIS_URL, useClusterDatabase,
   type RunningServer, type LoggedIn,
 } from './harness.js';
 
 const REDIS_URL = CLUSTER_REDIS_URL;
 
 
-function databaseUrl(name: string): string {
-  const u = new URL(PG_ADMIN_URL);
-  u.pathname = `/${name}`;
-  return u.toString();
-}
 
 describe('conformance: cluster (PostgreSQL + Redis)', function () {
   this.timeout(30000);
-  const dbName = randomName('perch_conf_');
+  const db = useClusterDatabase('perch_conf_', 'cluster conformance tests');
   const alice = randomName('ca');
   const bob = randomName('cb');
   const carol = randomName('cc');
   const dave = randomName('cd');
   let nodeA: RunningServer | undefined;
   let nodeB: RunningServer | undefined;
-  let created = false;
   const clients: LoggedIn[] = [];
 
   before(async function () {
     this.timeout(90000);
-    const missing = await servicesAvailable();
-    if (missing) {
-      if (IN_CI) throw new Error(`cluster conformance needs PostgreSQL and Redis (CI=true): ${missing}`);
-      console.warn(`    skipping the cluster conformance tests: ${missing}`);
-      this.skip();
-    }
-    const admin = new pg.Client({ connectionString: PG_ADMIN_URL });
-    await admin.connect();
-    try {
-      await admin.query(`CREATE DATABASE ${dbName}`);
-      created = true;
-    } finally {
-      await admin.end();
-    }
-    const url = databaseUrl(dbName);
+    const url = db.url;
     const users = { [alice]: 'pw', [bob]: 'pw', [carol]: 'pw', [dave]: 'pw' };
     nodeA = await startServer({ databaseUrl: url, redisUrl: REDIS_URL, nodeId: randomName('conf-a-'), users });
     // The users are in the shared database already; node B only connects to it.
@@ -61,15 +40,7 @@ describe('conformance: cluster (PostgreSQL + Redis)', function () {
     this.timeout(60000);
     await nodeA?.stop();
     await nodeB?.stop();
-    if (created) {
-      const admin = new pg.Client({ connectionString: PG_ADMIN_URL });
-      await admin.connect();
-      try {
-        await admin.query(`DROP DATABASE IF EXISTS ${dbName} WITH (FORCE)`);
-      } finally {
-        await admin.end();
-      }
-    }
+    await db.drop();
   });
 
   async function on(node: RunningServer, user: string, resource?: string): Promise<LoggedIn> {

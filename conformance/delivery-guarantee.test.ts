@@ -7,18 +7,13 @@
 import { expect } from 'chai';
 import pg from 'pg';
 import {
-  startServer, login, rawLogin, connectRaw, openSecureStream, openStream, randomName, sleep, xml, IN_CI, PG_ADMIN_URL,
-  CLUSTER_REDIS_URL, servicesAvailable, type RunningServer, type LoggedIn, type RawSession,
+  startServer, login, rawLogin, connectRaw, openSecureStream, openStream, randomName, sleep, xml, useClusterDatabase,
+  CLUSTER_REDIS_URL, type RunningServer, type LoggedIn, type RawSession,
 } from './harness.js';
 
 const MUC = 'conference.localhost';
 const MUC_NS = 'http://jabber.org/protocol/muc';
 
-function databaseUrl(name: string): string {
-  const u = new URL(PG_ADMIN_URL);
-  u.pathname = `/${name}`;
-  return u.toString();
-}
 
 /** The h of every <a/> received so far, in order. */
 function acks(raw: RawSession): number[] {
@@ -27,7 +22,7 @@ function acks(raw: RawSession): number[] {
 
 describe('conformance: delivery guarantees across nodes (XEP-0198 acks, room owner killed)', function () {
   this.timeout(120000);
-  const dbName = randomName('perch_guar_');
+  const db = useClusterDatabase('perch_guar_', 'delivery guarantee tests');
   const owner = randomName('go');
   const sender = randomName('gs');
   const watcher = randomName('gw');
@@ -36,27 +31,12 @@ describe('conformance: delivery guarantees across nodes (XEP-0198 acks, room own
   const keeper = randomName('gk');
   let nodeA: RunningServer | undefined;
   let nodeB: RunningServer | undefined;
-  let created = false;
   let url = '';
   const clients: { stop(): Promise<void> | void }[] = [];
 
   before(async function () {
     this.timeout(90000);
-    const missing = await servicesAvailable();
-    if (missing) {
-      if (IN_CI) throw new Error(`delivery guarantee tests need PostgreSQL and Redis (CI=true): ${missing}`);
-      console.warn(`    skipping the delivery guarantee tests: ${missing}`);
-      this.skip();
-    }
-    const admin = new pg.Client({ connectionString: PG_ADMIN_URL });
-    await admin.connect();
-    try {
-      await admin.query(`CREATE DATABASE ${dbName}`);
-      created = true;
-    } finally {
-      await admin.end();
-    }
-    url = databaseUrl(dbName);
+    url = db.url;
     const users = { [owner]: 'pw', [sender]: 'pw', [watcher]: 'pw', [stranded]: 'pw', [refusee]: 'pw', [keeper]: 'pw' };
     nodeA = await startServer({ databaseUrl: url, redisUrl: CLUSTER_REDIS_URL, nodeId: randomName('guar-a-'), users });
     nodeB = await startServer({ databaseUrl: url, redisUrl: CLUSTER_REDIS_URL, nodeId: randomName('guar-b-'), users, skipUserCreation: true });
@@ -67,15 +47,7 @@ describe('conformance: delivery guarantees across nodes (XEP-0198 acks, room own
     await Promise.all(clients.splice(0).map(async (c) => { try { await c.stop(); } catch { /* gone with its node */ } }));
     await nodeA?.stop();
     await nodeB?.kill();
-    if (created) {
-      const admin = new pg.Client({ connectionString: PG_ADMIN_URL });
-      await admin.connect();
-      try {
-        await admin.query(`DROP DATABASE IF EXISTS ${dbName} WITH (FORCE)`);
-      } finally {
-        await admin.end();
-      }
-    }
+    await db.drop();
   });
 
   async function createRoom(c: LoggedIn, room: string, nick: string): Promise<void> {

@@ -557,6 +557,49 @@ export function useTestDatabase(prefix: string): { url: string } {
   return db;
 }
 
+/**
+ * For the suites that start several nodes on the shared PostgreSQL and Redis (what: how their skip or
+ * failure names them): before the suite's own hooks, checks both answer (skips the suite when they do
+ * not, fails it under CI=true) and creates a database of its own; the suite's after() calls drop() once
+ * its nodes are stopped.
+ */
+export function useClusterDatabase(prefix: string, what: string): { url: string; drop(): Promise<void> } {
+  const name = randomName(prefix);
+  const db = {
+    url: '',
+    async drop() {
+      if (!db.url) return;
+      db.url = '';
+      const admin = new pg.Client({ connectionString: PG_ADMIN_URL });
+      await admin.connect();
+      try {
+        await admin.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+      } finally {
+        await admin.end();
+      }
+    },
+  };
+  before(async function () {
+    const missing = await servicesAvailable();
+    if (missing) {
+      if (IN_CI) throw new Error(`${what} need PostgreSQL and Redis (CI=true): ${missing}`);
+      console.warn(`    skipping the ${what}: ${missing}`);
+      this.skip();
+    }
+    const admin = new pg.Client({ connectionString: PG_ADMIN_URL });
+    await admin.connect();
+    try {
+      await admin.query(`CREATE DATABASE ${name}`);
+    } finally {
+      await admin.end();
+    }
+    const u = new URL(PG_ADMIN_URL);
+    u.pathname = `/${name}`;
+    db.url = u.toString();
+  });
+  return db;
+}
+
 /** Redis for the suites that start several nodes. */
 export const CLUSTER_REDIS_URL = process.env.CONFORMANCE_REDIS_URL ?? 'redis://127.0.0.1:6379';
 

@@ -5,19 +5,13 @@
 // Redis: messages from node B flow to a client of node A while A stops, the client answering the <r/>
 // with a delay (as over a slow network); then it logs in on B and no message has come twice.
 import { expect } from 'chai';
-import pg from 'pg';
 import {
-  startServer, rawLogin, randomName, sleep, IN_CI, PG_ADMIN_URL, CLUSTER_REDIS_URL, servicesAvailable,
+  startServer, rawLogin, randomName, sleep, CLUSTER_REDIS_URL, useClusterDatabase,
   type RunningServer, type RawSession,
 } from './harness.js';
 
 const SM = 'urn:xmpp:sm:3';
 
-function databaseUrl(name: string): string {
-  const u = new URL(PG_ADMIN_URL);
-  u.pathname = `/${name}`;
-  return u.toString();
-}
 
 /** Tokens of the test messages in a received text, with repetitions. */
 function tokens(text: string): string[] {
@@ -31,31 +25,16 @@ function stanzaCount(text: string): number {
 
 describe('conformance: a planned close confirms what the client received', function () {
   this.timeout(120000);
-  const dbName = randomName('perch_close_');
+  const db = useClusterDatabase('perch_close_', 'planned close tests');
   const sender = randomName('ps');
   const recipient = randomName('pr');
   let nodeA: RunningServer | undefined;
   let nodeB: RunningServer | undefined;
-  let created = false;
   const open: RawSession[] = [];
 
   before(async function () {
     this.timeout(90000);
-    const missing = await servicesAvailable();
-    if (missing) {
-      if (IN_CI) throw new Error(`planned close tests need PostgreSQL and Redis (CI=true): ${missing}`);
-      console.warn(`    skipping the planned close tests: ${missing}`);
-      this.skip();
-    }
-    const admin = new pg.Client({ connectionString: PG_ADMIN_URL });
-    await admin.connect();
-    try {
-      await admin.query(`CREATE DATABASE ${dbName}`);
-      created = true;
-    } finally {
-      await admin.end();
-    }
-    const url = databaseUrl(dbName);
+    const url = db.url;
     const users = { [sender]: 'pw', [recipient]: 'pw' };
     nodeA = await startServer({ databaseUrl: url, redisUrl: CLUSTER_REDIS_URL, nodeId: randomName('close-a-'), users });
     nodeB = await startServer({ databaseUrl: url, redisUrl: CLUSTER_REDIS_URL, nodeId: randomName('close-b-'), users, skipUserCreation: true });
@@ -66,15 +45,7 @@ describe('conformance: a planned close confirms what the client received', funct
     for (const s of open.splice(0)) s.close();
     await nodeA?.kill();
     await nodeB?.kill();
-    if (created) {
-      const admin = new pg.Client({ connectionString: PG_ADMIN_URL });
-      await admin.connect();
-      try {
-        await admin.query(`DROP DATABASE IF EXISTS ${dbName} WITH (FORCE)`);
-      } finally {
-        await admin.end();
-      }
-    }
+    await db.drop();
   });
 
   it('no message reaches the client twice (live before the close, then from offline storage)', async () => {
