@@ -4,15 +4,12 @@
 // them unchanged, a bad pubsub record is refused with its line and nothing changes, and a version-1
 // file (before these kinds) still imports.
 import { expect } from 'chai';
-import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { gunzipSync, gzipSync } from 'node:zlib';
-import { DATABASE_URL, probePostgres } from './services.js';
-import { openPglite } from '../storage/db-pglite.js';
-import { openPostgres } from '../storage/db-postgres.js';
+import { sqlBackends } from './services.js';
 import { migrate } from '../storage/migrations.js';
 import { createSqlStores } from '../storage/sql-stores.js';
 import { createPubsubStore, type PubsubStore } from '../storage/sql-pubsub.js';
@@ -29,23 +26,7 @@ const PUBSUB = 'pubsub.localhost';
 const BOOKMARKS = 'urn:xmpp:bookmarks:1';
 const bookmark = (room: string) => `<conference xmlns="${BOOKMARKS}" autojoin="true" name="${room}"><nick>alice</nick></conference>`;
 
-const backends: { name: string; open(): Promise<{ db: Db; dispose(): Promise<void> }> }[] = [
-  { name: 'PGlite (memory)', async open() { const db = await openPglite(null); return { db, dispose: () => db.close() }; } },
-  {
-    name: 'PostgreSQL',
-    async open() {
-      try {
-        await probePostgres();
-      } catch (e) {
-        if (process.env.CI === 'true') throw e;
-        return Promise.reject(Object.assign(new Error(`PostgreSQL unreachable: ${(e as Error).message}`), { skip: true }));
-      }
-      const schema = `perch_test_${randomBytes(4).toString('hex')}`;
-      const db = await openPostgres(DATABASE_URL, { schema });
-      return { db, async dispose() { await db.query(`DROP SCHEMA ${schema} CASCADE`); await db.close(); } };
-    },
-  },
-];
+const backends = sqlBackends;
 
 async function rejection(p: Promise<unknown>): Promise<FormatError> {
   try { await p; } catch (e) { expect(e).to.be.instanceOf(FormatError); return e as FormatError; }

@@ -1,6 +1,10 @@
 // The real services the storage tests run against, and a probe for each (CI fails when one is down).
 import { Redis } from 'ioredis';
 import pg from 'pg';
+import { randomBytes } from 'node:crypto';
+import { openPglite } from '../storage/db-pglite.js';
+import { openPostgres } from '../storage/db-postgres.js';
+import type { Db } from '../storage/types.js';
 
 export const DATABASE_URL = process.env.DATABASE_URL ?? 'postgres://root@127.0.0.1:5432/test';
 
@@ -30,3 +34,25 @@ export async function probeRedis(): Promise<void> {
     r.disconnect();
   }
 }
+
+/**
+ * The SQL backends a storage test runs on: embedded PGlite in memory, and PostgreSQL in a schema of
+ * its own (open rejects with skip set when PostgreSQL is down, except under CI=true).
+ */
+export const sqlBackends: { name: string; open(): Promise<{ db: Db; dispose(): Promise<void> }> }[] = [
+  { name: 'PGlite (memory)', async open() { const db = await openPglite(null); return { db, dispose: () => db.close() }; } },
+  {
+    name: 'PostgreSQL',
+    async open() {
+      try {
+        await probePostgres();
+      } catch (e) {
+        if (process.env.CI === 'true') throw e;
+        return Promise.reject(Object.assign(new Error(`PostgreSQL unreachable: ${(e as Error).message}`), { skip: true }));
+      }
+      const schema = `perch_test_${randomBytes(4).toString('hex')}`;
+      const db = await openPostgres(DATABASE_URL, { schema });
+      return { db, async dispose() { await db.query(`DROP SCHEMA ${schema} CASCADE`); await db.close(); } };
+    },
+  },
+];

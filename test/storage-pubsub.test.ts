@@ -2,10 +2,7 @@
 // the engine's rules over it (PEP auto-create, publish-options preconditions, access models), on
 // PGlite and on PostgreSQL.
 import { expect } from 'chai';
-import { randomBytes } from 'node:crypto';
-import { DATABASE_URL, probePostgres } from './services.js';
-import { openPglite } from '../storage/db-pglite.js';
-import { openPostgres } from '../storage/db-postgres.js';
+import { sqlBackends } from './services.js';
 import { migrate } from '../storage/migrations.js';
 import { createPubsubStore, type PubsubStore } from '../storage/sql-pubsub.js';
 import type { Db } from '../storage/types.js';
@@ -13,23 +10,7 @@ import { Element } from '../protocol/xml.js';
 import { StanzaError } from '../protocol/errors.js';
 import { PubsubEngine, type ServicePolicy } from '../src/pubsub/engine.js';
 
-const backends: { name: string; open(): Promise<{ db: Db; dispose(): Promise<void> }> }[] = [
-  { name: 'PGlite (memory)', async open() { const db = await openPglite(null); return { db, dispose: () => db.close() }; } },
-  {
-    name: 'PostgreSQL',
-    async open() {
-      try {
-        await probePostgres();
-      } catch (e) {
-        if (process.env.CI === 'true') throw e;
-        return Promise.reject(Object.assign(new Error(`PostgreSQL unreachable: ${(e as Error).message}`), { skip: true }));
-      }
-      const schema = `perch_test_${randomBytes(4).toString('hex')}`;
-      const db = await openPostgres(DATABASE_URL, { schema });
-      return { db, async dispose() { await db.query(`DROP SCHEMA ${schema} CASCADE`); await db.close(); } };
-    },
-  },
-];
+const backends = sqlBackends;
 
 const payload = (text: string): Element => new Element('entry', { xmlns: 'urn:example:entry' }).t(text);
 

@@ -1,37 +1,18 @@
 // The upload store (slots, quotas, the stored state with its compliance event in one transaction,
 // the expiry job's queries) and the directory blob store, on PGlite and on PostgreSQL.
 import { expect } from 'chai';
-import { randomBytes } from 'node:crypto';
 import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { Readable } from 'node:stream';
-import { DATABASE_URL, probePostgres } from './services.js';
-import { openPglite } from '../storage/db-pglite.js';
-import { openPostgres } from '../storage/db-postgres.js';
+import { sqlBackends } from './services.js';
 import { migrate } from '../storage/migrations.js';
 import { createSqlStores } from '../storage/sql-stores.js';
 import { BlobSizeError, createFsBlobStore } from '../storage/blobs-fs.js';
 import type { ComplianceEvent, DataStores, Db, NewUpload } from '../storage/types.js';
 import { runUploadExpiry } from '../src/upload/expiry.js';
 
-const backends: { name: string; open(): Promise<{ db: Db; dispose(): Promise<void> }> }[] = [
-  { name: 'PGlite (memory)', async open() { const db = await openPglite(null); return { db, dispose: () => db.close() }; } },
-  {
-    name: 'PostgreSQL',
-    async open() {
-      try {
-        await probePostgres();
-      } catch (e) {
-        if (process.env.CI === 'true') throw e;
-        return Promise.reject(Object.assign(new Error(`PostgreSQL unreachable: ${(e as Error).message}`), { skip: true }));
-      }
-      const schema = `perch_test_${randomBytes(4).toString('hex')}`;
-      const db = await openPostgres(DATABASE_URL, { schema });
-      return { db, async dispose() { await db.query(`DROP SCHEMA ${schema} CASCADE`); await db.close(); } };
-    },
-  },
-];
+const backends = sqlBackends;
 
 let n = 0;
 function slot(extra: Partial<NewUpload> = {}): NewUpload {
