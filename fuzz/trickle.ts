@@ -19,10 +19,12 @@ function parseMs(body: string, bytesPerRead: number): number {
 }
 
 const rows: string[][] = [['shape', 'size', 'one read ms', 'one byte per read ms']];
-for (const size of [4096, 16384, 65536]) {
+for (const size of [4096, 16384, 65536, 262000]) {
   const shapes: [string, string][] = [
     ['text', `<message><body>${'x'.repeat(size)}</body></message>`],
     ['attribute', `<message id='${'x'.repeat(size)}'/>`],
+    ['attribute name', `<message ${'x'.repeat(size)}='1'/>`],
+    ['element name', `<${'x'.repeat(size)}/>`],
   ];
   for (const [shape, body] of shapes) {
     rows.push([shape, String(size), parseMs(body, body.length).toFixed(1), parseMs(body, 1).toFixed(1)]);

@@ -74,47 +74,123 @@ const isSpace = (c: number) => c === 32 || c === 9 || c === 10 || c === 13;
  * look at a serialised stanza's head.
  */
 export function readStartTag(buf: string, pos: number): StartTag | 'more' | { error: string } {
-  const len = buf.length;
-  let i = pos + 1;
-  while (i < len) {
-    const ch = buf.charCodeAt(i);
-    if (isSpace(ch) || ch === 47 || ch === 62) break;
-    i++;
+  return new StartTagReader().begin(buf, pos);
+}
+
+/** Where a start tag split across reads stopped: what follows the name, an attribute's name or its value. */
+const enum Phase { Name, Gap, Slash, AttrName, BeforeValue, Value }
+
+/**
+ * A start tag read in pieces: 'more' means every character given so far is taken, and the next read
+ * goes on from where this one stopped. A tag trickled in one byte per read is read in linear time
+ * (holding it in the buffer and reading it again from '<' at every read was quadratic), and a
+ * character that can never be in an attribute value fails as soon as it arrives.
+ */
+export class StartTagReader {
+  private phase = Phase.Name;
+  /** Characters of the name, attribute name or attribute value under way, from earlier reads. */
+  private parts: string[] = [];
+  private name = '';
+  private attrs: Attrs = {};
+  private attrName = '';
+  private quote = '';
+  private sawSpace = false;
+
+  /** Starts on the tag at buf[pos] ('<'). */
+  begin(buf: string, pos: number): StartTag | 'more' | { error: string } {
+    if (this.parts.length) this.parts = [];
+    return this.read(buf, pos + 1, Phase.Name, '', {}, '', '', false);
   }
-  if (i >= len) return 'more';
-  const name = buf.slice(pos + 1, i);
-  if (!NAME.test(name)) return { error: 'invalid element name' };
-  const attrs: Attrs = {};
-  for (;;) {
-    let sawSpace = false;
-    while (i < len && isSpace(buf.charCodeAt(i))) { sawSpace = true; i++; }
-    if (i >= len) return 'more';
-    const ch = buf.charCodeAt(i);
-    if (ch === 62 /* > */) return { name, attrs, selfClosing: false, end: i + 1 };
-    if (ch === 47 /* / */) {
-      if (i + 1 >= len) return 'more';
-      if (buf.charCodeAt(i + 1) !== 62) return { error: 'expected > after /' };
-      return { name, attrs, selfClosing: true, end: i + 2 };
+
+  /** Goes on with the tag from buf[i]; a result's end is an index into this buf. */
+  feed(buf: string, i: number): StartTag | 'more' | { error: string } {
+    return this.read(buf, i, this.phase, this.name, this.attrs, this.attrName, this.quote, this.sawSpace);
+  }
+
+  // The state lives in locals and is stored only when a read ends inside the tag: the reader outlives
+  // many tags, and storing each tag's new objects in it would cost the garbage collector on every tag.
+  private read(buf: string, i: number, phase: Phase, name: string, attrs: Attrs, attrName: string, quote: string, sawSpace: boolean): StartTag | 'more' | { error: string } {
+    const len = buf.length;
+    if (phase === Phase.Name) {
+      const from = i;
+      while (i < len) {
+        const ch = buf.charCodeAt(i);
+        if (isSpace(ch) || ch === 47 || ch === 62) break;
+        i++;
+      }
+      if (i >= len) { this.hold(buf, from); return this.pause(phase, name, attrs, attrName, quote, sawSpace); }
+      name = this.taken(buf, from, i);
+      if (!NAME.test(name)) return { error: 'invalid element name' };
+      phase = Phase.Gap;
     }
-    if (!sawSpace) return { error: 'attributes must be separated by white space' };
-    const eq = buf.indexOf('=', i);
-    if (eq === -1) return 'more';
-    const attrName = buf.slice(i, eq).trimEnd();
-    if (!NAME.test(attrName)) return { error: 'invalid attribute name' };
-    let q = eq + 1;
-    while (q < len && isSpace(buf.charCodeAt(q))) q++;
-    if (q >= len) return 'more';
-    const quote = buf[q];
-    if (quote !== '"' && quote !== "'") return { error: 'attribute value must be quoted' };
-    const close = buf.indexOf(quote, q + 1);
-    if (close === -1) return 'more';
-    const raw = buf.slice(q + 1, close);
-    if (raw.indexOf('<') !== -1 || INVALID_CHARS.test(raw)) return { error: 'invalid character in attribute value' };
-    const value = decodeEntities(raw);
-    if (value === null) return { error: 'undefined entity in attribute value' };
-    if (Object.hasOwn(attrs, attrName)) return { error: `duplicate attribute ${attrName}` };
-    attrs[attrName] = value;
-    i = close + 1;
+    // Phases in the order a tag's parts come, each falling into the next.
+    for (;;) {
+      if (phase === Phase.Gap) {
+        while (i < len && isSpace(buf.charCodeAt(i))) { sawSpace = true; i++; }
+        if (i >= len) return this.pause(phase, name, attrs, attrName, quote, sawSpace);
+        const ch = buf.charCodeAt(i);
+        if (ch === 62 /* > */) return { name, attrs, selfClosing: false, end: i + 1 };
+        if (ch === 47 /* / */) {
+          phase = Phase.Slash;
+          i++;
+        } else {
+          if (!sawSpace) return { error: 'attributes must be separated by white space' };
+          phase = Phase.AttrName;
+        }
+      }
+      if (phase === Phase.Slash) {
+        if (i >= len) return this.pause(phase, name, attrs, attrName, quote, sawSpace);
+        if (buf.charCodeAt(i) !== 62) return { error: 'expected > after /' };
+        return { name, attrs, selfClosing: true, end: i + 1 };
+      }
+      if (phase === Phase.AttrName) {
+        const eq = buf.indexOf('=', i);
+        if (eq === -1) { this.hold(buf, i); return this.pause(phase, name, attrs, attrName, quote, sawSpace); }
+        attrName = this.taken(buf, i, eq).trimEnd();
+        if (!NAME.test(attrName)) return { error: 'invalid attribute name' };
+        phase = Phase.BeforeValue;
+        i = eq + 1;
+      }
+      if (phase === Phase.BeforeValue) {
+        while (i < len && isSpace(buf.charCodeAt(i))) i++;
+        if (i >= len) return this.pause(phase, name, attrs, attrName, quote, sawSpace);
+        quote = buf[i]!;
+        if (quote !== '"' && quote !== "'") return { error: 'attribute value must be quoted' };
+        phase = Phase.Value;
+        i++;
+      }
+      // Phase.Value
+      const close = buf.indexOf(quote, i);
+      const piece = close === -1 ? buf.slice(i) : buf.slice(i, close);
+      if (piece.indexOf('<') !== -1 || INVALID_CHARS.test(piece)) return { error: 'invalid character in attribute value' };
+      if (close === -1) { this.parts.push(piece); return this.pause(phase, name, attrs, attrName, quote, sawSpace); }
+      const raw = this.parts.length ? this.taken(piece, 0, piece.length) : piece;
+      const value = decodeEntities(raw);
+      if (value === null) return { error: 'undefined entity in attribute value' };
+      if (Object.hasOwn(attrs, attrName)) return { error: `duplicate attribute ${attrName}` };
+      attrs[attrName] = value;
+      phase = Phase.Gap;
+      sawSpace = false;
+      i = close + 1;
+    }
+  }
+
+  private pause(phase: Phase, name: string, attrs: Attrs, attrName: string, quote: string, sawSpace: boolean): 'more' {
+    this.phase = phase; this.name = name; this.attrs = attrs; this.attrName = attrName; this.quote = quote; this.sawSpace = sawSpace;
+    return 'more';
+  }
+
+  /** Keeps buf[from..] for the next read. */
+  private hold(buf: string, from: number): void {
+    if (from < buf.length) this.parts.push(buf.slice(from));
+  }
+
+  /** The held characters and buf[from..to], and nothing held any more. */
+  private taken(buf: string, from: number, to: number): string {
+    if (this.parts.length === 0) return buf.slice(from, to);
+    const s = this.parts.join('') + buf.slice(from, to);
+    this.parts = [];
+    return s;
   }
 }
 
@@ -137,6 +213,9 @@ export class XmlStreamParser {
   private ended = false;
   /** The previous chunk's last two bytes (-1 when none): a literal U+FFFD may straddle two reads. */
   private tail = [-1, -1];
+  private readonly tagReader = new StartTagReader();
+  /** Where a start tag that is still arriving began (counted like consumed), or -1. */
+  private tagStart = -1;
 
   constructor(
     private readonly events: XmlStreamEvents,
@@ -145,6 +224,11 @@ export class XmlStreamParser {
 
   get depth(): number {
     return this.stack.length;
+  }
+
+  /** Characters held in the buffer for the next read (markup not yet complete). */
+  get held(): number {
+    return this.buf.length;
   }
 
   write(chunk: Buffer | string): void {
@@ -189,6 +273,7 @@ export class XmlStreamParser {
     const buf = this.buf;
     const len = buf.length;
     let pos = 0;
+    if (this.tagStart >= 0) pos = this.finishTag(this.tagReader.feed(buf, 0), len);
     while (pos < len && !this.failed && !this.ended) {
       if (buf.charCodeAt(pos) !== 60 /* < */) {
         const lt = buf.indexOf('<', pos);
@@ -257,10 +342,8 @@ export class XmlStreamParser {
           this.fail('restricted-xml', 'processing instructions are not allowed');
         }
       } else {
-        const next = this.startTag(buf, pos);
-        if (next < 0) break;
-        pos = next;
-        if (this.overLimit(pos)) break;
+        this.tagStart = this.consumed + pos;
+        pos = this.finishTag(this.tagReader.begin(buf, pos), len);
       }
     }
     if (this.failed || this.ended) return;
@@ -268,7 +351,7 @@ export class XmlStreamParser {
     this.buf = pos === 0 ? buf : buf.slice(pos);
     if (this.stanzaStart >= 0 && this.consumed + this.buf.length - this.stanzaStart > this.limits.maxStanzaSize) {
       this.fail('policy-violation', `stanza larger than ${this.limits.maxStanzaSize} characters`);
-    } else if (this.stanzaStart < 0 && this.buf.length > this.limits.maxStanzaSize) {
+    } else if (this.stanzaStart < 0 && this.consumed + this.buf.length - (this.tagStart >= 0 ? this.tagStart : this.consumed) > this.limits.maxStanzaSize) {
       this.fail('policy-violation', 'unterminated markup');
     }
   }
@@ -284,19 +367,25 @@ export class XmlStreamParser {
     return true;
   }
 
-  /** Parses a start tag at pos; returns the position after it, -1 when more input is needed, -2 on failure. */
-  private startTag(buf: string, pos: number): number {
-    const tag = readStartTag(buf, pos);
-    if (tag === 'more') return -1;
-    if ('error' in tag) { this.fail('not-well-formed', tag.error); return -2; }
-    this.open(tag.name, tag.attrs, tag.selfClosing, pos, tag.end);
-    return this.failed ? -2 : tag.end;
+  /**
+   * Acts on what the tag reader made of this read: opens the element, or keeps the tag's beginning in
+   * the reader (every character of the read is then taken), or fails. Returns where parsing goes on.
+   */
+  private finishTag(tag: StartTag | 'more' | { error: string }, len: number): number {
+    if (tag === 'more') return len;
+    const tagStart = this.tagStart;
+    this.tagStart = -1;
+    if ('error' in tag) { this.fail('not-well-formed', tag.error); return len; }
+    this.open(tag.name, tag.attrs, tag.selfClosing, tagStart, tag.end);
+    if (!this.failed) this.overLimit(tag.end);
+    return tag.end;
   }
 
-  private open(name: string, attrs: Attrs, selfClosing: boolean, tagPos: number, tagEnd: number): void {
+  /** tagStart: where the tag began, counted like consumed; tagEnd: the index in buf just after it. */
+  private open(name: string, attrs: Attrs, selfClosing: boolean, tagStart: number, tagEnd: number): void {
     if (this.rootName === null) {
       // The stream header is no stanza, but it is held to the same size.
-      if (tagEnd - tagPos > this.limits.maxStanzaSize) { this.fail('policy-violation', 'stream header too large'); return; }
+      if (this.consumed + tagEnd - tagStart > this.limits.maxStanzaSize) { this.fail('policy-violation', 'stream header too large'); return; }
       this.rootName = name;
       this.rootNs = attrs.xmlns ?? '';
       for (const k in attrs) if (k.startsWith('xmlns:')) this.rootPrefixes.set(k.slice(6), attrs[k]!);
@@ -337,7 +426,7 @@ export class XmlStreamParser {
     if (ns !== parentNs) attrs.xmlns = ns;
     const element = new Element(local, attrs, [], ns);
     if (parent) parent.children.push(element);
-    else this.stanzaStart = this.consumed + tagPos;
+    else this.stanzaStart = tagStart;
     if (selfClosing) {
       if (!parent) this.emitStanza(element, tagEnd);
       return;
