@@ -24,7 +24,7 @@ export class Metrics {
   });
   readonly archiveCommitSeconds = new client.Histogram({
     name: 'perch_archive_commit_seconds', help: 'Time from sending an archive batch statement to PostgreSQL to its commit (all lanes)',
-    buckets: [0.00025, 0.0005, 0.00075, 0.001, 0.0015, 0.002, 0.003, 0.004, 0.005, 0.0075, 0.01, 0.025, 0.05, 0.1, 0.5], registers: [this.registry],
+    buckets: [0.00025, 0.0005, 0.00075, 0.001, 0.0015, 0.002, 0.003, 0.004, 0.005, 0.0075, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5], registers: [this.registry],
   });
   /** The last self-test this node ran (the selftest admin command): 1 passed, 0 failed; its duration and when. */
   readonly selftestOk = new client.Gauge({ name: 'perch_selftest_ok', help: 'Last self-test run on this node passed (1) or failed (0)', registers: [this.registry] });
