@@ -107,11 +107,14 @@ export class ArchiveWriter {
   private enqueue(q: Queued): void {
     // The archives the item writes: its entries', or for compliance events alone their rooms' (a
     // room's archive is its JID), so a room's events keep their order with its messages.
-    const first = q.entry?.archive ?? q.compliance?.[0]?.room ?? null;
-    const lane = this.laneFor(first, q.also);
-    if (first !== null) this.pin(first, lane, q);
-    if (q.also) for (const e of q.also) this.pin(e.archive, lane, q);
-    if (q.entry === null && q.compliance) for (const c of q.compliance) if (c.room !== null && c.room !== first) this.pin(c.room, lane, q);
+    let lane = this.lanes[0]!;
+    if (this.lanes.length > 1) {
+      const first = q.entry?.archive ?? q.compliance?.[0]?.room ?? null;
+      lane = this.laneFor(first, q.also);
+      if (first !== null) this.pin(first, lane, q);
+      if (q.also) for (const e of q.also) this.pin(e.archive, lane, q);
+      if (q.entry === null && q.compliance) for (const c of q.compliance) if (c.room !== null && c.room !== first) this.pin(c.room, lane, q);
+    }
     lane.queued++;
     lane.queue.push(q);
     if (!lane.writing) {
@@ -123,7 +126,6 @@ export class ArchiveWriter {
 
   /** The lane of the first pinned archive among the item's, else the least busy (ties: the first archive's hash). */
   private laneFor(first: string | null, also: ArchiveEntry[] | null): Lane {
-    if (this.lanes.length === 1) return this.lanes[0]!;
     if (first !== null) {
       const pin = this.pins.get(first);
       if (pin) return pin.lane;
@@ -206,7 +208,7 @@ export class ArchiveWriter {
         }
       }
       lane.done += batch.length;
-      for (const q of batch) this.settled(q, lane);
+      if (this.lanes.length > 1) for (const q of batch) this.settled(q, lane);
       if (this.barriers.length > 0) {
         this.barriers = this.barriers.filter((b) => (b.at.every((at, i) => this.lanes[i]!.done >= at) ? (b.resolve(), false) : true));
       }
