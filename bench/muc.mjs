@@ -210,7 +210,7 @@ const perchServer = ({ name, title, root, db, governed = false, compliance = fal
     fs.mkdirSync(this.dir, { recursive: true });
     const cfg = {
       domain: DOMAIN, dataDir: this.dir, logLevel: 'warn', databaseUrl: pgUrl(this.db), redisUrl: REDIS_URL,
-      listen: { c2s: { host: '127.0.0.1', port: this.port }, c2sDirectTls: null, component: null, metrics: { host: '127.0.0.1', port: this.metricsPort }, upload: null },
+      listen: { c2s: { host: '127.0.0.1', port: this.port }, c2sDirectTls: null, component: null, metrics: { host: '127.0.0.1', port: this.metricsPort }, upload: null, websocket: null, websocketPlain: null },
       tls: { requireStartTls: false },
       limits: { authFailuresPerIp: 1_000_000, authFailuresPerAccount: 1_000_000, bytesPerSecond: 64 * 1024 * 1024, authTimeout: 120 },
       ping: { idleSeconds: 3600, timeoutSeconds: 60 },
@@ -269,26 +269,32 @@ const perchServer = ({ name, title, root, db, governed = false, compliance = fal
   },
   /**
    * How long room messages waited for their archive commit before fan-out, from the server's own histogram
-   * (perch_muc_commit_seconds, since this process started): {n, mean_ms, p50_le_ms, p99_le_ms} where the
-   * percentiles are the upper bounds of the buckets they fall in. Null when the metric is absent.
+   * (perch_muc_commit_seconds, since this process started): {n, mean_ms, p50_le_ms, p99_le_ms, p99_ms} where
+   * the _le percentiles are the upper bounds of the buckets they fall in and p99_ms is interpolated within
+   * its bucket (as PromQL's histogram_quantile). Null when the metric is absent. `metric` picks another
+   * histogram in seconds (perch_archive_commit_seconds: the archive writer's statements, commit included).
    */
-  async commitWait() {
+  async commitWait(metric = 'perch_muc_commit_seconds') {
     try {
       const text = await (await fetch(`http://127.0.0.1:${this.metricsPort}/metrics`)).text();
       const buckets = [];
       let sum = 0, n = 0;
       for (const line of text.split('\n')) {
-        if (!line.startsWith('perch_muc_commit_seconds')) continue;
+        if (!line.startsWith(metric)) continue;
         const v = Number(line.slice(line.lastIndexOf(' ') + 1));
         const le = /le="([^"]+)"/.exec(line);
-        if (line.startsWith('perch_muc_commit_seconds_bucket') && le) buckets.push([le[1] === '+Inf' ? Infinity : Number(le[1]) * 1000, v]);
-        else if (line.startsWith('perch_muc_commit_seconds_sum')) sum += v;
-        else if (line.startsWith('perch_muc_commit_seconds_count')) n += v;
+        if (line.startsWith(`${metric}_bucket`) && le) buckets.push([le[1] === '+Inf' ? Infinity : Number(le[1]) * 1000, v]);
+        else if (line.startsWith(`${metric}_sum`)) sum += v;
+        else if (line.startsWith(`${metric}_count`)) n += v;
       }
       if (!n) return null;
       buckets.sort((a, b) => a[0] - b[0]);
       const at = (p) => buckets.find(([, c]) => c >= p * n)?.[0] ?? null;
-      return { n, mean_ms: Math.round((sum / n) * 1e5) / 100, p50_le_ms: at(0.5), p99_le_ms: at(0.99) };
+      const i99 = buckets.findIndex(([, c]) => c >= 0.99 * n);
+      const [lo, cLo] = i99 > 0 ? buckets[i99 - 1] : [0, 0];
+      const [hi, cHi] = buckets[i99];
+      const p99 = hi === Infinity ? lo : lo + ((hi - lo) * (0.99 * n - cLo)) / Math.max(1, cHi - cLo);
+      return { n, mean_ms: Math.round((sum / n) * 1e5) / 100, p50_le_ms: at(0.5), p99_le_ms: at(0.99), p99_ms: Math.round(p99 * 100) / 100 };
     } catch { return null; }
   },
   async stop() {
@@ -656,6 +662,9 @@ const COMPARE_METRICS = [
   ['latency p50 ms', (r) => r.latency_ms?.p50, fmt, 'lower'],
   ['latency p99 ms', (r) => r.latency_ms?.p99, fmt, 'lower'],
   ['latency max ms', (r) => r.latency_ms?.max, (v) => fmt(v, 0), 'lower'],
+  ['wait for the archive commit before fan-out p99 ms (bucket bound)', (r) => r.commit_wait?.p99_le_ms, fmt, 'lower'],
+  ['archive statement commit p99 ms (perch_archive_commit_seconds, interpolated)', (r) => r.archive_commit?.p99_ms, fmt, 'lower'],
+  ['latency p99 − archive commit p99 ms', (r) => (r.archive_commit && r.latency_ms ? r.latency_ms.p99 - r.archive_commit.p99_ms : null), fmt, 'lower'],
   ['server CPU % of a core', (r) => r.resources?.server_cpu_pct, (v) => fmt(v, 0), 'lower'],
   ['server + db CPU µs per delivery', cpuPerDelivery, (v) => fmt(v, 0), 'lower'],
   ["other jobs' CPU % during the run (noise)", (r) => r.resources?.other_cpu_pct, (v) => fmt(v, 0), null],
@@ -835,6 +844,7 @@ async function runCase(c, srv, res) {
     res[srv.name][c.tag] = await measured(() => fresh(async (pid) => {
       const r = await xmppbench(srv.name, c.tag, [...c.argv, ...common, '--server-pid', pid, ...scram], srv.loadOptions?.());
       if (srv.commitWait) r.commit_wait = await srv.commitWait();
+      if (srv.commitWait) r.archive_commit = await srv.commitWait('perch_archive_commit_seconds');
       if (srv.governed) r.governed_rooms = await governedRooms(srv);
       return r;
     }));

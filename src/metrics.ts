@@ -17,6 +17,15 @@ export class Metrics {
     name: 'perch_routing_seconds', help: 'Time from a stanza arriving to it being handed to its destination',
     buckets: [0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05, 0.25], registers: [this.registry],
   });
+  /** The archive writer's batches (src/archive-writer.ts): entries per INSERT, and the statement's time to commit. */
+  readonly archiveBatchEntries = new client.Histogram({
+    name: 'perch_archive_batch_entries', help: 'Archive entries per batch statement (all lanes)',
+    buckets: [1, 2, 4, 8, 16, 32, 64, 128, 256, 512], registers: [this.registry],
+  });
+  readonly archiveCommitSeconds = new client.Histogram({
+    name: 'perch_archive_commit_seconds', help: 'Time from sending an archive batch statement to PostgreSQL to its commit (all lanes)',
+    buckets: [0.00025, 0.0005, 0.00075, 0.001, 0.0015, 0.002, 0.003, 0.004, 0.005, 0.0075, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5], registers: [this.registry],
+  });
   /** The last self-test this node ran (the selftest admin command): 1 passed, 0 failed; its duration and when. */
   readonly selftestOk = new client.Gauge({ name: 'perch_selftest_ok', help: 'Last self-test run on this node passed (1) or failed (0)', registers: [this.registry] });
   readonly selftestSeconds = new client.Gauge({ name: 'perch_selftest_duration_seconds', help: 'Duration of the last self-test run on this node', registers: [this.registry] });

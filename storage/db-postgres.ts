@@ -11,6 +11,12 @@ const MAX_PREPARED = 500;
 export const PLANNER_OPTIONS = '-c random_page_cost=1.1';
 
 /**
+ * Connections in a server's pool. The archive writer's lanes (src/archive-writer.ts) each hold one
+ * while a batch commits; the rest serve queries, logins and the other stores.
+ */
+export const POSTGRES_POOL_SIZE = 10;
+
+/**
  * PostgreSQL through a pg.Pool. `schema` (tests, multi-tenant set-ups) is created when missing and
  * put on every pooled connection's search_path via the startup `options` parameter, with the
  * planner settings below.
@@ -20,7 +26,7 @@ export async function openPostgres(url: string, opts: { schema?: string } = {}):
   if (schema !== undefined && !IDENT.test(schema)) throw new Error(`invalid schema name: ${schema}`);
   const pool = new pg.Pool({
     connectionString: url,
-    max: 10,
+    max: POSTGRES_POOL_SIZE,
     application_name: 'perch',
     options: `${PLANNER_OPTIONS}${schema ? ` -c search_path=${schema}` : ''}`,
   });

@@ -40,7 +40,7 @@ export interface RoomKit {
   stop(): Promise<void>;
 }
 
-export async function startRoomKit(opts: { admins?: string[]; messageBurst?: number; nodeId?: string } = {}): Promise<RoomKit> {
+export async function startRoomKit(opts: { admins?: string[]; messageBurst?: number; nodeId?: string; databaseUrl?: string } = {}): Promise<RoomKit> {
   const dataDir = await mkdtemp(path.join(tmpdir(), 'perch-muc-kit-'));
   const config = defaultConfig();
   config.dataDir = dataDir;
@@ -50,6 +50,7 @@ export async function startRoomKit(opts: { admins?: string[]; messageBurst?: num
   config.muc.services = [{ domain: SERVICE, name: 'Chatrooms' }];
   if (opts.admins) config.admins = opts.admins;
   if (opts.messageBurst !== undefined) config.muc.messageBurst = opts.messageBurst;
+  if (opts.databaseUrl) config.databaseUrl = opts.databaseUrl;
   const server = new ServerCore(config);
   await server.start();
   const service = mucServices(server).get(SERVICE)!;
