@@ -233,7 +233,7 @@ async function measure(c, n) {
     machine_busy_pct: m.machine_busy_pct, other_cpu_pct: m.other_cpu_pct,
     run_cpu_s: { perch: cpu.perch, postgres: cpu.pg, redis: cpu.redis },
   };
-  log(`    => ${c.name} x${n}: ${row.rate} ${c.unit}, server ${m.server_cpu_pct}% (${row.server_cpu_ms_per_op?.toFixed(3)} ms/op), load generator ${m.loadgen_cpu_pct}% (${row.loadgen_share_pct?.toFixed(0)}% of busy), whole run: perch ${cpu.perch.toFixed(1)} s, PostgreSQL ${cpu.pg.toFixed(1)} s, Redis ${cpu.redis.toFixed(1)} s CPU`);
+  log(`    => ${c.name} x${n}: ${row.rate} ${c.unit}, server ${m.server_cpu_pct}% (${row.server_cpu_ms_per_op?.toFixed(3)} ms/op), load generator ${m.loadgen_cpu_pct}% (${row.loadgen_share_pct?.toFixed(0)}% of busy), whole run: perch ${cpu.perch.toFixed(1)} s, PostgreSQL ${cpu.pg.toFixed(1)} s, Redis ${cpu.redis.toFixed(2)} s CPU`);
   if (OUT) fs.appendFileSync(OUT, JSON.stringify({ ...row, started: new Date().toISOString(), raw: r }) + '\n');
   return row;
 }
@@ -253,7 +253,7 @@ function table(rows) {
       const med = (k) => median(rs.map((r) => r[k]).filter((v) => v !== null));
       const rate = med('rate');
       const runs = rs.length > 1 ? ` (${rs.map((r) => f(r.rate)).join(', ')})` : '';
-      L.push(`| ${n === COUNTS[0] ? c.what : ''} | ${n} | ${f(rate)} ${c.unit}${runs} | ${base ? (rate / base).toFixed(2) + '×' : '–'} | ${f(med('server_cpu_pct'))} | ${f(med('server_cpu_ms_per_op'), 3)} | ${f(med('loadgen_cpu_pct'))} (${f(med('loadgen_share_pct'))}%) | ${f(med('machine_busy_pct'))} | ${f(median(rs.map((r) => r.run_cpu_s.perch)), 1)} / ${f(median(rs.map((r) => r.run_cpu_s.postgres)), 1)} / ${f(median(rs.map((r) => r.run_cpu_s.redis)), 1)} |`);
+      L.push(`| ${n === COUNTS[0] ? c.what : ''} | ${n} | ${f(rate)} ${c.unit}${runs} | ${base ? (rate / base).toFixed(2) + '×' : '–'} | ${f(med('server_cpu_pct'))} | ${f(med('server_cpu_ms_per_op'), 3)} | ${f(med('loadgen_cpu_pct'))} (${f(med('loadgen_share_pct'))}%) | ${f(med('machine_busy_pct'))} | ${f(median(rs.map((r) => r.run_cpu_s.perch)), 1)} / ${f(median(rs.map((r) => r.run_cpu_s.postgres)), 1)} / ${f(median(rs.map((r) => r.run_cpu_s.redis)), 2)} |`);
     }
   }
   return L.join('\n');
