@@ -5,6 +5,7 @@
 //   npm run build && node bench/workers.mjs                  login storm, chat and room fan-out at saturation
 //   node bench/workers.mjs --quick                            small sizes, a few minutes
 //   node bench/workers.mjs --rounds 3 --workers 1,2,4 --cases login,chat,fanout --out FILE.jsonl
+//   node bench/workers.mjs --write-docs                           the table into docs/benchmarks.md too
 //
 // Load: bench/xmppload.mjs (login storm with a warm SCRAM cache; one-to-one chat with --window 10) and
 // the shared ../shared/bench/xmppbench.mjs (muc-fanout, the peers' saturation case). Server CPU is the
@@ -20,7 +21,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { waitPort, portFree, createBenchAccounts } from './lib.mjs';
+import { waitPort, portFree, createBenchAccounts, writeDocsSection } from './lib.mjs';
 
 const BENCH = path.dirname(fileURLToPath(import.meta.url));
 const ROOT = path.resolve(BENCH, '..');
@@ -35,6 +36,8 @@ const CASE_NAMES = value('--cases', 'login,chat,fanout').split(',');
 const PORT = Number(value('--port', 32222));
 const REDIS_PORT = Number(value('--redis-port', 32379));
 const OUT = value('--out', null);
+// --write-docs: the table also goes to docs/benchmarks.md (between <!-- workers:begin --> and <!-- workers:end -->).
+const DOCS = flag('--write-docs');
 const PG_ADMIN_URL = process.env.PERCH_BENCH_PG ?? 'postgres://root@127.0.0.1:5432/test';
 const PG_DB = `perch_workers_bench_${process.pid}`;
 const PG_URL = PG_ADMIN_URL.replace(/\/[^/]*$/, `/${PG_DB}`);
@@ -214,7 +217,8 @@ async function measure(c, n) {
   flushRedis();
   const perch = await startPerch(n);
   await sleep(500);
-  const stopSampling = sampler({ perch: () => perch.pids, pg: pgBackends, redis: () => [redis.pid] });
+  // The primary on its own too: it accepts every connection and hands it to a worker.
+  const stopSampling = sampler({ perch: () => perch.pids, primary: () => (n > 1 ? [perch.pids[0]] : []), pg: pgBackends, redis: () => [redis.pid] });
   let r = null;
   let cpu;
   try {
@@ -231,19 +235,20 @@ async function measure(c, n) {
     server_cpu_pct: m.server_cpu_pct, server_cpu_ms_per_op: ops ? (m.server_cpu_pct / 100) * m.wall_s * 1000 / ops : null,
     loadgen_cpu_pct: m.loadgen_cpu_pct, loadgen_share_pct: m.machine_busy_pct ? (100 * m.loadgen_cpu_pct) / m.machine_busy_pct : null,
     machine_busy_pct: m.machine_busy_pct, other_cpu_pct: m.other_cpu_pct,
-    run_cpu_s: { perch: cpu.perch, postgres: cpu.pg, redis: cpu.redis },
+    run_cpu_s: { perch: cpu.perch, primary: cpu.primary, postgres: cpu.pg, redis: cpu.redis },
   };
-  log(`    => ${c.name} x${n}: ${row.rate} ${c.unit}, server ${m.server_cpu_pct}% (${row.server_cpu_ms_per_op?.toFixed(3)} ms/op), load generator ${m.loadgen_cpu_pct}% (${row.loadgen_share_pct?.toFixed(0)}% of busy), whole run: perch ${cpu.perch.toFixed(1)} s, PostgreSQL ${cpu.pg.toFixed(1)} s, Redis ${cpu.redis.toFixed(2)} s CPU`);
+  log(`    => ${c.name} x${n}: ${row.rate} ${c.unit}, server ${m.server_cpu_pct}% (${row.server_cpu_ms_per_op?.toFixed(3)} ms/op), load generator ${m.loadgen_cpu_pct}% (${row.loadgen_share_pct?.toFixed(0)}% of busy), whole run: perch ${cpu.perch.toFixed(1)} s (primary ${cpu.primary.toFixed(2)} s), PostgreSQL ${cpu.pg.toFixed(1)} s, Redis ${cpu.redis.toFixed(2)} s CPU`);
   if (OUT) fs.appendFileSync(OUT, JSON.stringify({ ...row, started: new Date().toISOString(), raw: r }) + '\n');
   return row;
 }
 
+let LOAD_AT_START = '';
 const median = (xs) => { const s = [...xs].sort((a, b) => a - b); return s.length ? (s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2) : null; };
 const f = (v, d = 0) => (v === null || v === undefined || Number.isNaN(v) ? '–' : Number(v).toLocaleString('en-US', { minimumFractionDigits: d, maximumFractionDigits: d }));
 
 function table(rows) {
   const L = [];
-  L.push(`| case | workers | rate | × 1 worker | server CPU % | server CPU ms/op | load generator CPU % (share of busy) | machine busy % | whole run CPU s: perch / PostgreSQL / Redis |`);
+  L.push(`| case | workers | rate | × 1 worker | server CPU % | server CPU ms/op | load generator CPU % (share of busy) | machine busy % | whole run CPU s: perch (its primary) / PostgreSQL / Redis |`);
   L.push('|---|---|---|---|---|---|---|---|---|');
   for (const c of CASES) {
     const base = median(rows.filter((r) => r.case === c.name && r.workers === COUNTS[0]).map((r) => r.rate));
@@ -253,7 +258,7 @@ function table(rows) {
       const med = (k) => median(rs.map((r) => r[k]).filter((v) => v !== null));
       const rate = med('rate');
       const runs = rs.length > 1 ? ` (${rs.map((r) => f(r.rate)).join(', ')})` : '';
-      L.push(`| ${n === COUNTS[0] ? c.what : ''} | ${n} | ${f(rate)} ${c.unit}${runs} | ${base ? (rate / base).toFixed(2) + '×' : '–'} | ${f(med('server_cpu_pct'))} | ${f(med('server_cpu_ms_per_op'), 3)} | ${f(med('loadgen_cpu_pct'))} (${f(med('loadgen_share_pct'))}%) | ${f(med('machine_busy_pct'))} | ${f(median(rs.map((r) => r.run_cpu_s.perch)), 1)} / ${f(median(rs.map((r) => r.run_cpu_s.postgres)), 1)} / ${f(median(rs.map((r) => r.run_cpu_s.redis)), 2)} |`);
+      L.push(`| ${n === COUNTS[0] ? c.what : ''} | ${n} | ${f(rate)} ${c.unit}${runs} | ${base ? (rate / base).toFixed(2) + '×' : '–'} | ${f(med('server_cpu_pct'))} | ${f(med('server_cpu_ms_per_op'), 3)} | ${f(med('loadgen_cpu_pct'))} (${f(med('loadgen_share_pct'))}%) | ${f(med('machine_busy_pct'))} | ${f(median(rs.map((r) => r.run_cpu_s.perch)), 1)} (${n > 1 ? f(median(rs.map((r) => r.run_cpu_s.primary)), 2) : '–'}) / ${f(median(rs.map((r) => r.run_cpu_s.postgres)), 1)} / ${f(median(rs.map((r) => r.run_cpu_s.redis)), 2)} |`);
     }
   }
   return L.join('\n');
@@ -261,6 +266,7 @@ function table(rows) {
 
 async function main() {
   if (!(await portFree(PORT))) throw new Error(`port ${PORT} is busy (--port)`);
+  LOAD_AT_START = os.loadavg().map((v) => v.toFixed(2)).join(' ');
   log(`perch workers bench: ${os.cpus().length} cores (${os.cpus()[0]?.model ?? '?'}), load ${os.loadavg().map((v) => v.toFixed(2)).join(' ')}, ${ROUNDS} round(s), workers ${COUNTS.join(' vs ')}${QUICK ? ', quick' : ''}`);
   await startRedis();
   const rows = [];
@@ -289,12 +295,20 @@ async function main() {
     await pgAdmin(`DROP DATABASE IF EXISTS ${PG_DB} WITH (FORCE)`).catch((e) => log(`drop database: ${e.message}`));
     fs.rmSync(WORK, { recursive: true, force: true });
   }
+  const heading = `## perch start --workers: ${COUNTS.join(' vs ')} workers (bench/workers.mjs)`;
+  const about = [
+    `Generated by \`npm run build && node bench/workers.mjs ${argv.filter((a) => a !== '--write-docs').join(' ')}\``.replace(/ `$/, '`')
+      + ` on ${new Date().toISOString().replace(/\.\d+Z$/, 'Z')}: ${os.cpus().length} cores (${os.cpus()[0]?.model ?? '?'}), load average at the start ${LOAD_AT_START}, median of ${ROUNDS} round(s), the counts alternating.`,
+    '',
+    '- Perch on PostgreSQL (a fresh database) and a private Redis; each case on a freshly started server; rate = the load generator\'s figure.',
+    '- Server CPU: the primary and every worker over the measured window (% of one core), and per operation (login, message delivered, room delivery).',
+    '- The load generator\'s CPU, and its share of the machine\'s busy time; machine busy 200% on 2 cores means the cores were full (other jobs included).',
+    '- Whole run: CPU seconds of the Perch processes (the primary alone in brackets), of the PostgreSQL backends of the bench\'s database and of Redis, logins and setup included.',
+  ];
+  const text = [heading, '', ...about, '', table(rows)].join('\n');
   log('');
-  log(`## perch start --workers: ${COUNTS.join(' vs ')} on ${os.cpus().length} cores (${new Date().toISOString().replace(/\.\d+Z$/, 'Z')}; median of ${ROUNDS} round(s))`);
-  log('');
-  log(table(rows));
-  log('');
-  log(`Command: npm run build && node bench/workers.mjs ${argv.join(' ')}`.trimEnd());
+  log(text);
+  if (DOCS) writeDocsSection(ROOT, `<!-- workers:begin -->\n${text}\n\n<!-- workers:end -->`, 'workers', 'bench/workers.mjs', log);
 }
 
 main().catch(async (e) => {
