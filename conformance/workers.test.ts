@@ -109,6 +109,10 @@ describe('conformance: perch start --workers 2 (PostgreSQL + Redis)', function (
     // Every line a worker logs names its node and worker; the primary's say primary.
     const lines = server!.logs.filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as { node?: string; worker?: unknown });
     expect(lines.every((l) => typeof l.node === 'string' && l.worker !== undefined)).to.equal(true);
+    for (const l of lines) {
+      if (l.worker === 'primary') expect(started.nodes.map((n) => n.replace(/-w\d+$/, ''))).to.include(l.node);
+      else expect(started.nodes).to.include(l.node);
+    }
     // The text form too (what an operator reads).
     const text = expectOk(await perch(['node', 'list'], { dataDir: server!.dataDir })).stdout;
     for (const n of started.nodes) expect(text).to.contain(n);
@@ -144,7 +148,9 @@ describe('conformance: perch start --workers 2 (PostgreSQL + Redis)', function (
     const pid = started.pids[victim]!;
     process.kill(pid, 'SIGKILL');
     await a!.disconnected;
-    const again = await logLine<{ node: string; pid: number }>(server!, (l) => l.includes('"msg":"worker started"') && l.includes(`"node":"${started.nodes[victim]}-1"`), 30000);
+    // The primary's line about the worker: its own fields say primary, the worker's are peer_ fields.
+    const restarted = await logLine<{ peer_node: string; pid: number }>(server!, (l) => l.includes('"msg":"worker started"') && l.includes(`"peer_node":"${started.nodes[victim]}-1"`), 30000);
+    const again = { node: restarted.peer_node, pid: restarted.pid };
     expect(again.pid).to.not.equal(pid);
     expect(server!.process.exitCode).to.equal(null);
     // The room, whichever node held it, answers again (a dead holder's lease lapses in 4 s).
@@ -179,7 +185,8 @@ describe('conformance: perch start --workers 2 (PostgreSQL + Redis)', function (
 });
 
 describe('conformance: perch start --workers on the embedded stores', function () {
-  this.timeout(30000);
+  // Initialising the first PGlite directory of a run takes seconds (tens on a loaded machine).
+  this.timeout(90000);
 
   it('--workers 2 is refused with the reason; auto runs one process and says why', async () => {
     const dataDir = await mkdtemp(path.join(tmpdir(), 'perch-workers-'));
