@@ -16,6 +16,12 @@ export interface Config {
   redisUrl: string | null;
   nodeId: string;
   logLevel: LogLevel;
+  /**
+   * Node processes `perch start` runs on this machine, sharing the listening ports (src/workers.ts):
+   * 'auto' is one per core with PostgreSQL and Redis configured, else one (the embedded stores are
+   * one process's).
+   */
+  workers: number | 'auto';
   listen: {
     c2s: ListenerConfig | null;
     c2sDirectTls: ListenerConfig | null;
@@ -148,6 +154,7 @@ export function defaultConfig(): Config {
     redisUrl: null,
     nodeId: 'auto',
     logLevel: 'info',
+    workers: 'auto',
     listen: {
       c2s: { host: '0.0.0.0', port: 5222 },
       c2sDirectTls: { host: '0.0.0.0', port: 5223 },
@@ -208,6 +215,7 @@ const ENV: [string, string, 'string' | 'number' | 'boolean' | 'list'][] = [
   ['DATABASE_URL', 'databaseUrl', 'string'],
   ['REDIS_URL', 'redisUrl', 'string'],
   ['PERCH_NODE_ID', 'nodeId', 'string'],
+  ['PERCH_WORKERS', 'workers', 'string'],
   ['PERCH_PUBLIC_ADDRESS', 'cluster.publicAddress', 'string'],
   ['PERCH_LOG_LEVEL', 'logLevel', 'string'],
   ['PERCH_C2S_PORT', 'listen.c2s.port', 'number'],
@@ -290,6 +298,7 @@ export function validate(c: Config): Config {
   str('nodeId', c.nodeId);
   if (c.nodeId === 'auto') c.nodeId = `node-${randomBytes(4).toString('hex')}`;
   if (!/^[A-Za-z0-9_.-]{1,64}$/.test(c.nodeId)) throw new ConfigError('nodeId', 'letters, digits, _ . - only');
+  c.workers = validateWorkers(c);
   if (!['debug', 'info', 'warn', 'error'].includes(c.logLevel)) throw new ConfigError('logLevel', 'one of debug, info, warn, error');
   for (const name of ['c2s', 'c2sDirectTls', 'component', 'metrics', 'upload', 'websocket', 'websocketPlain'] as const) {
     const l = c.listen[name];
@@ -335,6 +344,24 @@ export function validate(c: Config): Config {
   }
   if (!['always', 'roster', 'never'].includes(c.archive.defaultPolicy)) throw new ConfigError('archive.defaultPolicy', 'one of always, roster, never');
   return c;
+}
+
+/** The most worker processes one machine runs. */
+export const MAX_WORKERS = 256;
+
+/** A count (a number, or digits from the environment or --workers) or 'auto'. */
+function validateWorkers(c: Config): number | 'auto' {
+  const raw: unknown = c.workers;
+  if (raw === 'auto') return 'auto';
+  const n = typeof raw === 'string' && /^\d+$/.test(raw) ? Number(raw) : raw;
+  if (typeof n !== 'number' || !Number.isInteger(n) || n < 1 || n > MAX_WORKERS) {
+    throw new ConfigError('workers', `must be auto or an integer from 1 to ${MAX_WORKERS} (got ${JSON.stringify(raw)})`);
+  }
+  if (n > 1 && (c.databaseUrl === null || c.redisUrl === null)) {
+    const missing = [c.databaseUrl === null ? 'databaseUrl (PostgreSQL)' : null, c.redisUrl === null ? 'redisUrl (Redis)' : null].filter(Boolean).join(' and ');
+    throw new ConfigError('workers', `${n} workers need PostgreSQL and Redis; ${missing} not configured: the embedded database (PGlite) is one process's and the in-process session store cannot be shared between processes`);
+  }
+  return n;
 }
 
 function validateMuc(c: Config): void {

@@ -47,20 +47,58 @@ export class Metrics {
   }
 
   async listen(host: string, port: number): Promise<number> {
-    this.server = http.createServer(async (req, res) => {
-      if (req.url !== '/metrics') { res.writeHead(404).end(); return; }
-      res.writeHead(200, { 'content-type': this.registry.contentType });
-      res.end(await this.registry.metrics());
-    });
-    await new Promise<void>((resolve, reject) => {
-      this.server!.once('error', reject);
-      this.server!.listen(port, host, () => resolve());
-    });
-    const addr = this.server.address();
-    return typeof addr === 'object' && addr ? addr.port : port;
+    const { server, port: bound } = await serveMetrics(host, port, async () => ({ type: this.registry.contentType, text: await this.registry.metrics() }));
+    this.server = server;
+    return bound;
   }
 
   async close(): Promise<void> {
     await new Promise<void>((resolve) => (this.server ? this.server.close(() => resolve()) : resolve()));
   }
+}
+
+/** The /metrics endpoint over HTTP; render gives the exposition and its content type. */
+async function serveMetrics(host: string, port: number, render: () => Promise<{ type: string; text: string }>): Promise<{ server: http.Server; port: number }> {
+  const server = http.createServer(async (req, res) => {
+    if (req.url !== '/metrics') { res.writeHead(404).end(); return; }
+    try {
+      const { type, text } = await render();
+      res.writeHead(200, { 'content-type': type });
+      res.end(text);
+    } catch (e) {
+      res.writeHead(503, { 'content-type': 'text/plain' }).end(`metrics unavailable: ${(e as Error).message}\n`);
+    }
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => resolve());
+  });
+  const addr = server.address();
+  return { server, port: typeof addr === 'object' && addr ? addr.port : port };
+}
+
+/**
+ * The metrics port of `perch start --workers N`, in the primary: each scrape asks every worker for
+ * its registry and sums them (prom-client's cluster aggregation: counters and session gauges add up).
+ */
+export class ClusterMetrics {
+  private readonly aggregator = new client.AggregatorRegistry();
+  private server: http.Server | null = null;
+
+  async listen(host: string, port: number): Promise<number> {
+    const served = await serveMetrics(host, port, async () => ({ type: this.aggregator.contentType, text: await this.aggregator.clusterMetrics() }));
+    this.server = served.server;
+    return served.port;
+  }
+
+  async close(): Promise<void> {
+    await new Promise<void>((resolve) => (this.server ? this.server.close(() => resolve()) : resolve()));
+  }
+}
+
+/** A worker's side of ClusterMetrics: the primary's requests are answered with this node's registry. */
+export function shareWithPrimary(metrics: Metrics): void {
+  // Constructing one is what makes prom-client answer the primary's requests in a worker.
+  new client.AggregatorRegistry();
+  client.AggregatorRegistry.setRegistries([metrics.registry]);
 }

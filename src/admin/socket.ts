@@ -6,6 +6,7 @@
 // A request with `progress: true` may first get progress lines {id, progress: {phase, done, total?,
 // unit?}} (at most PROGRESS_PER_SECOND a second) while its operation runs; requests without it
 // never do, so clients that do not know progress lines never see one.
+import cluster from 'node:cluster';
 import { lstat } from 'node:fs/promises';
 import { join } from 'node:path';
 
@@ -30,6 +31,25 @@ export type AdminReply =
 
 export function socketPath(dataDir: string): string {
   return join(dataDir, SOCKET_NAME);
+}
+
+/**
+ * A worker of `perch start --workers N` (src/workers.ts) serves its own socket here, and the primary
+ * serves socketPath(), forwarding each connection to one worker: every admin operation acts on the
+ * whole cluster, so any worker answers for all.
+ */
+export function workerSocketPath(dataDir: string, worker: number): string {
+  return join(dataDir, 'workers', `${worker}.sock`);
+}
+
+/** The environment variable that numbers a worker process (set by the primary). */
+export const WORKER_ENV = 'PERCH_WORKER';
+
+/** This process's worker number, or null when it is not a worker. */
+export function workerNumber(): number | null {
+  if (!cluster.isWorker) return null;
+  const n = Number(process.env[WORKER_ENV]);
+  return Number.isInteger(n) && n > 0 ? n : null;
 }
 
 export function pidPath(dataDir: string): string {

@@ -1,8 +1,7 @@
 // The perch command: start the server and administer it.
 import { existsSync } from 'node:fs';
 import { loadConfig, ConfigError, type Config } from '../config.js';
-import { ServerCore } from '../server.js';
-import { guardProcess } from '../process-guard.js';
+import { startCommand } from '../workers.js';
 import { openDataStores } from '../../storage/open.js';
 import { migrate } from '../../storage/migrations.js';
 import {
@@ -20,7 +19,9 @@ const HELP = `perch — an XMPP server for persistent group chat
 Usage: perch [--config FILE] <command> [args]
 
 Commands:
-  start                          run the server (SIGTERM/SIGINT stop it gracefully)
+  start [--workers N|auto]       run the server (SIGTERM/SIGINT stop it gracefully); N node
+                                 processes share the ports (default: one per core with PostgreSQL
+                                 and Redis configured, else one)
   user add USER [PASSWORD]       create an account (password read from stdin when omitted)
   user delete USER...            delete accounts and everything stored for them
   user passwd USER [PASSWORD]    change an account's password
@@ -65,7 +66,7 @@ Options:
   -h, --help      this help
 
 Environment overrides: PERCH_DOMAIN, PERCH_DATA_DIR, DATABASE_URL, REDIS_URL, PERCH_NODE_ID,
-PERCH_LOG_LEVEL, PERCH_PUBLIC_ADDRESS, PERCH_C2S_PORT, PERCH_C2S_TLS_PORT, PERCH_COMPONENT_PORT, PERCH_METRICS_PORT, PERCH_UPLOAD_PORT,
+PERCH_LOG_LEVEL, PERCH_WORKERS, PERCH_PUBLIC_ADDRESS, PERCH_C2S_PORT, PERCH_C2S_TLS_PORT, PERCH_COMPONENT_PORT, PERCH_METRICS_PORT, PERCH_UPLOAD_PORT,
 PERCH_ADMINS (comma-separated), PERCH_REGISTRATION, PERCH_REQUIRE_STARTTLS.
 `;
 
@@ -141,6 +142,24 @@ export async function main(argv: string[], io: Io = stdio): Promise<number> {
     args.splice(ci, 2);
   }
   if (!configFile && existsSync('perch.yaml')) configFile = 'perch.yaml';
+  // `start --workers N` is the workers key (PERCH_WORKERS) for this run, checked like it.
+  let env = process.env;
+  if (args[0] === 'start') {
+    const wi = args.indexOf('--workers');
+    if (wi !== -1) {
+      const value = args[wi + 1];
+      if (value === undefined) {
+        io.err('perch: usage: perch start [--workers N|auto]\n');
+        return EXIT_USAGE;
+      }
+      env = { ...env, PERCH_WORKERS: value };
+      args.splice(wi, 2);
+    }
+    if (args.length > 1) {
+      io.err(`perch: usage: perch start [--workers N|auto] (unexpected: ${args.slice(1).join(' ')})\n`);
+      return EXIT_USAGE;
+    }
+  }
   const [cmd, sub, ...rest] = args;
   if (!cmd || cmd === '--help' || cmd === '-h') {
     io.out(HELP);
@@ -148,7 +167,7 @@ export async function main(argv: string[], io: Io = stdio): Promise<number> {
   }
   let config: Config;
   try {
-    config = loadConfig(configFile);
+    config = loadConfig(configFile, env);
   } catch (e) {
     if (e instanceof ConfigError) {
       io.err(e.message + '\n');
@@ -158,21 +177,8 @@ export async function main(argv: string[], io: Io = stdio): Promise<number> {
   }
   try {
     switch (cmd) {
-      case 'start': {
-        const server = new ServerCore(config);
-        // A drained node has stopped: the process ends, with success.
-        server.onExit = () => process.exit(0);
-        await server.start();
-        guardProcess(server);
-        const stop = async (signal: string) => {
-          server.log.info('stopping', { signal });
-          await server.stop();
-          process.exit(0);
-        };
-        process.once('SIGTERM', () => void stop('SIGTERM'));
-        process.once('SIGINT', () => void stop('SIGINT'));
-        return -1; // keep running
-      }
+      case 'start':
+        return await startCommand(config);
       case 'migrate': {
         const stores = await openDataStores({ databaseUrl: config.databaseUrl, dataDir: config.dataDir });
         const applied = await migrate(stores.db, (done, total, name) => io.err(`migration ${done}/${total}: ${name}\n`));

@@ -3,16 +3,17 @@
 // directory the server holds). Whoever can open the socket is the local admin: it is created
 // owner-only (0600) and not served from a directory others can write.
 import net from 'node:net';
+import { dirname } from 'node:path';
 import { chmod, mkdir, readFile, unlink, writeFile } from 'node:fs/promises';
 import type { Server } from '../../context.js';
 import { findAdminCommand } from '../catalog.js';
 import { AdminError, LOCAL_ADMIN, runCommand, type Progress } from '../command.js';
 import {
-  PROGRESS_PER_SECOND, PROTOCOL_VERSION, lineReader, notPrivate, pidPath, socketPath, type AdminReply, type AdminRequest, type Hello, type ProgressLine,
+  PROGRESS_PER_SECOND, PROTOCOL_VERSION, lineReader, notPrivate, pidPath, socketPath, workerNumber, workerSocketPath, type AdminReply, type AdminRequest, type Hello, type ProgressLine,
 } from '../socket.js';
 
 /** Does a server answer on this socket path? false when nothing listens there (a stale file). */
-function answers(path: string): Promise<boolean> {
+export function answers(path: string): Promise<boolean> {
   return new Promise((resolve) => {
     const s = net.connect(path);
     s.once('connect', () => { s.destroy(); resolve(true); });
@@ -29,8 +30,15 @@ export interface AdminSocket { close(): Promise<void> }
  */
 export async function serveAdminSocket(server: Server): Promise<AdminSocket> {
   const dir = server.config.dataDir;
-  const path = socketPath(dir);
   await mkdir(dir, { recursive: true, mode: 0o700 });
+  const worker = workerNumber();
+  if (worker !== null) {
+    // The primary holds the directory (its pid file) and forwards admin.sock to this socket.
+    const own = workerSocketPath(dir, worker);
+    await mkdir(dirname(own), { recursive: true, mode: 0o700 });
+    return (await listen(server, own)) ?? { close: async () => {} };
+  }
+  const path = socketPath(dir);
   if (await answers(path)) {
     server.log.error('admin socket not served: another server answers on it', { path });
     return { close: async () => {} };
@@ -81,7 +89,8 @@ async function listen(server: Server, path: string): Promise<{ close(): Promise<
   try {
     await new Promise<void>((resolve, reject) => {
       listener.once('error', reject);
-      listener.listen(path, () => { listener.off('error', reject); resolve(); });
+      // exclusive: a worker's socket is its own, not shared through the primary as its ports are.
+      listener.listen({ path, exclusive: true }, () => { listener.off('error', reject); resolve(); });
     });
   } catch (e) {
     server.log.error('admin socket not served', { path, err: e });
