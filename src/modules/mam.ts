@@ -180,14 +180,24 @@ export const mamModule: Module = {
     // list, not get: concurrent logins share one statement.
     const loadPrefs = async (user: string) =>
       decodePrefs((await server.stores.userData.list(user, PREFS_KIND)).find((r) => r.key === PREFS_KEY)?.value ?? null, serverDefault);
-    const prefsFor = (user: string): MamPrefs | Promise<MamPrefs> => cached.get(user) ?? loadPrefs(user);
+    /** Loads started as a session is bound, until they are in `cached`. */
+    const loading = new Map<string, Promise<MamPrefs>>();
+    const prefsFor = (user: string): MamPrefs | Promise<MamPrefs> => cached.get(user) ?? loading.get(user) ?? loadPrefs(user);
     const refresh = async (user: string) => {
       const p = await loadPrefs(user);
       if (server.localOf(bareOf(user)).length > 0) cached.set(user, p);
     };
 
-    server.hooks.on('session/bound', async (session) => {
-      if (!cached.has(session.username)) await refresh(session.username);
+    // Started, not awaited: with the other modules' session-start reads (block list, vCard) in the
+    // same turn, so they share one statement (see blocking.ts).
+    server.hooks.on('session/bound', (session) => {
+      const user = session.username;
+      if (cached.has(user) || loading.has(user)) return false;
+      const load = loadPrefs(user);
+      loading.set(user, load);
+      load.then((p) => { if (server.localOf(bareOf(user)).length > 0) cached.set(user, p); },
+        (e: unknown) => server.log.error('archive preferences load failed', { err: e, user }))
+        .finally(() => loading.delete(user));
       return false;
     });
     server.hooks.on('session/closed', ({ session }) => {
