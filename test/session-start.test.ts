@@ -61,13 +61,12 @@ describe('session start: what a login reads and writes', function () {
     const sessions = ['ann', 'bob', 'cid'].map((u) => recordingSession(server, `${u}@${server.domain}/r`));
     statements = [];
     await Promise.all(sessions.map(({ session }) => server.bindSession(session)));
-    await settle();
     expect(statements, statements.join('\n')).to.have.length(1);
-    expect(sessions[0]!.session.data.get('vcard-photo')).to.equal(photoHash(card));
-    expect(sessions[1]!.session.data.get('vcard-photo')).to.equal('');
-    // the block list read at bind is the one enforced: dan's message to ann does not reach her
+    // the block list is in force as soon as the session is bound: dan's message to ann does not reach her
     server.router.route(new Element('message', { from: 'dan@localhost/x', to: 'ann@localhost/r', type: 'chat' }, [], NS.client).append(new Element('body').t('hi')));
     await settle();
+    expect(sessions[0]!.session.data.get('vcard-photo')).to.equal(photoHash(card));
+    expect(sessions[1]!.session.data.get('vcard-photo')).to.equal('');
     expect(sessions[0]!.written.filter((x) => x.includes('hi'))).to.deep.equal([]);
     for (const { session } of sessions) await server.unbindSession(session, 'test over', []);
     await settle();

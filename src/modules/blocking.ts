@@ -69,25 +69,14 @@ export const blockingModule: Module = {
       lists.set(user, await load(user));
     });
 
-    /** Loads started as a session is bound, until they are in `lists`. */
-    const loading = new Map<string, Promise<void>>();
-    /** The cached list (once its load is done), or the stored one for an account not held here. */
-    const listFor = (user: string): Set<string> | Promise<Set<string>> => {
-      const cached = lists.get(user);
-      if (cached) return cached;
-      const pending = loading.get(user);
-      return pending ? pending.then(() => lists.get(user) ?? load(user)) : load(user);
-    };
+    /** The cached list, or the stored one for an account not held here. */
+    const listFor = (user: string): Set<string> | Promise<Set<string>> => lists.get(user) ?? load(user);
 
-    // Started, not awaited: the session-start reads of every module (block list, archive preferences,
-    // vCard) are asked for in the same turn, so a login's, and concurrent logins', share one statement.
-    server.hooks.on('session/bound', (session) => {
-      const user = session.username;
-      if (lists.has(user) || loading.has(user)) return false;
-      const done = reload(user)
-        .catch((e: unknown) => server.log.error('block list load failed', { err: e, user }))
-        .finally(() => loading.delete(user));
-      loading.set(user, done);
+    // Awaited: delivery filters read the cached list synchronously, so it is in place before the bind
+    // result goes out. The other modules' session-start reads (archive preferences, vCard) start at a
+    // higher priority without waiting, so this read joins them in one statement.
+    server.hooks.on('session/bound', async (session) => {
+      if (!lists.has(session.username)) await reload(session.username);
       return false;
     });
     server.hooks.on('session/closed', ({ session }) => {

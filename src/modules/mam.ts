@@ -18,6 +18,7 @@ import { archiveWriter, type ArchiveWriter } from '../archive-writer.js';
 import type { Module, Server } from '../context.js';
 import { answerMamQuery, mamFormQuery, mamMetadata } from '../mam-query.js';
 import { storedOriginId } from '../muc/recent.js';
+import { SESSION_START_READ } from './session-start.js';
 
 const MODULE = 'mam';
 /** How long after binding (following a failed resumption) a one-to-one message is checked for a resend. */
@@ -188,8 +189,8 @@ export const mamModule: Module = {
       if (server.localOf(bareOf(user)).length > 0) cached.set(user, p);
     };
 
-    // Started, not awaited: with the other modules' session-start reads (block list, vCard) in the
-    // same turn, so they share one statement (see blocking.ts).
+    // Started, not awaited, before the block list's read (which is awaited: see blocking.ts), so the
+    // session-start reads share one statement.
     server.hooks.on('session/bound', (session) => {
       const user = session.username;
       if (cached.has(user) || loading.has(user)) return false;
@@ -199,7 +200,7 @@ export const mamModule: Module = {
         (e: unknown) => server.log.error('archive preferences load failed', { err: e, user }))
         .finally(() => loading.delete(user));
       return false;
-    });
+    }, SESSION_START_READ);
     server.hooks.on('session/closed', ({ session }) => {
       if (server.localOf(session.bare).length === 0) cached.delete(session.username);
       return false;

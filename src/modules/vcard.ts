@@ -5,6 +5,7 @@ import { NS } from '../../protocol/namespaces.js';
 import { StanzaError } from '../../protocol/errors.js';
 import type { Module, Server } from '../context.js';
 import { parseStoredXml, storedXml } from './private.js';
+import { SESSION_START_READ } from './session-start.js';
 
 const KIND = 'vcard';
 const KEY = 'current';
@@ -78,8 +79,8 @@ export const vcardModule: Module = {
 
     // XEP-0153: the server marks outgoing presence with the account's avatar hash, so that rooms and
     // contacts see it whatever the client; a client's own <x/> is left as it is. The card is read as
-    // the session is bound (list, in the same turn as the other modules' session-start reads, so they
-    // share one statement) and the hash kept; a new card replaces it (above).
+    // the session is bound (list, started before the block list's awaited read, so they share one
+    // statement) and the hash kept; a new card replaces it (above).
     const photoOf = (username: string): Promise<string> => server.stores.userData.list(username, KIND).then((rows) => {
       const saved = rows.find((r) => r.key === KEY)?.value;
       const card = saved !== undefined ? parseStoredXml(saved) : null;
@@ -91,7 +92,7 @@ export const vcardModule: Module = {
       reading.then((hash) => { if (session.data.get(PHOTO_KEY) === reading) session.data.set(PHOTO_KEY, hash); },
         (e: unknown) => { if (session.data.get(PHOTO_KEY) === reading) session.data.delete(PHOTO_KEY); server.log.error('vCard read failed', { err: e }); });
       return false;
-    });
+    }, SESSION_START_READ);
     server.hooks.on('client/stanza', ({ stanza, session }) => {
       if (stanza.name !== 'presence' || stanza.attrs.type !== undefined) return false;
       if (stanza.getChild('x', NS.vcardUpdate)) return false;
