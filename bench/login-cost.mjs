@@ -110,7 +110,7 @@ async function provision(b) {
   b.config = path.join(WORK, `${b.label}.yaml`);
   const cfg = {
     domain: DOMAIN, dataDir: b.dir, logLevel: 'warn',
-    listen: { c2s: { host: '127.0.0.1', port: PORT }, c2sDirectTls: null, component: null, metrics: null, upload: null },
+    listen: { c2s: { host: '127.0.0.1', port: PORT }, c2sDirectTls: null, component: null, metrics: null, upload: null, websocket: null, websocketPlain: null },
     tls: { requireStartTls: false },
     limits: { authFailuresPerIp: 1_000_000, authFailuresPerAccount: 1_000_000, bytesPerSecond: 64 * 1024 * 1024, authTimeout: 120 },
     ping: { idleSeconds: 3600, timeoutSeconds: 60 },
