@@ -103,7 +103,7 @@ export const vcardModule: Module = {
       }
       const reading = known instanceof Promise ? (known as Promise<string>) : photoOf(session.username);
       return reading.then((hash) => {
-        if (session.data.get(PHOTO_KEY) === known || known === undefined) session.data.set(PHOTO_KEY, hash);
+        if (session.data.get(PHOTO_KEY) === known) session.data.set(PHOTO_KEY, hash);
         addUpdate(stanza, hash);
         return false;
       });
