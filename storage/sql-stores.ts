@@ -134,7 +134,8 @@ function toItem(r: RosterRow): RosterItem {
   };
 }
 
-const BUMP_VERSION = `INSERT INTO roster_versions (username, version) VALUES ($1, 1)
+/** Bumps the roster's version when the CTE `changed` changed a row (none: no row returned). */
+const BUMP_VERSION_OF = `INSERT INTO roster_versions (username, version) SELECT username, 1 FROM changed
   ON CONFLICT (username) DO UPDATE SET version = roster_versions.version + 1 RETURNING version`;
 
 function createRosterStore(db: Db): RosterStore {
@@ -173,29 +174,28 @@ function createRosterStore(db: Db): RosterStore {
       );
       return r ? toItem(r) : null;
     },
-    put(username, item) {
-      return db.transaction(async (tx) => {
-        await tx.query(
-          `INSERT INTO roster_items (username, jid, name, subscription, ask_out, approved, groups)
+    // One statement each, not a transaction of two: the item's change and the version bump commit
+    // together, and concurrent changes of one roster queue on its version row.
+    async put(username, item) {
+      const [v] = await db.query<{ version: unknown }>(
+        `WITH changed AS (
+           INSERT INTO roster_items (username, jid, name, subscription, ask_out, approved, groups)
            VALUES ($1, $2, $3, $4, $5, $6, $7)
            ON CONFLICT (username, jid) DO UPDATE SET name = EXCLUDED.name, subscription = EXCLUDED.subscription,
-             ask_out = EXCLUDED.ask_out, approved = EXCLUDED.approved, groups = EXCLUDED.groups`,
-          [username, item.jid, item.name, item.subscription, item.askOut, item.approved, item.groups],
-        );
-        const [v] = await tx.query<{ version: unknown }>(BUMP_VERSION, [username]);
-        return num(v?.version);
-      });
+             ask_out = EXCLUDED.ask_out, approved = EXCLUDED.approved, groups = EXCLUDED.groups
+           RETURNING username)
+         ${BUMP_VERSION_OF}`,
+        [username, item.jid, item.name, item.subscription, item.askOut, item.approved, item.groups],
+      );
+      return num(v?.version);
     },
-    remove(username, jid) {
-      return db.transaction(async (tx) => {
-        const gone = await tx.query('DELETE FROM roster_items WHERE username = $1 AND jid = $2 RETURNING jid', [
-          username,
-          jid,
-        ]);
-        if (gone.length === 0) return null;
-        const [v] = await tx.query<{ version: unknown }>(BUMP_VERSION, [username]);
-        return num(v?.version);
-      });
+    async remove(username, jid) {
+      const [v] = await db.query<{ version: unknown }>(
+        `WITH changed AS (DELETE FROM roster_items WHERE username = $1 AND jid = $2 RETURNING username)
+         ${BUMP_VERSION_OF}`,
+        [username, jid],
+      );
+      return v ? num(v.version) : null;
     },
     async putPendingIn(username, jid, stanza) {
       await db.query(

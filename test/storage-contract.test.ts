@@ -304,6 +304,14 @@ describe('data store contract', function () {
           await s.users.create('ben', creds(1));
         });
 
+        it('gives concurrent changes of one roster each its own version, and none to a removal of nothing', async function () {
+          const versions = await Promise.all(Array.from({ length: 8 }, (_, n) => s.roster.put('ann', item(`c${n}@example.com`))));
+          expect([...versions].sort((a, b) => a - b)).to.deep.equal([1, 2, 3, 4, 5, 6, 7, 8]);
+          expect(await s.roster.remove('ann', 'nobody@example.com')).to.equal(null);
+          expect(await s.roster.remove('ann', 'c3@example.com')).to.equal(9);
+          expect((await s.roster.get('ann')).version).to.equal(9);
+        });
+
         it('is empty with version 0 for a user without roster', async function () {
           expect(await s.roster.get('ann')).to.deep.equal({ version: 0, items: [] });
           expect(await s.roster.getItem('ann', 'x@example.com')).to.equal(null);
