@@ -5,8 +5,11 @@
 // (cases alternate between them, each on a freshly started server, so they see the same machine noise):
 //
 //   node bench/login-cost.mjs --builds before=/tmp/perch-base,after=. [--users 2000] [--tls-users 1000]
-//        [--rounds 2] [--cases cold,cached,starttls] [--port 31222] [--redis-port 31379] [--profile DIR]
+//        [--rounds 2] [--cases cold,cached,starttls] [--port 31222] [--redis-port 31379] [--profile DIR] [--ejabberd]
 //
+// --ejabberd adds ejabberd (Debian package, mnesia, through ../shared/bench/peers/ejabberd.sh with its
+// ports moved to --port + 300 and + 147) to the same run, restarted before each case; its cost is its
+// VM's CPU (no PostgreSQL or Redis).
 // Each build is a checkout with `npm run build` done (dist/). PostgreSQL: PERCH_BENCH_PG (an admin URL,
 // default postgres://root@127.0.0.1:5432/postgres); a database perch_login_<pid>_<i> per build, dropped
 // after. Redis: a private redis-server on --redis-port (no persistence), flushed before each case.
@@ -14,7 +17,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { spawn, spawnSync } from 'node:child_process';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { waitPort, portFree, createBenchAccounts } from './lib.mjs';
@@ -32,6 +35,7 @@ const { values: A } = parseArgs({
     'redis-port': { type: 'string', default: '31379' },
     concurrency: { type: 'string', default: '50' },
     profile: { type: 'string', default: '' },
+    ejabberd: { type: 'boolean', default: false },
   },
 });
 const PG_ADMIN_URL = process.env.PERCH_BENCH_PG ?? 'postgres://root@127.0.0.1:5432/postgres';
@@ -181,6 +185,57 @@ function xmppload(argv) {
   });
 }
 
+// --- ejabberd ----------------------------------------------------------------------------------------
+
+const EJ_PORT = PORT + 300;
+const ejabberd = {
+  label: 'ejabberd', kind: 'ejabberd', dir: path.join(WORK, 'ejabberd'), script: null,
+  sh(...a) {
+    return execFileSync(this.script, a, { env: { ...process.env, BENCH_DIR: this.dir }, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }).trim();
+  },
+  async provision() {
+    const peers = process.env.PEERS_DIR ?? path.resolve(ROOT, '..', 'shared', 'bench', 'peers');
+    const copy = path.join(WORK, 'peers');
+    fs.mkdirSync(copy, { recursive: true });
+    const patch = (text) => text.replaceAll('25222', String(EJ_PORT)).replaceAll('25369', String(PORT + 147))
+      .replaceAll('ejabberd-bench@localhost', `perch-login-ejabberd-${process.pid}@localhost`);
+    for (const f of ['ejabberd.sh', 'ejabberd.yml.tmpl']) fs.writeFileSync(path.join(copy, f), patch(fs.readFileSync(path.join(peers, f), 'utf8')), { mode: 0o755 });
+    this.script = path.join(copy, 'ejabberd.sh');
+    log(this.sh('start', 'mnesia'));
+    this.started = true;
+    const r = await xmppload(['--scenario', 'register', '--port', EJ_PORT, '--domain', DOMAIN, '--user-start', 0, '--users', Math.max(N, N_TLS) + 1, '--concurrency', 20]);
+    if (!r || r.result.failed > 0) throw new Error('ejabberd: registering the accounts failed');
+  },
+  async start() {
+    this.sh('restart');
+    await sleep(500);
+    return Number(fs.readFileSync(path.join(this.dir, 'server.pid'), 'utf8').trim());
+  },
+  shutdown() { if (this.started) { try { this.sh('stop'); } catch (e) { log(`ejabberd stop: ${e.message}`); } } },
+};
+
+async function runEjabberdCase(name, round) {
+  const c = CASES[name];
+  const pid = await ejabberd.start();
+  const cpu0 = procCpuSec(pid);
+  log(`---- ejabberd ${name} (round ${round})`);
+  const res = await xmppload(['--scenario', 'login', '--port', EJ_PORT, '--domain', DOMAIN, '--users', c.users,
+    '--concurrency', A.concurrency, '--hold-ms', 500, '--server-pid', pid, ...c.args]);
+  await sleep(300);
+  const ok = res?.result.ok ?? 0;
+  const per = (x) => (ok ? Math.round((x / ok) * 1000) / 1000 : null);
+  const row = {
+    build: 'ejabberd', case: name, round, ok, failed: res?.result.failed ?? null, logins_per_s: res?.result.per_s ?? null,
+    p50_ms: res?.result.latency_ms?.p50 ?? null,
+    auth_to_bind_p50_ms: res ? Math.round((res.result.steps_ms.bind.p50 - res.result.steps_ms.auth.p50) * 10) / 10 : null,
+    server_cpu_ms: per((procCpuSec(pid) - cpu0) * 1000), pg_cpu_ms: 0, redis_cpu_ms: 0, sql_statements: null, pg_transactions: null, redis_commands: null,
+  };
+  row.total_cpu_ms = row.server_cpu_ms;
+  log(`    ${row.logins_per_s} logins/s; CPU ms per login: ${row.server_cpu_ms}`);
+  fs.appendFileSync(OUT, `${JSON.stringify({ started: new Date().toISOString(), ...row })}\n`);
+  return row;
+}
+
 const diff = (a, b) => {
   const out = {};
   for (const [k, v] of Object.entries(b)) if (v - (a[k] ?? 0) > 0) out[k] = v - (a[k] ?? 0);
@@ -234,6 +289,7 @@ async function runCase(b, name, round) {
   }
 }
 
+const round = (x) => (x === null ? '–' : Number(x.toPrecision(3)));
 const median = (xs) => {
   const s = xs.filter((x) => x !== null).sort((a, b) => a - b);
   if (!s.length) return null;
@@ -242,11 +298,13 @@ const median = (xs) => {
 
 async function main() {
   if (!(await portFree(PORT))) throw new Error(`port ${PORT} is busy`);
+  fs.mkdirSync(path.dirname(OUT), { recursive: true });
   startRedis();
   redis = new Redis({ port: REDIS_PORT, host: '127.0.0.1', lazyConnect: false });
   const rows = [];
   try {
     for (const b of builds) await provision(b);
+    if (A.ejabberd) await ejabberd.provision();
     if (cases.includes('cached') || cases.includes('starttls')) {
       log('---- filling the client\'s SaltedPassword cache (not measured)');
       const srv = await startPerch(builds[0], 'fill');
@@ -257,10 +315,13 @@ async function main() {
       for (const name of cases) {
         // alternate the order between rounds so that neither build always goes first
         const order = round % 2 ? builds : [...builds].reverse();
+        if (A.ejabberd && round % 2 === 0) rows.push(await runEjabberdCase(name, round));
         for (const b of order) rows.push(await runCase(b, name, round));
+        if (A.ejabberd && round % 2 === 1) rows.push(await runEjabberdCase(name, round));
       }
     }
   } finally {
+    ejabberd.shutdown();
     redis.disconnect();
     spawnSync('redis-cli', ['-p', String(REDIS_PORT), 'shutdown', 'nosave']);
     for (const b of builds) if (b.created) await pgAdmin(`DROP DATABASE IF EXISTS ${b.db} WITH (FORCE)`).catch((e) => log(`drop ${b.db}: ${e.message}`));
@@ -273,7 +334,16 @@ async function main() {
   for (const name of cases) {
     for (const b of builds) {
       const rs = rows.filter((r) => r.case === name && r.build === b.label);
-      log(`| ${name} | ${b.label} | ${cols.map((c) => median(rs.map((r) => r[c]))).join(' | ')} |`);
+      log(`| ${name} | ${b.label} | ${cols.map((c) => round(median(rs.map((r) => r[c])))).join(' | ')} |`);
+    }
+    if (A.ejabberd) {
+      const rs = rows.filter((r) => r.case === name && r.build === 'ejabberd');
+      log(`| ${name} | ejabberd | ${cols.map((c) => round(median(rs.map((r) => r[c])))).join(' | ')} |`);
+      for (const b of builds) {
+        const mine = rows.filter((r) => r.case === name && r.build === b.label);
+        const ratio = (c) => { const a = median(rs.map((r) => r[c])), z = median(mine.map((r) => r[c])); return a ? (z / a).toFixed(2) : '–'; };
+        log(`| ${name} | ${b.label} ÷ ejabberd | ${cols.map(ratio).join(' | ')} |`);
+      }
     }
     if (builds.length === 2) {
       const [x, y] = builds.map((b) => rows.filter((r) => r.case === name && r.build === b.label));
