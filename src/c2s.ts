@@ -338,7 +338,7 @@ export class C2SStream implements TransportHandler, PreAuthStream {
 
   streamEnd(): void {
     // A cleanly closed stream ends the session: no resumption (XEP-0198 "Stream Closure").
-    this.session?.forgetResumption();
+    this.session?.clientClosedStream();
   }
 
   closed(): void {
@@ -387,9 +387,30 @@ export class ClientSession implements LocalSession {
     return this.conn?.lastActivity ?? null;
   }
 
-  async updateRecord(change: Partial<SessionRecord>): Promise<void> {
+  /** The session-table write that takes this turn's changes, until it starts. */
+  private recordWrite: Promise<void> | null = null;
+  /** The client closed its stream: the session ends when the connection closes, and its record goes. */
+  private streamClosed = false;
+
+  /**
+   * Changes made in one turn go to the session table as one write, made after the turn; none once the
+   * client has closed its stream (its last unavailable presence arrives with the closing tag, and the
+   * record is removed a moment later: writing it first would be one more session-table write per login).
+   */
+  updateRecord(change: Partial<SessionRecord>): Promise<void> {
     this.record = { ...this.record, ...change };
-    if (!this.closed) await this.core.sessions.put(this.record);
+    this.recordWrite ??= new Promise<void>((resolve) => setImmediate(resolve)).then(() => {
+      this.recordWrite = null;
+      if (this.closed || this.streamClosed) return;
+      return this.core.sessions.put(this.record).then(() => {});
+    });
+    return this.recordWrite;
+  }
+
+  /** The client sent its closing tag. */
+  clientClosedStream(): void {
+    this.streamClosed = true;
+    this.forgetResumption();
   }
 
   send(stanza: Element): void {

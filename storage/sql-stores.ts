@@ -13,6 +13,8 @@ import type {
   Roster,
   RosterItem,
   RosterStore,
+  SessionStart,
+  SessionStartStore,
   RoomAffiliation,
   RoomRecord,
   RoomStore,
@@ -132,7 +134,8 @@ function toItem(r: RosterRow): RosterItem {
   };
 }
 
-const BUMP_VERSION = `INSERT INTO roster_versions (username, version) VALUES ($1, 1)
+/** Bumps the roster's version when the CTE `changed` changed a row (none: no row returned). */
+const BUMP_VERSION_OF = `INSERT INTO roster_versions (username, version) SELECT username, 1 FROM changed
   ON CONFLICT (username) DO UPDATE SET version = roster_versions.version + 1 RETURNING version`;
 
 function createRosterStore(db: Db): RosterStore {
@@ -171,29 +174,28 @@ function createRosterStore(db: Db): RosterStore {
       );
       return r ? toItem(r) : null;
     },
-    put(username, item) {
-      return db.transaction(async (tx) => {
-        await tx.query(
-          `INSERT INTO roster_items (username, jid, name, subscription, ask_out, approved, groups)
+    // One statement each, not a transaction of two: the item's change and the version bump commit
+    // together, and concurrent changes of one roster queue on its version row.
+    async put(username, item) {
+      const [v] = await db.query<{ version: unknown }>(
+        `WITH changed AS (
+           INSERT INTO roster_items (username, jid, name, subscription, ask_out, approved, groups)
            VALUES ($1, $2, $3, $4, $5, $6, $7)
            ON CONFLICT (username, jid) DO UPDATE SET name = EXCLUDED.name, subscription = EXCLUDED.subscription,
-             ask_out = EXCLUDED.ask_out, approved = EXCLUDED.approved, groups = EXCLUDED.groups`,
-          [username, item.jid, item.name, item.subscription, item.askOut, item.approved, item.groups],
-        );
-        const [v] = await tx.query<{ version: unknown }>(BUMP_VERSION, [username]);
-        return num(v?.version);
-      });
+             ask_out = EXCLUDED.ask_out, approved = EXCLUDED.approved, groups = EXCLUDED.groups
+           RETURNING username)
+         ${BUMP_VERSION_OF}`,
+        [username, item.jid, item.name, item.subscription, item.askOut, item.approved, item.groups],
+      );
+      return num(v?.version);
     },
-    remove(username, jid) {
-      return db.transaction(async (tx) => {
-        const gone = await tx.query('DELETE FROM roster_items WHERE username = $1 AND jid = $2 RETURNING jid', [
-          username,
-          jid,
-        ]);
-        if (gone.length === 0) return null;
-        const [v] = await tx.query<{ version: unknown }>(BUMP_VERSION, [username]);
-        return num(v?.version);
-      });
+    async remove(username, jid) {
+      const [v] = await db.query<{ version: unknown }>(
+        `WITH changed AS (DELETE FROM roster_items WHERE username = $1 AND jid = $2 RETURNING username)
+         ${BUMP_VERSION_OF}`,
+        [username, jid],
+      );
+      return v ? num(v.version) : null;
     },
     async putPendingIn(username, jid, stanza) {
       await db.query(
@@ -268,24 +270,56 @@ function createOfflineStore(db: Db): OfflineStore {
   };
 }
 
+function createSessionStartStore(db: Db): SessionStartStore {
+  const read = batched<SessionStart>(async (keys) => {
+    // One statement, so the roster, its version, the requests and the offline count are one snapshot.
+    const rows = await db.query<{ i: unknown; version: unknown; roster: unknown; pending: unknown; offline: unknown }>(
+      `SELECT k.i,
+         coalesce((SELECT v.version FROM roster_versions v WHERE v.username = k.username), 0) AS version,
+         (SELECT json_agg(json_build_object('jid', r.jid, 'name', r.name, 'subscription', r.subscription,
+            'ask_out', r.ask_out, 'approved', r.approved, 'groups', r.groups) ORDER BY r.jid ${C})
+          FROM roster_items r WHERE r.username = k.username) AS roster,
+         (SELECT json_agg(json_build_object('jid', s.jid, 'stanza', s.stanza) ORDER BY s.jid ${C})
+          FROM subscription_requests s WHERE s.username = k.username) AS pending,
+         (SELECT count(*) FROM offline_messages m WHERE m.username = k.username) AS offline
+       FROM ${KEYS}`,
+      [keys],
+    );
+    const json = <T>(v: unknown): T[] => (v === null ? [] : typeof v === 'string' ? JSON.parse(v) : v) as T[];
+    return byKey(keys, rows, ([r]) => ({
+      roster: { version: num(r!.version), items: json<RosterRow>(r!.roster).map(toItem) },
+      pendingIn: json<{ jid: string; stanza: string }>(r!.pending).map((p) => ({ jid: p.jid, stanza: p.stanza })),
+      offlineCount: num(r!.offline),
+    }));
+  }, () => ({ roster: { version: 0, items: [] }, pendingIn: [], offlineCount: 0 }));
+  return { read };
+}
+
 function createUserDataStore(db: Db): UserDataStore {
-  // One loader per kind; kinds are a handful of constants chosen by the modules.
-  const listers = new Map<string, (username: string) => Promise<{ key: string; value: string }[]>>();
-  const listerOf = (kind: string) => {
-    let lister = listers.get(kind);
-    if (!lister) {
-      lister = batched(async (keys) => {
-        const rows = await db.query<{ i: unknown; key: string; value: string }>(
-          `SELECT k.i, d.key, d.value FROM ${KEYS}
-           JOIN user_data d ON d.username = k.username AND d.kind = $2
-           ORDER BY k.i, d.key ${C}`,
-          [keys, kind],
-        );
-        return byKey(keys, rows, (group) => group.map((r) => ({ key: r.key, value: r.value })));
-      }, () => []);
-      listers.set(kind, lister);
+  // One loader for every kind: the modules that read their part of an account as its session starts
+  // (block list, archive preferences, vCard) ask in the same turn and share one statement. A key is
+  // the kind, a NUL, then the username (kinds are the modules' constants, never with a NUL).
+  const run = async (keys: string[]) => {
+    const kinds: string[] = [];
+    const users: string[] = [];
+    for (const k of keys) {
+      const cut = k.indexOf('\0');
+      kinds.push(k.slice(0, cut));
+      users.push(k.slice(cut + 1));
     }
-    return lister;
+    const rows = await db.query<{ i: unknown; key: string; value: string }>(
+      `SELECT k.i, d.key, d.value FROM unnest($1::text[], $2::text[]) WITH ORDINALITY AS k(username, kind, i)
+       JOIN user_data d ON d.username = k.username AND d.kind = k.kind
+       ORDER BY k.i, d.key ${C}`,
+      [users, kinds],
+    );
+    return byKey(keys, rows, (group) => group.map((r) => ({ key: r.key, value: r.value })));
+  };
+  const batcher = new KeyBatcher(run, () => []);
+  const list = async (username: string, kind: string) => {
+    const key = `${kind}\0${username}`;
+    if (!username.includes('\0')) return batcher.load(key);
+    return (await run([key])).get(key) ?? [];
   };
   return {
     async get(username, kind, key) {
@@ -310,7 +344,7 @@ function createUserDataStore(db: Db): UserDataStore {
       return rows.length > 0;
     },
     list(username, kind) {
-      return listerOf(kind)(username);
+      return list(username, kind);
     },
     async clear(username, kind) {
       const rows = await db.query('DELETE FROM user_data WHERE username = $1 AND kind = $2 RETURNING key', [
@@ -435,6 +469,7 @@ export function createSqlStores(db: Db, opts: { fulltextLanguage?: string } = {}
     roster: createRosterStore(db),
     offline: createOfflineStore(db),
     userData: createUserDataStore(db),
+    sessionStart: createSessionStartStore(db),
     rooms: createRoomStore(db),
     archive: createArchiveStore(db, fulltextLanguage),
     directory: createDirectoryStore(db),

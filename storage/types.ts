@@ -97,6 +97,21 @@ export interface UserDataStore {
   clear(username: string, kind: string): Promise<number>;
 }
 
+/**
+ * What an account's first available presence reads (RFC 6121 §4.2.2, §3.1.3, XEP-0160): its roster,
+ * the subscription requests waiting for it and how many messages wait in offline storage, read
+ * together from one snapshot (one statement on SQL, shared by the logins of one event-loop turn).
+ */
+export interface SessionStart {
+  roster: Roster;
+  pendingIn: { jid: string; stanza: string }[];
+  /** Messages in offline storage: none means there is nothing to take (no write at login). */
+  offlineCount: number;
+}
+export interface SessionStartStore {
+  read(username: string): Promise<SessionStart>;
+}
+
 /** A stored affiliation (XEP-0045 §5.2); 'none' is the absence of an entry. */
 export type RoomAffiliation = 'owner' | 'admin' | 'member' | 'outcast';
 
@@ -526,6 +541,7 @@ export interface DataStores {
   roster: RosterStore;
   offline: OfflineStore;
   userData: UserDataStore;
+  sessionStart: SessionStartStore;
   rooms: RoomStore;
   archive: ArchiveStore;
   directory: DirectoryStore;

@@ -304,6 +304,14 @@ describe('data store contract', function () {
           await s.users.create('ben', creds(1));
         });
 
+        it('gives concurrent changes of one roster each its own version, and none to a removal of nothing', async function () {
+          const versions = await Promise.all(Array.from({ length: 8 }, (_, n) => s.roster.put('ann', item(`c${n}@example.com`))));
+          expect([...versions].sort((a, b) => a - b)).to.deep.equal([1, 2, 3, 4, 5, 6, 7, 8]);
+          expect(await s.roster.remove('ann', 'nobody@example.com')).to.equal(null);
+          expect(await s.roster.remove('ann', 'c3@example.com')).to.equal(9);
+          expect((await s.roster.get('ann')).version).to.equal(9);
+        });
+
         it('is empty with version 0 for a user without roster', async function () {
           expect(await s.roster.get('ann')).to.deep.equal({ version: 0, items: [] });
           expect(await s.roster.getItem('ann', 'x@example.com')).to.equal(null);
@@ -976,8 +984,29 @@ describe('data store contract', function () {
           await Promise.all(calls.flatMap((u) => [c.roster.get(u), c.roster.listPendingIn(u), c.offline.take(u)]));
           expect(queries).to.equal(3);
           queries = 0;
-          await Promise.all(calls.flatMap((u) => [c.userData.list(u, 'blocklist'), c.userData.list(u, 'prefs')]));
-          expect(queries).to.equal(2);
+          // every kind asked for in one turn (the modules' session-start reads) in the same statement
+          await Promise.all(calls.flatMap((u) => [c.userData.list(u, 'blocklist'), c.userData.list(u, 'prefs'), c.userData.list(u, 'vcard')]));
+          expect(queries).to.equal(1);
+          queries = 0;
+          await Promise.all(calls.map((u) => c.sessionStart.read(u)));
+          expect(queries).to.equal(1);
+        });
+
+        it('sessionStart.read gives each caller its own roster, version, waiting requests and offline count, as the single reads do', async function () {
+          for (const [n, u] of users.entries()) {
+            const items = ['B', 'a', 'c'].slice(0, n % 4).map((p) => item(`${p}${n}@example.com`, { name: n % 2 ? u : null, groups: n % 3 ? [u, 'Zz'] : [] }));
+            for (const it of items) await s.roster.put(u, it);
+            for (const p of ['z', 'Y'].slice(0, n % 3)) await s.roster.putPendingIn(u, `${p}${n}@example.com`, `<presence n="${u}"/>`);
+            for (let k = 0; k < n % 5; k++) await s.offline.push(u, `<message n="${k}"/>`, 100);
+          }
+          const got = await Promise.all(calls.map((u) => s.sessionStart.read(u)));
+          for (const [n, u] of calls.entries()) {
+            expect(got[n]!.roster, u).to.deep.equal(await s.roster.get(u));
+            expect(got[n]!.pendingIn, u).to.deep.equal(await s.roster.listPendingIn(u));
+            expect(got[n]!.offlineCount, u).to.equal(await s.offline.count(u));
+          }
+          expect(got[calls.indexOf('u04')]!.offlineCount).to.equal(4);
+          expect(got[calls.indexOf('nobody')]).to.deep.equal({ roster: { version: 0, items: [] }, pendingIn: [], offlineCount: 0 });
         });
 
         it('a name the database refuses fails only its own caller', async function () {

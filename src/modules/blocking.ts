@@ -72,6 +72,9 @@ export const blockingModule: Module = {
     /** The cached list, or the stored one for an account not held here. */
     const listFor = (user: string): Set<string> | Promise<Set<string>> => lists.get(user) ?? load(user);
 
+    // Awaited: delivery filters read the cached list synchronously, so it is in place before the bind
+    // result goes out. The other modules' session-start reads (archive preferences, vCard) start at a
+    // higher priority without waiting, so this read joins them in one statement.
     server.hooks.on('session/bound', async (session) => {
       if (!lists.has(session.username)) await reload(session.username);
       return false;

@@ -18,6 +18,7 @@ import { archiveWriter, type ArchiveWriter } from '../archive-writer.js';
 import type { Module, Server } from '../context.js';
 import { answerMamQuery, mamFormQuery, mamMetadata } from '../mam-query.js';
 import { storedOriginId } from '../muc/recent.js';
+import { SESSION_START_READ } from './session-start.js';
 
 const MODULE = 'mam';
 /** How long after binding (following a failed resumption) a one-to-one message is checked for a resend. */
@@ -180,16 +181,26 @@ export const mamModule: Module = {
     // list, not get: concurrent logins share one statement.
     const loadPrefs = async (user: string) =>
       decodePrefs((await server.stores.userData.list(user, PREFS_KIND)).find((r) => r.key === PREFS_KEY)?.value ?? null, serverDefault);
-    const prefsFor = (user: string): MamPrefs | Promise<MamPrefs> => cached.get(user) ?? loadPrefs(user);
+    /** Loads started as a session is bound, until they are in `cached`. */
+    const loading = new Map<string, Promise<MamPrefs>>();
+    const prefsFor = (user: string): MamPrefs | Promise<MamPrefs> => cached.get(user) ?? loading.get(user) ?? loadPrefs(user);
     const refresh = async (user: string) => {
       const p = await loadPrefs(user);
       if (server.localOf(bareOf(user)).length > 0) cached.set(user, p);
     };
 
-    server.hooks.on('session/bound', async (session) => {
-      if (!cached.has(session.username)) await refresh(session.username);
+    // Started, not awaited, before the block list's read (which is awaited: see blocking.ts), so the
+    // session-start reads share one statement.
+    server.hooks.on('session/bound', (session) => {
+      const user = session.username;
+      if (cached.has(user) || loading.has(user)) return false;
+      const load = loadPrefs(user);
+      loading.set(user, load);
+      load.then((p) => { if (server.localOf(bareOf(user)).length > 0) cached.set(user, p); },
+        (e: unknown) => server.log.error('archive preferences load failed', { err: e, user }))
+        .finally(() => loading.delete(user));
       return false;
-    });
+    }, SESSION_START_READ);
     server.hooks.on('session/closed', ({ session }) => {
       if (server.localOf(session.bare).length === 0) cached.delete(session.username);
       return false;

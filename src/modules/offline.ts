@@ -6,6 +6,7 @@ import { StanzaError } from '../../protocol/errors.js';
 import { parseStanzaString } from '../../protocol/xml-stream.js';
 import type { LocalSession, Module, Server } from '../context.js';
 import { formatDateTimeSeconds } from '../../protocol/datetime.js';
+import { sessionStartOf } from './session-start.js';
 
 const MODULE = 'offline';
 
@@ -71,7 +72,10 @@ export const offlineModule: Module = {
     };
 
     server.hooks.on('session/online', async (session) => {
-      if (session.record.priority >= 0) await deliver(session);
+      if (session.record.priority < 0) return false;
+      // The initial presence's read counted nothing waiting: no take (a DELETE) at every login.
+      if (sessionStartOf(session)?.offlineCount === 0) session.data.set(MODULE, true);
+      else await deliver(session);
       return false;
     });
 

@@ -5,10 +5,11 @@ import { Element } from '../../protocol/xml.js';
 import { formatDateTimeSeconds } from '../../protocol/datetime.js';
 import { NS } from '../../protocol/namespaces.js';
 import { tryParseJid, type Jid } from '../../protocol/jid.js';
-import type { SessionRecord } from '../../storage/types.js';
+import type { Roster, SessionRecord } from '../../storage/types.js';
 import type { LocalSession, Module, Server, StanzaEvent } from '../context.js';
 import { hasFrom, hasTo, isSubscriptionStanza } from './subscription-states.js';
-import { handleInbound, handleOutbound, pendingRequests, rosterWork, sendCurrentPresence } from './subscriptions.js';
+import { handleInbound, handleOutbound, pendingStanzas, rosterWork, sendCurrentPresence } from './subscriptions.js';
+import { keepSessionStart } from './session-start.js';
 
 /** Per-session state: where directed presence went (RFC 6121 §4.6), to tell them when we leave. */
 interface PresenceState {
@@ -36,7 +37,10 @@ function copyTo(stanza: Element, to: string): Element {
 
 /** Contacts whose subscription lets them see the user's presence, and those the user sees. */
 async function contacts(server: Server, username: string): Promise<{ from: string[]; to: string[] }> {
-  const roster = await server.stores.roster.get(username);
+  return split(await server.stores.roster.get(username));
+}
+
+function split(roster: Roster): { from: string[]; to: string[] } {
   const from: string[] = [];
   const to: string[] = [];
   for (const item of roster.items) {
@@ -64,17 +68,28 @@ async function available(server: Server, session: LocalSession, stanza: Element)
   kept.removeChildren((c) => c.is('delay', NS.delay));
   kept.append(new Element('delay', { xmlns: NS.delay, from: server.domain, stamp: formatDateTimeSeconds(new Date()) }));
   await session.updateRecord({ available: true, priority: priorityOf(stanza), presence: kept.toString() });
-  const { from, to } = await contacts(server, session.username);
+  if (!initial) {
+    broadcast(server, stanza, session.bare, (await contacts(server, session.username)).from);
+    return;
+  }
+  // Read once the record says available (what arrives from now on reaches the session, not storage):
+  // the roster, the waiting requests and the offline count in one read.
+  const start = await server.stores.sessionStart.read(session.username);
+  const { from, to } = split(start.roster);
   // Own resources include this one: the client sees its own presence come back (RFC 6121 §4.2.3).
   broadcast(server, stanza, session.bare, from);
-  if (!initial) return;
   // §4.2.2: ask for the current presence of everyone the user is subscribed to.
   for (const jid of to) {
     server.router.route(new Element('presence', { type: 'probe', from: session.full, to: jid }, [], NS.client));
   }
   // §3.1.3: requests that arrived while the user was away are shown again.
-  for (const req of await pendingRequests(server, session.username)) session.send(req);
-  await server.hooks.fire('session/online', session);
+  for (const req of pendingStanzas(start.pendingIn)) session.send(req);
+  keepSessionStart(session, start);
+  try {
+    await server.hooks.fire('session/online', session);
+  } finally {
+    keepSessionStart(session, null);
+  }
 }
 
 /** Unavailable presence from a resource: its subscribers, the account's other resources, directed targets. */

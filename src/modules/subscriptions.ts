@@ -229,9 +229,10 @@ export async function handleInbound(server: Server, ev: StanzaEvent): Promise<vo
 }
 
 /** Stored subscription requests of an account, to be shown again to a resource going online. */
-export async function pendingRequests(server: Server, username: string): Promise<Element[]> {
+/** The stored requests as stanzas (those that no longer parse are left out). */
+export function pendingStanzas(stored: readonly { stanza: string }[]): Element[] {
   const out: Element[] = [];
-  for (const p of await server.stores.roster.listPendingIn(username)) {
+  for (const p of stored) {
     const el = parsePresence(p.stanza);
     if (el) out.push(el);
   }

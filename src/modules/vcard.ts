@@ -5,6 +5,7 @@ import { NS } from '../../protocol/namespaces.js';
 import { StanzaError } from '../../protocol/errors.js';
 import type { Module, Server } from '../context.js';
 import { parseStoredXml, storedXml } from './private.js';
+import { SESSION_START_READ } from './session-start.js';
 
 const KIND = 'vcard';
 const KEY = 'current';
@@ -77,7 +78,21 @@ export const vcardModule: Module = {
     });
 
     // XEP-0153: the server marks outgoing presence with the account's avatar hash, so that rooms and
-    // contacts see it whatever the client; a client's own <x/> is left as it is.
+    // contacts see it whatever the client; a client's own <x/> is left as it is. The card is read as
+    // the session is bound (list, started before the block list's awaited read, so they share one
+    // statement) and the hash kept; a new card replaces it (above).
+    const photoOf = (username: string): Promise<string> => server.stores.userData.list(username, KIND).then((rows) => {
+      const saved = rows.find((r) => r.key === KEY)?.value;
+      const card = saved !== undefined ? parseStoredXml(saved) : null;
+      return card ? photoHash(card) : '';
+    });
+    server.hooks.on('session/bound', (session) => {
+      const reading = photoOf(session.username);
+      session.data.set(PHOTO_KEY, reading);
+      reading.then((hash) => { if (session.data.get(PHOTO_KEY) === reading) session.data.set(PHOTO_KEY, hash); },
+        (e: unknown) => { if (session.data.get(PHOTO_KEY) === reading) session.data.delete(PHOTO_KEY); server.log.error('vCard read failed', { err: e }); });
+      return false;
+    }, SESSION_START_READ);
     server.hooks.on('client/stanza', ({ stanza, session }) => {
       if (stanza.name !== 'presence' || stanza.attrs.type !== undefined) return false;
       if (stanza.getChild('x', NS.vcardUpdate)) return false;
@@ -86,10 +101,9 @@ export const vcardModule: Module = {
         addUpdate(stanza, known);
         return false;
       }
-      return server.stores.userData.get(session.username, KIND, KEY).then((saved) => {
-        const card = saved !== null ? parseStoredXml(saved) : null;
-        const hash = card ? photoHash(card) : '';
-        session.data.set(PHOTO_KEY, hash);
+      const reading = known instanceof Promise ? (known as Promise<string>) : photoOf(session.username);
+      return reading.then((hash) => {
+        if (session.data.get(PHOTO_KEY) === known) session.data.set(PHOTO_KEY, hash);
         addUpdate(stanza, hash);
         return false;
       });
