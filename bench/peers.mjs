@@ -51,7 +51,13 @@ export function peerServer(name, { work, peersDir, portBase, db, storage = 'sql'
       this.script = path.join(dir, `${name}.sh`);
     },
     sh(...a) {
-      return execFileSync(this.script, a, { env: { ...process.env, ...env, BENCH_DIR: state }, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }).trim();
+      try {
+        return execFileSync(this.script, a, { env: { ...process.env, ...env, BENCH_DIR: state }, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }).trim();
+      } catch (e) {
+        // what the script said is the only clue (its logs are removed with the work directory)
+        const said = `${e.stdout ?? ''}${e.stderr ?? ''}`.trim().split('\n').slice(-8).join(' | ');
+        throw new Error(`${name}.sh ${a.join(' ')}: exit ${e.status ?? e.signal}${said ? `: ${said}` : ''}`);
+      }
     },
     pid() { return Number(fs.readFileSync(path.join(state, 'server.pid'), 'utf8').trim()); },
     version() { return dpkgVersion(name); },
@@ -64,7 +70,12 @@ export function peerServer(name, { work, peersDir, portBase, db, storage = 'sql'
       if (!r || r.error || r.failed > 0) throw new Error(`${name} provisioning failed: ${r?.error ?? JSON.stringify(r?.errors)}`);
       this.provisioned = `${r.created + r.exists} accounts registered by XEP-0077 at ${Math.round(r.per_s)}/s`;
     },
-    async start() { log(`    ${this.sh('restart')}`); this.running = true; await sleep(500); return this.pid(); },
+    async start() {
+      try { log(`    ${this.sh('restart')}`); } catch (e) { try { this.sh('stop'); } catch { /* not running */ } this.running = false; throw e; }
+      this.running = true;
+      await sleep(500);
+      return this.pid();
+    },
     async stop() { if (this.running) { this.sh('stop'); this.running = false; } },
     async shutdown() {
       if (!this.script) return; // never started by this run

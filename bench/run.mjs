@@ -354,7 +354,7 @@ async function runCase(srv, tag, caseArgv, opts) {
     const cache = path.join(WORK, `scram-${srv.name}.json`);
     if (opts?.coldCache) fs.rmSync(cache, { force: true });
     let pid;
-    try { pid = await srv.start(tag); } catch (e) { return { error: `start: ${e.message}` }; }
+    try { pid = await srv.start(tag); } catch (e) { log(`    !! ${srv.name} did not start: ${e.message}`); await srv.stop().catch(() => {}); return { error: `start: ${e.message}` }; }
     try {
       return await xmppload(srv.name, tag, [...caseArgv, '--port', srv.port, '--domain', DOMAIN, '--server-pid', pid, '--scram-cache', cache, ...srv.storageArgs()]);
     } finally {
