@@ -71,7 +71,16 @@ export function peerServer(name, { work, peersDir, portBase, db, storage = 'sql'
       this.provisioned = `${r.created + r.exists} accounts registered by XEP-0077 at ${Math.round(r.per_s)}/s`;
     },
     async start() {
-      try { log(`    ${this.sh('restart')}`); } catch (e) { try { this.sh('stop'); } catch { /* not running */ } this.running = false; throw e; }
+      // a restart on a loaded machine now and then times out (ejabberdctl started): stopped, then once more
+      for (let attempt = 1; ; attempt++) {
+        try { log(`    ${this.sh('restart')}`); break; } catch (e) {
+          try { this.sh('stop'); } catch { /* not running */ }
+          this.running = false;
+          if (attempt === 2) throw e;
+          log(`    ${e.message}; stopped, restarting once more`);
+          await sleep(2000);
+        }
+      }
       this.running = true;
       await sleep(500);
       return this.pid();
