@@ -265,9 +265,21 @@ const perchServer = ({ name, title, root, db, governed = false, compliance = fal
     this.dist = path.join(snap, 'dist');
   },
   async start() {
-    this.proc = spawn(process.execPath, [path.join(this.dist, 'src/cli.js'), '--config', this.config, 'start'], { stdio: ['ignore', 'inherit', 'inherit'] });
-    this.exited = new Promise((r) => this.proc.once('exit', r));
-    await Promise.race([waitPort(this.port, 30000), this.exited.then((c) => { throw new Error(`perch exited with ${c}`); })]);
+    // the run's ports lie in the kernel's ephemeral range: a client connection can hold one for a moment
+    // (EADDRINUSE), so a server that exits at start is started once more
+    for (let attempt = 1; ; attempt++) {
+      this.proc = spawn(process.execPath, [path.join(this.dist, 'src/cli.js'), '--config', this.config, 'start'], { stdio: ['ignore', 'inherit', 'inherit'] });
+      this.exited = new Promise((r) => this.proc.once('exit', r));
+      try {
+        await Promise.race([waitPort(this.port, 30000), this.exited.then((c) => { throw new Error(`perch exited with ${c}`); })]);
+        break;
+      } catch (e) {
+        await this.stop();
+        if (attempt === 2) throw e;
+        log(`    ${e.message}: starting it once more`);
+        await sleep(1000);
+      }
+    }
     await sleep(500);
     return this.proc.pid;
   },

@@ -153,10 +153,22 @@ const perch = {
 
   async start(tag) {
     const flags = PROFILE ? ['--cpu-prof', '--cpu-prof-dir', PROFILE_DIR, '--cpu-prof-name', `perch-${tag}.cpuprofile`] : [];
-    this.proc = spawn(process.execPath, [...flags, path.join(ROOT, 'dist/src/cli.js'), '--config', this.config, 'start'], { stdio: ['ignore', 'inherit', 'inherit'] });
-    this.exited = new Promise((r) => this.proc.once('exit', r));
     this.tag = tag;
-    await Promise.race([waitPort(PERCH_PORT, 30000), this.exited.then((c) => { throw new Error(`perch exited with ${c}`); })]);
+    // the run's ports lie in the kernel's ephemeral range: a client connection can hold one for a moment
+    // (EADDRINUSE), so a server that exits at start is started once more
+    for (let attempt = 1; ; attempt++) {
+      this.proc = spawn(process.execPath, [...flags, path.join(ROOT, 'dist/src/cli.js'), '--config', this.config, 'start'], { stdio: ['ignore', 'inherit', 'inherit'] });
+      this.exited = new Promise((r) => this.proc.once('exit', r));
+      try {
+        await Promise.race([waitPort(PERCH_PORT, 30000), this.exited.then((c) => { throw new Error(`perch exited with ${c}`); })]);
+        break;
+      } catch (e) {
+        await this.stop();
+        if (attempt === 2) throw e;
+        log(`    ${e.message}: starting it once more`);
+        await sleep(1000);
+      }
+    }
     await sleep(500);
     return this.proc.pid;
   },
