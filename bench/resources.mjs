@@ -202,17 +202,19 @@ export async function serverHistograms(metricsPort, names) {
 // ------------------------------------------------------------------------------------------------
 // a quiet machine
 
-/** Machine busy % (100 = one core) over `ms`, from /proc/stat. */
+/** The machine's CPU seconds since boot, from /proc/stat: busy (user, nice, system, irq, softirq, steal) and all. */
+export function machineCpuSec() {
+  const f = fs.readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).slice(1).map(Number);
+  return { busy: (f[0] + f[1] + f[2] + f[5] + f[6] + f[7]) / CLK_TCK, all: f.slice(0, 8).reduce((a, b) => a + b, 0) / CLK_TCK };
+}
+
+/** Machine busy % (100 = one core) over `ms`. */
 export async function machineBusyPct(ms) {
-  const read = () => {
-    const f = fs.readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).slice(1).map(Number);
-    return { busy: f[0] + f[1] + f[2] + f[5] + f[6] + f[7], all: f.slice(0, 8).reduce((a, b) => a + b, 0) };
-  };
-  const a = read();
+  const a = machineCpuSec();
   await sleep(ms);
-  const b = read();
+  const b = machineCpuSec();
   const cores = fs.readFileSync('/proc/stat', 'utf8').split('\n').filter((l) => /^cpu\d/.test(l)).length || 1;
-  return (100 * cores * (b.busy - a.busy)) / Math.max(1, b.all - a.all);
+  return (100 * cores * (b.busy - a.busy)) / Math.max(1e-9, b.all - a.all);
 }
 
 /**

@@ -17,7 +17,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import { fork } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { CLK_TCK, processCpuSec, StorageMeter, chargeStorage } from './resources.mjs';
+import { processCpuSec, machineCpuSec, StorageMeter, chargeStorage } from './resources.mjs';
 
 const NS_SASL = 'urn:ietf:params:xml:ns:xmpp-sasl';
 const NS_TLS = 'urn:ietf:params:xml:ns:xmpp-tls';
@@ -593,11 +593,6 @@ async function rssMedian(pids, samples = 5, gapMs = 200) {
   for (let i = 0; i < samples; i++) { v.push(rssKb(pids)); if (i < samples - 1) await sleep(gapMs); }
   return v.sort((a, b) => a - b)[Math.floor(v.length / 2)];
 }
-function machineBusySec() {
-  const f = fs.readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).slice(1).map(Number);
-  const idle = f[3] + f[4];
-  return (f.reduce((a, b) => a + b, 0) - idle) / CLK_TCK;
-}
 const serverCpuSec = (pids) => pids.reduce((a, p) => a + (processCpuSec(p) ?? 0), 0);
 
 /**
@@ -612,12 +607,12 @@ class Meter {
     this.storageMeter = new StorageMeter(this.storage).start();
     this.t0 = nowMs();
     this.srv0 = this.pids.length ? serverCpuSec(this.pids) : 0;
-    this.m0 = machineBusySec();
+    this.m0 = machineCpuSec().busy;
   }
   async stop() {
     const wall = nowMs() - this.t0;
     const server = this.pids.length ? ((serverCpuSec(this.pids) - this.srv0) * 1000) / wall * 100 : null;
-    const machine = (machineBusySec() - this.m0) * 1000 / wall * 100;
+    const machine = (machineCpuSec().busy - this.m0) * 1000 / wall * 100;
     const storage = this.storageMeter.stop();
     const procs = await Promise.all(this.agents.map((a) => a.call('cpu')));
     const loadgenProcs = procs.map((p) => Math.round((p.cpuMs / p.wallMs) * 1000) / 10);
