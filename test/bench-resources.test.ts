@@ -76,8 +76,13 @@ describe('benchmark resource accounting (bench/resources.mjs)', () => {
     try { execFileSync('redis-server', ['--version']); } catch (e) { return missing(this, 'redis-server', (e as Error).message); }
     const R = await load();
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'perch-test-redis-'));
-    const server = new R.PrivateRedis(REDIS_PORT, dir);
-    await server.start();
+    // the range lies in the kernel's ephemeral ports: a client connection may hold one, so try a few
+    let server: InstanceType<ResourcesModule['PrivateRedis']> | null = null;
+    for (let port = REDIS_PORT; !server && port < REDIS_PORT + 5; port++) {
+      const candidate = new R.PrivateRedis(port, dir);
+      server = await candidate.start().then(() => candidate, () => null);
+    }
+    if (!server) throw new Error(`no private redis-server could listen on ${REDIS_PORT}..${REDIS_PORT + 4}`);
     const client = new Redis(server.url, { lazyConnect: true, maxRetriesPerRequest: 0 });
     try {
       await client.connect();
