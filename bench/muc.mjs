@@ -65,9 +65,10 @@ import path from 'node:path';
 import net from 'node:net';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { waitPort, portFree, createBenchAccounts, writeDocsSection } from './lib.mjs';
-import { PrivateRedis, measureQuietest, startCommitProbe, serverHistograms, cpuPerOp } from './resources.mjs';
+import { PrivateRedis, measureQuietest, startCommitProbe, serverHistograms } from './resources.mjs';
 import { peerServer } from './peers.mjs';
 import { targetsData, writeTargets } from './targets.mjs';
+import { fmt, big, ratio, median, summarizeError, cpuPerDelivery, compareDocs } from './muc-compare.mjs';
 import { generateArchive, captureTemplate, clearRoomArchive, loadArchive, LOAD_DESCRIPTION, TEMPLATE, FT_RARE, FT_COMMON, SENDERS, VOCABULARY } from './archive-load.mjs';
 
 const BENCH = path.dirname(fileURLToPath(import.meta.url));
@@ -102,7 +103,6 @@ const MUC = `conference.${DOMAIN}`;
 const WORK = fs.mkdtempSync(path.join(os.tmpdir(), 'perch-muc-bench-'));
 if (privateRedis) privateRedis.dir = WORK;
 // --compare / --perch-dist: Perch builds against each other, fan-out cases by default (see BUILDS)
-const COMPARE_COMMAND = 'npm run build && node bench/muc.mjs --compare ../wt/baseline --cases fanout,join';
 const GOVERNED = args.has('--governed');
 const COMPLIANCE = argValue('--compliance');
 const COMPARE = argv.includes('--compare') || argv.includes('--perch-dist') || GOVERNED || COMPLIANCE !== null;
@@ -397,9 +397,6 @@ function archiveOf(size) {
 // ------------------------------------------------------------------------------------------------
 // report
 
-const fmt = (v, d = 1) => (v === null || v === undefined || Number.isNaN(v) ? '–' : Number(v).toFixed(d));
-const big = (v) => (v === null || v === undefined ? '–' : Math.round(v).toLocaleString('en-US'));
-const ratio = (a, b) => (a === null || a === undefined || !b ? '–' : `${(a / b).toFixed(2)}×`);
 
 function cpuCell(r) {
   const m = r?.resources;
@@ -409,26 +406,6 @@ function cpuCell(r) {
   return `${fmt(m.server_cpu_pct, 0)}%${db} / ${fmt(m.loadgen_cpu_pct, 0)}% / ${fmt(m.other_cpu_pct, 0)}%`;
 }
 const failed = (r) => (r && r.error ? '✗ failed (below)' : null);
-
-/** One line for an error: xmppbench's join failures are counted by kind instead of listed per nick. */
-function summarizeError(e) {
-  const text = String(e);
-  const m = /join failures: (\{.*\})/.exec(text);
-  if (m) {
-    try {
-      const kinds = {};
-      let n = 0;
-      for (const [k, v] of Object.entries(JSON.parse(m[1]))) {
-        const kind = k.replace(/ \S+@\S+/, '');
-        kinds[kind] = (kinds[kind] ?? 0) + v;
-        n += v;
-      }
-      const nicks = Object.keys(JSON.parse(m[1])).map((k) => k.split('/').pop());
-      return `${n} room joins failed (${Object.entries(kinds).map(([k, v]) => `${k} × ${v}`).join(', ')}; nicks ${nicks.slice(0, 3).join(', ')}${nicks.length > 3 ? ` … ${nicks.at(-1)}` : ''})`;
-    } catch { /* fall through */ }
-  }
-  return text.split('\n')[0].slice(0, 300);
-}
 
 /** rows: [metric, cell per server, ratio P/E, ratio P/Prosody] */
 function rowsFor(c, res) {
@@ -621,92 +598,6 @@ function section(meta, res) {
 
 // ------------------------------------------------------------------------------------------------
 // before/after: Perch builds against each other (--compare, --perch-dist)
-
-const median = (xs) => {
-  const v = xs.filter((x) => typeof x === 'number' && !Number.isNaN(x)).sort((a, b) => a - b);
-  if (!v.length) return null;
-  const m = v.length >> 1;
-  return v.length % 2 ? v[m] : (v[m - 1] + v[m]) / 2;
-};
-const cpuPerDelivery = (r) => cpuPerOp(r.resources, r.delivered, 1e6)?.total ?? null;
-/** [metric, value of one run, format, better when]: fan-out cases */
-const COMPARE_METRICS = [
-  ['delivered/s', (r) => r.delivered_per_s, big, 'higher'],
-  ['latency p50 ms', (r) => r.latency_ms?.p50, fmt, 'lower'],
-  ['latency p99 ms', (r) => r.latency_ms?.p99, fmt, 'lower'],
-  ['latency max ms', (r) => r.latency_ms?.max, (v) => fmt(v, 0), 'lower'],
-  ['server CPU % of a core', (r) => r.resources?.server_cpu_pct, (v) => fmt(v, 0), 'lower'],
-  ['server + db + redis CPU µs per delivery', cpuPerDelivery, (v) => fmt(v, 0), 'lower'],
-  ["other jobs' CPU % during the run (noise)", (r) => r.resources?.other_cpu_pct, (v) => fmt(v, 0), null],
-];
-/** The same for join cases (xmppbench join-history): how fast a joiner gets its history and the subject. */
-const COMPARE_JOIN_METRICS = [
-  ['joins/s', (r) => r.joins_per_s, big, 'higher'],
-  ['join→subject p50 ms', (r) => r.join_to_subject_ms?.p50, fmt, 'lower'],
-  ['join→subject p99 ms', (r) => r.join_to_subject_ms?.p99, fmt, 'lower'],
-  ['join→subject max ms', (r) => r.join_to_subject_ms?.max, (v) => fmt(v, 0), 'lower'],
-  ['server CPU % of a core', (r) => r.resources?.server_cpu_pct, (v) => fmt(v, 0), 'lower'],
-  ["other jobs' CPU % during the run (noise)", (r) => r.resources?.other_cpu_pct, (v) => fmt(v, 0), null],
-];
-/** A run that did all it should: every message in order (fan-out), or every join with its history and subject. */
-const compareComplete = (r) => !r.error && (r.in_order_complete || (r.joins_ok !== undefined && r.failures === 0 && r.history_complete === r.joins_ok && r.subject_ok === r.joins_ok));
-
-/** The before/after section: per case and build, the median over the rounds with the range beside it. */
-function compareSection(meta, runs, pairs = null) {
-  const builds = meta.builds;
-  const first = builds[0].name, last = builds.at(-1).name;
-  const ratios = pairs ?? [[last, first]];
-  const L = [];
-  L.push('<!-- muc-compare:begin -->', '## Perch before / after: MUC fan-out (bench/muc.mjs --compare)', '');
-  L.push(`Generated by \`node bench/muc.mjs ${meta.argv.join(' ')}\` on ${meta.date} (${meta.minutes} min); rewritten by each comparison run.`, '');
-  L.push(`- Machine: ${meta.cpus} × ${meta.cpuModel}, Linux ${meta.kernel}, Node ${meta.node}; load average before the run ${meta.loadavg}.`);
-  for (const b of builds) L.push(`- **${b.name}**: Perch ${b.version} at commit ${b.commit} (\`${b.root}\`); ${b.provisioned ?? ''}.`);
-  L.push(`- ${meta.descr}.`);
-  L.push(`- ${meta.rounds} round(s); in each round every case runs once per build, each on a freshly started server, the order of the builds alternating from round to round (${meta.order}). Cells: median over the rounds, (min–max) beside it; the ratio is ${last} ÷ ${first} of the medians (above 1 is better for delivered/s, below 1 for latency and CPU).`);
-  L.push(`- Other jobs' CPU during each run is in the last row of each case: the machine's noise. Differences smaller than the spread of the rounds are not findings.`, '');
-  L.push('```sh', COMPARE_COMMAND, '```', '');
-  L.push(`| case | metric | ${builds.map((b) => b.name).join(' | ')} | ${ratios.map(([a, b]) => `${a} / ${b}`).join(' | ')} |`);
-  L.push(`|---|---|${builds.map(() => '---|').join('')}${ratios.map(() => '---|').join('')}`);
-  const notes = [];
-  for (const c of meta.cases) {
-    const ok = (name) => (runs[name]?.[c.tag] ?? []).filter((r) => !r.error);
-    const metrics = c.group === 'join' || c.tag.startsWith('join') ? COMPARE_JOIN_METRICS : COMPARE_METRICS;
-    metrics.forEach(([metric, value, f, better], i) => {
-      const cells = builds.map((b) => {
-        const vs = ok(b.name).map(value).filter((v) => v !== null && v !== undefined);
-        if (!vs.length) return '–';
-        return vs.length === 1 ? f(vs[0]) : `${f(median(vs))} (${f(Math.min(...vs))}–${f(Math.max(...vs))})`;
-      });
-      const m = (name) => median(ok(name).map(value));
-      const rats = ratios.map(([a, b]) => (better ? ratio(m(a), m(b)) : ''));
-      L.push(`| ${i === 0 ? `**${c.title}**` : ''} | ${metric} | ${cells.join(' | ')} | ${rats.join(' | ')} |`);
-    });
-    L.push(`| | runs complete (in order; joins with history and subject) | ${builds.map((b) => { const all = runs[b.name]?.[c.tag] ?? []; return `${all.filter(compareComplete).length} / ${all.length}`; }).join(' | ')} |${ratios.map(() => ' |').join('')}`);
-    for (const b of builds) for (const r of runs[b.name]?.[c.tag] ?? []) if (r.error) notes.push(`${b.name}, ${c.tag}: failed — ${summarizeError(r.error)}`);
-  }
-  L.push('');
-  if (notes.length) { L.push('What did not work in this run:', ''); for (const n of notes) L.push(`- ${n.replace(/\n/g, ' ')}`); L.push(''); }
-  L.push('<!-- muc-compare:end -->');
-  return L.join('\n');
-}
-
-/** The section and its key: before/after, or (--governed) the governed room beside the plain one. */
-function compareDocs(meta, runs) {
-  if (meta.compliance) {
-    const text = compareSection(meta, runs, [['off', 'main'], ['on', 'off']]);
-    return [text.replaceAll('muc-compare', 'compliance-muc')
-      .replace('## Perch before / after: MUC fan-out (bench/muc.mjs --compare)', '## Compliance capture on and off: MUC fan-out (bench/muc.mjs --compliance)')
-      .replace(/the ratio is \S+ ÷ \S+ of the medians/, 'the ratios are off ÷ main (the capture code with capture off against the build before it) and on ÷ off (the cost of capture) of the medians')
-      .replace(COMPARE_COMMAND, `npm run build && node bench/muc.mjs ${meta.argv.join(' ')}`), 'compliance-muc'];
-  }
-  const text = compareSection(meta, runs);
-  if (!meta.governed) return [text, 'muc-compare'];
-  const governed = meta.cases.map((c) => `${c.tag} ${(runs.governed?.[c.tag] ?? []).map((r) => r.governed_rooms ?? '?').join('/')}`).join(', ');
-  return [text.replaceAll('muc-compare', 'pchat-muc')
-    .replace('\n| case | metric |', `\n- Governed rooms found in the governed build's database after each run (category bench, members group:bench-users; the rooms the run's load created plus those of earlier cases): ${governed}.\n\n| case | metric |`)
-    .replace('## Perch before / after: MUC fan-out (bench/muc.mjs --compare)', '## A category-governed room beside a plain one: MUC fan-out and join (bench/muc.mjs --governed)')
-    .replace(COMPARE_COMMAND, 'npm run build && node bench/muc.mjs --governed --cases fanout,join'), 'pchat-muc'];
-}
 
 /** Runs every case ROUNDS times per build, alternating the order of the builds; writes the before/after section. */
 async function compareMain(meta, t0) {
