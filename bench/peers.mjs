@@ -64,24 +64,30 @@ export function peerServer(name, { work, peersDir, portBase, db, storage = 'sql'
     async provision() {
       if (!(await portFree(port))) throw new Error(`port ${port} is busy (another ${name}?)`);
       this.prepare();
-      log(this.sh('start', storage));
-      this.running = true;
+      await this.twice('start', storage);
       const r = await register(port);
       if (!r || r.error || r.failed > 0) throw new Error(`${name} provisioning failed: ${r?.error ?? JSON.stringify(r?.errors)}`);
       this.provisioned = `${r.created + r.exists} accounts registered by XEP-0077 at ${Math.round(r.per_s)}/s`;
     },
-    async start() {
-      // a restart on a loaded machine now and then times out (ejabberdctl started): stopped, then once more
+    /**
+     * Runs the script's start or restart, and once more after a stop when it fails: on a loaded machine a
+     * restart now and then times out (ejabberdctl started), and a port of the run may be held for a moment
+     * by a client connection when the range lies in the kernel's ephemeral ports.
+     */
+    async twice(...a) {
       for (let attempt = 1; ; attempt++) {
-        try { log(`    ${this.sh('restart')}`); break; } catch (e) {
+        try { log(`    ${this.sh(...a)}`); break; } catch (e) {
           try { this.sh('stop'); } catch { /* not running */ }
           this.running = false;
           if (attempt === 2) throw e;
-          log(`    ${e.message}; stopped, restarting once more`);
+          log(`    ${e.message.slice(0, 300)}; stopped, once more`);
           await sleep(2000);
         }
       }
       this.running = true;
+    },
+    async start() {
+      await this.twice('restart');
       await sleep(500);
       return this.pid();
     },
