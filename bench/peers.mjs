@@ -78,6 +78,7 @@ export function peerServer(name, { work, peersDir, portBase, db, storage = 'sql'
       for (let attempt = 1; ; attempt++) {
         try { log(`    ${this.sh(...a)}`); break; } catch (e) {
           try { this.sh('stop'); } catch { /* not running */ }
+          this.killLauncher();
           this.running = false;
           if (attempt === 2) throw e;
           log(`    ${e.message.slice(0, 300)}; stopped, once more`);
@@ -85,6 +86,14 @@ export function peerServer(name, { work, peersDir, portBase, db, storage = 'sql'
         }
       }
       this.running = true;
+    },
+    /** prosody.sh writes server.pid only once the port is open: a start that failed leaves its launcher running. */
+    killLauncher() {
+      try {
+        const pid = Number(fs.readFileSync(path.join(state, 'launcher.pid'), 'utf8').trim());
+        // only while it is still this run's server (a pid is reused once its process is gone)
+        if (fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes(state)) process.kill(pid, 'SIGKILL');
+      } catch { /* none, or gone */ }
     },
     async start() {
       await this.twice('restart');
@@ -95,6 +104,7 @@ export function peerServer(name, { work, peersDir, portBase, db, storage = 'sql'
     async shutdown() {
       if (!this.script) return; // never started by this run
       try { this.sh('stop'); } catch (e) { log(`${name} stop: ${e.message}`); }
+      this.killLauncher();
       this.running = false;
       if (this.db) await pgAdmin(`DROP DATABASE IF EXISTS ${this.db} WITH (FORCE)`).catch((e) => log(`drop ${this.db}: ${e.message}`));
     },
