@@ -52,7 +52,7 @@ export function prng(seed) {
 /**
  * Replaces the section between <!-- KEY:begin --> and <!-- KEY:end --> of docs/benchmarks.md (adding
  * it before <!-- notes --> the first time); hand-written notes between <!-- KEY:notes:begin/end -->
- * survive the rewrite. tool names the script in the notes' placeholder.
+ * survive the rewrite. tool names the script in the notes' placeholder; null: a section without notes.
  */
 export function writeDocsSection(root, text, key, tool, log = console.log) {
   const file = path.join(root, 'docs', 'benchmarks.md');
@@ -60,9 +60,11 @@ export function writeDocsSection(root, text, key, tool, log = console.log) {
   const begin = `<!-- ${key}:begin -->`, end = `<!-- ${key}:end -->`;
   const notesBegin = `<!-- ${key}:notes:begin -->`, notesEnd = `<!-- ${key}:notes:end -->`;
   const nb = doc.indexOf(notesBegin), ne = doc.indexOf(notesEnd);
-  const kept = nb !== -1 && ne > nb ? doc.slice(nb, ne + notesEnd.length)
-    : `${notesBegin}\n### Notes\n\n(hand-written notes on these figures go here; kept across runs of ${tool})\n${notesEnd}`;
-  text = text.replace(end, `${kept}\n${end}`);
+  if (tool !== null) {
+    const kept = nb !== -1 && ne > nb ? doc.slice(nb, ne + notesEnd.length)
+      : `${notesBegin}\n### Notes\n\n(hand-written notes on these figures go here; kept across runs of ${tool})\n${notesEnd}`;
+    text = text.replace(end, `${kept}\n${end}`);
+  }
   const b = doc.indexOf(begin), e = doc.indexOf(end);
   if (b !== -1 && e > b) doc = doc.slice(0, b) + text + doc.slice(e + end.length);
   else {
@@ -70,5 +72,5 @@ export function writeDocsSection(root, text, key, tool, log = console.log) {
     doc = n === -1 ? `${doc.trimEnd()}\n\n${text}\n` : `${doc.slice(0, n)}${text}\n\n${doc.slice(n)}`;
   }
   fs.writeFileSync(file, doc);
-  log(`wrote ${path.relative(root, file)}`);
+  log(`wrote ${path.relative(root, file)} (${key})`);
 }

@@ -10,6 +10,8 @@
 // query; p50/p99 over --reps repetitions after one untimed warm-up (reported as first_ms). Every reply is
 // checked: a filter the server ignores is reported as not filtered, not timed as if it worked.
 // Connection code is xmppbench's (lib/client.mjs, lib/stats.mjs), found in XMPPBENCH_DIR (default ../shared/bench).
+// CPU: the server's (--server-pid), its PostgreSQL backends' (--db-name) and, loaded with
+// `node --import ./bench/storage-cpu-hook.mjs` and PERCH_BENCH_METER_REDIS_PORT=P, its Redis's (as bench/muc.mjs runs it).
 import fs from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';

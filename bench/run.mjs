@@ -1,68 +1,82 @@
 #!/usr/bin/env node
-// The benchmark run behind `npm run bench`: Perch and ejabberd measured in the same run with the same
-// load generator (bench/xmppload.mjs), case by case and alternately, each case on a freshly started
-// server process; then the parser micro-benchmark; the figures go to docs/benchmarks.md.
+// Login storms and one-to-one chat: Perch, ejabberd and Prosody on the same storage, measured in the same run
+// with the same load generator (bench/xmppload.mjs), case by case and alternately, each case on a freshly
+// started server process; then the parser micro-benchmark. Writes its section of docs/benchmarks.md (between
+// <!-- xmpp:begin --> and <!-- xmpp:end -->) and the targets table; `npm run bench` runs it with the others.
 //
-//   npm run bench                                   full run (2,000-user login storms, 500 chat pairs)
-//   node bench/run.mjs --quick                      small sizes, a couple of minutes
-//   node bench/run.mjs --no-ejabberd                Perch only
-//   node bench/run.mjs --profile                    also CPU-profile Perch in each case (top frames printed)
-//   node bench/run.mjs --no-docs                    do not rewrite docs/benchmarks.md
-//   node bench/run.mjs --archive-chat               Perch archives one-to-one chat (its default; ejabberd here does not)
+//   node bench/run.mjs                      full run (2,000-user login storms, 500 chat pairs)
+//   node bench/run.mjs --quick              small sizes, a few minutes
+//   node bench/run.mjs --embedded           Perch on its embedded defaults (PGlite, in-process session store),
+//                                           the peers on theirs (ejabberd mnesia, Prosody internal)
+//   node bench/run.mjs --no-ejabberd        (also --no-prosody) fewer servers
+//   node bench/run.mjs --no-archive-chat    Perch archives no one-to-one chat (as the peers here), instead of
+//                                           its default (every message archived before delivery)
+//   node bench/run.mjs --profile            also CPU-profile Perch in each case (top frames printed)
+//   node bench/run.mjs --no-docs            do not rewrite docs/benchmarks.md
+//   node bench/run.mjs --report-only bench/results/tmp/xmpp-latest.jsonl   rewrite the section from a run's
+//                                           raw results (pass the run's --quick / --no-* / --embedded flags too)
+//   --retries N, --quiet-wait S             repeats of a noisy or failed case (default 2), wait for a quiet
+//                                           machine before each case (default 120 s; 0 with --quick)
+//   --port-base B                           ports B+222 … B+581 (default 28000; or PERCH_BENCH_PORT_BASE)
 //
-// Perch runs from dist/ with a temporary data dir (PGlite storage, in-process session store) and a
-// temporary config on 127.0.0.1:28222; ejabberd 23 (Debian package) is started by
-// ../shared/bench/peers/ejabberd.sh (a copy with ports moved to 28xxx) with mnesia storage on
-// 127.0.0.1:28522, domain bench.local.
+// Production configuration by default: Perch on PostgreSQL (a fresh database perch_bench_PID on the server of
+// PERCH_BENCH_PG, dropped after) and Redis (a redis-server started for the run on B+379: only Perch's commands
+// reach it); ejabberd 23 (`default_db: sql`, its database made from /usr/share/ejabberd/sql/pg.sql) and
+// Prosody 0.12 (`storage = "sql"`) on the same PostgreSQL through copies of ../shared/bench/peers/*.sh
+// (bench/peers.mjs). A server's cost is its own CPU + its PostgreSQL backends' + its Redis's (bench/resources.mjs).
 import { spawn, execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import net from 'node:net';
 import { fileURLToPath } from 'node:url';
-import { waitPort, portFree, createBenchAccounts } from './lib.mjs';
+import { waitPort, portFree, createBenchAccounts, writeDocsSection } from './lib.mjs';
+import { PrivateRedis, measureQuietest, cpuPerOp } from './resources.mjs';
+import { peerServer } from './peers.mjs';
+import { targetsData, writeTargets } from './targets.mjs';
 
 const BENCH = path.dirname(fileURLToPath(import.meta.url));
 const ROOT = path.resolve(BENCH, '..');
-const args = new Set(process.argv.slice(2));
+const argv = process.argv.slice(2);
+const args = new Set(argv);
+const argValue = (name) => { const i = argv.indexOf(name); return i === -1 ? null : argv[i + 1]; };
 const QUICK = args.has('--quick');
-const WITH_EJABBERD = !args.has('--no-ejabberd');
 const PROFILE = args.has('--profile');
 const WRITE_DOCS = !args.has('--no-docs');
-// --pg: Perch on real PostgreSQL (a fresh database on the server of PERCH_BENCH_PG, dropped after) and
-// real Redis (PERCH_BENCH_REDIS) instead of its embedded defaults: the production configuration.
-const WITH_PG = args.has('--pg');
-const ARCHIVE_CHAT = args.has('--archive-chat');
+const EMBEDDED = args.has('--embedded');
+const ARCHIVE_CHAT = !args.has('--no-archive-chat');
 const PG_ADMIN_URL = process.env.PERCH_BENCH_PG ?? 'postgres://root@127.0.0.1:5432/test';
-const REDIS_URL = process.env.PERCH_BENCH_REDIS ?? 'redis://127.0.0.1:6379';
-const PG_DB = `perch_bench_${process.pid}`;
-const PG_URL = PG_ADMIN_URL.replace(/\/[^/]*$/, `/${PG_DB}`);
+const DB_PREFIX = `perch_bench_${process.pid}`;
+const PG_DB = `${DB_PREFIX}_xmpp`;
+const pgUrl = (db) => PG_ADMIN_URL.replace(/\/[^/]*$/, `/${db}`);
 const PEERS_DIR = process.env.PEERS_DIR ?? path.resolve(ROOT, '..', 'shared', 'bench', 'peers');
-const EJABBERD_DIR = process.env.EJABBERD_BENCH_DIR ?? path.join(os.tmpdir(), 'perch-bench-ejabberd');
 const DOMAIN = 'bench.local';
-const PERCH_PORT = 28222;
-// ejabberd.sh and its config template fix c2s 25222 and Erlang distribution 25369; the run uses a copy
-// of both with ports moved into this benchmark's range (28xxx), so it cannot collide with another user
-// of the shared script.
-const EJABBERD_PORT = 28522;
-const EJABBERD_DIST_PORT = 28369;
+const PORT_BASE = Number(argValue('--port-base') ?? process.env.PERCH_BENCH_PORT_BASE ?? 28000);
+const PERCH_PORT = PORT_BASE + 222;
 const N_LOGIN = QUICK ? 200 : 2000;
 const N_LOGIN_TLS = QUICK ? 100 : 1000;
 const PAIRS = QUICK ? 50 : 500;
 const N_USERS = Math.max(N_LOGIN, N_LOGIN_TLS, 2 * PAIRS);
 const WORK = fs.mkdtempSync(path.join(os.tmpdir(), 'perch-bench-'));
-const RAW = path.join(BENCH, 'results', 'latest.jsonl');
-const PROFILE_DIR = path.join(BENCH, 'results', 'profiles'); // kept: open them in Chrome DevTools
+const RAW = path.join(BENCH, 'results', 'tmp', `xmpp-${QUICK ? 'quick' : 'latest'}.jsonl`);
+const PROFILE_DIR = path.join(BENCH, 'results', 'tmp', 'profiles'); // kept: open them in Chrome DevTools
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const log = (s) => process.stdout.write(`${s}\n`);
+const stamp = () => new Date().toISOString().slice(11, 19);
+const redis = EMBEDDED ? null : new PrivateRedis(Number(process.env.PERCH_BENCH_REDIS_PORT ?? PORT_BASE + 379), WORK);
+
+// a quiet machine before each case, noisy cases repeated (bench/resources.mjs)
+const QUIET_WAIT_S = Number(argValue('--quiet-wait') ?? (QUICK ? 0 : 120));
+const QUIET_PCT = 30;
+const RETRIES = Number(argValue('--retries') ?? (QUICK ? 0 : 2));
+const NOISY_PCT = 25;
 
 // ------------------------------------------------------------------------------------------------
-// the cases: [tag, xmppload arguments]
+// the cases: [tag, xmppload arguments, options]
 
 const CASES = [
-  [`login-scram-cold-${N_LOGIN}`, ['--scenario', 'login', '--users', N_LOGIN, '--concurrency', 50], { coldCache: true }],
-  [`login-scram-${N_LOGIN}`, ['--scenario', 'login', '--users', N_LOGIN, '--concurrency', 50]],
-  [`login-starttls-scram-${N_LOGIN_TLS}`, ['--scenario', 'login', '--users', N_LOGIN_TLS, '--concurrency', 50, '--tls', 'starttls']],
+  [`login-scram-cold-${N_LOGIN}`, ['--scenario', 'login', '--users', N_LOGIN, '--concurrency', 50], { coldCache: true, target: 'login-cold' }],
+  [`login-scram-${N_LOGIN}`, ['--scenario', 'login', '--users', N_LOGIN, '--concurrency', 50], { target: 'login-cached' }],
+  [`login-starttls-scram-${N_LOGIN_TLS}`, ['--scenario', 'login', '--users', N_LOGIN_TLS, '--concurrency', 50, '--tls', 'starttls'], { target: 'login-starttls' }],
   [`chat-${PAIRS}p-r2`, ['--scenario', 'chat', '--pairs', PAIRS, '--rate', 2, '--messages', 20, '--drain-ms', 10000]],
   [`chat-${PAIRS}p-sat`, ['--scenario', 'chat', '--pairs', PAIRS, '--window', 10, '--messages', 40, '--drain-ms', 10000]],
 ];
@@ -70,12 +84,11 @@ const CASES = [
 // ------------------------------------------------------------------------------------------------
 // helpers
 
-
-/** Runs xmppload, echoes its human summary, returns its JSON line. */
+/** Runs xmppload, echoes its human summary, returns its JSON line (with its resources on top), or {error}. */
 function xmppload(label, tag, argv) {
   return new Promise((resolve) => {
     const full = [path.join(BENCH, 'xmppload.mjs'), ...argv.map(String), '--label', label, '--tag', tag, '--out', RAW];
-    log(`---- [${label}] ${tag}`);
+    log(`---- ${stamp()} [${label}] ${tag}`);
     const child = spawn(process.execPath, full, { stdio: ['ignore', 'pipe', 'inherit'] });
     let out = '';
     child.stdout.on('data', (d) => { out += d; });
@@ -83,14 +96,12 @@ function xmppload(label, tag, argv) {
       const lines = out.trim().split('\n');
       for (const l of lines) if (!l.startsWith('{')) log(`    ${l}`);
       const json = lines.filter((l) => l.startsWith('{')).pop();
-      if (code !== 0 || !json) { log(`    !! xmppload exited with ${code}`); return resolve(null); }
-      resolve(JSON.parse(json));
+      if (code !== 0 || !json) { log(`    !! xmppload exited with ${code}`); return resolve({ error: `xmppload exited with ${code}` }); }
+      const r = JSON.parse(json);
+      resolve({ ...r, resources: r.result?.resources });
     });
   });
 }
-
-// ------------------------------------------------------------------------------------------------
-// Perch
 
 async function pgAdmin(sql) {
   const { default: pg } = await import('pg');
@@ -99,27 +110,32 @@ async function pgAdmin(sql) {
   try { await client.query(sql); } finally { await client.end(); }
 }
 
+// ------------------------------------------------------------------------------------------------
+// Perch
+
 const perch = {
+  name: 'perch', title: 'Perch', port: PERCH_PORT, db: EMBEDDED ? null : PG_DB,
   dir: path.join(WORK, 'perch'),
   config: path.join(WORK, 'perch.yaml'),
   proc: null,
   profiles: [],
 
   async provision() {
+    if (!(await portFree(PERCH_PORT))) throw new Error(`port ${PERCH_PORT} is busy`);
     fs.mkdirSync(this.dir, { recursive: true });
     const cfg = {
       domain: DOMAIN, dataDir: this.dir, logLevel: 'warn',
-      listen: { c2s: { host: '127.0.0.1', port: PERCH_PORT }, c2sDirectTls: null, component: null, metrics: null, upload: null },
+      listen: { c2s: { host: '127.0.0.1', port: PERCH_PORT }, c2sDirectTls: null, component: null, websocket: null, websocketPlain: null, metrics: null, upload: null },
       tls: { requireStartTls: false },
       // a login storm from one address must not trip the abuse limits
       limits: { authFailuresPerIp: 1_000_000, authFailuresPerAccount: 1_000_000, bytesPerSecond: 64 * 1024 * 1024, authTimeout: 120 },
       ping: { idleSeconds: 3600, timeoutSeconds: 60 },
-      // ejabberd's configuration here archives no one-to-one chat (mod_mam default: never); Perch does the
-      // same unless --archive-chat asks for its own default (every chat message archived before delivery).
+      // Perch's default archives every chat message before delivering it; the peers' configurations here
+      // archive none (ejabberd mod_mam default: never). --no-archive-chat makes Perch do the same.
       archive: { defaultPolicy: ARCHIVE_CHAT ? 'always' : 'never' },
-      ...(WITH_PG ? { databaseUrl: PG_URL, redisUrl: REDIS_URL } : {}),
+      ...(EMBEDDED ? {} : { databaseUrl: pgUrl(PG_DB), redisUrl: redis.url }),
     };
-    if (WITH_PG) await pgAdmin(`CREATE DATABASE ${PG_DB}`);
+    if (!EMBEDDED) { await pgAdmin(`CREATE DATABASE ${PG_DB}`); this.created = true; }
     fs.writeFileSync(this.config, JSON.stringify(cfg, null, 2)); // JSON is YAML
     // One process creates every account (PGlite allows one process per data dir), before the server starts.
     const { openDataStores } = await import(path.join(ROOT, 'dist/storage/open.js'));
@@ -127,20 +143,32 @@ const perch = {
     const { loadConfig } = await import(path.join(ROOT, 'dist/src/config.js'));
     const config = loadConfig(this.config, {});
     const t0 = Date.now();
-    const stores = await openDataStores({ databaseUrl: WITH_PG ? PG_URL : null, dataDir: this.dir });
+    const stores = await openDataStores({ databaseUrl: EMBEDDED ? null : pgUrl(PG_DB), dataDir: this.dir });
     await createBenchAccounts(addUser, stores, DOMAIN, N_USERS, config.scramIterations);
     await stores.db.close();
     const secs = (Date.now() - t0) / 1000;
-    log(`perch: ${N_USERS + 1} accounts provisioned in ${secs.toFixed(1)} s (${config.scramIterations} SCRAM iterations)`);
-    return { accounts: N_USERS + 1, seconds: secs, iterations: config.scramIterations };
+    this.provisioned = `${N_USERS + 1} accounts created by \`addUser\` in ${secs.toFixed(1)} s before the server starts (${config.scramIterations} SCRAM iterations)`;
+    log(`perch: ${this.provisioned}`);
   },
 
   async start(tag) {
     const flags = PROFILE ? ['--cpu-prof', '--cpu-prof-dir', PROFILE_DIR, '--cpu-prof-name', `perch-${tag}.cpuprofile`] : [];
-    this.proc = spawn(process.execPath, [...flags, path.join(ROOT, 'dist/src/cli.js'), '--config', this.config, 'start'], { stdio: ['ignore', 'inherit', 'inherit'] });
-    this.exited = new Promise((r) => this.proc.once('exit', r));
     this.tag = tag;
-    await waitPort(PERCH_PORT, 30000);
+    // the run's ports lie in the kernel's ephemeral range: a client connection can hold one for a moment
+    // (EADDRINUSE), so a server that exits at start is started once more
+    for (let attempt = 1; ; attempt++) {
+      this.proc = spawn(process.execPath, [...flags, path.join(ROOT, 'dist/src/cli.js'), '--config', this.config, 'start'], { stdio: ['ignore', 'inherit', 'inherit'] });
+      this.exited = new Promise((r) => this.proc.once('exit', r));
+      try {
+        await Promise.race([waitPort(PERCH_PORT, 30000), this.exited.then((c) => { throw new Error(`perch exited with ${c}`); })]);
+        break;
+      } catch (e) {
+        await this.stop();
+        if (attempt === 2) throw e;
+        log(`    ${e.message}: starting it once more`);
+        await sleep(1000);
+      }
+    }
     await sleep(500);
     return this.proc.pid;
   },
@@ -148,48 +176,43 @@ const perch = {
   async stop() {
     if (!this.proc) return;
     this.proc.kill('SIGTERM');
-    const t = setTimeout(() => this.proc.kill('SIGKILL'), 15000);
+    const t = setTimeout(() => this.proc?.kill('SIGKILL'), 15000);
     await this.exited;
     clearTimeout(t);
     this.proc = null;
     if (PROFILE) this.profiles.push([this.tag, path.join(PROFILE_DIR, `perch-${this.tag}.cpuprofile`)]);
   },
+
+  async shutdown() {
+    await this.stop();
+    if (this.created) await pgAdmin(`DROP DATABASE IF EXISTS ${PG_DB} WITH (FORCE)`).catch((e) => log(`drop ${PG_DB}: ${e.message}`));
+  },
+
+  version() { return JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8')).version; },
+  /** What the load generator meters beside the server: its PostgreSQL backends and its private Redis. */
+  storageArgs() { return EMBEDDED ? [] : ['--db-name', PG_DB, '--redis-port', redis.port]; },
 };
 
 // ------------------------------------------------------------------------------------------------
-// ejabberd (through the shared peer script)
+// the peers, on the same storage as Perch
 
-const ejabberd = {
-  script: null,
-  prepare() {
-    const dir = path.join(WORK, 'peers');
-    fs.mkdirSync(dir, { recursive: true });
-    const patch = (text) => text.replaceAll('25222', String(EJABBERD_PORT)).replaceAll('25369', String(EJABBERD_DIST_PORT))
-      .replaceAll('ejabberd-bench@localhost', 'perch-bench-ejabberd@localhost');
-    for (const f of ['ejabberd.sh', 'ejabberd.yml.tmpl']) fs.writeFileSync(path.join(dir, f), patch(fs.readFileSync(path.join(PEERS_DIR, f), 'utf8')), { mode: 0o755 });
-    this.script = path.join(dir, 'ejabberd.sh');
-  },
-  sh(...a) {
-    return execFileSync(this.script, a, { env: { ...process.env, BENCH_DIR: EJABBERD_DIR }, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }).trim();
-  },
-  pid() { return Number(fs.readFileSync(path.join(EJABBERD_DIR, 'server.pid'), 'utf8').trim()); },
-  async provision() {
-    if (!(await portFree(EJABBERD_PORT))) throw new Error(`port ${EJABBERD_PORT} is busy (another ejabberd?)`);
-    this.prepare();
-    log(this.sh('start', 'mnesia'));
-    // accounts by XEP-0077, which the peer config enables for benchmarks only
-    const r = await xmppload('ejabberd-mnesia', 'register', ['--scenario', 'register', '--port', EJABBERD_PORT, '--domain', DOMAIN,
-      '--user-start', 0, '--users', N_USERS + 1, '--concurrency', 20]);
-    if (!r || r.result.failed > 0) throw new Error('ejabberd provisioning failed');
-    return { accounts: r.result.created + r.result.exists, per_s: r.result.per_s };
-  },
-  async start() { log(`    ${this.sh('restart')}`); await sleep(500); return this.pid(); },
-  async stop() { /* kept running between cases; restarted before each */ },
-  shutdown() { try { log(this.sh('stop')); } catch (e) { log(`ejabberd stop: ${e.message}`); } },
-  version() {
-    try { return execFileSync('dpkg-query', ['-W', '-f', '${Version}', 'ejabberd'], { encoding: 'utf8' }); } catch { return '?'; }
-  },
+const peerOptions = (name) => ({
+  work: WORK, peersDir: PEERS_DIR, portBase: PORT_BASE, db: `${DB_PREFIX}_${name}`, pgAdmin, log,
+  storage: EMBEDDED ? (name === 'ejabberd' ? 'mnesia' : 'internal') : 'sql',
+  // accounts by XEP-0077, which the peer configs enable for benchmarks only
+  register: async (port) => (await xmppload(name, 'register', ['--scenario', 'register', '--port', port, '--domain', DOMAIN,
+    '--user-start', 0, '--users', N_USERS + 1, '--concurrency', 20])).result,
+});
+const peer = (name) => {
+  const p = peerServer(name, peerOptions(name));
+  p.storageArgs = () => (p.db ? ['--db-name', p.db] : []);
+  return p;
 };
+const SERVERS = [
+  perch,
+  ...(args.has('--no-ejabberd') ? [] : [peer('ejabberd')]),
+  ...(args.has('--no-prosody') ? [] : [peer('prosody')]),
+];
 
 // ------------------------------------------------------------------------------------------------
 // CPU profile summary: self time per function, top frames
@@ -226,29 +249,34 @@ function topFrames(file, n = 15) {
 const fmt = (v, d = 1) => (v === null || v === undefined || Number.isNaN(v) ? '–' : Number(v).toFixed(d));
 const big = (v) => (v === null || v === undefined ? '–' : Math.round(v).toLocaleString('en-US'));
 const ratio = (a, b) => (a === null || a === undefined || !b ? '–' : `${(a / b).toFixed(2)}×`);
+const isLogin = (tag) => tag.startsWith('login');
+const ok = (r) => r && !r.error && r.result;
+/** Server + its PostgreSQL backends + its Redis: ms per login, µs per delivered message. */
+const costPerOp = (tag, r) => (ok(r) ? cpuPerOp(r.result.resources, isLogin(tag) ? r.result.ok : r.result.delivered, isLogin(tag) ? 1e3 : 1e6) : null);
 
-function rowsFor(tag, p, e) {
-  const P = p?.result, E = e?.result;
+/** rows: [metric, cell per server, Perch ÷ each peer] */
+function rowsFor(tag, R) {
+  const peers = SERVERS.slice(1).map((s) => s.name);
   const rows = [];
-  const cpu = (r) => (r ? `${fmt(r.resources.server_cpu_pct, 0)}% / ${fmt(r.resources.loadgen_cpu_pct, 0)}% / ${fmt(r.resources.other_cpu_pct, 0)}%` : '–');
-  const lat = (r) => (r ? `${fmt(r.latency_ms.p50)} / ${fmt(r.latency_ms.p99)} / ${fmt(r.latency_ms.max, 0)}` : '–');
-  if (tag.startsWith('login')) {
-    rows.push(['logins/s', P ? fmt(P.per_s, 0) : '–', E ? fmt(E.per_s, 0) : '–', ratio(P?.per_s, E?.per_s)]);
-    rows.push(['latency p50 / p99 / max ms', lat(P), lat(E), ratio(P?.latency_ms.p50, E?.latency_ms.p50) + ' (p50)']);
-    const kb = (r) => (r ? `${fmt(r.kb_per_session)} (${fmt(r.rss_before_kb / 1024, 0)}→${fmt(r.rss_after_kb / 1024, 0)} MiB)` : '–');
-    rows.push(['server kB per idle session (RSS delta)', kb(P), kb(E), ratio(P?.kb_per_session, E?.kb_per_session)]);
-    rows.push(['ok / failed; client PBKDF2 computed', P ? `${P.ok} / ${P.failed}; ${P.client_pbkdf2_computed}` : '–', E ? `${E.ok} / ${E.failed}; ${E.client_pbkdf2_computed}` : '–', '']);
+  const row = (metric, cell, num) => rows.push([metric, ...SERVERS.map((s) => (R[s.name]?.error ? '✗ failed' : ok(R[s.name]) ? cell(R[s.name].result, R[s.name]) : '–')),
+    ...peers.map((p) => (num && ok(R.perch) && ok(R[p]) ? ratio(num(R.perch), num(R[p])) : ''))]);
+  const lat = (r) => `${fmt(r.latency_ms.p50)} / ${fmt(r.latency_ms.p99)} / ${fmt(r.latency_ms.max, 0)}`;
+  if (isLogin(tag)) {
+    row('logins/s', (r) => fmt(r.per_s, 0), (x) => x.result.per_s);
+    row('latency p50 / p99 / max ms (ratio of p99s)', lat, (x) => x.result.latency_ms.p99);
+    row('server kB per idle session (RSS delta)', (r) => `${fmt(r.kb_per_session)} (${fmt(r.rss_before_kb / 1024, 0)}→${fmt(r.rss_after_kb / 1024, 0)} MiB)`, (x) => x.result.kb_per_session);
+    row('ok / failed; client PBKDF2 computed', (r) => `${r.ok} / ${r.failed}; ${r.client_pbkdf2_computed}`);
   } else {
-    rows.push(['delivered/s', P ? big(P.delivered_per_s) : '–', E ? big(E.delivered_per_s) : '–', ratio(P?.delivered_per_s, E?.delivered_per_s)]);
-    rows.push(['latency p50 / p99 / max ms', lat(P), lat(E), ratio(P?.latency_ms.p50, E?.latency_ms.p50) + ' (p50)']);
-    const chk = (r) => (r ? `${r.delivered}/${r.expected} ${r.all_delivered_in_order ? '✓ in order' : `✗ (bounced ${r.errors_back}, out of order ${r.out_of_order})`}` : '–');
-    rows.push(['delivered / expected, order', chk(P), chk(E), '']);
+    row('delivered/s', (r) => big(r.delivered_per_s), (x) => x.result.delivered_per_s);
+    row('latency p50 / p99 / max ms (ratio of p99s)', lat, (x) => x.result.latency_ms.p99);
+    row('delivered / expected, order', (r) => `${r.delivered}/${r.expected} ${r.all_delivered_in_order ? '✓ in order' : `✗ (bounced ${r.errors_back}, out of order ${r.out_of_order})`}`);
   }
-  rows.push(['CPU server / load generator / other', cpu(P), cpu(E), '']);
-  // server CPU time per unit of work: the figure least affected by other jobs on the host
-  const isLogin = tag.startsWith('login');
-  const per = (r) => (r ? (r.resources.server_cpu_pct / 100) * r.resources.wall_s * (isLogin ? 1000 : 1e6) / (isLogin ? r.ok : r.delivered) : null);
-  rows.push([isLogin ? 'server CPU ms per login' : 'server CPU µs per delivered message', fmt(per(P), isLogin ? 2 : 0), fmt(per(E), isLogin ? 2 : 0), ratio(per(P), per(E))]);
+  const pc = (v) => (v === null || v === undefined ? '–' : `${fmt(v, 0)}%`);
+  row('CPU % server / db / redis / load generator / other', (r) => { const m = r.resources; return `${pc(m.server_cpu_pct)} / ${pc(m.db_cpu_pct)} / ${pc(m.redis_cpu_pct)} / ${pc(m.loadgen_cpu_pct)} / ${pc(m.other_cpu_pct)}`; });
+  const unit = isLogin(tag) ? 'ms per login' : 'µs per delivered message';
+  const d = isLogin(tag) ? 2 : 0;
+  row(`CPU ${unit}: server + db + redis = total`, (r, x) => { const c = costPerOp(tag, x); return c ? `${fmt(c.server, d)} + ${fmt(c.db, d)} + ${fmt(c.redis, d)} = **${fmt(c.total, d)}**` : '–'; }, (x) => costPerOp(tag, x)?.total);
+  row('attempts (other jobs\' CPU % each)', (r, x) => `${x.attempts} (${(x.other_cpu_by_attempt ?? []).map((v) => fmt(v, 0)).join(', ')})`);
   return rows;
 }
 
@@ -265,51 +293,56 @@ function title(tag) {
   return tag;
 }
 
-function writeDocs(meta, results, parser, profiles) {
-  const file = path.join(ROOT, 'docs', 'benchmarks.md');
-  let notes = '';
-  const mucSections = []; // written by the other benchmark scripts (bench/muc.mjs, search.mjs …), kept as they are
-  try {
-    const old = fs.readFileSync(file, 'utf8');
-    const i = old.indexOf('<!-- notes -->'); if (i !== -1) notes = old.slice(i);
-    // Every section another benchmark script wrote (muc, search, pchat, compliance-muc …), in page order.
-    for (const key of [...old.matchAll(/<!-- ([a-z0-9-]+):begin -->/g)].map((m) => m[1])) {
-      const b = old.indexOf(`<!-- ${key}:begin -->`), e = old.indexOf(`<!-- ${key}:end -->`);
-      if (b !== -1 && e > b) mucSections.push(old.slice(b, e + `<!-- ${key}:end -->`.length));
-    }
-  } catch { /* first run */ }
+/** The page's targets this runner measures (bench/targets.mjs): {id, value, met}. */
+function targets(results) {
+  const P = results.perch ?? {}, E = results.ejabberd ?? {};
+  const out = [];
+  for (const [tag, , opts] of CASES.filter(([, , o]) => o?.target)) {
+    if (!ok(P[tag]) || !ok(E[tag])) { out.push({ id: opts.target, value: null, met: null }); continue; }
+    const rate = P[tag].result.per_s / E[tag].result.per_s;
+    const cost = costPerOp(tag, E[tag])?.total / costPerOp(tag, P[tag])?.total; // above 1: Perch cheaper
+    const full = P[tag].result.failed === 0 && !QUICK && !EMBEDDED;
+    out.push({ id: opts.target, value: `${rate.toFixed(2)}× logins/s, ${cost.toFixed(2)}× CPU per login (Perch ${fmt(costPerOp(tag, P[tag]).total, 2)} ms, ejabberd ${fmt(costPerOp(tag, E[tag]).total, 2)} ms)${QUICK ? ' (quick run)' : ''}`, met: full ? rate >= 1 && cost >= 1 : null });
+  }
+  const sat = `chat-${PAIRS}p-sat`, paced = `chat-${PAIRS}p-r2`;
+  if (ok(P[sat]) && ok(E[sat]) && ok(P[paced]) && ok(E[paced])) {
+    const rate = P[sat].result.delivered_per_s / E[sat].result.delivered_per_s;
+    const p99 = [P[paced].result.latency_ms.p99, E[paced].result.latency_ms.p99];
+    const complete = P[sat].result.all_delivered_in_order && P[paced].result.all_delivered_in_order;
+    out.push({ id: 'chat-archived', value: `${rate.toFixed(2)}× delivered/s; paced p99 ${fmt(p99[0])} vs ${fmt(p99[1])} ms${ARCHIVE_CHAT ? '' : ' (Perch not archiving: --no-archive-chat)'}${QUICK ? ' (quick run)' : ''}`, met: ARCHIVE_CHAT && !QUICK && !EMBEDDED ? complete && rate >= 1 && p99[0] <= p99[1] : null });
+  } else out.push({ id: 'chat-archived', value: null, met: null });
+  return out;
+}
+
+function section(meta, results, parser, profiles) {
   const L = [];
-  L.push('# Benchmarks', '');
-  L.push(`Generated by \`npm run bench\` (\`bench/run.mjs${process.argv.slice(2).length ? ' ' + process.argv.slice(2).join(' ') : ''}\`) on ${meta.date}. Everything above the notes is rewritten by each run.`, '');
-  L.push('## Machine', '');
-  L.push(`- ${meta.cpus} × ${meta.cpuModel}, ${meta.memGiB} GiB RAM, Linux ${meta.kernel}, Node ${meta.node}`);
-  L.push(`- load average before the run: ${meta.loadavg}; the server, the load generator and the kernel share these cores, and the host runs other jobs (the "other" CPU figure).`);
-  L.push(`- Perch ${meta.perchVersion} from \`dist/\` (commit ${meta.commit}), ${WITH_PG ? "PostgreSQL 15 + Redis 7 (real services on loopback)" : "PGlite storage, in-process session store"}, ${meta.perchProvision.iterations} SCRAM iterations, one-to-one archiving ${ARCHIVE_CHAT ? 'on (`archive.defaultPolicy: always`, the default)' : 'off (`archive.defaultPolicy: never`, as ejabberd here)'}; ${meta.perchProvision.accounts} accounts created in ${meta.perchProvision.seconds.toFixed(1)} s by one process (\`addUser\`) before the server starts.`);
-  if (meta.ejabberdVersion) L.push(`- ejabberd ${meta.ejabberdVersion} (Debian), mnesia, \`auth_password_format: scram\` (4096 iterations), started by a copy of \`../shared/bench/peers/ejabberd.sh\` (and its config template) with c2s on port ${EJABBERD_PORT}; ${meta.ejabberdProvision?.accounts ?? '?'} accounts registered by XEP-0077 at ${meta.ejabberdProvision?.per_s ?? '?'}/s.`);
-  L.push('', '## Commands', '', '```sh');
-  L.push('npm run bench                     # this whole page: both servers, then the parser benchmark');
-  L.push('node bench/run.mjs --profile      # the same, with a CPU profile of Perch per case');
-  L.push(`node bench/xmppload.mjs --scenario login --port ${PERCH_PORT} --domain ${DOMAIN} --users ${N_LOGIN} --concurrency 50 --server-pid PID --scram-cache /tmp/scram.json`);
-  L.push(`node bench/xmppload.mjs --scenario chat --port ${PERCH_PORT} --domain ${DOMAIN} --pairs ${PAIRS} --rate 2 --messages 20 --server-pid PID`);
-  L.push(`node bench/xmppload.mjs --scenario chat --port ${PERCH_PORT} --domain ${DOMAIN} --pairs ${PAIRS} --window 10 --messages 40 --server-pid PID`);
-  L.push('node bench/parser.mjs');
-  L.push('```', '');
-  L.push('Each case runs on a freshly started server process (same data); cases alternate between the servers so that both see the same machine noise. Latency is end to end: for logins, TCP connect → reply to a ping sent right after the initial presence; for chat, sender\'s write → recipient\'s parse. CPU cells are % of one core over the measured phase (200% = both cores). Ratios are Perch ÷ ejabberd: above 1 is better for rates, below 1 is better for latency, memory and CPU.', '');
-  L.push('## XMPP load (bench/xmppload.mjs)', '');
-  L.push('| case | metric | Perch | ejabberd | Perch / ejabberd |', '|---|---|---|---|---|');
+  L.push('<!-- xmpp:begin -->', '## Logins and one-to-one chat (bench/run.mjs)', '');
+  L.push(`Generated by \`node bench/run.mjs${meta.argv.length ? ` ${meta.argv.join(' ')}` : ''}\` on ${meta.date} (${meta.minutes} min); this section is rewritten by each run of it (\`npm run bench\` runs every section).`, '');
+  L.push(`- Machine: ${meta.cpus} × ${meta.cpuModel}, ${meta.memGiB} GiB RAM, Linux ${meta.kernel}, Node ${meta.node}; load average before the run ${meta.loadavg}. Server, its storage, the load generator and the kernel share the cores.`);
+  L.push(`- Perch ${meta.perchVersion} from \`dist/\` (commit ${meta.commit}), ${EMBEDDED ? 'embedded defaults: PGlite storage, in-process session store' : `PostgreSQL 15 (database ${meta.db}) + Redis 7 (a redis-server started for the run: only Perch's commands reach it)`}, one-to-one archiving ${ARCHIVE_CHAT ? 'on (`archive.defaultPolicy: always`, its default: every message archived before delivery)' : 'off (`archive.defaultPolicy: never`, as the peers here)'}; ${meta.provisioned.perch}.`);
+  for (const s of SERVERS.slice(1)) L.push(`- ${s.title} ${meta.versions[s.name] ?? '?'} (Debian), ${s.storage === 'sql' ? (s.name === 'ejabberd' ? '`default_db: sql` and `auth_method: sql` on the same PostgreSQL (its database made from /usr/share/ejabberd/sql/pg.sql)' : '`storage = "sql"` on the same PostgreSQL') : s.storage}, no one-to-one archiving, started by a copy of \`../shared/bench/peers/${s.name}.sh\` with c2s on ${s.port}; ${meta.provisioned[s.name]}.`);
+  L.push(`- Each case runs on a freshly started server process (same data), servers in turn. Before each case the run waited (up to ${QUIET_WAIT_S} s) for the machine to be below ${QUIET_PCT} % busy, and repeated a case that failed or during which other jobs took more than ${NOISY_PCT} % of a core (up to ${RETRIES} more times), keeping the quietest attempt.`);
+  L.push('- Latency is end to end: for logins, TCP connect → reply to a ping sent right after the initial presence; for chat, sender\'s write → recipient\'s parse. CPU cells are % of one core over the measured phase (200% = both cores): the server process; "db", the PostgreSQL backends of its database (by pid, from their process titles); "redis", its Redis server (INFO cpu); "other", what other jobs and the kernel took. The cost per operation counts server + db + redis. Ratios are Perch ÷ peer: above 1 is better for rates, below 1 for latency, memory and CPU.', '');
+  L.push('```sh', 'node bench/run.mjs                 # this section (npm run bench: the whole page)', 'node bench/run.mjs --quick --no-docs   # smoke run', 'node bench/run.mjs --profile --no-prosody   # with a CPU profile of Perch per case',
+    `node bench/xmppload.mjs --scenario login --port ${PERCH_PORT} --domain ${DOMAIN} --users ${N_LOGIN} --concurrency 50 --server-pid PID --db-name DB --redis-port P --scram-cache /tmp/scram.json`,
+    `node bench/xmppload.mjs --scenario chat --port ${PERCH_PORT} --domain ${DOMAIN} --pairs ${PAIRS} --window 10 --messages 40 --server-pid PID --db-name DB --redis-port P`, '```', '');
+  L.push(targetsData('xmpp', targets(results)), '');
+  L.push(`| case | metric | ${SERVERS.map((s) => s.title).join(' | ')} | ${SERVERS.slice(1).map((s) => `Perch / ${s.title}`).join(' | ')} |`);
+  L.push(`|---|---|${SERVERS.map(() => '---|').join('')}${SERVERS.slice(1).map(() => '---|').join('')}`);
   for (const [tag] of CASES) {
-    const rows = rowsFor(tag, results.perch[tag], results.ejabberd[tag]);
-    rows.forEach((r, i) => L.push(`| ${i === 0 ? `**${title(tag)}**` : ''} | ${r.join(' | ')} |`));
+    const R = Object.fromEntries(SERVERS.map((s) => [s.name, results[s.name][tag]]));
+    rowsFor(tag, R).forEach((r, i) => L.push(`| ${i === 0 ? `**${title(tag)}**` : ''} | ${r.join(' | ')} |`));
   }
   L.push('');
-  const perchErrors = CASES.map(([tag]) => [tag, results.perch[tag]?.result?.errors ?? []]).filter(([, e]) => e.length);
-  if (perchErrors.length) {
-    L.push('First errors Perch returned:', '');
-    for (const [tag, errs] of perchErrors) L.push(`- ${tag}: \`${errs[0].replace(/`/g, "'").slice(0, 300)}\``);
-    L.push('');
+  const errors = [];
+  for (const s of SERVERS) for (const [tag] of CASES) {
+    const r = results[s.name][tag];
+    if (r?.error) errors.push(`${s.title}, ${tag}: ${r.error}`);
+    else if (r?.result?.errors?.length) errors.push(`${s.title}, ${tag}: \`${r.result.errors[0].replace(/`/g, "'").slice(0, 300)}\``);
   }
+  if (errors.length) { L.push('First errors:', ''); for (const e of errors) L.push(`- ${e}`); L.push(''); }
   if (parser) {
-    L.push('## Stream parser (bench/parser.mjs)', '');
+    L.push('### Stream parser (bench/parser.mjs)', '');
     L.push(`${parser.input.description}: ${(parser.input.bytes / 1048576).toFixed(1)} MiB, ${big(parser.input.stanzas)} stanzas, fed in ${parser.input.chunk / 1024} KiB chunks; best of ${parser.input.reps} runs after warm-up, one process.`, '');
     L.push('| parser | MB/s | stanzas/s | vs XmlStreamParser |', '|---|---|---|---|');
     const ours = parser.results.find((r) => r.parser.startsWith('XmlStreamParser'));
@@ -317,57 +350,88 @@ function writeDocs(meta, results, parser, profiles) {
     L.push('');
   }
   if (profiles.length) {
-    L.push('## Perch CPU profile (self time, top frames)', '');
+    L.push('### Perch CPU profile (self time, top frames)', '');
     for (const [tag, frames, byPlace] of profiles) {
       L.push(`**${tag}** — by place: ${byPlace.join(', ')}`, '', '| self % | ms | frame |', '|---|---|---|');
       for (const f of frames.slice(0, 10)) L.push(`| ${f.self_pct} | ${f.self_ms} | \`${f.frame}\` |`);
       L.push('');
     }
   }
-  L.push('Peer figures measured earlier on this machine (Prosody and ejabberd, with the shared xmppbench harness) are in `../shared/bench/results/peers.md`.', '');
-  for (const section of mucSections) L.push(section, '');
-  fs.writeFileSync(file, L.join('\n') + '\n' + (notes || '<!-- notes -->\n## Notes\n\n(hand-written notes go here; kept across runs)\n'));
-  log(`wrote ${path.relative(ROOT, file)}`);
+  L.push('<!-- xmpp:end -->');
+  return L.join('\n');
 }
 
 // ------------------------------------------------------------------------------------------------
 
+async function runCase(srv, tag, caseArgv, opts) {
+  return measureQuietest(async () => {
+    const cache = path.join(WORK, `scram-${srv.name}.json`);
+    if (opts?.coldCache) fs.rmSync(cache, { force: true });
+    let pid;
+    try { pid = await srv.start(tag); } catch (e) { log(`    !! ${srv.name} did not start: ${e.message}`); await srv.stop().catch(() => {}); return { error: `start: ${e.message}` }; }
+    try {
+      return await xmppload(srv.name, tag, [...caseArgv, '--port', srv.port, '--domain', DOMAIN, '--server-pid', pid, '--scram-cache', cache, ...srv.storageArgs()]);
+    } finally {
+      await srv.stop();
+    }
+  }, {
+    retries: RETRIES, noisyPct: NOISY_PCT, quiet: { maxWaitS: QUIET_WAIT_S, quietPct: QUIET_PCT }, log,
+    before: EMBEDDED ? null : () => pgAdmin('CHECKPOINT').catch(() => {}),
+  });
+}
+
+function writeDocs(meta, results, parser, profiles) {
+  writeDocsSection(ROOT, section(meta, results, parser, profiles), 'xmpp', 'bench/run.mjs', log);
+  writeTargets(ROOT, log);
+}
+
+/** --report-only FILE: rewrites the section from a run's summary line (no server is started). */
+function reportOnly(file) {
+  const line = fs.readFileSync(file, 'utf8').trim().split('\n').filter((l) => l.includes('"meta"')).pop();
+  if (!line) throw new Error(`${file} holds no run summary`);
+  const { meta, results, parser, profiles } = JSON.parse(line);
+  writeDocs(meta, results, parser, profiles ?? []);
+}
+
+let shutdown = null;
+function shutdownAll() {
+  shutdown ??= (async () => {
+    for (const s of SERVERS) await s.shutdown().catch((e) => log(`${s.name} shutdown: ${e.message}`));
+    await redis?.stop().catch((e) => log(`redis stop: ${e.message}`));
+    fs.rmSync(WORK, { recursive: true, force: true });
+  })();
+  return shutdown;
+}
+
 async function main() {
+  if (argValue('--report-only')) return reportOnly(argValue('--report-only'));
+  if (!fs.existsSync(path.join(ROOT, 'dist/src/cli.js'))) throw new Error('build Perch first: npm run build');
+  for (const s of SERVERS.slice(1)) if (!s.version()) throw new Error(`${s.name} is not installed (Debian package ${s.name}); or pass --no-${s.name}`);
   fs.mkdirSync(path.dirname(RAW), { recursive: true });
   fs.writeFileSync(RAW, '');
+  const t0 = Date.now();
   const commit = (() => { try { return execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: ROOT, encoding: 'utf8' }).trim(); } catch { return '?'; } })();
   const meta = {
     date: new Date().toISOString().replace(/\.\d+Z$/, 'Z'), cpus: os.cpus().length, cpuModel: os.cpus()[0]?.model ?? '?',
     memGiB: Math.round(os.totalmem() / 2 ** 30), kernel: os.release(), node: process.version, loadavg: os.loadavg().map((v) => v.toFixed(2)).join(' '),
-    perchVersion: JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8')).version, commit,
+    perchVersion: perch.version(), commit,
   };
-  if (!(await portFree(PERCH_PORT))) throw new Error(`port ${PERCH_PORT} is busy`);
-  meta.perchProvision = await perch.provision();
-  const servers = [['perch', perch, PERCH_PORT]];
-  if (WITH_EJABBERD) {
-    meta.ejabberdVersion = ejabberd.version();
-    meta.ejabberdProvision = await ejabberd.provision();
-    servers.push(['ejabberd', ejabberd, EJABBERD_PORT]);
+  log(`xmpp bench: servers ${SERVERS.map((s) => s.name).join(', ')}; ${EMBEDDED ? 'embedded storage' : `PostgreSQL + Redis on ${redis.port}`}; work dir ${WORK}`);
+  await redis?.start();
+  for (const s of SERVERS) {
+    log(`==== ${stamp()} provisioning ${s.name}`);
+    await s.provision();
+    await s.stop();
   }
-  const results = { perch: {}, ejabberd: {} };
-  try {
-    for (const [tag, argv, opts] of CASES) {
-      for (const [name, srv, port] of servers) {
-        const cache = path.join(WORK, `scram-${name}.json`);
-        if (opts?.coldCache) fs.rmSync(cache, { force: true });
-        const pid = await srv.start(tag);
-        try {
-          results[name][tag] = await xmppload(name, tag, [...argv, '--port', port, '--domain', DOMAIN, '--server-pid', pid, '--scram-cache', cache]);
-        } finally {
-          await srv.stop();
-        }
-      }
-    }
-  } finally {
-    await perch.stop();
-    if (WITH_PG) await pgAdmin(`DROP DATABASE IF EXISTS ${PG_DB}`).catch(() => {});
-    if (WITH_EJABBERD) ejabberd.shutdown();
+  const results = Object.fromEntries(SERVERS.map((s) => [s.name, {}]));
+  for (const [tag, caseArgv, opts] of CASES) {
+    for (const s of SERVERS) results[s.name][tag] = await runCase(s, tag, caseArgv, opts);
   }
+  Object.assign(meta, {
+    minutes: Math.round((Date.now() - t0) / 60000), argv, db: PG_DB,
+    provisioned: Object.fromEntries(SERVERS.map((s) => [s.name, s.provisioned])),
+    versions: Object.fromEntries(SERVERS.slice(1).map((s) => [s.name, s.version()])),
+  });
   const profiles = [];
   for (const [tag, file] of perch.profiles) {
     if (!fs.existsSync(file)) continue;
@@ -382,15 +446,19 @@ async function main() {
   const parserLines = parserOut.trim().split('\n');
   for (const l of parserLines) if (!l.startsWith('{')) log(`    ${l}`);
   const parser = JSON.parse(parserLines.filter((l) => l.startsWith('{')).pop());
-  fs.appendFileSync(RAW, JSON.stringify(parser) + '\n');
+  fs.appendFileSync(RAW, `${JSON.stringify({ meta, results, parser, profiles })}\n`);
   if (WRITE_DOCS) writeDocs(meta, results, parser, profiles);
+  for (const t of targets(results)) log(`target ${t.id}: ${t.value ?? 'not measured'} ${t.met === null ? '' : t.met ? '(met)' : '(NOT met)'}`);
+  for (const [tag] of CASES) {
+    const line = SERVERS.map((s) => { const c = costPerOp(tag, results[s.name][tag]); return `${s.name} ${c ? fmt(c.total, isLogin(tag) ? 2 : 0) : '–'}`; }).join(', ');
+    log(`${tag}: CPU per ${isLogin(tag) ? 'login (ms)' : 'message (µs)'} server + db + redis: ${line}`);
+  }
   log(`raw JSON lines: ${path.relative(ROOT, RAW)}`);
-  fs.rmSync(WORK, { recursive: true, force: true });
 }
 
-main().catch(async (e) => {
+for (const sig of ['SIGINT', 'SIGTERM']) process.on(sig, () => { log(`${sig}: stopping servers`); shutdownAll().finally(() => process.exit(130)); });
+main().then(shutdownAll).catch(async (e) => {
   process.stderr.write(`bench: ${e?.stack ?? e}\n`);
-  await perch.stop().catch(() => {});
-  if (WITH_EJABBERD) ejabberd.shutdown();
+  await shutdownAll();
   process.exit(1);
 });

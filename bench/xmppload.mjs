@@ -17,6 +17,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import { fork } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
+import { processCpuSec, machineCpuSec, StorageMeter, chargeStorage } from './resources.mjs';
 
 const NS_SASL = 'urn:ietf:params:xml:ns:xmpp-sasl';
 const NS_TLS = 'urn:ietf:params:xml:ns:xmpp-tls';
@@ -592,43 +593,36 @@ async function rssMedian(pids, samples = 5, gapMs = 200) {
   for (let i = 0; i < samples; i++) { v.push(rssKb(pids)); if (i < samples - 1) await sleep(gapMs); }
   return v.sort((a, b) => a - b)[Math.floor(v.length / 2)];
 }
-const TICK = 100; // USER_HZ on Linux
-function cpuTicks(pids) {
-  let total = 0;
-  for (const pid of pids) {
-    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    total += Number(f[11]) + Number(f[12]); // utime, stime
-  }
-  return total;
-}
-function machineBusy() {
-  const f = fs.readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).slice(1).map(Number);
-  const idle = f[3] + f[4];
-  return { busy: f.reduce((a, b) => a + b, 0) - idle };
-}
+const serverCpuSec = (pids) => pids.reduce((a, p) => a + (processCpuSec(p) ?? 0), 0);
 
+/**
+ * CPU over a measured phase, in % of one core: the server (its pids), its PostgreSQL backends (--db-name) and
+ * its Redis (--redis-port), the load generator's processes, and "other" (the machine's busy time less all of
+ * those: other jobs on the host, and the kernel's loopback work).
+ */
 class Meter {
-  constructor(agents, pids) { this.agents = agents; this.pids = pids; }
+  constructor(agents, pids, storage) { this.agents = agents; this.pids = pids; this.storage = storage; }
   async start() {
     await Promise.all(this.agents.map((a) => a.call('cpuStart')));
+    this.storageMeter = new StorageMeter(this.storage).start();
     this.t0 = nowMs();
-    this.srv0 = this.pids.length ? cpuTicks(this.pids) : 0;
-    this.m0 = machineBusy();
+    this.srv0 = this.pids.length ? serverCpuSec(this.pids) : 0;
+    this.m0 = machineCpuSec().busy;
   }
   async stop() {
     const wall = nowMs() - this.t0;
+    const server = this.pids.length ? ((serverCpuSec(this.pids) - this.srv0) * 1000) / wall * 100 : null;
+    const machine = (machineCpuSec().busy - this.m0) * 1000 / wall * 100;
+    const storage = this.storageMeter.stop();
     const procs = await Promise.all(this.agents.map((a) => a.call('cpu')));
-    const server = this.pids.length ? ((cpuTicks(this.pids) - this.srv0) * (1000 / TICK)) / wall * 100 : null;
-    const machine = (machineBusy().busy - this.m0.busy) * (1000 / TICK) / wall * 100;
     const loadgenProcs = procs.map((p) => Math.round((p.cpuMs / p.wallMs) * 1000) / 10);
     const loadgen = loadgenProcs.reduce((a, b) => a + b, 0);
     const r1 = (v) => (v === null ? null : Math.round(v * 10) / 10);
-    return {
+    return chargeStorage({
       wall_s: r1(wall / 1000), server_cpu_pct: r1(server), loadgen_cpu_pct: r1(loadgen), loadgen_procs_cpu_pct: loadgenProcs,
       loadgen_saturated: loadgenProcs.some((p) => p > 90), machine_busy_pct: r1(machine),
       other_cpu_pct: r1(machine - (server ?? 0) - loadgen),
-    };
+    }, storage);
   }
 }
 
@@ -641,7 +635,7 @@ const fmt = (v, d = 1) => (v === null || v === undefined ? '–' : Number(v).toF
 
 async function scenarioRegister(o, agents, pids) {
   const ns = range(o.userStart, o.users);
-  const meter = new Meter(agents, pids);
+  const meter = new Meter(agents, pids, { dbName: o.dbName, redisPort: o.redisPort });
   await meter.start();
   const parts = await Promise.all(split(ns, agents.length).map((part, i) => agents[i].call('register', { ns: part, concurrency: Math.ceil(o.concurrency / agents.length) })));
   const res = await meter.stop();
@@ -672,7 +666,7 @@ async function loginAll(agents, ns, concurrency) {
 async function scenarioLogin(o, agents, pids) {
   const ns = range(o.userStart, o.users);
   const rssBefore = pids.length ? await rssMedian(pids, 3, 100) : null;
-  const meter = new Meter(agents, pids);
+  const meter = new Meter(agents, pids, { dbName: o.dbName, redisPort: o.redisPort });
   await meter.start();
   const r = await loginAll(agents, ns, o.concurrency);
   const resources = await meter.stop();
@@ -702,7 +696,7 @@ async function scenarioChat(o, agents, pids) {
   for (const e of login.flatMap((p) => p.errors).slice(0, 5)) console.log(`  login error: ${e}`);
   await sleep(500); // let presence processing settle before measuring
   const runId = crypto.randomBytes(4).toString('hex');
-  const meter = new Meter(agents, pids);
+  const meter = new Meter(agents, pids, { dbName: o.dbName, redisPort: o.redisPort });
   await meter.start();
   const t0 = nowMs() + 200;
   const parts = await Promise.all(perAgent.map((ps, i) => agents[i].call('chat', { pairs: ps, t0, rate: o.rate, window: o.window, messages: o.messages, drainMs: o.drainMs, runId })));
@@ -731,7 +725,8 @@ async function scenarioChat(o, agents, pids) {
 }
 
 function printResources(r) {
-  console.log(`  CPU over ${r.wall_s} s: server ${fmt(r.server_cpu_pct, 0)}%, load generator ${fmt(r.loadgen_cpu_pct, 0)}% (${r.loadgen_procs_cpu_pct.map((p) => `${p}%`).join(' + ')})${r.loadgen_saturated ? ' SATURATED: use --workers' : ''}, other ${fmt(r.other_cpu_pct, 0)}% (100% = one core)`);
+  const storage = `${r.db_cpu_pct !== undefined ? `, its PostgreSQL backends ${fmt(r.db_cpu_pct, 0)}%` : ''}${r.redis_cpu_pct !== undefined ? `, its Redis ${fmt(r.redis_cpu_pct, 0)}%` : ''}`;
+  console.log(`  CPU over ${r.wall_s} s: server ${fmt(r.server_cpu_pct, 0)}%${storage}, load generator ${fmt(r.loadgen_cpu_pct, 0)}% (${r.loadgen_procs_cpu_pct.map((p) => `${p}%`).join(' + ')})${r.loadgen_saturated ? ' SATURATED: use --workers' : ''}, other ${fmt(r.other_cpu_pct, 0)}% (100% = one core)`);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -742,6 +737,8 @@ const HELP = `usage: node bench/xmppload.mjs --scenario login|chat|register [opt
   --mech SCRAM-SHA-1|SCRAM-SHA-256|PLAIN (SCRAM-SHA-1) --user-prefix S (user) --password T (bench-{n})
   --user-start N (1) --resource R (load) --timeout MS (30000) --scram-cache FILE
   --server-pid P[,P…] | --server-pidfile FILE     server processes for RSS and CPU
+  --db-name DB --redis-port P   the server's storage: CPU of the PostgreSQL backends of DB and of the Redis on
+                                127.0.0.1:P is reported beside the server's (db_cpu_pct, redis_cpu_pct)
   --workers N (1)        forked generator processes (clients spread round-robin)
   login:    --users N (2000) --concurrency C (50) --hold-ms MS (1500)
   chat:     --pairs P (500) --messages M per sender (20) and either --rate R msg/s per sender (2)
@@ -754,9 +751,9 @@ function parseArgs(argv) {
     scenario: 'login', host: '127.0.0.1', port: 5222, domain: 'localhost', tls: 'none', mech: 'SCRAM-SHA-1',
     userPrefix: 'user', password: 'bench-{n}', userStart: 1, resource: 'load', timeout: 30000, scramCache: null,
     serverPid: [], workers: 1, users: 2000, concurrency: 50, holdMs: 1500, pairs: 500, messages: 20, rate: 2, window: 0,
-    drainMs: 20000, label: '', tag: '', out: null,
+    drainMs: 20000, label: '', tag: '', out: null, dbName: null, redisPort: null,
   };
-  const numeric = new Set(['port', 'userStart', 'timeout', 'workers', 'users', 'concurrency', 'holdMs', 'pairs', 'messages', 'rate', 'window', 'drainMs']);
+  const numeric = new Set(['port', 'userStart', 'timeout', 'workers', 'users', 'concurrency', 'holdMs', 'pairs', 'messages', 'rate', 'window', 'drainMs', 'redisPort']);
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     if (a === '-h' || a === '--help') { console.log(HELP); process.exit(0); }
