@@ -7,6 +7,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import { DATABASE_URL, REDIS_URL, probePostgres, probeRedis, redisClient } from './services.js';
+import { requireRedisBinaries, startRedisCluster, startSentinelSet, type RedisClusterSet, type SentinelSet } from './redis-topologies.js';
+
+// This file's private Redis topologies (the ports of test/session-lease.test.ts are apart).
+const SENTINEL_BASE_PORT = 37100;
+const CLUSTER_BASE_PORT = 37200;
 import { openPglite } from '../storage/db-pglite.js';
 import { openPostgres } from '../storage/db-postgres.js';
 import { migrate, migrations } from '../storage/migrations.js';
@@ -1225,9 +1230,22 @@ function redisStore(nodeId: string, extra: Partial<RedisSessionStoreOptions> = {
   return new RedisSessionStore({ url: REDIS_URL, nodeId, prefix, ...extra });
 }
 
+// Private Sentinel and Cluster topologies (test/redis-topologies.ts), started on first use.
+let sentinelSet: SentinelSet | null = null;
+let clusterSet: RedisClusterSet | null = null;
 const sessionBackends: SessionBackend[] = [
   { name: 'memory', make: (nodeId) => new MemorySessionStore(nodeId) },
   { name: 'Redis', probe: probeRedis, make: (nodeId) => redisStore(nodeId) },
+  {
+    name: 'Redis Sentinel',
+    probe: async () => { sentinelSet ??= await startSentinelSet(SENTINEL_BASE_PORT); },
+    make: (nodeId) => redisStore(nodeId, { url: sentinelSet!.url }),
+  },
+  {
+    name: 'Redis Cluster',
+    probe: async () => { clusterSet ??= await startRedisCluster(CLUSTER_BASE_PORT); },
+    make: (nodeId) => redisStore(nodeId, { url: clusterSet!.url }),
+  },
 ];
 
 describe('session store contract', function () {
@@ -1247,15 +1265,18 @@ describe('session store contract', function () {
     const keys = cleaner ? await cleaner.keys(`${prefix}*`) : [];
     if (keys.length > 0) await cleaner!.del(...keys);
   });
-  after(function () {
+  after(async function () {
     cleaner?.disconnect();
+    await sentinelSet?.stop();
+    await clusterSet?.stop();
   });
 
   for (const backend of sessionBackends) {
     describe(backend.name, function () {
       let a: SessionStore;
       before(async function () {
-        if (backend.probe) await requireService(this, backend.name, REDIS_URL, backend.probe);
+        if (backend.name.startsWith('Redis ')) requireRedisBinaries(this);
+        if (backend.probe) await requireService(this, backend.name, backend.name === 'Redis' ? REDIS_URL : 'loopback', backend.probe);
         if (backend.name === 'Redis' && !cleaner) {
           cleaner = redisClient();
           await cleaner.connect();

@@ -1,0 +1,184 @@
+// Private Redis topologies on loopback ports, started by the tests that need them: a master with a
+// replica watched by three sentinels, and a three-master Redis Cluster. Every process is a child of
+// the test (killed by its pid when it stops); nothing touches the shared Redis. Without redis-server
+// the suites skip with a warning, except under CI=true where they fail.
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import net from 'node:net';
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** Why the topologies cannot run here, or null. */
+export function redisBinariesMissing(): string | null {
+  // Sentinel is redis-server --sentinel: the one binary serves both.
+  const r = spawnSync('redis-server', ['--version'], { encoding: 'utf8' });
+  if (r.error || r.status !== 0) return `redis-server missing: ${r.error?.message ?? r.stderr}`;
+  const cli = spawnSync('redis-cli', ['--version'], { encoding: 'utf8' });
+  if (cli.error || cli.status !== 0) return `redis-cli missing: ${cli.error?.message ?? cli.stderr}`;
+  return null;
+}
+
+/** Skips the suite (or, under CI=true, fails it) when redis-server, sentinel mode or redis-cli is missing. */
+export function requireRedisBinaries(ctx: Mocha.Context): void {
+  const why = redisBinariesMissing();
+  if (!why) return;
+  if (process.env.CI === 'true') throw new Error(`Redis Sentinel and Cluster tests need redis-server and redis-cli in CI: ${why}`);
+  console.warn(`    ${why}: skipping the Sentinel and Cluster suites`);
+  ctx.skip();
+}
+
+/** Sends one command over RESP and returns the raw reply. */
+export function redisCommand(port: number, ...args: string[]): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const s = net.connect(port, '127.0.0.1');
+    let out = '';
+    const timer = setTimeout(() => { s.destroy(); reject(new Error(`no reply from ${port}`)); }, 3000);
+    s.once('connect', () => s.write(`*${args.length}\r\n${args.map((a) => `$${Buffer.byteLength(a)}\r\n${a}\r\n`).join('')}`));
+    s.on('data', (d) => {
+      out += d.toString();
+      // Enough for the simple, bulk and short array replies these tests read.
+      if (/\r\n$/.test(out) && !(out.startsWith('$') && out.split('\r\n').length < 3)) {
+        clearTimeout(timer);
+        s.destroy();
+        resolve(out);
+      }
+    });
+    s.once('error', (e) => { clearTimeout(timer); reject(e); });
+  });
+}
+
+class Procs {
+  private readonly procs = new Map<number, ChildProcess>();
+  constructor(readonly dir: string) {}
+
+  async start(port: number, args: string[], conf?: string): Promise<void> {
+    const argv = conf !== undefined ? [await this.writeConf(port, conf), ...args] : args;
+    const proc = spawn('redis-server', [...argv, '--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', this.dir],
+      { stdio: 'ignore' });
+    this.procs.set(port, proc);
+    const until = Date.now() + 10_000;
+    while (Date.now() < until) {
+      if (proc.exitCode !== null) throw new Error(`redis-server on ${port} exited with ${proc.exitCode} (port in use?)`);
+      if ((await redisCommand(port, 'PING').catch(() => '')).startsWith('+PONG')) return;
+      await sleep(30);
+    }
+    throw new Error(`redis-server on ${port} did not start`);
+  }
+
+  private async writeConf(port: number, text: string): Promise<string> {
+    const file = join(this.dir, `sentinel-${port}.conf`);
+    await writeFile(file, text);
+    return file;
+  }
+
+  async kill(port: number): Promise<void> {
+    const proc = this.procs.get(port);
+    if (!proc || proc.exitCode !== null || proc.signalCode !== null) return;
+    const exited = new Promise((r) => proc.once('exit', r));
+    proc.kill('SIGKILL');
+    await exited;
+  }
+
+  async stopAll(): Promise<void> {
+    await Promise.all([...this.procs.keys()].map((p) => this.kill(p)));
+    await rm(this.dir, { recursive: true, force: true });
+  }
+}
+
+export interface SentinelSet {
+  url: string;
+  /** The master's port now (asked of a sentinel). */
+  masterPort(): Promise<number>;
+  /** SIGKILLs the current master; resolves once the sentinels name another one. */
+  killMaster(): Promise<number>;
+  stop(): Promise<void>;
+}
+
+/** A master on base, its replica on base+1, sentinels on base+10..base+12, master name 'perchmaster'. */
+export async function startSentinelSet(base: number): Promise<SentinelSet> {
+  const procs = new Procs(await mkdtemp(join(tmpdir(), 'perch-sentinel-')));
+  const name = 'perchmaster';
+  const sentinels = [base + 10, base + 11, base + 12];
+  try {
+    await procs.start(base, []);
+    await procs.start(base + 1, ['--replicaof', '127.0.0.1', String(base)]);
+    for (const port of sentinels) {
+      await procs.start(port, ['--sentinel'], [
+        `sentinel monitor ${name} 127.0.0.1 ${base} 2`,
+        `sentinel down-after-milliseconds ${name} 1000`,
+        `sentinel failover-timeout ${name} 4000`,
+        `sentinel parallel-syncs ${name} 1`,
+        '',
+      ].join('\n'));
+    }
+    // The replica in sync and known to the sentinels: a failover can promote it.
+    const until = Date.now() + 20_000;
+    for (;;) {
+      const info = await redisCommand(base + 1, 'INFO', 'replication');
+      const seen = await redisCommand(sentinels[0]!, 'SENTINEL', 'REPLICAS', name).catch(() => '');
+      if (info.includes('master_link_status:up') && seen.includes(String(base + 1))) break;
+      if (Date.now() > until) throw new Error('the replica or the sentinels did not come up');
+      await sleep(100);
+    }
+  } catch (err) {
+    await procs.stopAll();
+    throw err;
+  }
+  const masterPort = async () => {
+    const reply = await redisCommand(sentinels[0]!, 'SENTINEL', 'GET-MASTER-ADDR-BY-NAME', name);
+    return Number(reply.split('\r\n')[4]);
+  };
+  return {
+    url: `redis+sentinel://${sentinels.map((p) => `127.0.0.1:${p}`).join(',')}/${name}`,
+    masterPort,
+    async killMaster() {
+      const old = await masterPort();
+      await procs.kill(old);
+      const until = Date.now() + 30_000;
+      for (;;) {
+        const now = await masterPort().catch(() => old);
+        if (now !== old) return now;
+        if (Date.now() > until) throw new Error('no failover within 30 s');
+        await sleep(100);
+      }
+    },
+    stop: () => procs.stopAll(),
+  };
+}
+
+export interface RedisClusterSet {
+  url: string;
+  ports: number[];
+  stop(): Promise<void>;
+}
+
+/** Three masters on base..base+2, no replicas, every slot assigned. */
+export async function startRedisCluster(base: number): Promise<RedisClusterSet> {
+  const procs = new Procs(await mkdtemp(join(tmpdir(), 'perch-cluster-')));
+  const ports = [base, base + 1, base + 2];
+  try {
+    for (const port of ports) {
+      await procs.start(port, ['--cluster-enabled', 'yes', '--cluster-config-file', `nodes-${port}.conf`, '--cluster-node-timeout', '2000']);
+    }
+    const made = spawnSync('redis-cli', ['--cluster', 'create', ...ports.map((p) => `127.0.0.1:${p}`), '--cluster-replicas', '0', '--cluster-yes'],
+      { encoding: 'utf8', timeout: 30_000 });
+    if (made.status !== 0) throw new Error(`redis-cli --cluster create failed: ${made.stdout}${made.stderr}`);
+    const until = Date.now() + 20_000;
+    for (;;) {
+      const states = await Promise.all(ports.map((p) => redisCommand(p, 'CLUSTER', 'INFO')));
+      if (states.every((s) => s.includes('cluster_state:ok'))) break;
+      if (Date.now() > until) throw new Error('the cluster did not reach cluster_state:ok');
+      await sleep(100);
+    }
+  } catch (err) {
+    await procs.stopAll();
+    throw err;
+  }
+  return {
+    url: `redis+cluster://${ports.map((p) => `127.0.0.1:${p}`).join(',')}`,
+    ports,
+    stop: () => procs.stopAll(),
+  };
+}
