@@ -53,7 +53,19 @@ class Procs {
   private readonly procs = new Map<number, ChildProcess>();
   constructor(readonly dir: string) {}
 
+  /** Retries a port taken for a moment: the ephemeral range covers the test ports, so an outgoing connection may hold one. */
   async start(port: number, args: string[], conf?: string): Promise<void> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.startOnce(port, args, conf);
+      } catch (err) {
+        if (attempt >= 5 || !(err instanceof Error) || !err.message.includes('exited')) throw err;
+        await sleep(500);
+      }
+    }
+  }
+
+  private async startOnce(port: number, args: string[], conf?: string): Promise<void> {
     const argv = conf !== undefined ? [await this.writeConf(port, conf), ...args] : args;
     const proc = spawn('redis-server', [...argv, '--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', this.dir],
       { stdio: 'ignore' });

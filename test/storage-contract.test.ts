@@ -1613,6 +1613,34 @@ describe('session store contract', function () {
       expect(await redis.hlen(`${prefix}sessions`)).to.equal(40);
     });
 
+    it('writes back its records Redis lost without another node removing them (a failover to a replica that missed them)', async function () {
+      const [a, b] = await pair();
+      const reports: string[] = [];
+      a.onReset((r) => { reports.push(...r.records.map((x) => `${r.kind} ${x.jid}`)); });
+      await a.put(rec('u@example.com/a', 'node-a'));
+      await until(() => b.count() === 1);
+      // What the promoted replica lacks: the record, with no change published and no node's removal.
+      await redis.hdel(`${prefix}sessions`, 'u@example.com/a');
+      await (a as unknown as { resync(): Promise<void> }).resync();
+      expect(reports).to.deep.equal([]);
+      expect(await redis.hlen(`${prefix}sessions`)).to.equal(1);
+      expect(a.get('u@example.com/a')?.node).to.equal('node-a');
+      expect(b.get('u@example.com/a')?.node).to.equal('node-a');
+    });
+
+    it('takes a lease back on renewal when Redis lost it while its holder still counted on it', async function () {
+      const [a, b] = await pair();
+      expect(await a.acquireLease('room', 10_000)).to.equal('node-a');
+      await redis.del(`${prefix}lease:room`);
+      expect(await a.renewLease('room', 10_000)).to.equal(true);
+      expect(await b.leaseHolder('room')).to.equal('node-a');
+      // A lease this node no longer counts on stays gone.
+      expect(await a.acquireLease('short', 50)).to.equal('node-a');
+      await sleep(80);
+      expect(await a.renewLease('short', 10_000)).to.equal(false);
+      expect(await a.leaseHolder('short')).to.equal(null);
+    });
+
     it('a restarted node drops the records its previous process left', async function () {
       const c = redisStore('node-c', fast);
       await c.start();
