@@ -44,7 +44,6 @@ export function parseRedisUrl(url: string): RedisTarget {
     return { kind: 'cluster', nodes: hosts, ...auth };
   }
   if (!path) throw new RedisUrlError('redis+sentinel:// needs the master name as its path: redis+sentinel://h1:p1,h2:p2/mymaster');
-  if (hosts.length < 2) console.warn('redis+sentinel:// with one sentinel: a failover needs a majority of sentinels, so name them all');
   return { kind: 'sentinel', sentinels: hosts, name: decodeURIComponent(path), db: db ? Number(db) : 0, ...auth };
 }
 
