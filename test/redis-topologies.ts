@@ -59,7 +59,7 @@ class Procs {
       try {
         return await this.startOnce(port, args, conf);
       } catch (err) {
-        if (attempt >= 5 || !(err instanceof Error) || !err.message.includes('exited')) throw err;
+        if (attempt >= 10 || !(err instanceof Error) || !err.message.includes('exited')) throw err;
         await sleep(500);
       }
     }
@@ -166,13 +166,14 @@ export interface RedisClusterSet {
   stop(): Promise<void>;
 }
 
-/** Three masters on base..base+2, no replicas, every slot assigned. */
+/** Three masters on base..base+2 (their cluster bus on base+50..base+52), no replicas, every slot assigned. */
 export async function startRedisCluster(base: number): Promise<RedisClusterSet> {
   const procs = new Procs(await mkdtemp(join(tmpdir(), 'perch-cluster-')));
   const ports = [base, base + 1, base + 2];
   try {
     for (const port of ports) {
-      await procs.start(port, ['--cluster-enabled', 'yes', '--cluster-config-file', `nodes-${port}.conf`, '--cluster-node-timeout', '2000']);
+      // The bus port is the client port + 10000 unless named: kept in the caller's range.
+      await procs.start(port, ['--cluster-enabled', 'yes', '--cluster-port', String(port + 50), '--cluster-config-file', `nodes-${port}.conf`, '--cluster-node-timeout', '2000']);
     }
     const made = spawnSync('redis-cli', ['--cluster', 'create', ...ports.map((p) => `127.0.0.1:${p}`), '--cluster-replicas', '0', '--cluster-yes'],
       { encoding: 'utf8', timeout: 30_000 });
