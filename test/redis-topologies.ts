@@ -51,18 +51,34 @@ export function redisCommand(port: number, ...args: string[]): Promise<string> {
 
 class Procs {
   private readonly procs = new Map<number, ChildProcess>();
-  constructor(readonly dir: string) {}
+  constructor(readonly dir: string, readonly base: number) {}
 
-  /** Retries a port taken for a moment: the ephemeral range covers the test ports, so an outgoing connection may hold one. */
-  async start(port: number, args: string[], conf?: string): Promise<void> {
+  /**
+   * Starts redis-server on the next free port of the topology's block (base..base+99) and returns it.
+   * The machine's ephemeral range covers the test ports, so an outgoing connection of any process may
+   * hold one: such a port is skipped. args may name further ports with '{port+N}' (the next free ones).
+   */
+  async start(args: string[], conf?: (port: number) => string): Promise<number> {
     for (let attempt = 1; ; attempt++) {
+      const port = this.nextPort();
+      const extra = new Map<string, number>();
+      const argv = args.map((a) => a.replace(/\{port\+(\d+)\}/g, (_, n: string) => {
+        if (!extra.has(n)) extra.set(n, this.nextPort());
+        return String(extra.get(n));
+      }));
       try {
-        return await this.startOnce(port, args, conf);
+        await this.startOnce(port, argv, conf?.(port));
+        return port;
       } catch (err) {
-        if (attempt >= 10 || !(err instanceof Error) || !err.message.includes('exited')) throw err;
-        await sleep(500);
+        if (attempt >= 20 || !(err instanceof Error) || !err.message.includes('exited')) throw err;
       }
     }
+  }
+
+  private next = 0;
+  private nextPort(): number {
+    if (this.next >= 100) throw new Error(`no free port left in ${this.base}..${this.base + 99}`);
+    return this.base + this.next++;
   }
 
   private async startOnce(port: number, args: string[], conf?: string): Promise<void> {
@@ -108,29 +124,29 @@ export interface SentinelSet {
   stop(): Promise<void>;
 }
 
-/** A master on base, its replica on base+1, sentinels on base+10..base+12, master name 'perchmaster'. */
+/** A master, its replica and three sentinels on free ports of base..base+99, master name 'perchmaster'. */
 export async function startSentinelSet(base: number): Promise<SentinelSet> {
-  const procs = new Procs(await mkdtemp(join(tmpdir(), 'perch-sentinel-')));
+  const procs = new Procs(await mkdtemp(join(tmpdir(), 'perch-sentinel-')), base);
   const name = 'perchmaster';
-  const sentinels = [base + 10, base + 11, base + 12];
+  const sentinels: number[] = [];
   try {
-    await procs.start(base, []);
-    await procs.start(base + 1, ['--replicaof', '127.0.0.1', String(base)]);
-    for (const port of sentinels) {
-      await procs.start(port, ['--sentinel'], [
-        `sentinel monitor ${name} 127.0.0.1 ${base} 2`,
+    const master = await procs.start([]);
+    const replica = await procs.start(['--replicaof', '127.0.0.1', String(master)]);
+    for (let i = 0; i < 3; i++) {
+      sentinels.push(await procs.start(['--sentinel'], () => [
+        `sentinel monitor ${name} 127.0.0.1 ${master} 2`,
         `sentinel down-after-milliseconds ${name} 1000`,
         `sentinel failover-timeout ${name} 4000`,
         `sentinel parallel-syncs ${name} 1`,
         '',
-      ].join('\n'));
+      ].join('\n')));
     }
     // The replica in sync and known to the sentinels: a failover can promote it.
     const until = Date.now() + 20_000;
     for (;;) {
-      const info = await redisCommand(base + 1, 'INFO', 'replication');
+      const info = await redisCommand(replica, 'INFO', 'replication');
       const seen = await redisCommand(sentinels[0]!, 'SENTINEL', 'REPLICAS', name).catch(() => '');
-      if (info.includes('master_link_status:up') && seen.includes(String(base + 1))) break;
+      if (info.includes('master_link_status:up') && seen.includes(String(replica))) break;
       if (Date.now() > until) throw new Error('the replica or the sentinels did not come up');
       await sleep(100);
     }
@@ -166,14 +182,14 @@ export interface RedisClusterSet {
   stop(): Promise<void>;
 }
 
-/** Three masters on base..base+2 (their cluster bus on base+50..base+52), no replicas, every slot assigned. */
+/** Three masters (and their cluster buses) on free ports of base..base+99, no replicas, every slot assigned. */
 export async function startRedisCluster(base: number): Promise<RedisClusterSet> {
-  const procs = new Procs(await mkdtemp(join(tmpdir(), 'perch-cluster-')));
-  const ports = [base, base + 1, base + 2];
+  const procs = new Procs(await mkdtemp(join(tmpdir(), 'perch-cluster-')), base);
+  const ports: number[] = [];
   try {
-    for (const port of ports) {
+    for (let i = 0; i < 3; i++) {
       // The bus port is the client port + 10000 unless named: kept in the caller's range.
-      await procs.start(port, ['--cluster-enabled', 'yes', '--cluster-port', String(port + 50), '--cluster-config-file', `nodes-${port}.conf`, '--cluster-node-timeout', '2000']);
+      ports.push(await procs.start(['--cluster-enabled', 'yes', '--cluster-port', '{port+1}', '--cluster-config-file', `nodes-${base}-${i}.conf`, '--cluster-node-timeout', '2000']));
     }
     const made = spawnSync('redis-cli', ['--cluster', 'create', ...ports.map((p) => `127.0.0.1:${p}`), '--cluster-replicas', '0', '--cluster-yes'],
       { encoding: 'utf8', timeout: 30_000 });
