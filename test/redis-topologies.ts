@@ -75,6 +75,11 @@ class Procs {
     }
   }
 
+  /** A port of the block for something else than redis-server (it may be taken: the caller tries another). */
+  freePort(): number {
+    return this.nextPort();
+  }
+
   private next = 0;
   private nextPort(): number {
     if (this.next >= 100) throw new Error(`no free port left in ${this.base}..${this.base + 99}`);
@@ -117,6 +122,11 @@ class Procs {
 
 export interface SentinelSet {
   url: string;
+  /**
+   * With replicaBehindProxy: from now on nothing the master writes reaches the replica (the link stays
+   * open, as over a network that drops packets), so a failover promotes a replica without the last writes.
+   */
+  cutReplica(): void;
   /** The master's port now (asked of a sentinel). */
   masterPort(): Promise<number>;
   /** SIGKILLs the current master; resolves once the sentinels name another one. */
@@ -124,19 +134,26 @@ export interface SentinelSet {
   stop(): Promise<void>;
 }
 
-/** A master, its replica and three sentinels on free ports of base..base+99, master name 'perchmaster'. */
-export async function startSentinelSet(base: number): Promise<SentinelSet> {
+/**
+ * A master, its replica and three sentinels on free ports of base..base+99, master name 'perchmaster'.
+ * replicaBehindProxy: the replica reaches the master through a proxy that cutReplica() silences.
+ */
+export async function startSentinelSet(base: number, opts: { replicaBehindProxy?: boolean } = {}): Promise<SentinelSet> {
   const procs = new Procs(await mkdtemp(join(tmpdir(), 'perch-sentinel-')), base);
   const name = 'perchmaster';
   const sentinels: number[] = [];
+  let proxy: ReplicationProxy | null = null;
   try {
     const master = await procs.start([]);
-    const replica = await procs.start(['--replicaof', '127.0.0.1', String(master)]);
+    if (opts.replicaBehindProxy) proxy = await ReplicationProxy.start(procs, master);
+    const replica = await procs.start(['--replicaof', '127.0.0.1', String(proxy?.port ?? master)]);
     for (let i = 0; i < 3; i++) {
       sentinels.push(await procs.start(['--sentinel'], () => [
         `sentinel monitor ${name} 127.0.0.1 ${master} 2`,
         `sentinel down-after-milliseconds ${name} 1000`,
-        `sentinel failover-timeout ${name} 4000`,
+        // Sentinel points a replica that replicates from another address (the proxy) back at the
+        // master after twice this: long enough for a test that needs the proxy.
+        `sentinel failover-timeout ${name} ${opts.replicaBehindProxy ? 120_000 : 4000}`,
         `sentinel parallel-syncs ${name} 1`,
         '',
       ].join('\n')));
@@ -151,6 +168,7 @@ export async function startSentinelSet(base: number): Promise<SentinelSet> {
       await sleep(100);
     }
   } catch (err) {
+    proxy?.close();
     await procs.stopAll();
     throw err;
   }
@@ -160,6 +178,10 @@ export async function startSentinelSet(base: number): Promise<SentinelSet> {
   };
   return {
     url: `redis+sentinel://${sentinels.map((p) => `127.0.0.1:${p}`).join(',')}/${name}`,
+    cutReplica() {
+      if (!proxy) throw new Error('cutReplica needs replicaBehindProxy');
+      proxy.cut = true;
+    },
     masterPort,
     async killMaster() {
       const old = await masterPort();
@@ -172,8 +194,48 @@ export async function startSentinelSet(base: number): Promise<SentinelSet> {
         await sleep(100);
       }
     },
-    stop: () => procs.stopAll(),
+    stop: async () => {
+      proxy?.close();
+      await procs.stopAll();
+    },
   };
+}
+
+/** A TCP proxy for the replication link; once cut it forwards nothing more, in either direction. */
+class ReplicationProxy {
+  cut = false;
+  private constructor(private readonly server: net.Server, readonly port: number, private readonly sockets: Set<net.Socket>) {}
+
+  static async start(procs: Procs, target: number): Promise<ReplicationProxy> {
+    const sockets = new Set<net.Socket>();
+    let proxy: ReplicationProxy | null = null;
+    const server = net.createServer((client) => {
+      const upstream = net.connect(target, '127.0.0.1');
+      for (const [from, to] of [[client, upstream], [upstream, client]] as const) {
+        sockets.add(from);
+        from.on('data', (d) => { if (!proxy?.cut) to.write(d); });
+        from.on('error', () => {});
+        from.on('close', () => { to.destroy(); sockets.delete(from); });
+      }
+    });
+    for (let attempt = 0; ; attempt++) {
+      const port = procs.freePort();
+      const ok = await new Promise<boolean>((resolve) => {
+        server.once('error', () => resolve(false));
+        server.listen(port, '127.0.0.1', () => resolve(true));
+      });
+      if (ok) {
+        proxy = new ReplicationProxy(server, port, sockets);
+        return proxy;
+      }
+      if (attempt > 20) throw new Error('no port for the replication proxy');
+    }
+  }
+
+  close(): void {
+    this.server.close();
+    for (const s of this.sockets) s.destroy();
+  }
 }
 
 export interface RedisClusterSet {

@@ -12,6 +12,7 @@ import { requireRedisBinaries, startRedisCluster, startSentinelSet, type RedisCl
 // This file's private Redis topologies (the ports of test/session-lease.test.ts are apart).
 const SENTINEL_BASE_PORT = 37100;
 const CLUSTER_BASE_PORT = 37200;
+const FAILOVER_BASE_PORT = 37000;
 import { openPglite } from '../storage/db-pglite.js';
 import { openPostgres } from '../storage/db-postgres.js';
 import { migrate, migrations } from '../storage/migrations.js';
@@ -1650,6 +1651,51 @@ describe('session store contract', function () {
       await c2.start();
       expect(c2.count()).to.equal(0);
       expect(await redis.hlen(`${prefix}sessions`)).to.equal(0);
+    });
+  });
+
+  describe('Redis Sentinel failover to a replica that missed the last writes', function () {
+    let set: SentinelSet | null = null;
+    before(async function () {
+      requireRedisBinaries(this);
+      set = await startSentinelSet(FAILOVER_BASE_PORT, { replicaBehindProxy: true });
+    });
+    after(async function () {
+      await set?.stop();
+    });
+
+    it('writes back the sessions and takes back the leases the new master lacks; nothing is reported dropped', async function () {
+      this.timeout(60_000);
+      const opts = { url: set!.url, heartbeatMs: 300, checkMs: 300 };
+      const a = track(redisStore('node-a', opts));
+      const b = track(redisStore('node-b', opts));
+      await Promise.all([a.start(), b.start()]);
+      const resets: string[] = [];
+      a.onReset((r) => { resets.push(...r.records.map((x) => `${r.kind} ${x.jid}`)); });
+      await a.put(rec('u@example.com/early', 'node-a'));
+      expect(await a.acquireLease('early-room', 20_000)).to.equal('node-a');
+      await sleep(300); // replicated
+      set!.cutReplica();
+      await a.put(rec('u@example.com/late', 'node-a'));
+      expect(await a.acquireLease('late-room', 20_000)).to.equal('node-a');
+      await until(() => b.count() === 2);
+      await set!.killMaster();
+      // The promoted replica has the early record only; a finds its late one missing and writes it back.
+      const fresh = new Redis(await set!.masterPort(), '127.0.0.1', { lazyConnect: true, maxRetriesPerRequest: 1 });
+      try {
+        await fresh.connect();
+        const deadline = Date.now() + 15_000;
+        while ((await fresh.hlen(`${prefix}sessions`)) < 2 && Date.now() < deadline) await sleep(100);
+        expect(await fresh.hkeys(`${prefix}sessions`)).to.have.members(['u@example.com/early', 'u@example.com/late']);
+        expect(await a.renewLease('late-room', 20_000)).to.equal(true);
+        expect(await fresh.get(`${prefix}lease:late-room`)).to.equal('node-a');
+        expect(await a.renewLease('early-room', 20_000)).to.equal(true);
+      } finally {
+        fresh.disconnect();
+      }
+      expect(resets).to.deep.equal([]);
+      expect(a.count()).to.equal(2);
+      expect(b.get('u@example.com/late')?.node).to.equal('node-a');
     });
   });
 
