@@ -9,7 +9,7 @@ import { RedisSessionStore } from '../storage/session-redis.js';
 import type { SessionStore } from '../storage/types.js';
 import { requireRedisBinaries, startRedisCluster, startSentinelSet, type RedisClusterSet, type SentinelSet } from './redis-topologies.js';
 
-// This file's private Redis topologies (apart from test/storage-contract.test.ts's ports).
+// This file's private Redis topologies (apart from test/session-store-contract.test.ts's ports).
 let sentinelSet: SentinelSet | null = null;
 let clusterSet: RedisClusterSet | null = null;
 
