@@ -67,6 +67,10 @@ describe('conformance: Redis Cluster (three masters, sharded pub/sub)', function
         .map((k) => c.call('CLUSTER', 'KEYSLOT', k))));
       expect(slots.size).to.equal(1);
       expect(await c.exists('{perch:}epoch')).to.equal(1);
+      // Rooms' leases, each tagged with its room: the round's two rooms (still loaded) on their own slots.
+      const leases: string[] = [];
+      for (const node of c.nodes('master')) leases.push(...(await node.keys('perch:lease:{muc:*')));
+      expect(leases.length, leases.join(' ')).to.be.at.least(2);
     } finally {
       c.disconnect();
     }

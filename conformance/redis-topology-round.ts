@@ -9,7 +9,7 @@ import { MUC_DOMAIN, NODES, type FaultCluster } from './faults/cluster.js';
 import { faultUsers } from './faults/run.js';
 import { runRound, type RoundResult } from './faults/round.js';
 import type { Fault } from './faults/faults.js';
-import { openRedisClient, parseRedisUrl } from '../storage/redis-connection.js';
+import { RedisKeys, openRedisClient, parseRedisUrl } from '../storage/redis-connection.js';
 
 /** The short form: about 20 s a round, as conformance/faults.test.ts. */
 const ROUND = {
@@ -48,11 +48,12 @@ export class TopologyCluster {
   async makeWhole(): Promise<void> {}
 
   async roomHolder(roomLocal: string): Promise<number | null> {
-    const r = openRedisClient(parseRedisUrl(this.redisUrl), { lazyConnect: true, maxRetriesPerRequest: 1 });
+    const target = parseRedisUrl(this.redisUrl);
+    const r = openRedisClient(target, { lazyConnect: true, maxRetriesPerRequest: 1 });
     r.on('error', () => {});
     try {
       await r.connect();
-      const holder = await r.get(`perch:lease:muc:${MUC_DOMAIN}:${roomLocal}`);
+      const holder = await r.get(new RedisKeys('perch:', target.kind === 'cluster').lease(`muc:${MUC_DOMAIN}:${roomLocal}`));
       const i = holder === null ? -1 : this.nodeIds.indexOf(holder);
       return i === -1 ? null : i;
     } catch {

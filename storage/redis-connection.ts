@@ -79,8 +79,9 @@ export function openRedisClient(target: RedisTarget, options: RedisOptions & { s
 /**
  * Key and channel names. On a Cluster, keys that one script touches together share a hash tag: the
  * session table's family (the table, its change channel, epoch, recovery flag and alive keys, which
- * the table's scripts touch together) is one slot; every other key and channel (leases, shared state,
- * counters, each node's channel) lands where its own name hashes, spreading them over the shards.
+ * the table's scripts touch together) is one slot. An entity's lease and shared state are tagged with
+ * the entity (a room's lease and its occupants share `{muc:<service>:<room>}`), so they sit together
+ * and rooms spread over the shards; counters and each node's channel land where their names hash.
  * On one server or Sentinel the names are plain, as they always were.
  */
 export class RedisKeys {
@@ -114,11 +115,14 @@ export class RedisKeys {
   get everyone(): string {
     return `${this.prefix}nodes`;
   }
+  private entity(key: string): string {
+    return this.cluster ? `{${key}}` : key;
+  }
   lease(key: string): string {
-    return `${this.prefix}lease:${key}`;
+    return `${this.prefix}lease:${this.entity(key)}`;
   }
   state(key: string): string {
-    return `${this.prefix}state:${key}`;
+    return `${this.prefix}state:${this.entity(key)}`;
   }
   hits(key: string): string {
     return `${this.prefix}hits:${key}`;

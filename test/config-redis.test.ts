@@ -2,7 +2,7 @@
 // none of them stops the server with the reason.
 import { expect } from 'chai';
 import { errorOf, withConfig } from './config-kit.js';
-import { parseRedisUrl } from '../storage/redis-connection.js';
+import { RedisKeys, parseRedisUrl } from '../storage/redis-connection.js';
 
 describe('config: redisUrl', function () {
   const base = 'domain: example.com\ndataDir: /tmp/perch-config-redis\n';
@@ -30,5 +30,20 @@ describe('config: redisUrl', function () {
     expect(parseRedisUrl('redis+cluster://u:p@c1:7000,c2:7001')).to.deep.equal({
       kind: 'cluster', nodes: [{ host: 'c1', port: 7000 }, { host: 'c2', port: 7001 }], username: 'u', password: 'p',
     });
+  });
+});
+
+describe('Redis key names', function () {
+  it('are plain on one server and Sentinel, hash-tagged by family and by entity on a Cluster', function () {
+    const plain = new RedisKeys('perch:', false);
+    expect([plain.sessions, plain.changes, plain.alive('a'), plain.lease('muc:c.example:room'), plain.state('muc:c.example:room')]).to.deep.equal([
+      'perch:sessions', 'perch:sessions:changes', 'perch:alive:a', 'perch:lease:muc:c.example:room', 'perch:state:muc:c.example:room']);
+    const cluster = new RedisKeys('perch:', true);
+    expect([cluster.sessions, cluster.changes, cluster.epoch, cluster.recovering, cluster.alive('a'), cluster.droppedMark('a')]).to.deep.equal([
+      '{perch:}sessions', '{perch:}sessions:changes', '{perch:}epoch', '{perch:}recovering', '{perch:}alive:a', '{perch:}dropped:a']);
+    // A room's lease and its occupants together, each room on its own slot.
+    expect([cluster.lease('muc:c.example:room'), cluster.state('muc:c.example:room')]).to.deep.equal([
+      'perch:lease:{muc:c.example:room}', 'perch:state:{muc:c.example:room}']);
+    expect(cluster.node('a')).to.equal('perch:node:a');
   });
 });
