@@ -49,6 +49,12 @@ export function redisCommand(port: number, ...args: string[]): Promise<string> {
   });
 }
 
+// A test run that ends without its after hooks (mocha --exit, a crash) must not leave servers behind.
+const everyProc = new Set<ChildProcess>();
+process.on('exit', () => {
+  for (const p of everyProc) if (p.exitCode === null && p.signalCode === null) p.kill('SIGKILL');
+});
+
 class Procs {
   private readonly procs = new Map<number, ChildProcess>();
   constructor(readonly dir: string, readonly base: number) {}
@@ -91,6 +97,8 @@ class Procs {
     const proc = spawn('redis-server', [...argv, '--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', this.dir],
       { stdio: 'ignore' });
     this.procs.set(port, proc);
+    everyProc.add(proc);
+    proc.once('exit', () => everyProc.delete(proc));
     const until = Date.now() + 10_000;
     while (Date.now() < until) {
       if (proc.exitCode !== null) throw new Error(`redis-server on ${port} exited with ${proc.exitCode} (port in use?)`);

@@ -98,6 +98,7 @@ describe('session store leases', function () {
       before(async function () {
         if (backend.topology) {
           requireRedisBinaries(this);
+          this.timeout(60_000);
           await backend.topology();
         }
         if (!backend.needsRedis) return;

@@ -114,7 +114,10 @@ describe('session store contract', function () {
     describe(backend.name, function () {
       let a: SessionStore;
       before(async function () {
-        if (backend.name.startsWith('Redis ')) requireRedisBinaries(this);
+        if (backend.name.startsWith('Redis ')) {
+          requireRedisBinaries(this);
+          this.timeout(60_000); // starting a Sentinel set or a Cluster
+        }
         if (backend.probe) await requireService(this, backend.name, backend.name === 'Redis' ? REDIS_URL : 'loopback', backend.probe);
         if (backend.name === 'Redis' && !cleaner) {
           cleaner = redisClient();
@@ -496,6 +499,7 @@ describe('session store contract', function () {
     let set: SentinelSet | null = null;
     before(async function () {
       requireRedisBinaries(this);
+      this.timeout(60_000);
       set = await startSentinelSet(FAILOVER_BASE_PORT, { replicaBehindProxy: true });
     });
     after(async function () {
