@@ -64,7 +64,9 @@ export class TopologyCluster {
   }
 
   round(fault: Fault, n = 1): Promise<RoundResult> {
-    return runRound(this as unknown as FaultCluster, fault, n, { ...ROUND, users: faultUsers(ROUND.clientsPerNode), password: 'pw' });
+    // PERCH_ROUND_LOG=1: what the round does, as it happens.
+    const log = process.env.PERCH_ROUND_LOG ? { log: (l: string) => console.log(`      ${new Date().toISOString().slice(11, 23)} ${l}`) } : {};
+    return runRound(this as unknown as FaultCluster, fault, n, { ...ROUND, users: faultUsers(ROUND.clientsPerNode), password: 'pw', ...log });
   }
 
   /** Lines the nodes logged at warn level or above. */

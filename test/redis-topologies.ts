@@ -139,6 +139,12 @@ export interface SentinelSet {
   masterPort(): Promise<number>;
   /** SIGKILLs the current master; resolves once the sentinels name another one. */
   killMaster(): Promise<number>;
+  /**
+   * SENTINEL FAILOVER: the replica promoted, the old master kept and made its replica (its clients'
+   * connections stay open to a server that now refuses writes). Resolves with the new master's port
+   * once the old master replicates from it.
+   */
+  manualFailover(): Promise<number>;
   stop(): Promise<void>;
 }
 
@@ -184,6 +190,27 @@ export async function startSentinelSet(base: number, opts: { replicaBehindProxy?
     const reply = await redisCommand(sentinels[0]!, 'SENTINEL', 'GET-MASTER-ADDR-BY-NAME', name);
     return Number(reply.split('\r\n')[4]);
   };
+  const newMaster = async (old: number) => {
+    const until = Date.now() + 30_000;
+    for (;;) {
+      const now = await masterPort().catch(() => old);
+      if (now !== old) return now;
+      if (Date.now() > until) throw new Error('no failover within 30 s');
+      await sleep(100);
+    }
+  };
+  // Every sentinel sees a replica of master with its link up (a failover could promote it).
+  const replicaReady = async (master: number) => {
+    const until = Date.now() + 30_000;
+    for (;;) {
+      const views = await Promise.all(sentinels.map((p) => redisCommand(p, 'SENTINEL', 'REPLICAS', name).catch(() => '')));
+      const primary = await Promise.all(sentinels.map((p) => redisCommand(p, 'SENTINEL', 'GET-MASTER-ADDR-BY-NAME', name).catch(() => '')));
+      if (views.every((v) => /master-link-status\r\n\$2\r\nok/.test(v) && !/s_down|disconnected/.test(v))
+        && primary.every((r) => r.includes(`\r\n${master}\r\n`))) return;
+      if (Date.now() > until) throw new Error('no replica ready for a failover within 30 s');
+      await sleep(200);
+    }
+  };
   return {
     url: `redis+sentinel://${sentinels.map((p) => `127.0.0.1:${p}`).join(',')}/${name}`,
     cutReplica() {
@@ -194,13 +221,20 @@ export async function startSentinelSet(base: number, opts: { replicaBehindProxy?
     async killMaster() {
       const old = await masterPort();
       await procs.kill(old);
+      return newMaster(old);
+    },
+    async manualFailover() {
+      const old = await masterPort();
+      const reply = await redisCommand(sentinels[0]!, 'SENTINEL', 'FAILOVER', name);
+      if (!reply.startsWith('+OK')) throw new Error(`SENTINEL FAILOVER: ${reply.trim()}`);
+      const now = await newMaster(old);
       const until = Date.now() + 30_000;
-      for (;;) {
-        const now = await masterPort().catch(() => old);
-        if (now !== old) return now;
-        if (Date.now() > until) throw new Error('no failover within 30 s');
+      while (!(await redisCommand(old, 'INFO', 'replication')).includes('master_link_status:up')) {
+        if (Date.now() > until) throw new Error('the old master did not become a replica within 30 s');
         await sleep(100);
       }
+      await replicaReady(now);
+      return now;
     },
     stop: async () => {
       proxy?.close();
