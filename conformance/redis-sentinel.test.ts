@@ -1,7 +1,7 @@
 // Perch nodes on a Redis master watched by three sentinels (a private set on loopback ports this suite
 // starts: master, replica, three redis-server --sentinel). Clients chat one-to-one and in rooms across
-// the nodes while Sentinel fails over: first on command (SENTINEL FAILOVER: the old master stays, as a
-// replica that refuses writes), then with the master killed (SIGKILL): nothing the server
+// the nodes while Sentinel fails over: with the master killed (SIGKILL), then on command (SENTINEL
+// FAILOVER: the old master stays, as a replica that refuses writes): nothing the server
 // acknowledged (XEP-0198 <a/>) is lost or comes twice, and the cluster is whole again within the
 // guarantee once the new master is named (conformance/faults/ measures it the same way).
 import { expect } from 'chai';
@@ -17,12 +17,12 @@ const PORT_BASE = 37500;
 const manualFailover: Fault = {
   name: 'sentinel-failover-command',
   lasting: true,
-  description: 'SENTINEL FAILOVER; lasts until the old master replicates from the new one',
+  description: 'SENTINEL FAILOVER; lasts until the sentinels name the replica master',
   async inject(ctx) {
     const set = (ctx.cluster as unknown as { sentinel: SentinelSet }).sentinel;
     ctx.note(`SENTINEL FAILOVER (master on ${await set.masterPort()})`);
     const now = await set.manualFailover();
-    ctx.note(`the sentinels named ${now} master; the old one replicates from it`);
+    ctx.note(`the sentinels named ${now} master`);
   },
 };
 
@@ -40,7 +40,7 @@ const masterKill: Fault = {
 };
 
 describe('conformance: Redis Sentinel (failovers while clients chat)', function () {
-  // A round with a commanded failover takes about 30 s (the old master is made a replica last).
+  // A failover waits first until the sentinels see a replica ready (they poll replicas every 10 s).
   this.timeout(180_000);
   const db = useClusterDatabase('perch_sentinel_', 'Redis Sentinel suite');
   let sentinel: SentinelSet | undefined;
@@ -68,8 +68,12 @@ describe('conformance: Redis Sentinel (failovers while clients chat)', function 
     await db.drop();
   });
 
-  for (const fault of [manualFailover, masterKill]) {
+  // The kill first: a kill soon after a commanded failover has been seen to leave the nodes without
+  // Redis for about 20 s (docs/architecture.md); a new replica is started for the commanded one.
+  for (const fault of [masterKill, manualFailover]) {
     it(`${fault.name}: every acknowledged message archived and delivered exactly once`, async function () {
+      if (fault === manualFailover) await sentinel!.addReplica();
+      await sentinel!.replicaReady();
       const r = await cluster!.round(fault, results.length + 1);
       results.push(r);
       const why = `${formatTable([r])}\nlost: ${r.detail.lostExamples.join('; ')}\nduplicated: ${r.detail.duplicateExamples.join('; ')}\n${r.detail.notes.join('\n')}\n${cluster!.warnings().slice(-20).join('\n')}`;

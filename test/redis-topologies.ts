@@ -137,14 +137,18 @@ export interface SentinelSet {
   cutReplica(): void;
   /** The master's port now (asked of a sentinel). */
   masterPort(): Promise<number>;
-  /** SIGKILLs the current master; resolves once the sentinels name another one. */
+  /** SIGKILLs the current master (once a replica can take over); resolves once the sentinels name another one. */
   killMaster(): Promise<number>;
   /**
    * SENTINEL FAILOVER: the replica promoted, the old master kept and made its replica (its clients'
-   * connections stay open to a server that now refuses writes). Resolves with the new master's port
-   * once the old master replicates from it.
+   * connections stay open to a server that soon refuses writes). Resolves with the new master's port
+   * once the sentinels name it; a later failover waits until the old master replicates from it.
    */
   manualFailover(): Promise<number>;
+  /** Resolves once a replica of the master is in sync and every sentinel names the master (a failover can promote it). */
+  replicaReady(): Promise<void>;
+  /** Starts one more replica of the current master (after a kill left none). */
+  addReplica(): Promise<number>;
   stop(): Promise<void>;
 }
 
@@ -199,15 +203,21 @@ export async function startSentinelSet(base: number, opts: { replicaBehindProxy?
       await sleep(100);
     }
   };
-  // Every sentinel sees a replica of master with its link up (a failover could promote it).
+  // A replica of master in sync (asked of the replica itself: the sentinels' view lags a failover by
+  // seconds), and every sentinel naming master: a failover now can promote it.
   const replicaReady = async (master: number) => {
-    const until = Date.now() + 30_000;
+    const until = Date.now() + 60_000;
     for (;;) {
-      const views = await Promise.all(sentinels.map((p) => redisCommand(p, 'SENTINEL', 'REPLICAS', name).catch(() => '')));
       const primary = await Promise.all(sentinels.map((p) => redisCommand(p, 'SENTINEL', 'GET-MASTER-ADDR-BY-NAME', name).catch(() => '')));
-      if (views.every((v) => /master-link-status\r\n\$2\r\nok/.test(v) && !/s_down|disconnected/.test(v))
-        && primary.every((r) => r.includes(`\r\n${master}\r\n`))) return;
-      if (Date.now() > until) throw new Error('no replica ready for a failover within 30 s');
+      const listed = await redisCommand(sentinels[0]!, 'SENTINEL', 'REPLICAS', name).catch(() => '');
+      const ports = [...listed.matchAll(/\r\nport\r\n\$\d+\r\n(\d+)\r\n/g)].map((m) => Number(m[1])).filter((p) => p !== master);
+      let inSync = false;
+      for (const port of ports) {
+        const info = await redisCommand(port, 'INFO', 'replication').catch(() => '');
+        if (info.includes('role:slave') && info.includes(`master_port:${master}\r\n`) && info.includes('master_link_status:up')) inSync = true;
+      }
+      if (inSync && primary.every((r) => r.includes(`\r\n${master}\r\n`))) return;
+      if (Date.now() > until) throw new Error('no replica ready for a failover within 60 s');
       await sleep(200);
     }
   };
@@ -220,21 +230,23 @@ export async function startSentinelSet(base: number, opts: { replicaBehindProxy?
     masterPort,
     async killMaster() {
       const old = await masterPort();
+      await replicaReady(old);
       await procs.kill(old);
       return newMaster(old);
     },
+    replicaReady: async () => replicaReady(await masterPort()),
+    async addReplica() {
+      const master = await masterPort();
+      const port = await procs.start(['--replicaof', '127.0.0.1', String(master)]);
+      await replicaReady(master);
+      return port;
+    },
     async manualFailover() {
       const old = await masterPort();
+      await replicaReady(old);
       const reply = await redisCommand(sentinels[0]!, 'SENTINEL', 'FAILOVER', name);
       if (!reply.startsWith('+OK')) throw new Error(`SENTINEL FAILOVER: ${reply.trim()}`);
-      const now = await newMaster(old);
-      const until = Date.now() + 30_000;
-      while (!(await redisCommand(old, 'INFO', 'replication')).includes('master_link_status:up')) {
-        if (Date.now() > until) throw new Error('the old master did not become a replica within 30 s');
-        await sleep(100);
-      }
-      await replicaReady(now);
-      return now;
+      return newMaster(old);
     },
     stop: async () => {
       proxy?.close();
