@@ -214,7 +214,8 @@ export async function startSentinelSet(base: number, opts: { replicaBehindProxy?
       let inSync = false;
       for (const port of ports) {
         const info = await redisCommand(port, 'INFO', 'replication').catch(() => '');
-        if (info.includes('role:slave') && info.includes(`master_port:${master}\r\n`) && info.includes('master_link_status:up')) inSync = true;
+        const upstream = [master, ...(proxy ? [proxy.port] : [])];
+        if (info.includes('role:slave') && upstream.some((p) => info.includes(`master_port:${p}\r\n`)) && info.includes('master_link_status:up')) inSync = true;
       }
       if (inSync && primary.every((r) => r.includes(`\r\n${master}\r\n`))) return;
       if (Date.now() > until) throw new Error('no replica ready for a failover within 60 s');
