@@ -6,6 +6,7 @@ import { randomBytes } from 'node:crypto';
 import YAML from 'yaml';
 import { tryParseJid } from '../protocol/jid.js';
 import type { LogLevel } from './log.js';
+import { RedisUrlError, parseRedisUrl } from '../storage/redis-connection.js';
 
 export interface ListenerConfig { host: string; port: number }
 
@@ -294,7 +295,15 @@ export function validate(c: Config): Config {
   str('databaseUrl', c.databaseUrl, true);
   if (c.databaseUrl && !/^postgres(ql)?:\/\//.test(c.databaseUrl)) throw new ConfigError('databaseUrl', 'must be a postgres:// URL');
   str('redisUrl', c.redisUrl, true);
-  if (c.redisUrl && !/^rediss?:\/\//.test(c.redisUrl)) throw new ConfigError('redisUrl', 'must be a redis:// URL');
+  if (c.redisUrl) {
+    // One server, a Sentinel-watched master or a Redis Cluster (storage/redis-connection.ts reads them).
+    try {
+      parseRedisUrl(c.redisUrl);
+    } catch (err) {
+      if (err instanceof RedisUrlError) throw new ConfigError('redisUrl', err.message);
+      throw err;
+    }
+  }
   str('nodeId', c.nodeId);
   if (c.nodeId === 'auto') c.nodeId = `node-${randomBytes(4).toString('hex')}`;
   if (!/^[A-Za-z0-9_.-]{1,64}$/.test(c.nodeId)) throw new ConfigError('nodeId', 'letters, digits, _ . - only');

@@ -37,7 +37,7 @@ export async function openDataStores(opts: {
   return createSqlStores(db, { fulltextLanguage: opts.fulltextLanguage });
 }
 
-/** Redis when redisUrl is set, else single-node memory. Returned started. */
+/** Redis when redisUrl is set (one server, Sentinel or Cluster: storage/redis-connection.ts), else single-node memory. Returned started. */
 export async function openSessionStore(opts: { redisUrl: string | null; nodeId: string }): Promise<SessionStore> {
   const store = opts.redisUrl
     ? new RedisSessionStore({ url: opts.redisUrl, nodeId: opts.nodeId })

@@ -7,6 +7,11 @@ import { REDIS_URL, probeRedis, redisClient } from './services.js';
 import { MemoryLeases, MemorySessionStore } from '../storage/session-memory.js';
 import { RedisSessionStore } from '../storage/session-redis.js';
 import type { SessionStore } from '../storage/types.js';
+import { requireRedisBinaries, startRedisCluster, startSentinelSet, type RedisClusterSet, type SentinelSet } from './redis-topologies.js';
+
+// This file's private Redis topologies (apart from test/session-store-contract.test.ts's ports).
+let sentinelSet: SentinelSet | null = null;
+let clusterSet: RedisClusterSet | null = null;
 
 
 const rand = () => randomBytes(6).toString('hex');
@@ -31,6 +36,8 @@ async function requireRedis(ctx: Mocha.Context): Promise<void> {
 interface LeaseBackend {
   name: string;
   needsRedis: boolean;
+  /** Starts the private topology the backend runs on. */
+  topology?: () => Promise<void>;
   /** Two stores standing for two nodes of one cluster. */
   pair(): [SessionStore, SessionStore];
 }
@@ -55,12 +62,32 @@ const backends: LeaseBackend[] = [
       new RedisSessionStore({ url: REDIS_URL, nodeId: 'node-b', prefix }),
     ],
   },
+  {
+    name: 'Redis Sentinel',
+    needsRedis: false,
+    topology: async () => { sentinelSet ??= await startSentinelSet(37300); },
+    pair: () => [
+      new RedisSessionStore({ url: sentinelSet!.url, nodeId: 'node-a', prefix }),
+      new RedisSessionStore({ url: sentinelSet!.url, nodeId: 'node-b', prefix }),
+    ],
+  },
+  {
+    name: 'Redis Cluster',
+    needsRedis: false,
+    topology: async () => { clusterSet ??= await startRedisCluster(37400); },
+    pair: () => [
+      new RedisSessionStore({ url: clusterSet!.url, nodeId: 'node-a', prefix }),
+      new RedisSessionStore({ url: clusterSet!.url, nodeId: 'node-b', prefix }),
+    ],
+  },
 ];
 
 describe('session store leases', function () {
   let cleaner: Redis | null = null;
-  after(function () {
+  after(async function () {
     cleaner?.disconnect();
+    await sentinelSet?.stop();
+    await clusterSet?.stop();
   });
 
   for (const backend of backends) {
@@ -69,6 +96,11 @@ describe('session store leases', function () {
       let b: SessionStore;
 
       before(async function () {
+        if (backend.topology) {
+          requireRedisBinaries(this);
+          this.timeout(60_000);
+          await backend.topology();
+        }
         if (!backend.needsRedis) return;
         await requireRedis(this);
         if (!cleaner) {
