@@ -123,14 +123,17 @@ async function createMonths(tx: Q, parent: string, suffix: string, from: Date, n
 }
 
 /**
- * Creates the partitions of the coming months (MONTHS_AHEAD ahead of now) that are missing; a no-op
- * for an archive not partitioned yet. Run at every start (migrate) and by retention.
+ * Creates the monthly partitions from `from` (default: this month) to MONTHS_AHEAD months ahead that
+ * are missing; a no-op for an archive not partitioned yet. Run at every start (migrate); an import of
+ * old history runs it with the history's first stamp first, else those rows land in the default
+ * partition (kept, only not pruned by month).
  */
-export async function ensureArchivePartitions(db: Db, now = new Date()): Promise<string[]> {
+export async function ensureArchivePartitions(db: Db, opts: { from?: Date; now?: Date } = {}): Promise<string[]> {
+  const now = opts.now ?? new Date();
   return db.transaction(async (tx) => {
     if (!(await archiveIsPartitioned(tx))) return [];
     await tx.query('SELECT pg_advisory_xact_lock($1)', [PARTITION_LOCK]);
-    return createMonths(tx, 'archive', '', now, now);
+    return createMonths(tx, 'archive', '', opts.from ?? now, now);
   });
 }
 

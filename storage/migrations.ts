@@ -398,6 +398,8 @@ function statements(sql: string): string[] {
 export async function migrate(
   db: Db,
   onProgress?: (done: number, total: number, name: string) => void,
+  /** Stop after this version (tests and benchmarks of a migration from an older schema). */
+  upTo = Number.POSITIVE_INFINITY,
 ): Promise<number> {
   const applied = await db.transaction(async (tx) => {
     await tx.query('SELECT pg_advisory_xact_lock($1)', [LOCK_KEY]);
@@ -409,7 +411,7 @@ export async function migrate(
     return tx.query<{ version: number }>('SELECT version FROM schema_migrations');
   });
   const done = new Set(applied.map((r) => Number(r.version)));
-  const pending = [...migrations].sort((a, b) => a.version - b.version).filter((m) => !done.has(m.version));
+  const pending = [...migrations].sort((a, b) => a.version - b.version).filter((m) => !done.has(m.version) && m.version <= upTo);
 
   let count = 0;
   for (const [i, m] of pending.entries()) {
