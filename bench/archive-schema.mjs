@@ -202,20 +202,23 @@ const QUERIES = {
 };
 for (const [name, make] of Object.entries(QUERIES)) {
   const times = { old: [], new: [] };
+  const cpu = { old: 0, new: 0 };
   let shape = null;
   for (let r = -3; r < REPS; r++) {
     const q = make(Math.max(0, r));
     const room = q.room ?? BIG_ROOM;
     delete q.room;
     for (const s of r % 2 ? [S.new, S.old] : both) {
+      const c0 = r >= 0 ? await backendCpu(s.kind) : 0;
       const t = performance.now();
       const res = await s.stores.archive.query(room, q);
       if (r >= 0) times[s.kind].push(performance.now() - t);
+      if (r >= 0) cpu[s.kind] += (await backendCpu(s.kind)) - c0;
       const got = `${res.entries.length}/${res.count ?? '-'}/${res.entries[0]?.stanzaId ?? ''}`;
       if (r === 0) { if (shape === null) shape = got; else if (shape !== got) throw new Error(`${name}: the schemas disagree (${shape} vs ${got})`); }
     }
   }
-  result.queries[name] = Object.fromEntries(both.map((s) => [s.kind, { p50_ms: r2(pct(times[s.kind], 50)), p99_ms: r2(pct(times[s.kind], 99)) }]));
+  result.queries[name] = Object.fromEntries(both.map((s) => [s.kind, { p50_ms: r2(pct(times[s.kind], 50)), p99_ms: r2(pct(times[s.kind], 99)), cpu_ms: r2((cpu[s.kind] * 1000) / REPS) }]));
   result.queries[name].answer = shape;
   log(`${name}: ${JSON.stringify(result.queries[name])}`);
 }
@@ -259,8 +262,8 @@ lines.push('', '| bytes per row | old | new |', '|---|---|---|');
 const relNames = [...new Set([...Object.keys(result.sizes.old.per_row), ...Object.keys(result.sizes.new.per_row)])];
 for (const n of relNames) lines.push(`| ${n} | ${result.sizes.old.per_row[n] ?? '-'} | ${result.sizes.new.per_row[n] ?? '-'} |`);
 lines.push(`| **total** | ${result.sizes.old.total_per_row} | ${result.sizes.new.total_per_row} |`);
-lines.push('', '| query (ArchiveStore.query, page of 50) | answer (entries/count/first) | old p50 / p99 ms | new p50 / p99 ms | new/old p99 |', '|---|---|---|---|---|');
-for (const [n, q] of Object.entries(result.queries)) lines.push(`| ${n} | ${q.answer ?? ''} | ${q.old.p50_ms} / ${q.old.p99_ms} | ${q.new.p50_ms} / ${q.new.p99_ms} | ${ratio(q.old.p99_ms, q.new.p99_ms)} |`);
+lines.push('', '| query (ArchiveStore.query, page of 50) | answer (entries/count/first) | old p50 / p99 ms | new p50 / p99 ms | new/old p50 | PostgreSQL CPU ms/query old / new |', '|---|---|---|---|---|---|');
+for (const [n, q] of Object.entries(result.queries)) lines.push(`| ${n} | ${q.answer ?? ''} | ${q.old.p50_ms} / ${q.old.p99_ms} | ${q.new.p50_ms} / ${q.new.p99_ms} | ${ratio(q.old.p50_ms, q.new.p50_ms)} | ${q.old.cpu_ms ?? '-'} / ${q.new.cpu_ms ?? '-'} |`);
 const text = lines.join('\n');
 console.log(`\n${text}\n`);
 fs.writeFileSync(path.join(ROOT, `bench-archive-schema-${ROWS}.json`), JSON.stringify(result, null, 2));

@@ -370,11 +370,11 @@ CREATE OR REPLACE FUNCTION archive_count_truncate() RETURNS trigger LANGUAGE plp
 `,
   },
   {
-    // The archive partitioned by month of stamp, with fewer and narrower indexes (see
+    // The archive partitioned by quarter of stamp, its indexes one per query shape (see
     // storage/archive-partitions.ts and docs/scaling.md). Converted here when it holds at most a
     // million rows; a larger one is left as it is for \`perch archive partition\` to convert online.
     version: 11,
-    name: 'archive partitioned by month',
+    name: 'archive partitioned by time',
     sql: '',
     run: partitionInMigration,
   },
@@ -428,7 +428,7 @@ export async function migrate(
     if (ran) count++;
     onProgress?.(i + 1, pending.length, m.name);
   }
-  // The coming months' archive partitions, at every start.
+  // The coming quarters' archive partitions, at every start.
   await ensureArchivePartitions(db);
   return count;
 }

@@ -242,12 +242,12 @@ export function createArchiveStore(db: Db, fulltextLanguage: string): ArchiveSto
 
     async deleteBefore(archive, before, limit) {
       if (limit <= 0) return 0;
-      // Oldest first through the (archive, id) index (its stamp included; the partitions after the
-      // bound pruned), a bounded batch so no statement holds the table long.
+      // Oldest first through the (archive, stamp) index (the partitions after the bound pruned), a
+      // bounded batch so no statement holds the table long.
       const [r] = await db.query<{ n: unknown }>(
         `WITH gone AS (
            DELETE FROM archive WHERE archive = $1 AND stamp <= $2::timestamptz AND id IN (
-             SELECT id FROM archive WHERE archive = $1 AND stamp <= $2::timestamptz ORDER BY id LIMIT $3)
+             SELECT id FROM archive WHERE archive = $1 AND stamp <= $2::timestamptz ORDER BY stamp, id LIMIT $3)
            RETURNING 1)
          SELECT count(*) AS n FROM gone`,
         [archive, before.toISOString(), limit],
