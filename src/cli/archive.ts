@@ -1,6 +1,8 @@
 // `perch archive partition|partitions|expire`: the archive table's upkeep, straight on the database
 // (beside a running server: the conversion copies in batches and holds writers only for its last step).
+import { readFile } from 'node:fs/promises';
 import type { Config } from '../config.js';
+import { pidPath } from '../admin/socket.js';
 import { openDataStores } from '../../storage/open.js';
 import {
   archiveIsPartitioned, ensureArchivePartitions, expireArchive, partitionArchive,
@@ -41,6 +43,13 @@ export async function archiveMain(config: Config, args: string[], io: Io): Promi
   const before = sub === 'expire' ? new Date(flag('before') ?? 'missing') : null;
   if (before && Number.isNaN(before.getTime())) throw new UsageError('expire needs --before DATE (e.g. 2025-01-01 or 2025-01-01T00:00:00Z)');
 
+  // PGlite has one owner at a time: with a server running on it, these wait until it is stopped.
+  if (config.databaseUrl === null && config.dataDir !== null) {
+    const pid = Number((await readFile(pidPath(config.dataDir), 'utf8').catch(() => '')).trim());
+    let running = false;
+    try { running = Number.isInteger(pid) && pid > 0 && pid !== process.pid && process.kill(pid, 0); } catch (e) { running = (e as NodeJS.ErrnoException).code === 'EPERM'; }
+    if (running) throw new UsageError(`a server (pid ${pid}) holds ${config.dataDir}: stop it first (the embedded database has one owner)`);
+  }
   const stores = await openDataStores({ databaseUrl: config.databaseUrl, dataDir: config.dataDir });
   const db = stores.db;
   try {
