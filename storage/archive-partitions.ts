@@ -131,17 +131,20 @@ async function createPartitions(tx: Q, parent: string, suffix: string, from: Dat
 }
 
 /**
- * Creates the partitions from the one holding `from` (default: now) to PARTITIONS_AHEAD ahead that
- * are missing; a no-op for an archive not partitioned yet. Run at every start (migrate); an import of
- * old history runs it with the history's first stamp first, else those rows land in the default
- * partition (kept, only not pruned by time).
+ * Creates the partitions that are missing from the one holding `from` (default: now), or the oldest
+ * row the default partition caught (an import of old history, a server past its partitions), to
+ * PARTITIONS_AHEAD ahead, and moves the default partition's rows into them; a no-op for an archive
+ * not partitioned yet. Run at every start (migrate) and by `perch archive partitions`.
  */
 export async function ensureArchivePartitions(db: Db, opts: { from?: Date; now?: Date } = {}): Promise<string[]> {
   const now = opts.now ?? new Date();
   return db.transaction(async (tx) => {
     if (!(await archiveIsPartitioned(tx))) return [];
     await tx.query('SELECT pg_advisory_xact_lock($1)', [PARTITION_LOCK]);
-    return createPartitions(tx, 'archive', '', opts.from ?? now, now);
+    const [stray] = await tx.query<{ lo: Date | null }>(`SELECT min(stamp) AS lo FROM ${DEFAULT_PARTITION}`);
+    let from = opts.from ?? now;
+    if (stray?.lo && new Date(stray.lo) < from) from = new Date(stray.lo);
+    return createPartitions(tx, 'archive', '', from, now);
   });
 }
 

@@ -143,6 +143,8 @@ describe('archive partitions and counts', function () {
         const cutoff = new Date(NOW - 150 * DAY);
         const [{ n: expected }] = await db.query<{ n: unknown }>('SELECT count(*) AS n FROM archive WHERE stamp >= $1', [cutoff.toISOString()]) as [{ n: unknown }];
         const r = await expireArchive(db, cutoff, { batch: 20 });
+        // The ancient row was older than the cut-off: gone with the rest, its partition made for it first.
+        expect(await db.query(`SELECT 1 FROM archive WHERE stanza_id = 'ancient0'`)).to.have.length(0);
         // Every month ending on or before the cut-off went whole.
         const gone = [];
         for (let m = partitionStart(new Date(NOW - 400 * DAY)); partitionStart(m, 1) <= cutoff; m = partitionStart(m, 1)) gone.push(partitionName(m));
@@ -163,6 +165,11 @@ describe('archive partitions and counts', function () {
         const db = await open(this);
         await migrate(db);
         const a = createSqlStores(db).archive;
+        // An imported old history: its quarter gets a partition at the next start.
+        await a.append([{ ...entries(1, 0, [ROOM], 'imported')[0]!, stamp: new Date(NOW - 3000 * DAY) }]);
+        await migrate(db);
+        expect(await db.query('SELECT 1 FROM archive_p_default')).to.have.length(0);
+        expect(await db.query(`SELECT 1 FROM ${partitionName(partitionStart(new Date(NOW - 3000 * DAY)))}`)).to.have.length(1);
         const later = new Date(partitionStart(new Date(NOW), 4).getTime() + 5 * DAY);
         await a.append([{ ...entries(1, 0, [ROOM], 'future')[0]!, stamp: later }]);
         expect(await db.query('SELECT 1 FROM archive_p_default')).to.have.length(1);
