@@ -4,6 +4,13 @@
 // dropping whole partitions, and exact counts under concurrent writers to one archive; on PGlite and
 // on PostgreSQL.
 import { expect } from 'chai';
+import { mkdtemp, mkdir, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { defaultConfig } from '../src/config.js';
+import { pidPath } from '../src/admin/socket.js';
+import { archiveMain } from '../src/cli/archive.js';
+import type { Io } from '../src/cli/admin.js';
 import { sqlBackends } from './services.js';
 import { migrate } from '../storage/migrations.js';
 import {
@@ -202,4 +209,36 @@ describe('archive partitions and counts', function () {
       });
     });
   }
+});
+
+async function failure(p: Promise<unknown>): Promise<string> {
+  try { await p; } catch (e) { return (e as Error).message; }
+  throw new Error('expected a failure');
+}
+
+describe('perch archive (embedded database)', function () {
+  this.timeout(60_000);
+  let dir: string;
+  const run = async (args: string[]) => {
+    const out: string[] = [];
+    const io: Io = { out: (t) => out.push(t), err: () => {}, readSecret: async () => '' };
+    const code = await archiveMain({ ...defaultConfig(), dataDir: dir, databaseUrl: null }, args, io);
+    return { code, out: out.join('') };
+  };
+  before(async () => { dir = await mkdtemp(join(tmpdir(), 'perch-archive-')); });
+  after(async () => { await rm(dir, { recursive: true, force: true }); });
+
+  it('lists the partitions, expires before a date, and leaves a database a running server holds alone', async function () {
+    const listed = await run(['partitions']);
+    expect(listed.code).to.equal(0);
+    expect(listed.out).to.include(partitionName(partitionStart(new Date())));
+    expect(listed.out).to.include('archive_p_default');
+    expect((await run(['partition'])).out).to.include('partitioned already');
+    expect((await run(['expire', '--before', '2020-01-01'])).out).to.match(/^dropped 0 partition\(s\), deleted 0 more/);
+    expect(await failure(run(['expire']))).to.match(/--before/);
+    // Another live process's pid in the data directory: a server holds it.
+    await mkdir(dir, { recursive: true });
+    await writeFile(pidPath(dir), String(process.ppid));
+    expect(await failure(run(['partitions']))).to.match(/stop it first/);
+  });
 });
