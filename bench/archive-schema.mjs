@@ -15,6 +15,7 @@
 // CPU is read from /proc); makes databases perch_schema_old and perch_schema_new, dropped at the end
 // unless --keep (then a second run with --reuse skips the load).
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
@@ -293,7 +294,9 @@ lines.push('', '| query (ArchiveStore.query, page of 50) | answer (entries/count
 for (const [n, q] of Object.entries(result.queries)) lines.push(`| ${n} | ${q.answer ?? ''} | ${q.old.p50_ms} / ${q.old.p99_ms} | ${q.new.p50_ms} / ${q.new.p99_ms} | ${ratio(q.old.p50_ms, q.new.p50_ms)} | ${q.old.cpu_ms ?? '-'} / ${q.new.cpu_ms ?? '-'} |`);
 const text = lines.join('\n');
 console.log(`\n${text}\n`);
-fs.writeFileSync(path.join(ROOT, `bench-archive-schema-${ROWS}.json`), JSON.stringify(result, null, 2));
+const jsonFile = path.join(os.tmpdir(), `archive-schema-${ROWS}.json`);
+fs.writeFileSync(jsonFile, JSON.stringify(result, null, 2));
+log(`figures as JSON: ${jsonFile}`);
 if (flag('write-docs')) {
   const file = path.join(ROOT, 'docs', 'scaling.md');
   const key = `archive-schema-${ROWS}`;
