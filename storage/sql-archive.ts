@@ -151,7 +151,7 @@ export function createArchiveStore(db: Db, fulltextLanguage: string): ArchiveSto
       );
 
       // Counts (XEP-0059 <count/> and <first index/>) without scanning a large archive: the whole
-      // archive's size is kept by triggers; anything else is counted only up to COUNT_BOUND rows,
+      // archive's size is kept by triggers (archive_size); anything else is counted only up to COUNT_BOUND rows,
       // and left out beyond (XEP-0059 §2.6 allows that when counting would be exceptionally costly).
       // The page's position follows from the cursor, so the count runs beside the page query.
       const unfiltered = where.length === 1;
@@ -171,7 +171,7 @@ export function createArchiveStore(db: Db, fulltextLanguage: string): ArchiveSto
       if (!backwards && after !== undefined) sideCond = `${countFilters} AND id ${newestFirst ? '>=' : '<='} ${cp(after)}`;
       if (backwards && before !== undefined) sideCond = `${countFilters} AND id ${newestFirst ? '<=' : '>='} ${cp(before)}`;
       const countQuery = db.query<{ total: unknown; side: unknown }>(
-        `SELECT ${unfiltered ? 'COALESCE((SELECT n FROM archive_count WHERE archive = $1), 0)' : bounded(countFilters)} AS total,
+        `SELECT ${unfiltered ? 'COALESCE((SELECT n FROM archive_size WHERE archive = $1), 0)' : bounded(countFilters)} AS total,
                 ${sideCond === null ? '0' : bounded(sideCond)} AS side`,
         countParams,
       );
@@ -242,10 +242,11 @@ export function createArchiveStore(db: Db, fulltextLanguage: string): ArchiveSto
 
     async deleteBefore(archive, before, limit) {
       if (limit <= 0) return 0;
-      // Oldest first through the (archive, stamp) index, a bounded batch so no statement holds the table long.
+      // Oldest first through the (archive, stamp) index (the partitions after the bound pruned), a
+      // bounded batch so no statement holds the table long.
       const [r] = await db.query<{ n: unknown }>(
         `WITH gone AS (
-           DELETE FROM archive WHERE id IN (
+           DELETE FROM archive WHERE archive = $1 AND stamp <= $2::timestamptz AND id IN (
              SELECT id FROM archive WHERE archive = $1 AND stamp <= $2::timestamptz ORDER BY stamp, id LIMIT $3)
            RETURNING 1)
          SELECT count(*) AS n FROM gone`,
@@ -269,7 +270,7 @@ export function createArchiveStore(db: Db, fulltextLanguage: string): ArchiveSto
     async sizes(archives) {
       if (archives.length === 0) return new Map();
       const rows = await db.query<{ archive: string; n: unknown; bytes: unknown }>(
-        'SELECT archive, n, bytes FROM archive_count WHERE archive = ANY($1::text[])',
+        'SELECT archive, n, bytes FROM archive_size WHERE archive = ANY($1::text[])',
         [archives],
       );
       return new Map(rows.map((r) => [r.archive, { messages: num(r.n), bytes: num(r.bytes) }]));
@@ -290,10 +291,17 @@ export function createArchiveStore(db: Db, fulltextLanguage: string): ArchiveSto
  */
 const WIDE_ARCHIVE = 100_000;
 
-/** Do these archives hold more than WIDE_ARCHIVE rows and a quarter of the table (kept sizes, archive_count)? */
+/**
+ * Do these archives hold more than WIDE_ARCHIVE rows (kept sizes) and a quarter of the table (the
+ * planner's row estimate of the table or its partitions: summing every archive's kept size cost
+ * 3-13 ms at 10 million rows, more than the search it steers)?
+ */
 async function isWide(db: Db, archives: string[]): Promise<boolean> {
   const [r] = await db.query<{ n: unknown; all: unknown }>(
-    'SELECT COALESCE(sum(n) FILTER (WHERE archive = ANY($1::text[])), 0) AS n, COALESCE(sum(n), 0) AS all FROM archive_count',
+    `SELECT (SELECT COALESCE(sum(n), 0) FROM archive_size WHERE archive = ANY($1::text[])) AS n,
+            (SELECT COALESCE(sum(GREATEST(c.reltuples, 0)), 0) FROM pg_class c
+              WHERE (c.oid = to_regclass('archive') AND c.relkind = 'r')
+                 OR c.oid IN (SELECT inhrelid FROM pg_inherits WHERE inhparent = to_regclass('archive'))) AS all`,
     [archives],
   );
   const n = num(r?.n);
@@ -395,7 +403,7 @@ async function searchArchives(db: Db, fulltextLanguage: string, archives: string
   if (!backwards && q.after !== undefined) sideCond = `${countFilters} AND id >= ${cp(q.after)}`;
   if (backwards && before !== undefined) sideCond = `${countFilters} AND id <= ${cp(before)}`;
   const countQuery = db.query<{ total: unknown; side: unknown }>(
-    `SELECT ${unfiltered ? 'COALESCE((SELECT sum(n) FROM archive_count WHERE archive = ANY($1::text[])), 0)' : bounded(countFilters)} AS total,
+    `SELECT ${unfiltered ? 'COALESCE((SELECT sum(n) FROM archive_size WHERE archive = ANY($1::text[])), 0)' : bounded(countFilters)} AS total,
             ${sideCond === null ? '0' : bounded(sideCond)} AS side`,
     countParams,
   );

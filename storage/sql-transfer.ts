@@ -124,7 +124,7 @@ export function createTransferStore(db: Db): TransferStore {
          FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::text[], $5::text[], $6::text[], $7::text[], $8::boolean[])
            WITH ORDINALITY AS e(a, s, t, f, r, b, x, d, i)
          ORDER BY i
-         ON CONFLICT (archive, stanza_id) DO NOTHING
+         ON CONFLICT DO NOTHING
          RETURNING id`,
         [
           entries.map((e) => e.archive), entries.map((e) => e.stanzaId), entries.map((e) => e.stamp.toISOString()),

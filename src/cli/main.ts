@@ -13,6 +13,7 @@ import { CHAT_NOUNS, chatMain } from './chat.js';
 import { selftestMain } from './selftest.js';
 import { exportMain, importMain } from './data.js';
 import { nodeMain } from './nodes.js';
+import { archiveMain } from './archive.js';
 
 const HELP = `perch — an XMPP server for persistent group chat
 
@@ -52,6 +53,9 @@ Commands:
   import FILE [--dry-run] [--report FILE]
                                  merge an export into this server (same names overwritten)
   migrate                        apply database migrations and exit
+  archive partition|partitions|expire
+                                 the archive table: convert to quarterly partitions (progress bar),
+                                 list them, remove messages before a date (drops whole quarters)
   selftest [--setup] [--json]    log two test users in, join a room, exchange messages, check
                                  archive and search, leave; each step timed (exit 1 on failure)
   config check                   validate the configuration and print it
@@ -203,6 +207,8 @@ export async function main(argv: string[], io: Io = stdio): Promise<number> {
         return await exportMain(config, [sub, ...rest].filter((a): a is string => a !== undefined), io);
       case 'import':
         return await importMain(config, [sub, ...rest].filter((a): a is string => a !== undefined), io);
+      case 'archive':
+        return await archiveMain(config, [sub, ...rest].filter((a): a is string => a !== undefined), io);
     }
     if (cmd !== 'user' && cmd in CHAT_NOUNS) return await chatMain(config, cmd, [sub, ...rest].filter((a): a is string => a !== undefined), io);
   } catch (e) {

@@ -1,0 +1,81 @@
+// `perch archive partition|partitions|expire`: the archive table's upkeep, straight on the database
+// (beside a running server: the conversion copies in batches and holds writers only for its last step).
+import { readFile } from 'node:fs/promises';
+import type { Config } from '../config.js';
+import { pidPath } from '../admin/socket.js';
+import { openDataStores } from '../../storage/open.js';
+import {
+  archiveIsPartitioned, ensureArchivePartitions, expireArchive, partitionArchive,
+} from '../../storage/archive-partitions.js';
+import { ProgressView } from './progress.js';
+import { UsageError, EXIT_OK, type Io } from './admin.js';
+
+const HELP = `Usage: perch archive partition [--batch N]
+       perch archive partitions
+       perch archive expire --before DATE [--batch N]
+
+partition    convert a single archive table (a database over a million messages when it was
+             migrated) to quarterly partitions, copying N rows a transaction (default 50000) with a
+             progress bar; resumable; writers wait only for the last step
+partitions   list the archive's partitions and their rows (planner estimates), creating the
+             coming quarters' ones that are missing
+expire       remove every archived message stamped before DATE (retention): whole quarters are
+             dropped as partitions, the rest deleted N ids a statement (default 10000)
+`;
+
+export async function archiveMain(config: Config, args: string[], io: Io): Promise<number> {
+  const [sub, ...rest] = args;
+  if (sub === undefined || sub === '--help' || rest.includes('--help')) {
+    io.out(HELP);
+    return EXIT_OK;
+  }
+  const flag = (name: string): string | undefined => {
+    const i = rest.indexOf(`--${name}`);
+    if (i === -1) return undefined;
+    const v = rest[i + 1];
+    if (v === undefined) throw new UsageError(`--${name} needs a value`);
+    return v;
+  };
+  const batchText = flag('batch');
+  const batch = batchText === undefined ? undefined : Number(batchText);
+  if (batch !== undefined && !(Number.isInteger(batch) && batch > 0)) throw new UsageError('--batch takes a positive whole number');
+  if (!['partition', 'partitions', 'expire'].includes(sub)) throw new UsageError(`unknown archive command: ${sub}\n\n${HELP}`);
+  const before = sub === 'expire' ? new Date(flag('before') ?? 'missing') : null;
+  if (before && Number.isNaN(before.getTime())) throw new UsageError('expire needs --before DATE (e.g. 2025-01-01 or 2025-01-01T00:00:00Z)');
+
+  // PGlite has one owner at a time: with a server running on it, these wait until it is stopped.
+  if (config.databaseUrl === null && config.dataDir !== null) {
+    const pid = Number((await readFile(pidPath(config.dataDir), 'utf8').catch(() => '')).trim());
+    let running = false;
+    try { running = Number.isInteger(pid) && pid > 0 && pid !== process.pid && process.kill(pid, 0); } catch (e) { running = (e as NodeJS.ErrnoException).code === 'EPERM'; }
+    if (running) throw new UsageError(`a server (pid ${pid}) holds ${config.dataDir}: stop it first (the embedded database has one owner)`);
+  }
+  const stores = await openDataStores({ databaseUrl: config.databaseUrl, dataDir: config.dataDir });
+  const db = stores.db;
+  try {
+    if (sub === 'partition') {
+      if (await archiveIsPartitioned(db)) {
+        io.out('the archive is partitioned already\n');
+        return EXIT_OK;
+      }
+      const view = new ProgressView({ write: (t) => io.err(t), tty: io.errIsTty === true });
+      const copied = await partitionArchive(db, { ...(batch ? { batch } : {}), onProgress: (done, total) => view.update({ phase: 'copy', done, total, unit: 'messages' }) });
+      view.finish();
+      await ensureArchivePartitions(db);
+      io.out(`the archive is partitioned by quarter (${copied} messages copied)\n`);
+    } else if (sub === 'partitions') {
+      await ensureArchivePartitions(db);
+      const rows = await db.query<{ name: string; bound: string; estimate: unknown }>(
+        `SELECT c.relname AS name, pg_get_expr(c.relpartbound, c.oid) AS bound, c.reltuples::bigint AS estimate
+           FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid WHERE i.inhparent = to_regclass('archive') ORDER BY 1`);
+      if (rows.length === 0) io.out('the archive is one table (not partitioned): perch archive partition converts it\n');
+      for (const r of rows) io.out(`${r.name}\t${r.bound}\t~${Math.max(0, Number(r.estimate))} messages\n`);
+    } else {
+      const r = await expireArchive(db, before!, batch ? { batch } : {});
+      io.out(`dropped ${r.dropped.length} partition(s)${r.dropped.length ? ` (${r.dropped.join(', ')})` : ''}, deleted ${r.deleted} more message(s) stamped before ${before!.toISOString()}\n`);
+    }
+    return EXIT_OK;
+  } finally {
+    await db.close();
+  }
+}

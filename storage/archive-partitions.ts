@@ -1,0 +1,293 @@
+// The archive table partitioned by quarter of stamp (docs/scaling.md): the partitioned schema, the
+// conversion from the single table (in place for small archives, in batches for large ones),
+// partitions created ahead of time, and retention that drops whole partitions a cut-off covers.
+import type { Db, DbTx } from './types.js';
+
+type Q = Pick<DbTx, 'query'>;
+
+/** Archives up to this many rows are converted inside the migration; larger ones by partitionArchive. */
+export const IN_PLACE_LIMIT = 1_000_000;
+/**
+ * Months a partition spans. Every query plans over every partition its conditions do not prune (about
+ * 40 µs each, measured), and paging by id prunes none: a quarter keeps a decade under 40 partitions.
+ */
+export const PARTITION_MONTHS = 3;
+/** Partitions kept ahead of the current one. */
+export const PARTITIONS_AHEAD = 2;
+const DEFAULT_PARTITION = 'archive_p_default';
+// Arbitrary constant shared by every process creating partitions in the same database.
+const PARTITION_LOCK = 7_065_726_370;
+
+const COLUMNS = 'id, archive, stanza_id, stamp, from_jid, real_jid, body, stanza, retracted';
+
+/** The first instant of the partition (UTC, PARTITION_MONTHS months) holding t, plus `add` partitions. */
+export function partitionStart(t: Date, add = 0): Date {
+  const month = t.getUTCMonth() - (t.getUTCMonth() % PARTITION_MONTHS);
+  return new Date(Date.UTC(t.getUTCFullYear(), month + add * PARTITION_MONTHS, 1));
+}
+
+/** archive_pYYYYMM for the partition starting at `start`. */
+export function partitionName(start: Date): string {
+  return `archive_p${start.getUTCFullYear()}${String(start.getUTCMonth() + 1).padStart(2, '0')}`;
+}
+
+/** The start a partition name stands for; null for the default partition or another name. */
+function partitionMonth(name: string): Date | null {
+  const m = /^archive_p(\d{4})(\d{2})$/.exec(name);
+  return m ? new Date(Date.UTC(Number(m[1]), Number(m[2]) - 1, 1)) : null;
+}
+
+export async function archiveIsPartitioned(db: Q): Promise<boolean> {
+  const rows = await db.query<{ kind: string }>(
+    `SELECT c.relkind AS kind FROM pg_class c WHERE c.oid = to_regclass('archive')`);
+  return rows[0]?.kind === 'p';
+}
+
+/** The text search configuration of the archive's generated tsv column ('simple' when unknown). */
+async function tsvLanguage(db: Q, table: string): Promise<string> {
+  const rows = await db.query<{ expr: string | null }>(
+    `SELECT generation_expression AS expr FROM information_schema.columns
+      WHERE table_schema = current_schema() AND table_name = $1 AND column_name = 'tsv'`, [table]);
+  return /'([a-z_]+)'::regconfig/.exec(rows[0]?.expr ?? '')?.[1] ?? 'simple';
+}
+
+/**
+ * Creates the partitioned archive table under `name` with its indexes (each made on every partition)
+ * and the default partition. What each index serves (docs/scaling.md has the measurements):
+ *  - (archive, id): last page, paging by id, and a room's clear;
+ *  - (archive, stamp): a start/end window (without it, a scan of the archive's rows of each quarter the
+ *    window touches: a day of a million-message room took 4.5 times as long);
+ *  - (archive, stanza_id, stamp) unique: RSM and after-id cursors, get, retract, rewrite, import skips
+ *    (a unique index must hold the partition column: stanza ids are unique per archive and stamp);
+ *  - (archive, from_jid), (archive, real_jid): `with` and the authors filter;
+ *  - gin (tsv): full text; (id): the export's walk in id order and retention's batches (the single
+ *    table's primary key; a partitioned one would have to hold stamp too).
+ */
+async function createPartitioned(tx: Q, name: string, language: string): Promise<void> {
+  await tx.query(`CREATE TABLE ${name} (
+    id bigint NOT NULL DEFAULT nextval('archive_id_seq'),
+    archive text NOT NULL,
+    stanza_id text NOT NULL,
+    stamp timestamptz NOT NULL,
+    from_jid text NOT NULL,
+    real_jid text,
+    body text,
+    stanza text NOT NULL,
+    retracted boolean NOT NULL DEFAULT false,
+    tsv tsvector GENERATED ALWAYS AS (to_tsvector('${language}', body)) STORED
+  ) PARTITION BY RANGE (stamp)`);
+  await tx.query(`CREATE TABLE ${DEFAULT_PARTITION}${name === 'archive' ? '' : '_new'} PARTITION OF ${name} DEFAULT`);
+}
+
+const INDEXES: [string, string][] = [
+  ['archive_id', '(id)'],
+  ['archive_archive_id', '(archive, id)'],
+  ['archive_archive_stamp', '(archive, stamp)'],
+  ['archive_archive_stanza_id', '(archive, stanza_id, stamp)'],
+  ['archive_archive_from_jid', '(archive, from_jid)'],
+  ['archive_archive_real_jid', '(archive, real_jid)'],
+  ['archive_tsv', 'USING gin (tsv)'],
+];
+
+/** The parent's indexes (suffix: beside the old table's, renamed at the swap). */
+async function createIndexes(tx: Q, name: string, suffix: string): Promise<void> {
+  for (const [index, def] of INDEXES) {
+    await tx.query(`CREATE ${index === 'archive_archive_stanza_id' ? 'UNIQUE ' : ''}INDEX ${index}${suffix} ON ${name} ${def}`);
+  }
+}
+
+/** The count triggers, made once the rows are in (the copied rows are counted already). */
+async function createTriggers(tx: Q, name: string): Promise<void> {
+  await tx.query(`CREATE TRIGGER archive_count_insert AFTER INSERT ON ${name} REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION archive_count_insert()`);
+  await tx.query(`CREATE TRIGGER archive_count_delete AFTER DELETE ON ${name} REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION archive_count_delete()`);
+  await tx.query(`CREATE TRIGGER archive_count_update AFTER UPDATE ON ${name} REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION archive_count_update()`);
+  await tx.query(`CREATE TRIGGER archive_count_truncate AFTER TRUNCATE ON ${name} FOR EACH STATEMENT EXECUTE FUNCTION archive_count_truncate()`);
+}
+
+/** The partitions of `parent` from the one holding `from` to PARTITIONS_AHEAD after now's, those missing. */
+async function createPartitions(tx: Q, parent: string, suffix: string, from: Date, now: Date): Promise<string[]> {
+  const made: string[] = [];
+  for (let m = partitionStart(from); m <= partitionStart(now, PARTITIONS_AHEAD); m = partitionStart(m, 1)) {
+    const name = partitionName(m) + suffix;
+    const exists = await tx.query('SELECT 1 FROM pg_class WHERE oid = to_regclass($1)', [name]);
+    if (exists.length > 0) continue;
+    const lo = m.toISOString();
+    const hi = partitionStart(m, 1).toISOString();
+    // Rows the default partition caught for this quarter (a server past its partitions, an import) move
+    // in through the parent: their count deltas cancel out.
+    const stray = await tx.query(`SELECT 1 FROM ${DEFAULT_PARTITION}${suffix} WHERE stamp >= $1 AND stamp < $2 LIMIT 1`, [lo, hi]);
+    if (stray.length > 0) {
+      await tx.query(`CREATE TEMP TABLE archive_moving ON COMMIT DROP AS
+        WITH gone AS (DELETE FROM ${parent} WHERE stamp >= '${lo}' AND stamp < '${hi}' RETURNING ${COLUMNS}) SELECT * FROM gone`);
+    }
+    await tx.query(`CREATE TABLE ${name} PARTITION OF ${parent} FOR VALUES FROM ('${lo}') TO ('${hi}')`);
+    if (stray.length > 0) {
+      await tx.query(`INSERT INTO ${parent} (${COLUMNS}) SELECT ${COLUMNS} FROM archive_moving`);
+      await tx.query('DROP TABLE archive_moving');
+    }
+    made.push(name);
+  }
+  return made;
+}
+
+/**
+ * Creates the partitions that are missing from the one holding `from` (default: now), or the oldest
+ * row the default partition caught (an import of old history, a server past its partitions), to
+ * PARTITIONS_AHEAD ahead, and moves the default partition's rows into them; a no-op for an archive
+ * not partitioned yet. Run at every start (migrate) and by `perch archive partitions`.
+ */
+export async function ensureArchivePartitions(db: Db, opts: { from?: Date; now?: Date } = {}): Promise<string[]> {
+  const now = opts.now ?? new Date();
+  return db.transaction(async (tx) => {
+    if (!(await archiveIsPartitioned(tx))) return [];
+    await tx.query('SELECT pg_advisory_xact_lock($1)', [PARTITION_LOCK]);
+    const [stray] = await tx.query<{ lo: Date | null }>(`SELECT min(stamp) AS lo FROM ${DEFAULT_PARTITION}`);
+    let from = opts.from ?? now;
+    if (stray?.lo && new Date(stray.lo) < from) from = new Date(stray.lo);
+    return createPartitions(tx, 'archive', '', from, now);
+  });
+}
+
+/**
+ * The migration's step: converts the single archive table to the partitioned one inside the migration's
+ * transaction when it holds at most IN_PLACE_LIMIT rows (by the kept counts); a larger one stays as it
+ * is, every query working on it unchanged, until `perch archive partition` (partitionArchive) converts it.
+ */
+export async function partitionInMigration(tx: Q): Promise<void> {
+  if (await archiveIsPartitioned(tx)) return;
+  const [r] = await tx.query<{ n: unknown }>('SELECT COALESCE(sum(n), 0) AS n FROM archive_size');
+  if (Number(r?.n) > IN_PLACE_LIMIT) return;
+  await convert(tx, async (target) => {
+    await tx.query(`INSERT INTO ${target} (${COLUMNS}) SELECT ${COLUMNS} FROM archive ORDER BY id`);
+  });
+}
+
+/**
+ * Builds archive_new from the old table (fill copies the rows), then swaps it in: the old table and its
+ * triggers go, the id sequence carries over, the kept counts stay (the copy runs before the triggers).
+ */
+async function convert(tx: Q, fill: (target: string) => Promise<void>): Promise<void> {
+  const language = await tsvLanguage(tx, 'archive');
+  const [span] = await tx.query<{ lo: Date | null }>('SELECT min(stamp) AS lo FROM archive');
+  const now = new Date();
+  await createPartitioned(tx, 'archive_new', language);
+  await createPartitions(tx, 'archive_new', '_new', span?.lo ? new Date(span.lo) : now, now);
+  await fill('archive_new');
+  await finishSwap(tx, false);
+}
+
+async function finishSwap(tx: Q, indexed: boolean): Promise<void> {
+  await tx.query('ALTER SEQUENCE archive_id_seq OWNED BY NONE');
+  await tx.query('DROP TABLE archive');
+  await tx.query('ALTER TABLE archive_new RENAME TO archive');
+  const parts = await tx.query<{ name: string }>(
+    `SELECT c.relname AS name FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid WHERE i.inhparent = to_regclass('archive')`);
+  for (const p of parts) await tx.query(`ALTER TABLE ${p.name} RENAME TO ${p.name.replace(/_new$/, '')}`);
+  await tx.query('ALTER SEQUENCE archive_id_seq OWNED BY archive.id');
+  if (indexed) {
+    for (const [index] of INDEXES) await tx.query(`ALTER INDEX ${index}_new RENAME TO ${index}`);
+  } else {
+    await createIndexes(tx, 'archive', '');
+  }
+  await createTriggers(tx, 'archive');
+}
+
+/**
+ * Converts a large single archive table to the partitioned one while the server runs: rows are copied
+ * in id order, `batch` a transaction (onProgress after each), into archive_new; the last step, under a
+ * lock that holds writers for as long as copying the rows written meanwhile takes, copies those, builds
+ * the indexes and swaps the tables. Resumable: a copy interrupted goes on from archive_new's last id.
+ */
+export async function partitionArchive(db: Db, opts: { batch?: number; onProgress?: (done: number, total: number) => void } = {}): Promise<number> {
+  const batch = opts.batch ?? 50_000;
+  if (await archiveIsPartitioned(db)) return 0;
+  const [{ total }] = await db.query<{ total: unknown }>('SELECT COALESCE(sum(n), 0) AS total FROM archive_size') as [{ total: unknown }];
+  const exists = await db.query(`SELECT 1 FROM pg_class WHERE oid = to_regclass('archive_new')`);
+  if (exists.length === 0) {
+    await db.transaction(async (tx) => {
+      const language = await tsvLanguage(tx, 'archive');
+      const [span] = await tx.query<{ lo: Date | null }>('SELECT min(stamp) AS lo FROM archive');
+      const now = new Date();
+      await createPartitioned(tx, 'archive_new', language);
+      await createPartitions(tx, 'archive_new', '_new', span?.lo ? new Date(span.lo) : now, now);
+      // Indexed before the copy, so the final step under the lock builds nothing.
+      await createIndexes(tx, 'archive_new', '_new');
+      // Rows rewritten or deleted in the old table meanwhile are noted, and copied again at the end.
+      await tx.query('CREATE TABLE archive_changed (id bigint NOT NULL)');
+      await tx.query(`CREATE FUNCTION archive_note_changed() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN INSERT INTO archive_changed SELECT id FROM old_rows; RETURN NULL; END $$`);
+      await tx.query('CREATE TRIGGER archive_note_update AFTER UPDATE ON archive REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION archive_note_changed()');
+      await tx.query('CREATE TRIGGER archive_note_delete AFTER DELETE ON archive REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION archive_note_changed()');
+    });
+  }
+  const [{ last, done }] = await db.query<{ last: unknown; done: unknown }>(
+    'SELECT COALESCE(max(id), 0) AS last, count(*) AS done FROM archive_new') as [{ last: unknown; done: unknown }];
+  let after = Number(last);
+  let copied = Number(done);
+  opts.onProgress?.(copied, Number(total));
+  for (;;) {
+    const rows = await db.query<{ n: unknown; hi: unknown }>(
+      `WITH moved AS (INSERT INTO archive_new (${COLUMNS})
+         SELECT ${COLUMNS} FROM archive WHERE id > $1 ORDER BY id LIMIT $2 RETURNING id)
+       SELECT count(*) AS n, max(id) AS hi FROM moved`, [after, batch]);
+    const n = Number(rows[0]?.n ?? 0);
+    if (n === 0) break;
+    copied += n;
+    after = Number(rows[0]?.hi);
+    opts.onProgress?.(copied, Math.max(copied, Number(total)));
+    if (n < batch) break;
+  }
+  // Rows retracted, rewritten or deleted since they were copied are copied again (or not), with the remainder.
+  await db.transaction(async (tx) => {
+    await tx.query('LOCK TABLE archive IN EXCLUSIVE MODE');
+    await tx.query('DELETE FROM archive_new WHERE id IN (SELECT id FROM archive_changed) AND id <= $1', [after]);
+    await tx.query(`INSERT INTO archive_new (${COLUMNS}) SELECT ${COLUMNS} FROM archive
+      WHERE id IN (SELECT id FROM archive_changed) AND id <= $1`, [after]);
+    await tx.query(`INSERT INTO archive_new (${COLUMNS}) SELECT ${COLUMNS} FROM archive WHERE id > $1`, [after]);
+    await tx.query('DROP TABLE archive_changed');
+    await finishSwap(tx, true);
+    await tx.query('DROP FUNCTION archive_note_changed()');
+  });
+  return copied;
+}
+
+export interface ExpiryResult { dropped: string[]; deleted: number }
+
+/**
+ * Retention: removes every archived message stamped before `cutoff`. Whole partitions the cut-off
+ * covers are dropped (their counts taken off first, from one scan of each); the rest (the month the
+ * cut-off falls in, the default partition, or an archive not partitioned yet) is deleted in batches of
+ * `batch` ids, each its own statement.
+ */
+export async function expireArchive(db: Db, cutoff: Date, opts: { batch?: number } = {}): Promise<ExpiryResult> {
+  const batch = opts.batch ?? 10_000;
+  const dropped: string[] = [];
+  if (await archiveIsPartitioned(db)) {
+    const parts = await db.query<{ name: string }>(
+      `SELECT c.relname AS name FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid WHERE i.inhparent = to_regclass('archive') ORDER BY 1`);
+    for (const { name } of parts) {
+      const month = partitionMonth(name);
+      if (!month || partitionStart(month, 1) > cutoff) continue;
+      await db.transaction(async (tx) => {
+        await tx.query('SELECT pg_advisory_xact_lock($1)', [PARTITION_LOCK]);
+        await tx.query(`INSERT INTO archive_count_delta (archive, n, bytes)
+          SELECT archive, -count(*), -sum(octet_length(stanza)) FROM ${name} GROUP BY archive`);
+        await tx.query(`ALTER TABLE archive DETACH PARTITION ${name}`);
+        await tx.query(`DROP TABLE ${name}`);
+      });
+      dropped.push(name);
+    }
+  }
+  // The remainder, walked in id ranges through the id index (no stamp index needed).
+  let deleted = 0;
+  const [span] = await db.query<{ lo: unknown; hi: unknown }>(
+    'SELECT min(id) AS lo, max(id) AS hi FROM archive WHERE stamp < $1', [cutoff.toISOString()]);
+  if (span?.lo !== null && span?.lo !== undefined) {
+    for (let from = Number(span.lo); from <= Number(span.hi); from += batch) {
+      const [r] = await db.query<{ n: unknown }>(
+        `WITH gone AS (DELETE FROM archive WHERE stamp < $1 AND id >= $2 AND id < $3 RETURNING 1) SELECT count(*) AS n FROM gone`,
+        [cutoff.toISOString(), from, from + batch]);
+      deleted += Number(r?.n ?? 0);
+    }
+  }
+  return { dropped, deleted };
+}

@@ -1,0 +1,244 @@
+// The archive at scale (storage/archive-partitions.ts, migrations 10-11): the migration from the single
+// table with data (counts, bytes, full text and MAM pages the same after), the online conversion of a
+// large table, partitions made ahead (and rows the default partition caught moved in), retention
+// dropping whole partitions, and exact counts under concurrent writers to one archive; on PGlite and
+// on PostgreSQL.
+import { expect } from 'chai';
+import { mkdtemp, mkdir, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { defaultConfig } from '../src/config.js';
+import { pidPath } from '../src/admin/socket.js';
+import { archiveMain } from '../src/cli/archive.js';
+import type { Io } from '../src/cli/admin.js';
+import { sqlBackends } from './services.js';
+import { migrate } from '../storage/migrations.js';
+import {
+  archiveIsPartitioned, ensureArchivePartitions, expireArchive, partitionArchive, partitionStart, partitionName,
+} from '../storage/archive-partitions.js';
+import { createSqlStores } from '../storage/sql-stores.js';
+import type { ArchiveEntry, ArchiveQuery, ArchiveStore, Db } from '../storage/types.js';
+
+const ROOM = 'room@conference.example.com';
+const OTHER = 'other@conference.example.com';
+const DAY = 86_400_000;
+const NOW = Date.now();
+
+/** n entries, oldest `days` days ago, the last now, spread over the archives named. */
+function entries(n: number, days: number, archives = [ROOM, OTHER], tag = 'e'): ArchiveEntry[] {
+  return Array.from({ length: n }, (_, i) => {
+    const archive = archives[i % archives.length]!;
+    const body = i % 7 === 0 ? `needle ${i} in a haystack` : `message ${i} ${'é'.repeat(i % 5)}`;
+    return {
+      archive, stanzaId: `${tag}${i}`, stamp: new Date(NOW - days * DAY + Math.floor((i * days * DAY) / Math.max(1, n - 1))),
+      fromJid: `${archive}/nick${i % 3}`, realJid: `user${i % 3}@example.com`, body,
+      stanza: `<message type="groupchat"><body>${body}</body></message>`,
+    };
+  });
+}
+
+/** What the stored archive answers: sizes, pages forward and back, filters, full text, counts. */
+async function answers(a: ArchiveStore): Promise<unknown> {
+  const out: unknown[] = [[...(await a.sizes([ROOM, OTHER])).entries()]];
+  const queries: ArchiveQuery[] = [
+    { limit: 10 }, { limit: 10, before: true }, { limit: 5, after: 'e40' }, { limit: 5, before: 'e40' },
+    { limit: 10, with: { realJid: 'user1@example.com' } }, { limit: 10, with: { occupant: `${ROOM}/nick2` }, before: true },
+    { limit: 10, start: new Date(NOW - 100 * DAY), end: new Date(NOW - 50 * DAY) },
+    { limit: 10, fulltext: 'needle' }, { limit: 3, fulltext: 'needle', after: 'e98' }, { limit: 10, ids: ['e2', 'e4', 'e7'] },
+  ];
+  for (const q of queries) {
+    const r = await a.query(ROOM, q);
+    out.push([r.entries.map((e) => [e.id, e.stanzaId, e.stamp.toISOString(), e.body]), r.count, r.firstIndex, r.complete]);
+  }
+  const s = await a.search([ROOM, OTHER], { limit: 7, fulltext: 'needle' });
+  out.push([s.entries.map((e) => e.stanzaId), s.count]);
+  return out;
+}
+
+/** The kept sizes against the rows themselves. */
+async function exactSizes(db: Db, a: ArchiveStore): Promise<void> {
+  const rows = await db.query<{ archive: string; n: unknown; b: unknown }>(
+    'SELECT archive, count(*) AS n, sum(octet_length(stanza)) AS b FROM archive GROUP BY archive');
+  const kept = await a.sizes(rows.map((r) => r.archive));
+  for (const r of rows) expect(kept.get(r.archive), r.archive).to.deep.equal({ messages: Number(r.n), bytes: Number(r.b) });
+}
+
+describe('archive partitions and counts', function () {
+  this.timeout(120_000);
+  for (const backend of sqlBackends) {
+    describe(backend.name, function () {
+      const disposers: (() => Promise<void>)[] = [];
+      async function open(ctx: Mocha.Context): Promise<Db> {
+        try {
+          const o = await backend.open();
+          disposers.push(o.dispose);
+          return o.db;
+        } catch (e) {
+          if ((e as { skip?: boolean }).skip) { console.warn(`    ${(e as Error).message}: skipping`); ctx.skip(); }
+          throw e;
+        }
+      }
+      after(async () => { for (const d of disposers) await d(); });
+
+      it('migrates a single archive table with data to quarterly partitions: sizes, pages and full text the same', async function () {
+        const db = await open(this);
+        await migrate(db, undefined, 9);
+        const a = createSqlStores(db).archive;
+        await a.append(entries(200, 400));
+        await a.retract(ROOM, 'e10', '<message type="groupchat"><retracted/></message>');
+        await db.query(`DELETE FROM archive WHERE stanza_id = 'e11'`);
+        const [old] = await db.query<{ n: unknown; bytes: unknown }>('SELECT n, bytes FROM archive_count WHERE archive = $1', [ROOM]);
+        await migrate(db, undefined, 10);
+        expect(await archiveIsPartitioned(db)).to.equal(false);
+        const before = await answers(a);
+        expect((await a.sizes([ROOM])).get(ROOM)).to.deep.equal({ messages: Number(old?.n), bytes: Number(old?.bytes) });
+        await migrate(db);
+        expect(await archiveIsPartitioned(db)).to.equal(true);
+        expect(await answers(a)).to.deep.equal(before);
+        // The months of the rows and the coming ones each have a partition; the default one is empty.
+        const parts = (await db.query<{ name: string }>(
+          `SELECT c.relname AS name FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid WHERE i.inhparent = to_regclass('archive')`)).map((r) => r.name);
+        expect(parts).to.include(partitionName(partitionStart(new Date(NOW - 400 * DAY))));
+        expect(parts).to.include(partitionName(partitionStart(new Date(NOW), 2)));
+        expect(await db.query('SELECT 1 FROM archive_p_default')).to.have.length(0);
+        // New rows get the next ids, and the same checks hold.
+        const [added] = await a.append(entries(1, 0, [ROOM], 'new'));
+        expect(added!.id).to.be.greaterThan(200);
+        await exactSizes(db, a);
+        expect((await a.query(ROOM, { limit: 1, fulltext: 'needle' })).count).to.equal(16);
+      });
+
+      it('converts a large table online in batches, keeping rows written, retracted and deleted meanwhile', async function () {
+        const db = await open(this);
+        await migrate(db, undefined, 10);
+        const a = createSqlStores(db).archive;
+        await a.append(entries(120, 90));
+        const progress: [number, number][] = [];
+        const meanwhile: Promise<unknown>[] = [];
+        let step = 0;
+        const copied = await partitionArchive(db, {
+          batch: 25,
+          onProgress: (done, total) => {
+            progress.push([done, total]);
+            // Writes while the copy runs: each lands in the old table and must reach the new one.
+            if (++step === 2) meanwhile.push(a.append(entries(3, 0, [ROOM], 'late')), a.retract(ROOM, 'e4', '<message><retracted/></message>'));
+            if (step === 3) meanwhile.push(db.query(`DELETE FROM archive WHERE stanza_id = 'e6'`));
+          },
+        });
+        await Promise.all(meanwhile);
+        expect(copied).to.be.at.least(100);
+        expect(progress[0]).to.deep.equal([0, 120]);
+        expect(await archiveIsPartitioned(db)).to.equal(true);
+        await migrate(db);
+        const got = await a.query(ROOM, { limit: 100, ids: ['e4', 'e6', 'late0', 'late2'] });
+        expect(got.entries.map((e) => [e.stanzaId, e.retracted])).to.deep.equal([['e4', true], ['late0', false], ['late2', false]]);
+        await exactSizes(db, a);
+        const [{ n }] = await db.query<{ n: unknown }>('SELECT count(*) AS n FROM archive') as [{ n: unknown }];
+        expect(Number(n)).to.equal(122);
+        expect((await a.query(ROOM, { limit: 6 })).entries.map((e) => e.stanzaId)).to.deep.equal(['e0', 'e2', 'e4', 'e8', 'e10', 'e12']);
+        expect((await a.query(ROOM, { limit: 3, before: true })).entries.map((e) => e.stanzaId)).to.deep.equal(['late0', 'late1', 'late2']);
+      });
+
+      it('retention drops the partitions a cut-off covers and deletes the rest before it, counts following', async function () {
+        const db = await open(this);
+        await migrate(db);
+        const a = createSqlStores(db).archive;
+        await ensureArchivePartitions(db, { from: new Date(NOW - 400 * DAY) });
+        await a.append(entries(150, 400));
+        // Far older than any partition: the default partition keeps it.
+        await a.append([{ ...entries(1, 0, [OTHER], 'ancient')[0]!, stamp: new Date(NOW - 2000 * DAY) }]);
+        const cutoff = new Date(NOW - 150 * DAY);
+        const [{ n: expected }] = await db.query<{ n: unknown }>('SELECT count(*) AS n FROM archive WHERE stamp >= $1', [cutoff.toISOString()]) as [{ n: unknown }];
+        const r = await expireArchive(db, cutoff, { batch: 20 });
+        // The ancient row was older than the cut-off: gone with the rest, its partition made for it first.
+        expect(await db.query(`SELECT 1 FROM archive WHERE stanza_id = 'ancient0'`)).to.have.length(0);
+        // Every month ending on or before the cut-off went whole.
+        const gone = [];
+        for (let m = partitionStart(new Date(NOW - 400 * DAY)); partitionStart(m, 1) <= cutoff; m = partitionStart(m, 1)) gone.push(partitionName(m));
+        expect(r.dropped).to.deep.equal(gone);
+        expect(gone.length).to.be.at.least(2);
+        expect(r.deleted).to.be.greaterThan(0);
+        const [{ n, oldest }] = await db.query<{ n: unknown; oldest: Date }>('SELECT count(*) AS n, min(stamp) AS oldest FROM archive') as [{ n: unknown; oldest: Date }];
+        expect(Number(n)).to.equal(Number(expected));
+        expect(new Date(oldest).getTime()).to.be.at.least(cutoff.getTime());
+        await exactSizes(db, a);
+        expect((await a.sizes([OTHER])).get(OTHER)?.messages).to.equal(Number((await db.query<{ n: unknown }>('SELECT count(*) AS n FROM archive WHERE archive = $1', [OTHER]))[0]?.n));
+        // A room's clear before a time still works on what is left.
+        await a.deleteBefore(ROOM, new Date(NOW - 30 * DAY), 7);
+        await exactSizes(db, a);
+      });
+
+      it('moves rows the default partition caught into a partition made for their quarter', async function () {
+        const db = await open(this);
+        await migrate(db);
+        const a = createSqlStores(db).archive;
+        // An imported old history: its quarter gets a partition at the next start.
+        await a.append([{ ...entries(1, 0, [ROOM], 'imported')[0]!, stamp: new Date(NOW - 3000 * DAY) }]);
+        await migrate(db);
+        expect(await db.query('SELECT 1 FROM archive_p_default')).to.have.length(0);
+        expect(await db.query(`SELECT 1 FROM ${partitionName(partitionStart(new Date(NOW - 3000 * DAY)))}`)).to.have.length(1);
+        const later = new Date(partitionStart(new Date(NOW), 4).getTime() + 5 * DAY);
+        await a.append([{ ...entries(1, 0, [ROOM], 'future')[0]!, stamp: later }]);
+        expect(await db.query('SELECT 1 FROM archive_p_default')).to.have.length(1);
+        const made = await ensureArchivePartitions(db, { now: later });
+        expect(made).to.include(partitionName(partitionStart(later)));
+        expect(await db.query('SELECT 1 FROM archive_p_default')).to.have.length(0);
+        expect(await db.query(`SELECT 1 FROM ${partitionName(partitionStart(later))}`)).to.have.length(1);
+        await exactSizes(db, a);
+      });
+
+      it('keeps counts and bytes exact under concurrent writers to one archive', async function () {
+        const db = await open(this);
+        await migrate(db);
+        const a = createSqlStores(db).archive;
+        // 8 writers, 25 batches each, most rows in one archive, deletes and rewrites among them.
+        await Promise.all(Array.from({ length: 8 }, async (_, w) => {
+          for (let b = 0; b < 25; b++) {
+            await a.append(entries(20, 0, [ROOM, ROOM, ROOM, OTHER], `w${w}b${b}-`));
+            if (b % 10 === 9) await a.deleteBefore(ROOM, new Date(NOW + DAY), 3);
+            if (b % 10 === 5) await a.rewrite(ROOM, [{ stanzaId: `w${w}b${b}-0`, stanza: '<message>x</message>', body: 'x', retracted: false }]);
+          }
+        }));
+        await exactSizes(db, a);
+        expect((await a.query(ROOM, { limit: 1 })).count).to.equal(Number((await db.query<{ n: unknown }>('SELECT count(*) AS n FROM archive WHERE archive = $1', [ROOM]))[0]?.n));
+        // Folding the deltas keeps the same sizes.
+        await db.query('SELECT archive_count_fold()');
+        await exactSizes(db, a);
+        await db.query('TRUNCATE archive');
+        expect((await a.sizes([ROOM])).size).to.equal(0);
+      });
+    });
+  }
+});
+
+async function failure(p: Promise<unknown>): Promise<string> {
+  try { await p; } catch (e) { return (e as Error).message; }
+  throw new Error('expected a failure');
+}
+
+describe('perch archive (embedded database)', function () {
+  this.timeout(60_000);
+  let dir: string;
+  const run = async (args: string[]) => {
+    const out: string[] = [];
+    const io: Io = { out: (t) => out.push(t), err: () => {}, readSecret: async () => '' };
+    const code = await archiveMain({ ...defaultConfig(), dataDir: dir, databaseUrl: null }, args, io);
+    return { code, out: out.join('') };
+  };
+  before(async () => { dir = await mkdtemp(join(tmpdir(), 'perch-archive-')); });
+  after(async () => { await rm(dir, { recursive: true, force: true }); });
+
+  it('lists the partitions, expires before a date, and leaves a database a running server holds alone', async function () {
+    const listed = await run(['partitions']);
+    expect(listed.code).to.equal(0);
+    expect(listed.out).to.include(partitionName(partitionStart(new Date())));
+    expect(listed.out).to.include('archive_p_default');
+    expect((await run(['partition'])).out).to.include('partitioned already');
+    expect((await run(['expire', '--before', '2020-01-01'])).out).to.match(/^dropped 0 partition\(s\), deleted 0 more/);
+    expect(await failure(run(['expire']))).to.match(/--before/);
+    // Another live process's pid in the data directory: a server holds it.
+    await mkdir(dir, { recursive: true });
+    await writeFile(pidPath(dir), String(process.ppid));
+    expect(await failure(run(['partitions']))).to.match(/stop it first/);
+  });
+});
