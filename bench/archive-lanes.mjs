@@ -66,7 +66,7 @@ async function provision(b) {
   await admin(`CREATE DATABASE ${b.db}`);
   const url = PG_ADMIN_URL.replace(/\/[^/]*$/, `/${b.db}`);
   const cfg = {
-    domain: DOMAIN, logLevel: 'warn', databaseUrl: url, redisUrl: `redis://127.0.0.1:${REDIS_PORT}/0`,
+    domain: DOMAIN, logLevel: 'warn', databaseUrl: url, redisUrl: `redis://127.0.0.1:${REDIS_PORT}/0`, workers: 1,
     listen: { c2s: { host: '127.0.0.1', port: PORT }, c2sDirectTls: null, component: null, metrics: { host: '127.0.0.1', port: METRICS_PORT }, upload: null, websocket: null, websocketPlain: null },
     tls: { requireStartTls: false },
     limits: { authFailuresPerIp: 1_000_000, authFailuresPerAccount: 1_000_000, bytesPerSecond: 64 * 1024 * 1024, authTimeout: 120 },

@@ -119,7 +119,7 @@ async function provision(b) {
     limits: { authFailuresPerIp: 1_000_000, authFailuresPerAccount: 1_000_000, bytesPerSecond: 64 * 1024 * 1024, authTimeout: 120 },
     ping: { idleSeconds: 3600, timeoutSeconds: 60 },
     archive: { defaultPolicy: 'never' },
-    databaseUrl: pgUrl(b.db), redisUrl: `redis://127.0.0.1:${REDIS_PORT}/0`,
+    databaseUrl: pgUrl(b.db), redisUrl: `redis://127.0.0.1:${REDIS_PORT}/0`, workers: 1,
   };
   await pgAdmin(`CREATE DATABASE ${b.db}`);
   b.created = true;

@@ -210,7 +210,7 @@ const perchServer = ({ name, title, root, db, governed = false, compliance = fal
     if (!(await portFree(this.port))) throw new Error(`port ${this.port} is busy`);
     fs.mkdirSync(this.dir, { recursive: true });
     const cfg = {
-      domain: DOMAIN, dataDir: this.dir, logLevel: 'warn', databaseUrl: pgUrl(this.db), redisUrl: REDIS_URL,
+      domain: DOMAIN, dataDir: this.dir, logLevel: 'warn', databaseUrl: pgUrl(this.db), redisUrl: REDIS_URL, workers: 1,
       listen: { c2s: { host: '127.0.0.1', port: this.port }, c2sDirectTls: null, component: null, websocket: null, websocketPlain: null, metrics: { host: '127.0.0.1', port: this.metricsPort }, upload: null },
       tls: { requireStartTls: false },
       limits: { authFailuresPerIp: 1_000_000, authFailuresPerAccount: 1_000_000, bytesPerSecond: 64 * 1024 * 1024, authTimeout: 120 },

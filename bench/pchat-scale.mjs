@@ -422,7 +422,7 @@ function perchNode(name, port) {
       if (!(await portFree(port))) throw new Error(`port ${port} is busy`);
       fs.mkdirSync(dir, { recursive: true });
       fs.writeFileSync(config, JSON.stringify({
-        domain: shape.domain, dataDir: dir, logLevel: 'warn', databaseUrl: pgUrl(DB), redisUrl: REDIS_URL, nodeId: `pchat-bench-${name}`, admins: [shape.adminUser],
+        domain: shape.domain, dataDir: dir, logLevel: 'warn', databaseUrl: pgUrl(DB), redisUrl: REDIS_URL, workers: 1, nodeId: `pchat-bench-${name}`, admins: [shape.adminUser],
         listen: { c2s: { host: '127.0.0.1', port }, c2sDirectTls: null, component: null, metrics: null, upload: null },
         tls: { requireStartTls: false },
         limits: { authFailuresPerIp: 1_000_000, authFailuresPerAccount: 1_000_000, authTimeout: 120 },

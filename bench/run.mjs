@@ -133,7 +133,7 @@ const perch = {
       // Perch's default archives every chat message before delivering it; the peers' configurations here
       // archive none (ejabberd mod_mam default: never). --no-archive-chat makes Perch do the same.
       archive: { defaultPolicy: ARCHIVE_CHAT ? 'always' : 'never' },
-      ...(EMBEDDED ? {} : { databaseUrl: pgUrl(PG_DB), redisUrl: redis.url }),
+      ...(EMBEDDED ? {} : { databaseUrl: pgUrl(PG_DB), redisUrl: redis.url, workers: 1 }),
     };
     if (!EMBEDDED) { await pgAdmin(`CREATE DATABASE ${PG_DB}`); this.created = true; }
     fs.writeFileSync(this.config, JSON.stringify(cfg, null, 2)); // JSON is YAML

@@ -24,6 +24,8 @@ export const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url
 export const IN_CI = process.env.CI === 'true';
 
 export interface ServerOptions {
+  /** Node processes (`perch start --workers`); 1 unless given. */
+  workers?: number;
   /** Accounts created before start: username → password. */
   users?: Record<string, string>;
   /** Accounts (among `users`) marked disabled before start. */
@@ -123,6 +125,9 @@ export async function startServer(opts: ServerOptions = {}): Promise<RunningServ
     PERCH_REQUIRE_STARTTLS: String(opts.requireStartTls ?? true),
     PERCH_REGISTRATION: String(opts.registration ?? false),
     PERCH_LOG_LEVEL: opts.logLevel ?? 'info',
+    // One node per server started here (on PostgreSQL and Redis the default is one per core): a test
+    // that wants workers says how many.
+    PERCH_WORKERS: String(opts.workers ?? 1),
   };
   delete env.PERCH_CONFIG;
   delete env.PERCH_DOMAIN;

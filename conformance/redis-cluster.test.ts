@@ -57,7 +57,7 @@ describe('conformance: Redis Cluster (three masters, sharded pub/sub)', function
       const reply = await redisCommand(port, 'PUBSUB', 'SHARDCHANNELS');
       shardChannels.push(...reply.split('\r\n').filter((l) => l.startsWith('perch') || l.startsWith('{perch')));
     }
-    for (const id of cluster!.nodeIds) expect(shardChannels).to.include(`perch:node:${id}`);
+    for (const id of cluster!.nodeIds) expect(shardChannels, shardChannels.join(" ")).to.include(`perch:node:${id}`);
     expect(shardChannels).to.include('{perch:}sessions:changes');
     const c = new Cluster(redis!.ports.map((port) => ({ host: '127.0.0.1', port })), { lazyConnect: true });
     try {
