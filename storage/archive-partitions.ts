@@ -59,7 +59,9 @@ async function tsvLanguage(db: Q, table: string): Promise<string> {
  *    window touches: a day of a million-message room took 4.5 times as long);
  *  - (archive, stanza_id, stamp) unique: RSM and after-id cursors, get, retract, rewrite, import skips
  *    (a unique index must hold the partition column: stanza ids are unique per archive and stamp);
- *  - (archive, from_jid), (archive, real_jid): `with` and the authors filter;
+ *  - (archive, from_jid, id), (archive, real_jid, id): `with` and the authors filter, newest first
+ *    without sorting every message of that author (a 35,000-message author of a million-message room:
+ *    a last page in 0.05 ms instead of 20);
  *  - gin (tsv): full text; (id): the export's walk in id order and retention's batches (the single
  *    table's primary key; a partitioned one would have to hold stamp too).
  */
@@ -84,8 +86,8 @@ const INDEXES: [string, string][] = [
   ['archive_archive_id', '(archive, id)'],
   ['archive_archive_stamp', '(archive, stamp)'],
   ['archive_archive_stanza_id', '(archive, stanza_id, stamp)'],
-  ['archive_archive_from_jid', '(archive, from_jid)'],
-  ['archive_archive_real_jid', '(archive, real_jid)'],
+  ['archive_archive_from_jid', '(archive, from_jid, id)'],
+  ['archive_archive_real_jid', '(archive, real_jid, id)'],
   ['archive_tsv', 'USING gin (tsv)'],
 ];
 
