@@ -11,7 +11,9 @@
 //   --rooms N          persistent rooms (default 33,000)
 //   --rate R --minutes M   messages per second across the rooms, for M minutes (default 24/s for 10)
 //   --idle-window S    seconds over which idle CPU is measured (default 120: two ping rounds)
+//   --dist DIR         the server build to measure (default: this checkout's dist/), e.g. a copy built before a change
 //   --no-docs          do not touch docs/benchmarks.md;  --json FILE  also write the figures as JSON
+//   --one-unload       (the default with --short; --two-unloads overrides) skip the idle unload after creation
 //   --check            exit 1 when a correctness check fails (someone missed the post, rooms not unloaded, ...)
 //
 // Servers: copies of this checkout's dist/ (`perch start`), c2s on 127.0.0.1:35222 (and :35223 for the second
@@ -19,9 +21,8 @@
 // and a private redis-server on 127.0.0.1:35379 (PERCH_SIZING_PG / PERCH_SIZING_REDIS_PORT / PERCH_SIZING_PORT
 // move them). Two processes on the same PostgreSQL and Redis are one cluster.
 // Load: forked workers of this script (raw sockets, SCRAM-SHA-1, substring matching instead of an XML parser),
-// at most WORKER_CONNS connections each; every connection of the run has its own source address and port
-// (127.0.0.2-40 × ports 40000-59999: beyond one address's ports, no TIME_WAIT clash between cases, and
-// outside the ephemeral ports other servers on the machine might want to listen on). Each process may hold only `ulimit -n` descriptors (the hard limit
+// at most WORKER_CONNS connections each, 5,000 connections per source address (127.0.0.2-40 in turn, a new
+// one for each block of 5,000 of the run: beyond one address's ports, and no case meets another's TIME_WAIT). Each process may hold only `ulimit -n` descriptors (the hard limit
 // cannot be raised without privileges); a node therefore holds at most (hard limit - FD_RESERVE) sessions
 // and the run says so when it caps a size.
 import { fork, spawn, execFileSync } from 'node:child_process';
@@ -171,10 +172,11 @@ function runWorker() {
   }
 
   /**
-   * The k-th connection of the run: its own source address and port, never one another connection of the run
-   * used (no TIME_WAIT clash), and ports 40000-59999, where no server of this machine listens.
+   * The k-th connection of the run: its source address (5,000 connections on each of 127.0.0.2-40, so no
+   * address runs out of ports, and a case does not meet the previous one's TIME_WAIT); the port is the
+   * kernel's choice (a fixed one clashes with other runs' TIME_WAIT).
    */
-  const sourceOf = (k) => ({ localAddress: `127.0.0.${2 + Math.floor(k / 20000)}`, localPort: 40000 + (k % 20000) });
+  const sourceOf = (k) => ({ localAddress: `127.0.0.${2 + (Math.floor(k / 5000) % 39)}` });
 
   /** Runs fn(item) over items with at most `concurrency` at once; returns per-item milliseconds (NaN: failed). */
   async function pool(items, concurrency, fn) {
@@ -323,6 +325,8 @@ async function main() {
     chatSessions: num('--chat-sessions', 1_000, 100),
   };
   const CHECK = has('--check');
+  /** Rooms unloaded once (after the disco#info load) rather than also after their creation. */
+  const ONE_UNLOAD = has('--one-unload') || (SHORT && !has('--two-unloads'));
   const PG_ADMIN_URL = process.env.PERCH_SIZING_PG ?? 'postgres://root@127.0.0.1:5432/postgres';
   const BASE_PORT = Number(process.env.PERCH_SIZING_PORT ?? 35222);
   const REDIS_PORT = Number(process.env.PERCH_SIZING_REDIS_PORT ?? 35379);
@@ -333,7 +337,7 @@ async function main() {
   const stamp = () => new Date().toISOString().slice(11, 19);
   const FD_RESERVE = 150;
   const WORKER_CONNS = 9_000;
-  /** Connections made so far: each gets its own source address and port (127.0.0.2-40, ports 40000-59999). */
+  /** Connections made so far: the next one's place in the rotation over source addresses (see sourceOf). */
   let sourceNext = Number(argValue('--source-offset') ?? 0);
   const fdHard = Number(execFileSync('sh', ['-c', 'ulimit -Hn'], { encoding: 'utf8' }).trim()) || 1024;
   const nodeCap = fdHard - FD_RESERVE;
@@ -397,7 +401,7 @@ async function main() {
   // a copy of dist/, so that a rebuild during the run cannot change the server
   const SNAP = path.join(WORK, 'perch');
   fs.mkdirSync(SNAP);
-  fs.cpSync(path.join(ROOT, 'dist'), path.join(SNAP, 'dist'), { recursive: true });
+  fs.cpSync(path.resolve(argValue('--dist') ?? path.join(ROOT, 'dist')), path.join(SNAP, 'dist'), { recursive: true });
   fs.copyFileSync(path.join(ROOT, 'package.json'), path.join(SNAP, 'package.json'));
   fs.symlinkSync(path.join(ROOT, 'node_modules'), path.join(SNAP, 'node_modules'));
   const DIST = path.join(SNAP, 'dist');
@@ -479,7 +483,6 @@ async function main() {
     const t0 = now();
     const source = sourceNext;
     sourceNext += n;
-    if (sourceNext > 39 * 20000) throw new Error('out of source addresses and ports (127.0.0.2-40, 40000-59999)');
     const rs = await Promise.all(ws.map((w, k) => w.call('login', { from: from + k * per, to: Math.min(from + n, from + (k + 1) * per), host: '127.0.0.1', ports, source: source + k * per, concurrency: Math.ceil(concurrency / ws.length) })));
     const ms = rs.flatMap((r) => r.ms);
     const failed = rs.reduce((a, r) => a + r.failed, 0);
@@ -613,6 +616,7 @@ async function main() {
     const owners = await loginAll(S.chatSessions + 1, 50, [nd.port]);
     const w = owners.ws[0];
     // creation
+    const rssEmpty = rssKb(nd.proc.pid);
     const c0 = await cpuSample([nd], [w]);
     const cr = await w.call('create', { names, concurrency: 50 });
     const c1 = await cpuSample([nd], [w]);
@@ -620,15 +624,21 @@ async function main() {
     log(`    created ${created.n}/${N} in ${(cr.wallMs / 1000).toFixed(1)} s (p50 ${created.p50} ms, p99 ${created.p99} ms)${cr.failed ? ` !! ${cr.firstError}` : ''}`);
     check('rooms: every room created', cr.failed === 0, `${created.n} of ${N}`);
     const loadedAfterCreate = await nd.metric('perch_muc_rooms_loaded');
-    // idle unload of the created rooms (empty persistent rooms go after a minute without activity)
-    const u0 = now();
-    const unloadAfterCreate = await waitMetric([nd], 'perch_muc_rooms_loaded', (v) => v === 0, 240000);
-    log(`    ${loadedAfterCreate} loaded after creation; all unloaded ${((now() - u0) / 1000).toFixed(1)} s after the last creation`);
-    // stored: counted once the rooms are unloaded (an unload waits for the room's pending save)
+    // idle unload of the created rooms (empty persistent rooms go after a minute without activity); the
+    // short form skips this wait: its rooms are loaded (by their creation) and unloaded once, below, and
+    // loaded again from storage by the message phase's joins
+    let unloadAfterCreate = NaN, rss0 = rssEmpty;
+    if (!ONE_UNLOAD) {
+      const u0 = now();
+      unloadAfterCreate = await waitMetric([nd], 'perch_muc_rooms_loaded', (v) => v === 0, 240000);
+      log(`    ${loadedAfterCreate} loaded after creation; all unloaded ${((now() - u0) / 1000).toFixed(1)} s after the last creation`);
+      await sleep(3000);
+      rss0 = rssKb(nd.proc.pid);
+    }
+    // stored: counted once the saves are done
+    await sleep(1000);
     const stored = await (async () => { const { default: P } = await import('pg'); const c = new P.Client({ connectionString: pgUrl(DB) }); await c.connect(); try { return (await c.query('SELECT count(*)::int AS n FROM rooms')).rows[0].n; } finally { await c.end(); } })();
     check('rooms: every room stored', stored === N, `${stored} of ${N}`);
-    await sleep(3000);
-    const rss0 = rssKb(nd.proc.pid);
     // load: disco#info to each room
     const d0 = await cpuSample([nd], [w]);
     const dl = await w.call('disco', { names, concurrency: 50 });
@@ -763,7 +773,7 @@ function docsSection(r, short) {
     L.push('| step | figure | CPU |');
     L.push('|---|---|---|');
     L.push(`| create (join, owner form with persistent, leave; 50 in flight) | ${rs.create.wall_s} s, ${f(rs.create.per_s)}/s; p50 ${rs.create.p50} ms, p99 ${rs.create.p99} ms | ${cpu(rs.create.cpu)} |`);
-    L.push(`| idle unload after creation | ${f(rs.loaded_after_create)} loaded, none ${rs.unload_after_create_s} s after the last creation | |`);
+    if (Number.isFinite(rs.unload_after_create_s)) L.push(`| idle unload after creation | ${f(rs.loaded_after_create)} loaded, none ${rs.unload_after_create_s} s after the last creation | |`);
     L.push(`| load all (disco#info to each; 50 in flight) | ${rs.load.wall_s} s, ${f(rs.load.per_s)}/s; p50 ${rs.load.p50} ms, p99 ${rs.load.p99} ms | ${cpu(rs.load.cpu)} |`);
     L.push(`| memory per loaded room | ${rs.kb_per_loaded_room} kB (RSS ${rs.rss_mb[0]} → ${rs.rss_mb[1]} MB; ${rs.rss_mb[2]} MB after the unload) | |`);
     L.push(`| idle with all loaded, until unloaded | ${rs.unload_s} s after loading (empty rooms go after 60 s idle) | ${cpu(rs.idle_loaded)} |`);
