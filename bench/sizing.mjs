@@ -13,7 +13,8 @@
 //   --idle-window S    seconds over which idle CPU is measured (default 120: two ping rounds)
 //   --dist DIR         the server build to measure (default: this checkout's dist/), e.g. a copy built before a change
 //   --no-docs          do not touch docs/benchmarks.md;  --json FILE  also write the figures as JSON
-//   --one-unload       (the default with --short; --two-unloads overrides) skip the idle unload after creation
+//   --idle-unload S    the servers' muc.idleUnloadSeconds (default 60, the server's default; --short: 5)
+//   --one-unload       skip the idle unload after creation
 //   --check            exit 1 when a correctness check fails (someone missed the post, rooms not unloaded, ...)
 //
 // Servers: copies of this checkout's dist/ (`perch start`), c2s on 127.0.0.1:35222 (and :35223 for the second
@@ -323,16 +324,21 @@ async function main() {
     idleWindowS: num('--idle-window', 120, 15),
     pingSeconds: num('--ping-seconds', 60, 10),
     chatSessions: num('--chat-sessions', 1_000, 100),
+    idleUnloadS: num('--idle-unload', 60, 5),
   };
+  /** Seconds to let the servers settle after a burst of work before memory is read. */
+  const SETTLE_S = SHORT ? 2 : 10;
   const CHECK = has('--check');
   /** Rooms unloaded once (after the disco#info load) rather than also after their creation. */
-  const ONE_UNLOAD = has('--one-unload') || (SHORT && !has('--two-unloads'));
+  const ONE_UNLOAD = has('--one-unload');
   const PG_ADMIN_URL = process.env.PERCH_SIZING_PG ?? 'postgres://root@127.0.0.1:5432/postgres';
   const BASE_PORT = Number(process.env.PERCH_SIZING_PORT ?? 35222);
   const REDIS_PORT = Number(process.env.PERCH_SIZING_REDIS_PORT ?? 35379);
   const DB = `perch_sizing_${process.pid}`;
   const pgUrl = (db) => PG_ADMIN_URL.replace(/\/[^/]*$/, `/${db}`);
   const WORK = fs.mkdtempSync(path.join(os.tmpdir(), 'perch-sizing-'));
+  // a reader that went away (a test that timed out) must not stop the cleanup
+  process.stdout.on('error', () => {});
   const log = (s) => process.stdout.write(`${s}\n`);
   const stamp = () => new Date().toISOString().slice(11, 19);
   const FD_RESERVE = 150;
@@ -424,7 +430,8 @@ async function main() {
         limits: { authFailuresPerIp: 1_000_000, authFailuresPerAccount: 1_000_000, bytesPerSecond: 64 * 1024 * 1024, authTimeout: 300 },
         // the server pings a session quiet for this long: "idle with a ping every minute"
         ping: { idleSeconds: S.pingSeconds, timeoutSeconds: 60 },
-        muc: { messagesPerSecond: 1_000_000, messageBurst: 1_000_000 },
+        // (the key only when it is not the default, so that --dist can take a build without it)
+        muc: { messagesPerSecond: 1_000_000, messageBurst: 1_000_000, ...(S.idleUnloadS !== 60 ? { idleUnloadSeconds: S.idleUnloadS } : {}) },
       }, null, 2));
     },
     async start() {
@@ -522,7 +529,7 @@ async function main() {
     log(`    logged in ${lg.ok}/${n} in ${(lg.wallMs / 1000).toFixed(1)} s (p50 ${lg.p50} ms, p99 ${lg.p99} ms)`);
     const sessions = (await Promise.all(nodes.map((nd) => nd.metric('perch_sessions')))).reduce((a, b) => a + b, 0);
     check(`${tag}: every session bound`, sessions === n && lg.failed === 0, `${sessions} of ${n}`);
-    await sleep(10000);
+    await sleep(SETTLE_S * 1000);
     const rss1 = nodes.map((nd) => rssKb(nd.proc.pid));
     const before = (await Promise.all(lg.ws.map((w) => w.call('stats')))).reduce((a, s) => a + s.pingsAnswered, 0);
     const i0 = await cpuSample(nodes, lg.ws), m0 = machineBusy();
@@ -624,15 +631,15 @@ async function main() {
     log(`    created ${created.n}/${N} in ${(cr.wallMs / 1000).toFixed(1)} s (p50 ${created.p50} ms, p99 ${created.p99} ms)${cr.failed ? ` !! ${cr.firstError}` : ''}`);
     check('rooms: every room created', cr.failed === 0, `${created.n} of ${N}`);
     const loadedAfterCreate = await nd.metric('perch_muc_rooms_loaded');
-    // idle unload of the created rooms (empty persistent rooms go after a minute without activity); the
-    // short form skips this wait: its rooms are loaded (by their creation) and unloaded once, below, and
-    // loaded again from storage by the message phase's joins
+    // idle unload of the created rooms (empty persistent rooms go after muc.idleUnloadSeconds without
+    // activity); --one-unload skips this wait: the rooms are then unloaded once, below, and loaded again
+    // from storage by the message phase's joins
     let unloadAfterCreate = NaN, rss0 = rssEmpty;
     if (!ONE_UNLOAD) {
       const u0 = now();
       unloadAfterCreate = await waitMetric([nd], 'perch_muc_rooms_loaded', (v) => v === 0, 240000);
       log(`    ${loadedAfterCreate} loaded after creation; all unloaded ${((now() - u0) / 1000).toFixed(1)} s after the last creation`);
-      await sleep(3000);
+      await sleep(SETTLE_S * 1000);
       rss0 = rssKb(nd.proc.pid);
     }
     // stored: counted once the saves are done
@@ -656,7 +663,7 @@ async function main() {
     const i1 = await cpuSample([nd], [w]);
     await sleep(3000);
     const rss2 = rssKb(nd.proc.pid);
-    log(`    unloaded all ${(unloadMs / 1000).toFixed(1)} s after loading (idle unload after 60 s); RSS ${Math.round(rss2 / 1024)} MB`);
+    log(`    unloaded all ${(unloadMs / 1000).toFixed(1)} s after loading (idle unload after ${S.idleUnloadS} s); RSS ${Math.round(rss2 / 1024)} MB`);
     check('rooms: every room unloaded when idle', Number.isFinite(unloadMs), `${await nd.metric('perch_muc_rooms_loaded')} still loaded`);
     await stopWorkers();
     // messages across the rooms
@@ -707,10 +714,21 @@ async function main() {
     await stores.db.close();
     log(`${stamp()} ${NUSERS + 61} accounts in ${((Date.now() - ta) / 1000).toFixed(1)} s; fd limit ${fdHard}`);
     for (const n of notes) log(`note: ${n}`);
-    if (CASES.includes('sessions')) await sessionsCase('sessions', [node(0)], N1);
-    if (CASES.includes('sessions2')) await sessionsCase('sessions2', [node(0), node(1)], N2);
-    if (CASES.includes('room')) await roomCase();
-    if (CASES.includes('rooms')) await roomsCase();
+    // A case that throws is reported and the next one runs (its servers and load stopped first).
+    const run = async (tag, fn) => {
+      if (!CASES.includes(tag)) return;
+      try { await fn(); } catch (e) {
+        log(`!! ${tag}: ${e.stack ?? e}`);
+        check(`${tag}: ran to the end`, false, String(e.message ?? e).split('\n')[0]);
+        await stopWorkers().catch(() => {});
+        for (const nd of started) await nd.stop().catch(() => {});
+      }
+      if (argValue('--json')) fs.writeFileSync(argValue('--json'), JSON.stringify(results, null, 2));
+    };
+    await run('sessions', () => sessionsCase('sessions', [node(0)], N1));
+    await run('sessions2', () => sessionsCase('sessions2', [node(0), node(1)], N2));
+    await run('room', roomCase);
+    await run('rooms', roomsCase);
   } catch (e) {
     log(`!! ${e.stack ?? e}`);
     exitCode = 2;
@@ -721,7 +739,7 @@ async function main() {
   results.commit = (() => { try { return execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: ROOT, encoding: 'utf8' }).trim(); } catch { return '?'; } })();
   if (argValue('--json')) fs.writeFileSync(argValue('--json'), JSON.stringify(results, null, 2));
   log(JSON.stringify(results));
-  if (!has('--no-docs') && exitCode === 0) writeDocsSection(ROOT, docsSection(results, SHORT), 'sizing', 'bench/sizing.mjs', log);
+  if (!has('--no-docs') && Object.keys(results.cases).length > 0) writeDocsSection(ROOT, docsSection(results, SHORT), 'sizing', 'bench/sizing.mjs', log);
   if (CHECK && results.checks.some((c) => !c.ok)) exitCode ||= 1;
   process.exit(exitCode);
 }
@@ -776,7 +794,7 @@ function docsSection(r, short) {
     if (Number.isFinite(rs.unload_after_create_s)) L.push(`| idle unload after creation | ${f(rs.loaded_after_create)} loaded, none ${rs.unload_after_create_s} s after the last creation | |`);
     L.push(`| load all (disco#info to each; 50 in flight) | ${rs.load.wall_s} s, ${f(rs.load.per_s)}/s; p50 ${rs.load.p50} ms, p99 ${rs.load.p99} ms | ${cpu(rs.load.cpu)} |`);
     L.push(`| memory per loaded room | ${rs.kb_per_loaded_room} kB (RSS ${rs.rss_mb[0]} → ${rs.rss_mb[1]} MB; ${rs.rss_mb[2]} MB after the unload) | |`);
-    L.push(`| idle with all loaded, until unloaded | ${rs.unload_s} s after loading (empty rooms go after 60 s idle) | ${cpu(rs.idle_loaded)} |`);
+    L.push(`| idle with all loaded, until unloaded | ${rs.unload_s} s after loading (empty rooms go after ${r.sizes.idleUnloadS} s idle: muc.idleUnloadSeconds) | ${cpu(rs.idle_loaded)} |`);
     const c = rs.chat;
     L.push(`| ${c.rate} messages/s across the rooms for ${c.seconds / 60} min | ${f(c.received)} of ${f(c.sent)} received; end to end p50 ${c.p50} ms, p99 ${c.p99} ms, max ${f(c.max)} ms | ${cpu(c.cpu)} |`);
     L.push('');

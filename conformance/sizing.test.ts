@@ -4,7 +4,7 @@
 // loaded again by the messages, and every message across the rooms arrives. The full figures are in
 // docs/benchmarks.md (the sizing section).
 import { expect } from 'chai';
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -35,14 +35,15 @@ describe('conformance: sizing (bench/sizing.mjs, short form)', function () {
     }
     const dir = mkdtempSync(path.join(tmpdir(), 'perch-sizing-test-'));
     const json = path.join(dir, 'sizing.json');
+    let child: ChildProcess | undefined;
     try {
       const args = ['bench/sizing.mjs', '--short', '--check', '--no-docs', '--json', json,
-        '--sessions', '500', '--occupants', '300', '--rooms', '1000', '--minutes', '0.17', '--idle-window', '5', '--ping-seconds', '5', '--chat-sessions', '60'];
+        '--sessions', '500', '--occupants', '300', '--rooms', '1000', '--minutes', '0.17', '--idle-window', '5', '--ping-seconds', '5', '--idle-unload', '5', '--chat-sessions', '60'];
       const out: string[] = [];
       const code = await new Promise<number | null>((resolve) => {
-        const child = spawn(process.execPath, args, { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
-        child.stdout.on('data', (d: Buffer) => out.push(d.toString()));
-        child.stderr.on('data', (d: Buffer) => out.push(d.toString()));
+        child = spawn(process.execPath, args, { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+        child.stdout!.on('data', (d: Buffer) => out.push(d.toString()));
+        child.stderr!.on('data', (d: Buffer) => out.push(d.toString()));
         child.on('exit', resolve);
       });
       const log = out.join('').split('\n').filter((l) => !l.startsWith('{')).join('\n');
@@ -54,6 +55,8 @@ describe('conformance: sizing (bench/sizing.mjs, short form)', function () {
       // one check per promise above, so that a case that stopped early shows here
       expect(result.checks.length, log).to.be.at.least(12);
     } finally {
+      // timed out: the script stops its servers and drops its database on SIGTERM
+      if (child && child.exitCode === null) child.kill('SIGTERM');
       rmSync(dir, { recursive: true, force: true });
     }
   });
