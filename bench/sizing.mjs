@@ -12,6 +12,7 @@
 //   --rate R --minutes M   messages per second across the rooms, for M minutes (default 24/s for 10)
 //   --idle-window S    seconds over which idle CPU is measured (default 120: two ping rounds)
 //   --dist DIR         the server build to measure (default: this checkout's dist/), e.g. a copy built before a change
+//   --report-only FILE rewrite the section from a run's --json FILE (pass --short too if the run had it)
 //   --no-docs          do not touch docs/benchmarks.md;  --json FILE  also write the figures as JSON
 //   --idle-unload S    the servers' muc.idleUnloadSeconds (default 60, the server's default; --short: 5)
 //   --one-unload       skip the idle unload after creation
@@ -642,9 +643,9 @@ async function main() {
       await sleep(SETTLE_S * 1000);
       rss0 = rssKb(nd.proc.pid);
     }
-    // stored: counted once the saves are done
+    // stored: counted once the saves are done (this case's rooms only: the room case's is in the same database)
     await sleep(1000);
-    const stored = await (async () => { const { default: P } = await import('pg'); const c = new P.Client({ connectionString: pgUrl(DB) }); await c.connect(); try { return (await c.query('SELECT count(*)::int AS n FROM rooms')).rows[0].n; } finally { await c.end(); } })();
+    const stored = await (async () => { const { default: P } = await import('pg'); const c = new P.Client({ connectionString: pgUrl(DB) }); await c.connect(); try { return (await c.query("SELECT count(*)::int AS n FROM rooms WHERE name ~ '^r[0-9]+$'")).rows[0].n; } finally { await c.end(); } })();
     check('rooms: every room stored', stored === N, `${stored} of ${N}`);
     // load: disco#info to each room
     const d0 = await cpuSample([nd], [w]);
@@ -700,6 +701,12 @@ async function main() {
     fs.rmSync(WORK, { recursive: true, force: true });
   })());
   for (const sig of ['SIGINT', 'SIGTERM']) process.once(sig, () => { log(`${sig}: cleaning up`); void cleanup().finally(() => process.exit(130)); });
+  if (argValue('--report-only')) {
+    // the section again from a run's --json file (the figures are not measured again)
+    writeDocsSection(ROOT, docsSection(JSON.parse(fs.readFileSync(argValue('--report-only'), 'utf8')), SHORT), 'sizing', 'bench/sizing.mjs', log);
+    fs.rmSync(WORK, { recursive: true, force: true });
+    return;
+  }
   const t0 = Date.now();
   let exitCode = 0;
   try {
