@@ -157,7 +157,7 @@ function runWorker() {
       const r = this.expect(new RegExp(`<iq[^>]*\\bid=['"]${id}['"][^>]*>`));
       this.send(`<iq type='${payload.type ?? 'get'}' id='${id}' to='${to}'>${payload.xml}</iq>`);
       const m = await r;
-      if (/type=['"]error['"]/.test(m[0])) throw new Error(`${this.user}: iq to ${to} failed`);
+      if (/type=['"]error['"]/.test(m[0])) throw new Error(`${this.user}: iq to ${to} failed: ${this.buf.slice(0, 400)}`);
     }
     /** Joins (or creates) a room; resolves on the self-presence (status 110). */
     async join(room, nick) {

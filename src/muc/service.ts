@@ -710,6 +710,9 @@ export class MucService implements RoomHost, FeatureContext {
         }
         try {
           const ok = await this.server.sessions.renewLease(this.leaseKey(room.name), LEASE_MS);
+          // Redis answers: not a stall, however long the rest of a large round takes to come back
+          // (each room's own lease is still checked by owned()).
+          this.renewSentAt = null;
           if (this.rooms.get(room.name) !== room) return;
           if (ok) this.leaseSentAt.set(room.name, now);
           else {
