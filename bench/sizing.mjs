@@ -241,8 +241,8 @@ function runWorker() {
         try {
           const jid = `${name}@${MUC}`;
           await c.join(jid, 'owner');
-          await c.iq(jid, { type: 'set', xml: form });
-          await c.leave(jid, 'owner');
+          // out again even when the form is refused: an occupied room is never unloaded
+          try { await c.iq(jid, { type: 'set', xml: form }); } finally { await c.leave(jid, 'owner'); }
         } finally { free.push(c); }
       });
       return { ms: r.ms, failed: r.failed, firstError: r.firstError, wallMs: now() - t0 };
