@@ -682,7 +682,7 @@ async function main() {
       create: { wall_s: r1(cr.wallMs / 1000), per_s: Math.round(N / (cr.wallMs / 1000)), p50: created.p50, p99: created.p99, cpu: cpuDiff(c0, c1) },
       loaded_after_create: loadedAfterCreate, unload_after_create_s: r1(unloadAfterCreate / 1000),
       load: { wall_s: r1(dl.wallMs / 1000), per_s: Math.round(N / (dl.wallMs / 1000)), p50: disco.p50, p99: disco.p99, cpu: cpuDiff(d0, d1) },
-      kb_per_loaded_room: r1((rss1 - rss0) / N), rss_mb: [rss0, rss1, rss2].map((x) => Math.round(x / 1024)),
+      loaded, kb_per_loaded_room: r1((rss1 - rss0) / Math.max(1, loaded)), rss_mb: [rss0, rss1, rss2].map((x) => Math.round(x / 1024)),
       unload_s: r1(unloadMs / 1000), idle_loaded: cpuDiff(i0, i1),
       chat: { sessions: S.chatSessions, occupancies: ch.occupancies, join_s: r1(ch.joinWallMs / 1000), rate: S.rate, seconds, sent: ch.sent, received: ch.received, p50: lat.p50, p99: lat.p99, max: lat.max, cpu: cpuDiff(m0, m1) },
     };
