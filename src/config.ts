@@ -122,6 +122,8 @@ export interface MucConfig {
   messagesPerSecond: number;
   messageBurst: number;
   maxNickLength: number;
+  /** An empty persistent room is unloaded from memory after this long without activity. */
+  idleUnloadSeconds: number;
 }
 
 export interface UploadConfig {
@@ -189,7 +191,7 @@ export function defaultConfig(): Config {
       domain: null, publicUrl: null, maxFileSizeKb: 20000, quotaPerUserMb: 1024, quotaPerServiceMb: null,
       expireUnreferencedDays: 30, slotSeconds: 300,
     },
-    muc: { services: null, roomCreation: 'local', messagesPerSecond: 10, messageBurst: 30, maxNickLength: 64 },
+    muc: { services: null, roomCreation: 'local', messagesPerSecond: 10, messageBurst: 30, maxNickLength: 64, idleUnloadSeconds: 60 },
   };
 }
 
@@ -390,6 +392,7 @@ function validateMuc(c: Config): void {
   num('muc.messagesPerSecond', m.messagesPerSecond, 1, 1_000_000);
   num('muc.messageBurst', m.messageBurst, 1, 1_000_000);
   num('muc.maxNickLength', m.maxNickLength, 1, 1023);
+  num('muc.idleUnloadSeconds', m.idleUnloadSeconds, 1, 86400);
 }
 
 function validateDirectory(c: Config): void {

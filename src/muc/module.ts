@@ -34,6 +34,7 @@ export const mucModule: Module = {
       const service = new MucService(server, {
         domain: s.domain, name: s.name, roomCreation: cfg.roomCreation,
         messagesPerSecond: cfg.messagesPerSecond, messageBurst: cfg.messageBurst, maxNickLength: cfg.maxNickLength,
+        idleUnloadSeconds: cfg.idleUnloadSeconds,
       }, writer, roomFeatures);
       byDomain.set(s.domain, service);
       service.start();

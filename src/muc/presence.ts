@@ -3,7 +3,7 @@
 // without 'to'), and who gets which presence when an occupant enters, changes, or leaves.
 import { Element } from '../../protocol/xml.js';
 import { StanzaError } from '../../protocol/errors.js';
-import { STATUS, MucProtocolError, parseJoin, mucUserX, type MucUserItem } from '../../protocol/muc.js';
+import { STATUS, MucProtocolError, parseJoin, mucUserX, type MucUserItem, type Role } from '../../protocol/muc.js';
 import type { Room } from './room.js';
 import { cleanPresence, type Occupant } from './occupants.js';
 
@@ -42,6 +42,9 @@ export function occupantPresence(room: Room, occ: Occupant, opts: PresenceOption
   return p.toString();
 }
 
+/** The roles an occupant in the room can have. */
+const OCCUPANT_ROLES: readonly Role[] = ['moderator', 'participant', 'visitor'];
+
 /** Who gets which presence: [to, xml] pairs, one per session. */
 export type Deliveries = [string, string][];
 
@@ -64,8 +67,12 @@ export function sendJoin(room: Room, occ: Occupant, full: string, selfStatuses: 
   room.touch(occ);
   const out: Deliveries = [];
   const withJid = room.seesJids(occ);
-  for (const other of room.occupants.values()) {
-    if (other !== occ && room.broadcasts(other.role)) out.push([full, occupantPresence(room, other, { withJid })]);
+  // Decided once per role, not per occupant: a large room shows none and has thousands (a join was O(n)).
+  const shown = OCCUPANT_ROLES.filter((r) => room.broadcasts(r));
+  if (shown.length > 0) {
+    for (const other of room.occupants.values()) {
+      if (other !== occ && shown.includes(other.role)) out.push([full, occupantPresence(room, other, { withJid })]);
+    }
   }
   room.hooks.build('occupant/roster', { room, occupant: occ, full, out });
   if (announce && room.broadcasts(occ.role)) {

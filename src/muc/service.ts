@@ -26,6 +26,8 @@ export interface MucServiceOptions {
   messagesPerSecond: number;
   messageBurst: number;
   maxNickLength: number;
+  /** An empty persistent room stays loaded this long before it is unloaded. */
+  idleUnloadSeconds: number;
 }
 
 /**
@@ -54,8 +56,6 @@ const GIVE_UP_MS = 15_000;
  * when Redis is known down, until a renewal is answered again.
  */
 const RENEW_STALL_MS = 1_000;
-/** An empty persistent room stays loaded this long before it is unloaded. */
-const IDLE_UNLOAD_MS = 60_000;
 /** How long a remembered owner of a room on another node is trusted before asking again. */
 const REMOTE_TTL_MS = 5_000;
 const MAX_HOPS = 3;
@@ -603,12 +603,15 @@ export class MucService implements RoomHost, FeatureContext {
     if (this.rooms.size > 0) this.renewSentAt = now;
     try {
       await Promise.all([...this.rooms.values()].map(async (room) => {
-        if (room.empty && now - room.lastActive > IDLE_UNLOAD_MS && !this.saving.has(room.name)) {
+        if (room.empty && now - room.lastActive > this.options.idleUnloadSeconds * 1000 && !this.saving.has(room.name)) {
           this.unload(room, false);
           return;
         }
         try {
           const ok = await this.server.sessions.renewLease(this.leaseKey(room.name), LEASE_MS);
+          // Redis answers: not a stall, however long the rest of a large round takes to come back
+          // (each room's own lease is still checked by owned()).
+          this.renewSentAt = null;
           if (this.rooms.get(room.name) !== room) return;
           if (ok) this.leaseSentAt.set(room.name, now);
           else {
