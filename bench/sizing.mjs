@@ -426,7 +426,7 @@ async function main() {
     writeConfig() {
       fs.mkdirSync(this.dir, { recursive: true });
       fs.writeFileSync(this.config, JSON.stringify({
-        domain: DOMAIN, dataDir: this.dir, logLevel: 'warn', databaseUrl: pgUrl(DB), redisUrl: `redis://127.0.0.1:${REDIS_PORT}`,
+        domain: DOMAIN, dataDir: this.dir, logLevel: 'warn', databaseUrl: pgUrl(DB), redisUrl: `redis://127.0.0.1:${REDIS_PORT}`, workers: 1,
         listen: { c2s: { host: '127.0.0.1', port: this.port }, c2sDirectTls: null, component: null, metrics: { host: '127.0.0.1', port: this.metricsPort }, upload: null, websocket: null, websocketPlain: null },
         tls: { requireStartTls: false },
         limits: { authFailuresPerIp: 1_000_000, authFailuresPerAccount: 1_000_000, bytesPerSecond: 64 * 1024 * 1024, authTimeout: 300 },
