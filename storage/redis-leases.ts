@@ -7,7 +7,10 @@
 import { leaseTtl } from './session-memory.js';
 import { RedisRecovery } from './redis-recovery.js';
 import { sleep } from './redis-base.js';
-import { ACQUIRE_LEASE, RELEASE_LEASE, RENEW_LEASE } from './redis-scripts.js';
+import { ACQUIRE_LEASE, RELEASE_LEASE, RENEW_LEASE, RENEW_LEASES } from './redis-scripts.js';
+
+/** Leases renewed by one script call: a node holding tens of thousands of rooms makes a few calls a round, not one per room. */
+const RENEW_BATCH = 500;
 
 export abstract class RedisLeases extends RedisRecovery {
   /** Leases this node took or renewed: until when it may count on them (from when it asked). */
@@ -65,6 +68,27 @@ export abstract class RedisLeases extends RedisRecovery {
     }
     this.leaseUntil.delete(key);
     return false;
+  }
+
+  async renewLeases(keys: readonly string[], ttlMs: number): Promise<boolean[]> {
+    // On a Cluster the leases are on different shards, and one script may touch one slot only.
+    if (this.link.cluster) return Promise.all(keys.map((k) => this.renewLease(k, ttlMs)));
+    const ttl = leaseTtl(ttlMs);
+    const out: Promise<boolean[]>[] = [];
+    for (let i = 0; i < keys.length; i += RENEW_BATCH) {
+      const chunk = keys.slice(i, i + RENEW_BATCH);
+      const asked = Date.now();
+      out.push(this.run(RENEW_LEASES, chunk.map((k) => this.keys.lease(k)), [this.nodeId, ttl]).then((codes) => {
+        const renewed = codes as number[];
+        // What was not simply renewed (lost, lapsed, or Redis came back empty) is asked about alone.
+        return Promise.all(chunk.map((k, j) => {
+          if (renewed[j] !== 1) return this.renewLease(k, ttlMs);
+          this.leaseUntil.set(k, asked + ttl);
+          return true;
+        }));
+      }));
+    }
+    return (await Promise.all(out)).flat();
   }
 
   async releaseLease(key: string): Promise<void> {

@@ -93,6 +93,20 @@ if ARGV[3] == '1' then
 end
 return -2`);
 
+// KEYS: leases; ARGV: node, ttl ms. RENEW_LEASE's first step for many leases in one call: 1 renewed,
+// 0 anything else (the caller then asks about that lease alone, with RENEW_LEASE).
+export const RENEW_LEASES = new Script(`
+local out = {}
+for i, key in ipairs(KEYS) do
+  if redis.call('GET', key) == ARGV[1] then
+    redis.call('PEXPIRE', key, ARGV[2])
+    out[i] = 1
+  else
+    out[i] = 0
+  end
+end
+return out`);
+
 // KEYS[1] lease; ARGV: node.
 export const RELEASE_LEASE = new Script(`
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end

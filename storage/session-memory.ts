@@ -199,6 +199,10 @@ export class MemorySessionStore extends MirroredSessionStore implements SessionS
     return this.leases.renew(key, this.nodeId, leaseTtl(ttlMs));
   }
 
+  async renewLeases(keys: readonly string[], ttlMs: number): Promise<boolean[]> {
+    return keys.map((k) => this.leases.renew(k, this.nodeId, leaseTtl(ttlMs)));
+  }
+
   async releaseLease(key: string): Promise<void> {
     this.leases.release(key, this.nodeId);
   }

@@ -643,6 +643,8 @@ export interface SessionStore {
   acquireLease(key: string, ttlMs: number): Promise<string | null>;
   /** Extends the lease to ttlMs from now only if this node still holds it; true if it did. */
   renewLease(key: string, ttlMs: number): Promise<boolean>;
+  /** renewLease for many leases at once (fewer round trips and scripts); one answer per key, in order. */
+  renewLeases(keys: readonly string[], ttlMs: number): Promise<boolean[]>;
   /** Frees the lease only if this node holds it; never releases another node's lease. */
   releaseLease(key: string): Promise<void>;
   /** The node currently holding the lease, or null if it is free. */

@@ -159,6 +159,21 @@ describe('session store leases', function () {
         expect(await b.leaseHolder('free-room')).to.equal(null);
       });
 
+      it('renews many leases in one call, each answered as renewLease would', async function () {
+        const rooms = Array.from({ length: 1203 }, (_, i) => `room-${i}`);
+        await Promise.all(rooms.map((r, i) => (i === 7 ? b : a).acquireLease(r, 200)));
+        const answers = await a.renewLeases([...rooms, 'free-room'], 5000);
+        expect(answers).to.have.length(rooms.length + 1);
+        expect(answers.filter((ok) => !ok)).to.have.length(2);
+        expect(answers[7]).to.equal(false);
+        expect(answers[rooms.length]).to.equal(false);
+        await sleep(350);
+        // Extended past their first 200 ms, and node b's lease left alone.
+        expect(await b.leaseHolder('room-1202')).to.equal('node-a');
+        expect(await a.leaseHolder('room-7')).to.equal(null);
+        expect(await b.leaseHolder('free-room')).to.equal(null);
+      });
+
       it('renewal extends the lease', async function () {
         await a.acquireLease('room', 200);
         expect(await a.renewLease('room', 5000)).to.equal(true);
