@@ -21,7 +21,7 @@ import type { ArchiveWriter } from '../archive-writer.js';
 import type { RoomHooks, CommittedMessage } from './events.js';
 import type { RoomConfig } from './option.js';
 import { Outbox, type OutSlot } from './outbox.js';
-import { RecentMessages, originKey, idKey, type Accepted } from './recent.js';
+import { RecentMessages, originKey, idKey, committedByOtherHolder, type Accepted } from './recent.js';
 import { hold } from '../streams/completion.js';
 import { setAffiliation, reserveNick } from './membership.js';
 import { privateMessage, occupantIq } from './relay.js';
@@ -495,6 +495,17 @@ export class Room {
     const slot = this.slot();
     const accepted = performance.now();
     this.host.writer.writeWith(entry, ev.compliance.length > 0 ? ev.compliance : null, (err) => {
+      if (err && committedByOtherHolder(err, proposed)) {
+        // Sent again by a node, and already in the archive: a duplicate, answered as a success.
+        this.host.duplicate();
+        accepting.xml = xml;
+        this.release(slot, () => {
+          for (const w of accepting.waiters) w(true);
+          accepting.waiters = [];
+          handled?.();
+        });
+        return;
+      }
       if (err) {
         this.server.log.error('muc: message write failed; message refused', { err, room: this.jid });
         this.recent.forget(keys);
