@@ -107,9 +107,10 @@ export class MucService implements RoomHost, FeatureContext {
   private readonly dirty = new Set<string>();
   private timer: NodeJS.Timeout | null = null;
   private resendTimer: NodeJS.Timeout | null = null;
-  private renewing = false;
-  /** When the lease renewals in flight were sent (null: none in flight). */
-  private renewSentAt: number | null = null;
+  /** Rooms whose lease renewal is in flight: the next round skips only these. */
+  private readonly renewing = new Set<string>();
+  /** When the renewal rounds still unanswered were sent, oldest first. */
+  private readonly renewRounds: number[] = [];
   /** False while the session store is known unreachable. */
   private storeUp = true;
   /** When this node sent the last successful acquisition or renewal of each room lease it holds. */
@@ -313,7 +314,8 @@ export class MucService implements RoomHost, FeatureContext {
    */
   fenced(): boolean {
     if (!this.storeUp) return true;
-    return this.renewSentAt !== null && Date.now() - this.renewSentAt > RENEW_STALL_MS;
+    const oldest = this.renewRounds[0];
+    return oldest !== undefined && Date.now() - oldest > RENEW_STALL_MS;
   }
 
   /** Hands an admitted stanza to the room: here, after loading it, or on the node that holds it. */
@@ -595,36 +597,45 @@ export class MucService implements RoomHost, FeatureContext {
     })().catch((e) => this.server.log.error('muc: unloading room failed', { err: e, room: room.jid }));
   }
 
-  /** Keeps the leases of loaded rooms (all at once: one round trip's time) and unloads persistent rooms that stayed empty. */
+  /**
+   * Keeps the leases of loaded rooms (all at once: one round trip's time) and unloads persistent rooms
+   * that stayed empty. A round goes out every RENEW_MS even while an earlier one is unanswered (a busy
+   * node's replies come late): only rooms whose renewal is still in flight wait, so one slow reply
+   * does not leave every lease a round older, and a lease held under load does not lapse.
+   */
   private async tick(): Promise<void> {
-    if (this.renewing) return;
-    this.renewing = true;
     const now = Date.now();
-    if (this.rooms.size > 0) this.renewSentAt = now;
+    for (const [name, r] of this.remote) if (now - r.at > REMOTE_TTL_MS) this.remote.delete(name);
+    const due: Room[] = [];
+    for (const room of this.rooms.values()) {
+      if (this.renewing.has(room.name)) continue;
+      if (room.empty && now - room.lastActive > IDLE_UNLOAD_MS && !this.saving.has(room.name)) this.unload(room, false);
+      else due.push(room);
+    }
+    if (due.length === 0) return;
+    this.renewRounds.push(now);
     try {
-      await Promise.all([...this.rooms.values()].map(async (room) => {
-        if (room.empty && now - room.lastActive > IDLE_UNLOAD_MS && !this.saving.has(room.name)) {
-          this.unload(room, false);
-          return;
-        }
+      await Promise.all(due.map(async (room) => {
+        this.renewing.add(room.name);
         try {
           const ok = await this.server.sessions.renewLease(this.leaseKey(room.name), LEASE_MS);
           if (this.rooms.get(room.name) !== room) return;
-          if (ok) this.leaseSentAt.set(room.name, now);
-          else {
+          if (ok) {
+            if ((this.leaseSentAt.get(room.name) ?? 0) < now) this.leaseSentAt.set(room.name, now);
+          } else {
             this.server.log.warn('muc: lost the lease of a room (it lapsed or another node took it); letting it go', { room: room.jid });
             this.rooms.delete(room.name);
             this.leaseSentAt.delete(room.name);
           }
         } catch (e) {
           this.server.log.warn('muc: lease renewal failed', { err: e, room: room.jid });
+        } finally {
+          this.renewing.delete(room.name);
         }
       }));
     } finally {
-      this.renewing = false;
-      this.renewSentAt = null;
+      this.renewRounds.splice(this.renewRounds.indexOf(now), 1);
     }
-    for (const [name, r] of this.remote) if (now - r.at > REMOTE_TTL_MS) this.remote.delete(name);
   }
 
   // --- drain ---------------------------------------------------------------------------------------
