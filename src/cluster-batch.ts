@@ -5,6 +5,9 @@
 // envelope alone, in the form it has always read; what fails is reported per envelope, as before.
 import { encodeBatch, type ClusterEnvelope } from './cluster-message.js';
 
+/** Envelopes per publish at most: a writer batch's fan-out is thousands; the receiving node reads each publish in one go. */
+const MAX_BATCH = 1000;
+
 interface Outgoing { env: ClusterEnvelope; onFail: ((e: unknown) => void) | undefined }
 
 export class ClusterOutbox {
@@ -44,7 +47,10 @@ export class ClusterOutbox {
       if (q.length === 1 || !this.batching.has(node)) {
         for (const o of q) this.publish(node, JSON.stringify(o.env), [o]);
       } else {
-        this.publish(node, encodeBatch(q.map((o) => o.env)), q);
+        for (let i = 0; i < q.length; i += MAX_BATCH) {
+          const part = q.length <= MAX_BATCH ? q : q.slice(i, i + MAX_BATCH);
+          this.publish(node, encodeBatch(part.map((o) => o.env)), part);
+        }
       }
     }
   }

@@ -31,6 +31,17 @@ describe('cluster envelopes: one publish per node and turn', () => {
     expect([outbox.publishes, outbox.envelopes]).to.deep.equal([3, 4]);
   });
 
+  it('splits a large turn into publishes of at most 1,000 envelopes, in order', async () => {
+    const sent: string[] = [];
+    const outbox = new ClusterOutbox(async (_node, payload) => { sent.push(payload); });
+    outbox.readsBatches('n', true);
+    for (let i = 0; i < 2500; i++) outbox.push('n', { t: 'k', to: String(i) });
+    await tick();
+    const parts = sent.map((p) => decodeBatch(JSON.parse(p) as ClusterEnvelope).map((e) => Number(e.to)));
+    expect(parts.map((p) => p.length)).to.deep.equal([1000, 1000, 500]);
+    expect(parts.flat()).to.deep.equal([...Array(2500).keys()]);
+  });
+
   it('reports a failed publish for each envelope in it', async () => {
     const failed: string[] = [];
     const outbox = new ClusterOutbox(async () => { throw new Error('down'); });
