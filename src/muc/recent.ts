@@ -48,6 +48,19 @@ export function committedByOtherHolder(err: unknown, proposedId: string | undefi
   return proposedId !== undefined && (err as { code?: unknown } | null)?.code === '23505';
 }
 
+/** A proposed time further than this from the owner's clock is not taken (a node's clock gone wrong). */
+const PROPOSED_STAMP_SKEW_MS = 60_000;
+
+/**
+ * The stamp of a message a node forwarded: the time it first forwarded it, which it sends again with
+ * every resend, so two holders that both commit it write the same (archive, stanza id, stamp) and the
+ * archive's unique index (partitioned by stamp) refuses the second. Else now.
+ */
+export function stampFor(proposedAt: number | undefined): Date {
+  const now = Date.now();
+  return proposedAt !== undefined && Math.abs(now - proposedAt) < PROPOSED_STAMP_SKEW_MS ? new Date(proposedAt) : new Date(now);
+}
+
 export class RecentMessages {
   private readonly byKey = new Map<string, Accepted>();
 

@@ -21,7 +21,7 @@ import type { ArchiveWriter } from '../archive-writer.js';
 import type { RoomHooks, CommittedMessage } from './events.js';
 import type { RoomConfig } from './option.js';
 import { Outbox, type OutSlot } from './outbox.js';
-import { RecentMessages, originKey, idKey, committedByOtherHolder, type Accepted } from './recent.js';
+import { RecentMessages, originKey, idKey, committedByOtherHolder, stampFor, type Accepted } from './recent.js';
 import { hold } from '../streams/completion.js';
 import { setAffiliation, reserveNick } from './membership.js';
 import { privateMessage, occupantIq } from './relay.js';
@@ -52,6 +52,8 @@ export interface RoomHost {
   committed(seconds: number): void;
   /** The stanza id a node that forwarded this stanza proposed (kept when it resends it), if any. */
   proposedId(stanza: Element): string | undefined;
+  /** When that node first forwarded it (ms since the epoch), if it said. */
+  proposedStamp?(stanza: Element): number | undefined;
   /** A message came again and was recognised (metrics). */
   duplicate(): void;
 }
@@ -454,7 +456,7 @@ export class Room {
     const seen = this.recent.find(byId) ?? this.recent.find(byOrigin);
     if (seen) return this.again(seen, stanza, full, byId !== null && this.recent.find(byId) === seen);
     // One event object serves the message's events (no allocation per event on the hot path).
-    const stamp = new Date();
+    const stamp = stampFor(proposed !== undefined ? this.host.proposedStamp?.(stanza) : undefined);
     const subjectChange = subject !== undefined && !body;
     const ev: CommittedMessage = {
       room: this, occupant: occ, stanza, subject, body, out, xml: '', stamp, subjectChange, stanzaId: '', entry: null, compliance: NO_RECORDS,

@@ -69,6 +69,8 @@ const CLUSTER_TOPIC = 'muc';
  */
 interface ForwardedStanza {
   service: string; xml?: string; hops?: number; id?: string; origin?: string; confirm?: string;
+  /** When the origin first forwarded the stanza (ms): the message's stamp, the same at every resend. */
+  at?: number;
   take?: string; taken?: string; from?: string;
 }
 
@@ -119,6 +121,8 @@ export class MucService implements RoomHost, FeatureContext {
   private readonly unconfirmed = new Map<string, Unconfirmed>();
   /** Stanza ids proposed for forwarded stanzas (by the node that first forwarded them). */
   private readonly proposed = new WeakMap<Element, string>();
+  /** When the node that forwarded a stanza first did (ForwardedStanza.at). */
+  private readonly proposedAt = new WeakMap<Element, number>();
   private readonly address: ServiceAddress;
   /** Set by a drain (handOver): rooms found free go to these nodes instead of being taken here. */
   private heirs: string[] | null = null;
@@ -192,6 +196,7 @@ export class MucService implements RoomHost, FeatureContext {
     const { id, origin } = data;
     if (id === undefined || origin === undefined) return this.route(stanza, data.hops ?? 0);
     this.proposed.set(stanza, id);
+    if (typeof data.at === 'number') this.proposedAt.set(stanza, data.at);
     // Confirmed once handled here: for a message, once committed in the room's archive.
     const confirm = () => this.server.cluster.send(origin, CLUSTER_TOPIC, { service: this.domain, confirm: id } satisfies ForwardedStanza);
     continueWith(stanza, confirm, () => this.route(stanza, data.hops ?? 0));
@@ -200,6 +205,10 @@ export class MucService implements RoomHost, FeatureContext {
   /** The stanza id proposed by the node that forwarded this stanza (RoomHost). */
   proposedId(stanza: Element): string | undefined {
     return this.proposed.get(stanza);
+  }
+
+  proposedStamp(stanza: Element): number | undefined {
+    return this.proposedAt.get(stanza);
   }
 
   /** Counted by the module (metrics). */
@@ -365,6 +374,8 @@ export class MucService implements RoomHost, FeatureContext {
     let id = this.proposed.get(stanza);
     if (id === undefined) this.proposed.set(stanza, (id = randomUUID()));
     const now = Date.now();
+    let at = this.proposedAt.get(stanza);
+    if (at === undefined) this.proposedAt.set(stanza, (at = now));
     const waiting = this.unconfirmed.get(id);
     if (waiting) {
       // Sent again: the first sending's completion stands.
@@ -375,7 +386,7 @@ export class MucService implements RoomHost, FeatureContext {
     } else {
       this.unconfirmed.set(id, { id, room: name, stanza, hops, done, node, firstSent: now, lastSent: now, sentToNode: now });
     }
-    const data: ForwardedStanza = { service: this.domain, xml: stanza.toString(), hops: hops + 1, id, origin: this.server.sessions.nodeId };
+    const data: ForwardedStanza = { service: this.domain, xml: stanza.toString(), hops: hops + 1, id, origin: this.server.sessions.nodeId, at };
     this.server.cluster.send(node, CLUSTER_TOPIC, data);
   }
 
