@@ -31,7 +31,8 @@ import { watchSessionStore, type SessionStoreWatch } from './cluster-recovery.js
 /** d: deliver x to a local session; k: a session was replaced; m: a module topic; r: the reply x to a request of that node. */
 import { HeldForNodes } from './cluster-held.js';
 import { readStanzaHead } from '../protocol/stanza-head.js';
-import { encodeClusterMessage, type ClusterEnvelope } from './cluster-message.js';
+import { encodeClusterMessage, decodeBatch, FORMS_TOPIC, type ClusterEnvelope, type FormsNotice } from './cluster-message.js';
+import { ClusterOutbox } from './cluster-batch.js';
 
 /** The node that sent a server request, from the request's id (see request()). */
 function requestNode(id: string): string | null {
@@ -93,6 +94,8 @@ export class ServerCore implements Server, StreamHost {
   private storeWatch: SessionStoreWatch | null = null;
   /** Groupchat messages for nodes that cannot be reached now, sent again once they can. */
   private held: HeldForNodes | null = null;
+  /** Sends to other nodes, one publish per node and turn (cluster-batch.ts). */
+  private outbox: ClusterOutbox | null = null;
   private stopping = false;
   private nodeState: 'active' | 'draining' = 'active';
   readonly ports: Record<string, number> = {};
@@ -165,12 +168,24 @@ export class ServerCore implements Server, StreamHost {
     this.authThrottle = new AuthThrottle(this.sessions);
     this.sessions.onMessage((payload) => this.onClusterMessage(payload));
     this.held = new HeldForNodes((node, payload) => this.sessions.send(node, payload), (full) => this.sessions.get(full)?.since, this.log);
+    const outbox = this.outbox = new ClusterOutbox((node, payload) => this.sessions.send(node, payload));
+    // Which nodes read batched envelopes: each says so when it starts, and answers a newcomer.
+    this.cluster.on(FORMS_TOPIC, (data) => {
+      const notice = data as FormsNotice | null;
+      if (!notice || typeof notice.node !== 'string' || notice.node === this.sessions.nodeId) return;
+      outbox.readsBatches(notice.node, Array.isArray(notice.forms) && notice.forms.includes('b'));
+      if (notice.ask) this.cluster.send(notice.node, FORMS_TOPIC, { node: this.sessions.nodeId, forms: ['b'], ask: false } satisfies FormsNotice);
+    });
     this.sessions.onNodeLost((node, records) => {
       this.held?.drop(node);
+      outbox.readsBatches(node, false);
       void this.hooks.fire('cluster/lost', { node, records });
     });
     this.storeWatch = watchSessionStore(this);
     await this.sessions.start();
+    // Not heard (Redis lost a moment): the others send this node one envelope at a time, as before.
+    await this.cluster.broadcast(FORMS_TOPIC, { node: this.sessions.nodeId, forms: ['b'], ask: true } satisfies FormsNotice)
+      .catch((e: unknown) => this.log.warn('cluster: could not announce the envelope forms this node reads', { err: e }));
     this.tlsContext = await loadTlsContext(c, this.log);
     this.modules = allModules();
     for (const m of this.modules) await m.init(this);
@@ -538,7 +553,7 @@ export class ServerCore implements Server, StreamHost {
 
   /** onFail: the payload did not reach the node (down, cut off, or this node cut off from Redis). */
   private sendCluster(node: string, env: ClusterEnvelope, onFail?: () => void): void {
-    void this.sessions.send(node, JSON.stringify(env)).catch((e) => {
+    this.outbox!.push(node, env, (e) => {
       // While the store is down every send fails: the outage was logged once already.
       if (this.storeWatch?.isUp() !== false) this.log.warn('cluster send failed', { err: e, node });
       else this.log.debug('cluster send failed', { err: e, node });
@@ -552,15 +567,15 @@ export class ServerCore implements Server, StreamHost {
    * is held for that node and sent again, in order, once the node can be reached (cluster-held.ts).
    */
   private forwardStanza(node: string, full: string, xml: string): void {
-    const payload = JSON.stringify({ t: 'd', to: full, x: xml } satisfies ClusterEnvelope);
+    const env: ClusterEnvelope = { t: 'd', to: full, x: xml };
     const held = this.held;
     const since = this.sessions.get(full)?.since;
     // The start tag is read only when something is held or a send failed (not on the hot path).
-    if (held?.has(node) && keptForRecipient(xml, full)) return held.hold(node, payload, full, since);
-    void this.sessions.send(node, payload).catch((e) => {
+    if (held?.has(node) && keptForRecipient(xml, full)) return held.hold(node, JSON.stringify(env), full, since);
+    this.outbox!.push(node, env, (e) => {
       if (this.storeWatch?.isUp() !== false) this.log.warn('cluster send failed', { err: e, node });
       else this.log.debug('cluster send failed', { err: e, node });
-      if (held && keptForRecipient(xml, full)) held.hold(node, payload, full, since);
+      if (held && keptForRecipient(xml, full)) held.hold(node, JSON.stringify(env), full, since);
       else this.unroutable(xml);
     });
   }
@@ -579,6 +594,12 @@ export class ServerCore implements Server, StreamHost {
     } catch {
       return;
     }
+    if (env.t === 'b') {
+      for (const one of decodeBatch(env)) this.onClusterEnvelope(one);
+    } else this.onClusterEnvelope(env);
+  }
+
+  private onClusterEnvelope(env: ClusterEnvelope): void {
     if (env.t === 'd' && env.to && env.x) {
       if (this.deliverLocal(env.to, env.x, nameOf(env.x))) return;
       const el = parseStanzaString(env.x);

@@ -69,8 +69,21 @@ export const blockingModule: Module = {
       lists.set(user, await load(user));
     });
 
+    /**
+     * Reads of the lists of accounts not held here, shared while in flight: stanzas to one account
+     * then go on in the order they came (RFC 6120 §10.1; reads of their own could finish in any
+     * order), and a burst of them costs one read.
+     */
+    const loading = new Map<string, Promise<Set<string>>>();
+    const loadShared = (user: string): Promise<Set<string>> => {
+      const p = load(user);
+      loading.set(user, p);
+      const done = () => { if (loading.get(user) === p) loading.delete(user); };
+      p.then(done, done);
+      return p;
+    };
     /** The cached list, or the stored one for an account not held here. */
-    const listFor = (user: string): Set<string> | Promise<Set<string>> => lists.get(user) ?? load(user);
+    const listFor = (user: string): Set<string> | Promise<Set<string>> => lists.get(user) ?? loading.get(user) ?? loadShared(user);
 
     // Awaited: delivery filters read the cached list synchronously, so it is in place before the bind
     // result goes out. The other modules' session-start reads (archive preferences, vCard) start at a

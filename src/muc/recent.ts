@@ -37,6 +37,30 @@ export function storedOriginId(xml: string): string | null {
   return id ? (id[1] ?? id[2] ?? null) : null;
 }
 
+/**
+ * The archive refused a room's entry because it holds one with that stanza id already (a unique
+ * violation, SQLSTATE 23505). For a stanza id a forwarding node proposed, that is the same message
+ * committed by the room's other holder: the room moved while it was in flight (the old holder's
+ * commit landed after the new one loaded the room's recent messages, or both took it at once). It is
+ * kept; the holder whose commit succeeded fans it out.
+ */
+export function committedByOtherHolder(err: unknown, proposedId: string | undefined): boolean {
+  return proposedId !== undefined && (err as { code?: unknown } | null)?.code === '23505';
+}
+
+/** A proposed time further than this from the owner's clock is not taken (a node's clock gone wrong). */
+const PROPOSED_STAMP_SKEW_MS = 60_000;
+
+/**
+ * The stamp of a message a node forwarded: the time it first forwarded it, which it sends again with
+ * every resend, so two holders that both commit it write the same (archive, stanza id, stamp) and the
+ * archive's unique index (partitioned by stamp) refuses the second. Else now.
+ */
+export function stampFor(proposedAt: number | undefined): Date {
+  const now = Date.now();
+  return proposedAt !== undefined && Math.abs(now - proposedAt) < PROPOSED_STAMP_SKEW_MS ? new Date(proposedAt) : new Date(now);
+}
+
 export class RecentMessages {
   private readonly byKey = new Map<string, Accepted>();
 

@@ -21,7 +21,7 @@ import type { ArchiveWriter } from '../archive-writer.js';
 import type { RoomHooks, CommittedMessage } from './events.js';
 import type { RoomConfig } from './option.js';
 import { Outbox, type OutSlot } from './outbox.js';
-import { RecentMessages, originKey, idKey, type Accepted } from './recent.js';
+import { RecentMessages, originKey, idKey, committedByOtherHolder, stampFor, type Accepted } from './recent.js';
 import { hold } from '../streams/completion.js';
 import { setAffiliation, reserveNick } from './membership.js';
 import { privateMessage, occupantIq } from './relay.js';
@@ -52,6 +52,8 @@ export interface RoomHost {
   committed(seconds: number): void;
   /** The stanza id a node that forwarded this stanza proposed (kept when it resends it), if any. */
   proposedId(stanza: Element): string | undefined;
+  /** When that node first forwarded it (ms since the epoch), if it said. */
+  proposedStamp?(stanza: Element): number | undefined;
   /** A message came again and was recognised (metrics). */
   duplicate(): void;
 }
@@ -454,7 +456,7 @@ export class Room {
     const seen = this.recent.find(byId) ?? this.recent.find(byOrigin);
     if (seen) return this.again(seen, stanza, full, byId !== null && this.recent.find(byId) === seen);
     // One event object serves the message's events (no allocation per event on the hot path).
-    const stamp = new Date();
+    const stamp = stampFor(proposed !== undefined ? this.host.proposedStamp?.(stanza) : undefined);
     const subjectChange = subject !== undefined && !body;
     const ev: CommittedMessage = {
       room: this, occupant: occ, stanza, subject, body, out, xml: '', stamp, subjectChange, stanzaId: '', entry: null, compliance: NO_RECORDS,
@@ -495,6 +497,17 @@ export class Room {
     const slot = this.slot();
     const accepted = performance.now();
     this.host.writer.writeWith(entry, ev.compliance.length > 0 ? ev.compliance : null, (err) => {
+      if (err && committedByOtherHolder(err, proposed)) {
+        // Sent again by a node, and already in the archive: a duplicate, answered as a success.
+        this.host.duplicate();
+        accepting.xml = xml;
+        this.release(slot, () => {
+          for (const w of accepting.waiters) w(true);
+          accepting.waiters = [];
+          handled?.();
+        });
+        return;
+      }
       if (err) {
         this.server.log.error('muc: message write failed; message refused', { err, room: this.jid });
         this.recent.forget(keys);

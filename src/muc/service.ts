@@ -69,6 +69,8 @@ const CLUSTER_TOPIC = 'muc';
  */
 interface ForwardedStanza {
   service: string; xml?: string; hops?: number; id?: string; origin?: string; confirm?: string;
+  /** When the origin first forwarded the stanza (ms): the message's stamp, the same at every resend. */
+  at?: number;
   take?: string; taken?: string; from?: string;
 }
 
@@ -107,9 +109,10 @@ export class MucService implements RoomHost, FeatureContext {
   private readonly dirty = new Set<string>();
   private timer: NodeJS.Timeout | null = null;
   private resendTimer: NodeJS.Timeout | null = null;
-  private renewing = false;
-  /** When the lease renewals in flight were sent (null: none in flight). */
-  private renewSentAt: number | null = null;
+  /** Rooms whose lease renewal is in flight: the next round skips only these. */
+  private readonly renewing = new Set<string>();
+  /** When the renewal rounds still unanswered were sent, oldest first. */
+  private readonly renewRounds: number[] = [];
   /** False while the session store is known unreachable. */
   private storeUp = true;
   /** When this node sent the last successful acquisition or renewal of each room lease it holds. */
@@ -118,6 +121,8 @@ export class MucService implements RoomHost, FeatureContext {
   private readonly unconfirmed = new Map<string, Unconfirmed>();
   /** Stanza ids proposed for forwarded stanzas (by the node that first forwarded them). */
   private readonly proposed = new WeakMap<Element, string>();
+  /** When the node that forwarded a stanza first did (ForwardedStanza.at). */
+  private readonly proposedAt = new WeakMap<Element, number>();
   private readonly address: ServiceAddress;
   /** Set by a drain (handOver): rooms found free go to these nodes instead of being taken here. */
   private heirs: string[] | null = null;
@@ -191,6 +196,7 @@ export class MucService implements RoomHost, FeatureContext {
     const { id, origin } = data;
     if (id === undefined || origin === undefined) return this.route(stanza, data.hops ?? 0);
     this.proposed.set(stanza, id);
+    if (typeof data.at === 'number') this.proposedAt.set(stanza, data.at);
     // Confirmed once handled here: for a message, once committed in the room's archive.
     const confirm = () => this.server.cluster.send(origin, CLUSTER_TOPIC, { service: this.domain, confirm: id } satisfies ForwardedStanza);
     continueWith(stanza, confirm, () => this.route(stanza, data.hops ?? 0));
@@ -199,6 +205,10 @@ export class MucService implements RoomHost, FeatureContext {
   /** The stanza id proposed by the node that forwarded this stanza (RoomHost). */
   proposedId(stanza: Element): string | undefined {
     return this.proposed.get(stanza);
+  }
+
+  proposedStamp(stanza: Element): number | undefined {
+    return this.proposedAt.get(stanza);
   }
 
   /** Counted by the module (metrics). */
@@ -313,7 +323,8 @@ export class MucService implements RoomHost, FeatureContext {
    */
   fenced(): boolean {
     if (!this.storeUp) return true;
-    return this.renewSentAt !== null && Date.now() - this.renewSentAt > RENEW_STALL_MS;
+    const oldest = this.renewRounds[0];
+    return oldest !== undefined && Date.now() - oldest > RENEW_STALL_MS;
   }
 
   /** Hands an admitted stanza to the room: here, after loading it, or on the node that holds it. */
@@ -363,6 +374,8 @@ export class MucService implements RoomHost, FeatureContext {
     let id = this.proposed.get(stanza);
     if (id === undefined) this.proposed.set(stanza, (id = randomUUID()));
     const now = Date.now();
+    let at = this.proposedAt.get(stanza);
+    if (at === undefined) this.proposedAt.set(stanza, (at = now));
     const waiting = this.unconfirmed.get(id);
     if (waiting) {
       // Sent again: the first sending's completion stands.
@@ -373,7 +386,7 @@ export class MucService implements RoomHost, FeatureContext {
     } else {
       this.unconfirmed.set(id, { id, room: name, stanza, hops, done, node, firstSent: now, lastSent: now, sentToNode: now });
     }
-    const data: ForwardedStanza = { service: this.domain, xml: stanza.toString(), hops: hops + 1, id, origin: this.server.sessions.nodeId };
+    const data: ForwardedStanza = { service: this.domain, xml: stanza.toString(), hops: hops + 1, id, origin: this.server.sessions.nodeId, at };
     this.server.cluster.send(node, CLUSTER_TOPIC, data);
   }
 
@@ -595,43 +608,48 @@ export class MucService implements RoomHost, FeatureContext {
     })().catch((e) => this.server.log.error('muc: unloading room failed', { err: e, room: room.jid }));
   }
 
-  /** Keeps the leases of loaded rooms (all at once: one round trip's time) and unloads persistent rooms that stayed empty. */
+  /**
+   * Keeps the leases of loaded rooms (all at once: one round trip's time) and unloads persistent rooms
+   * that stayed empty. A round goes out every RENEW_MS even while an earlier one is unanswered (a busy
+   * node's replies come late): only rooms whose renewal is still in flight wait, so one slow reply
+   * does not leave every lease a round older, and a lease held under load does not lapse.
+   */
   private async tick(): Promise<void> {
-    if (this.renewing) return;
-    this.renewing = true;
     const now = Date.now();
-    if (this.rooms.size > 0) this.renewSentAt = now;
+    for (const [name, r] of this.remote) if (now - r.at > REMOTE_TTL_MS) this.remote.delete(name);
+    const due: Room[] = [];
+    for (const room of this.rooms.values()) {
+      if (this.renewing.has(room.name)) continue;
+      if (room.empty && now - room.lastActive > this.options.idleUnloadSeconds * 1000 && !this.saving.has(room.name)) this.unload(room, false);
+      else due.push(room);
+    }
+    if (due.length === 0) return;
+    this.renewRounds.push(now);
     try {
-      const renewing: Room[] = [];
-      for (const room of this.rooms.values()) {
-        if (room.empty && now - room.lastActive > this.options.idleUnloadSeconds * 1000 && !this.saving.has(room.name)) this.unload(room, false);
-        else renewing.push(room);
-      }
-      let answers: boolean[];
+      for (const room of due) this.renewing.add(room.name);
+      let answers: boolean[] = [];
       try {
         // One call for every lease (batched by the store): a node with 33,000 rooms made 33,000 calls a second.
-        answers = await this.server.sessions.renewLeases(renewing.map((room) => this.leaseKey(room.name)), LEASE_MS);
+        answers = await this.server.sessions.renewLeases(due.map((room) => this.leaseKey(room.name)), LEASE_MS);
       } catch (e) {
-        this.server.log.warn('muc: lease renewal failed', { err: e, rooms: renewing.length });
-        answers = [];
+        this.server.log.warn('muc: lease renewal failed', { err: e, rooms: due.length });
+      } finally {
+        for (const room of due) this.renewing.delete(room.name);
       }
-      // Redis answered: not a stall (each room's own lease is still checked by owned()).
-      if (answers.length > 0) this.renewSentAt = null;
       answers.forEach((ok, i) => {
-        const room = renewing[i]!;
+        const room = due[i]!;
         if (this.rooms.get(room.name) !== room) return;
-        if (ok) this.leaseSentAt.set(room.name, now);
-        else {
+        if (ok) {
+          if ((this.leaseSentAt.get(room.name) ?? 0) < now) this.leaseSentAt.set(room.name, now);
+        } else {
           this.server.log.warn('muc: lost the lease of a room (it lapsed or another node took it); letting it go', { room: room.jid });
           this.rooms.delete(room.name);
           this.leaseSentAt.delete(room.name);
         }
       });
     } finally {
-      this.renewing = false;
-      this.renewSentAt = null;
+      this.renewRounds.splice(this.renewRounds.indexOf(now), 1);
     }
-    for (const [name, r] of this.remote) if (now - r.at > REMOTE_TTL_MS) this.remote.delete(name);
   }
 
   // --- drain ---------------------------------------------------------------------------------------
