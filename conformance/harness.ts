@@ -125,9 +125,6 @@ export async function startServer(opts: ServerOptions = {}): Promise<RunningServ
     PERCH_REQUIRE_STARTTLS: String(opts.requireStartTls ?? true),
     PERCH_REGISTRATION: String(opts.registration ?? false),
     PERCH_LOG_LEVEL: opts.logLevel ?? 'info',
-    // One node per server started here (on PostgreSQL and Redis the default is one per core): a test
-    // that wants workers says how many.
-    PERCH_WORKERS: String(opts.workers ?? 1),
   };
   delete env.PERCH_CONFIG;
   delete env.PERCH_DOMAIN;
@@ -140,6 +137,11 @@ export async function startServer(opts: ServerOptions = {}): Promise<RunningServ
   if (opts.databaseUrl) env.DATABASE_URL = opts.databaseUrl;
   if (opts.redisUrl) env.REDIS_URL = opts.redisUrl;
   if (opts.nodeId) env.PERCH_NODE_ID = opts.nodeId;
+  // One node per server started here (on PostgreSQL and Redis the default is one per core): a test
+  // that wants workers says how many.
+  delete env.PERCH_WORKERS;
+  if (opts.workers !== undefined) env.PERCH_WORKERS = String(opts.workers);
+  else if (opts.databaseUrl && opts.redisUrl) env.PERCH_WORKERS = '1';
   const args = [path.join(REPO_ROOT, 'dist/src/cli.js')];
   // Always a config file, so that a perch.yaml in the working directory is never picked up.
   const configFile = path.join(dataDir, `perch-${randomBytes(3).toString('hex')}.yaml`);

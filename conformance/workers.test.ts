@@ -52,7 +52,7 @@ describe('conformance: perch start --workers 2 (PostgreSQL + Redis)', function (
   before(async function () {
     this.timeout(90000);
     server = await startServer({
-      databaseUrl: db.url, redisUrl: CLUSTER_REDIS_URL, configYaml: 'workers: 2\n',
+      databaseUrl: db.url, redisUrl: CLUSTER_REDIS_URL, workers: 2,
       users: { [alice]: 'pw', [bob]: 'pw', [carol]: 'pw' },
     });
     started = await logLine<WorkersStarted>(server, (l) => l.includes('"msg":"workers started"'));
