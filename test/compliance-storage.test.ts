@@ -4,7 +4,7 @@
 // all. PostgreSQL skips with a warning when unreachable, except in CI where it fails.
 import { expect } from 'chai';
 import { randomBytes } from 'node:crypto';
-import { DATABASE_URL, probePostgres } from './services.js';
+import { DATABASE_URL, probePostgres, requireService } from './services.js';
 import { openPglite } from '../storage/db-pglite.js';
 import { openPostgres } from '../storage/db-postgres.js';
 import { migrate } from '../storage/migrations.js';
@@ -47,18 +47,6 @@ const backends: Backend[] = [
   },
 ];
 
-/** Skips the suite when the service is down, or fails it in CI. */
-async function requireService(ctx: Mocha.Context, name: string, probe: () => Promise<void>): Promise<void> {
-  try {
-    await probe();
-  } catch (err) {
-    const why = err instanceof Error ? err.message : String(err);
-    if (process.env.CI === 'true') throw new Error(`${name} at ${DATABASE_URL} is required in CI but unreachable: ${why}`);
-    console.warn(`    ${name} unreachable (${why}): skipping its suite`);
-    ctx.skip();
-  }
-}
-
 function event(kind: ComplianceEvent['kind'], content: string, extra: Partial<ComplianceEvent> = {}): ComplianceEvent {
   return {
     kind, stamp: new Date('2026-03-01T10:00:00.123Z'), room: 'r@conference.localhost', actor: 'ann@localhost', nick: 'ann',
@@ -80,7 +68,7 @@ describe('compliance store contract', function () {
       let dispose: (() => Promise<void>) | undefined;
 
       before(async function () {
-        if (backend.probe) await requireService(this, backend.name, backend.probe);
+        if (backend.probe) await requireService(this, backend.name, DATABASE_URL, backend.probe);
         const o = await backend.open();
         dispose = o.dispose;
         await migrate(o.db);

@@ -56,3 +56,17 @@ export const sqlBackends: { name: string; open(): Promise<{ db: Db; dispose(): P
     },
   },
 ];
+
+const probes = new Map<string, Promise<void>>();
+/** Skips the suite when a service is down, or fails it when running in CI (each service probed once). */
+export async function requireService(ctx: Mocha.Context, name: string, url: string, probe: () => Promise<void>): Promise<void> {
+  if (!probes.has(name)) probes.set(name, probe());
+  try {
+    await probes.get(name);
+  } catch (err) {
+    const why = err instanceof Error ? err.message : String(err);
+    if (process.env.CI === 'true') throw new Error(`${name} at ${url} is required in CI but unreachable: ${why}`);
+    console.warn(`    ${name} at ${url} unreachable (${why}): skipping its suites`);
+    ctx.skip();
+  }
+}

@@ -5,7 +5,7 @@
 import { expect } from 'chai';
 import { randomBytes } from 'node:crypto';
 import { Redis } from 'ioredis';
-import { REDIS_URL, probeRedis, redisClient } from './services.js';
+import { REDIS_URL, probeRedis, redisClient, requireService } from './services.js';
 import { requireRedisBinaries, startRedisCluster, startSentinelSet, type RedisClusterSet, type SentinelSet } from './redis-topologies.js';
 import { openSessionStore } from '../storage/open.js';
 import { MemorySessionStore } from '../storage/session-memory.js';
@@ -28,19 +28,6 @@ async function until(cond: () => boolean, ms = 3000): Promise<void> {
   }
 }
 
-const probes = new Map<string, Promise<void>>();
-/** Skips the suite when a service is down, or fails it when running in CI. */
-async function requireService(ctx: Mocha.Context, name: string, url: string, probe: () => Promise<void>): Promise<void> {
-  if (!probes.has(name)) probes.set(name, probe());
-  try {
-    await probes.get(name);
-  } catch (err) {
-    const why = err instanceof Error ? err.message : String(err);
-    if (process.env.CI === 'true') throw new Error(`${name} at ${url} is required in CI but unreachable: ${why}`);
-    console.warn(`    ${name} at ${url} unreachable (${why}): skipping its suites`);
-    ctx.skip();
-  }
-}
 
 function rec(jid: string, node: string, extra: Partial<SessionRecord> = {}): SessionRecord {
   return {

@@ -6,7 +6,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { DATABASE_URL, probePostgres } from './services.js';
+import { DATABASE_URL, probePostgres, requireService } from './services.js';
 import { openPglite } from '../storage/db-pglite.js';
 import { openPostgres } from '../storage/db-postgres.js';
 import { migrate, migrations } from '../storage/migrations.js';
@@ -27,19 +27,6 @@ import type {
 const rand = () => randomBytes(6).toString('hex');
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-const probes = new Map<string, Promise<void>>();
-/** Skips the suite when a service is down, or fails it when running in CI. */
-async function requireService(ctx: Mocha.Context, name: string, url: string, probe: () => Promise<void>): Promise<void> {
-  if (!probes.has(name)) probes.set(name, probe());
-  try {
-    await probes.get(name);
-  } catch (err) {
-    const why = err instanceof Error ? err.message : String(err);
-    if (process.env.CI === 'true') throw new Error(`${name} at ${url} is required in CI but unreachable: ${why}`);
-    console.warn(`    ${name} at ${url} unreachable (${why}): skipping its suites`);
-    ctx.skip();
-  }
-}
 
 
 
