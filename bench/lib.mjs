@@ -1,4 +1,5 @@
 // Small helpers shared by the benchmark runners.
+import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
@@ -73,4 +74,44 @@ export function writeDocsSection(root, text, key, tool, log = console.log) {
   }
   fs.writeFileSync(file, doc);
   log(`wrote ${path.relative(root, file)} (${key})`);
+}
+
+/**
+ * Runs a node script that prints progress lines and then one JSON line (the load generators): echoes
+ * the other lines through log, resolves with the parsed JSON, or null when it failed or printed none.
+ */
+export function runJsonTool(script, args, log) {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, [script, ...args.map(String)], { stdio: ['ignore', 'pipe', 'inherit'] });
+    let out = '';
+    child.stdout.on('data', (d) => { out += d; });
+    child.on('exit', (code) => {
+      const lines = out.trim().split('\n');
+      for (const l of lines) if (!l.startsWith('{')) log(`    ${l}`);
+      const json = lines.filter((l) => l.startsWith('{')).pop();
+      if (code !== 0 || !json) { log(`    !! ${path.basename(script)} exited with ${code}`); return resolve(null); }
+      resolve(JSON.parse(json));
+    });
+  });
+}
+
+/**
+ * Starts `perch start` (argv: node flags, cli.js, its arguments) and waits for its port. The benchmarks'
+ * ports lie in the kernel's ephemeral range: a client connection can hold one for a moment (EADDRINUSE),
+ * so a server that exits at start is started once more. Resolves with { proc, exited }.
+ */
+export async function startPerchProcess(argv, port, { stop, log }) {
+  for (let attempt = 1; ; attempt++) {
+    const proc = spawn(process.execPath, argv, { stdio: ['ignore', 'inherit', 'inherit'] });
+    const exited = new Promise((r) => proc.once('exit', r));
+    try {
+      await Promise.race([waitPort(port, 30000), exited.then((c) => { throw new Error(`perch exited with ${c}`); })]);
+      return { proc, exited };
+    } catch (e) {
+      await stop(proc, exited);
+      if (attempt === 2) throw e;
+      log(`    ${e.message}: starting it once more`);
+      await new Promise((r) => setTimeout(r, 1000));
+    }
+  }
 }

@@ -20,7 +20,7 @@ import path from 'node:path';
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
-import { waitPort, portFree, createBenchAccounts } from './lib.mjs';
+import { waitPort, portFree, createBenchAccounts, runJsonTool } from './lib.mjs';
 
 const BENCH = path.dirname(fileURLToPath(import.meta.url));
 const ROOT = path.resolve(BENCH, '..');
@@ -172,17 +172,7 @@ async function startPerch(b, tag) {
 }
 
 function xmppload(argv) {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, [path.join(BENCH, 'xmppload.mjs'), ...argv.map(String)], { stdio: ['ignore', 'pipe', 'inherit'] });
-    let out = '';
-    child.stdout.on('data', (d) => { out += d; });
-    child.on('exit', (code) => {
-      const lines = out.trim().split('\n');
-      for (const l of lines) if (!l.startsWith('{')) log(`    ${l}`);
-      const json = lines.filter((l) => l.startsWith('{')).pop();
-      resolve(code === 0 && json ? JSON.parse(json) : null);
-    });
-  });
+  return runJsonTool(path.join(BENCH, 'xmppload.mjs'), argv, log);
 }
 
 // --- ejabberd ----------------------------------------------------------------------------------------

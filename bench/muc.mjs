@@ -64,7 +64,7 @@ import os from 'node:os';
 import path from 'node:path';
 import net from 'node:net';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { waitPort, portFree, createBenchAccounts, writeDocsSection } from './lib.mjs';
+import { waitPort, portFree, createBenchAccounts, writeDocsSection, startPerchProcess } from './lib.mjs';
 import { PrivateRedis, measureQuietest, startCommitProbe, serverHistograms } from './resources.mjs';
 import { peerServer } from './peers.mjs';
 import { targetsData, writeTargets } from './targets.mjs';
@@ -265,21 +265,9 @@ const perchServer = ({ name, title, root, db, governed = false, compliance = fal
     this.dist = path.join(snap, 'dist');
   },
   async start() {
-    // the run's ports lie in the kernel's ephemeral range: a client connection can hold one for a moment
-    // (EADDRINUSE), so a server that exits at start is started once more
-    for (let attempt = 1; ; attempt++) {
-      this.proc = spawn(process.execPath, [path.join(this.dist, 'src/cli.js'), '--config', this.config, 'start'], { stdio: ['ignore', 'inherit', 'inherit'] });
-      this.exited = new Promise((r) => this.proc.once('exit', r));
-      try {
-        await Promise.race([waitPort(this.port, 30000), this.exited.then((c) => { throw new Error(`perch exited with ${c}`); })]);
-        break;
-      } catch (e) {
-        await this.stop();
-        if (attempt === 2) throw e;
-        log(`    ${e.message}: starting it once more`);
-        await sleep(1000);
-      }
-    }
+    ({ proc: this.proc, exited: this.exited } = await startPerchProcess([path.join(this.dist, 'src/cli.js'), '--config', this.config, 'start'], this.port, {
+      stop: (proc, exited) => { this.proc = proc; this.exited = exited; return this.stop(); }, log,
+    }));
     await sleep(500);
     return this.proc.pid;
   },

@@ -29,7 +29,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { waitPort, portFree, createBenchAccounts, writeDocsSection } from './lib.mjs';
+import { waitPort, portFree, createBenchAccounts, writeDocsSection, runJsonTool, startPerchProcess } from './lib.mjs';
 import { PrivateRedis, measureQuietest, cpuPerOp } from './resources.mjs';
 import { peerServer } from './peers.mjs';
 import { targetsData, writeTargets } from './targets.mjs';
@@ -85,22 +85,10 @@ const CASES = [
 // helpers
 
 /** Runs xmppload, echoes its human summary, returns its JSON line (with its resources on top), or {error}. */
-function xmppload(label, tag, argv) {
-  return new Promise((resolve) => {
-    const full = [path.join(BENCH, 'xmppload.mjs'), ...argv.map(String), '--label', label, '--tag', tag, '--out', RAW];
-    log(`---- ${stamp()} [${label}] ${tag}`);
-    const child = spawn(process.execPath, full, { stdio: ['ignore', 'pipe', 'inherit'] });
-    let out = '';
-    child.stdout.on('data', (d) => { out += d; });
-    child.on('exit', (code) => {
-      const lines = out.trim().split('\n');
-      for (const l of lines) if (!l.startsWith('{')) log(`    ${l}`);
-      const json = lines.filter((l) => l.startsWith('{')).pop();
-      if (code !== 0 || !json) { log(`    !! xmppload exited with ${code}`); return resolve({ error: `xmppload exited with ${code}` }); }
-      const r = JSON.parse(json);
-      resolve({ ...r, resources: r.result?.resources });
-    });
-  });
+async function xmppload(label, tag, argv) {
+  log(`---- ${stamp()} [${label}] ${tag}`);
+  const r = await runJsonTool(path.join(BENCH, 'xmppload.mjs'), [...argv, '--label', label, '--tag', tag, '--out', RAW], log);
+  return r ? { ...r, resources: r.result?.resources } : { error: 'xmppload failed' };
 }
 
 async function pgAdmin(sql) {
@@ -154,21 +142,9 @@ const perch = {
   async start(tag) {
     const flags = PROFILE ? ['--cpu-prof', '--cpu-prof-dir', PROFILE_DIR, '--cpu-prof-name', `perch-${tag}.cpuprofile`] : [];
     this.tag = tag;
-    // the run's ports lie in the kernel's ephemeral range: a client connection can hold one for a moment
-    // (EADDRINUSE), so a server that exits at start is started once more
-    for (let attempt = 1; ; attempt++) {
-      this.proc = spawn(process.execPath, [...flags, path.join(ROOT, 'dist/src/cli.js'), '--config', this.config, 'start'], { stdio: ['ignore', 'inherit', 'inherit'] });
-      this.exited = new Promise((r) => this.proc.once('exit', r));
-      try {
-        await Promise.race([waitPort(PERCH_PORT, 30000), this.exited.then((c) => { throw new Error(`perch exited with ${c}`); })]);
-        break;
-      } catch (e) {
-        await this.stop();
-        if (attempt === 2) throw e;
-        log(`    ${e.message}: starting it once more`);
-        await sleep(1000);
-      }
-    }
+    ({ proc: this.proc, exited: this.exited } = await startPerchProcess([...flags, path.join(ROOT, 'dist/src/cli.js'), '--config', this.config, 'start'], PERCH_PORT, {
+      stop: (proc, exited) => { this.proc = proc; this.exited = exited; return this.stop(); }, log,
+    }));
     await sleep(500);
     return this.proc.pid;
   },

@@ -21,7 +21,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { waitPort, portFree, createBenchAccounts, writeDocsSection } from './lib.mjs';
+import { waitPort, portFree, createBenchAccounts, writeDocsSection, runJsonTool } from './lib.mjs';
 
 const BENCH = path.dirname(fileURLToPath(import.meta.url));
 const ROOT = path.resolve(BENCH, '..');
@@ -196,19 +196,7 @@ function startPerch(n) {
 /** Runs a load generator; resolves with its JSON line (or null when it failed). */
 function load(c, pids) {
   const script = c.tool === 'xmppload' ? path.join(BENCH, 'xmppload.mjs') : XMPPBENCH;
-  const args = [script, ...c.argv.map(String), '--port', String(PORT), '--domain', DOMAIN, '--server-pid', pids.join(',')];
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'inherit'] });
-    let out = '';
-    child.stdout.on('data', (d) => { out += d; });
-    child.on('exit', (code) => {
-      const lines = out.trim().split('\n');
-      for (const l of lines) if (!l.startsWith('{')) log(`    ${l}`);
-      const json = lines.filter((l) => l.startsWith('{')).pop();
-      if (code !== 0 || !json) { log(`    !! ${c.tool} exited with ${code}`); return resolve(null); }
-      resolve(JSON.parse(json));
-    });
-  });
+  return runJsonTool(script, [...c.argv, '--port', PORT, '--domain', DOMAIN, '--server-pid', pids.join(',')], log);
 }
 
 // --- the run -------------------------------------------------------------------------------------
