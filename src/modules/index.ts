@@ -28,6 +28,7 @@ import { complianceCaptureModule } from '../compliance/capture.js';
 import { pubsubModule } from '../pubsub/module.js';
 import { directorySyncModule } from '../directory/module.js';
 import { nodesModule } from '../cluster-nodes.js';
+import { archiveQuartersModule } from './archive-quarters.js';
 
 export function allModules(): Module[] {
   return [
@@ -38,5 +39,6 @@ export function allModules(): Module[] {
     pubsubModule,
     directorySyncModule,
     nodesModule,
+    archiveQuartersModule,
   ];
 }
