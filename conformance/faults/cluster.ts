@@ -2,6 +2,7 @@
 // node reaching Redis through its own proxy (services.ts) so that one node alone can be cut off.
 import { writeFileSync } from 'node:fs';
 import { Redis } from 'ioredis';
+import { RedisKeys } from '../../storage/redis-connection.js';
 import { startServer, type RunningServer } from '../harness.js';
 import { CuttableProxy, PrivatePostgres, PrivateRedis } from './services.js';
 
@@ -125,7 +126,7 @@ export class FaultCluster {
     r.on('error', () => {});
     try {
       await r.connect();
-      const holder = await r.get(`perch:lease:muc:${MUC_DOMAIN}:${roomLocal}`);
+      const holder = await r.get(new RedisKeys('perch:', false).lease(`muc:${MUC_DOMAIN}:${roomLocal}`));
       const i = holder === null ? -1 : this.nodeIds.indexOf(holder);
       return i === -1 ? null : i;
     } catch {
