@@ -104,7 +104,7 @@ async function histogram(name) {
 }
 
 async function round(b, r) {
-  const proc = spawn(process.execPath, [path.join(b.dist, 'src/cli.js'), '--config', b.config, 'start'], { stdio: ['ignore', 'inherit', 'inherit'] });
+  const proc = spawn(process.execPath, [...(process.env.PERCH_LANES_PROF ? ['--cpu-prof', '--cpu-prof-dir', process.env.PERCH_LANES_PROF] : []), path.join(b.dist, 'src/cli.js'), '--config', b.config, 'start'], { stdio: ['ignore', 'inherit', 'inherit'] });
   const exited = new Promise((res) => proc.once('exit', res));
   try {
     await waitPort(PORT, 30000);

@@ -24,7 +24,11 @@ const builds = [
 ].map((b) => ({ ...b, us: [] }));
 
 // A store that commits after a timer turn (so batches form as they do against a database).
-const store = { append: (entries) => new Promise((r) => setImmediate(() => r(entries.map((e, i) => ({ id: i, stanzaId: e.stanzaId }))))) };
+// append: builds before the writer called write (which returns no ids)
+const store = {
+  append: (entries) => new Promise((r) => setImmediate(() => r(entries.map((e, i) => ({ id: i, stanzaId: e.stanzaId }))))),
+  write: () => new Promise((r) => setImmediate(r)),
+};
 const entry = (archive, n) => ({ archive, stanzaId: `s${n}`, stamp: new Date(0), fromJid: archive, realJid: null, body: 'b', stanza: '<message/>' });
 const archives = Array.from({ length: USERS }, (_, i) => `user${i}@bench.local`);
 

@@ -167,7 +167,7 @@ export class ArchiveWriter {
       if (q.compliance) (compliance ??= []).push(...q.compliance);
     }
     const t0 = this.observer ? performance.now() : 0;
-    await this.store.append(entries, compliance);
+    await this.store.write(entries, compliance);
     this.observer?.batch(entries.length, (performance.now() - t0) / 1000);
     this.batches++;
     this.written += batch.length;

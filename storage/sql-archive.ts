@@ -4,7 +4,7 @@
 import { num } from './sql-rows.js';
 import { complianceInsert } from './sql-compliance.js';
 import type {
-  ArchiveMatch, ArchivedMessage, ArchiveQueryResult, ArchiveSearch, ArchiveStore, Db,
+  ArchiveEntry, ArchiveMatch, ArchivedMessage, ArchiveQueryResult, ArchiveSearch, ArchiveStore, ComplianceEvent, Db,
 } from './types.js';
 
 interface ArchiveRow {
@@ -55,6 +55,43 @@ export function createArchiveStore(db: Db, fulltextLanguage: string): ArchiveSto
     return new Map(rows.map((r) => [r.stanza_id, num(r.id)]));
   }
 
+  /**
+   * The batch's INSERT. Entries in a row with the same stanza and body (a one-to-one message's two
+   * copies) send them once: the stanza is most of a row's bytes, and PostgreSQL parses every
+   * character of a text[] parameter.
+   */
+  function appendStatement(entries: ArchiveEntry[], compliance: ComplianceEvent[], ids: boolean): { sql: string; params: unknown[] } {
+    const n = entries.length;
+    const archives = new Array<string>(n), stanzaIds = new Array<string>(n), stamps = new Array<string>(n);
+    const froms = new Array<string>(n), reals = new Array<string | null>(n), payload = new Array<number>(n);
+    const bodies: (string | null)[] = [], stanzas: string[] = [];
+    for (let i = 0; i < n; i++) {
+      const e = entries[i]!;
+      archives[i] = e.archive;
+      stanzaIds[i] = e.stanzaId;
+      stamps[i] = e.stamp.toISOString();
+      froms[i] = e.fromJid;
+      reals[i] = e.realJid;
+      const last = stanzas.length - 1;
+      if (last < 0 || stanzas[last] !== e.stanza || bodies[last] !== e.body) {
+        stanzas.push(e.stanza);
+        bodies.push(e.body);
+      }
+      payload[i] = stanzas.length;
+    }
+    // Compliance events ride in the same statement as a data-modifying CTE: one commit for both.
+    const c = compliance.length > 0 ? complianceInsert(compliance, 9) : null;
+    return {
+      // WITH ORDINALITY and ORDER BY keep the ids in input order.
+      sql: `${c ? `WITH captured AS (${c.sql}) ` : ''}INSERT INTO archive (archive, stanza_id, stamp, from_jid, real_jid, body, stanza)
+         SELECT e.a, e.s, e.t, e.f, e.r, p.b, p.x
+         FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::text[], $5::text[], $6::int[]) WITH ORDINALITY AS e(a, s, t, f, r, k, i)
+           JOIN unnest($7::text[], $8::text[]) WITH ORDINALITY AS p(b, x, k) ON p.k = e.k
+         ORDER BY e.i${ids ? '\n         RETURNING id, archive, stanza_id' : ''}`,
+      params: [archives, stanzaIds, stamps, froms, reals, payload, bodies, stanzas, ...(c ? c.params : [])],
+    };
+  }
+
   return {
     async append(entries, compliance = []) {
       if (entries.length === 0) {
@@ -64,33 +101,26 @@ export function createArchiveStore(db: Db, fulltextLanguage: string): ArchiveSto
         }
         return [];
       }
-      // Compliance events ride in the same statement as a data-modifying CTE: one commit for both.
-      const c = compliance.length > 0 ? complianceInsert(compliance, 8) : null;
-      // One statement for the whole batch; WITH ORDINALITY keeps the ids in input order.
-      const rows = await db.query<{ id: unknown; archive: string; stanza_id: string }>(
-        `${c ? `WITH captured AS (${c.sql}) ` : ''}INSERT INTO archive (archive, stanza_id, stamp, from_jid, real_jid, body, stanza)
-         SELECT a, s, t, f, r, b, x
-         FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::text[], $5::text[], $6::text[], $7::text[])
-           WITH ORDINALITY AS e(a, s, t, f, r, b, x, i)
-         ORDER BY i
-         RETURNING id, archive, stanza_id`,
-        [
-          entries.map((e) => e.archive),
-          entries.map((e) => e.stanzaId),
-          entries.map((e) => e.stamp.toISOString()),
-          entries.map((e) => e.fromJid),
-          entries.map((e) => e.realJid),
-          entries.map((e) => e.body),
-          entries.map((e) => e.stanza),
-          ...(c ? c.params : []),
-        ],
-      );
-      const ids = new Map(rows.map((r) => [JSON.stringify([r.archive, r.stanza_id]), num(r.id)]));
+      const { sql, params } = appendStatement(entries, compliance, true);
+      const rows = await db.query<{ id: unknown; archive: string; stanza_id: string }>(sql, params);
+      // A bare JID holds no line break.
+      const ids = new Map(rows.map((r) => [`${r.archive}\n${r.stanza_id}`, num(r.id)]));
       return entries.map((e) => {
-        const id = ids.get(JSON.stringify([e.archive, e.stanzaId]));
+        const id = ids.get(`${e.archive}\n${e.stanzaId}`);
         if (id === undefined) throw new Error(`archive insert returned no id for ${e.stanzaId}`);
         return { id, stanzaId: e.stanzaId };
       });
+    },
+
+    async write(entries, compliance = []) {
+      if (entries.length === 0) {
+        if (compliance.length === 0) return;
+        const c = complianceInsert(compliance, 1);
+        await db.query(c.sql, c.params);
+        return;
+      }
+      const { sql, params } = appendStatement(entries, compliance, false);
+      await db.query(sql, params);
     },
 
     async query(archive, q) {

@@ -263,6 +263,8 @@ export interface ArchiveStore {
    * events given go in the same statement: both commit or neither does.
    */
   append(entries: ArchiveEntry[], compliance?: ComplianceEvent[]): Promise<{ id: number; stanzaId: string }[]>;
+  /** The same statement without returning the ids (the group-commit writer, which needs none). */
+  write(entries: ArchiveEntry[], compliance?: ComplianceEvent[]): Promise<void>;
   query(archive: string, q: ArchiveQuery): Promise<ArchiveQueryResult>;
   get(archive: string, stanzaId: string): Promise<ArchivedMessage | null>;
   /**

@@ -25,13 +25,13 @@ class HeldStore {
   constructor(private readonly autoMs: number | null = null) {}
 
   readonly store = {
-    append: (entries: ArchiveEntry[]) => {
+    write: (entries: ArchiveEntry[]) => {
       const archives = [...new Set(entries.map((e) => e.archive))];
       for (const a of archives) {
         if (this.busy.has(a)) this.overlaps.push(a);
         this.busy.add(a);
       }
-      return new Promise<{ id: number; stanzaId: string }[]>((resolve, reject) => {
+      return new Promise<void>((resolve, reject) => {
         const s: Statement = {
           archives, ids: entries.map((e) => e.stanzaId),
           release: (err) => {
@@ -39,7 +39,7 @@ class HeldStore {
             this.statements.splice(this.statements.indexOf(s), 1);
             if (err) return reject(err);
             this.committed.push(...s.ids);
-            resolve(entries.map((e, i) => ({ id: i, stanzaId: e.stanzaId })));
+            resolve();
           },
         };
         this.statements.push(s);
@@ -149,9 +149,9 @@ describe('ArchiveWriter lanes', () => {
   it('a refused entry fails alone in its lane; the rest of its batch commits', async () => {
     const h = new HeldStore(0);
     const store = {
-      append: (entries: ArchiveEntry[]) => entries.some((e) => e.stanzaId === 'bad')
+      write: (entries: ArchiveEntry[]) => entries.some((e) => e.stanzaId === 'bad')
         ? Promise.reject(Object.assign(new Error('duplicate key'), { code: '23505' }))
-        : h.store.append(entries),
+        : h.store.write(entries),
     } as unknown as ArchiveStore;
     const w = new ArchiveWriter(store, 500, { lanes: 2 });
     const results = await Promise.allSettled([w.append(entry('a@x', 'ok1')), w.append(entry('a@x', 'bad')), w.append(entry('a@x', 'ok2'))]);

@@ -257,8 +257,8 @@ describe('account archive: ids and group commit', function () {
     before(async function () {
       ({ server, stop: stopServer } = await startUnitServer('perch-mamw-'));
       const real = server.stores.archive;
-      // The real store, with each append's batch size noted.
-      store = { ...real, append: (entries) => { batches.push(entries.length); return real.append(entries); } };
+      // The real store, with each batch's size noted.
+      store = { ...real, write: (entries) => { batches.push(entries.length); return real.write(entries); } };
     });
     after(async function () {
       await stopServer?.();

@@ -581,6 +581,29 @@ describe('data store contract', function () {
           expect(last.firstIndex).to.equal(997);
         });
 
+        it('writes a one-to-one batch whose copies share a stanza: each row keeps its own fields, in order', async function () {
+          const OTHER = 'bob@example.com';
+          const shared = '<message type="chat"><body>same</body></message>';
+          // Copies of one message (same stanza and body), a stanza repeated with another body, and a
+          // stanza repeated after another one: only neighbours with both equal share a payload.
+          const batch = [
+            entry(0, { stanza: shared, body: 'same' }),
+            entry(0, { archive: OTHER, stanza: shared, body: 'same', fromJid: 'alice@example.com/a', realJid: 'alice@example.com' }),
+            entry(1, { stanza: shared, body: 'other body' }),
+            entry(2),
+            entry(3, { stanza: shared, body: 'same', realJid: null }),
+          ];
+          await s.archive.write(batch);
+          for (const e of batch) expect(await s.archive.get(e.archive, e.stanzaId)).to.deep.include({ ...e, retracted: false });
+          const mine = await s.archive.query(ROOM, { limit: 10 });
+          expect(sids(mine)).to.deep.equal([0, 1, 2, 3].map((n) => entry(n).stanzaId));
+          for (let n = 1; n < mine.entries.length; n++) expect(mine.entries[n]!.id).to.be.above(mine.entries[n - 1]!.id);
+          // Each copy counts in its own archive and is found by its own full text.
+          expect((await s.archive.query(OTHER, { limit: 0 })).count).to.equal(1);
+          expect(sids(await s.archive.query(ROOM, { fulltext: 'other', limit: 10 }))).to.deep.equal([entry(1).stanzaId]);
+          expect((await s.archive.sizes([ROOM, OTHER])).get(OTHER)).to.deep.equal({ messages: 1, bytes: shared.length });
+        });
+
         it('counts a large archive exactly from its kept size, and leaves out counts of large filtered sets', async function () {
           this.timeout(60000);
           await s.archive.append(Array.from({ length: 10_050 }, (_, n) => entry(n)));
