@@ -37,16 +37,20 @@ const LAYOUT = {
  * storage (mnesia, internal). `register(port)` creates the accounts once it runs and resolves the load
  * generator's register result ({created, exists, failed, per_s, errors}).
  */
-export function peerServer(name, { work, peersDir, portBase, db, storage = 'sql', register, pgAdmin, log = console.log }) {
-  const dir = path.join(work, 'peers');
-  const state = path.join(work, name);
+export function peerServer(name, { work, peersDir, portBase, db, storage = 'sql', register, pgAdmin, log = console.log, variant = null }) {
+  // A variant (another configuration of the same server, e.g. archiving on) has its own scripts,
+  // state and database; it shares the ports, as servers run one at a time.
+  const key = variant ? `${name}-${variant.key}` : name;
+  const dir = path.join(work, 'peers', key);
+  const state = path.join(work, key);
   const { port, patch, env } = LAYOUT[name](portBase, db);
+  const patched = variant ? (t) => variant.patch(patch(t)) : patch;
   return {
-    name, title: name === 'ejabberd' ? 'ejabberd' : 'Prosody', port, db: storage === 'sql' ? db : null, storage, script: null, running: false,
+    name: key, server: name, title: `${name === 'ejabberd' ? 'ejabberd' : 'Prosody'}${variant ? `, ${variant.title}` : ''}`, port, db: storage === 'sql' ? db : null, storage, script: null, running: false,
     prepare() {
       fs.mkdirSync(dir, { recursive: true });
       for (const f of fs.readdirSync(peersDir).filter((f) => f.startsWith(name))) {
-        fs.writeFileSync(path.join(dir, f), patch(fs.readFileSync(path.join(peersDir, f), 'utf8')), { mode: 0o755 });
+        fs.writeFileSync(path.join(dir, f), patched(fs.readFileSync(path.join(peersDir, f), 'utf8')), { mode: 0o755 });
       }
       this.script = path.join(dir, `${name}.sh`);
     },
