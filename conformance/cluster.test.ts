@@ -94,6 +94,37 @@ describe('conformance: cluster (PostgreSQL + Redis)', function () {
     await a.waitFor((el) => el.is('presence') && el.attrs.from === b.jid && el.attrs.type === 'unavailable', 8000);
   });
 
+  it('archives a message from node A by the recipient\'s preferences as set on node B, each change at once', async () => {
+    const MAM = 'urn:xmpp:mam:2';
+    const RSM = 'http://jabber.org/protocol/rsm';
+    const a = await on(nodeA!, dave, 'pa');
+    const b = await on(nodeB!, bob, 'pb');
+    await sleep(200); // session records reach the other node's mirror
+    const prefs = (def: string) => b.xmpp.iqCaller.request(xml('iq', { type: 'set' }, xml('prefs', { xmlns: MAM, default: def })));
+    const archived = async () => {
+      const fin = await b.xmpp.iqCaller.request(xml('iq', { type: 'set' }, xml('query', { xmlns: MAM },
+        xml('x', { xmlns: 'jabber:x:data', type: 'submit' },
+          xml('field', { var: 'FORM_TYPE', type: 'hidden' }, xml('value', {}, MAM)),
+          xml('field', { var: 'with' }, xml('value', {}, `${dave}@localhost`))),
+        xml('set', { xmlns: RSM }, xml('max', {}, '0')))));
+      return Number(fin.getChild('fin', MAM)!.getChild('set', RSM)!.getChildText('count'));
+    };
+    const send = async (id: string) => {
+      await a.xmpp.send(xml('message', { to: b.jid, type: 'chat', id }, xml('body', {}, id)));
+      await b.waitFor((el) => el.is('message') && el.attrs.id === id);
+    };
+    // Node A holds Bob's preferences after the first message (it archives his copy), so each later
+    // change must reach it: the first message kept, the second not, the third kept.
+    await send('kept-1');
+    expect(await archived()).to.equal(1);
+    await prefs('never');
+    await send('dropped');
+    expect(await archived()).to.equal(1);
+    await prefs('always');
+    await send('kept-2');
+    expect(await archived()).to.equal(2);
+  });
+
   it('replaces a session on node A when the same full JID logs in on node B (A gets conflict)', async () => {
     const first = await on(nodeA!, bob, 'dup');
     const second = await on(nodeB!, bob, 'dup');

@@ -29,6 +29,9 @@ const RESENT_SINCE_MS = 5 * 60_000;
 const PREFS_KIND = 'mam-prefs';
 const PREFS_KEY = 'prefs';
 const TOPIC = 'mam/prefs';
+/** Preferences of accounts without a session here: kept this long, at most this many. */
+const REMOTE_PREFS_MS = 60_000;
+const REMOTE_PREFS_MAX = 10_000;
 
 // --- what is archived ------------------------------------------------------------------------------
 
@@ -175,18 +178,41 @@ export const mamModule: Module = {
 
     for (const f of [NS.mam, NS.mamExtended, NS.fulltext, NS.sid]) server.disco.accountFeatures.add(f);
 
-    // --- preferences, cached for accounts with a session on this node --------------------------------
+    // --- preferences, cached -------------------------------------------------------------------------
+    // For accounts with a session on this node while it lasts; for others (the recipients of messages
+    // this node archives for accounts on other nodes) for a minute, so a message to another node's
+    // account costs no read. A change is broadcast to every node; the minute bounds what a lost
+    // broadcast (a Redis failover) leaves stale.
 
     const cached = new Map<string, MamPrefs>();
+    const remote = new Map<string, { prefs: MamPrefs; until: number }>();
+    // Changes heard so far: a load that overlapped one keeps its answer out of the caches.
+    let changes = 0;
     // list, not get: concurrent logins share one statement.
     const loadPrefs = async (user: string) =>
       decodePrefs((await server.stores.userData.list(user, PREFS_KIND)).find((r) => r.key === PREFS_KEY)?.value ?? null, serverDefault);
-    /** Loads started as a session is bound, until they are in `cached`. */
+    /** Loads in flight, until their answers are cached. */
     const loading = new Map<string, Promise<MamPrefs>>();
-    const prefsFor = (user: string): MamPrefs | Promise<MamPrefs> => cached.get(user) ?? loading.get(user) ?? loadPrefs(user);
-    const refresh = async (user: string) => {
-      const p = await loadPrefs(user);
-      if (server.localOf(bareOf(user)).length > 0) cached.set(user, p);
+    const load = (user: string): Promise<MamPrefs> => {
+      const seen = changes;
+      const p = loadPrefs(user);
+      loading.set(user, p);
+      p.then((prefs) => {
+        if (changes !== seen) return;
+        if (server.localOf(bareOf(user)).length > 0) cached.set(user, prefs);
+        else {
+          if (remote.size >= REMOTE_PREFS_MAX) remote.delete(remote.keys().next().value!);
+          remote.set(user, { prefs, until: Date.now() + REMOTE_PREFS_MS });
+        }
+      }, () => { /* the caller hears of it */ }).finally(() => { if (loading.get(user) === p) loading.delete(user); });
+      return p;
+    };
+    const prefsFor = (user: string): MamPrefs | Promise<MamPrefs> => {
+      const here = cached.get(user);
+      if (here) return here;
+      const r = remote.get(user);
+      if (r && r.until > Date.now()) return r.prefs;
+      return loading.get(user) ?? load(user);
     };
 
     // Started, not awaited, before the block list's read (which is awaited: see blocking.ts), so the
@@ -194,11 +220,10 @@ export const mamModule: Module = {
     server.hooks.on('session/bound', (session) => {
       const user = session.username;
       if (cached.has(user) || loading.has(user)) return false;
-      const load = loadPrefs(user);
-      loading.set(user, load);
-      load.then((p) => { if (server.localOf(bareOf(user)).length > 0) cached.set(user, p); },
-        (e: unknown) => server.log.error('archive preferences load failed', { err: e, user }))
-        .finally(() => loading.delete(user));
+      const r = remote.get(user);
+      remote.delete(user);
+      if (r && r.until > Date.now()) cached.set(user, r.prefs);
+      else load(user).catch((e: unknown) => server.log.error('archive preferences load failed', { err: e, user }));
       return false;
     }, SESSION_START_READ);
     server.hooks.on('session/closed', ({ session }) => {
@@ -207,8 +232,11 @@ export const mamModule: Module = {
     });
     server.cluster.on(TOPIC, (data) => {
       const user = (data as { user?: unknown } | null)?.user;
-      if (typeof user === 'string' && cached.has(user)) {
-        refresh(user).catch((e: unknown) => server.log.error('archive preferences reload failed', { err: e, user }));
+      if (typeof user !== 'string') return;
+      changes++;
+      remote.delete(user);
+      if (cached.delete(user)) {
+        load(user).catch((e: unknown) => server.log.error('archive preferences reload failed', { err: e, user }));
       }
     });
 
@@ -434,10 +462,9 @@ export const mamModule: Module = {
       const user = req.to.local;
       const prefs = parsePrefs(req.payload);
       await server.stores.userData.put(user, PREFS_KIND, PREFS_KEY, JSON.stringify(prefs));
-      if (server.localOf(archive).length > 0) cached.set(user, prefs);
-      const nodes = new Set(server.sessions.resources(archive).map((r) => r.node));
-      nodes.delete(server.sessions.nodeId);
-      for (const node of nodes) server.cluster.send(node, TOPIC, { user });
+      // Every node (this one too) drops what it holds; the next message reads the new set.
+      await server.cluster.broadcast(TOPIC, { user });
+      if (server.localOf(archive).length > 0 && !loading.has(user)) cached.set(user, prefs);
       return prefsElement(prefs);
     });
 
@@ -445,6 +472,7 @@ export const mamModule: Module = {
 
     server.hooks.on('user/deleted', async ({ username }) => {
       cached.delete(username);
+      remote.delete(username);
       const archive = bareOf(username);
       await caughtUp(archive);
       await server.stores.archive.removeArchive(archive);
