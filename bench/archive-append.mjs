@@ -10,10 +10,10 @@
 //   npm run build && node bench/archive-append.mjs --before DIR [--rounds 7] [--statements 40] [--messages 450]
 //
 // DIR is a checkout with dist/ built (git worktree add DIR <commit>, link node_modules, npm run build).
-import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import pg from 'pg';
+import { pgBackendsCpu } from './resources.mjs';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const args = process.argv.slice(2);
@@ -42,17 +42,8 @@ for (const [name, root] of [['before', path.resolve(BEFORE)], ['after', ROOT]]) 
   builds.push({ name, root, dbName, db, append, node: [], backend: [] });
 }
 
-const ticks = async (dbName) => {
-  const { rows } = await admin.query('SELECT pid FROM pg_stat_activity WHERE datname = $1', [dbName]);
-  let t = 0;
-  for (const { pid } of rows) {
-    try {
-      const f = fs.readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
-      t += Number(f[11]) + Number(f[12]);
-    } catch { /* gone */ }
-  }
-  return t * 10_000; // µs
-};
+/** µs of CPU the database's backends have used (bench/resources.mjs reads them from /proc). */
+const backendUs = (dbName) => [...pgBackendsCpu(dbName).values()].reduce((a, b) => a + b, 0) * 1e6;
 
 const WORDS = 'the a meeting deploy build review lunch ok thanks tomorrow release ticket bug fix merge please look at this one again later'.split(' ');
 let seq = 0;
@@ -78,11 +69,11 @@ for (let round = 0; round < ROUNDS; round++) {
   const order = round % 2 === 0 ? builds : [...builds].reverse();
   for (const b of order) {
     const batches = Array.from({ length: STATEMENTS }, batch);
-    const t0 = await ticks(b.dbName);
+    const t0 = backendUs(b.dbName);
     const c0 = process.cpuUsage();
     for (const entries of batches) await b.append(entries);
     const c = process.cpuUsage(c0);
-    const t = (await ticks(b.dbName)) - t0;
+    const t = backendUs(b.dbName) - t0;
     const msgs = STATEMENTS * MESSAGES;
     b.node.push((c.user + c.system) / msgs);
     b.backend.push(t / msgs);
