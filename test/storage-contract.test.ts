@@ -853,6 +853,30 @@ describe('data store contract', function () {
           expect(fts.count).to.equal(88 + 250);
         });
 
+        it('finds a word rare in the table only in its archive, in a large archive as in a small one, count bound kept', async function () {
+          this.timeout(60000);
+          const OTHER = 'other@conference.example.com';
+          const filler = Array.from({ length: 3_100 }, (_, n) => entry(n, { body: `filler ${n % 7}` }));
+          for (const n of [10, 1500, 3000]) filler[n] = entry(n, { body: 'a rareword here' });
+          await s.archive.append(filler);
+          await s.archive.append(Array.from({ length: 5 }, (_, n) => entry(n, { archive: OTHER, body: 'rareword elsewhere' })));
+          await s.db.query('ANALYZE archive');
+          const ids = (...n: number[]) => n.map((i) => entry(i).stanzaId);
+          for (const room of [ROOM, OTHER]) {
+            const expected = room === ROOM ? ids(3000, 1500, 10) : ids(4, 3, 2, 1, 0);
+            const all = await s.archive.query(room, { fulltext: 'rareword', limit: 10 });
+            expect([sids(all), all.count, all.complete]).to.deep.equal([expected, expected.length, true]);
+            const first = await s.archive.query(room, { fulltext: 'rareword', limit: 2 });
+            expect([sids(first), first.count, first.firstIndex]).to.deep.equal([expected.slice(0, 2), expected.length, 0]);
+            const rest = await s.archive.query(room, { fulltext: 'rareword', limit: 2, after: expected[1] });
+            expect([sids(rest), rest.firstIndex]).to.deep.equal([expected.slice(2, 4), 2]);
+            const last = await s.archive.query(room, { match: { text: 'RAREWORD', mode: 'any', caseSensitive: false }, limit: 2, before: true });
+            expect([sids(last), last.firstIndex]).to.deep.equal([expected.slice(-2), expected.length - 2]);
+          }
+          // A common word there (3,097 rows): over the count bound, no count.
+          expect((await s.archive.query(ROOM, { fulltext: 'filler', limit: 0 })).count).to.equal(undefined);
+        });
+
         it('searches several archives together, newest first by row id, with paging, counts and authors', async function () {
           const A = ROOM;
           const B = 'b@conference.example.com';
