@@ -9,7 +9,7 @@
 //   npm run build && node bench/archive-search-ab.mjs --before /tmp/before --db perch_schema_new [--reps 200] [--fresh-copy]
 //
 // The copy is named <db>_after and kept (a rerun reuses it; --fresh-copy makes it again); --same-db
-// runs both builds on the copy (two builds' queries on one schema).
+// runs both builds on <db> itself, no copy (two builds' queries on one schema).
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -30,9 +30,11 @@ const log = (s) => console.log(`[${new Date().toISOString().slice(11, 19)}] ${s}
 
 const admin = new pg.Client({ connectionString: ADMIN });
 await admin.connect();
-const AFTER_DB = `${DB}_after`;
+// --same-db: both builds on DB itself (two builds' queries on one schema and the same rows).
+const SAME = argv.includes('--same-db');
+const AFTER_DB = SAME ? DB : `${DB}_after`;
 const exists = async (db) => (await admin.query('SELECT 1 FROM pg_database WHERE datname = $1', [db])).rowCount > 0;
-if (argv.includes('--fresh-copy') || !(await exists(AFTER_DB))) {
+if (!SAME && (argv.includes('--fresh-copy') || !(await exists(AFTER_DB)))) {
   await admin.query(`DROP DATABASE IF EXISTS ${AFTER_DB}`);
   const t = performance.now();
   await admin.query(`CREATE DATABASE ${AFTER_DB} TEMPLATE ${DB}`);
@@ -40,9 +42,7 @@ if (argv.includes('--fresh-copy') || !(await exists(AFTER_DB))) {
 }
 
 const builds = {};
-// --same-db: both builds on the copy (two query strategies over the same schema and rows).
-const SAME = argv.includes('--same-db');
-for (const [kind, root, db] of [['before', path.resolve(BEFORE), SAME ? AFTER_DB : DB], ['after', ROOT, AFTER_DB]]) {
+for (const [kind, root, db] of [['before', path.resolve(BEFORE), DB], ['after', ROOT, AFTER_DB]]) {
   const { openPostgres } = await import(path.join(root, 'dist/storage/db-postgres.js'));
   const { migrate } = await import(path.join(root, 'dist/storage/migrations.js'));
   const { createSqlStores } = await import(path.join(root, 'dist/storage/sql-stores.js'));
