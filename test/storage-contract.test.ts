@@ -875,6 +875,18 @@ describe('data store contract', function () {
           }
           // A common word there (3,097 rows): over the count bound, no count.
           expect((await s.archive.query(ROOM, { fulltext: 'filler', limit: 0 })).count).to.equal(undefined);
+          // At the searches' count bound (200 for match) the count is exact; one more and it is left out,
+          // the first and last pages the same either way.
+          const edge = (n: number) => entry(5_000 + n, { body: `edgeword ${n}` });
+          await s.archive.append(Array.from({ length: 200 }, (_, n) => edge(n)));
+          const m = (extra: Partial<ArchiveQuery>) => s.archive.query(ROOM, { match: { text: 'edgeword', mode: 'all', caseSensitive: false }, limit: 3, ...extra });
+          const [at, atLast] = [await m({}), await m({ before: true })];
+          expect([sids(at), at.count, at.firstIndex, sids(atLast), atLast.firstIndex]).to.deep.equal([
+            [edge(199), edge(198), edge(197)].map((e) => e.stanzaId), 200, 0, [edge(2), edge(1), edge(0)].map((e) => e.stanzaId), 197]);
+          await s.archive.append([edge(200)]);
+          const [over, overLast] = [await m({}), await m({ before: true })];
+          expect([sids(over), over.count, over.firstIndex, sids(overLast), overLast.firstIndex]).to.deep.equal([
+            [edge(200), edge(199), edge(198)].map((e) => e.stanzaId), undefined, 0, [edge(2), edge(1), edge(0)].map((e) => e.stanzaId), undefined]);
         });
 
         it('searches several archives together, newest first by row id, with paging, counts and authors', async function () {
