@@ -21,7 +21,7 @@ class Mutex {
  */
 export async function openPglite(dataDir: string | null): Promise<Db> {
   if (dataDir !== null) await initialiseOnce(dataDir);
-  // btree_gin: the full-text index keyed by archive (storage/archive-partitions.ts, fulltextIndex).
+  // btree_gin: the full-text index keyed by archive (storage/archive-partitions.ts, fulltextKey).
   const pg = await PGlite.create(dataDir ?? undefined, { extensions: { btree_gin } });
   // The same planner cost model as on PostgreSQL (see PLANNER_OPTIONS in db-postgres.ts).
   await pg.query('SET random_page_cost = 1.1');
