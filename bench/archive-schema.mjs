@@ -9,11 +9,11 @@
 //  - bytes per row, table and each index;
 //  - each MAM query (ArchiveStore.query, the SQL the server runs) p50/p99, alternating.
 //
-//   node bench/archive-schema.mjs [--rows 1000000] [--big 1000000] [--batches 200] [--reps 200] [--keep] [--write-docs]
+//   node bench/archive-schema.mjs [--rows 1000000] [--big 1000000] [--batches 200] [--reps 200] [--keep] [--reuse] [--prefix perch_schema] [--write-docs]
 //
 // Needs PostgreSQL (ADMIN_URL, default postgres://root@127.0.0.1:5432/postgres) on this machine (backend
 // CPU is read from /proc); makes databases perch_schema_old and perch_schema_new, dropped at the end
-// unless --keep (then a second run with --reuse skips the load).
+// unless --keep (then a second run with --reuse skips the load); --prefix names them otherwise.
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -42,7 +42,9 @@ const T0 = T_END - 730 * DAY;
 const STEP = (T_END - T0) / ROWS;
 const log = (s) => console.log(`[${new Date().toISOString().slice(11, 19)}] ${s}`);
 
-const NAMES = { old: 'perch_schema_old', new: 'perch_schema_new' };
+// --prefix: the databases' names are <prefix>_old and <prefix>_new (several runs side by side).
+const PREFIX = args.includes('--prefix') ? args[args.indexOf('--prefix') + 1] : 'perch_schema';
+const NAMES = { old: `${PREFIX}_old`, new: `${PREFIX}_new` };
 const admin = new pg.Client({ connectionString: ADMIN });
 await admin.connect();
 const urlOf = (db) => ADMIN.replace(/\/[^/]*$/, `/${db}`);
@@ -54,6 +56,8 @@ async function openSchema(kind) {
     await admin.query(`CREATE DATABASE ${NAMES[kind]}`);
   }
   const db = await openPostgres(urlOf(NAMES[kind]));
+  // A kept "new" database follows this build's schema (the migrations added since it was loaded).
+  if (reuse && kind === 'new') await migrate(db);
   if (!reuse) {
     // The old schema: the migrations before the partitioned archive (counts by upsert, one table).
     await migrate(db, undefined, kind === 'old' ? 9 : undefined);

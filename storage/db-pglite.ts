@@ -2,6 +2,7 @@ import { existsSync } from 'node:fs';
 import { mkdir, rename, rm } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { PGlite } from '@electric-sql/pglite';
+import { btree_gin } from '@electric-sql/pglite/contrib/btree_gin';
 import type { Db, DbTx } from './types.js';
 
 /** FIFO async lock: PGlite has one connection, so a transaction must own it until COMMIT. */
@@ -20,7 +21,8 @@ class Mutex {
  */
 export async function openPglite(dataDir: string | null): Promise<Db> {
   if (dataDir !== null) await initialiseOnce(dataDir);
-  const pg = await PGlite.create(dataDir ?? undefined);
+  // btree_gin: the full-text index keyed by archive (storage/archive-partitions.ts, fulltextKey).
+  const pg = await PGlite.create(dataDir ?? undefined, { extensions: { btree_gin } });
   // The same planner cost model as on PostgreSQL (see PLANNER_OPTIONS in db-postgres.ts).
   await pg.query('SET random_page_cost = 1.1');
   const lock = new Mutex();

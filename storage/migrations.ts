@@ -1,5 +1,5 @@
 import type { Db, DbTx } from './types.js';
-import { ensureArchivePartitions, partitionInMigration } from './archive-partitions.js';
+import { ensureArchivePartitions, fulltextKey, keyFulltextByArchive, partitionInMigration } from './archive-partitions.js';
 
 /**
  * Append-only list; never edit an applied migration. Statements are separated by ';' at the end
@@ -378,6 +378,14 @@ CREATE OR REPLACE FUNCTION archive_count_truncate() RETURNS trigger LANGUAGE plp
     sql: '',
     run: partitionInMigration,
   },
+  {
+    // The full-text index keyed by archive (GIN on (archive, tsv), btree_gin): a search reads the
+    // matches in its archive instead of every match in the table (see keyFulltextByArchive).
+    version: 12,
+    name: 'full-text index keyed by archive',
+    sql: '',
+    run: keyFulltextByArchive,
+  },
 ];
 
 // Arbitrary constant shared by every process migrating the same database.
@@ -452,6 +460,6 @@ export async function setFulltextLanguage(db: Db, language: string, onRebuild?: 
     await tx.query('DROP INDEX IF EXISTS archive_tsv');
     await tx.query('ALTER TABLE archive DROP COLUMN IF EXISTS tsv');
     await tx.query(`ALTER TABLE archive ADD COLUMN tsv tsvector GENERATED ALWAYS AS (to_tsvector('${language}', body)) STORED`);
-    await tx.query('CREATE INDEX archive_tsv ON archive USING gin (tsv)');
+    await tx.query(`CREATE INDEX archive_tsv ON archive USING gin ${await fulltextKey(tx)}`);
   });
 }

@@ -173,6 +173,31 @@ export function createArchiveStore(db: Db, fulltextLanguage: string): ArchiveSto
       // from the newest, the planner would read through everything after the window.
       const window = newestFirst && (q.start !== undefined || q.end !== undefined) &&
         (await estimatedRows(db, filters, filterParams)) <= NARROW_TEXT;
+      const unfiltered = where.length === 1;
+      const textOnly = !unfiltered && !q.start && !q.end && !q.with && !q.authors && afterId === undefined && beforeId === undefined && !q.ids;
+      const wide = textOnly && (await isWide(db, [archive]));
+      const bound = q.match !== undefined || q.authors !== undefined ? SEARCH_COUNT_BOUND : COUNT_BOUND;
+      const resultShape = { limit: q.limit, backwards, cursor: after !== undefined, offsetIndex: offset ? q.index : undefined, bound, unfiltered };
+
+      // A text search's first or last page: one scan for the page and the count. Up to bound + 1
+      // matches are read once; when that is all of them, the page is their first ones in the set's
+      // order and the count is exact. Reading the full-text index twice (page, then count) cost twice
+      // as much at 10 million rows: 20 ms of CPU instead of 11 for a word in 88 rows of a
+      // million-message room, 27 instead of 15 for one in 1,000. A common word (over the bound) then
+      // runs the page query as before, its count known: 17 ms instead of 11 (an EXPLAIN to tell it in
+      // advance cost as much, planning over every partition).
+      let overBound = false;
+      if ((q.fulltext !== undefined || q.match !== undefined) && !window && !wide && after === undefined && before === undefined && !offset) {
+        const rows = await db.query<ArchiveRow & { total: unknown }>(
+          `WITH m AS MATERIALIZED (SELECT ${ARCHIVE_COLUMNS} FROM archive WHERE ${filters} LIMIT ${bound + 1})
+           SELECT *, (SELECT count(*) FROM m) AS total FROM m ORDER BY id ${descending ? 'DESC' : 'ASC'} LIMIT ${q.limit + 1}`,
+          filterParams,
+        );
+        const total = rows.length === 0 ? 0 : num(rows[0]!.total);
+        if (total <= bound) return pageResult(rows, { total, side: 0 }, resultShape);
+        overBound = true;
+      }
+
       const pageCond = [filters, ...cursor].join(' AND ');
       const pageQuery = db.query<ArchiveRow>(
         `SELECT ${ARCHIVE_COLUMNS} FROM ${window ? `(SELECT * FROM archive WHERE ${pageCond} OFFSET 0) a` : `archive WHERE ${pageCond}`}
@@ -184,11 +209,7 @@ export function createArchiveStore(db: Db, fulltextLanguage: string): ArchiveSto
       // archive's size is kept by triggers (archive_size); anything else is counted only up to COUNT_BOUND rows,
       // and left out beyond (XEP-0059 §2.6 allows that when counting would be exceptionally costly).
       // The page's position follows from the cursor, so the count runs beside the page query.
-      const unfiltered = where.length === 1;
-      const textOnly = !unfiltered && !q.start && !q.end && !q.with && !q.authors && afterId === undefined && beforeId === undefined && !q.ids;
-      const wide = textOnly && (await isWide(db, [archive]));
       const countFilters = wide ? unindexed(filters, 'archive = $1') : filters;
-      const bound = q.match !== undefined || q.authors !== undefined ? SEARCH_COUNT_BOUND : COUNT_BOUND;
       // Unindexed, the count follows the page's plan (id order, or the full-text index then a sort).
       const bounded = (cond: string) => `(SELECT count(*) FROM (SELECT 1 FROM archive WHERE ${cond}${wide ? ' ORDER BY id DESC' : ''} LIMIT ${bound + 1}) s)`;
       const countParams = [...filterParams];
@@ -200,13 +221,14 @@ export function createArchiveStore(db: Db, fulltextLanguage: string): ArchiveSto
       let sideCond: string | null = null;
       if (!backwards && after !== undefined) sideCond = `${countFilters} AND id ${newestFirst ? '>=' : '<='} ${cp(after)}`;
       if (backwards && before !== undefined) sideCond = `${countFilters} AND id ${newestFirst ? '<=' : '>='} ${cp(before)}`;
-      const countQuery = db.query<{ total: unknown; side: unknown }>(
+      // Over the bound already (the one scan above): no count to make, and no cursor to count from.
+      const countQuery = overBound ? Promise.resolve([{ total: bound + 1, side: 0 }]) : db.query<{ total: unknown; side: unknown }>(
         `SELECT ${unfiltered ? 'COALESCE((SELECT n FROM archive_size WHERE archive = $1), 0)' : bounded(countFilters)} AS total,
                 ${sideCond === null ? '0' : bounded(sideCond)} AS side`,
         countParams,
       );
       const [rows, [c]] = await Promise.all([pageQuery, countQuery]);
-      return pageResult(rows, c, { limit: q.limit, backwards, cursor: after !== undefined, offsetIndex: offset ? q.index : undefined, bound, unfiltered });
+      return pageResult(rows, c, resultShape);
     },
 
     async get(archive, stanzaId) {

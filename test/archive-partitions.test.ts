@@ -63,6 +63,16 @@ async function exactSizes(db: Db, a: ArchiveStore): Promise<void> {
   for (const r of rows) expect(kept.get(r.archive), r.archive).to.deep.equal({ messages: Number(r.n), bytes: Number(r.b) });
 }
 
+/** The full-text index's key on the archive table and on each of its partitions (null: one lacks it). */
+async function fulltextKeys(db: Db): Promise<string[]> {
+  const rows = await db.query<{ rel: string; def: string | null }>(
+    `SELECT c.relname AS rel, (SELECT string_agg(pg_get_indexdef(i.indexrelid), '; ') FROM pg_index i
+       WHERE i.indrelid = c.oid AND pg_get_indexdef(i.indexrelid) LIKE '%USING gin%') AS def
+     FROM pg_class c WHERE c.oid = to_regclass('archive')
+        OR c.oid IN (SELECT inhrelid FROM pg_inherits WHERE inhparent = to_regclass('archive'))`);
+  return [...new Set(rows.map((r) => /USING gin (\([^)]*\))/.exec(r.def ?? '')?.[1] ?? 'none'))];
+}
+
 describe('archive partitions and counts', function () {
   this.timeout(120_000);
   for (const backend of sqlBackends) {
@@ -106,6 +116,8 @@ describe('archive partitions and counts', function () {
         expect(added!.id).to.be.greaterThan(200);
         await exactSizes(db, a);
         expect((await a.query(ROOM, { limit: 1, fulltext: 'needle' })).count).to.equal(16);
+        // Migration 12: the full-text index is keyed by archive on the table and every partition.
+        expect(await fulltextKeys(db)).to.deep.equal(['(archive, tsv)']);
       });
 
       it('converts a large table online in batches, keeping rows written, retracted and deleted meanwhile', async function () {
@@ -137,6 +149,7 @@ describe('archive partitions and counts', function () {
         expect(Number(n)).to.equal(122);
         expect((await a.query(ROOM, { limit: 6 })).entries.map((e) => e.stanzaId)).to.deep.equal(['e0', 'e2', 'e4', 'e8', 'e10', 'e12']);
         expect((await a.query(ROOM, { limit: 3, before: true })).entries.map((e) => e.stanzaId)).to.deep.equal(['late0', 'late1', 'late2']);
+        expect(await fulltextKeys(db)).to.deep.equal(['(archive, tsv)']);
       });
 
       it('retention drops the partitions a cut-off covers and deletes the rest before it, counts following', async function () {

@@ -10,6 +10,7 @@ import { DATABASE_URL, probePostgres, requireService } from './services.js';
 import { openPglite } from '../storage/db-pglite.js';
 import { openPostgres } from '../storage/db-postgres.js';
 import { migrate, migrations } from '../storage/migrations.js';
+import { ensureArchivePartitions } from '../storage/archive-partitions.js';
 import { openDataStores } from '../storage/open.js';
 import { createSqlStores } from '../storage/sql-stores.js';
 import type {
@@ -805,6 +806,110 @@ describe('data store contract', function () {
           expect(await match('release', 'any', false, { start: minute(2), end: minute(4) })).to.deep.equal(ids(4, 3));
           // Authors alone make a search too: newest first.
           expect(sids(await s.archive.query(ROOM, { authors: { realJids: ['bob@example.com'] }, limit: 10 }))).to.deep.equal(ids(5, 3, 1));
+        });
+
+        it('pages and searches across quarters whose ids overlap (imports, a default partition) the same as in id order, count bound kept', async function () {
+          this.timeout(60000);
+          await ensureArchivePartitions(s.db, { from: new Date('2025-07-01T00:00:00Z') });
+          const OTHER = 'other@conference.example.com';
+          const at = (iso: string, n: number) => new Date(Date.parse(iso) + n * 60_000);
+          const rows = (from: number, n: number, iso: string, archive = ROOM) =>
+            Array.from({ length: n }, (_, i) => entry(from + i, { archive, stamp: at(iso, i), body: `needle ${(from + i) % 2 ? 'odd' : 'even'} ${from + i}` }));
+          // Ids in append order: a quarter, the next one, then an import into the first (old stamps, new
+          // ids: its ids overlap neither range but follow both), rows no quarter holds (the default
+          // partition), a resend stamped in the newest quarter, and other archives' rows between them.
+          const order: ArchiveEntry[] = [];
+          for (const batch of [
+            rows(0, 30, '2025-07-10T00:00:00Z'), rows(500, 20, '2025-07-12T00:00:00Z', OTHER),
+            rows(30, 30, '2025-10-10T00:00:00Z'),
+            rows(60, 20, '2025-08-01T00:00:00Z'),
+            rows(80, 5, '2001-01-01T00:00:00Z'),
+            rows(85, 3, '2025-10-01T00:00:00Z'), rows(600, 3, '2025-10-01T00:00:00Z', OTHER),
+          ]) {
+            await s.archive.append(batch);
+            order.push(...batch.filter((e) => e.archive === ROOM));
+          }
+          const inIdOrder = order.map((e) => e.stanzaId);
+          // Walk a query's pages forwards (after) and backwards (before) with a page of 7.
+          const walk = async (base: Partial<ArchiveQuery>, expected: string[]) => {
+            const forwards: string[] = [];
+            let after: string | undefined;
+            for (let page = 0; page < 50; page++) {
+              const r = await s.archive.query(ROOM, { ...base, limit: 7, ...(after ? { after } : {}) });
+              expect(r.firstIndex ?? forwards.length, JSON.stringify(base)).to.equal(forwards.length);
+              forwards.push(...sids(r));
+              if (r.complete) break;
+              after = r.entries[r.entries.length - 1]!.stanzaId;
+            }
+            expect(forwards, JSON.stringify(base)).to.deep.equal(expected);
+            const backwards: string[] = [];
+            let before: string | true = true;
+            for (let page = 0; page < 50; page++) {
+              const r = await s.archive.query(ROOM, { ...base, limit: 7, before });
+              expect(r.count, JSON.stringify(base)).to.equal(expected.length);
+              expect(r.firstIndex, JSON.stringify(base)).to.equal(expected.length - backwards.length - r.entries.length);
+              backwards.unshift(...sids(r));
+              if (r.complete) break;
+              before = r.entries[0]!.stanzaId;
+            }
+            expect(backwards, JSON.stringify(base)).to.deep.equal(expected);
+          };
+          await walk({}, inIdOrder);
+          await walk({ fulltext: 'needle' }, [...inIdOrder].reverse());
+          await walk({ fulltext: 'odd' }, inIdOrder.filter((id) => Number(id.slice(3)) % 2 === 1).reverse());
+          await walk({ match: { text: 'needle', mode: 'all', caseSensitive: false } }, [...inIdOrder].reverse());
+          await walk({ authors: { realJids: ['user1@example.com'] } }, order.filter((e) => e.realJid === 'user1@example.com').map((e) => e.stanzaId).reverse());
+          // A page by id cursor (after-id / before-id) across the quarters.
+          const mid = await s.archive.query(ROOM, { afterId: entry(25).stanzaId, beforeId: entry(83).stanzaId, limit: 100 });
+          expect(sids(mid)).to.deep.equal(inIdOrder.slice(inIdOrder.indexOf(entry(25).stanzaId) + 1, inIdOrder.indexOf(entry(83).stanzaId)));
+          const newest = await s.archive.query(ROOM, { fulltext: 'needle', afterId: entry(60).stanzaId, limit: 4 });
+          expect(sids(newest)).to.deep.equal([87, 86, 85, 84].map((n) => entry(n).stanzaId));
+          // Beyond the searches' count bound (200 for match): no count, pages still whole and in order.
+          await s.archive.append(rows(1000, 250, '2025-07-20T00:00:00Z'));
+          const many = await s.archive.query(ROOM, { match: { text: 'needle', mode: 'all', caseSensitive: false }, limit: 5 });
+          expect(sids(many)).to.deep.equal([1249, 1248, 1247, 1246, 1245].map((n) => entry(n).stanzaId));
+          expect([many.count, many.firstIndex, many.complete]).to.deep.equal([undefined, 0, false]);
+          const oldest = await s.archive.query(ROOM, { match: { text: 'needle', mode: 'all', caseSensitive: false }, before: true, limit: 3 });
+          expect(sids(oldest)).to.deep.equal([2, 1, 0].map((n) => entry(n).stanzaId));
+          expect(oldest.count).to.equal(undefined);
+          const fts = await s.archive.query(ROOM, { fulltext: 'needle', limit: 0 });
+          expect(fts.count).to.equal(88 + 250);
+        });
+
+        it('finds a word rare in the table only in its archive, in a large archive as in a small one, count bound kept', async function () {
+          this.timeout(60000);
+          const OTHER = 'other@conference.example.com';
+          const filler = Array.from({ length: 3_100 }, (_, n) => entry(n, { body: `filler ${n % 7}` }));
+          for (const n of [10, 1500, 3000]) filler[n] = entry(n, { body: 'a rareword here' });
+          await s.archive.append(filler);
+          await s.archive.append(Array.from({ length: 5 }, (_, n) => entry(n, { archive: OTHER, body: 'rareword elsewhere' })));
+          await s.db.query('ANALYZE archive');
+          const ids = (...n: number[]) => n.map((i) => entry(i).stanzaId);
+          for (const room of [ROOM, OTHER]) {
+            const expected = room === ROOM ? ids(3000, 1500, 10) : ids(4, 3, 2, 1, 0);
+            const all = await s.archive.query(room, { fulltext: 'rareword', limit: 10 });
+            expect([sids(all), all.count, all.complete]).to.deep.equal([expected, expected.length, true]);
+            const first = await s.archive.query(room, { fulltext: 'rareword', limit: 2 });
+            expect([sids(first), first.count, first.firstIndex]).to.deep.equal([expected.slice(0, 2), expected.length, 0]);
+            const rest = await s.archive.query(room, { fulltext: 'rareword', limit: 2, after: expected[1] });
+            expect([sids(rest), rest.firstIndex]).to.deep.equal([expected.slice(2, 4), 2]);
+            const last = await s.archive.query(room, { match: { text: 'RAREWORD', mode: 'any', caseSensitive: false }, limit: 2, before: true });
+            expect([sids(last), last.firstIndex]).to.deep.equal([expected.slice(-2), expected.length - 2]);
+          }
+          // A common word there (3,097 rows): over the count bound, no count.
+          expect((await s.archive.query(ROOM, { fulltext: 'filler', limit: 0 })).count).to.equal(undefined);
+          // At the searches' count bound (200 for match) the count is exact; one more and it is left out,
+          // the first and last pages the same either way.
+          const edge = (n: number) => entry(5_000 + n, { body: `edgeword ${n}` });
+          await s.archive.append(Array.from({ length: 200 }, (_, n) => edge(n)));
+          const m = (extra: Partial<ArchiveQuery>) => s.archive.query(ROOM, { match: { text: 'edgeword', mode: 'all', caseSensitive: false }, limit: 3, ...extra });
+          const [at, atLast] = [await m({}), await m({ before: true })];
+          expect([sids(at), at.count, at.firstIndex, sids(atLast), atLast.firstIndex]).to.deep.equal([
+            [edge(199), edge(198), edge(197)].map((e) => e.stanzaId), 200, 0, [edge(2), edge(1), edge(0)].map((e) => e.stanzaId), 197]);
+          await s.archive.append([edge(200)]);
+          const [over, overLast] = [await m({}), await m({ before: true })];
+          expect([sids(over), over.count, over.firstIndex, sids(overLast), overLast.firstIndex]).to.deep.equal([
+            [edge(200), edge(199), edge(198)].map((e) => e.stanzaId), undefined, 0, [edge(2), edge(1), edge(0)].map((e) => e.stanzaId), undefined]);
         });
 
         it('searches several archives together, newest first by row id, with paging, counts and authors', async function () {
