@@ -145,8 +145,11 @@ export class TcpTransport implements Transport {
     this.pending.push(xml);
     if (!this.flushScheduled) {
       this.flushScheduled = true;
-      // Everything written in one turn of the event loop leaves in one socket write.
-      setImmediate(this.flush);
+      // Everything written while handling one event (a stanza, a commit's fan-out) leaves in one socket
+      // write, right after it: waiting for the end of the event-loop turn (setImmediate) held a MUC
+      // join's answer behind every other socket's input of that turn (7.7 ms median at the server
+      // under the join benchmark, 0.5 ms without), for one write per socket per event instead of per turn.
+      queueMicrotask(this.flush);
     }
   }
 

@@ -16,6 +16,8 @@ interface Entry {
   /** The stanza as broadcast, without 'to'. */
   xml: string;
   stamp: Date;
+  /** The stanza with its delay, made at the first join that sends it (the same for every joiner). */
+  delayed?: string;
 }
 
 /** History for a joiner, oldest first, each with a delay stamp. */
@@ -31,7 +33,7 @@ export function historyFor(room: Room, cache: readonly Entry[], req: HistoryRequ
   for (let i = cache.length - 1; i >= 0 && out.length < n; i--) {
     const h = cache[i]!;
     if (h.stamp.getTime() < since) break;
-    const xml = withDelay(h.xml, 'message', room.jid, h.stamp);
+    const xml = h.delayed ??= withDelay(h.xml, 'message', room.jid, h.stamp);
     if (req?.maxchars !== undefined) {
       chars += xml.length;
       if (chars > req.maxchars) break;
