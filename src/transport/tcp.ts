@@ -146,9 +146,8 @@ export class TcpTransport implements Transport {
     if (!this.flushScheduled) {
       this.flushScheduled = true;
       // Everything written while handling one event (a stanza, a commit's fan-out) leaves in one socket
-      // write, right after it: waiting for the end of the event-loop turn (setImmediate) held a MUC
-      // join's answer behind every other socket's input of that turn (7.7 ms median at the server
-      // under the join benchmark, 0.5 ms without), for one write per socket per event instead of per turn.
+      // write, right after it: waiting for the end of the event-loop turn (setImmediate) held a join's
+      // answer behind every other socket's input of that turn (docs/benchmarks.md, MUC join).
       queueMicrotask(this.flush);
     }
   }
