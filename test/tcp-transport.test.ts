@@ -150,26 +150,6 @@ describe('TCP transport', () => {
     }
   });
 
-  it('writes what one event produced in one socket write as soon as that event is handled, not at the end of the loop turn', async () => {
-    const p = await pair(true);
-    try {
-      const writes: string[] = [];
-      const write = p.serverSocket.write.bind(p.serverSocket) as (d: string) => boolean;
-      (p.serverSocket as unknown as { write(d: string): boolean }).write = (d: string) => { writes.push(d); return write(d); };
-      let atImmediate: string[] | null = null;
-      // The same turn of the event loop goes on with other work (another socket's input, a commit):
-      // the writes of the event handled first are on the socket before it.
-      setImmediate(() => { atImmediate = [...writes]; });
-      p.transport.write('<presence/>');
-      p.transport.write('<message><subject/></message>');
-      await new Promise((r) => setImmediate(r));
-      expect(atImmediate).to.deep.equal(['<presence/><message><subject/></message>']);
-      expect(writes).to.deep.equal(['<presence/><message><subject/></message>']);
-    } finally {
-      p.done();
-    }
-  });
-
   it('leaves the socket\'s other close listeners in place across STARTTLS, and reports the close once', async () => {
     const pems = await generate([{ name: 'commonName', value: 'localhost' }], { keyType: 'ec', curve: 'P-256', algorithm: 'sha256' });
     const context = tls.createSecureContext({ cert: pems.cert, key: pems.private });

@@ -145,10 +145,8 @@ export class TcpTransport implements Transport {
     this.pending.push(xml);
     if (!this.flushScheduled) {
       this.flushScheduled = true;
-      // Everything written while handling one event (a stanza, a commit's fan-out) leaves in one socket
-      // write, right after it: waiting for the end of the event-loop turn (setImmediate) held a join's
-      // answer behind every other socket's input of that turn (docs/benchmarks.md, MUC join).
-      queueMicrotask(this.flush);
+      // Everything written in one turn of the event loop leaves in one socket write.
+      setImmediate(this.flush);
     }
   }
 
