@@ -134,19 +134,65 @@ async function createIndexes(tx: Q, name: string, suffix: string): Promise<void>
   }
 }
 
-/**
- * Migration 12's step: the full-text index keyed by archive (btree_gin installed if it can be), on
- * the partitioned table (one index per partition, built in this transaction) or a single table not
- * converted yet. Writes to the archive wait while it builds: 103 s for 10 million rows (two busy cores).
- */
-export async function keyFulltextByArchive(tx: Q): Promise<void> {
-  if (!(await installBtreeGin(tx))) return;
+/** Is the full-text index keyed by archive already (or is there no full-text index to key)? */
+async function fulltextKeyed(tx: Q): Promise<boolean> {
   const [current] = await tx.query<{ def: string }>(
     `SELECT pg_get_indexdef(to_regclass('archive_tsv')) AS def WHERE to_regclass('archive_tsv') IS NOT NULL`);
-  if (current && /\(archive, tsv\)/.test(current.def)) return;
+  return current === undefined || /\(archive, tsv\)/.test(current.def);
+}
+
+/**
+ * Migration 12's step: the full-text index keyed by archive (btree_gin installed if it can be). An
+ * archive of at most IN_PLACE_LIMIT rows is reindexed in this transaction (writers wait while it
+ * builds: 103 s for 10 million rows on two busy cores, so a larger one keeps its index, every query
+ * unchanged, until `perch archive reindex` (keyFulltextOnline) builds the new one beside it).
+ */
+export async function keyFulltextByArchive(tx: Q): Promise<void> {
+  if (!(await installBtreeGin(tx)) || (await fulltextKeyed(tx))) return;
+  const [r] = await tx.query<{ n: unknown }>('SELECT COALESCE(sum(n), 0) AS n FROM archive_size');
+  if (Number(r?.n) > IN_PLACE_LIMIT) return;
   await tx.query('CREATE INDEX archive_tsv_keyed ON archive USING gin (archive, tsv)');
   await tx.query('DROP INDEX IF EXISTS archive_tsv');
   await tx.query('ALTER INDEX archive_tsv_keyed RENAME TO archive_tsv');
+}
+
+export type ReindexOutcome = 'keyed' | 'already' | 'no-btree-gin' | 'not-partitioned';
+
+/**
+ * The full-text index keyed by archive, built beside a running server: the parent index made empty
+ * (ON ONLY), then each partition's built CONCURRENTLY (writers go on) and attached, then the old index
+ * dropped and the new one renamed in one short transaction. Resumable: partitions whose index is
+ * attached are skipped, an invalid one left by an interrupted build is dropped and built again. A
+ * partition made meanwhile gets the index with its creation. A single (unpartitioned) table is keyed
+ * by `perch archive partition`, which builds every index anew.
+ */
+export async function keyFulltextOnline(db: Db, onProgress?: (done: number, total: number) => void): Promise<ReindexOutcome> {
+  if (!(await db.transaction((tx) => installBtreeGin(tx)))) return 'no-btree-gin';
+  if (await fulltextKeyed(db)) return 'already';
+  if (!(await archiveIsPartitioned(db))) return 'not-partitioned';
+  // CONCURRENTLY needs other sessions to wait on; PGlite has one connection, so it builds in place.
+  const concurrently = db.kind === 'postgres' ? ' CONCURRENTLY' : '';
+  await db.query('CREATE INDEX IF NOT EXISTS archive_tsv_keyed ON ONLY archive USING gin (archive, tsv)');
+  const parts = await db.query<{ name: string; attached: boolean }>(
+    `SELECT c.relname AS name, EXISTS (
+         SELECT 1 FROM pg_inherits ii JOIN pg_index x ON x.indexrelid = ii.inhrelid
+          WHERE ii.inhparent = to_regclass('archive_tsv_keyed') AND x.indrelid = c.oid) AS attached
+       FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+      WHERE i.inhparent = to_regclass('archive') ORDER BY c.relname`);
+  for (const [i, p] of parts.entries()) {
+    if (!p.attached) {
+      const index = `${p.name}_tsv_keyed`;
+      await db.query(`DROP INDEX${concurrently} IF EXISTS ${index}`);
+      await db.query(`CREATE INDEX${concurrently} ${index} ON ${p.name} USING gin (archive, tsv)`);
+      await db.query(`ALTER INDEX archive_tsv_keyed ATTACH PARTITION ${index}`);
+    }
+    onProgress?.(i + 1, parts.length);
+  }
+  await db.transaction(async (tx) => {
+    await tx.query('DROP INDEX IF EXISTS archive_tsv');
+    await tx.query('ALTER INDEX archive_tsv_keyed RENAME TO archive_tsv');
+  });
+  return 'keyed';
 }
 
 /** The count triggers, made once the rows are in (the copied rows are counted already). */

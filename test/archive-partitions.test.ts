@@ -14,7 +14,7 @@ import type { Io } from '../src/cli/admin.js';
 import { sqlBackends } from './services.js';
 import { migrate } from '../storage/migrations.js';
 import {
-  archiveIsPartitioned, ensureArchivePartitions, expireArchive, partitionArchive, partitionStart, partitionName,
+  archiveIsPartitioned, ensureArchivePartitions, expireArchive, keyFulltextOnline, partitionArchive, partitionStart, partitionName,
 } from '../storage/archive-partitions.js';
 import { createSqlStores } from '../storage/sql-stores.js';
 import type { ArchiveEntry, ArchiveQuery, ArchiveStore, Db } from '../storage/types.js';
@@ -117,6 +117,38 @@ describe('archive partitions and counts', function () {
         await exactSizes(db, a);
         expect((await a.query(ROOM, { limit: 1, fulltext: 'needle' })).count).to.equal(16);
         // Migration 12: the full-text index is keyed by archive on the table and every partition.
+        expect(await fulltextKeys(db)).to.deep.equal(['(archive, tsv)']);
+      });
+
+      it('keys the full-text index by archive beside running writers (perch archive reindex), partition by partition', async function () {
+        const db = await open(this);
+        // A partitioned archive with the index on the text alone, as migration 12 leaves one over a million rows.
+        // (btree_gin may be in this database already, from an earlier run: migration 11 then keys it.)
+        await migrate(db, undefined, 11);
+        await db.query('DROP INDEX archive_tsv');
+        await db.query('CREATE INDEX archive_tsv ON archive USING gin (tsv)');
+        expect(await fulltextKeys(db)).to.deep.equal(['(tsv)']);
+        const a = createSqlStores(db).archive;
+        await a.append(entries(150, 400));
+        const before = await answers(a);
+        const progress: [number, number][] = [];
+        const meanwhile: Promise<unknown>[] = [];
+        expect(await keyFulltextOnline(db, (done, total) => {
+          progress.push([done, total]);
+          // Writes between partitions land in indexed and not yet indexed ones alike.
+          if (done === 1) meanwhile.push(a.append(entries(2, 0, [ROOM], 'during')));
+        })).to.equal('keyed');
+        await Promise.all(meanwhile);
+        expect(progress.at(-1)![0]).to.equal(progress.at(-1)![1]);
+        expect(await fulltextKeys(db)).to.deep.equal(['(archive, tsv)']);
+        expect(await db.query(`SELECT 1 FROM pg_class WHERE relname = 'archive_tsv_keyed'`)).to.have.length(0);
+        await db.query(`DELETE FROM archive WHERE stanza_id LIKE 'during%'`);
+        expect(await answers(a)).to.deep.equal(before);
+        // A quarter made afterwards gets the keyed index; a second run has nothing to do.
+        await ensureArchivePartitions(db, { now: new Date(NOW + 400 * DAY) });
+        expect(await fulltextKeys(db)).to.deep.equal(['(archive, tsv)']);
+        expect(await keyFulltextOnline(db)).to.equal('already');
+        await migrate(db);
         expect(await fulltextKeys(db)).to.deep.equal(['(archive, tsv)']);
       });
 
@@ -247,6 +279,7 @@ describe('perch archive (embedded database)', function () {
     expect(listed.out).to.include(partitionName(partitionStart(new Date())));
     expect(listed.out).to.include('archive_p_default');
     expect((await run(['partition'])).out).to.include('partitioned already');
+    expect((await run(['reindex'])).out).to.include('keyed by archive already');
     expect((await run(['expire', '--before', '2020-01-01'])).out).to.match(/^dropped 0 partition\(s\), deleted 0 more/);
     expect(await failure(run(['expire']))).to.match(/--before/);
     // Another live process's pid in the data directory: a server holds it.

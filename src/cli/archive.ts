@@ -1,17 +1,18 @@
-// `perch archive partition|partitions|expire`: the archive table's upkeep, straight on the database
+// `perch archive partition|partitions|reindex|expire`: the archive table's upkeep, straight on the database
 // (beside a running server: the conversion copies in batches and holds writers only for its last step).
 import { readFile } from 'node:fs/promises';
 import type { Config } from '../config.js';
 import { pidPath } from '../admin/socket.js';
 import { openDataStores } from '../../storage/open.js';
 import {
-  archiveIsPartitioned, ensureArchivePartitions, expireArchive, partitionArchive,
+  archiveIsPartitioned, ensureArchivePartitions, expireArchive, keyFulltextOnline, partitionArchive,
 } from '../../storage/archive-partitions.js';
 import { ProgressView } from './progress.js';
-import { UsageError, EXIT_OK, type Io } from './admin.js';
+import { UsageError, EXIT_OK, EXIT_FAILED, type Io } from './admin.js';
 
 const HELP = `Usage: perch archive partition [--batch N]
        perch archive partitions
+       perch archive reindex
        perch archive expire --before DATE [--batch N]
 
 partition    convert a single archive table (a database over a million messages when it was
@@ -19,6 +20,9 @@ partition    convert a single archive table (a database over a million messages 
              progress bar; resumable; writers wait only for the last step
 partitions   list the archive's partitions and their rows (planner estimates), creating the
              coming quarters' ones that are missing
+reindex      key the full-text index by archive (a database over a million messages when it
+             was migrated): each partition's index built beside the running server, with a
+             progress bar; resumable
 expire       remove every archived message stamped before DATE (retention): whole quarters are
              dropped as partitions, the rest deleted N ids a statement (default 10000)
 `;
@@ -39,7 +43,7 @@ export async function archiveMain(config: Config, args: string[], io: Io): Promi
   const batchText = flag('batch');
   const batch = batchText === undefined ? undefined : Number(batchText);
   if (batch !== undefined && !(Number.isInteger(batch) && batch > 0)) throw new UsageError('--batch takes a positive whole number');
-  if (!['partition', 'partitions', 'expire'].includes(sub)) throw new UsageError(`unknown archive command: ${sub}\n\n${HELP}`);
+  if (!['partition', 'partitions', 'reindex', 'expire'].includes(sub)) throw new UsageError(`unknown archive command: ${sub}\n\n${HELP}`);
   const before = sub === 'expire' ? new Date(flag('before') ?? 'missing') : null;
   if (before && Number.isNaN(before.getTime())) throw new UsageError('expire needs --before DATE (e.g. 2025-01-01 or 2025-01-01T00:00:00Z)');
 
@@ -63,6 +67,17 @@ export async function archiveMain(config: Config, args: string[], io: Io): Promi
       view.finish();
       await ensureArchivePartitions(db);
       io.out(`the archive is partitioned by quarter (${copied} messages copied)\n`);
+    } else if (sub === 'reindex') {
+      const view = new ProgressView({ write: (t) => io.err(t), tty: io.errIsTty === true });
+      const outcome = await keyFulltextOnline(db, (done, total) => view.update({ phase: 'index', done, total, unit: 'partitions' }));
+      view.finish();
+      io.out(({
+        keyed: 'the full-text index is keyed by archive\n',
+        already: 'the full-text index is keyed by archive already\n',
+        'no-btree-gin': 'the full-text index stays on the text alone: PostgreSQL has no btree_gin extension here, or this role may not install it (CREATE EXTENSION btree_gin as a superuser, then run this again)\n',
+        'not-partitioned': 'the archive is one table (not partitioned): perch archive partition converts it and keys the index\n',
+      } satisfies Record<string, string>)[outcome]);
+      if (outcome === 'no-btree-gin' || outcome === 'not-partitioned') return EXIT_FAILED;
     } else if (sub === 'partitions') {
       await ensureArchivePartitions(db);
       const rows = await db.query<{ name: string; bound: string; estimate: unknown }>(

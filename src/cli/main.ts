@@ -53,7 +53,7 @@ Commands:
   import FILE [--dry-run] [--report FILE]
                                  merge an export into this server (same names overwritten)
   migrate                        apply database migrations and exit
-  archive partition|partitions|expire
+  archive partition|partitions|reindex|expire
                                  the archive table: convert to quarterly partitions (progress bar),
                                  list them, remove messages before a date (drops whole quarters)
   selftest [--setup] [--json]    log two test users in, join a room, exchange messages, check
