@@ -38,9 +38,9 @@ function mamQuery(fields: Record<string, string> = {}, max?: number): Element {
 /** Makes the archive's group commit fail while `failing` says so (the statement carries both tables). */
 function breakWrites(kit: RoomKit, failing: (entries: ArchiveEntry[], compliance: ComplianceEvent[] | undefined) => boolean): () => void {
   const store = kit.server.stores.archive;
-  const original = store.append.bind(store);
-  store.append = (entries, compliance) => failing(entries, compliance) ? Promise.reject(new Error('compliance_events is not writable')) : original(entries, compliance);
-  return () => { store.append = original; };
+  const original = store.write.bind(store);
+  store.write = (entries, compliance) => failing(entries, compliance) ? Promise.reject(new Error('compliance_events is not writable')) : original(entries, compliance);
+  return () => { store.write = original; };
 }
 
 let kit: RoomKit;
