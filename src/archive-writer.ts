@@ -64,17 +64,14 @@ export class ArchiveWriter {
   written = 0;
 
   private readonly observer: ArchiveWriterObserver | null;
-  /** Send a lane's next batch before the committed batch's callbacks run (see drain). */
-  private readonly overlap: boolean;
 
   constructor(
     private readonly store: ArchiveStore,
     private readonly maxBatch = 500,
-    opts: { lanes?: number; observer?: ArchiveWriterObserver; overlap?: boolean } = {},
+    opts: { lanes?: number; observer?: ArchiveWriterObserver } = {},
   ) {
     this.lanes = Array.from({ length: Math.max(1, opts.lanes ?? 1) }, () => ({ queue: [], writing: false, queued: 0, done: 0 }));
     this.observer = opts.observer ?? null;
-    this.overlap = opts.overlap ?? false;
   }
 
   get laneCount(): number {
@@ -212,16 +209,14 @@ export class ArchiveWriter {
       const err = await current.outcome;
       let next: InFlight | null = null;
       if (err === null) {
-        // Committed. With overlap, the lane's next batch leaves before this one's callbacks run (a room's fan-out
+        // Committed: the lane's next batch leaves before this one's callbacks run (a room's fan-out
         // to its occupants), so what queued during this commit waits for the commit only. Its
         // statement starts after this one committed, so the order of commits is unchanged.
         lane.done += batch.length;
-        if (this.overlap) {
-          next = this.start(lane);
-          // pg's pool sends a statement from a process.nextTick callback: the callbacks wait one tick
-          // behind it (a latency matter only: the commits' order does not depend on it).
-          if (next) await new Promise<void>((resolve) => process.nextTick(resolve));
-        }
+        next = this.start(lane);
+        // pg's pool sends a statement from a process.nextTick callback: the callbacks wait one tick
+        // behind it (a latency matter only: the commits' order does not depend on it).
+        if (next) await new Promise<void>((resolve) => process.nextTick(resolve));
         for (const q of batch) q.resolve();
       } else {
         // One bad entry (a key already stored, a value the database refuses) must not refuse the others
@@ -293,9 +288,6 @@ export function archiveWriter(server: Server): ArchiveWriter {
     const m = server.metrics;
     w = new ArchiveWriter(server.stores.archive, undefined, {
       lanes,
-      // On PostgreSQL the next statement only has to leave on its socket; PGlite would run it on this
-      // thread before the committed batch's callbacks.
-      overlap: server.stores.db.kind === 'postgres',
       observer: { batch: (entries, seconds) => { m.archiveBatchEntries.observe(entries); m.archiveCommitSeconds.observe(seconds); } },
     });
     writers.set(server, w);
