@@ -31,9 +31,6 @@ interface Lane {
   done: number;
 }
 
-/** A batch being written, and its outcome: null once committed, else the error. */
-interface InFlight { batch: Queued[]; outcome: Promise<unknown> }
-
 /** Where an archive's last unsettled item is; its next items go to the same lane, so they commit in order. */
 interface Pin { lane: Lane; at: number }
 
@@ -187,38 +184,14 @@ export class ArchiveWriter {
     return n;
   }
 
-  /** Takes the next batch off the lane's head (n items, n > 0). */
-  private take(lane: Lane, n: number): Queued[] {
-    const batch = n === lane.queue.length ? lane.queue : lane.queue.slice(0, n);
-    lane.queue = n === lane.queue.length ? [] : lane.queue.slice(n);
-    return batch;
-  }
-
-  /** Starts writing the next ready batch of the lane, if any: the batch and its outcome (null: written). */
-  private start(lane: Lane): InFlight | null {
-    const n = this.ready(lane);
-    if (n === 0) return null;
-    const batch = this.take(lane, n);
-    return { batch, outcome: this.writeBatch(batch).then(() => null, (err: unknown) => err ?? new Error('archive write failed')) };
-  }
-
   private async drain(lane: Lane): Promise<void> {
-    let current = this.start(lane);
-    while (current) {
-      const { batch } = current;
-      const err = await current.outcome;
-      let next: InFlight | null = null;
-      if (err === null) {
-        // Committed: the lane's next batch leaves before this one's callbacks run (a room's fan-out
-        // to its occupants), so what queued during this commit waits for the commit only. Its
-        // statement starts after this one committed, so the order of commits is unchanged.
-        lane.done += batch.length;
-        next = this.start(lane);
-        // pg's pool sends a statement from a process.nextTick callback: the callbacks wait one tick
-        // behind it (a latency matter only: the commits' order does not depend on it).
-        if (next) await new Promise<void>((resolve) => process.nextTick(resolve));
+    for (let n = this.ready(lane); n > 0; n = this.ready(lane)) {
+      const batch = n === lane.queue.length ? lane.queue : lane.queue.slice(0, n);
+      lane.queue = n === lane.queue.length ? [] : lane.queue.slice(n);
+      try {
+        await this.writeBatch(batch);
         for (const q of batch) q.resolve();
-      } else {
+      } catch (err) {
         // One bad entry (a key already stored, a value the database refuses) must not refuse the others
         // that shared its statement: each is tried alone. When the database itself is down they all fail.
         if (batch.length > 1 && !isConnectionError(err)) {
@@ -233,15 +206,14 @@ export class ArchiveWriter {
         } else {
           for (const q of batch) q.reject(err);
         }
-        lane.done += batch.length;
       }
+      lane.done += batch.length;
       if (this.lanes.length > 1) for (const q of batch) this.settled(q, lane);
       if (this.barriers.length > 0) {
         this.barriers = this.barriers.filter((b) => (b.at.every((at, i) => this.lanes[i]!.done >= at) ? (b.resolve(), false) : true));
       }
       // A lane whose head waited for this one may go on.
       if (this.lanes.length > 1) for (const other of this.lanes) this.wake(other);
-      current = next ?? this.start(lane);
     }
     lane.writing = false;
   }

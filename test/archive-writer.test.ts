@@ -159,29 +159,6 @@ describe('ArchiveWriter lanes', () => {
     expect(h.committed).to.deep.equal(['ok1', 'ok2']);
   });
 
-  it('a room\'s next batch is sent before the committed batch\'s callbacks (its fan-out) run, and still after its commit', async () => {
-    const h = new HeldStore();
-    const w = new ArchiveWriter(h.store, 500, { lanes: 4 });
-    const events: string[] = [];
-    w.write(entry('r@x', 'm1'), () => {
-      events.push(`m1 delivered; in flight: ${JSON.stringify(h.statements.map((s) => s.ids))}`);
-    });
-    await turns();
-    w.write(entry('r@x', 'm2'), () => events.push('m2 delivered'));
-    w.write(entry('r@x', 'm3'), () => events.push('m3 delivered'));
-    await turns();
-    // m2 and m3 queued while m1 commits: they wait for it (one statement per archive at a time).
-    expect(h.statements.map((s) => s.ids)).to.deep.equal([['m1']]);
-    h.holding('m1').release();
-    await turns();
-    expect(events).to.deep.equal(['m1 delivered; in flight: [["m2","m3"]]']);
-    h.holding('m2').release();
-    await w.flushed();
-    expect(events).to.deep.equal(['m1 delivered; in flight: [["m2","m3"]]', 'm2 delivered', 'm3 delivered']);
-    expect(h.committed).to.deep.equal(['m1', 'm2', 'm3']);
-    expect(h.overlaps).to.deep.equal([]);
-  });
-
   it('under random load: each archive committed and settled in queue order, never in two statements at once', async () => {
     const h = new HeldStore(3);
     const w = new ArchiveWriter(h.store, 50, { lanes: 4 });
