@@ -19,6 +19,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
+import { pgBackendsCpu } from './resources.mjs';
 import { openPostgres } from '../dist/storage/db-postgres.js';
 import { migrate } from '../dist/storage/migrations.js';
 import { ensureArchivePartitions } from '../dist/storage/archive-partitions.js';
@@ -91,15 +92,8 @@ ORDER BY i`;
 
 /** CPU seconds of this database's backends so far (utime + stime from /proc). */
 async function backendCpu(kind) {
-  const { rows } = await admin.query('SELECT pid FROM pg_stat_activity WHERE datname = $1', [NAMES[kind]]);
-  let ticks = 0;
-  for (const { pid } of rows) {
-    try {
-      const f = fs.readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
-      ticks += Number(f[11]) + Number(f[12]);
-    } catch { /* gone */ }
-  }
-  return ticks / 100;
+  // CPU seconds of the database's backends (bench/resources.mjs reads them from /proc by process title).
+  return [...pgBackendsCpu(NAMES[kind]).values()].reduce((x, y) => x + y, 0);
 }
 
 const pct = (xs, p) => { const s = [...xs].sort((a, b) => a - b); return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))]; };

@@ -14,6 +14,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
+import { pgBackendsCpu } from './resources.mjs';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const argv = process.argv.slice(2);
@@ -61,15 +62,8 @@ const both = [builds.before, builds.after];
 
 // Every backend of the database: the builds take turns, so the other's are idle (--same-db too).
 async function backendCpu(db) {
-  const { rows } = await admin.query('SELECT pid FROM pg_stat_activity WHERE datname = $1', [db]);
-  let ticks = 0;
-  for (const { pid } of rows) {
-    try {
-      const f = fs.readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
-      ticks += Number(f[11]) + Number(f[12]);
-    } catch { /* gone */ }
-  }
-  return ticks / 100;
+  // CPU seconds of the database's backends (bench/resources.mjs reads them from /proc by process title).
+  return [...pgBackendsCpu(db).values()].reduce((x, y) => x + y, 0);
 }
 const pct = (xs, p) => { const s = [...xs].sort((a, b) => a - b); return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))]; };
 const r2 = (x) => Math.round(x * 100) / 100;
