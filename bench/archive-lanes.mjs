@@ -10,6 +10,7 @@
 //   npm run build && node bench/archive-lanes.mjs --before /tmp/writer-before [--rounds 3] [--pairs 200] [--messages 40]
 //
 // Ports (PERCH_LANES_PORT, default 33222): c2s P, metrics P+68, private redis-server P+157.
+// PERCH_LANES_PROF=DIR: each server runs with --cpu-prof, its profile written into DIR.
 import { spawn, execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
