@@ -60,7 +60,9 @@ export function createArchiveStore(db: Db, fulltextLanguage: string): ArchiveSto
    * copies) send them once: the stanza is most of a row's bytes, and PostgreSQL parses every
    * character of a text[] parameter.
    */
-  function appendStatement(entries: ArchiveEntry[], compliance: ComplianceEvent[], ids: boolean): { sql: string; params: unknown[] } {
+  function appendStatement(entries: ArchiveEntry[], compliance: ComplianceEvent[], ids: boolean): { sql: string; params: unknown[] } | null {
+    // No entries: the compliance events alone, if any.
+    if (entries.length === 0) return compliance.length > 0 ? complianceInsert(compliance, 1) : null;
     const n = entries.length;
     const archives = new Array<string>(n), stanzaIds = new Array<string>(n), stamps = new Array<string>(n);
     const froms = new Array<string>(n), reals = new Array<string | null>(n), payload = new Array<number>(n);
@@ -94,15 +96,9 @@ export function createArchiveStore(db: Db, fulltextLanguage: string): ArchiveSto
 
   return {
     async append(entries, compliance = []) {
-      if (entries.length === 0) {
-        if (compliance.length > 0) {
-          const c = complianceInsert(compliance, 1);
-          await db.query(c.sql, c.params);
-        }
-        return [];
-      }
-      const { sql, params } = appendStatement(entries, compliance, true);
-      const rows = await db.query<{ id: unknown; archive: string; stanza_id: string }>(sql, params);
+      const statement = appendStatement(entries, compliance, true);
+      if (statement === null) return [];
+      const rows = await db.query<{ id: unknown; archive: string; stanza_id: string }>(statement.sql, statement.params);
       // A bare JID holds no line break.
       const ids = new Map(rows.map((r) => [`${r.archive}\n${r.stanza_id}`, num(r.id)]));
       return entries.map((e) => {
@@ -113,14 +109,8 @@ export function createArchiveStore(db: Db, fulltextLanguage: string): ArchiveSto
     },
 
     async write(entries, compliance = []) {
-      if (entries.length === 0) {
-        if (compliance.length === 0) return;
-        const c = complianceInsert(compliance, 1);
-        await db.query(c.sql, c.params);
-        return;
-      }
-      const { sql, params } = appendStatement(entries, compliance, false);
-      await db.query(sql, params);
+      const statement = appendStatement(entries, compliance, false);
+      if (statement !== null) await db.query(statement.sql, statement.params);
     },
 
     async query(archive, q) {

@@ -207,22 +207,22 @@ export const mamModule: Module = {
       }, () => { /* the caller hears of it */ }).finally(() => { if (loading.get(user) === p) loading.delete(user); });
       return p;
     };
-    const prefsFor = (user: string): MamPrefs | Promise<MamPrefs> => {
-      const here = cached.get(user);
-      if (here) return here;
+    /** What this node holds for an account without a session here, if it is not stale. */
+    const heldRemote = (user: string): MamPrefs | undefined => {
       const r = remote.get(user);
-      if (r && r.until > Date.now()) return r.prefs;
-      return loading.get(user) ?? load(user);
+      return r && r.until > Date.now() ? r.prefs : undefined;
     };
+    const prefsFor = (user: string): MamPrefs | Promise<MamPrefs> =>
+      cached.get(user) ?? heldRemote(user) ?? loading.get(user) ?? load(user);
 
     // Started, not awaited, before the block list's read (which is awaited: see blocking.ts), so the
     // session-start reads share one statement.
     server.hooks.on('session/bound', (session) => {
       const user = session.username;
       if (cached.has(user) || loading.has(user)) return false;
-      const r = remote.get(user);
+      const held = heldRemote(user);
       remote.delete(user);
-      if (r && r.until > Date.now()) cached.set(user, r.prefs);
+      if (held) cached.set(user, held);
       else load(user).catch((e: unknown) => server.log.error('archive preferences load failed', { err: e, user }));
       return false;
     }, SESSION_START_READ);
