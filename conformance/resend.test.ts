@@ -87,4 +87,40 @@ describe('conformance: a one-to-one message sent again after a failed resumption
     expect(await ownArchiveCount(bob, token), 'the recipient\'s archive holds it once').to.equal(1);
     expect(await ownArchiveCount(bob, fresh), 'a new message after the failed resumption is delivered and archived').to.equal(1);
   });
+
+  // The rolling-restart fault: the room committed a message, its sender's node stopped before the <a/>
+  // that counts it, the client bound anew and sent it again, and the old session's departure reached
+  // the room first. The room knows it: no error for a message it keeps, not archived twice; a new
+  // message from someone not in the room is still refused.
+  it('recognises a room message sent again by a client that is no longer an occupant; a new one is refused', async () => {
+    const room = `${randomName('resend')}@conference.localhost`;
+    // Someone stays, so the room outlives the sender's departure.
+    const bob = await rawLogin(server.ports.c2s, recipient, 'pw', 'tablet');
+    open.push(bob);
+    bob.send(`<presence to='${room}/bob'><x xmlns='http://jabber.org/protocol/muc'/></presence>`);
+    await bob.waitFor((t) => t.includes("code='110'") || t.includes('code="110"'), 5000);
+    bob.send(`<iq type='set' id='unlock' to='${room}'><query xmlns='http://jabber.org/protocol/muc#owner'><x xmlns='jabber:x:data' type='submit'/></query></iq>`);
+    await bob.waitFor(/<iq[^>]*id=['"]unlock['"]/, 5000);
+    const alice = await rawLogin(server.ports.c2s, sender, 'pw', 'laptop');
+    open.push(alice);
+    alice.send(`<presence to='${room}/alice'><x xmlns='http://jabber.org/protocol/muc'/></presence>`);
+    await alice.waitFor((t) => t.includes("code='110'") || t.includes('code="110"'), 5000);
+    const token = randomName('g');
+    const groupchat = (t: string) => `<message to='${room}' type='groupchat' id='${t}'><body>R ${t}</body><origin-id xmlns='urn:xmpp:sid:0' id='${t}'/></message>`;
+    alice.send(groupchat(token));
+    await alice.waitFor((t) => t.includes(`R ${token}<`), 5000);
+    alice.send(`<presence to='${room}/alice' type='unavailable'/>`);
+    await alice.waitFor((t) => /type=['"]unavailable['"]/.test(t), 5000);
+
+    alice.send(groupchat(token));
+    const fresh = randomName('n');
+    alice.send(groupchat(fresh));
+    const refused = await alice.waitFor(new RegExp(`<message[^>]*id=['"]${fresh}['"][^>]*type=['"]error['"][\\s\\S]*?</message>|<message[^>]*type=['"]error['"][^>]*id=['"]${fresh}['"][\\s\\S]*?</message>`), 5000);
+    expect(refused, 'a new message from a non-occupant').to.include('not-acceptable');
+    expect(alice.text, 'the message the room already has is not refused').to.not.match(new RegExp(`<message[^>]*id=['"]${token}['"][^>]*type=['"]error['"]|<message[^>]*type=['"]error['"][^>]*id=['"]${token}['"]`));
+
+    alice.send(`<iq type='set' id='rm-${token}' to='${room}'><query xmlns='urn:xmpp:mam:2' queryid='rq-${token}'/></iq>`);
+    const all = await alice.waitFor((t) => new RegExp(`<iq[^>]*id=['"]rm-${token}['"]`).test(t), 10000);
+    expect(all.split(`R ${token}<`).length - 1, "the room's archive holds it once").to.equal(1);
+  });
 });

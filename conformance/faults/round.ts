@@ -320,7 +320,7 @@ async function check(cluster: FaultCluster, faultName: string, round: number, ru
       if (m.errors.length) {
         if (anywhere.get(m.token)) {
           refusedButKept++;
-          if (keptExamples.length < 5) keptExamples.push(`${m.token} (${m.kind} from c${ci} to ${m.to}: ${m.errors.join(', ')}; archived ${archivedN}, anywhere ${anywhere.get(m.token)})`);
+          if (keptExamples.length < 5) keptExamples.push(`${m.token} (${m.kind} from c${ci} to ${m.to}: ${m.errors.join(', ')}; archived ${archivedN}, anywhere ${anywhere.get(m.token)}; written ${m.writes}× from ${new Date(m.sentAt ?? 0).toISOString().slice(11, 23)})`);
         }
         continue;
       }

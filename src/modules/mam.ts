@@ -21,8 +21,12 @@ import { storedOriginId } from '../muc/recent.js';
 import { SESSION_START_READ } from './session-start.js';
 
 const MODULE = 'mam';
-/** How long after binding (following a failed resumption) a one-to-one message is checked for a resend. */
-const RESENT_WINDOW_MS = 10_000;
+/**
+ * How long after binding (following a failed resumption) a one-to-one message is checked for a resend.
+ * A minute: on a loaded machine a client's resends came more than 10 s after its bind (its rooms to
+ * join first, a second connection lost), and only such sessions pay the query.
+ */
+const RESENT_WINDOW_MS = 60_000;
 /** The archive entries such a check reads: the newest, at most this many and this old. */
 const RESENT_LOOKBACK = 200;
 const RESENT_SINCE_MS = 5 * 60_000;

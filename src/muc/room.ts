@@ -426,8 +426,13 @@ export class Room {
     }
     if (nick) return privateMessage(this, stanza, occ, nick, type);
     if (type === 'groupchat') {
-      if (!occ) throw new MucProtocolError('not-acceptable', 'only occupants may send messages to the room');
-      return this.groupchat(stanza, occ, full);
+      if (occ) return this.groupchat(stanza, occ, full);
+      // Sent again by a client whose earlier session was an occupant and ended before the message was
+      // acknowledged: the room has it, so it is answered as handled (no reflection: the sender is no
+      // occupant now), not refused after being kept.
+      const seen = this.seenBefore(this.resendKeys(stanza, from.bareString()));
+      if (seen) return this.again(seen.accepted, stanza, full, true);
+      throw new MucProtocolError('not-acceptable', 'only occupants may send messages to the room');
     }
     if (this.hooks.decide('message/normal', { room: this, stanza, from, occupant: occ })) return;
     throw new MucProtocolError('bad-request', 'messages to the room must be groupchat');
@@ -449,12 +454,10 @@ export class Room {
     }
     // Sent again (a client after a lost connection, a node after losing the owner's confirmation):
     // answered as the first was, never archived or broadcast twice.
-    const originId = stanza.getChild('origin-id', NS.sid)?.attrs.id;
-    const proposed = this.host.proposedId(stanza);
-    const byOrigin = originId ? originKey(occ.bare, originId) : null;
-    const byId = proposed ? idKey(proposed) : null;
-    const seen = this.recent.find(byId) ?? this.recent.find(byOrigin);
-    if (seen) return this.again(seen, stanza, full, byId !== null && this.recent.find(byId) === seen);
+    const known = this.resendKeys(stanza, occ.bare);
+    const seen = this.seenBefore(known);
+    if (seen) return this.again(seen.accepted, stanza, full, seen.byNode);
+    const { proposed, byOrigin } = known;
     // One event object serves the message's events (no allocation per event on the hot path).
     const stamp = stampFor(proposed !== undefined ? this.host.proposedStamp?.(stanza) : undefined);
     const subjectChange = subject !== undefined && !body;
@@ -538,6 +541,20 @@ export class Room {
    * gets the reflection again, as it may have missed it. Either way it is handled once the first is
    * committed; if that commit fails, this one is refused as the first was.
    */
+  /** The keys a message is known by: the id a node proposed for it, its sender's origin-id (XEP-0359). */
+  private resendKeys(stanza: Element, bare: string): { proposed: string | undefined; byId: string | null; byOrigin: string | null } {
+    const originId = stanza.getChild('origin-id', NS.sid)?.attrs.id;
+    const proposed = this.host.proposedId(stanza);
+    return { proposed, byId: proposed ? idKey(proposed) : null, byOrigin: originId ? originKey(bare, originId) : null };
+  }
+
+  /** The room's answer to this message when it was sent before (by a node when byNode), else null. */
+  private seenBefore({ byId, byOrigin }: { byId: string | null; byOrigin: string | null }): { accepted: Accepted; byNode: boolean } | null {
+    const byNode = this.recent.find(byId);
+    const accepted = byNode ?? this.recent.find(byOrigin);
+    return accepted ? { accepted, byNode: byNode !== undefined } : null;
+  }
+
   private again(seen: Accepted, stanza: Element, full: string, byNode: boolean): void {
     this.host.duplicate();
     const reflect = (xml: string) => { if (!byNode) this.emit(() => this.deliver(full, xml, 'message')); };
