@@ -1,5 +1,5 @@
 import type { Db, DbTx } from './types.js';
-import { ensureArchivePartitions, fulltextKey, keyFulltextByArchive, partitionInMigration } from './archive-partitions.js';
+import { ensureArchivePartitions, fulltextKey, keyFulltextByArchive, narrowSenderIndex, partitionInMigration } from './archive-partitions.js';
 
 /**
  * Append-only list; never edit an applied migration. Statements are separated by ';' at the end
@@ -385,6 +385,14 @@ CREATE OR REPLACE FUNCTION archive_count_truncate() RETURNS trigger LANGUAGE plp
     name: 'full-text index keyed by archive',
     sql: '',
     run: keyFulltextByArchive,
+  },
+  {
+    // The sender index keeps room rows only: an account's rows are found by real_jid (see
+    // narrowSenderIndex); a one-to-one message's two rows skip it.
+    version: 13,
+    name: 'sender index for room rows only',
+    sql: '',
+    run: narrowSenderIndex,
   },
 ];
 

@@ -2,6 +2,7 @@
 // per batch, XEP-0313 queries with bounded counts, the search across archives, the one text condition
 // that search and the administrator's remove-messages share, and the administrator's clear and rewrite.
 import { num } from './sql-rows.js';
+import { ROOM_ROW } from './archive-partitions.js';
 import { complianceInsert } from './sql-compliance.js';
 import type {
   ArchiveEntry, ArchiveMatch, ArchivedMessage, ArchiveQueryResult, ArchiveSearch, ArchiveStore, ComplianceEvent, Db,
@@ -138,7 +139,7 @@ export function createArchiveStore(db: Db, fulltextLanguage: string): ArchiveSto
       const where = ['archive = $1'];
       if (q.start) where.push(`stamp >= ${param(q.start.toISOString())}::timestamptz`);
       if (q.end) where.push(`stamp <= ${param(q.end.toISOString())}::timestamptz`);
-      if (q.with?.occupant !== undefined) where.push(`from_jid = ${param(q.with.occupant)}`);
+      if (q.with?.occupant !== undefined) where.push(withFullJid(archive, q.with.occupant, param));
       if (q.with?.realJid !== undefined) where.push(`real_jid = ${param(q.with.realJid)}`);
       if (afterId !== undefined) where.push(`id > ${param(afterId)}`);
       if (beforeId !== undefined) where.push(`id < ${param(beforeId)}`);
@@ -403,7 +404,7 @@ async function searchArchives(db: Db, fulltextLanguage: string, archives: string
         ? `(real_jid = ANY(${param(realJids)}::text[]) AND archive = ANY(${param(realJidArchives)}::text[]))`
         : `real_jid = ANY(${param(realJids)}::text[])`);
     }
-    if (occupants?.length) any.push(`from_jid = ANY(${param(occupants)}::text[])`);
+    if (occupants?.length) any.push(`(from_jid = ANY(${param(occupants)}::text[]) AND ${ROOM_ROW})`);
     where.push(any.length ? `(${any.join(' OR ')})` : 'false');
   }
   const filters = where.join(' AND ');
@@ -506,9 +507,20 @@ export function matchCondition(m: ArchiveMatch, language: string, param: (v: unk
   return `(${indexed} AND (${cased.join(join)}))`;
 }
 
+/**
+ * A full JID to match exactly (XEP-0313 §4.1.1). In a room's archive it is an occupant's: the sender
+ * index covers room rows only (ROOM_ROW, repeated word for word so the planner may use it). In an
+ * account's archive it is a partner's, found through its bare JID (real_jid's index), then filtered.
+ */
+function withFullJid(archive: string, full: string, param: (v: unknown) => string): string {
+  if (full.startsWith(`${archive}/`)) return `from_jid = ${param(full)} AND ${ROOM_ROW}`;
+  const slash = full.indexOf('/');
+  return `real_jid = ${param(slash === -1 ? full : full.slice(0, slash))} AND from_jid = ${param(full)}`;
+}
+
 function authorsCondition(a: { realJids?: string[]; occupants?: string[] }, param: (v: unknown) => string): string {
   const any: string[] = [];
   if (a.realJids?.length) any.push(`real_jid = ANY(${param(a.realJids)}::text[])`);
-  if (a.occupants?.length) any.push(`from_jid = ANY(${param(a.occupants)}::text[])`);
+  if (a.occupants?.length) any.push(`(from_jid = ANY(${param(a.occupants)}::text[]) AND ${ROOM_ROW})`);
   return any.length ? `(${any.join(' OR ')})` : 'false';
 }

@@ -14,13 +14,15 @@ import type { Io } from '../src/cli/admin.js';
 import { sqlBackends } from './services.js';
 import { migrate } from '../storage/migrations.js';
 import {
-  archiveIsPartitioned, ensureArchivePartitions, expireArchive, keyFulltextOnline, partitionArchive, partitionStart, partitionName,
+  archiveIsPartitioned, ensureArchivePartitions, expireArchive, keyFulltextOnline, narrowSenderIndexOnline, partitionArchive,
+  partitionStart, partitionName, ROOM_ROW,
 } from '../storage/archive-partitions.js';
 import { createSqlStores } from '../storage/sql-stores.js';
 import type { ArchiveEntry, ArchiveQuery, ArchiveStore, Db } from '../storage/types.js';
 
 const ROOM = 'room@conference.example.com';
 const OTHER = 'other@conference.example.com';
+const ACCOUNT = 'alice@example.com';
 const DAY = 86_400_000;
 const NOW = Date.now();
 
@@ -73,6 +75,12 @@ async function fulltextKeys(db: Db): Promise<string[]> {
   return [...new Set(rows.map((r) => /USING gin (\([^)]*\))/.exec(r.def ?? '')?.[1] ?? 'none'))];
 }
 
+/** The sender index over every row (the schema before migration 13). */
+async function wholeSenderIndex(db: Db): Promise<void> {
+  await db.query('DROP INDEX archive_archive_from_jid');
+  await db.query('CREATE INDEX archive_archive_from_jid ON archive (archive, from_jid, id)');
+}
+
 describe('archive partitions and counts', function () {
   this.timeout(120_000);
   for (const backend of sqlBackends) {
@@ -118,6 +126,66 @@ describe('archive partitions and counts', function () {
         expect((await a.query(ROOM, { limit: 1, fulltext: 'needle' })).count).to.equal(16);
         // Migration 12: the full-text index is keyed by archive on the table and every partition.
         expect(await fulltextKeys(db)).to.deep.equal(['(archive, tsv)']);
+      });
+
+      it('keeps room rows only in the sender index (migration 13, perch archive reindex): every with query answers the same', async function () {
+        const db = await open(this);
+        // The sender index over every row, as migration 11 made it and migration 13 leaves it over a million rows.
+        await migrate(db, undefined, 12);
+        await wholeSenderIndex(db);
+        const a = createSqlStores(db).archive;
+        await a.append(entries(120, 400));
+        // An account's archive: the partner's JID as addressed (two resources), its bare JID in real_jid.
+        await a.append(Array.from({ length: 40 }, (_, i): ArchiveEntry => ({
+          archive: ACCOUNT, stanzaId: `p${i}`, stamp: new Date(NOW - (40 - i) * DAY),
+          fromJid: i % 4 === 0 ? 'bob@example.com' : `bob@example.com/res${i % 2}`, realJid: 'bob@example.com',
+          body: `chat ${i}`, stanza: `<message type="chat"><body>chat ${i}</body></message>`,
+        })));
+        const withAnswers = async () => {
+          const out: unknown[] = [await answers(a)];
+          for (const occupant of ['bob@example.com/res0', 'bob@example.com/res1', 'bob@example.com/none']) {
+            const r = await a.query(ACCOUNT, { limit: 7, with: { occupant }, before: true });
+            out.push([r.entries.map((e) => e.stanzaId), r.count, r.firstIndex, r.complete]);
+          }
+          const s = await a.search([ROOM, OTHER], { limit: 9, authors: { occupants: [`${ROOM}/nick1`, `${OTHER}/nick2`] } });
+          out.push([s.entries.map((e) => e.stanzaId), s.count]);
+          return out;
+        };
+        const senderIndexes = async () => [...new Set((await db.query<{ def: string }>(
+          `SELECT pg_get_indexdef(x.indexrelid) AS def FROM pg_index x JOIN pg_class c ON c.oid = x.indrelid
+            WHERE (c.oid = to_regclass('archive') OR c.oid IN (SELECT inhrelid FROM pg_inherits WHERE inhparent = to_regclass('archive')))
+              AND pg_get_indexdef(x.indexrelid) LIKE '%(archive, from_jid, id)%'`)).map((r) => /WHERE (.*)$/.exec(r.def)?.[1] ?? 'every row'))];
+        expect(await senderIndexes()).to.deep.equal(['every row']);
+        const before = await withAnswers();
+        expect((before[1] as unknown[])[1], 'res0 rows in the account archive').to.equal(10);
+        const progress: [number, number][] = [];
+        expect(await narrowSenderIndexOnline(db, (done, total) => progress.push([done, total]))).to.equal('narrowed');
+        expect(progress.at(-1)![0]).to.equal(progress.at(-1)![1]);
+        expect(await senderIndexes()).to.deep.equal([`starts_with(from_jid, (archive || '/'::text))`]);
+        expect(await withAnswers()).to.deep.equal(before);
+        // The planner can use it for an occupant: the query states its predicate word for word.
+        const plan = await db.transaction(async (tx) => {
+          await tx.query('SET LOCAL enable_seqscan = off');
+          await tx.query('SET LOCAL enable_bitmapscan = off');
+          return tx.query<Record<string, unknown>>(`EXPLAIN SELECT id FROM archive WHERE archive = '${ROOM}' AND from_jid = '${ROOM}/nick1' AND ${ROOM_ROW} ORDER BY id DESC LIMIT 5`);
+        });
+        expect(JSON.stringify(plan)).to.match(/from_jid/);
+        expect(await narrowSenderIndexOnline(db)).to.equal('already');
+        // Migration 13 finds it done; a quarter made afterwards gets the narrow index.
+        await migrate(db);
+        await ensureArchivePartitions(db, { now: new Date(NOW + 400 * DAY) });
+        expect(await senderIndexes()).to.deep.equal([`starts_with(from_jid, (archive || '/'::text))`]);
+        expect(await withAnswers()).to.deep.equal(before);
+      });
+
+      it('narrows the sender index inside migration 13 for an archive up to a million messages', async function () {
+        const db = await open(this);
+        await migrate(db, undefined, 12);
+        await wholeSenderIndex(db);
+        await createSqlStores(db).archive.append(entries(30, 100));
+        await migrate(db);
+        const [idx] = await db.query<{ def: string }>(`SELECT pg_get_indexdef(to_regclass('archive_archive_from_jid')) AS def`);
+        expect(idx!.def).to.include('starts_with');
       });
 
       it('keys the full-text index by archive beside running writers (perch archive reindex), partition by partition', async function () {

@@ -5,7 +5,7 @@ import type { Config } from '../config.js';
 import { pidPath } from '../admin/socket.js';
 import { openDataStores } from '../../storage/open.js';
 import {
-  archiveIsPartitioned, ensureArchivePartitions, expireArchive, keyFulltextOnline, partitionArchive,
+  archiveIsPartitioned, ensureArchivePartitions, expireArchive, keyFulltextOnline, narrowSenderIndexOnline, partitionArchive,
 } from '../../storage/archive-partitions.js';
 import { ProgressView } from './progress.js';
 import { UsageError, EXIT_OK, EXIT_FAILED, type Io } from './admin.js';
@@ -20,9 +20,9 @@ partition    convert a single archive table (a database over a million messages 
              progress bar; resumable; writers wait only for the last step
 partitions   list the archive's partitions and their rows (planner estimates), creating the
              coming quarters' ones that are missing
-reindex      key the full-text index by archive (a database over a million messages when it
-             was migrated): each partition's index built beside the running server, with a
-             progress bar; resumable
+reindex      key the full-text index by archive and keep room messages only in the sender
+             index (a database over a million messages when it was migrated): each partition's
+             index built beside the running server, with a progress bar; resumable
 expire       remove every archived message stamped before DATE (retention): whole quarters are
              dropped as partitions, the rest deleted N ids a statement (default 10000)
 `;
@@ -69,8 +69,11 @@ export async function archiveMain(config: Config, args: string[], io: Io): Promi
       io.out(`the archive is partitioned by quarter (${copied} messages copied)\n`);
     } else if (sub === 'reindex') {
       const view = new ProgressView({ write: (t) => io.err(t), tty: io.errIsTty === true });
-      const outcome = await keyFulltextOnline(db, (done, total) => view.update({ phase: 'index', done, total, unit: 'partitions' }));
+      const outcome = await keyFulltextOnline(db, (done, total) => view.update({ phase: 'full-text index', done, total, unit: 'partitions' }));
+      const sender = outcome === 'not-partitioned' ? 'not-partitioned'
+        : await narrowSenderIndexOnline(db, (done, total) => view.update({ phase: 'sender index', done, total, unit: 'partitions' }));
       view.finish();
+      if (sender !== 'not-partitioned') io.out(sender === 'narrowed' ? 'the sender index holds room messages only\n' : 'the sender index holds room messages only already\n');
       io.out(({
         keyed: 'the full-text index is keyed by archive\n',
         already: 'the full-text index is keyed by archive already\n',
