@@ -158,6 +158,35 @@ describe('conformance: cluster (PostgreSQL + Redis)', function () {
           xml('field', { var: 'muc#roomconfig_persistentroom' }, xml('value', {}, '1'))))));
     }
 
+    it('keeps a session that replaced one on another node in its rooms, however late that node routes the old one\'s departures', async function () {
+      this.timeout(60000);
+      // Node C holds an ended session's departures back 1 s (a test hook), as a loaded node would.
+      const nodeC = await startServer({
+        databaseUrl: dbUrl, redisUrl: REDIS_URL, nodeId: randomName('conf-c-'), skipUserCreation: true,
+        env: { PERCH_TEST_DEPARTURE_DELAY_MS: '1000' },
+      });
+      try {
+        const room = randomName('replaced');
+        const owner = await on(nodeB!, alice, 'owner');
+        await createRoom(owner, room, 'owner');
+        const first = await on(nodeC, dave, 'dup');
+        await join(first, room, 'dave');
+        // The same full JID on node B: the room must see the old session leave before the new one joins.
+        const second = await on(nodeB!, dave, 'dup');
+        await join(second, room, 'dave');
+        const joinedAt = second.received.length;
+        await sleep(1500);
+        const selfGone = second.received.slice(joinedAt).some((el) => el.is('presence') && el.attrs.type === 'unavailable' &&
+          el.attrs.from === `${room}@${MUC}/dave`);
+        expect(selfGone, 'the old session\'s departure took the new occupant out').to.equal(false);
+        await second.xmpp.send(xml('message', { to: `${room}@${MUC}`, type: 'groupchat', id: 'still' }, xml('body', {}, 'still here')));
+        const answer = await second.waitFor((el) => el.is('message') && el.attrs.id === 'still', 5000);
+        expect(answer.attrs.type, 'the message is reflected, not refused').to.equal('groupchat');
+      } finally {
+        await nodeC.stop();
+      }
+    });
+
     function groupchatBodies(c: LoggedIn, room: string): string[] {
       return c.received.filter((el) => el.is('message') && el.attrs.type === 'groupchat' && el.attrs.from?.startsWith(`${room}@${MUC}/`) && bodyOf(el) !== null)
         .map((el) => bodyOf(el)!);

@@ -45,6 +45,8 @@ export interface ServerOptions {
   /** Skip creating users (another node already did, on a shared database). */
   skipUserCreation?: boolean;
   startTimeoutMs?: number;
+  /** Extra environment for the server process (test hooks). */
+  env?: Record<string, string>;
 }
 
 export interface ServerPorts { c2s: number; c2sDirectTls: number; component: number; metrics: number; upload?: number; websocket?: number; websocketPlain?: number }
@@ -137,6 +139,7 @@ export async function startServer(opts: ServerOptions = {}): Promise<RunningServ
   if (opts.databaseUrl) env.DATABASE_URL = opts.databaseUrl;
   if (opts.redisUrl) env.REDIS_URL = opts.redisUrl;
   if (opts.nodeId) env.PERCH_NODE_ID = opts.nodeId;
+  Object.assign(env, opts.env);
   // One node per server started here (on PostgreSQL and Redis the default is one per core): a test
   // that wants workers says how many.
   delete env.PERCH_WORKERS;

@@ -1,10 +1,14 @@
 // What travels between nodes on the session store's channels: a stanza for a session ('d'), a
-// request to close a replaced session ('k'), a module message ('m'), a reply to a server request ('r'),
-// or several of those for one node in one publish ('b', see src/cluster-batch.ts).
+// request to close a replaced session ('k') and the answer that it has ended ('e'), a module message
+// ('m'), a reply to a server request ('r'), or several of those for one node in one publish ('b', see
+// src/cluster-batch.ts).
 import { escapeAttr } from '../protocol/xml.js';
 
 export interface ClusterEnvelope {
-  t: 'd' | 'k' | 'm' | 'r' | 'b'; to?: string; x?: string; topic?: string; data?: unknown;
+  t: 'd' | 'k' | 'e' | 'm' | 'r' | 'b'; to?: string; x?: string; topic?: string; data?: unknown;
+  /** 'k': the request's id and the asking node, to answer with an 'e' of that id. */
+  id?: string;
+  from?: string;
   /** 'b': the envelopes, in order; a 'd' among them may name its stanza by index (i) in xs. */
   e?: ClusterEnvelope[];
   /** 'b': stanzas sent to several sessions, each written once without its 'to' (a room's fan-out). */

@@ -34,6 +34,13 @@ import { readStanzaHead } from '../protocol/stanza-head.js';
 import { encodeClusterMessage, decodeBatch, FORMS_TOPIC, type ClusterEnvelope, type FormsNotice } from './cluster-message.js';
 import { ClusterOutbox } from './cluster-batch.js';
 
+/**
+ * How long a bind waits for another node to end the session it replaces: that session's departures
+ * (its rooms' unavailable) go first, or one reaching a room after the new session's join would take the
+ * new occupant out (both have the same full JID). A node that cannot be reached ends the wait at once.
+ */
+const REPLACE_WAIT_MS = 2000;
+
 /** The node that sent a server request, from the request's id (see request()). */
 function requestNode(id: string): string | null {
   return /^[0-9a-f]{16}\./.test(id) ? id.slice(17) : null;
@@ -84,6 +91,10 @@ export class ServerCore implements Server, StreamHost {
   readonly domain: string;
   private readonly iqHandlers = new Map<string, IqHandler>();
   private readonly pendingIq = new Map<string, { resolve: (el: Element | null) => void; timer: NodeJS.Timeout }>();
+  /** Sessions of this node being ended, by full JID: done once their departures are routed. */
+  private readonly ending = new Map<string, Promise<void>>();
+  /** Binds waiting for another node to end the session they replace, by request id. */
+  private readonly replacing = new Map<string, () => void>();
   private readonly byAccount = new Map<string, Set<LocalSession>>();
   private readonly clusterTopics = new Map<string, (data: unknown) => void>();
   private readonly listeners: net.Server[] = [];
@@ -321,18 +332,47 @@ export class ServerCore implements Server, StreamHost {
 
   async bindSession(session: ClientSession): Promise<void> {
     const existing = this.local.get(session.full) as ClientSession | undefined;
-    if (existing) existing.replaced();
+    existing?.replaced();
+    // Its departures go before this session's first stanza, as another node's do (replaceOnNode).
+    const replacedHere = existing ? this.ending.get(session.full) : undefined;
     this.local.set(session.full, session);
     let set = this.byAccount.get(session.bare);
     if (!set) this.byAccount.set(session.bare, (set = new Set()));
     set.add(session);
     this.metrics.sessions.set(this.local.size);
     const previous = await this.sessions.put(session.record);
-    if (previous && previous.node !== this.sessions.nodeId) this.sendCluster(previous.node, { t: 'k', to: session.full });
+    if (previous && previous.node !== this.sessions.nodeId) await this.replaceOnNode(previous.node, session.full);
+    if (replacedHere) await Promise.race([replacedHere, new Promise((r) => setTimeout(r, REPLACE_WAIT_MS).unref())]);
     await this.hooks.fire('session/bound', session);
   }
 
-  async unbindSession(session: ClientSession, reason: string, unacked: { xml: string; name: string }[]): Promise<void> {
+  /** Asks node to end its session on full and waits (at most REPLACE_WAIT_MS) until it has. */
+  private replaceOnNode(node: string, full: string): Promise<void> {
+    const id = randomBytes(8).toString('hex');
+    return new Promise((resolve) => {
+      const done = () => {
+        clearTimeout(timer);
+        this.replacing.delete(id);
+        resolve();
+      };
+      const timer = setTimeout(done, REPLACE_WAIT_MS);
+      this.replacing.set(id, done);
+      // Straight to the store, one try: a node that is gone (killed, its record not yet swept) ends
+      // the wait at once. A node from before this answer ends the session but never answers: the wait
+      // times out.
+      this.sessions.send(node, JSON.stringify({ t: 'k', to: full, id, from: this.sessions.nodeId } satisfies ClusterEnvelope), { retry: false })
+        .catch(() => done());
+    });
+  }
+
+  unbindSession(session: ClientSession, reason: string, unacked: { xml: string; name: string }[]): Promise<void> {
+    const done = this.unbind(session, reason, unacked);
+    this.ending.set(session.full, done);
+    void done.finally(() => { if (this.ending.get(session.full) === done) this.ending.delete(session.full); });
+    return done;
+  }
+
+  private async unbind(session: ClientSession, reason: string, unacked: { xml: string; name: string }[]): Promise<void> {
     if (this.local.get(session.full) === session) {
       this.local.delete(session.full);
       // Unreachable Redis must not keep the session's end from the modules (presence, rooms): the
@@ -345,11 +385,21 @@ export class ServerCore implements Server, StreamHost {
     if (set && set.size === 0) this.byAccount.delete(session.bare);
     this.metrics.sessions.set(this.local.size);
     try {
+      await this.testDepartureDelay();
       await this.hooks.fire('session/closed', { session, reason });
     } catch (e) {
       this.log.error('session close hook failed', { err: e });
     }
     if (unacked.length) this.handleUnacked(session, unacked);
+  }
+
+  /**
+   * A test hook, and nothing else: PERCH_TEST_DEPARTURE_DELAY_MS holds an ended session's departures
+   * back that long, as a slow node would, so a test can make a replacing bind race them.
+   */
+  private async testDepartureDelay(): Promise<void> {
+    const ms = Number(process.env.PERCH_TEST_DEPARTURE_DELAY_MS ?? 0);
+    if (ms > 0) await new Promise((r) => setTimeout(r, ms));
   }
 
   /** XEP-0198 §4: stanzas the client never acknowledged are not lost: messages go to offline storage, IQs bounce. */
@@ -608,6 +658,11 @@ export class ServerCore implements Server, StreamHost {
       if (el && from && to) this.router.noSuchResource(el, from, to);
     } else if (env.t === 'k' && env.to) {
       (this.local.get(env.to) as ClientSession | undefined)?.replaced();
+      // Answered once the session's departures are routed (they go before this answer, in order).
+      const { id, from } = env;
+      if (id && from) void (this.ending.get(env.to) ?? Promise.resolve()).then(() => this.sendCluster(from, { t: 'e', id }));
+    } else if (env.t === 'e' && env.id) {
+      this.replacing.get(env.id)?.();
     } else if (env.t === 'r' && env.x) {
       const reply = parseStanzaString(env.x);
       if (reply) this.settleRequest(reply);

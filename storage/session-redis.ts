@@ -49,7 +49,7 @@ import { RedisLeases } from './redis-leases.js';
 import { quit, type RedisClient } from './redis-connection.js';
 import { sleep, type RedisSessionStoreOptions } from './redis-base.js';
 import { HIT } from './redis-scripts.js';
-import type { SessionStore } from './types.js';
+import type { SendOptions, SessionStore } from './types.js';
 
 export { broadcastToNodes } from './redis-connection.js';
 export type { RedisSessionStoreOptions } from './redis-base.js';
@@ -97,12 +97,13 @@ export class RedisSessionStore extends RedisLeases implements SessionStore {
     else if (channel === this.keys.node(this.nodeId) || channel === this.keys.everyone) callAll(this.messageHandlers, message);
   }
 
-  async send(node: string, payload: string): Promise<void> {
+  async send(node: string, payload: string, opts: SendOptions = {}): Promise<void> {
     if (node === this.nodeId) return this.deliverHere(payload);
     // Known down for a while (not just restarting): refuse at once rather than queue.
     if (this.downSince !== null && Date.now() - this.downSince > 1000) throw new Error(`node ${node} cannot be reached: Redis is unreachable`);
     const channel = this.keys.node(node);
     if ((await this.link.publish(channel, payload)) > 0) return;
+    if (opts.retry === false) throw new Error(`node ${node} cannot be reached`);
     // Nobody subscribed (the node is down, cut off or resubscribing after a reconnect): retry briefly,
     // then say so, rather than let the payload vanish.
     const deadline = Date.now() + this.sendRetryMs;

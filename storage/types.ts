@@ -612,6 +612,12 @@ export interface SessionRecord {
  * routing decisions are synchronous map look-ups; writes go through the backend and reach every
  * node's mirror.
  */
+/** How SessionStore.send tries. */
+export interface SendOptions {
+  /** false: one try, rejected at once when nobody listens (default true: retried briefly). */
+  retry?: boolean;
+}
+
 export interface SessionStore {
   readonly nodeId: string;
   start(): Promise<void>;
@@ -626,9 +632,10 @@ export interface SessionStore {
   list(): SessionRecord[];
   /**
    * Delivers payload to node's onMessage handler (possibly this node). Rejects when nobody listens for
-   * that node (down, cut off, or never there) after retrying briefly: the payload was not delivered.
+   * that node (down, cut off, or never there) after retrying briefly (at once with retry false): the
+   * payload was not delivered.
    */
-  send(node: string, payload: string): Promise<void>;
+  send(node: string, payload: string, opts?: SendOptions): Promise<void>;
   /** Delivers payload to every node's onMessage handler, this one included (pub/sub: nodes up now). */
   broadcast(payload: string): Promise<void>;
   onMessage(handler: (payload: string) => void): void;

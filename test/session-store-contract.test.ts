@@ -170,6 +170,12 @@ describe('session store contract', function () {
         let refused: unknown = null;
         await a.send('node-nobody', 'lost').catch((e: unknown) => { refused = e; });
         expect(refused, 'a send nobody can take is refused').to.be.instanceOf(Error);
+        // One try: refused at once, not after the retries.
+        const t0 = Date.now();
+        refused = null;
+        await a.send('node-nobody', 'lost', { retry: false }).catch((e: unknown) => { refused = e; });
+        expect(refused, 'one try nobody takes is refused').to.be.instanceOf(Error);
+        expect(Date.now() - t0, 'without retrying').to.be.below(300);
         await sleep(50);
         expect(got).to.have.length(2);
       });
