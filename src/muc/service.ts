@@ -361,17 +361,25 @@ export class MucService implements RoomHost, FeatureContext {
    * it as the message's stanza id, so a resend is recognised even by the next owner.
    */
   private forward(node: string, name: string, stanza: Element, hops: number, done: Done | null): void {
+    const proposedId = this.proposed.get(stanza);
+    if (hops >= MAX_HOPS && proposedId !== undefined) {
+      // Bounced between nodes while the room moves. The node that sent it here keeps it until a holder
+      // confirms it, sends it again meanwhile to the holder found anew, and refuses it only when none
+      // confirmed it in time (GIVE_UP_MS). Refused here, a copy could be refused while another copy of
+      // it (a resend) is committed: the sender would be told no for a message the room keeps.
+      this.server.log.warn('muc: stanza bounced between nodes; left to the node before to send again', { to: stanza.attrs.to });
+      this.unconfirmed.delete(proposedId);
+      return;
+    }
     if (hops >= MAX_HOPS) {
+      // From a node that does not send again (no proposed id): refused, as there is no one to retry.
       this.server.log.warn('muc: stanza bounced between nodes; refused', { to: stanza.attrs.to });
       const reply = errorReply(stanza, new StanzaError('remote-server-timeout', 'the room is moving between nodes; try again'));
       if (reply) this.server.router.route(reply);
-      const waiting = this.unconfirmed.get(this.proposed.get(stanza) ?? '');
-      if (waiting) this.unconfirmed.delete(waiting.id);
-      waiting?.done?.();
       done?.();
       return;
     }
-    let id = this.proposed.get(stanza);
+    let id = proposedId;
     if (id === undefined) this.proposed.set(stanza, (id = randomUUID()));
     const now = Date.now();
     let at = this.proposedAt.get(stanza);
