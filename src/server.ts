@@ -40,6 +40,8 @@ import { ClusterOutbox } from './cluster-batch.js';
  * new occupant out (both have the same full JID). A node that cannot be reached ends the wait at once.
  */
 const REPLACE_WAIT_MS = 2000;
+/** Read once: see testDepartureDelay. */
+const TEST_DEPARTURE_DELAY_MS = Number(process.env.PERCH_TEST_DEPARTURE_DELAY_MS ?? 0);
 
 /** The node that sent a server request, from the request's id (see request()). */
 function requestNode(id: string): string | null {
@@ -398,8 +400,7 @@ export class ServerCore implements Server, StreamHost {
    * back that long, as a slow node would, so a test can make a replacing bind race them.
    */
   private async testDepartureDelay(): Promise<void> {
-    const ms = Number(process.env.PERCH_TEST_DEPARTURE_DELAY_MS ?? 0);
-    if (ms > 0) await new Promise((r) => setTimeout(r, ms));
+    if (TEST_DEPARTURE_DELAY_MS > 0) await new Promise((r) => setTimeout(r, TEST_DEPARTURE_DELAY_MS));
   }
 
   /** XEP-0198 §4: stanzas the client never acknowledged are not lost: messages go to offline storage, IQs bounce. */

@@ -143,11 +143,29 @@ async function createIndexes(tx: Q, name: string, suffix: string): Promise<void>
   }
 }
 
-/** Is the full-text index keyed by archive already (or is there no full-text index to key)? */
-async function fulltextKeyed(tx: Q): Promise<boolean> {
+/** Is the archive's index `index` defined as `shape` says already (or is there no such index)? */
+async function indexIs(tx: Q, index: string, shape: RegExp): Promise<boolean> {
   const [current] = await tx.query<{ def: string }>(
-    `SELECT pg_get_indexdef(to_regclass('archive_tsv')) AS def WHERE to_regclass('archive_tsv') IS NOT NULL`);
-  return current === undefined || /\(archive, tsv\)/.test(current.def);
+    'SELECT pg_get_indexdef(to_regclass($1)) AS def WHERE to_regclass($1) IS NOT NULL', [index]);
+  return current === undefined || shape.test(current.def);
+}
+
+/** Is the full-text index keyed by archive already (or is there no full-text index to key)? */
+const fulltextKeyed = (tx: Q) => indexIs(tx, 'archive_tsv', /\(archive, tsv\)/);
+/** Does the sender index hold room rows only (or is there no sender index to narrow)? */
+const senderIndexNarrowed = (tx: Q) => indexIs(tx, 'archive_archive_from_jid', /starts_with/);
+
+/** Does the archive hold at most IN_PLACE_LIMIT messages (by the kept counts), so a migration may rebuild in its transaction? */
+async function smallEnoughInPlace(tx: Q): Promise<boolean> {
+  const [r] = await tx.query<{ n: unknown }>('SELECT COALESCE(sum(n), 0) AS n FROM archive_size');
+  return Number(r?.n) <= IN_PLACE_LIMIT;
+}
+
+/** Builds the archive's index `index` anew as `def` in this transaction (archive_<tag> beside it, then swapped). */
+async function rebuildInPlace(tx: Q, index: string, tag: string, def: string): Promise<void> {
+  await tx.query(`CREATE INDEX archive_${tag} ON archive ${def}`);
+  await tx.query(`DROP INDEX IF EXISTS ${index}`);
+  await tx.query(`ALTER INDEX archive_${tag} RENAME TO ${index}`);
 }
 
 /**
@@ -157,34 +175,18 @@ async function fulltextKeyed(tx: Q): Promise<boolean> {
  * unchanged, until `perch archive reindex` (keyFulltextOnline) builds the new one beside it).
  */
 export async function keyFulltextByArchive(tx: Q): Promise<void> {
-  if (!(await installBtreeGin(tx)) || (await fulltextKeyed(tx))) return;
-  const [r] = await tx.query<{ n: unknown }>('SELECT COALESCE(sum(n), 0) AS n FROM archive_size');
-  if (Number(r?.n) > IN_PLACE_LIMIT) return;
-  await tx.query('CREATE INDEX archive_tsv_keyed ON archive USING gin (archive, tsv)');
-  await tx.query('DROP INDEX IF EXISTS archive_tsv');
-  await tx.query('ALTER INDEX archive_tsv_keyed RENAME TO archive_tsv');
-}
-
-/** Does the sender index hold room rows only (or is there no sender index to narrow)? */
-async function senderIndexNarrowed(tx: Q): Promise<boolean> {
-  const [current] = await tx.query<{ def: string }>(
-    `SELECT pg_get_indexdef(to_regclass('archive_archive_from_jid')) AS def WHERE to_regclass('archive_archive_from_jid') IS NOT NULL`);
-  return current === undefined || /starts_with/.test(current.def);
+  if (!(await installBtreeGin(tx)) || (await fulltextKeyed(tx)) || !(await smallEnoughInPlace(tx))) return;
+  await rebuildInPlace(tx, 'archive_tsv', 'tsv_keyed', 'USING gin (archive, tsv)');
 }
 
 /**
  * Migration 13's step: the sender index narrowed to room rows (ROOM_ROW), in this transaction for an
  * archive of at most IN_PLACE_LIMIT rows; a larger one keeps the whole index (every query unchanged)
- * until `perch archive reindex` (reindexArchiveOnline) builds the narrow one beside it.
+ * until `perch archive reindex` (narrowSenderIndexOnline) builds the narrow one beside it.
  */
 export async function narrowSenderIndex(tx: Q): Promise<void> {
-  if (await senderIndexNarrowed(tx)) return;
-  if (!(await archiveIsPartitioned(tx))) return;
-  const [r] = await tx.query<{ n: unknown }>('SELECT COALESCE(sum(n), 0) AS n FROM archive_size');
-  if (Number(r?.n) > IN_PLACE_LIMIT) return;
-  await tx.query(`CREATE INDEX archive_from_jid_rooms ON archive ${SENDER_INDEX}`);
-  await tx.query('DROP INDEX archive_archive_from_jid');
-  await tx.query('ALTER INDEX archive_from_jid_rooms RENAME TO archive_archive_from_jid');
+  if ((await senderIndexNarrowed(tx)) || !(await archiveIsPartitioned(tx)) || !(await smallEnoughInPlace(tx))) return;
+  await rebuildInPlace(tx, 'archive_archive_from_jid', 'from_jid_rooms', SENDER_INDEX);
 }
 
 export type ReindexOutcome = 'keyed' | 'already' | 'no-btree-gin' | 'not-partitioned';
@@ -307,9 +309,7 @@ export async function ensureArchivePartitions(db: Db, opts: { from?: Date; now?:
  * is, every query working on it unchanged, until `perch archive partition` (partitionArchive) converts it.
  */
 export async function partitionInMigration(tx: Q): Promise<void> {
-  if (await archiveIsPartitioned(tx)) return;
-  const [r] = await tx.query<{ n: unknown }>('SELECT COALESCE(sum(n), 0) AS n FROM archive_size');
-  if (Number(r?.n) > IN_PLACE_LIMIT) return;
+  if ((await archiveIsPartitioned(tx)) || !(await smallEnoughInPlace(tx))) return;
   await convert(tx, async (target) => {
     await tx.query(`INSERT INTO ${target} (${COLUMNS}) SELECT ${COLUMNS} FROM archive ORDER BY id`);
   });
