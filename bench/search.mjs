@@ -176,8 +176,9 @@ async function seed() {
       cols[4].push(`user${k + 1}@${DOMAIN}`); cols[5].push(body);
       cols[6].push(`<message xmlns="jabber:client" from="${from}" type="groupchat" id="m${i}"><body>${esc(body)}</body><stanza-id xmlns="urn:xmpp:sid:0" id="${sid}" by="${jid}"/></message>`);
     }
-    await c.query(`INSERT INTO archive (archive, stanza_id, stamp, from_jid, real_jid, body, stanza)
-      SELECT * FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::text[], $5::text[], $6::text[], $7::text[])`, cols);
+    await c.query(`INSERT INTO archive (archive, stanza_id, stamp, from_jid, real_jid, body, stanza, tsv)
+      SELECT a, s, t, f, r, b, x, archive_tsv(b)
+      FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::text[], $5::text[], $6::text[], $7::text[]) AS u(a, s, t, f, r, b, x)`, cols);
     if ((b / BATCH) % 20 === 0) log(`  seeded ${b + BATCH} of ${total} messages`);
   }
   const insertS = (nowMs() - t0) / 1000;

@@ -18,7 +18,8 @@ const DEFAULT_PARTITION = 'archive_p_default';
 // Arbitrary constant shared by every process creating partitions in the same database.
 const PARTITION_LOCK = 7_065_726_370;
 
-const COLUMNS = 'id, archive, stanza_id, stamp, from_jid, real_jid, body, stanza, retracted';
+// tsv too: a copy between archive tables keeps each row's words (computed once, where they were written).
+const COLUMNS = 'id, archive, stanza_id, stamp, from_jid, real_jid, body, stanza, retracted, tsv';
 
 /** The first instant of the partition (UTC, PARTITION_MONTHS months) holding t, plus `add` partitions. */
 export function partitionStart(t: Date, add = 0): Date {
@@ -43,12 +44,74 @@ export async function archiveIsPartitioned(db: Q): Promise<boolean> {
   return rows[0]?.kind === 'p';
 }
 
-/** The text search configuration of the archive's generated tsv column ('simple' when unknown). */
-async function tsvLanguage(db: Q, table: string): Promise<string> {
-  const rows = await db.query<{ expr: string | null }>(
-    `SELECT generation_expression AS expr FROM information_schema.columns
-      WHERE table_schema = current_schema() AND table_name = $1 AND column_name = 'tsv'`, [table]);
-  return /'([a-z_]+)'::regconfig/.exec(rows[0]?.expr ?? '')?.[1] ?? 'simple';
+/**
+ * The archive's text search configuration: archive_tsv's (migration 14 on), or the generated tsv
+ * column's before; null when the archive has neither.
+ */
+export async function archiveFulltextLanguage(db: Q): Promise<string | null> {
+  const [r] = await db.query<{ expr: string | null; fn: string | null }>(
+    `SELECT (SELECT generation_expression FROM information_schema.columns
+              WHERE table_schema = current_schema() AND table_name = 'archive' AND column_name = 'tsv') AS expr,
+            (SELECT prosrc FROM pg_proc WHERE oid = to_regprocedure('archive_tsv(text)')) AS fn`);
+  const source = r?.expr || r?.fn || '';
+  return /'([a-z_]+)'::regconfig/.exec(source)?.[1] ?? null;
+}
+
+/**
+ * tsv as a column its writers fill, with archive_tsv(body) (the one place the text search
+ * configuration is named): the append computes it once per message, where a generated column
+ * computed it for each copy (a one-to-one message's two rows: a tenth of PostgreSQL's instructions
+ * per message, docs/scaling.md). Triggers fill it for any other writer: an insert without it (an
+ * import, a node of the version before during a rolling upgrade; the WHEN test costs the append about
+ * 600 instructions a row, no function call) and an update of body (a retraction, a rewrite).
+ */
+export async function tsvFilledByWriters(tx: Q, table: string, language: string): Promise<void> {
+  await tx.query(`CREATE OR REPLACE FUNCTION archive_tsv(body text) RETURNS tsvector LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    AS $$ SELECT to_tsvector('${language}'::regconfig, $1) $$`);
+  await tx.query(`CREATE OR REPLACE FUNCTION archive_tsv_fill() RETURNS trigger LANGUAGE plpgsql
+    AS $$ BEGIN NEW.tsv := archive_tsv(NEW.body); RETURN NEW; END $$`);
+  const [generated] = await tx.query(
+    `SELECT 1 FROM pg_attribute WHERE attrelid = to_regclass($1) AND attname = 'tsv' AND attgenerated <> ''`, [table]);
+  if (generated) await tx.query(`ALTER TABLE ${table} ALTER COLUMN tsv DROP EXPRESSION`);
+  await tx.query(`DROP TRIGGER IF EXISTS archive_tsv_insert ON ${table}`);
+  await tx.query(`CREATE TRIGGER archive_tsv_insert BEFORE INSERT ON ${table} FOR EACH ROW
+    WHEN (NEW.tsv IS NULL AND NEW.body IS NOT NULL) EXECUTE FUNCTION archive_tsv_fill()`);
+  await tx.query(`DROP TRIGGER IF EXISTS archive_tsv_update ON ${table}`);
+  await tx.query(`CREATE TRIGGER archive_tsv_update BEFORE UPDATE OF body ON ${table} FOR EACH ROW
+    WHEN (NEW.body IS DISTINCT FROM OLD.body) EXECUTE FUNCTION archive_tsv_fill()`);
+}
+
+/**
+ * Deduplication off on `table`'s non-unique B-tree indexes (a partition's, or the single table's).
+ * Each of them ends in id or a stamp, so no two entries share a key and a full leaf's deduplication
+ * pass finds nothing to merge: 8 % of PostgreSQL's instructions per one-to-one message, spent before
+ * every page split. Set on each leaf index: PostgreSQL sets no storage parameter on a partitioned one.
+ */
+async function deduplicationOff(tx: Q, table: string): Promise<void> {
+  const rows = await tx.query<{ index: string }>(
+    `SELECT c.relname AS index FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid JOIN pg_am a ON a.oid = c.relam
+      WHERE i.indrelid = to_regclass($1) AND a.amname = 'btree' AND NOT i.indisunique AND c.relkind = 'i'
+        AND NOT COALESCE(c.reloptions, '{}') @> '{deduplicate_items=off}'`, [table]);
+  for (const r of rows) await tx.query(`ALTER INDEX ${r.index} SET (deduplicate_items = off)`);
+}
+
+/** The archive's tables: its partitions, or the single table not partitioned yet. */
+async function archiveTables(tx: Q): Promise<string[]> {
+  if (!(await archiveIsPartitioned(tx))) return ['archive'];
+  const parts = await tx.query<{ name: string }>(
+    `SELECT c.relname AS name FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid WHERE i.inhparent = to_regclass('archive') ORDER BY 1`);
+  return parts.map((p) => p.name);
+}
+
+/**
+ * Migration 14's step: rows cheaper to write. tsv filled by its writers (tsvFilledByWriters) and no
+ * deduplication on the B-tree indexes (deduplicationOff). Metadata only, whatever the archive's size:
+ * the rows keep their words, and the indexes their pages until their next split.
+ */
+export async function cheaperArchiveRows(tx: Q): Promise<void> {
+  const language = (await archiveFulltextLanguage(tx)) ?? 'simple';
+  await tsvFilledByWriters(tx, 'archive', language);
+  for (const table of await archiveTables(tx)) await deduplicationOff(tx, table);
 }
 
 /**
@@ -77,8 +140,9 @@ async function createPartitioned(tx: Q, name: string, language: string): Promise
     body text,
     stanza text NOT NULL,
     retracted boolean NOT NULL DEFAULT false,
-    tsv tsvector GENERATED ALWAYS AS (to_tsvector('${language}', body)) STORED
+    tsv tsvector
   ) PARTITION BY RANGE (stamp)`);
+  await tsvFilledByWriters(tx, name, language);
   await tx.query(`CREATE TABLE ${DEFAULT_PARTITION}${name === 'archive' ? '' : '_new'} PARTITION OF ${name} DEFAULT`);
 }
 
@@ -89,15 +153,17 @@ async function createPartitioned(tx: Q, name: string, language: string): Promise
  * Queries repeat it word for word (the planner uses a partial index when the query states its predicate).
  */
 export const ROOM_ROW = "starts_with(from_jid, archive || '/')";
-const SENDER_INDEX = `(archive, from_jid, id) WHERE ${ROOM_ROW}`;
+/** See deduplicationOff; given here, a partition made later inherits it from its parent's index. */
+const NO_DEDUP = 'WITH (deduplicate_items = off)';
+const SENDER_INDEX = `(archive, from_jid, id) ${NO_DEDUP} WHERE ${ROOM_ROW}`;
 
 const INDEXES: [string, string][] = [
-  ['archive_id', '(id)'],
-  ['archive_archive_id', '(archive, id)'],
-  ['archive_archive_stamp', '(archive, stamp)'],
+  ['archive_id', `(id) ${NO_DEDUP}`],
+  ['archive_archive_id', `(archive, id) ${NO_DEDUP}`],
+  ['archive_archive_stamp', `(archive, stamp) ${NO_DEDUP}`],
   ['archive_archive_stanza_id', '(archive, stanza_id, stamp)'],
   ['archive_archive_from_jid', SENDER_INDEX],
-  ['archive_archive_real_jid', '(archive, real_jid, id)'],
+  ['archive_archive_real_jid', `(archive, real_jid, id) ${NO_DEDUP}`],
   ['archive_tsv', 'USING gin (tsv)'],
 ];
 
@@ -276,6 +342,8 @@ async function createPartitions(tx: Q, parent: string, suffix: string, from: Dat
         WITH gone AS (DELETE FROM ${parent} WHERE stamp >= '${lo}' AND stamp < '${hi}' RETURNING ${COLUMNS}) SELECT * FROM gone`);
     }
     await tx.query(`CREATE TABLE ${name} PARTITION OF ${parent} FOR VALUES FROM ('${lo}') TO ('${hi}')`);
+    // A parent index made before migration 14 passes deduplication on to the partition's.
+    await deduplicationOff(tx, name);
     if (stray.length > 0) {
       await tx.query(`INSERT INTO ${parent} (${COLUMNS}) SELECT ${COLUMNS} FROM archive_moving`);
       await tx.query('DROP TABLE archive_moving');
@@ -320,7 +388,7 @@ export async function partitionInMigration(tx: Q): Promise<void> {
  * triggers go, the id sequence carries over, the kept counts stay (the copy runs before the triggers).
  */
 async function convert(tx: Q, fill: (target: string) => Promise<void>): Promise<void> {
-  const language = await tsvLanguage(tx, 'archive');
+  const language = (await archiveFulltextLanguage(tx)) ?? 'simple';
   const [span] = await tx.query<{ lo: Date | null }>('SELECT min(stamp) AS lo FROM archive');
   const now = new Date();
   await createPartitioned(tx, 'archive_new', language);
@@ -358,7 +426,7 @@ export async function partitionArchive(db: Db, opts: { batch?: number; onProgres
   const exists = await db.query(`SELECT 1 FROM pg_class WHERE oid = to_regclass('archive_new')`);
   if (exists.length === 0) {
     await db.transaction(async (tx) => {
-      const language = await tsvLanguage(tx, 'archive');
+      const language = (await archiveFulltextLanguage(tx)) ?? 'simple';
       const [span] = await tx.query<{ lo: Date | null }>('SELECT min(stamp) AS lo FROM archive');
       const now = new Date();
       await createPartitioned(tx, 'archive_new', language);
@@ -415,9 +483,7 @@ export async function expireArchive(db: Db, cutoff: Date, opts: { batch?: number
   const batch = opts.batch ?? 10_000;
   const dropped: string[] = [];
   if (await archiveIsPartitioned(db)) {
-    const parts = await db.query<{ name: string }>(
-      `SELECT c.relname AS name FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid WHERE i.inhparent = to_regclass('archive') ORDER BY 1`);
-    for (const { name } of parts) {
+    for (const name of await archiveTables(db)) {
       const month = partitionMonth(name);
       if (!month || partitionStart(month, 1) > cutoff) continue;
       await db.transaction(async (tx) => {

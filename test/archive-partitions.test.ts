@@ -14,7 +14,7 @@ import type { Io } from '../src/cli/admin.js';
 import { sqlBackends } from './services.js';
 import { migrate } from '../storage/migrations.js';
 import {
-  archiveIsPartitioned, ensureArchivePartitions, expireArchive, keyFulltextOnline, narrowSenderIndexOnline, partitionArchive,
+  archiveIsPartitioned, cheaperArchiveRows, ensureArchivePartitions, expireArchive, keyFulltextOnline, narrowSenderIndexOnline, partitionArchive,
   partitionStart, partitionName, ROOM_ROW,
 } from '../storage/archive-partitions.js';
 import { createSqlStores } from '../storage/sql-stores.js';
@@ -75,6 +75,50 @@ async function fulltextKeys(db: Db): Promise<string[]> {
   return [...new Set(rows.map((r) => /USING gin (\([^)]*\))/.exec(r.def ?? '')?.[1] ?? 'none'))];
 }
 
+/** Rows as a writer before migration 14 added them: tsv left to the generated column. */
+async function appendBefore14(db: Db, list: ArchiveEntry[]): Promise<void> {
+  for (const e of list) {
+    await db.query('INSERT INTO archive (archive, stanza_id, stamp, from_jid, real_jid, body, stanza) VALUES ($1, $2, $3, $4, $5, $6, $7)',
+      [e.archive, e.stanzaId, e.stamp.toISOString(), e.fromJid, e.realJid, e.body, e.stanza]);
+  }
+}
+
+/** The partitioned archive as migration 11 made it before migration 14: tsv generated, indexes deduplicating. */
+async function schemaBefore14(db: Db): Promise<void> {
+  const key = (await fulltextKeys(db))[0]!;
+  await db.query('DROP TRIGGER archive_tsv_insert ON archive');
+  await db.query('DROP TRIGGER archive_tsv_update ON archive');
+  await db.query('DROP INDEX archive_tsv');
+  await db.query('ALTER TABLE archive DROP COLUMN tsv');
+  await db.query(`ALTER TABLE archive ADD COLUMN tsv tsvector GENERATED ALWAYS AS (to_tsvector('simple', body)) STORED`);
+  await db.query(`CREATE INDEX archive_tsv ON archive USING gin ${key}`);
+  await db.query('DROP FUNCTION archive_tsv_fill()');
+  await db.query('DROP FUNCTION archive_tsv(text)');
+  for (const { index } of await btreeDeduplication(db)) await db.query(`ALTER INDEX ${index} SET (deduplicate_items = on)`);
+}
+
+/** Each non-unique B-tree index on the archive's tables (its partitions, or the single table), and whether it deduplicates. */
+async function btreeDeduplication(db: Db): Promise<{ index: string; dedup: boolean }[]> {
+  return db.query<{ index: string; dedup: boolean }>(
+    `SELECT c.relname AS index, NOT COALESCE(c.reloptions, '{}') @> '{deduplicate_items=off}' AS dedup
+       FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid JOIN pg_am a ON a.oid = c.relam
+      WHERE c.relkind = 'i' AND a.amname = 'btree' AND NOT i.indisunique
+        AND (i.indrelid = to_regclass('archive') OR i.indrelid IN (SELECT inhrelid FROM pg_inherits WHERE inhparent = to_regclass('archive')))
+      ORDER BY 1`);
+}
+
+/** Rows whose tsv is not archive_tsv(body), the words the archive's configuration makes of the body. */
+async function staleWords(db: Db): Promise<number> {
+  const [r] = await db.query<{ n: unknown }>('SELECT count(*) AS n FROM archive WHERE tsv IS DISTINCT FROM archive_tsv(body)');
+  return Number(r!.n);
+}
+
+/** Is the archive's tsv a generated column? */
+async function tsvGenerated(db: Db): Promise<boolean> {
+  const [r] = await db.query<{ g: string }>(`SELECT attgenerated AS g FROM pg_attribute WHERE attrelid = to_regclass('archive') AND attname = 'tsv'`);
+  return r!.g !== '';
+}
+
 /** The sender index over every row (the schema before migration 13). */
 async function wholeSenderIndex(db: Db): Promise<void> {
   await db.query('DROP INDEX archive_archive_from_jid');
@@ -102,7 +146,7 @@ describe('archive partitions and counts', function () {
         const db = await open(this);
         await migrate(db, undefined, 9);
         const a = createSqlStores(db).archive;
-        await a.append(entries(200, 400));
+        await appendBefore14(db, entries(200, 400));
         await a.retract(ROOM, 'e10', '<message type="groupchat"><retracted/></message>');
         await db.query(`DELETE FROM archive WHERE stanza_id = 'e11'`);
         const [old] = await db.query<{ n: unknown; bytes: unknown }>('SELECT n, bytes FROM archive_count WHERE archive = $1', [ROOM]);
@@ -126,6 +170,44 @@ describe('archive partitions and counts', function () {
         expect((await a.query(ROOM, { limit: 1, fulltext: 'needle' })).count).to.equal(16);
         // Migration 12: the full-text index is keyed by archive on the table and every partition.
         expect(await fulltextKeys(db)).to.deep.equal(['(archive, tsv)']);
+        // Migration 14: tsv a plain column every row of which holds its words; no index deduplicates.
+        expect(await tsvGenerated(db)).to.equal(false);
+        expect(await staleWords(db)).to.equal(0);
+        expect((await btreeDeduplication(db)).filter((i) => i.dedup)).to.deep.equal([]);
+      });
+
+      it('fills tsv once per message and by triggers for other writers, without deduplication (migration 14)', async function () {
+        const db = await open(this);
+        await migrate(db, undefined, 13);
+        await schemaBefore14(db);
+        expect(await tsvGenerated(db)).to.equal(true);
+        expect((await btreeDeduplication(db)).filter((i) => !i.dedup)).to.deep.equal([]);
+        await appendBefore14(db, entries(60, 400));
+        const a = createSqlStores(db).archive;
+        const before = await answers(a);
+        await migrate(db);
+        expect(await tsvGenerated(db)).to.equal(false);
+        expect(await staleWords(db)).to.equal(0);
+        expect(await answers(a)).to.deep.equal(before);
+        // The append: one-to-one copies (the same body twice in a row) and room rows.
+        await a.append(entries(20, 0, [ROOM, ROOM], 'twin'));
+        const twins = await db.query<{ n: unknown }>(
+          `SELECT count(*) AS n FROM archive WHERE stanza_id LIKE 'twin%' AND tsv IS NOT NULL AND tsv = archive_tsv(body)`);
+        expect(Number(twins[0]!.n)).to.equal(20);
+        // Another writer: an insert without tsv (an import, a node of the version before) and a rewrite of body.
+        await appendBefore14(db, [{ ...entries(1, 0, [ROOM], 'raw')[0]!, body: 'unheard-of words' }]);
+        await db.query(`UPDATE archive SET body = 'rewritten wholly' WHERE stanza_id = 'e8'`);
+        await a.retract(ROOM, 'e14', '<message type="groupchat"><retracted/></message>');
+        expect(await staleWords(db)).to.equal(0);
+        expect((await a.query(ROOM, { limit: 5, fulltext: 'unheard-of' })).entries.map((e) => e.stanzaId)).to.deep.equal(['raw0']);
+        expect((await a.query(ROOM, { limit: 5, fulltext: 'wholly' })).entries.map((e) => e.stanzaId)).to.deep.equal(['e8']);
+        expect((await a.query(ROOM, { limit: 50, fulltext: 'needle' })).entries.map((e) => e.stanzaId)).to.have.members(['e0', 'e28', 'e42', 'e56', 'twin0', 'twin7', 'twin14']);
+        // No B-tree index deduplicates, a quarter made afterwards' neither (its parent index predates migration 14).
+        await ensureArchivePartitions(db, { now: new Date(NOW + 400 * DAY) });
+        const indexes = await btreeDeduplication(db);
+        expect(indexes.length).to.be.greaterThan(5 * 5);
+        expect(indexes.filter((i) => i.dedup)).to.deep.equal([]);
+        await exactSizes(db, a);
       });
 
       it('keeps room rows only in the sender index (migration 13, perch archive reindex): every with query answers the same', async function () {
@@ -222,7 +304,10 @@ describe('archive partitions and counts', function () {
 
       it('converts a large table online in batches, keeping rows written, retracted and deleted meanwhile', async function () {
         const db = await open(this);
+        // A single table over the in-place limit: migrations 11-13 leave it as it is, 14 applies.
         await migrate(db, undefined, 10);
+        await cheaperArchiveRows(db);
+        expect(await tsvGenerated(db)).to.equal(false);
         const a = createSqlStores(db).archive;
         await a.append(entries(120, 90));
         const progress: [number, number][] = [];
@@ -250,6 +335,9 @@ describe('archive partitions and counts', function () {
         expect((await a.query(ROOM, { limit: 6 })).entries.map((e) => e.stanzaId)).to.deep.equal(['e0', 'e2', 'e4', 'e8', 'e10', 'e12']);
         expect((await a.query(ROOM, { limit: 3, before: true })).entries.map((e) => e.stanzaId)).to.deep.equal(['late0', 'late1', 'late2']);
         expect(await fulltextKeys(db)).to.deep.equal(['(archive, tsv)']);
+        // The copy kept each row's words, and the rows written and retracted meanwhile have theirs.
+        expect(await staleWords(db)).to.equal(0);
+        expect((await btreeDeduplication(db)).filter((i) => i.dedup)).to.deep.equal([]);
       });
 
       it('retention drops the partitions a cut-off covers and deletes the rest before it, counts following', async function () {

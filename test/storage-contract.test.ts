@@ -605,6 +605,24 @@ describe('data store contract', function () {
           expect((await s.archive.sizes([ROOM, OTHER])).get(OTHER)).to.deep.equal({ messages: 1, bytes: shared.length });
         });
 
+        it('keeps empty and null values as they are, and a value holding a column separator (U+0001, U+0002)', async function () {
+          // The append packs each column into one text (packColumns); a value holding its separators
+          // goes as arrays instead. Neither may shift a value into another row or turn '' into null.
+          for (const odd of [null, '\u0001', '\u0002', 'a\u0001b']) {
+            const batch = [
+              entry(0, { body: '', realJid: null }),
+              entry(1, { body: null, stanza: '<message type="groupchat"/>' }),
+              entry(2, { body: odd ?? 'plain words' }),
+              entry(3, { body: '' }),
+            ].map((e) => ({ ...e, stanzaId: `${e.stanzaId}-${String(odd).codePointAt(0)}` }));
+            await s.archive.write(batch);
+            for (const e of batch) expect(await s.archive.get(e.archive, e.stanzaId), JSON.stringify(odd)).to.deep.include({ ...e, retracted: false });
+          }
+          const single = [entry(9, { body: '' })];
+          await s.archive.write(single);
+          expect(await s.archive.get(ROOM, single[0]!.stanzaId)).to.deep.include({ ...single[0]!, retracted: false });
+        });
+
         it('counts a large archive exactly from its kept size, and leaves out counts of large filtered sets', async function () {
           this.timeout(60000);
           await s.archive.append(Array.from({ length: 10_050 }, (_, n) => entry(n)));
