@@ -177,3 +177,26 @@ describe('parseJid: preparation is idempotent (found by fuzzing)', () => {
     });
   }
 });
+
+describe('parseJid: addresses parsed lately are kept', () => {
+  it('gives the same object for the same text, and refuses invalid text every time', () => {
+    const a = parseJid('Keep@Example.com/res');
+    expect(parseJid('Keep@Example.com/res')).to.equal(a);
+    expect(a.toString()).to.equal('keep@example.com/res');
+    for (let i = 0; i < 2; i++) expect(() => parseJid('@example.com')).to.throw(JidError);
+    expect(tryParseJid('a@b/')).to.equal(null);
+  });
+
+  it('keeps an address in use while many others pass, and lets unused ones go (bounded)', () => {
+    const used = parseJid('used@example.com');
+    const unused = parseJid('unused@example.com');
+    for (let i = 0; i < 40_000; i++) {
+      parseJid(`other${i}@example.com/r`);
+      if (i % 1_000 === 0) expect(parseJid('used@example.com')).to.equal(used);
+    }
+    expect(parseJid('used@example.com')).to.equal(used);
+    const again = parseJid('unused@example.com');
+    expect(again).to.not.equal(unused);
+    expect(again.equals(unused)).to.equal(true);
+  });
+});
