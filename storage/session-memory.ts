@@ -5,36 +5,37 @@ export function bareOf(jid: string): string {
   return slash < 0 ? jid : jid.slice(0, slash);
 }
 
-/** Session table mirror shared by both session stores: full JID → record, bare JID → full JIDs. */
+const NO_RECORDS: readonly SessionRecord[] = Object.freeze([]);
+
+/**
+ * Session table mirror shared by both session stores: full JID → record, bare JID → its records. A
+ * bare JID's list is replaced, never changed, when a record comes or goes, so resources() hands out
+ * the list itself: routing asks for it several times per message (delivery, carbons, archiving).
+ */
 export class SessionMirror {
   readonly records = new Map<string, SessionRecord>();
-  private readonly byBare = new Map<string, Set<string>>();
+  private readonly byBare = new Map<string, readonly SessionRecord[]>();
 
   set(rec: SessionRecord): void {
     this.records.set(rec.jid, rec);
     const bare = bareOf(rec.jid);
-    let set = this.byBare.get(bare);
-    if (!set) this.byBare.set(bare, (set = new Set()));
-    set.add(rec.jid);
+    const list = this.byBare.get(bare) ?? NO_RECORDS;
+    const at = list.findIndex((r) => r.jid === rec.jid);
+    this.byBare.set(bare, at === -1 ? [...list, rec] : list.map((r, i) => (i === at ? rec : r)));
   }
   delete(jid: string): void {
     if (!this.records.delete(jid)) return;
     const bare = bareOf(jid);
-    const set = this.byBare.get(bare);
-    set?.delete(jid);
-    if (set?.size === 0) this.byBare.delete(bare);
+    const rest = (this.byBare.get(bare) ?? NO_RECORDS).filter((r) => r.jid !== jid);
+    if (rest.length === 0) this.byBare.delete(bare);
+    else this.byBare.set(bare, rest);
   }
   clear(): void {
     this.records.clear();
     this.byBare.clear();
   }
-  resources(bareJid: string): SessionRecord[] {
-    const out: SessionRecord[] = [];
-    for (const jid of this.byBare.get(bareJid) ?? []) {
-      const rec = this.records.get(jid);
-      if (rec) out.push(rec);
-    }
-    return out;
+  resources(bareJid: string): readonly SessionRecord[] {
+    return this.byBare.get(bareJid) ?? NO_RECORDS;
   }
 }
 
@@ -63,7 +64,7 @@ export abstract class MirroredSessionStore {
     return this.mirror.records.get(jid);
   }
 
-  resources(bareJid: string): SessionRecord[] {
+  resources(bareJid: string): readonly SessionRecord[] {
     return this.mirror.resources(bareJid);
   }
 

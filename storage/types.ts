@@ -626,8 +626,8 @@ export interface SessionStore {
   /** Removes rec for jid if it still belongs to node. */
   remove(jid: string, node: string): Promise<void>;
   get(jid: string): SessionRecord | undefined;
-  /** Every resource of a bare JID, any node. */
-  resources(bareJid: string): SessionRecord[];
+  /** Every resource of a bare JID, any node (a list the store shares: never changed by the caller). */
+  resources(bareJid: string): readonly SessionRecord[];
   count(): number;
   list(): SessionRecord[];
   /**

@@ -144,6 +144,17 @@ describe('session store contract', function () {
         expect(a.count()).to.equal(4);
       });
 
+      it('hands out a resource list that later changes leave as it was, a replaced record in its place', async function () {
+        await a.put(rec('u@example.com/a', 'node-a'));
+        await a.put(rec('u@example.com/b', 'node-a'));
+        const held = a.resources('u@example.com');
+        await a.put(rec('u@example.com/c', 'node-a'));
+        await a.put({ ...rec('u@example.com/a', 'node-a'), priority: 5 });
+        await a.remove('u@example.com/b', 'node-a');
+        expect(held.map((r) => r.jid)).to.deep.equal(['u@example.com/a', 'u@example.com/b']);
+        expect(a.resources('u@example.com').map((r) => [r.jid, r.priority])).to.deep.equal([['u@example.com/a', 5], ['u@example.com/c', 0]]);
+      });
+
       it('removes a record only for its owner node', async function () {
         await a.put(rec('u@example.com/a', 'node-a'));
         await a.put(rec('u@example.com/b', 'node-a'));
