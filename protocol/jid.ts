@@ -80,15 +80,18 @@ const HEX_GROUP = /^[0-9a-f]{1,4}$/;
  * archived and delivered, the same few addresses again and again (preparation's tests were 3 % of the
  * server's CPU in one-to-one chat). A Jid never changes, so one may serve every caller. Two
  * generations of at most PARSED_KEPT each: when the newer fills, it becomes the older and the older
- * goes, so addresses in use stay and the memory is bounded.
+ * goes, so addresses in use stay. Only texts up to PARSED_LENGTH are kept: a client sending long
+ * valid addresses by the thousand holds a few megabytes here at most.
  */
-const PARSED_KEPT = 16_384;
+const PARSED_KEPT = 8_192;
+const PARSED_LENGTH = 128;
 let parsedNew = new Map<string, Jid>();
 let parsedOld = new Map<string, Jid>();
 
 export function parseJid(s: string): Jid {
   let jid = parsedNew.get(s);
   if (jid !== undefined) return jid;
+  if (s.length > PARSED_LENGTH) return parseUncached(s);
   jid = parsedOld.get(s) ?? parseUncached(s);
   if (parsedNew.size >= PARSED_KEPT) {
     parsedOld = parsedNew;

@@ -52,7 +52,7 @@ export async function archiveFulltextLanguage(db: Q): Promise<string | null> {
   const [r] = await db.query<{ expr: string | null; fn: string | null }>(
     `SELECT (SELECT generation_expression FROM information_schema.columns
               WHERE table_schema = current_schema() AND table_name = 'archive' AND column_name = 'tsv') AS expr,
-            (SELECT prosrc FROM pg_proc WHERE oid = to_regprocedure('archive_tsv(text)')) AS fn`);
+            (SELECT prosrc FROM pg_proc WHERE proname = 'archive_tsv' AND pronamespace = current_schema()::regnamespace) AS fn`);
   const source = r?.expr || r?.fn || '';
   return /'([a-z_]+)'::regconfig/.exec(source)?.[1] ?? null;
 }
@@ -60,8 +60,8 @@ export async function archiveFulltextLanguage(db: Q): Promise<string | null> {
 /**
  * tsv as a column its writers fill, with archive_tsv(body) (the one place the text search
  * configuration is named): the append computes it once per message, where a generated column
- * computed it for each copy (a one-to-one message's two rows: a tenth of PostgreSQL's instructions
- * per message, docs/scaling.md). Triggers fill it for any other writer: an insert without it (an
+ * computed it for each copy (a one-to-one message's two rows: 8 % of PostgreSQL's instructions per
+ * message, docs/benchmarks.md). Triggers fill it for any other writer: an insert without it (an
  * import, a node of the version before during a rolling upgrade; the WHEN test costs the append about
  * 600 instructions a row, no function call) and an update of body (a retraction, a rewrite).
  */
@@ -84,8 +84,8 @@ export async function tsvFilledByWriters(tx: Q, table: string, language: string)
 /**
  * Deduplication off on `table`'s non-unique B-tree indexes (a partition's, or the single table's).
  * Each of them ends in id or a stamp, so no two entries share a key and a full leaf's deduplication
- * pass finds nothing to merge: 8 % of PostgreSQL's instructions per one-to-one message, spent before
- * every page split. Set on each leaf index: PostgreSQL sets no storage parameter on a partitioned one.
+ * pass finds nothing to merge: a tenth of PostgreSQL's instructions per one-to-one message, spent
+ * before page splits. Set on each leaf index: PostgreSQL sets no storage parameter on a partitioned one.
  */
 async function deduplicationOff(tx: Q, table: string): Promise<void> {
   const rows = await tx.query<{ index: string }>(

@@ -187,10 +187,17 @@ describe('parseJid: addresses parsed lately are kept', () => {
     expect(tryParseJid('a@b/')).to.equal(null);
   });
 
+  it('does not keep a long address (bounded memory), and parses it the same', () => {
+    const long = `u@example.com/${'r'.repeat(500)}`;
+    const once = parseJid(long);
+    expect(parseJid(long)).to.not.equal(once);
+    expect(parseJid(long).equals(once)).to.equal(true);
+  });
+
   it('keeps an address in use while many others pass, and lets unused ones go (bounded)', () => {
     const used = parseJid('used@example.com');
     const unused = parseJid('unused@example.com');
-    for (let i = 0; i < 40_000; i++) {
+    for (let i = 0; i < 20_000; i++) {
       parseJid(`other${i}@example.com/r`);
       if (i % 1_000 === 0) expect(parseJid('used@example.com')).to.equal(used);
     }
