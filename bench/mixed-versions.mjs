@@ -2,8 +2,9 @@
 // A rolling upgrade, checked: a node of another build (--before: a checkout of the version before,
 // built, with node_modules) and a node of this one on the same PostgreSQL and Redis, rooms held by
 // each with occupants on the other, and one-to-one messages both ways. Exits 0 when every message
-// arrived, in order. Not a benchmark: a check to run before an upgrade that changes what nodes send
-// each other.
+// arrived, in order, and every archived body has its full-text words (whichever node wrote it). Not a
+// benchmark: a check to run before an upgrade that changes what nodes send each other or what they
+// write.
 //
 //   npm run build && node bench/mixed-versions.mjs --before /path/to/checkout [--redis-url redis://127.0.0.1:6379]
 //
@@ -58,8 +59,14 @@ try {
   const report = { alice_new: bodies(alice, 'n'), amy_new: bodies(amy, 'n'), bob_old: bodies(bob, 'o'), bea_old: bodies(bea, 'o'), amy_direct: bodies(amy, 'direct'), bea_direct: bodies(bea, 'direct') };
   console.log(JSON.stringify(report));
   const n = [0, 1, 2, 3, 4].map((i) => `n${i}`).join(), o = [0, 1, 2, 3, 4].map((i) => `o${i}`).join();
+  // Both versions' writes are searchable: every archived body has its words (a node of the version
+  // before leaves tsv to the schema the newer one migrated).
+  const db = new pg.Client({ connectionString: url }); await db.connect();
+  const [words] = (await db.query('SELECT count(*)::int AS rows, (count(*) FILTER (WHERE body IS NOT NULL AND tsv IS NULL))::int AS missing FROM archive')).rows;
+  await db.end();
+  console.log(`archive: ${words.rows} rows, ${words.missing} bodies without their words`);
   ok = report.alice_new.join() === n && report.amy_new.join() === n && report.bob_old.join() === o && report.bea_old.join() === o &&
-    report.amy_direct.length === 1 && report.bea_direct.length === 1;
+    report.amy_direct.length === 1 && report.bea_direct.length === 1 && words.rows > 0 && words.missing === 0;
 } finally {
   await Promise.all(clients.map((c) => c.stop()));
   await oldNode.stop(); await newNode.stop();
