@@ -14,6 +14,7 @@ import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import pg from 'pg';
 import { pgBackendsCpu } from './resources.mjs';
+import { chatCopies } from './lib.mjs';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const args = process.argv.slice(2);
@@ -45,21 +46,11 @@ for (const [name, root] of [['before', path.resolve(BEFORE)], ['after', ROOT]]) 
 /** µs of CPU the database's backends have used (bench/resources.mjs reads them from /proc). */
 const backendUs = (dbName) => [...pgBackendsCpu(dbName).values()].reduce((a, b) => a + b, 0) * 1e6;
 
-const WORDS = 'the a meeting deploy build review lunch ok thanks tomorrow release ticket bug fix merge please look at this one again later'.split(' ');
 let seq = 0;
 /** One statement's entries: MESSAGES messages between 1,000 users, two copies each, as mam.ts makes them. */
 function batch() {
   const entries = [];
-  for (let m = 0; m < MESSAGES; m++) {
-    const n = seq++;
-    const from = `user${n % 1000}@${DOMAIN}`, to = `user${(n * 7 + 1) % 1000}@${DOMAIN}`;
-    const text = Array.from({ length: 4 + (n % 12) }, (_, k) => WORDS[(n * 31 + k * 17) % WORDS.length]).join(' ');
-    const stanza = `<message xmlns="jabber:client" type="chat" id="m${n}" to="${to}" from="${from}/load"><body>${text}</body><request xmlns="urn:xmpp:receipts"/><origin-id xmlns="urn:xmpp:sid:0" id="o${n}"/></message>`;
-    const stamp = new Date();
-    // Each copy computes its own body text (equal strings, not the same object), and shares the stanza.
-    entries.push({ archive: to, stanzaId: `r${n.toString(36)}x`, stamp, fromJid: `${from}/load`, realJid: from, body: `${text}`.slice(0), stanza });
-    entries.push({ archive: from, stanzaId: `s${n.toString(36)}x`, stamp: new Date(stamp.getTime()), fromJid: to, realJid: to, body: [text].join(''), stanza });
-  }
+  for (let m = 0; m < MESSAGES; m++) entries.push(...chatCopies(seq++, DOMAIN, new Date()));
   return entries;
 }
 

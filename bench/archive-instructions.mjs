@@ -19,6 +19,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
+import { chatCopies } from './lib.mjs';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const args = process.argv.slice(2);
@@ -54,19 +55,10 @@ const settings = ['-c', 'fsync=off', '-c', 'autovacuum=off', '-c', 'full_page_wr
 
 // Stamps from the start of this quarter, one a millisecond: every row in the current partition, the same for both builds.
 const QUARTER = (() => { const d = new Date(); return Date.UTC(d.getUTCFullYear(), d.getUTCMonth() - (d.getUTCMonth() % 3), 1); })();
-const WORDS = 'the a meeting deploy build review lunch ok thanks tomorrow release ticket bug fix merge please look at this one again later'.split(' ');
-/** One statement's entries: MESSAGES one-to-one messages between 1,000 users, two copies each, as mam.ts queues them. */
+/** One statement's entries: MESSAGES one-to-one messages from message `first` on, two copies each. */
 function batch(first) {
   const entries = [];
-  for (let m = 0; m < MESSAGES; m++) {
-    const n = first + m;
-    const from = `user${n % 1000}@${DOMAIN}`, to = `user${(n * 7 + 1) % 1000}@${DOMAIN}`;
-    const text = Array.from({ length: 4 + (n % 12) }, (_, k) => WORDS[(n * 31 + k * 17) % WORDS.length]).join(' ');
-    const stanza = `<message xmlns="jabber:client" type="chat" id="m${n}" to="${to}" from="${from}/load"><body>${text}</body><request xmlns="urn:xmpp:receipts"/><origin-id xmlns="urn:xmpp:sid:0" id="o${n}"/></message>`;
-    const stamp = new Date(QUARTER + n);
-    entries.push({ archive: to, stanzaId: `r${n.toString(36)}x`, stamp, fromJid: `${from}/load`, realJid: from, body: text, stanza });
-    entries.push({ archive: from, stanzaId: `s${n.toString(36)}x`, stamp, fromJid: to, realJid: to, body: text, stanza });
-  }
+  for (let m = 0; m < MESSAGES; m++) entries.push(...chatCopies(first + m, DOMAIN, new Date(QUARTER + first + m)));
   return entries;
 }
 

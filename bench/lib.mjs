@@ -50,6 +50,23 @@ export function prng(seed) {
   };
 }
 
+const CHAT_WORDS = 'the a meeting deploy build review lunch ok thanks tomorrow release ticket bug fix merge please look at this one again later'.split(' ');
+
+/**
+ * Message n of one-to-one chat between 1,000 users, as the server archives it (src/modules/mam.ts):
+ * the recipient's copy, then the sender's, sharing the stanza, each with its own body string (equal,
+ * not the same object) and stamp object. Bodies of 4-15 words.
+ */
+export function chatCopies(n, domain, stamp) {
+  const from = `user${n % 1000}@${domain}`, to = `user${(n * 7 + 1) % 1000}@${domain}`;
+  const text = Array.from({ length: 4 + (n % 12) }, (_, k) => CHAT_WORDS[(n * 31 + k * 17) % CHAT_WORDS.length]).join(' ');
+  const stanza = `<message xmlns="jabber:client" type="chat" id="m${n}" to="${to}" from="${from}/load"><body>${text}</body><request xmlns="urn:xmpp:receipts"/><origin-id xmlns="urn:xmpp:sid:0" id="o${n}"/></message>`;
+  return [
+    { archive: to, stanzaId: `r${n.toString(36)}x`, stamp, fromJid: `${from}/load`, realJid: from, body: `${text}`.slice(0), stanza },
+    { archive: from, stanzaId: `s${n.toString(36)}x`, stamp: new Date(stamp.getTime()), fromJid: to, realJid: to, body: [text].join(''), stanza },
+  ];
+}
+
 /**
  * Replaces the section between <!-- KEY:begin --> and <!-- KEY:end --> of docs/benchmarks.md (adding
  * it before <!-- notes --> the first time); hand-written notes between <!-- KEY:notes:begin/end -->

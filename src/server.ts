@@ -43,6 +43,13 @@ const REPLACE_WAIT_MS = 2000;
 /** Read once: see testDepartureDelay. */
 const TEST_DEPARTURE_DELAY_MS = Number(process.env.PERCH_TEST_DEPARTURE_DELAY_MS ?? 0);
 
+/** Waits for p, or ms at most: whichever comes first. */
+function atMost(p: Promise<unknown>, ms: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  const limit = new Promise<void>((resolve) => { timer = setTimeout(resolve, ms); });
+  return Promise.race([p.then(() => undefined), limit]).finally(() => clearTimeout(timer));
+}
+
 /** The node that sent a server request, from the request's id (see request()). */
 function requestNode(id: string): string | null {
   return /^[0-9a-f]{16}\./.test(id) ? id.slice(17) : null;
@@ -344,27 +351,26 @@ export class ServerCore implements Server, StreamHost {
     this.metrics.sessions.set(this.local.size);
     const previous = await this.sessions.put(session.record);
     if (previous && previous.node !== this.sessions.nodeId) await this.replaceOnNode(previous.node, session.full);
-    if (replacedHere) await Promise.race([replacedHere, new Promise((r) => setTimeout(r, REPLACE_WAIT_MS).unref())]);
+    if (replacedHere) await atMost(replacedHere, REPLACE_WAIT_MS);
     await this.hooks.fire('session/bound', session);
   }
 
   /** Asks node to end its session on full and waits (at most REPLACE_WAIT_MS) until it has. */
-  private replaceOnNode(node: string, full: string): Promise<void> {
+  private async replaceOnNode(node: string, full: string): Promise<void> {
     const id = randomBytes(8).toString('hex');
-    return new Promise((resolve) => {
-      const done = () => {
-        clearTimeout(timer);
-        this.replacing.delete(id);
-        resolve();
-      };
-      const timer = setTimeout(done, REPLACE_WAIT_MS);
-      this.replacing.set(id, done);
+    const ended = new Promise<void>((resolve) => {
+      this.replacing.set(id, resolve);
       // Straight to the store, one try: a node that is gone (killed, its record not yet swept) ends
       // the wait at once. A node from before this answer ends the session but never answers: the wait
       // times out.
       this.sessions.send(node, JSON.stringify({ t: 'k', to: full, id, from: this.sessions.nodeId } satisfies ClusterEnvelope), { retry: false })
-        .catch(() => done());
+        .catch(() => resolve());
     });
+    try {
+      await atMost(ended, REPLACE_WAIT_MS);
+    } finally {
+      this.replacing.delete(id);
+    }
   }
 
   unbindSession(session: ClientSession, reason: string, unacked: { xml: string; name: string }[]): Promise<void> {

@@ -607,17 +607,17 @@ export interface SessionRecord {
   since: number;
 }
 
-/**
- * Sessions, presence and cross-node routing. Every node keeps a mirror of the whole session table so
- * routing decisions are synchronous map look-ups; writes go through the backend and reach every
- * node's mirror.
- */
 /** How SessionStore.send tries. */
 export interface SendOptions {
   /** false: one try, rejected at once when nobody listens (default true: retried briefly). */
   retry?: boolean;
 }
 
+/**
+ * Sessions, presence and cross-node routing. Every node keeps a mirror of the whole session table so
+ * routing decisions are synchronous map look-ups; writes go through the backend and reach every
+ * node's mirror.
+ */
 export interface SessionStore {
   readonly nodeId: string;
   start(): Promise<void>;
