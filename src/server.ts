@@ -439,8 +439,7 @@ export class ServerCore implements Server, StreamHost {
     if (!s || s.closed) return false;
     if (this.hooks.has('deliver/filter')) {
       // Filters decide from the head and parse only when they must; the session gets the stanza as it came.
-      const delivery = deliveryOf(s, stanza);
-      if (delivery && this.hooks.fire('deliver/filter', delivery) === true) return true;
+      if (this.hooks.fire('deliver/filter', deliveryOf(s, stanza, name)) === true) return true;
     }
     if (typeof stanza === 'string') s.sendRaw(stanza, name);
     else s.send(stanza);

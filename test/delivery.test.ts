@@ -93,6 +93,39 @@ describe('local delivery of serialised stanzas', function () {
     expect(bounce[0]!.getChild('error')!.getChild('service-unavailable', NS.stanzaErrors)).to.not.equal(undefined);
   });
 
+  it('keeps a blocker\'s available presence from the session it blocks, through blocking, unblocking and blocking again', async () => {
+    await addUser(server.stores, 'localhost', 'shy', 'secret', 4096);
+    const shy = await bind('shy@localhost/r');
+    const nosy = await bind('nosy@localhost/r');
+    const other = await bind('other@localhost/r');
+    const presence = (to: string) => `<presence from='shy@localhost/r' to='${to}'><show>away</show></presence>`;
+    const offer = () => {
+      for (const s of [nosy, other]) s.written.length = 0;
+      server.router.deliverTo(nosy.record, presence(nosy.record.jid), 'presence');
+      server.router.deliverTo(other.record, presence(other.record.jid), 'presence');
+      return [nosy.written.length, other.written.length];
+    };
+    const change = async (action: 'block' | 'unblock', jid?: string) => {
+      const iq = new Element('iq', { type: 'set', id: `b${Math.random()}` });
+      const payload = iq.c(action, { xmlns: NS.blocking });
+      if (jid) payload.c('item', { jid });
+      server.handleClientStanza(shy.session, iq);
+      for (let i = 0; i < 50 && !shy.written.some((w) => w.xml.includes(iq.attrs.id!)); i++) await tick();
+    };
+    expect(offer(), 'nothing blocked').to.deep.equal([1, 1]);
+    await change('block', 'nosy@localhost');
+    expect(offer(), 'nosy blocked').to.deep.equal([0, 1]);
+    await change('unblock');
+    expect(offer(), 'all unblocked').to.deep.equal([1, 1]);
+    await change('block', 'nosy@localhost');
+    expect(offer(), 'nosy blocked again').to.deep.equal([0, 1]);
+    // Unavailable presence is not availability: it goes through.
+    nosy.written.length = 0;
+    server.router.deliverTo(nosy.record, `<presence from='shy@localhost/r' to='nosy@localhost/r' type='unavailable'/>`, 'presence');
+    expect(nosy.written).to.have.length(1);
+    await change('unblock');
+  });
+
   it('still drops the carbon copy of a message from a blocked sender', async () => {
     await addUser(server.stores, 'localhost', 'carbonblocker', 'secret', 4096);
     await server.stores.userData.put('carbonblocker', 'blocklist', 'spam.example', '');

@@ -45,6 +45,22 @@ function isNotice(data: unknown): data is BlockingNotice {
     (d.action === 'block' || d.action === 'unblock') && Array.isArray(d.jids) && d.jids.every((j) => typeof j === 'string');
 }
 
+/** Lists by account, counting those that block anyone (a list is replaced, never changed). */
+class HeldLists extends Map<string, Set<string>> {
+  blocking = 0;
+
+  override set(user: string, list: Set<string>): this {
+    if (this.get(user)?.size) this.blocking--;
+    if (list.size) this.blocking++;
+    return super.set(user, list);
+  }
+
+  override delete(user: string): boolean {
+    if (this.get(user)?.size) this.blocking--;
+    return super.delete(user);
+  }
+}
+
 export const blockingModule: Module = {
   name: MODULE,
   init(server: Server) {
@@ -52,7 +68,7 @@ export const blockingModule: Module = {
     server.disco.accountFeatures.add(NS.blocking);
 
     /** Block lists of the accounts with a session on this node. */
-    const lists = new Map<string, Set<string>>();
+    const lists = new HeldLists();
     /** Changes and loads of one account run one after another. */
     const queues = new Map<string, Promise<unknown>>();
     const serial = <T>(user: string, fn: () => Promise<T>): Promise<T> => {
@@ -254,8 +270,9 @@ export const blockingModule: Module = {
       const { session } = d;
       const list = lists.get(session.username);
       const ownList = list !== undefined && list.size > 0;
-      // Available presence of a local user who blocked this recipient (broadcasts, probe answers).
-      const availability = d.name === 'presence' && d.type === undefined;
+      // Available presence of a local user who blocked this recipient (broadcasts, probe answers). Asked
+      // only while someone here blocks anyone: the type is read from the start tag of the string.
+      const availability = d.name === 'presence' && lists.blocking > 0 && d.type === undefined;
       // Most deliveries stop here: the recipient blocks nobody and it is not presence, so nothing is parsed.
       if (!ownList && !availability) return false;
       const sender = tryParseJid(d.from ?? '');
