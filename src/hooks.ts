@@ -34,8 +34,11 @@ export class Hooks<Events extends object> {
 
   private async continueAsync<T>(chain: Entry<T>[], at: number, pending: Promise<Result>, event: T): Promise<boolean> {
     if ((await pending) === true) return true;
+    // The rest as in fire: a synchronous handler costs no turn of its own.
     for (let i = at + 1; i < chain.length; i++) {
-      if ((await chain[i]!.handler(event)) === true) return true;
+      const r = chain[i]!.handler(event);
+      if (r === true) return true;
+      if (r instanceof Promise && (await r) === true) return true;
     }
     return false;
   }

@@ -18,10 +18,8 @@ export class Metrics {
   readonly streamErrors = new client.Counter({ name: 'perch_stream_errors_total', help: 'Streams closed with an error', labelNames: ['condition'], registers: [this.registry] });
   /** A handler threw or rejected: the stanza got an error answer, everything else went on (where: client, route, iq, room, process). */
   readonly handlerErrors = new client.Counter({ name: 'perch_handler_errors_total', help: 'Handlers that threw or rejected; the stanza was refused, the node went on', labelNames: ['where'], registers: [this.registry] });
-  readonly routingSeconds = new client.Histogram({
-    name: 'perch_routing_seconds', help: 'Time from a stanza arriving to it being handed to its destination',
-    buckets: [0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05, 0.25], registers: [this.registry],
-  });
+  readonly routingSeconds = new StanzaHistogram('perch_routing_seconds', 'Time from a stanza arriving to it being handed to its destination',
+    [0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05, 0.25], this.registry);
   /** The archive writer's batches (src/archive-writer.ts): entries per INSERT, and the statement's time to commit. */
   readonly archiveBatchEntries = new client.Histogram({
     name: 'perch_archive_batch_entries', help: 'Archive entries per batch statement (all lanes)',
@@ -56,6 +54,48 @@ export class Metrics {
 
   async close(): Promise<void> {
     await new Promise<void>((resolve) => (this.server ? this.server.close(() => resolve()) : resolve()));
+  }
+}
+
+/**
+ * A histogram observed once per stanza: bucket counts in a typed array, put in the registry's form when it
+ * is scraped (prom-client's observe() makes and hashes a label object on every call).
+ */
+class StanzaHistogram {
+  readonly type = 'histogram';
+  readonly aggregator = 'sum';
+  private readonly counts: Float64Array;
+  private sum = 0;
+
+  constructor(readonly name: string, readonly help: string, private readonly buckets: readonly number[], registry: client.Registry) {
+    this.counts = new Float64Array(buckets.length + 1);
+    registry.registerMetric(this as unknown as client.Metric);
+  }
+
+  observe(seconds: number): void {
+    let i = 0;
+    while (i < this.buckets.length && seconds > this.buckets[i]!) i++;
+    this.counts[i] = this.counts[i]! + 1;
+    this.sum += seconds;
+  }
+
+  get(): { name: string; help: string; type: 'histogram'; values: client.MetricValueWithName<string>[]; aggregator: 'sum' } {
+    const bucket = `${this.name}_bucket`;
+    const values: client.MetricValueWithName<string>[] = [];
+    let count = 0;
+    for (let i = 0; i < this.buckets.length; i++) {
+      count += this.counts[i]!;
+      values.push({ labels: { le: this.buckets[i]! }, value: count, metricName: bucket });
+    }
+    count += this.counts[this.buckets.length]!;
+    values.push({ labels: { le: '+Inf' }, value: count, metricName: bucket },
+      { labels: {}, value: this.sum, metricName: `${this.name}_sum` }, { labels: {}, value: count, metricName: `${this.name}_count` });
+    return { name: this.name, help: this.help, type: 'histogram', values, aggregator: 'sum' };
+  }
+
+  reset(): void {
+    this.counts.fill(0);
+    this.sum = 0;
   }
 }
 

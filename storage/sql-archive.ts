@@ -48,13 +48,14 @@ function toArchived(r: ArchiveRow): ArchivedMessage {
 export function packColumns(columns: readonly (readonly (string | number | null)[])[]): string[] | null {
   const out = new Array<string>(columns.length);
   for (let c = 0; c < columns.length; c++) {
-    let text = '';
-    for (const v of columns[c]!) {
-      if (v === null) { text += '\u0001\u0002'; continue; }
-      if (typeof v === 'string' && (v.includes('\u0001') || v.includes('\u0002'))) return null;
-      text += '\u0001' + v;
+    const values = columns[c]!;
+    let nulls = false;
+    for (const v of values) {
+      if (v === null) nulls = true;
+      else if (typeof v === 'string' && (v.includes('\u0001') || v.includes('\u0002'))) return null;
     }
-    out[c] = text;
+    // One join per column: the text is built once, not value by value.
+    out[c] = values.length === 0 ? '' : '\u0001' + (nulls ? values.map((v) => v ?? '\u0002') : values).join('\u0001');
   }
   return out;
 }

@@ -20,6 +20,8 @@ describe('carbons: eligibility (XEP-0280 §5)', () => {
       "<message type='chat'><body>x</body><private xmlns='urn:xmpp:carbons:2'/></message>",
       "<message type='chat'><body>x</body><no-copy xmlns='urn:xmpp:hints'/></message>",
       "<message type='chat'><received xmlns='urn:xmpp:carbons:2'/></message>",
+      "<message type='chat'><sent xmlns='urn:xmpp:carbons:2'/></message>",
+      "<message><body xmlns='urn:example:not-a-body'>x</body></message>",
     ]) expect(carbonsEligible(parse(xml)), xml).to.equal(false);
   });
 });

@@ -14,15 +14,22 @@ import type { Module, Server } from '../context.js';
 export function carbonsEligible(stanza: Element): boolean {
   if (stanza.name !== 'message') return false;
   const type = stanza.attrs.type ?? 'normal';
-  if (type === 'normal') {
-    if (!stanza.getChild('body', NS.client)) return false;
-  } else if (type !== 'chat') {
-    return false;
+  if (type !== 'chat' && type !== 'normal') return false;
+  // Every rule in one pass over the children: this is asked two or three times per message.
+  let body = false;
+  for (const c of stanza.children) {
+    if (typeof c === 'string') continue;
+    if (c.ns === NS.client) {
+      if (c.name === 'body') body = true;
+    } else if (c.ns === NS.carbons) {
+      if (c.name === 'private' || c.name === 'received' || c.name === 'sent') return false;
+    } else if (c.ns === NS.mucUser) {
+      if (c.name === 'x') return false;
+    } else if (c.ns === NS.hints && c.name === 'no-copy') {
+      return false;
+    }
   }
-  if (stanza.getChild('x', NS.mucUser)) return false;
-  if (stanza.getChild('private', NS.carbons) || stanza.getChild('no-copy', NS.hints)) return false;
-  if (stanza.getChild('received', NS.carbons) || stanza.getChild('sent', NS.carbons)) return false;
-  return true;
+  return type === 'chat' || body;
 }
 
 /** The §6/§7 wrapper: from the bare JID, to the copy's resource, the original inside <forwarded/>. */

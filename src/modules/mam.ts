@@ -275,9 +275,10 @@ export const mamModule: Module = {
     // messages to one account keep their order (RFC 6120 §10.1) whether or not they are archived.
     const held = new Map<string, Promise<void>>();
     const settle = (map: Map<string, Promise<void>>, key: string, p: Promise<unknown>) => {
-      const tail = p.then(() => undefined, () => undefined);
+      // The entry goes as the tail settles (one promise per message, not two).
+      const last = () => { if (map.get(key) === tail) map.delete(key); };
+      const tail: Promise<void> = p.then(last, last);
       map.set(key, tail);
-      void tail.then(() => { if (map.get(key) === tail) map.delete(key); });
     };
 
     /**
