@@ -32,6 +32,8 @@ export function carbonsEligible(stanza: Element): boolean {
   return type === 'chat' || body;
 }
 
+const NONE: readonly SessionRecord[] = Object.freeze([]);
+
 /** The §6/§7 wrapper: from the bare JID, to the copy's resource, the original inside <forwarded/>. */
 export function carbonCopy(kind: 'received' | 'sent', original: Element, bare: string, to: string): Element {
   const msg = new Element('message', { xmlns: NS.client, from: bare, to, type: original.attrs.type ?? 'normal' });
@@ -56,13 +58,16 @@ export const carbonsModule: Module = {
       return null;
     });
 
-    const copyTo = (records: SessionRecord[], kind: 'received' | 'sent', original: Element, bare: string) => {
+    const copyTo = (records: readonly SessionRecord[], kind: 'received' | 'sent', original: Element, bare: string) => {
       for (const rec of records) server.router.deliverTo(rec, carbonCopy(kind, original, bare, rec.jid), 'message');
     };
 
-    /** Carbons-enabled resources of an account, except those in skip. */
-    const enabled = (bare: string, skip: (rec: SessionRecord) => boolean) =>
-      server.sessions.resources(bare).filter((r) => r.carbons && !skip(r));
+    /** Carbons-enabled resources of an account, except those in skip (no array made when there are none). */
+    const enabled = (bare: string, skip: (rec: SessionRecord) => boolean): readonly SessionRecord[] => {
+      let out: SessionRecord[] | null = null;
+      for (const r of server.sessions.resources(bare)) if (r.carbons && !skip(r)) (out ??= []).push(r);
+      return out ?? NONE;
+    };
 
     // §6, message to the bare JID (or to a resource that is gone): the non-negative available resources
     // get the original, so only the other carbons-enabled ones get a copy.

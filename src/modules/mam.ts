@@ -283,24 +283,26 @@ export const mamModule: Module = {
 
     /**
      * Queues the entry made by `make` (called when it is queued) if `decision` says so: false when
-     * nothing is archived, else a promise of its commit (false if the decision turned out no).
+     * nothing is archived, else a promise that settles once it is committed (or once the decision
+     * turned out no). Its value is nothing: a hook's promise that resolves without true has not
+     * consumed the stanza, so it serves as the hook's result without a promise of its own.
      */
-    const enqueue = (archive: string, decision: boolean | Promise<boolean>, make: () => ArchiveEntry, also: ArchiveEntry | null = null): false | Promise<boolean> => {
+    const enqueue = (archive: string, decision: boolean | Promise<boolean>, make: () => ArchiveEntry, also: ArchiveEntry | null = null): false | Promise<void> => {
       const before = undecided.get(archive);
       // The sender's copy, if it rides along, commits in the same statement: both or neither.
       const alone = () => { if (also) writer.append(also).catch((e: unknown) => server.log.error('archiving a sent message failed', { err: e, archive: also.archive })); };
       if (before === undefined && typeof decision === 'boolean') {
         if (!decision) alone();
-        return decision ? writer.append(make(), null, also && [also]).then(() => true) : false;
+        return decision ? writer.append(make(), null, also && [also]) : false;
       }
       const decided = before === undefined ? (decision as Promise<boolean>) : before.then(() => decision);
-      let written: Promise<boolean> | undefined;
+      let written: Promise<void> | undefined;
       const queued = decided.then((yes) => {
         if (!yes) alone();
-        written = yes ? writer.append(make(), null, also && [also]).then(() => true) : Promise.resolve(false);
+        written = yes ? writer.append(make(), null, also && [also]) : undefined;
       }, (e: unknown) => { alone(); throw e; });
       settle(undecided, archive, queued);
-      return queued.then(() => written!);
+      return queued.then(() => written);
     };
 
     // The serialisation of the message a local client is sending, for the recipient's copy in the
@@ -362,12 +364,12 @@ export const mamModule: Module = {
 
     // --- the recipient's copy ------------------------------------------------------------------------
 
-    const received = (stanza: Element, from: Jid, to: Jid): boolean | Promise<boolean> => {
+    const received = (stanza: Element, from: Jid, to: Jid): false | Promise<void> => {
       if (to.domain !== server.domain || !to.local) return false;
       const bare = to.bareString();
       // XEP-0359 §5: ids claiming to come from this archive were forged.
       if (stanza.getChild('stanza-id', NS.sid) && stripOwnIds(stanza, bare) && sending?.stanza === stanza) sending = null;
-      let archived: false | Promise<boolean> = false;
+      let archived: false | Promise<void> = false;
       if (archivable(stanza) && !isService(from)) {
         const user = to.local;
         // An account nobody is connected to may not exist: nothing is archived for it then.
@@ -389,10 +391,10 @@ export const mamModule: Module = {
       }
       const before = held.get(bare);
       if (archived === false && before === undefined) return false;
+      // Delivered once the gate opens (the hook's result: it resolves to nothing, so nothing is consumed).
       const gate = archived === false ? before! : before === undefined ? archived : before.then(() => archived);
-      const result = gate.then(() => false);
-      settle(held, bare, result);
-      return result;
+      settle(held, bare, gate);
+      return gate;
     };
 
     // After blocking (100), before carbons (-50): the received copies carry the archive id.
