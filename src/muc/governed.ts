@@ -7,7 +7,7 @@ import type { CategoryRecord, ChatRoomRecord } from '../../storage/types.js';
 import type { Server } from '../context.js';
 import type { Subject } from '../pchat/access.js';
 import type { ChatModel, ServiceModel } from '../pchat/model.js';
-import { chatModel, hasChatModel } from '../pchat/module.js';
+import { chatModelOf } from '../pchat/module.js';
 import type { Room } from './room.js';
 import type { RoomConfig } from './option.js';
 
@@ -28,10 +28,9 @@ const NO_CATEGORY: Omit<CategoryRecord, 'service' | 'name'> = {
 
 /** The model of a service, whether governed or not (undefined without the model module). */
 export function serviceModel(server: Server, domain: string): GovernedService | undefined {
-  if (!hasChatModel(server)) return undefined;
-  const model = chatModel(server);
-  const service = model.forService(domain);
-  return service ? { model, service } : undefined;
+  const model = chatModelOf(server);
+  const service = model?.forService(domain);
+  return model && service ? { model, service } : undefined;
 }
 
 /** The service's model when it is governed. */
@@ -40,13 +39,17 @@ export function governedService(server: Server, domain: string): GovernedService
   return g?.service.governed ? g : undefined;
 }
 
-/** The room's record and category when the room is governed. */
+/**
+ * The room's record and category when the room is governed. Asked several times per presence a room
+ * builds (affiliation, role, who is shown): a room without a record costs two look-ups, no object.
+ */
 export function governedRoom(server: Server, domain: string, name: string): GovernedRoom | undefined {
-  const g = serviceModel(server, domain);
-  const record = g?.service.room(name);
-  if (!g || !record) return undefined;
-  const category = g.service.categoryOf(record) ?? { ...NO_CATEGORY, service: domain, name: record.category };
-  return { ...g, record, category };
+  const model = chatModelOf(server);
+  const service = model?.forService(domain);
+  const record = service?.room(name);
+  if (!model || !service || !record) return undefined;
+  const category = service.categoryOf(record) ?? { ...NO_CATEGORY, service: domain, name: record.category };
+  return { model, service, record, category };
 }
 
 export function governedRoomOf(room: Room, server: Server): GovernedRoom | undefined {

@@ -17,6 +17,11 @@ export function hasChatModel(server: Server): boolean {
   return models.has(server);
 }
 
+/** The server's model, or undefined before the module starts (one look-up, for per-stanza paths). */
+export function chatModelOf(server: Server): ChatModel | undefined {
+  return models.get(server);
+}
+
 export const chatModelModule: Module = {
   name: 'chat-model',
   async init(server) {
