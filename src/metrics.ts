@@ -69,6 +69,7 @@ class StanzaHistogram {
 
   constructor(readonly name: string, readonly help: string, private readonly buckets: readonly number[], registry: client.Registry) {
     this.counts = new Float64Array(buckets.length + 1);
+    // The registry reads a metric through its name, get() and reset() only.
     registry.registerMetric(this as unknown as client.Metric);
   }
 
