@@ -17,7 +17,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
-import { waitPort, createBenchAccounts } from './lib.mjs';
+import { waitPort, createBenchAccounts, snapshotDist } from './lib.mjs';
 
 const BENCH = path.dirname(fileURLToPath(import.meta.url));
 const ROOT = path.resolve(BENCH, '..');
@@ -58,12 +58,7 @@ const builds = [
 ].map((b) => ({ ...b, db: `perch_writer_bench_${b.name}_${process.pid}`, config: path.join(WORK, `${b.name}.yaml`), runs: [] }));
 
 async function provision(b) {
-  // a copy of dist/, so that a rebuild during the run cannot change the server
-  const snap = path.join(WORK, `${b.name}-dist`);
-  fs.cpSync(path.join(b.root, 'dist'), path.join(snap, 'dist'), { recursive: true });
-  fs.copyFileSync(path.join(b.root, 'package.json'), path.join(snap, 'package.json'));
-  fs.symlinkSync(path.join(ROOT, 'node_modules'), path.join(snap, 'node_modules'));
-  b.dist = path.join(snap, 'dist');
+  b.dist = snapshotDist(b.root, path.join(WORK, `${b.name}-dist`), path.join(ROOT, 'node_modules'));
   await admin(`CREATE DATABASE ${b.db}`);
   const url = PG_ADMIN_URL.replace(/\/[^/]*$/, `/${b.db}`);
   const cfg = {

@@ -17,6 +17,18 @@ export function waitPort(port, timeoutMs) {
   });
 }
 
+/**
+ * A copy of a build's dist/ in dir, with its package.json and a link to node_modules, so that a rebuild
+ * during a run cannot change the server under test; returns the copy's dist/.
+ */
+export function snapshotDist(buildRoot, dir, nodeModules = path.join(buildRoot, 'node_modules')) {
+  fs.mkdirSync(dir, { recursive: true });
+  fs.cpSync(path.join(buildRoot, 'dist'), path.join(dir, 'dist'), { recursive: true });
+  fs.copyFileSync(path.join(buildRoot, 'package.json'), path.join(dir, 'package.json'));
+  fs.symlinkSync(nodeModules, path.join(dir, 'node_modules'));
+  return path.join(dir, 'dist');
+}
+
 /** True when nothing listens on 127.0.0.1:port. */
 export function portFree(port) {
   return new Promise((resolve) => {

@@ -64,7 +64,7 @@ import os from 'node:os';
 import path from 'node:path';
 import net from 'node:net';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { waitPort, portFree, createBenchAccounts, writeDocsSection, startPerchProcess } from './lib.mjs';
+import { waitPort, portFree, createBenchAccounts, writeDocsSection, startPerchProcess, snapshotDist } from './lib.mjs';
 import { PrivateRedis, measureQuietest, startCommitProbe, serverHistograms } from './resources.mjs';
 import { peerServer } from './peers.mjs';
 import { targetsData, writeTargets } from './targets.mjs';
@@ -257,12 +257,7 @@ const perchServer = ({ name, title, root, db, governed = false, compliance = fal
   },
   /** A copy of dist/ taken once, so that a rebuild during the run cannot change the server between cases. */
   snapshot() {
-    const snap = path.join(WORK, `${name}-dist`);
-    fs.mkdirSync(snap, { recursive: true });
-    fs.cpSync(path.join(root, 'dist'), path.join(snap, 'dist'), { recursive: true });
-    fs.copyFileSync(path.join(root, 'package.json'), path.join(snap, 'package.json'));
-    fs.symlinkSync(path.join(root, 'node_modules'), path.join(snap, 'node_modules'));
-    this.dist = path.join(snap, 'dist');
+    this.dist = snapshotDist(root, path.join(WORK, `${name}-dist`));
   },
   async start() {
     ({ proc: this.proc, exited: this.exited } = await startPerchProcess([path.join(this.dist, 'src/cli.js'), '--config', this.config, 'start'], this.port, {

@@ -94,7 +94,7 @@ async function client(port, passes, serverPid) {
 
 async function runner() {
   const { default: pg } = await import('pg');
-  const { waitPort, createBenchAccounts } = await import('./lib.mjs');
+  const { waitPort, createBenchAccounts, snapshotDist } = await import('./lib.mjs');
   const BEFORE = arg('--before', null);
   if (!BEFORE) { console.error('usage: node bench/room-join.mjs --before DIR [--rounds N] [--passes N]'); process.exit(2); }
   const ROUNDS = Number(arg('--rounds', 4));
@@ -112,12 +112,7 @@ async function runner() {
     .map((b) => ({ ...b, db: `perch_join_bench_${b.name}_${process.pid}`, config: path.join(WORK, `${b.name}.json`), passes: [] }));
 
   const provision = async (b) => {
-    // a copy of dist/, so that a rebuild during the run cannot change the server
-    const snap = path.join(WORK, `${b.name}-dist`);
-    fs.cpSync(path.join(b.root, 'dist'), path.join(snap, 'dist'), { recursive: true });
-    fs.copyFileSync(path.join(b.root, 'package.json'), path.join(snap, 'package.json'));
-    fs.symlinkSync(path.join(ROOT, 'node_modules'), path.join(snap, 'node_modules'));
-    b.dist = path.join(snap, 'dist');
+    b.dist = snapshotDist(b.root, path.join(WORK, `${b.name}-dist`), path.join(ROOT, 'node_modules'));
     await admin(`CREATE DATABASE ${b.db}`);
     const url = PG_ADMIN_URL.replace(/\/[^/]*$/, `/${b.db}`);
     fs.writeFileSync(b.config, JSON.stringify({

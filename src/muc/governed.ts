@@ -33,6 +33,11 @@ export function serviceModel(server: Server, domain: string): GovernedService | 
   return model && service ? { model, service } : undefined;
 }
 
+/** The service's settings (undefined without the model module), without an object per call: asked per presence. */
+export function serviceSettings(server: Server, domain: string): ServiceModel['settings'] | undefined {
+  return chatModelOf(server)?.forService(domain)?.settings;
+}
+
 /** The service's model when it is governed. */
 export function governedService(server: Server, domain: string): GovernedService | undefined {
   const g = serviceModel(server, domain);

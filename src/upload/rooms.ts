@@ -6,7 +6,7 @@ import { StanzaError } from '../../protocol/errors.js';
 import { DEFAULT_CHAT_SETTINGS } from '../../storage/types.js';
 import type { Server } from '../context.js';
 import { canPost, canRead, existsFor } from '../pchat/access.js';
-import { governedRoom, serviceModel } from '../muc/governed.js';
+import { governedRoom, serviceSettings } from '../muc/governed.js';
 import { mucServices } from '../muc/module.js';
 
 /** Why a slot for a room is refused, as the metrics label it. */
@@ -39,7 +39,7 @@ function roomJidOf(server: Server, jid: string): { domain: string; local: string
 }
 
 function maxBytesOf(server: Server, domain: string): number {
-  const settings = serviceModel(server, domain)?.service.settings ?? DEFAULT_CHAT_SETTINGS;
+  const settings = serviceSettings(server, domain) ?? DEFAULT_CHAT_SETTINGS;
   return settings.maxFileSizeKb * 1024;
 }
 

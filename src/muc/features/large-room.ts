@@ -3,7 +3,7 @@
 // it goes back to normal once below 80 % of the limit, so a room at the edge does not flap.
 import type { RoomFeature } from '../events.js';
 import type { Room } from '../room.js';
-import { chatModelOf } from '../../pchat/module.js';
+import { serviceSettings } from '../governed.js';
 
 /** Below this share of the limit a large room is normal again. */
 const RESUME_AT = 0.8;
@@ -12,7 +12,7 @@ export const largeRoom: RoomFeature = {
   name: 'large-room',
   init(hooks, ctx) {
     const large = new WeakSet<Room>();
-    const limitOf = () => chatModelOf(ctx.server)?.forService(ctx.domain)?.settings.participantUpdateLimit;
+    const limitOf = () => serviceSettings(ctx.server, ctx.domain)?.participantUpdateLimit;
     /** Whether the room is large now, updating the state from its size. */
     const isLarge = (room: Room): boolean => {
       const limit = limitOf();
