@@ -41,7 +41,9 @@ function toArchived(r: ArchiveRow): ArchivedMessage {
  * The append's columns each as one text: every value after a U+0001, U+0002 standing for null (split
  * by string_to_array, the empty first element dropped, so that one empty value stays one). XML 1.0
  * forbids both characters in a document, so no JID, id, stanza or body the server parsed holds them;
- * null when a value does all the same (the caller sends arrays then). Against text[] parameters:
+ * null when a value holds a U+0001 or is a lone U+0002 all the same (the caller sends arrays then:
+ * string_to_array reads null only for a whole value equal to U+0002, so one holding it among other
+ * characters packs as it is, and each value is scanned once). Against text[] parameters:
  * no quoting and escaping of each value by the driver (a quarter of the statement's cost in this
  * process) and a split instead of PostgreSQL's array parser (bench/archive-instructions.mjs).
  */
@@ -52,7 +54,7 @@ export function packColumns(columns: readonly (readonly (string | number | null)
     let nulls = false;
     for (const v of values) {
       if (v === null) nulls = true;
-      else if (typeof v === 'string' && (v.includes('\u0001') || v.includes('\u0002'))) return null;
+      else if (typeof v === 'string' && (v.includes('\u0001') || v === '\u0002')) return null;
     }
     // One join per column: the text is built once, not value by value.
     out[c] = values.length === 0 ? '' : '\u0001' + (nulls ? values.map((v) => v ?? '\u0002') : values).join('\u0001');
@@ -91,11 +93,19 @@ export function createArchiveStore(db: Db, fulltextLanguage: string): ArchiveSto
     const archives = new Array<string>(n), stanzaIds = new Array<string>(n), stamps = new Array<string>(n);
     const froms = new Array<string>(n), reals = new Array<string | null>(n), payload = new Array<number>(n);
     const bodies: (string | null)[] = [], stanzas: string[] = [];
+    // A busy server stamps many entries of a batch in the same millisecond (a message's two copies,
+    // made in one routing pass, nearly always): each run of one instant is formatted once.
+    let lastTime = NaN, lastStamp = '';
     for (let i = 0; i < n; i++) {
       const e = entries[i]!;
       archives[i] = e.archive;
       stanzaIds[i] = e.stanzaId;
-      stamps[i] = e.stamp.toISOString();
+      const time = e.stamp.getTime();
+      if (time !== lastTime) {
+        lastTime = time;
+        lastStamp = e.stamp.toISOString();
+      }
+      stamps[i] = lastStamp;
       froms[i] = e.fromJid;
       reals[i] = e.realJid;
       const last = stanzas.length - 1;

@@ -608,13 +608,13 @@ describe('data store contract', function () {
         it('keeps empty and null values as they are, and a value holding a column separator (U+0001, U+0002)', async function () {
           // The append packs each column into one text (packColumns); a value holding its separators
           // goes as arrays instead. Neither may shift a value into another row or turn '' into null.
-          for (const odd of [null, '\u0001', '\u0002', 'a\u0001b']) {
+          for (const [k, odd] of [null, '\u0001', '\u0002', 'a\u0001b', 'a\u0002b', '\u0002\u0002'].entries()) {
             const batch = [
               entry(0, { body: '', realJid: null }),
               entry(1, { body: null, stanza: '<message type="groupchat"/>' }),
               entry(2, { body: odd ?? 'plain words' }),
               entry(3, { body: '' }),
-            ].map((e) => ({ ...e, stanzaId: `${e.stanzaId}-${String(odd).codePointAt(0)}` }));
+            ].map((e) => ({ ...e, stanzaId: `${e.stanzaId}-${k}` }));
             await s.archive.write(batch);
             for (const e of batch) expect(await s.archive.get(e.archive, e.stanzaId), JSON.stringify(odd)).to.deep.include({ ...e, retracted: false });
           }
