@@ -9,6 +9,8 @@
 //   git worktree add /tmp/writer-before <commit> && (cd /tmp/writer-before && ln -s $PWD/node_modules && npm run build)
 //   npm run build && node bench/archive-lanes.mjs --before /tmp/writer-before [--rounds 3] [--pairs 200] [--messages 40]
 //
+//   node bench/archive-lanes.mjs --before . --after-node-flags '--v8-pool-size=1'   # a Node setting, same build
+//
 // Ports (PERCH_LANES_PORT, default 33222): c2s P, metrics P+68, private redis-server P+157.
 // PERCH_LANES_PROF=DIR: each server runs with --cpu-prof, its profile written into DIR.
 import { spawn, execFileSync } from 'node:child_process';
@@ -17,14 +19,14 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
-import { waitPort, createBenchAccounts, snapshotDist } from './lib.mjs';
+import { waitPort, createBenchAccounts, snapshotDist, nodeFlags } from './lib.mjs';
 
 const BENCH = path.dirname(fileURLToPath(import.meta.url));
 const ROOT = path.resolve(BENCH, '..');
 const argv = process.argv.slice(2);
 const arg = (name, dflt) => { const i = argv.indexOf(name); return i === -1 ? dflt : argv[i + 1]; };
 const BEFORE = arg('--before', null);
-if (!BEFORE) { console.error('usage: node bench/archive-lanes.mjs --before DIR [--rounds N] [--pairs P] [--messages M] [--window W]'); process.exit(2); }
+if (!BEFORE) { console.error('usage: node bench/archive-lanes.mjs --before DIR [--rounds N] [--pairs P] [--messages M] [--window W] [--before-node-flags F] [--after-node-flags F]'); process.exit(2); }
 const ROUNDS = Number(arg('--rounds', 3));
 const PAIRS = Number(arg('--pairs', 200));
 const MESSAGES = Number(arg('--messages', 40));
@@ -100,7 +102,7 @@ async function histogram(name) {
 }
 
 async function round(b, r) {
-  const proc = spawn(process.execPath, [...(process.env.PERCH_LANES_PROF ? ['--cpu-prof', '--cpu-prof-dir', process.env.PERCH_LANES_PROF] : []), path.join(b.dist, 'src/cli.js'), '--config', b.config, 'start'], { stdio: ['ignore', 'inherit', 'inherit'] });
+  const proc = spawn(process.execPath, [...nodeFlags(argv, b.name), ...(process.env.PERCH_LANES_PROF ? ['--cpu-prof', '--cpu-prof-dir', process.env.PERCH_LANES_PROF] : []), path.join(b.dist, 'src/cli.js'), '--config', b.config, 'start'], { stdio: ['ignore', 'inherit', 'inherit'] });
   const exited = new Promise((res) => proc.once('exit', res));
   try {
     await waitPort(PORT, 30000);

@@ -5,6 +5,15 @@ import net from 'node:net';
 import path from 'node:path';
 
 /** Resolves once something listens on 127.0.0.1:port, rejects after timeoutMs. */
+/**
+ * Node flags for one build's server in a before/after runner: --before-node-flags / --after-node-flags
+ * "FLAGS" (space-separated), so a V8 or Node setting can be compared on the same build (--before .).
+ */
+export function nodeFlags(argv, build) {
+  const i = argv.indexOf(`--${build}-node-flags`);
+  return i === -1 ? [] : argv[i + 1].split(' ').filter(Boolean);
+}
+
 export function waitPort(port, timeoutMs) {
   const until = Date.now() + timeoutMs;
   return new Promise((resolve, reject) => {

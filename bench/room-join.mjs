@@ -4,11 +4,13 @@
 // <history maxstanzas='20'/>, 10 at a time, and leave after the subject (the join-history case of
 // bench/muc.mjs), several times over the same server: the first pass meets a freshly started process
 // (what bench/muc.mjs times), the later ones a warm one. Reports each pass's join→subject latency and the
-// server's CPU per join over the warm passes (from /proc: a join and its leave), the builds alternating
-// round by round.
+// server's CPU per join over the warm passes (from /proc: a join and its leave), and in the first pass
+// on its main thread and on its other threads (V8 compiling and collecting in the background), the
+// builds alternating round by round.
 //
 //   git worktree add /tmp/join-before <commit> && (cd /tmp/join-before && ln -s $PWD/node_modules && npm run build)
 //   npm run build && node bench/room-join.mjs --before /tmp/join-before [--rounds 4] [--passes 8]
+//   node bench/room-join.mjs --before . --after-node-flags '--v8-pool-size=1'   # a Node setting, same build
 //
 // Ports (PERCH_JOIN_PORT, default 34222): c2s P, private redis-server P+157. The clients run in a child
 // process of their own (this script with --client), the shared xmppbench's client library
@@ -31,6 +33,16 @@ const log = (s) => process.stdout.write(`${s}\n`);
 const ticks = (pid) => {
   const f = fs.readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
   return Number(f[11]) + Number(f[12]); // utime + stime, 1/100 s
+};
+/** The server's CPU (1/100 s) on its main thread and on all its other threads (V8's compiler and GC helpers, libuv's pool). */
+const threadTicks = (pid) => {
+  let main = 0, other = 0;
+  for (const tid of fs.readdirSync(`/proc/${pid}/task`)) {
+    const f = fs.readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8').split(') ')[1].split(' ');
+    const t = Number(f[11]) + Number(f[12]);
+    if (tid === String(pid)) main += t; else other += t;
+  }
+  return { main, other };
 };
 const quantile = (sorted, p) => sorted[Math.min(sorted.length - 1, Math.ceil(p * sorted.length) - 1)];
 
@@ -62,6 +74,7 @@ async function client(port, passes, serverPid) {
     const lat = [];
     let incomplete = 0;
     const cpu0 = ticks(serverPid);
+    const threads0 = threadTicks(serverPid);
     const t00 = nowMs();
     await runLimited(clients.map((_, i) => i), CONCURRENCY, async (i) => {
       const c = clients[i];
@@ -83,8 +96,9 @@ async function client(port, passes, serverPid) {
     const wallMs = nowMs() - t00;
     await sleep(200); // the last leaves are handled
     const cpuMs = (ticks(serverPid) - cpu0) * 10;
+    const threads1 = threadTicks(serverPid);
     lat.sort((a, b) => a - b);
-    process.stdout.write(`${JSON.stringify({ pass, p50: quantile(lat, 0.5), p99: quantile(lat, 0.99), max: lat.at(-1), joins_per_s: JOINS / wallMs * 1000, cpu_ms: cpuMs, incomplete })}\n`);
+    process.stdout.write(`${JSON.stringify({ pass, p50: quantile(lat, 0.5), p99: quantile(lat, 0.99), max: lat.at(-1), joins_per_s: JOINS / wallMs * 1000, cpu_ms: cpuMs, main_ms: (threads1.main - threads0.main) * 10, other_ms: (threads1.other - threads0.other) * 10, incomplete })}\n`);
     await sleep(300);
   }
   for (const c of clients) c.close();
@@ -94,9 +108,9 @@ async function client(port, passes, serverPid) {
 
 async function runner() {
   const { default: pg } = await import('pg');
-  const { waitPort, createBenchAccounts, snapshotDist } = await import('./lib.mjs');
+  const { waitPort, createBenchAccounts, snapshotDist, nodeFlags } = await import('./lib.mjs');
   const BEFORE = arg('--before', null);
-  if (!BEFORE) { console.error('usage: node bench/room-join.mjs --before DIR [--rounds N] [--passes N]'); process.exit(2); }
+  if (!BEFORE) { console.error('usage: node bench/room-join.mjs --before DIR [--rounds N] [--passes N] [--before-node-flags F] [--after-node-flags F]'); process.exit(2); }
   const ROUNDS = Number(arg('--rounds', 4));
   const PASSES = Number(arg('--passes', 8));
   const PORT = Number(process.env.PERCH_JOIN_PORT ?? 34222);
@@ -132,7 +146,7 @@ async function runner() {
   };
 
   const round = async (b, r) => {
-    const proc = spawn(process.execPath, [path.join(b.dist, 'src/cli.js'), '--config', b.config, 'start'], { stdio: ['ignore', 'inherit', 'inherit'] });
+    const proc = spawn(process.execPath, [...nodeFlags(argv, b.name), path.join(b.dist, 'src/cli.js'), '--config', b.config, 'start'], { stdio: ['ignore', 'inherit', 'inherit'] });
     const exited = new Promise((res) => proc.once('exit', res));
     try {
       await waitPort(PORT, 30000);
@@ -146,7 +160,7 @@ async function runner() {
       b.passes.push(passes);
       const warm = passes.slice(1);
       const cpuPerJoin = warm.reduce((s, p) => s + p.cpu_ms, 0) / (warm.length * JOINS) * 1000;
-      log(`[${b.name}] round ${r + 1}: first pass p50 ${passes[0].p50.toFixed(1)} / p99 ${passes[0].p99.toFixed(1)} ms; warm p99 ${warm.map((p) => p.p99.toFixed(1)).join(' ')} ms; server ${cpuPerJoin.toFixed(0)} µs CPU per warm join${passes.some((p) => p.incomplete) ? '; SOME HISTORY INCOMPLETE' : ''}`);
+      log(`[${b.name}] round ${r + 1}: first pass p50 ${passes[0].p50.toFixed(1)} / p99 ${passes[0].p99.toFixed(1)} ms, server CPU ${passes[0].main_ms} ms main thread + ${passes[0].other_ms} ms other threads; warm p99 ${warm.map((p) => p.p99.toFixed(1)).join(' ')} ms; server ${cpuPerJoin.toFixed(0)} µs CPU per warm join${passes.some((p) => p.incomplete) ? '; SOME HISTORY INCOMPLETE' : ''}`);
     } finally {
       proc.kill('SIGTERM');
       const t = setTimeout(() => proc.kill('SIGKILL'), 15000);
@@ -172,19 +186,20 @@ async function runner() {
   }
 
   log(`\nroom joins with ${HISTORY} history, ${JOINS} joins ${CONCURRENCY} at a time, ${PASSES} passes per fresh server; medians over ${ROUNDS} round(s)`);
-  log('| build | first pass p50 / p99 ms | warm passes p50 / p99 ms | warm joins/s | server µs CPU per warm join |');
-  log('|---|---|---|---|---|');
+  log('| build | first pass p50 / p99 ms | first pass server CPU ms: main thread + other threads | warm passes p50 / p99 ms | warm joins/s | server µs CPU per warm join |');
+  log('|---|---|---|---|---|---|');
   const m = {};
   for (const b of builds) {
     const first = b.passes.map((ps) => ps[0]);
     const warm = b.passes.flatMap((ps) => ps.slice(1));
     m[b.name] = {
       p50: median(first.map((p) => p.p50)), p99: median(first.map((p) => p.p99)),
+      main: median(first.map((p) => p.main_ms)), other: median(first.map((p) => p.other_ms)),
       wp50: median(warm.map((p) => p.p50)), wp99: median(warm.map((p) => p.p99)), rate: median(warm.map((p) => p.joins_per_s)),
       cpu: median(b.passes.map((ps) => ps.slice(1).reduce((s, p) => s + p.cpu_ms, 0) / ((ps.length - 1) * JOINS) * 1000)),
     };
     const x = m[b.name];
-    log(`| ${b.name} | ${x.p50?.toFixed(1)} / ${x.p99?.toFixed(1)} | ${x.wp50?.toFixed(1)} / ${x.wp99?.toFixed(1)} | ${x.rate?.toFixed(0)} | ${x.cpu?.toFixed(0)} |`);
+    log(`| ${b.name} | ${x.p50?.toFixed(1)} / ${x.p99?.toFixed(1)} | ${x.main} + ${x.other} | ${x.wp50?.toFixed(1)} / ${x.wp99?.toFixed(1)} | ${x.rate?.toFixed(0)} | ${x.cpu?.toFixed(0)} |`);
   }
   const ratio = (a, b) => (a && b ? (a / b).toFixed(2) : '–');
   log(`after / before: first pass p99 ${ratio(m.after.p99, m.before.p99)}×, warm p99 ${ratio(m.after.wp99, m.before.wp99)}×, warm joins/s ${ratio(m.after.rate, m.before.rate)}×, server CPU per warm join ${ratio(m.after.cpu, m.before.cpu)}×`);
