@@ -19,7 +19,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
-import { waitPort, createBenchAccounts, snapshotDist, nodeFlags } from './lib.mjs';
+import { waitPort, createBenchAccounts, snapshotDist, nodeFlags, perchNodeFlags } from './lib.mjs';
 
 const BENCH = path.dirname(fileURLToPath(import.meta.url));
 const ROOT = path.resolve(BENCH, '..');
@@ -102,7 +102,7 @@ async function histogram(name) {
 }
 
 async function round(b, r) {
-  const proc = spawn(process.execPath, [...nodeFlags(argv, b.name), ...(process.env.PERCH_LANES_PROF ? ['--cpu-prof', '--cpu-prof-dir', process.env.PERCH_LANES_PROF] : []), path.join(b.dist, 'src/cli.js'), '--config', b.config, 'start'], { stdio: ['ignore', 'inherit', 'inherit'] });
+  const proc = spawn(process.execPath, [...perchNodeFlags(b.dist), ...nodeFlags(argv, b.name), ...(process.env.PERCH_LANES_PROF ? ['--cpu-prof', '--cpu-prof-dir', process.env.PERCH_LANES_PROF] : []), path.join(b.dist, 'src/cli.js'), '--config', b.config, 'start'], { stdio: ['ignore', 'inherit', 'inherit'] });
   const exited = new Promise((res) => proc.once('exit', res));
   try {
     await waitPort(PORT, 30000);

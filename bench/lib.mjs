@@ -6,6 +6,16 @@ import path from 'node:path';
 
 /** Resolves once something listens on 127.0.0.1:port, rejects after timeoutMs. */
 /**
+ * The Node flags a build's perch executable runs with (its dist/src/cli.js #! line, `env -S node FLAGS`;
+ * none for a build from before it had any): the benchmarks start servers as an installed perch starts.
+ */
+export function perchNodeFlags(dist) {
+  const first = fs.readFileSync(path.join(dist, 'src', 'cli.js'), 'utf8').split('\n', 1)[0];
+  const m = /^#!\/usr\/bin\/env -S node (.*)$/.exec(first);
+  return m ? m[1].split(' ').filter(Boolean) : [];
+}
+
+/**
  * Node flags for one build's server in a before/after runner: --before-node-flags / --after-node-flags
  * "FLAGS" (space-separated), so a V8 or Node setting can be compared on the same build (--before .).
  */

@@ -20,7 +20,7 @@ import path from 'node:path';
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
-import { waitPort, portFree, createBenchAccounts, runJsonTool } from './lib.mjs';
+import { waitPort, portFree, createBenchAccounts, runJsonTool, perchNodeFlags } from './lib.mjs';
 
 const BENCH = path.dirname(fileURLToPath(import.meta.url));
 const ROOT = path.resolve(BENCH, '..');
@@ -139,7 +139,7 @@ async function provision(b) {
 async function startPerch(b, tag) {
   const countFile = path.join(WORK, `pgcount-${b.label}.json`);
   const flags = A.profile ? ['--cpu-prof', '--cpu-prof-dir', A.profile, '--cpu-prof-name', `${b.label}-${tag}.cpuprofile`] : [];
-  const proc = spawn(process.execPath, ['--import', pathToFileURL(path.join(BENCH, 'pg-count-preload.mjs')).href, ...flags,
+  const proc = spawn(process.execPath, [...perchNodeFlags(path.join(b.root, 'dist')), '--import', pathToFileURL(path.join(BENCH, 'pg-count-preload.mjs')).href, ...flags,
     path.join(b.root, 'dist/src/cli.js'), '--config', b.config, 'start'],
   { stdio: ['ignore', 'inherit', 'inherit'], cwd: b.root, env: { ...process.env, PERCH_PG_COUNT_FILE: countFile, PERCH_PG_COUNT_ROOT: b.root } });
   const exited = new Promise((r) => proc.once('exit', r));

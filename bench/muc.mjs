@@ -64,7 +64,7 @@ import os from 'node:os';
 import path from 'node:path';
 import net from 'node:net';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { waitPort, portFree, createBenchAccounts, writeDocsSection, startPerchProcess, snapshotDist } from './lib.mjs';
+import { waitPort, portFree, createBenchAccounts, writeDocsSection, startPerchProcess, snapshotDist, perchNodeFlags } from './lib.mjs';
 import { PrivateRedis, measureQuietest, startCommitProbe, serverHistograms } from './resources.mjs';
 import { peerServer } from './peers.mjs';
 import { targetsData, writeTargets } from './targets.mjs';
@@ -260,7 +260,7 @@ const perchServer = ({ name, title, root, db, governed = false, compliance = fal
     this.dist = snapshotDist(root, path.join(WORK, `${name}-dist`));
   },
   async start() {
-    ({ proc: this.proc, exited: this.exited } = await startPerchProcess([path.join(this.dist, 'src/cli.js'), '--config', this.config, 'start'], this.port, {
+    ({ proc: this.proc, exited: this.exited } = await startPerchProcess([...perchNodeFlags(this.dist), path.join(this.dist, 'src/cli.js'), '--config', this.config, 'start'], this.port, {
       stop: (proc, exited) => { this.proc = proc; this.exited = exited; return this.stop(); }, log,
     }));
     await sleep(500);

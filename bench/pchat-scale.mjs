@@ -31,7 +31,7 @@ import path from 'node:path';
 import v8 from 'node:v8';
 import vm from 'node:vm';
 import { fileURLToPath } from 'node:url';
-import { waitPort, portFree, prng as rng, writeDocsSection } from './lib.mjs';
+import { waitPort, portFree, prng as rng, writeDocsSection, perchNodeFlags } from './lib.mjs';
 import { SHAPE, seedSql, describeShape, pickProbeRoom } from './pchat-seed.mjs';
 
 const BENCH = path.dirname(fileURLToPath(import.meta.url));
@@ -428,7 +428,7 @@ function perchNode(name, port) {
         limits: { authFailuresPerIp: 1_000_000, authFailuresPerAccount: 1_000_000, authTimeout: 120 },
       }, null, 2));
       const t0 = now();
-      this.proc = spawn(process.execPath, [path.join(DIST, 'src/cli.js'), '--config', config, 'start'], { stdio: ['ignore', 'inherit', 'inherit'] });
+      this.proc = spawn(process.execPath, [...perchNodeFlags(DIST), path.join(DIST, 'src/cli.js'), '--config', config, 'start'], { stdio: ['ignore', 'inherit', 'inherit'] });
       this.exited = new Promise((r) => this.proc.once('exit', r));
       await Promise.race([waitPort(port, 120000), this.exited.then((c) => { throw new Error(`perch ${name} exited with ${c}`); })]);
       this.start_ms = now() - t0;

@@ -108,7 +108,7 @@ async function client(port, passes, serverPid) {
 
 async function runner() {
   const { default: pg } = await import('pg');
-  const { waitPort, createBenchAccounts, snapshotDist, nodeFlags } = await import('./lib.mjs');
+  const { waitPort, createBenchAccounts, snapshotDist, nodeFlags, perchNodeFlags } = await import('./lib.mjs');
   const BEFORE = arg('--before', null);
   if (!BEFORE) { console.error('usage: node bench/room-join.mjs --before DIR [--rounds N] [--passes N] [--before-node-flags F] [--after-node-flags F]'); process.exit(2); }
   const ROUNDS = Number(arg('--rounds', 4));
@@ -146,7 +146,7 @@ async function runner() {
   };
 
   const round = async (b, r) => {
-    const proc = spawn(process.execPath, [...nodeFlags(argv, b.name), path.join(b.dist, 'src/cli.js'), '--config', b.config, 'start'], { stdio: ['ignore', 'inherit', 'inherit'] });
+    const proc = spawn(process.execPath, [...perchNodeFlags(b.dist), ...nodeFlags(argv, b.name), path.join(b.dist, 'src/cli.js'), '--config', b.config, 'start'], { stdio: ['ignore', 'inherit', 'inherit'] });
     const exited = new Promise((res) => proc.once('exit', res));
     try {
       await waitPort(PORT, 30000);

@@ -31,7 +31,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { waitPort, portFree, createBenchAccounts, writeDocsSection, runJsonTool, startPerchProcess } from './lib.mjs';
+import { waitPort, portFree, createBenchAccounts, writeDocsSection, runJsonTool, startPerchProcess, perchNodeFlags } from './lib.mjs';
 import { PrivateRedis, measureQuietest, cpuPerOp } from './resources.mjs';
 import { peerServer } from './peers.mjs';
 import { targetsData, writeTargets } from './targets.mjs';
@@ -144,7 +144,7 @@ const perch = {
   async start(tag) {
     const flags = PROFILE ? ['--cpu-prof', '--cpu-prof-dir', PROFILE_DIR, '--cpu-prof-name', `perch-${tag}.cpuprofile`] : [];
     this.tag = tag;
-    ({ proc: this.proc, exited: this.exited } = await startPerchProcess([...flags, path.join(ROOT, 'dist/src/cli.js'), '--config', this.config, 'start'], PERCH_PORT, {
+    ({ proc: this.proc, exited: this.exited } = await startPerchProcess([...perchNodeFlags(path.join(ROOT, 'dist')), ...flags, path.join(ROOT, 'dist/src/cli.js'), '--config', this.config, 'start'], PERCH_PORT, {
       stop: (proc, exited) => { this.proc = proc; this.exited = exited; return this.stop(); }, log,
     }));
     await sleep(500);

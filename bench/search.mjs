@@ -23,7 +23,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { waitPort, portFree, prng, writeDocsSection } from './lib.mjs';
+import { waitPort, portFree, prng, writeDocsSection, perchNodeFlags } from './lib.mjs';
 import { VOCABULARY, FT_RARE, FT_COMMON, SENDERS } from './archive-load.mjs';
 
 const BENCH = path.dirname(fileURLToPath(import.meta.url));
@@ -219,7 +219,7 @@ async function startServer() {
     listen: { c2s: { host: '127.0.0.1', port: PORT }, c2sDirectTls: null, component: null, metrics: null, upload: null },
     tls: { requireStartTls: false },
   }, null, 2));
-  const proc = spawn(process.execPath, [path.join(DIST, 'src/cli.js'), '--config', config, 'start'], { stdio: ['ignore', 'inherit', 'inherit'] });
+  const proc = spawn(process.execPath, [...perchNodeFlags(DIST), path.join(DIST, 'src/cli.js'), '--config', config, 'start'], { stdio: ['ignore', 'inherit', 'inherit'] });
   const exited = new Promise((r) => proc.once('exit', r));
   await Promise.race([waitPort(PORT, 120000), exited.then((code) => { throw new Error(`perch exited with ${code}`); })]);
   return { proc, async stop() { proc.kill('SIGTERM'); await exited; } };

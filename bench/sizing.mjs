@@ -312,7 +312,7 @@ function runWorker() {
 // the main process
 
 async function main() {
-  const { waitPort, portFree, createBenchAccounts, writeDocsSection } = await import('./lib.mjs');
+  const { waitPort, portFree, createBenchAccounts, writeDocsSection, perchNodeFlags } = await import('./lib.mjs');
   const { docsSection } = await import('./sizing-docs.mjs');
   const SHORT = has('--short');
   const num = (name, full, short) => Number(argValue(name) ?? (SHORT ? short : full));
@@ -446,7 +446,7 @@ async function main() {
         if ((await bindable(this.port)) && (await bindable(this.metricsPort))) break;
       }
       this.writeConfig();
-      this.proc = spawn(process.execPath, [path.join(DIST, 'src/cli.js'), '--config', this.config, 'start'], { stdio: ['ignore', 'inherit', 'inherit'] });
+      this.proc = spawn(process.execPath, [...perchNodeFlags(DIST), path.join(DIST, 'src/cli.js'), '--config', this.config, 'start'], { stdio: ['ignore', 'inherit', 'inherit'] });
       started.add(this);
       this.exited = new Promise((r) => this.proc.once('exit', r));
       await Promise.race([waitPort(this.port, 60000), this.exited.then((c) => { throw new Error(`perch exited with ${c}`); })]);

@@ -2,6 +2,7 @@
 // clients on different workers talking, a worker killed and started again, the CLI through the
 // primary's admin socket, and SIGTERM stopping everything cleanly. Needs the services; under CI their
 // absence fails the suite, locally it skips.
+import { readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -11,6 +12,7 @@ import {
   type RunningServer, type LoggedIn,
 } from './harness.js';
 import type { NodeStatus } from '../src/cluster-nodes.js';
+import { NODE_FLAGS } from '../src/node-flags.js';
 
 const MUC = 'conference.localhost';
 
@@ -116,6 +118,15 @@ describe('conformance: perch start --workers 2 (PostgreSQL + Redis)', function (
     // The text form too (what an operator reads).
     const text = expectOk(await perch(['node', 'list'], { dataDir: server!.dataDir })).stdout;
     for (const n of started.nodes) expect(text).to.contain(n);
+  });
+
+  it('runs each worker with Perch\'s Node flags, though the primary was started without them', async () => {
+    const primary = readFileSync(`/proc/${server!.process.pid}/cmdline`, 'utf8').split('\0');
+    for (const flag of NODE_FLAGS) expect(primary).to.not.include(flag);
+    for (const pid of started.pids) {
+      const argv = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
+      for (const flag of NODE_FLAGS) expect(argv, `worker ${pid}`).to.include(flag);
+    }
   });
 
   it('clients on different workers exchange one-to-one and room messages', async () => {

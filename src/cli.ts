@@ -1,4 +1,4 @@
-#!/usr/bin/env node
+#!/usr/bin/env -S node --v8-pool-size=1
 // The perch executable (package.json bin). The commands live in src/cli/.
 import v8 from 'node:v8';
 import { main } from './cli/main.js';

@@ -13,6 +13,7 @@ import { ClusterMetrics, shareWithPrimary } from './metrics.js';
 import { ServerCore } from './server.js';
 import { guardProcess } from './process-guard.js';
 import { tlsFiles } from './tls.js';
+import { withNodeFlags } from './node-flags.js';
 import { WORKER_ENV, notPrivate, pidPath, socketPath, workerNumber, workerSocketPath } from './admin/socket.js';
 import { answers } from './admin/faces/socket.js';
 
@@ -108,6 +109,8 @@ async function runPrimary(config: Config, plan: WorkerPlan): Promise<number> {
   log.info('starting workers', { workers: plan.count, why: plan.why, pid: process.pid });
   // One self-signed certificate for all: made here, before the workers would race to make theirs.
   await tlsFiles(config, log);
+  // Workers run with Perch's Node flags whatever started the primary (an operator's own win out).
+  cluster.setupPrimary({ execArgv: withNodeFlags(process.execArgv) });
   const slots: Slot[] = Array.from({ length: plan.count }, (_, i) => ({
     n: i + 1, generation: 0, node: '', worker: null, started: false, everStarted: false, forkedAt: 0, deathsInARow: 0, timer: null,
   }));
