@@ -13,12 +13,16 @@
  */
 export const NODE_FLAGS: readonly string[] = ['--v8-pool-size=1'];
 
-/** argv (a process's execArgv) with each of NODE_FLAGS whose name argv does not set already. */
-export function withNodeFlags(argv: readonly string[]): string[] {
+/**
+ * argv (a process's execArgv) with each of NODE_FLAGS that neither argv nor NODE_OPTIONS sets already:
+ * a flag on the command line would win over the operator's NODE_OPTIONS.
+ */
+export function withNodeFlags(argv: readonly string[], nodeOptions = process.env.NODE_OPTIONS ?? ''): string[] {
+  const given = [...argv, ...nodeOptions.split(/\s+/)];
   const out = [...argv];
   for (const flag of NODE_FLAGS) {
     const name = flag.split('=')[0]!;
-    if (!out.some((a) => a === name || a.startsWith(`${name}=`))) out.push(flag);
+    if (!given.some((a) => a === name || a.startsWith(`${name}=`))) out.push(flag);
   }
   return out;
 }

@@ -26,10 +26,12 @@ describe('node flags', () => {
     expect(execFileSync(cli, ['--help'], { encoding: 'utf8' })).to.match(/^Usage: perch /m);
   });
 
-  it('withNodeFlags adds the missing ones and leaves an operator\'s own', () => {
-    expect(withNodeFlags([])).to.deep.equal([...NODE_FLAGS]);
-    expect(withNodeFlags(['--inspect'])).to.deep.equal(['--inspect', ...NODE_FLAGS]);
-    expect(withNodeFlags(['--v8-pool-size=4'])).to.deep.equal(['--v8-pool-size=4']);
-    expect(withNodeFlags(NODE_FLAGS)).to.deep.equal([...NODE_FLAGS]);
+  it('withNodeFlags adds the missing ones and leaves an operator\'s own, given on the command line or in NODE_OPTIONS', () => {
+    expect(withNodeFlags([], '')).to.deep.equal([...NODE_FLAGS]);
+    expect(withNodeFlags(['--inspect'], '')).to.deep.equal(['--inspect', ...NODE_FLAGS]);
+    expect(withNodeFlags(['--v8-pool-size=4'], '')).to.deep.equal(['--v8-pool-size=4']);
+    expect(withNodeFlags(NODE_FLAGS, '')).to.deep.equal([...NODE_FLAGS]);
+    // Set in NODE_OPTIONS, which the workers inherit: a command-line flag would override it.
+    expect(withNodeFlags([], '--max-old-space-size=4096 --v8-pool-size=4')).to.deep.equal([]);
   });
 });
