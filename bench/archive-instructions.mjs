@@ -16,8 +16,8 @@
 // and stop, measured on an empty script, taken off) and where they go (the statement's parts, inclusive). The count trigger's fold (random() < 0.05) runs on a fixed seed.
 import fs from 'node:fs';
 import path from 'node:path';
-import { fileURLToPath, pathToFileURL } from 'node:url';
-import { privateCluster, chatBatch, captureAppends, preparedScript, APPEND_PARTS, inclusiveCounts } from './pg-callgrind.mjs';
+import { fileURLToPath } from 'node:url';
+import { privateCluster, chatBatch, captureAppends, preparedScript, printParts } from './pg-callgrind.mjs';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const args = process.argv.slice(2);
@@ -34,15 +34,8 @@ const builds = [['before', path.resolve(BEFORE)], ['after', ROOT]].map(([name, r
 const cluster = privateCluster(PORT);
 try {
   log(`private cluster in ${cluster.work} (PostgreSQL ${cluster.version})`);
-  const { default: pg } = await import('pg');
-  const admin = new pg.Client({ connectionString: cluster.url('postgres') });
-  await admin.connect();
   for (const b of builds) {
-    const load = (f) => import(pathToFileURL(path.join(b.root, 'dist', 'storage', f)).href);
-    const [{ openPostgres }, { migrate }, { createArchiveStore }] = await Promise.all([load('db-postgres.js'), load('migrations.js'), load('sql-archive.js')]);
-    await admin.query(`CREATE DATABASE ${b.db}`);
-    const db = await openPostgres(cluster.url(b.db));
-    await migrate(db);
+    const { db, createArchiveStore } = await cluster.migrated(b.root, b.db);
     const store = createArchiveStore(db, 'simple');
     const write = store.write ? (e) => store.write(e) : (e) => store.append(e);
     const t0 = Date.now();
@@ -56,33 +49,14 @@ try {
     b.script = path.join(cluster.work, `${b.name}.sql`);
     fs.writeFileSync(b.script, preparedScript(await captureAppends(createArchiveStore, PREFILL, STATEMENTS, MESSAGES)));
   }
-  await admin.query('CHECKPOINT');
-  await admin.end();
-  cluster.stop();
-
-  const empty = path.join(cluster.work, 'empty.sql');
-  fs.writeFileSync(empty, 'SELECT 1;\n');
   const msgs = STATEMENTS * MESSAGES;
-  for (const b of builds) {
-    const base = cluster.instructions(b.db, empty, path.join(cluster.work, `cg.${b.name}.empty`));
-    b.out = path.join(cluster.work, `cg.${b.name}`);
-    b.total = cluster.instructions(b.db, b.script, b.out);
-    b.perMessage = (b.total - base) / msgs;
-    log(`${b.name}: ${b.total.toLocaleString('en-US')} instructions (start and stop ${base.toLocaleString('en-US')})`);
-  }
+  await cluster.measure(builds, msgs, log);
   console.log(`\narchive append under callgrind: ${STATEMENTS} statements of ${MESSAGES} one-to-one messages (${2 * MESSAGES} rows) after ${(PREFILL * MESSAGES).toLocaleString('en-US')} messages; PostgreSQL ${cluster.version}`);
   console.log('| build | instructions per message | total |');
   console.log('|---|---|---|');
   for (const b of builds) console.log(`| ${b.name} | ${Math.round(b.perMessage).toLocaleString('en-US')} | ${b.total.toLocaleString('en-US')} |`);
   console.log(`after / before: ${(builds[1].perMessage / builds[0].perMessage).toFixed(3)}×`);
-  // Where the instructions go: inclusive counts of the statement's parts, per message, both builds.
-  const maps = builds.map((b) => inclusiveCounts(b.out));
-  console.log('\n| part (inclusive) | before per message | after per message |');
-  console.log('|---|---|---|');
-  for (const [fn, what] of APPEND_PARTS) {
-    const cells = maps.map((m) => (m.has(fn) ? Math.round(m.get(fn) / msgs).toLocaleString('en-US') : '–'));
-    if (cells.some((c) => c !== '–')) console.log(`| ${what} (\`${fn}\`) | ${cells.join(' | ')} |`);
-  }
+  printParts(builds, msgs);
 } finally {
   cluster.remove(args.includes('--keep'));
 }

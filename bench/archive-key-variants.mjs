@@ -16,7 +16,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { privateCluster, captureAppends, preparedScript, APPEND_PARTS, inclusiveCounts } from './pg-callgrind.mjs';
+import { privateCluster, captureAppends, preparedScript, printParts } from './pg-callgrind.mjs';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const args = process.argv.slice(2);
@@ -59,21 +59,15 @@ const chosen = arg('--variants', null)?.split(',');
 const variants = ALL.filter((v) => !chosen || chosen.includes(v.name)).map((v) => ({ ...v, db: `perch_variant_${v.name.replace(/\W/g, '_')}` }));
 if (variants.length === 0) { console.error(`no such variant; variants: ${ALL.map((v) => v.name).join(', ')}`); process.exit(2); }
 
-const load = (f) => import(pathToFileURL(path.join(ROOT, 'dist', 'storage', f)).href);
-const [{ openPostgres }, { migrate }, { createArchiveStore }] = await Promise.all([load('db-postgres.js'), load('migrations.js'), load('sql-archive.js')]);
+const { createArchiveStore } = await import(pathToFileURL(path.join(ROOT, 'dist', 'storage', 'sql-archive.js')).href);
 const prefill = await captureAppends(createArchiveStore, 0, PREFILL, MESSAGES);
 const measured = await captureAppends(createArchiveStore, PREFILL, STATEMENTS, MESSAGES);
 
 const cluster = privateCluster(PORT);
 try {
   log(`private cluster in ${cluster.work} (PostgreSQL ${cluster.version})`);
-  const { default: pg } = await import('pg');
-  const admin = new pg.Client({ connectionString: cluster.url('postgres') });
-  await admin.connect();
   for (const v of variants) {
-    await admin.query(`CREATE DATABASE ${v.db}`);
-    const db = await openPostgres(cluster.url(v.db));
-    await migrate(db);
+    const { db } = await cluster.migrated(ROOT, v.db);
     for (const sql of v.ddl) await db.query(sql);
     const rewrite = v.integer ? integerKeys(new Map()) : (s) => s;
     const t0 = Date.now();
@@ -88,31 +82,14 @@ try {
     v.script = path.join(cluster.work, `${v.db}.sql`);
     fs.writeFileSync(v.script, preparedScript(measured.map(rewrite)));
   }
-  await admin.query('CHECKPOINT');
-  await admin.end();
-  cluster.stop();
-
-  const empty = path.join(cluster.work, 'empty.sql');
-  fs.writeFileSync(empty, 'SELECT 1;\n');
   const msgs = STATEMENTS * MESSAGES;
-  for (const v of variants) {
-    const base = cluster.instructions(v.db, empty, path.join(cluster.work, `cg.${v.db}.empty`));
-    v.out = path.join(cluster.work, `cg.${v.db}`);
-    v.perMessage = (cluster.instructions(v.db, v.script, v.out) - base) / msgs;
-    log(`${v.name}: ${Math.round(v.perMessage).toLocaleString('en-US')} instructions per message`);
-  }
+  await cluster.measure(variants, msgs, log);
   const current = variants.find((v) => v.name === 'current');
   console.log(`\narchive append under callgrind, by schema: ${STATEMENTS} statements of ${MESSAGES} one-to-one messages (${2 * MESSAGES} rows) after ${(PREFILL * MESSAGES).toLocaleString('en-US')} messages; PostgreSQL ${cluster.version}`);
   console.log('| schema | instructions per message | vs current | index bytes per row |');
   console.log('|---|---|---|---|');
   for (const v of variants) console.log(`| ${v.name}: ${v.what} | ${Math.round(v.perMessage).toLocaleString('en-US')} | ${current ? `${(v.perMessage / current.perMessage).toFixed(3)}×` : '–'} | ${v.indexBytesPerRow.toFixed(0)} |`);
-  const maps = variants.map((v) => inclusiveCounts(v.out));
-  console.log(`\n| part (inclusive), per message | ${variants.map((v) => v.name).join(' | ')} |`);
-  console.log(`|---|${variants.map(() => '---').join('|')}|`);
-  for (const [fn, what] of APPEND_PARTS) {
-    const cells = maps.map((m) => (m.has(fn) ? Math.round(m.get(fn) / msgs).toLocaleString('en-US') : '–'));
-    if (cells.some((c) => c !== '–')) console.log(`| ${what} (\`${fn}\`) | ${cells.join(' | ')} |`);
-  }
+  printParts(variants, msgs);
 } finally {
   cluster.remove(args.includes('--keep'));
 }

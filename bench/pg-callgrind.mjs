@@ -5,6 +5,7 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { chatCopies } from './lib.mjs';
 
 const DOMAIN = 'bench.local';
@@ -38,10 +39,29 @@ export function privateCluster(port) {
   if (r.status !== 0) throw new Error(`initdb: ${r.stderr}`);
   r = run('pg_ctl', ['-D', data, '-o', `-p ${port} -k ${work} ${settings.join(' ')}`, '-l', path.join(work, 'log'), '-w', 'start']);
   if (r.status !== 0) throw new Error(`pg_ctl start: ${r.stderr}${fs.readFileSync(path.join(work, 'log'), 'utf8')}`);
+  const url = (db) => `postgres://root@localhost:${port}/${db}?host=${encodeURIComponent(work)}`;
+  let admin = null;
   return {
     work,
     version: path.basename(path.dirname(binDir)),
-    url: (db) => `postgres://root@localhost:${port}/${db}?host=${encodeURIComponent(work)}`,
+    url,
+    /**
+     * A new database `name` migrated by the build at `root` (its dist/), and that build's storage:
+     * { db (opened by its openPostgres), createArchiveStore }.
+     */
+    async migrated(root, name) {
+      const load = (f) => import(pathToFileURL(path.join(root, 'dist', 'storage', f)).href);
+      const [{ openPostgres }, { migrate }, { createArchiveStore }] = await Promise.all([load('db-postgres.js'), load('migrations.js'), load('sql-archive.js')]);
+      if (!admin) {
+        const { default: pg } = await import('pg');
+        admin = new pg.Client({ connectionString: url('postgres') });
+        await admin.connect();
+      }
+      await admin.query(`CREATE DATABASE ${name}`);
+      const db = await openPostgres(url(name));
+      await migrate(db);
+      return { db, createArchiveStore };
+    },
     stop() {
       const s = run('pg_ctl', ['-D', data, '-w', 'stop']);
       if (s.status !== 0) throw new Error(`pg_ctl stop: ${s.stderr}`);
@@ -58,8 +78,31 @@ export function privateCluster(port) {
       if (/ERROR:/.test(v.stdout + v.stderr)) throw new Error(`${db}: ${(v.stdout + v.stderr).split('\n').filter((l) => /ERROR/.test(l)).slice(0, 3).join('\n')}`);
       return Number(m[1]);
     },
+    /**
+     * Stops the cluster (a checkpoint first) and counts each item's script ({ name, db, script }) under callgrind, per message,
+     * the backend's start and stop (an empty script on the same database) taken off: sets item.out (the
+     * callgrind file), item.total and item.perMessage.
+     */
+    async measure(items, messages, log) {
+      if (admin) {
+        await admin.query('CHECKPOINT');
+        await admin.end();
+        admin = null;
+      }
+      this.stop();
+      const empty = path.join(work, 'empty.sql');
+      fs.writeFileSync(empty, 'SELECT 1;\n');
+      for (const item of items) {
+        const base = this.instructions(item.db, empty, path.join(work, `cg.${item.db}.empty`));
+        item.out = path.join(work, `cg.${item.db}`);
+        item.total = this.instructions(item.db, item.script, item.out);
+        item.perMessage = (item.total - base) / messages;
+        log(`${item.name}: ${Math.round(item.perMessage).toLocaleString('en-US')} instructions per message (${item.total.toLocaleString('en-US')} in all, start and stop ${base.toLocaleString('en-US')})`);
+      }
+    },
     /** Stops whatever still runs and removes the directory. */
     remove(keep = false) {
+      admin?.end().catch(() => {});
       run('pg_ctl', ['-D', data, '-m', 'immediate', 'stop']);
       if (!keep) fs.rmSync(work, { recursive: true, force: true });
     },
@@ -119,6 +162,17 @@ export const APPEND_PARTS = [
   ['heap_insert', 'heap inserts'], ['AfterTriggerEndQuery', 'statement triggers (counts)'], ['ExecBRInsertTriggers', 'row triggers (tsv fill)'],
   ['array_in', 'parameters\' array parsing'], ['XLogInsert', 'WAL records'],
 ];
+
+/** Prints where each measured item's instructions go (APPEND_PARTS, inclusive, per message), one column an item. */
+export function printParts(items, messages) {
+  const maps = items.map((item) => inclusiveCounts(item.out));
+  console.log(`\n| part (inclusive), per message | ${items.map((item) => item.name).join(' | ')} |`);
+  console.log(`|---|${items.map(() => '---').join('|')}|`);
+  for (const [fn, what] of APPEND_PARTS) {
+    const cells = maps.map((m) => (m.has(fn) ? Math.round(m.get(fn) / messages).toLocaleString('en-US') : '–'));
+    if (cells.some((c) => c !== '–')) console.log(`| ${what} (\`${fn}\`) | ${cells.join(' | ')} |`);
+  }
+}
 
 /** Inclusive instruction counts per function of a callgrind file. */
 export function inclusiveCounts(file) {
