@@ -30,10 +30,6 @@ const DOMAIN = 'bench.local';
 const JOINS = 200, CONCURRENCY = 10, HISTORY = 20, PRELOAD = 30;
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const log = (s) => process.stdout.write(`${s}\n`);
-const ticks = (pid) => {
-  const f = fs.readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
-  return Number(f[11]) + Number(f[12]); // utime + stime, 1/100 s
-};
 /** The server's CPU (1/100 s) on its main thread and on all its other threads (V8's compiler and GC helpers, libuv's pool). */
 const threadTicks = (pid) => {
   let main = 0, other = 0;
@@ -73,7 +69,6 @@ async function client(port, passes, serverPid) {
   for (let pass = 0; pass < passes; pass++) {
     const lat = [];
     let incomplete = 0;
-    const cpu0 = ticks(serverPid);
     const threads0 = threadTicks(serverPid);
     const t00 = nowMs();
     await runLimited(clients.map((_, i) => i), CONCURRENCY, async (i) => {
@@ -95,8 +90,8 @@ async function client(port, passes, serverPid) {
     });
     const wallMs = nowMs() - t00;
     await sleep(200); // the last leaves are handled
-    const cpuMs = (ticks(serverPid) - cpu0) * 10;
     const threads1 = threadTicks(serverPid);
+    const cpuMs = (threads1.main + threads1.other - threads0.main - threads0.other) * 10;
     lat.sort((a, b) => a - b);
     process.stdout.write(`${JSON.stringify({ pass, p50: quantile(lat, 0.5), p99: quantile(lat, 0.99), max: lat.at(-1), joins_per_s: JOINS / wallMs * 1000, cpu_ms: cpuMs, main_ms: (threads1.main - threads0.main) * 10, other_ms: (threads1.other - threads0.other) * 10, incomplete })}\n`);
     await sleep(300);

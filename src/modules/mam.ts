@@ -384,7 +384,7 @@ export const mamModule: Module = {
           // The sender's copy, made from the same serialisation, has the same body: one string for both.
           const entry: ArchiveEntry = {
             archive: bare, stanzaId: id, stamp: new Date(), fromJid: from.toString(), realJid: from.bareString(),
-            body: xml !== null && sent !== null && sent.stanza === xml ? sent.body : bodyText(stanza), stanza: xml ?? stanza.toString(),
+            body: sent?.stanza === xml ? sent.body : bodyText(stanza), stanza: xml ?? stanza.toString(),
           };
           stanza.children.push(new Element('stanza-id', { xmlns: NS.sid, by: bare, id }));
           return entry;

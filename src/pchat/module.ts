@@ -13,11 +13,7 @@ export function chatModel(server: Server): ChatModel {
   return m;
 }
 
-export function hasChatModel(server: Server): boolean {
-  return models.has(server);
-}
-
-/** The server's model, or undefined before the module starts (one look-up, for per-stanza paths). */
+/** The server's model, or undefined before the module starts (or without it). */
 export function chatModelOf(server: Server): ChatModel | undefined {
   return models.get(server);
 }

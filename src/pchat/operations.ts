@@ -16,7 +16,7 @@ import {
 import { createChatStore, createDirectoryStore } from '../../storage/sql-chat.js';
 import { canCreate, canManage, covers, existsFor, inScope, isDenied, isMember, type Subject } from './access.js';
 import { ChatModel, type ChatChange, type ServiceModel } from './model.js';
-import { chatModel, hasChatModel } from './module.js';
+import { chatModelOf } from './module.js';
 import type { Server } from '../context.js';
 
 /** Who asks: a local admin (CLI through the socket, or offline), or an account (admin or not). */
@@ -119,7 +119,7 @@ export async function ensureStoredMucRoom(stores: DataStores, service: string, r
 export function serverOpContext(server: Server): ChatOpContext {
   return {
     stores: server.stores,
-    model: hasChatModel(server) ? chatModel(server) : null,
+    model: chatModelOf(server) ?? null,
     domain: server.domain,
     services: (server.config.muc.services ?? []).map((s) => s.domain),
     isAdmin: (bare) => server.isAdmin(bare),

@@ -18,7 +18,6 @@ import type { CategoryRecord, ChatRoomRecord, RoomKind, RoomPrivacy } from '../.
 import {
   affiliationOf, canCreate, canJoin, existsFor, canManage, canPost, canRead, canSee, isMember, joinRefusal, type Subject,
 } from '../../pchat/access.js';
-import { chatModel, hasChatModel } from '../../pchat/module.js';
 import {
   ChatOpError, createRoom, deleteRoom, serverOpContext, updateRoom, type ChatActor, type ChatOpContext, type RoomChanges, type ListChange,
 } from '../../pchat/operations.js';
