@@ -21,6 +21,9 @@ const PARTITION_MS = Number(process.env.PERCH_PARTITION_MS ?? 10_000);
 const PARTITION_MODE = process.env.PERCH_PARTITION_MODE === 'reset' ? 'reset' : 'blackhole';
 const MUC = 'conference.localhost';
 const RECOVERY_BUDGET_MS = 5000;
+// A silent network is noticed by a heartbeat (every 3 s) left unanswered for 3 s: what waits on Redis
+// then fails, so a sender hears within this long of the cut (docs/architecture.md), plus a second's slack.
+const SILENCE_NOTICED_MS = 3000 + 3000 + 1000;
 
 /** A redis-server without persistence, as a child process: restarting it brings it back empty. */
 class PrivateRedis {
@@ -28,6 +31,8 @@ class PrivateRedis {
   constructor(readonly port: number) {}
 
   async start(): Promise<void> {
+    // One left by an interrupted run would answer in its place, and never restart empty.
+    if (await answers(this.port)) throw new Error(`something answers on port ${this.port} already (a redis-server left by an interrupted run?)`);
     const proc = spawn('redis-server', ['--port', String(this.port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--daemonize', 'no'],
       { stdio: 'ignore' });
     this.proc = proc;
@@ -327,7 +332,10 @@ describe('conformance: Redis restarted empty or cut off (two nodes, private Redi
     const sentAt = Date.now();
     await c[alice]!.xmpp.send(xml('message', { to: `${bob}@localhost`, type: 'chat', id: 'cut-1' }, xml('body', {}, 'while cut off'),
       xml('no-store', { xmlns: 'urn:xmpp:hints' })));
-    const bounced = await c[alice]!.waitFor((el) => el.is('message') && el.attrs.id === 'cut-1' && el.attrs.type === 'error', 8000);
+    // Commands queued behind the silent ones fail with them, not at the watchdog after (a sender waited
+    // 3 s longer, past this budget, before they did).
+    const bounced = await c[alice]!.waitFor((el) => el.is('message') && el.attrs.id === 'cut-1' && el.attrs.type === 'error',
+      SILENCE_NOTICED_MS - (sentAt - cutAt));
     expect(bounced.getChild('error')?.getChild('recipient-unavailable')).to.not.equal(undefined);
     const errorAfterMs = Date.now() - sentAt;
     // A message bob's archive keeps is kept, not refused: held on A and delivered to bob after the cut.

@@ -92,7 +92,10 @@ export abstract class RedisRecovery extends RedisSessionTable {
       for (const r of [this.link.cmd, this.link.sub]) {
         // A connection already waiting to reconnect has nothing stuck on a silent socket.
         if (r.status !== 'ready' && r.status !== 'connect' && r.status !== 'connecting') continue;
-        r.once('end', () => { if (!this.closing) r.connect().catch(() => {}); });
+        // Reconnected a turn later: the commands queued behind the silent ones (auto-pipelining sends
+        // one batch at a time, the next as the stuck one fails) must fail now too. Reconnecting at
+        // once would queue them for the new connection, where they would wait for the next watchdog.
+        r.once('end', () => setTimeout(() => { if (!this.closing) r.connect().catch(() => {}); }, 0));
         r.disconnect(false);
         // disconnect() only half-closes, and over a silent network the close never completes.
         (r as { stream?: { destroy(): void } }).stream?.destroy();
