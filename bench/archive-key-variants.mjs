@@ -6,6 +6,7 @@
 // The variants are measurements for planning a migration, not schemas Perch runs:
 //  - collate-c: the text key columns compared bytewise (COLLATE "C") instead of by the database's collation;
 //  - integer-key: the archive named by an integer (its JID kept once, elsewhere) instead of its JID text;
+//  - hash-key: the indexes led by a 64-bit hash of the archive's JID; hash-key-include: with the JID in each leaf entry too;
 //  - one-time-index: one (archive, stamp, id) index in place of (archive, id) and (archive, stamp), which
 //    would mean paging by (stamp, id) instead of id;
 //  - both of the last two.
@@ -48,10 +49,27 @@ function integerKeys(numbers) {
   };
 }
 
+// The archive's JID hashed to 64 bits where an index leads with it (hashtextextended, the function hash
+// partitioning uses: immutable, the same on every PostgreSQL); queries would state the hash and the JID,
+// so a collision costs a filtered row, never a wrong one. No table of keys, nothing in the writer. The
+// unique index ends with the JID: stanza ids are unique per archive, not per hash.
+const H = 'hashtextextended(archive, 0)';
+const hashKey = (include) => [
+  ...['archive_id', 'archive_stamp', 'archive_from_jid', 'archive_real_jid', 'archive_stanza_id'].map((i) => `DROP INDEX archive_${i}`),
+  'DROP INDEX archive_tsv',
+  ...[['archive_id', 'id'], ['archive_stamp', 'stamp'], ['archive_from_jid', 'from_jid, id'], ['archive_real_jid', 'real_jid, id']].map(([name, rest]) =>
+    `CREATE INDEX archive_${name} ON archive ((${H}), ${rest})${include ? ' INCLUDE (archive)' : ''} WITH (deduplicate_items = off)${name === 'archive_from_jid' ? ` WHERE starts_with(from_jid, archive || '/')` : ''}`),
+  `CREATE UNIQUE INDEX archive_archive_stanza_id ON archive ((${H}), stanza_id, stamp, archive)`,
+  `CREATE INDEX archive_tsv ON archive USING gin ((${H}), tsv)`,
+];
+
 const ALL = [
   { name: 'current', what: 'the schema as migrated', ddl: [] },
   { name: 'collate-c', what: 'text keys compared bytewise (COLLATE "C")', ddl: TEXT_KEYS.map((c) => `ALTER TABLE archive ALTER COLUMN ${c} TYPE text COLLATE "C"`) },
   { name: 'integer-key', what: 'the archive named by an integer', ddl: INTEGER_KEY, integer: true },
+  { name: 'hash-key', what: 'the archive\'s JID hashed where an index leads with it', ddl: hashKey(false) },
+  // A count could then check the JID in the index (PostgreSQL does no index-only scan on an expression whose column is not in the index).
+  { name: 'hash-key-include', what: 'the same, the JID included in each leaf entry', ddl: hashKey(true) },
   { name: 'one-time-index', what: '(archive, stamp, id) for (archive, id) and (archive, stamp)', ddl: ONE_TIME_INDEX },
   { name: 'integer-key+one-time-index', what: 'both', ddl: [...INTEGER_KEY, ...ONE_TIME_INDEX], integer: true },
 ];
