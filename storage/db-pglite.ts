@@ -27,11 +27,13 @@ export async function openPglite(dataDir: string | null): Promise<Db> {
   await pg.query('SET random_page_cost = 1.1');
   const lock = new Mutex();
   let closed: Promise<void> | null = null;
+  const query = <T>(sql: string, params: readonly unknown[] = []): Promise<T[]> =>
+    lock.run(async () => (await pg.query<T>(sql, [...params])).rows);
   return {
     kind: 'pglite',
-    query<T>(sql: string, params: readonly unknown[] = []): Promise<T[]> {
-      return lock.run(async () => (await pg.query<T>(sql, [...params])).rows);
-    },
+    query,
+    // Planned at each call, as any other: the embedded store serves a small server on one connection.
+    queryPlannedOnce: query,
     transaction<R>(fn: (tx: DbTx) => Promise<R>): Promise<R> {
       return lock.run(() =>
         pg.transaction((t) =>

@@ -74,7 +74,7 @@ export function createArchiveStore(db: Db, fulltextLanguage: string): ArchiveSto
   /** Row ids of the named stanza ids of one archive; absent ids are left out. */
   async function rowIds(archive: string, stanzaIds: string[]): Promise<Map<string, number>> {
     if (stanzaIds.length === 0) return new Map();
-    const rows = await db.query<{ id: unknown; stanza_id: string }>(
+    const rows = await db.queryPlannedOnce<{ id: unknown; stanza_id: string }>(
       'SELECT id, stanza_id FROM archive WHERE archive = $1 AND stanza_id = ANY($2::text[])',
       [archive, stanzaIds],
     );
@@ -230,7 +230,10 @@ export function createArchiveStore(db: Db, fulltextLanguage: string): ArchiveSto
       }
 
       const pageCond = [filters, ...cursor].join(' AND ');
-      const pageQuery = db.query<ArchiveRow>(
+      // Only the archive and an id range: one plan serves every archive and cursor, planned once.
+      const once = !newestFirst && where.every((c, i) => i === 0 || c.startsWith('id '));
+      const read = <T>(sql: string, p: unknown[]) => (once ? db.queryPlannedOnce<T>(sql, p) : db.query<T>(sql, p));
+      const pageQuery = read<ArchiveRow>(
         `SELECT ${ARCHIVE_COLUMNS} FROM ${window ? `(SELECT * FROM archive WHERE ${pageCond} OFFSET 0) a` : `archive WHERE ${pageCond}`}
          ORDER BY id ${descending ? 'DESC' : 'ASC'} LIMIT ${param(q.limit + 1)}${offset}`,
         params,
@@ -253,7 +256,7 @@ export function createArchiveStore(db: Db, fulltextLanguage: string): ArchiveSto
       if (!backwards && after !== undefined) sideCond = `${countFilters} AND id ${newestFirst ? '>=' : '<='} ${cp(after)}`;
       if (backwards && before !== undefined) sideCond = `${countFilters} AND id ${newestFirst ? '<=' : '>='} ${cp(before)}`;
       // Over the bound already (the one scan above): no count to make, and no cursor to count from.
-      const countQuery = overBound ? Promise.resolve([{ total: bound + 1, side: 0 }]) : db.query<{ total: unknown; side: unknown }>(
+      const countQuery = overBound ? Promise.resolve([{ total: bound + 1, side: 0 }]) : read<{ total: unknown; side: unknown }>(
         `SELECT ${unfiltered ? 'COALESCE((SELECT n FROM archive_size WHERE archive = $1), 0)' : bounded(countFilters)} AS total,
                 ${sideCond === null ? '0' : bounded(sideCond)} AS side`,
         countParams,
@@ -263,7 +266,7 @@ export function createArchiveStore(db: Db, fulltextLanguage: string): ArchiveSto
     },
 
     async get(archive, stanzaId) {
-      const [r] = await db.query<ArchiveRow>(
+      const [r] = await db.queryPlannedOnce<ArchiveRow>(
         `SELECT ${ARCHIVE_COLUMNS} FROM archive WHERE archive = $1 AND stanza_id = $2`,
         [archive, stanzaId],
       );
@@ -277,10 +280,10 @@ export function createArchiveStore(db: Db, fulltextLanguage: string): ArchiveSto
         params.push(opts.since.toISOString());
         since = ' AND stamp >= $3::timestamptz';
       }
-      const rows = await db.query<ArchiveRow>(
-        `SELECT ${ARCHIVE_COLUMNS} FROM archive WHERE archive = $1${since} ORDER BY id DESC LIMIT $2`,
-        params,
-      );
+      // Without a since, one plan serves every archive (planned once); with one, the plan follows
+      // how far back it reaches (a generic plan would walk the archive by id past the window).
+      const sql = `SELECT ${ARCHIVE_COLUMNS} FROM archive WHERE archive = $1${since} ORDER BY id DESC LIMIT $2`;
+      const rows = await (since ? db.query<ArchiveRow>(sql, params) : db.queryPlannedOnce<ArchiveRow>(sql, params));
       const picked: ArchivedMessage[] = [];
       let chars = 0;
       for (const r of rows) {

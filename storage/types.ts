@@ -5,6 +5,12 @@
 export interface Db {
   readonly kind: 'postgres' | 'pglite';
   query<T = Record<string, unknown>>(sql: string, params?: readonly unknown[]): Promise<T[]>;
+  /**
+   * A query whose best plan is the same whatever its parameters (an archive's rows in id order from
+   * a cursor): planned once per connection, not at each call. Not for a query whose plan should
+   * follow its values (a filter on a sender or a word, where one archive's values are skewed).
+   */
+  queryPlannedOnce<T = Record<string, unknown>>(sql: string, params?: readonly unknown[]): Promise<T[]>;
   /** Runs fn inside BEGIN/COMMIT on one connection; ROLLBACK when it throws. */
   transaction<R>(fn: (tx: DbTx) => Promise<R>): Promise<R>;
   close(): Promise<void>;

@@ -520,6 +520,38 @@ describe('data store contract', function () {
           await s.db.query('TRUNCATE archive');
         });
 
+        it('plans once the reads in id order alone (last page, pages by id cursors, lastN, get); filtered ones at each call', async function () {
+          const once: string[] = [];
+          const counted: Db = { ...s.db, queryPlannedOnce: (sql, params) => (once.push(sql), s.db.queryPlannedOnce(sql, params)) };
+          const a = createSqlStores(counted).archive;
+          await a.append(Array.from({ length: 30 }, (_, n) => entry(n)));
+          const reads: [string, () => Promise<unknown>, number][] = [
+            ['last page', () => a.query(ROOM, { limit: 5, before: true }), 2],
+            ['page after a cursor', () => a.query(ROOM, { limit: 5, after: entry(10).stanzaId }), 3],
+            ['page after an id', () => a.query(ROOM, { limit: 5, afterId: entry(3).stanzaId }), 3],
+            ['lastN', () => a.lastN(ROOM, 5), 1],
+            ['get', () => a.get(ROOM, entry(4).stanzaId), 1],
+            ['with', () => a.query(ROOM, { limit: 5, with: { realJid: 'user1@example.com' } }), 0],
+            ['a window', () => a.query(ROOM, { limit: 5, start: minute(3) }), 0],
+            ['lastN since', () => a.lastN(ROOM, 5, { since: minute(20) }), 0],
+            ['full text', () => a.query(ROOM, { limit: 5, fulltext: 'message' }), 0],
+          ];
+          for (const [what, read, planned] of reads) {
+            once.length = 0;
+            await read();
+            expect(once.length, what).to.equal(planned);
+          }
+          // The answers are those of the same reads planned at each call.
+          const plain = createSqlStores({ ...s.db, queryPlannedOnce: (sql, params) => s.db.query(sql, params) }).archive;
+          for (const q of [{ limit: 5, before: true as const }, { limit: 4, after: entry(10).stanzaId }, { limit: 4, before: entry(20).stanzaId }]) {
+            expect(await a.query(ROOM, q), JSON.stringify(q)).to.deep.equal(await plain.query(ROOM, q));
+          }
+          expect(sids({ entries: await a.lastN(ROOM, 3) })).to.deep.equal(range(27, 30));
+          // On PostgreSQL, on connections that keep a statement's generic plan from its first call.
+          const [mode] = await s.db.queryPlannedOnce<{ m: string }>(`SELECT current_setting('plan_cache_mode') AS m`);
+          expect(mode!.m).to.equal(s.db.kind === 'postgres' ? 'force_generic_plan' : 'auto');
+        });
+
         it('finds the entries after a message that name it (mentioning), oldest first, retracted ones left out', async function () {
           const target = entry(1);
           const batch = [

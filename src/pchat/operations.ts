@@ -206,6 +206,7 @@ export async function inTransaction<R>(stores: DataStores, fn: (s: DataStores) =
     const db: Db = {
       kind: stores.db.kind,
       query: (sql, params) => tx.query(sql, params),
+      queryPlannedOnce: (sql, params) => tx.query(sql, params),
       // Already inside one: nested writes join it.
       transaction: (inner) => inner(tx),
       close: async () => {},
