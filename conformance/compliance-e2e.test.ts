@@ -67,6 +67,9 @@ describe('conformance: compliance from capture to export file', function () {
     server = await startServer({
       databaseUrl: db.url, dataDir, users: { ann: 'pw', bob: 'pw' },
       configYaml: 'listen:\n  upload: { host: 127.0.0.1, port: 0 }\n',
+      // The runs are this test's own (perch compliance run). The server's timer would find no run made
+      // yet and export the events itself, 5 s after its start, leaving the CLI nothing to export.
+      env: { PERCH_COMPLIANCE_TICK_MS: String(3_600_000) },
     });
     cli = new PchatCli({ dataDir, databaseUrl: db.url });
     await cli.categoryAdd('files', { allowed: ['domain:localhost'] });
