@@ -58,18 +58,16 @@ export async function openPostgres(url: string, opts: { schema?: string } = {}):
   // unnamed: a prepared query may switch to a generic plan, which on skewed archives (one sender with
   // a few percent of a million messages, a common word) was measured 10–20 times slower. Those whose
   // one plan suits every value ask for it (queryPlannedOnce).
+  // One name per statement text (a name is per connection, so both pools share them), up to MAX_PREPARED.
   const names = new Map<string, string>();
-  const named = (text: string, values: unknown[]): pg.QueryConfig => {
+  const nameOf = (text: string): string | undefined => {
     let name = names.get(text);
-    if (name === undefined && names.size < MAX_PREPARED && /^\s*INSERT\b/i.test(text)) names.set(text, (name = `perch_${names.size}`));
-    return name === undefined ? { text, values } : { name, text, values };
-  };
-
-  const plannedNames = new Map<string, string>();
-  const plannedName = (text: string): string | undefined => {
-    let name = plannedNames.get(text);
-    if (name === undefined && plannedNames.size < MAX_PREPARED) plannedNames.set(text, (name = `perch_once_${plannedNames.size}`));
+    if (name === undefined && names.size < MAX_PREPARED) names.set(text, (name = `perch_${names.size}`));
     return name;
+  };
+  const named = (text: string, values: unknown[]): pg.QueryConfig => {
+    const name = /^\s*INSERT\b/i.test(text) ? nameOf(text) : undefined;
+    return name === undefined ? { text, values } : { name, text, values };
   };
 
   let closed: Promise<void> | null = null;
@@ -79,7 +77,7 @@ export async function openPostgres(url: string, opts: { schema?: string } = {}):
       return (await pool.query(named(sql, [...params]))).rows as T[];
     },
     async queryPlannedOnce<T>(sql: string, params: readonly unknown[] = []): Promise<T[]> {
-      const name = plannedName(sql);
+      const name = nameOf(sql);
       return (await (name === undefined ? pool.query(sql, [...params]) : plannedOnce.query({ name, text: sql, values: [...params] }))).rows as T[];
     },
     async transaction<R>(fn: (tx: DbTx) => Promise<R>): Promise<R> {
