@@ -182,11 +182,16 @@ export async function broadcastToNodes(url: string, payload: string, prefix = 'p
   }
 }
 
+/** Closes a client after its pending replies, and with it every connection its connector keeps. */
 export async function quit(r: RedisClient): Promise<void> {
   if (r.status === 'end') return;
   try {
     await r.quit();
   } catch {
-    r.disconnect();
+    // Unreachable: nothing pending can be answered; disconnect below closes what is left.
   }
+  // QUIT ends the connection to the server, not the Sentinel connector's failover detector: its subscriptions
+  // to every sentinel stay open and, with no error handler, reconnect forever. Only disconnect() cleans it up.
+  // (A Cluster's quit ends every node; disconnecting after it would leave its status 'disconnecting'.)
+  if (r instanceof Redis) r.disconnect();
 }

@@ -80,6 +80,24 @@ interface SessionBackend {
   name: string;
   probe?: () => Promise<void>;
   make(nodeId: string): SessionStore;
+  /** The Redis servers (and sentinels) a store of this backend connects to. */
+  ports?: () => Promise<number[]>;
+}
+
+const portsOf = (url: string): number[] => url.replace(/^[^/]*\/\//, '').split('/')[0]!.split(',').map((h) => Number(h.split(':').pop()));
+
+/** Clients connected to a Redis server or sentinel, less the asking one and a sentinel's own links to its peers. */
+async function clientsOf(port: number): Promise<number> {
+  const c = new Redis(port, '127.0.0.1', { lazyConnect: true, maxRetriesPerRequest: 1 });
+  c.on('error', () => {});
+  try {
+    await c.connect();
+    const me = await c.client('ID');
+    const list = String(await c.client('LIST'));
+    return list.split('\n').filter((l) => l.startsWith('id=') && !l.startsWith(`id=${me} `) && !/ name=sentinel-/.test(l)).length;
+  } finally {
+    c.disconnect();
+  }
 }
 
 // Each test gets its own key space so runs and tests never see each other.
@@ -94,16 +112,18 @@ let sentinelSet: SentinelSet | null = null;
 let clusterSet: RedisClusterSet | null = null;
 const sessionBackends: SessionBackend[] = [
   { name: 'memory', make: (nodeId) => new MemorySessionStore(nodeId) },
-  { name: 'Redis', probe: probeRedis, make: (nodeId) => redisStore(nodeId) },
+  { name: 'Redis', probe: probeRedis, make: (nodeId) => redisStore(nodeId), ports: async () => portsOf(REDIS_URL) },
   {
     name: 'Redis Sentinel',
     probe: async () => { sentinelSet ??= await startSentinelSet(SENTINEL_BASE_PORT); },
     make: (nodeId) => redisStore(nodeId, { url: sentinelSet!.url }),
+    ports: async () => [...portsOf(sentinelSet!.url), await sentinelSet!.masterPort()],
   },
   {
     name: 'Redis Cluster',
     probe: async () => { clusterSet ??= await startRedisCluster(CLUSTER_BASE_PORT); },
     make: (nodeId) => redisStore(nodeId, { url: clusterSet!.url }),
+    ports: async () => portsOf(clusterSet!.url),
   },
 ];
 
@@ -260,6 +280,28 @@ describe('session store contract', function () {
         expect(await a.hit('reg', 60)).to.equal(1);
         await a.resetHits('never-hit');
       });
+
+      if (backend.ports) {
+        // On Sentinel, QUIT alone left the failover detector's subscriptions to every sentinel open, reconnecting forever.
+        it('close leaves no connection open to any Redis server or sentinel', async function () {
+          this.timeout(15_000);
+          const ports = await backend.ports!();
+          const before = await Promise.all(ports.map(clientsOf));
+          const b = backend.make('node-b');
+          await b.start();
+          await a.put(rec('u@example.com/a', 'node-a'));
+          await b.put(rec('u@example.com/b', 'node-b'));
+          const open = await Promise.all(ports.map(clientsOf));
+          expect(open.reduce((x, y) => x + y), 'connections while open').to.be.above(before.reduce((x, y) => x + y));
+          await b.close();
+          let after = open;
+          for (const until = Date.now() + 3000; Date.now() < until; await sleep(100)) {
+            after = await Promise.all(ports.map(clientsOf));
+            if (after.every((n, i) => n <= before[i]!)) break;
+          }
+          expect(Object.fromEntries(ports.map((p, i) => [p, after[i]])), 'connections after close, by port').to.deep.equal(Object.fromEntries(ports.map((p, i) => [p, before[i]])));
+        });
+      }
     });
   }
 
