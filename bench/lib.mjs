@@ -12,7 +12,10 @@ import path from 'node:path';
 export function perchNodeFlags(dist) {
   const first = fs.readFileSync(path.join(dist, 'src', 'cli.js'), 'utf8').split('\n', 1)[0];
   const m = /^#!\/usr\/bin\/env -S node (.*)$/.exec(first);
-  return m ? m[1].split(' ').filter(Boolean) : [];
+  // PERCH_BENCH_SERVER_NODE_FLAGS adds flags to the server alone (e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof"),
+  // which NODE_OPTIONS cannot: it would reach the load generator too, and refuses --cpu-prof.
+  const extra = (process.env.PERCH_BENCH_SERVER_NODE_FLAGS ?? '').split(' ').filter(Boolean);
+  return [...(m ? m[1].split(' ').filter(Boolean) : []), ...extra];
 }
 
 /**

@@ -7,7 +7,8 @@
 //
 // The manifest (written by bench/muc.mjs after bulk-loading, see bench/archive-load.mjs) names the room and what
 // each query must find. Timing = query IQ sent → result IQ received (all result messages precede it), per
-// query; p50/p99 over --reps repetitions after one untimed warm-up (reported as first_ms). Every reply is
+// query; p50/p99 over --reps repetitions after --warmup untimed ones (default 1; the first reported as
+// first_ms, the slowest as warmup_max_ms), every timing kept in order (samples_ms). Every reply is
 // checked: a filter the server ignores is reported as not filtered, not timed as if it worked.
 // Connection code is xmppbench's (lib/client.mjs, lib/stats.mjs), found in XMPPBENCH_DIR (default ../shared/bench).
 // CPU: the server's (--server-pid), its PostgreSQL backends' (--db-name) and, loaded with
@@ -36,6 +37,7 @@ const { values: A } = parseArgs({
     domain: { type: 'string', default: 'bench.local' },
     manifest: { type: 'string' },
     reps: { type: 'string', default: '100' },
+    warmup: { type: 'string', default: '1' },
     page: { type: 'string', default: '50' },
     pages: { type: 'string', default: '10' },
     user: { type: 'string', default: 'user0' },
@@ -51,7 +53,7 @@ const { values: A } = parseArgs({
 if (!A.manifest) { console.error('usage: mam-query.mjs --manifest FILE --port P [--reps N] ...'); process.exit(2); }
 const M = JSON.parse(fs.readFileSync(A.manifest, 'utf8'));
 const room = M.room;
-const REPS = Number(A.reps), PAGE = Number(A.page), PAGES = Number(A.pages);
+const REPS = Number(A.reps), WARMUP = Math.max(1, Number(A.warmup)), PAGE = Number(A.page), PAGES = Number(A.pages);
 const r2 = (x) => (x === null || x === undefined ? null : Math.round(x * 100) / 100);
 const log = (s) => console.log(`[${new Date().toISOString().slice(11, 23)}] ${s}`);
 
@@ -104,6 +106,12 @@ async function timed(name, fn, check, reps = REPS) {
   if (first.error) { Q[name] = { error: first.error }; log(`${name}: error ${first.error}`); return; }
   const bad = check(first);
   if (bad) { Q[name] = { not_filtered: bad, first_ms: r2(first.ms), results: first.items.length, rsm_count: first.count }; log(`${name}: ${bad}`); return; }
+  const warm = [first.ms];
+  while (warm.length < WARMUP) {
+    const w = await fn();
+    if (w.error) { Q[name] = { error: w.error, in_warmup: warm.length }; return; }
+    warm.push(w.ms);
+  }
   const ms = [];
   let last = first;
   for (let i = 0; i < reps; i++) {
@@ -112,7 +120,8 @@ async function timed(name, fn, check, reps = REPS) {
     ms.push(last.ms);
   }
   const s = summarizeArr(ms);
-  Q[name] = { reps, first_ms: r2(first.ms), ...s, results: last.items.length, rsm_count: last.count, complete: last.complete };
+  // samples in order: whether a tail is the first reps (code still warming) or spread (pauses) shows there
+  Q[name] = { reps, first_ms: r2(first.ms), warmup: WARMUP, warmup_max_ms: r2(Math.max(...warm)), ...s, results: last.items.length, rsm_count: last.count, complete: last.complete, samples_ms: ms.map(r2) };
   log(`${name}: p50 ${s.p50} ms p99 ${s.p99} ms (first ${r2(first.ms)} ms), ${last.items.length} results, rsm count ${last.count}`);
 }
 

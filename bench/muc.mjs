@@ -12,6 +12,8 @@
 //                                            raw results (pass the run's --quick / --no-* flags too)
 //   --retries N, --quiet-wait S              repeats of a noisy or failed case (default 2), wait for a quiet
 //                                            machine before each case (default 120 s); --shared-redis: see below
+//   --reps N, --warmup N                     MAM: timed queries of each kind (default 100) after N untimed ones
+//                                            (default 1); the raw results keep every timing in order
 //   --mam-rows N                             the large archive's size (default 1,000,000; the full-text target
 //                                            is at 10,000,000: `node bench/muc.mjs --cases mam-large --mam-rows 10000000`)
 //   --port-base B                            ports B+222 … B+581 (default 29000; see PORT_BASE)
@@ -119,6 +121,7 @@ if (argValue('--archives')) S.archives = argValue('--archives').split(',').map(N
 // --mam-rows N: the large archive's size (the full-text target is at 10,000,000: run by hand, about an hour)
 if (argValue('--mam-rows')) S.archives[1] = Number(argValue('--mam-rows'));
 if (argValue('--reps')) S.reps = Number(argValue('--reps'));
+S.warmup = Number(argValue('--warmup') ?? 1);
 const N_USERS = Math.max(S.bigRoom, S.rooms * S.occ, S.joins, SENDERS + 1); // user1..N_USERS, plus user0 (owner)
 const CASE_GROUPS = (argValue('--cases') ?? (COMPARE ? 'fanout' : 'fanout,join,mam-small,mam-large')).split(',');
 
@@ -465,7 +468,7 @@ function title(c) {
   }
   if (c.group === 'join') return `Join with 20 messages of history (fresh room, 30 messages sent; ${S.joins} joins, 10 at a time)`;
   const m = /^mam-(\d+)$/.exec(c.tag);
-  if (m) return `MAM on a room archive of ${big(Number(m[1]))} messages (bulk-loaded; ${S.reps} reps per query after one warm-up)`;
+  if (m) return `MAM on a room archive of ${big(Number(m[1]))} messages (bulk-loaded; ${S.reps} reps per query after ${S.warmup === 1 ? 'one warm-up' : `${S.warmup} warm-ups`})`;
   return c.tag;
 }
 
@@ -527,7 +530,8 @@ function section(meta, res) {
     + `bodies of 4–24 words from a fixed vocabulary of ${VOCABULARY.length} words of team chat, skewed to the frequent ones; ${SENDERS} senders with skewed shares (the 'with' query targets one with ${S.archives.filter((n) => archives.has(n)).map((n) => `${archiveOf(n).expect.with.count.toLocaleString('en-US')} of ${n.toLocaleString('en-US')}`).join(', ') || '?'} messages); stamps 1–16 s apart (whole seconds) ending 10 minutes before the load; the word '${FT_RARE.word}' in exactly 1 message in ${FT_RARE.every} and '${FT_COMMON.word}' in 1 in ${FT_COMMON.every}. `
     + 'Each server\'s rows copy the row it wrote itself for one message sent through XMPP (the template), with body, nick, sender and ids replaced; the template row is deleted, so the room holds exactly N messages.');
   for (const s of SERVERS) L.push(`  - ${s.title}: ${LOAD_DESCRIPTION[s.name]}.`);
-  L.push('- MAM timing (`bench/mam-query.mjs`): query IQ sent → result IQ received (all result messages come before it), one client that joined the room, queries one after another; one untimed warm-up ("first"), then the reps. Each reply is checked (page size, RSM count, stamps, sender, word present): a filter that a server ignores is reported as "not filtered", not timed.');
+  const warmups = S.warmup === 1 ? 'one untimed warm-up ("first")' : `${S.warmup} untimed warm-ups (the first reported as "first")`;
+  L.push(`- MAM timing (\`bench/mam-query.mjs\`): query IQ sent → result IQ received (all result messages come before it), one client that joined the room, queries one after another; ${warmups}, then the reps. Each reply is checked (page size, RSM count, stamps, sender, word present): a filter that a server ignores is reported as "not filtered", not timed.`);
   L.push('- Cells: latency p50 / p99 / max in ms; CPU in % of one core over the measured phase (200% = both cores), "+ db" = PostgreSQL backends of that server\'s database, "+ redis" = Perch\'s private Redis (INFO cpu). Fan-out cases also time PostgreSQL\'s own commits beside the load (a probe inserting one row in autocommit every 20 ms in a database of its own). Ratios are Perch ÷ peer (for latencies: p50 ratio / p99 ratio): above 1 is better for rates, below 1 for latency and CPU.');
   L.push(`- Other jobs share this host: before each case the runner waited (up to ${QUIET_WAIT_S} s) until the machine was below ${QUIET_PCT} % busy, and a case during which other jobs still took more than ${NOISY_PCT} % of a core (or that failed) was repeated, up to ${RETRIES} more times, keeping the quietest attempt; "other" in the CPU rows is what those jobs took during the kept attempt. Differences under ~10–15 % are noise.`, '');
   L.push('```sh', 'node bench/muc.mjs                     # all three servers, all cases (peers need the Debian packages prosody, lua-dbi-postgresql, ejabberd, erlang-p1-pgsql)', 'node bench/muc.mjs --quick             # smoke test, small sizes', 'node bench/muc.mjs --no-prosody --no-ejabberd --cases mam-small,mam-large', '```', '');
@@ -676,7 +680,7 @@ async function runCase(c, srv, res) {
   const manifest = path.join(WORK, `manifest-${srv.name}-${c.size}.json`);
   fs.writeFileSync(manifest, JSON.stringify({ room: c.room, n: arch.n, expect: arch.expect }));
   const r = await measured(() => fresh((pid) => runScript(path.join(BENCH, 'mam-query.mjs'), srv.name, c.tag,
-    ['--port', srv.port, '--domain', DOMAIN, '--db-name', srv.db, '--manifest', manifest, '--reps', S.reps, '--server-pid', pid], { timeoutS: 1200, ...srv.loadOptions?.() })));
+    ['--port', srv.port, '--domain', DOMAIN, '--db-name', srv.db, '--manifest', manifest, '--reps', S.reps, '--warmup', S.warmup, '--server-pid', pid], { timeoutS: 1200, ...srv.loadOptions?.() })));
   r.load = load;
   res[srv.name][c.tag] = r;
   // after the queries, as it adds messages to the room
