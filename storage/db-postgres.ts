@@ -26,7 +26,13 @@ export const PLANNED_ONCE_POOL_SIZE = 3;
 export async function openPostgres(url: string, opts: { schema?: string } = {}): Promise<Db> {
   const { schema } = opts;
   if (schema !== undefined && !IDENT.test(schema)) throw new Error(`invalid schema name: ${schema}`);
+  // Connections stay open once opened (pg.Pool's default closes one idle for 10 s): the first read
+  // after a quiet spell waited for new backends and ran on their cold catalog caches, a last page of
+  // 50 taking 12 ms where it takes 0.7 warm (bench/pg-quiet.mjs). Both pools are small; TCP keepalive
+  // finds a connection a dead peer or a NAT dropped before a query does.
+  const kept = { idleTimeoutMillis: 0, keepAlive: true };
   const pool = new pg.Pool({
+    ...kept,
     connectionString: url,
     max: POSTGRES_POOL_SIZE,
     application_name: 'perch',
@@ -37,6 +43,7 @@ export async function openPostgres(url: string, opts: { schema?: string } = {}):
   // of them. Planning is most of a partitioned archive's page in id order: every partition's indexes
   // are weighed (0.7 of 0.8 ms for the rows of a last page of 50 at a million messages).
   const plannedOnce = new pg.Pool({
+    ...kept,
     connectionString: url,
     max: PLANNED_ONCE_POOL_SIZE,
     application_name: 'perch',

@@ -186,6 +186,22 @@ describe('data store contract', function () {
         });
       });
 
+      describe('connections', function () {
+        // pg.Pool closes a connection idle for 10 s by default: the first read after a quiet spell then
+        // waited for a new backend, whose caches start cold (bench/pg-quiet.mjs).
+        it('keeps its connections open through a quiet spell', async function () {
+          this.timeout(30_000);
+          const backends = async (read: Db['query']) =>
+            new Set((await Promise.all([1, 2, 3].map(() => read<{ p: number }>('SELECT pg_backend_pid() AS p FROM pg_sleep(0.05)')))).map((r) => r[0]!.p));
+          const pooled = await backends(s.db.query.bind(s.db));
+          const plannedOnce = await backends(s.db.queryPlannedOnce.bind(s.db));
+          if (s.db.kind === 'postgres') expect(pooled.size + plannedOnce.size).to.equal(6);
+          await sleep(s.db.kind === 'postgres' ? 11_000 : 0);
+          expect(await backends(s.db.query.bind(s.db)), 'the pool').to.deep.equal(pooled);
+          expect(await backends(s.db.queryPlannedOnce.bind(s.db)), 'the planned-once connections').to.deep.equal(plannedOnce);
+        });
+      });
+
       describe('users', function () {
         it('creates once and reads back credentials as Buffers', async function () {
           const c = creds(7);
