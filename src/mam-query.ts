@@ -1,6 +1,6 @@
 // Answers XEP-0313 queries against any archive (a user's own, or a room's): parses the <query/>,
 // runs it on the archive store, sends one result message per entry and returns the closing <fin/>.
-// The callers decide who may query and how an archived stanza looks to the requester.
+// The callers decide who may query.
 import { Element } from '../protocol/xml.js';
 import { NS } from '../protocol/namespaces.js';
 import { StanzaError } from '../protocol/errors.js';
@@ -20,8 +20,6 @@ export interface MamQueryOptions {
   archive: string;
   /** `with` may match the sender's real bare JID (requester may see real JIDs in a room; always true for a personal archive). */
   realJids: boolean;
-  /** Optional rewrite of each archived stanza before it is forwarded (e.g. rooms add or strip real JIDs). */
-  transform?: (entry: ArchivedMessage, stanza: Element) => Element;
   /** Largest page the server returns (default 100); a query without <max/> gets at most 50. */
   maxPage?: number;
   /** Accept our search fields (urn:x-perch:search:0): a room's archive. */
@@ -83,7 +81,6 @@ export async function answerMamQuery(server: Server, req: IqRequest, opts: MamQu
   if (opts.beforeSend) await opts.beforeSend(result, limit);
   return sendMamPage(server, req.from.toString(), result, {
     from: opts.archive, flipPage: q.flipPage, queryid: q.queryid, resultId: (e) => e.stanzaId,
-    ...(opts.transform ? { transform: opts.transform } : {}),
   });
 }
 
@@ -94,7 +91,6 @@ export async function answerMamQuery(server: Server, req: IqRequest, opts: MamQu
  */
 export function sendMamPage(server: Server, to: string, result: ArchiveQueryResult, opts: {
   from: string; flipPage: boolean; queryid: string | undefined; resultId: (e: ArchivedMessage) => string;
-  transform?: (entry: ArchivedMessage, stanza: Element) => Element;
 }): Element {
   // Straight to the requesting session when it has one: the results must reach it before the IQ
   // result, which the server sends it directly too.
@@ -110,8 +106,7 @@ export function sendMamPage(server: Server, to: string, result: ArchiveQueryResu
       server.log.warn('unreadable archived stanza skipped', { archive: entry.archive, id: entry.stanzaId });
       continue;
     }
-    const forwarded = opts.transform ? opts.transform(entry, stored) : stored;
-    send(mamResultMessage({ to, from: opts.from, id: opts.resultId(entry), stamp: entry.stamp, forwarded, ...(opts.queryid !== undefined ? { queryid: opts.queryid } : {}) }));
+    send(mamResultMessage({ to, from: opts.from, id: opts.resultId(entry), stamp: entry.stamp, forwarded: stored, ...(opts.queryid !== undefined ? { queryid: opts.queryid } : {}) }));
   }
 
   const first = result.entries[0];

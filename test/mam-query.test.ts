@@ -122,21 +122,6 @@ describe('MAM query executor (answerMamQuery)', function () {
     expect((await stanzaErrorOf(run(query(form({ with: 'user1@example.com' }) + rsm('<after>nope</after>'))))).condition).to.equal('item-not-found');
   });
 
-  it('rewrites each stanza with the transform, given the entry', async () => {
-    const seen: string[] = [];
-    await run(query(rsm('<max>2</max>')), {
-      transform: (e, stanza) => {
-        seen.push(e.realJid ?? '');
-        const copy = new Element('message', { from: stanza.attrs.from ?? '', type: 'groupchat' }, [], NS.client);
-        copy.c('body').t(`[${e.stanzaId}]`);
-        return copy;
-      },
-    });
-    expect(seen).to.deep.equal(['user0@example.com', 'user1@example.com']);
-    const bodies = delivered.map((m) => m.getChild('result', NS.mam)!.getChild('forwarded', NS.forward)!.getChild('message', NS.client)!.getChildText('body'));
-    expect(bodies).to.deep.equal(['[sid-000]', '[sid-001]']);
-  });
-
   it('flips the sending order only', async () => {
     const fin = finSet(await run(query(rsm('<max>4</max><before/>') + '<flip-page/>')));
     expect(resultIds()).to.deep.equal(range(26, 30).reverse());
