@@ -5,124 +5,25 @@
 // connected recipient); a node cut off answers with errors rather than silence and recovers after.
 // The shared Redis is never touched: the private one runs on this suite's fixed ports.
 // PERCH_PARTITION_MS sets how long the cut lasts (default 10 s; the issue's figure is 30 s);
-// PERCH_PARTITION_MODE=reset makes the cut close connections instead of silently dropping everything.
+// PERCH_PARTITION_MODE=reset makes the cut close connections (and new ones) instead of silently dropping everything.
 import { expect } from 'chai';
-import net from 'node:net';
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import pg from 'pg';
 import {
   startServer, login, randomName, sleep, xml, IN_CI, PG_ADMIN_URL, servicesAvailable,
   type RunningServer, type LoggedIn,
 } from './harness.js';
+import { FaultProxy, PrivateRedis } from './faults/services.js';
 
 const REDIS_PORT = 42379;
 const PROXY_PORT = 42380;
 const PARTITION_MS = Number(process.env.PERCH_PARTITION_MS ?? 10_000);
-const PARTITION_MODE = process.env.PERCH_PARTITION_MODE === 'reset' ? 'reset' : 'blackhole';
+const PARTITION_MODE = process.env.PERCH_PARTITION_MODE === 'reset' ? 'reset' : 'silence';
 const MUC = 'conference.localhost';
 const RECOVERY_BUDGET_MS = 5000;
 // A silent network is noticed by a heartbeat (every 3 s) left unanswered for 3 s: what waits on Redis
 // then fails, so a sender hears within this long of the cut (docs/architecture.md), plus a second's slack.
 const SILENCE_NOTICED_MS = 3000 + 3000 + 1000;
-
-/** A redis-server without persistence, as a child process: restarting it brings it back empty. */
-class PrivateRedis {
-  private proc: ChildProcess | null = null;
-  constructor(readonly port: number) {}
-
-  async start(): Promise<void> {
-    // One left by an interrupted run would answer in its place, and never restart empty.
-    if (await answers(this.port)) throw new Error(`something answers on port ${this.port} already (a redis-server left by an interrupted run?)`);
-    const proc = spawn('redis-server', ['--port', String(this.port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--daemonize', 'no'],
-      { stdio: 'ignore' });
-    this.proc = proc;
-    const until = Date.now() + 10_000;
-    while (Date.now() < until) {
-      if (proc.exitCode !== null) throw new Error(`redis-server exited with ${proc.exitCode} (port ${this.port} in use?)`);
-      if (await answers(this.port)) return;
-      await sleep(30);
-    }
-    throw new Error('redis-server did not start');
-  }
-
-  async kill(): Promise<void> {
-    const proc = this.proc;
-    if (!proc || proc.exitCode !== null || proc.signalCode !== null) return;
-    const exited = new Promise((r) => proc.once('exit', r));
-    proc.kill('SIGKILL');
-    await exited;
-  }
-}
-
-function answers(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const s = net.connect(port, '127.0.0.1');
-    s.once('connect', () => s.write('PING\r\n'));
-    s.once('data', (d) => { s.destroy(); resolve(d.toString().startsWith('+PONG')); });
-    s.once('error', () => resolve(false));
-  });
-}
-
-/**
- * A TCP proxy that can cut the network between its two sides (a partition): 'reset' closes every
- * connection and refuses new ones (a host that answers with RST); 'blackhole' keeps them open and lets
- * nothing through (a network that drops packets: no side learns of it but by waiting), until healed.
- */
-class CuttableProxy {
-  private readonly server: net.Server;
-  private readonly pairs = new Set<{ client: net.Socket; upstream: net.Socket | null }>();
-  private cut: 'reset' | 'blackhole' | null = null;
-  constructor(readonly port: number, private readonly target: number) {
-    this.server = net.createServer((client) => {
-      if (this.cut === 'reset') { client.destroy(); return; }
-      const pair = { client, upstream: null as net.Socket | null };
-      this.pairs.add(pair);
-      client.on('error', () => {});
-      client.on('close', () => { pair.upstream?.destroy(); this.pairs.delete(pair); });
-      if (this.cut === 'blackhole') client.pause();
-      else this.connect(pair);
-    });
-  }
-  private connect(pair: { client: net.Socket; upstream: net.Socket | null }): void {
-    const upstream = net.connect(this.target, '127.0.0.1');
-    pair.upstream = upstream;
-    upstream.on('error', () => {});
-    upstream.on('close', () => pair.client.destroy());
-    pair.client.pipe(upstream).pipe(pair.client);
-  }
-  listen(): Promise<void> {
-    return new Promise((resolve, reject) => {
-      this.server.once('error', reject);
-      this.server.listen(this.port, '127.0.0.1', () => resolve());
-    });
-  }
-  setCut(cut: 'reset' | 'blackhole' | null): void {
-    const was = this.cut;
-    this.cut = cut;
-    if (cut === 'reset') for (const p of this.pairs) p.client.destroy();
-    if (cut === 'blackhole') {
-      for (const { client, upstream } of this.pairs) {
-        client.unpipe();
-        upstream?.unpipe();
-        client.pause();
-        upstream?.pause();
-      }
-    }
-    if (cut === null && was === 'blackhole') {
-      for (const p of this.pairs) {
-        if (p.upstream) {
-          p.client.pipe(p.upstream).pipe(p.client);
-          p.client.resume();
-          p.upstream.resume();
-        } else this.connect(p);
-      }
-    }
-  }
-  close(): void {
-    this.setCut('reset');
-    this.server.close();
-  }
-}
 
 describe('conformance: Redis restarted empty or cut off (two nodes, private Redis)', function () {
   this.timeout(60_000);
@@ -130,7 +31,7 @@ describe('conformance: Redis restarted empty or cut off (two nodes, private Redi
   const users = Object.fromEntries(['alice', 'carol', 'bob', 'dave'].map((u) => [randomName(`rf${u[0]}`), 'pw']));
   const [alice, carol, bob, dave] = Object.keys(users) as [string, string, string, string];
   const redis = new PrivateRedis(REDIS_PORT);
-  const proxy = new CuttableProxy(PROXY_PORT, REDIS_PORT);
+  const proxy = new FaultProxy(PROXY_PORT, REDIS_PORT);
   let nodeA: RunningServer | undefined;
   let nodeB: RunningServer | undefined;
   let dbUrl = '';
@@ -172,8 +73,8 @@ describe('conformance: Redis restarted empty or cut off (two nodes, private Redi
     await Promise.all(Object.values(c).map((cl) => cl.stop()));
     await nodeA?.stop();
     await nodeB?.stop();
-    if (proxyUp) proxy.close();
-    await redis.kill();
+    if (proxyUp) await proxy.close();
+    await redis.stop();
     if (created) {
       const admin = new pg.Client({ connectionString: PG_ADMIN_URL });
       await admin.connect();
@@ -319,7 +220,7 @@ describe('conformance: Redis restarted empty or cut off (two nodes, private Redi
   it(`a node cut off from Redis (${PARTITION_MS} ms, ${PARTITION_MODE}): errors instead of silence, the rest keeps working, it recovers`, async function () {
     this.timeout(PARTITION_MS + 60_000);
     const warnedBefore = nodeA!.logs.filter((l) => l.includes('session store unreachable')).length;
-    proxy.setCut(PARTITION_MODE);
+    await proxy.cut(PARTITION_MODE);
     const cutAt = Date.now();
     await sleep(500);
     // Node B and its clients carry on: one-to-one on B, and room2, which B holds.
@@ -350,7 +251,7 @@ describe('conformance: Redis restarted empty or cut off (two nodes, private Redi
     const roomErrorAfterMs = Date.now() - roomSentAt;
     const left = PARTITION_MS - (Date.now() - cutAt);
     if (left > 0) await sleep(left);
-    proxy.setCut(null);
+    await proxy.heal();
     const healedAt = Date.now();
 
     // Either A's sessions were kept (the cut was shorter than the alive key's life), or the other

@@ -7,6 +7,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import net from 'node:net';
+import { FaultProxy } from '../conformance/faults/services.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -134,7 +135,7 @@ export interface SentinelSet {
    * With replicaBehindProxy: from now on nothing the master writes reaches the replica (the link stays
    * open, as over a network that drops packets), so a failover promotes a replica without the last writes.
    */
-  cutReplica(): void;
+  cutReplica(): Promise<void>;
   /** The master's port now (asked of a sentinel). */
   masterPort(): Promise<number>;
   /** SIGKILLs the current master (once a replica can take over); resolves once the sentinels name another one. */
@@ -160,10 +161,13 @@ export async function startSentinelSet(base: number, opts: { replicaBehindProxy?
   const procs = new Procs(await mkdtemp(join(tmpdir(), 'perch-sentinel-')), base);
   const name = 'perchmaster';
   const sentinels: number[] = [];
-  let proxy: ReplicationProxy | null = null;
+  let proxy: FaultProxy | null = null;
   try {
     const master = await procs.start([]);
-    if (opts.replicaBehindProxy) proxy = await ReplicationProxy.start(procs, master);
+    if (opts.replicaBehindProxy) {
+      proxy = new FaultProxy(0, master);
+      await proxy.listen();
+    }
     const replica = await procs.start(['--replicaof', '127.0.0.1', String(proxy?.port ?? master)]);
     for (let i = 0; i < 3; i++) {
       sentinels.push(await procs.start(['--sentinel'], () => [
@@ -186,7 +190,7 @@ export async function startSentinelSet(base: number, opts: { replicaBehindProxy?
       await sleep(100);
     }
   } catch (err) {
-    proxy?.close();
+    await proxy?.close();
     await procs.stopAll();
     throw err;
   }
@@ -224,9 +228,9 @@ export async function startSentinelSet(base: number, opts: { replicaBehindProxy?
   };
   return {
     url: `redis+sentinel://${sentinels.map((p) => `127.0.0.1:${p}`).join(',')}/${name}`,
-    cutReplica() {
+    async cutReplica() {
       if (!proxy) throw new Error('cutReplica needs replicaBehindProxy');
-      proxy.cut = true;
+      await proxy.cut('silence');
     },
     masterPort,
     async killMaster() {
@@ -250,47 +254,10 @@ export async function startSentinelSet(base: number, opts: { replicaBehindProxy?
       return newMaster(old);
     },
     stop: async () => {
-      proxy?.close();
+      await proxy?.close();
       await procs.stopAll();
     },
   };
-}
-
-/** A TCP proxy for the replication link; once cut it forwards nothing more, in either direction. */
-class ReplicationProxy {
-  cut = false;
-  private constructor(private readonly server: net.Server, readonly port: number, private readonly sockets: Set<net.Socket>) {}
-
-  static async start(procs: Procs, target: number): Promise<ReplicationProxy> {
-    const sockets = new Set<net.Socket>();
-    let proxy: ReplicationProxy | null = null;
-    const server = net.createServer((client) => {
-      const upstream = net.connect(target, '127.0.0.1');
-      for (const [from, to] of [[client, upstream], [upstream, client]] as const) {
-        sockets.add(from);
-        from.on('data', (d) => { if (!proxy?.cut) to.write(d); });
-        from.on('error', () => {});
-        from.on('close', () => { to.destroy(); sockets.delete(from); });
-      }
-    });
-    for (let attempt = 0; ; attempt++) {
-      const port = procs.freePort();
-      const ok = await new Promise<boolean>((resolve) => {
-        server.once('error', () => resolve(false));
-        server.listen(port, '127.0.0.1', () => resolve(true));
-      });
-      if (ok) {
-        proxy = new ReplicationProxy(server, port, sockets);
-        return proxy;
-      }
-      if (attempt > 20) throw new Error('no port for the replication proxy');
-    }
-  }
-
-  close(): void {
-    this.server.close();
-    for (const s of this.sockets) s.destroy();
-  }
 }
 
 export interface RedisClusterSet {

@@ -4,9 +4,9 @@
 // with a warning when the service or redis-server is missing, except in CI where they fail.
 import { expect } from 'chai';
 import { randomBytes } from 'node:crypto';
-import net from 'node:net';
 import { Redis } from 'ioredis';
 import { REDIS_URL, probeRedis, redisClient, requireService } from './services.js';
+import { FaultProxy } from '../conformance/faults/services.js';
 import { requireRedisBinaries, startRedisCluster, startSentinelSet, type RedisClusterSet, type SentinelSet } from './redis-topologies.js';
 import { openSessionStore } from '../storage/open.js';
 import { MemorySessionStore } from '../storage/session-memory.js';
@@ -29,38 +29,6 @@ async function until(cond: () => boolean, ms = 3000): Promise<void> {
   }
 }
 
-
-/**
- * A proxy to a TCP port that can go silent: its connections stay open and nothing passes either way,
- * nor on those made meanwhile (a network that drops packets; no side learns of it but by waiting).
- */
-async function silentProxy(target: number): Promise<{ port: number; silence(): void; close(): void }> {
-  let silent = false;
-  const sockets = new Set<net.Socket>();
-  const server = net.createServer((down) => {
-    sockets.add(down);
-    down.on('error', () => {});
-    if (silent) { down.pause(); return; }
-    const up = net.connect(target, '127.0.0.1');
-    sockets.add(up);
-    up.on('error', () => {});
-    down.on('close', () => up.destroy());
-    up.on('close', () => down.destroy());
-    down.pipe(up).pipe(down);
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  return {
-    port: (server.address() as net.AddressInfo).port,
-    silence() {
-      silent = true;
-      for (const s of sockets) { s.unpipe(); s.pause(); }
-    },
-    close() {
-      for (const s of sockets) s.destroy();
-      server.close();
-    },
-  };
-}
 
 function rec(jid: string, node: string, extra: Partial<SessionRecord> = {}): SessionRecord {
   return {
@@ -515,14 +483,15 @@ describe('session store contract', function () {
     });
 
     it('a silent connection fails what waits on it when the watchdog notices, what was queued behind it too', async function () {
-      const proxy = await silentProxy(Number(new URL(REDIS_URL).port || 6379));
+      const proxy = new FaultProxy(0, Number(new URL(REDIS_URL).port || 6379));
+      await proxy.listen();
       try {
         const a = track(redisStore('node-a', { url: `redis://127.0.0.1:${proxy.port}`, heartbeatMs: 500, stallMs: 1000, aliveTtlMs: 30_000, checkMs: 60_000 }));
         const b = track(redisStore('node-b', fast));
         await Promise.all([a.start(), b.start()]);
         let downAt = 0;
         a.onHealth((h) => { if (!h.up && downAt === 0) downAt = Date.now(); });
-        proxy.silence();
+        await proxy.cut('silence');
         // A command stuck on the silent socket, then a send in a later turn: auto-pipelining holds it in
         // the next batch, behind the stuck one.
         const stuck = a.stateGetAll('k').then(() => 'answered', () => 'failed');
@@ -534,7 +503,7 @@ describe('session store contract', function () {
         // Before, the send waited in the reconnecting connection's queue for the next watchdog.
         expect(Date.now() - downAt, 'ms from the watchdog to the send failing').to.be.lessThan(500);
       } finally {
-        proxy.close();
+        await proxy.close();
       }
     });
 
@@ -620,7 +589,7 @@ describe('session store contract', function () {
       await a.put(rec('u@example.com/early', 'node-a'));
       expect(await a.acquireLease('early-room', 20_000)).to.equal('node-a');
       await sleep(300); // replicated
-      set!.cutReplica();
+      await set!.cutReplica();
       await a.put(rec('u@example.com/late', 'node-a'));
       expect(await a.acquireLease('late-room', 20_000)).to.equal('node-a');
       await until(() => b.count() === 2);

@@ -4,7 +4,7 @@ import { writeFileSync } from 'node:fs';
 import { Redis } from 'ioredis';
 import { RedisKeys } from '../../storage/redis-connection.js';
 import { startServer, type RunningServer } from '../harness.js';
-import { CuttableProxy, PrivatePostgres, PrivateRedis } from './services.js';
+import { FaultProxy, PrivatePostgres, PrivateRedis } from './services.js';
 
 export const NODES = 3;
 export const DOMAIN = 'localhost';
@@ -21,12 +21,12 @@ export interface ClusterOptions {
 export class FaultCluster {
   readonly nodes: (RunningServer | null)[] = Array.from({ length: NODES }, () => null);
   readonly nodeIds: string[];
-  readonly proxies: CuttableProxy[];
+  readonly proxies: FaultProxy[];
   /** Lines the nodes logged at warn level or above, kept over restarts (for the report). */
   readonly warnings: string[] = [];
   private constructor(readonly pg: PrivatePostgres, readonly redis: PrivateRedis, readonly opts: ClusterOptions) {
     this.nodeIds = Array.from({ length: NODES }, (_, i) => `faults-n${i}`);
-    this.proxies = Array.from({ length: NODES }, (_, i) => new CuttableProxy(opts.portBase + 2 + i, redis.port));
+    this.proxies = Array.from({ length: NODES }, (_, i) => new FaultProxy(opts.portBase + 2 + i, redis.port));
   }
 
   static async start(opts: ClusterOptions): Promise<FaultCluster> {
@@ -95,7 +95,7 @@ export class FaultCluster {
 
   /** Every node not running is started again (same node id), every proxy listening again. */
   async makeWhole(): Promise<void> {
-    for (const p of this.proxies) await p.restore();
+    for (const p of this.proxies) await p.heal();
     for (let i = 0; i < NODES; i++) if (this.livePorts()[i] === null) {
       if (this.nodes[i]) await this.killNode(i);
       await this.startNode(i);
@@ -107,7 +107,7 @@ export class FaultCluster {
    * counted against the next: every node stopped, the private Redis emptied, every node started again.
    */
   async reset(): Promise<void> {
-    for (const p of this.proxies) await p.restore();
+    for (const p of this.proxies) await p.heal();
     for (let i = 0; i < NODES; i++) await this.stopNode(i);
     const r = new Redis({ host: '127.0.0.1', port: this.redis.port, lazyConnect: true, maxRetriesPerRequest: 1, retryStrategy: () => null });
     r.on('error', () => {});

@@ -108,9 +108,9 @@ registerFault({
   async inject(ctx) {
     const proxy = ctx.cluster.proxies[ctx.ownerNode]!;
     ctx.note(`node ${ctx.ownerNode} cut off from Redis`);
-    await proxy.cut();
+    await proxy.cut('refuse');
     await sleep(ctx.durationMs);
-    await proxy.restore();
+    await proxy.heal();
     ctx.note(`node ${ctx.ownerNode} reaches Redis again`);
   },
 });

@@ -188,51 +188,91 @@ function canConnect(port: number): Promise<boolean> {
   });
 }
 
-/**
- * A TCP proxy in front of Redis for one node. cut() drops every connection and stops listening (new
- * connections are refused); restore() listens again on the same port.
- */
-export class CuttableProxy {
-  private server: net.Server | null = null;
-  private readonly sockets = new Set<net.Socket>();
-  cutNow = false;
+/** What a cut does to the connections through a proxy, and to those made while it lasts. */
+export type ProxyCut =
+  /** Open connections dropped; the port stops listening, so new ones are refused. */
+  | 'refuse'
+  /** Open connections dropped; new ones accepted and closed at once. */
+  | 'reset'
+  /** Nothing passes either way and every connection stays open, new ones too: a network dropping packets. */
+  | 'silence';
 
-  constructor(readonly port: number, private readonly upstreamPort: number) {}
+interface ProxiedPair { client: net.Socket; upstream: net.Socket | null }
+
+/**
+ * A TCP proxy to a local port for fault tests (a node's way to Redis): it passes traffic until cut,
+ * and again once healed; a connection that was silenced goes on where it stopped. Port 0 listens on
+ * any free port (`port` tells which once listening), and keeps it across cuts.
+ */
+export class FaultProxy {
+  private server: net.Server | null = null;
+  private readonly pairs = new Set<ProxiedPair>();
+  private mode: ProxyCut | null = null;
+
+  constructor(public port: number, private readonly target: number) {}
 
   async listen(): Promise<void> {
-    const server = net.createServer((down) => {
-      if (this.cutNow) return down.destroy();
-      const up = net.connect({ host: '127.0.0.1', port: this.upstreamPort });
-      this.sockets.add(down);
-      this.sockets.add(up);
-      const close = () => { down.destroy(); up.destroy(); this.sockets.delete(down); this.sockets.delete(up); };
-      down.on('error', close).on('close', close);
-      up.on('error', close).on('close', close);
-      down.pipe(up);
-      up.pipe(down);
-    });
-    this.server = server;
+    const server = net.createServer((client) => this.accept(client));
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
       server.listen(this.port, '127.0.0.1', () => { server.off('error', reject); resolve(); });
     });
+    this.server = server;
+    this.port = (server.address() as net.AddressInfo).port;
   }
 
-  async cut(): Promise<void> {
-    this.cutNow = true;
-    const s = this.server;
-    this.server = null;
-    for (const sock of this.sockets) sock.destroy();
-    this.sockets.clear();
-    if (s) await new Promise<void>((r) => s.close(() => r()));
+  private accept(client: net.Socket): void {
+    client.on('error', () => {});
+    if (this.mode === 'reset') { client.destroy(); return; }
+    const pair: ProxiedPair = { client, upstream: null };
+    this.pairs.add(pair);
+    client.on('close', () => { pair.upstream?.destroy(); this.pairs.delete(pair); });
+    if (this.mode === 'silence') client.pause();
+    else this.connect(pair);
   }
 
-  async restore(): Promise<void> {
-    this.cutNow = false;
+  private connect(pair: ProxiedPair): void {
+    const upstream = net.connect(this.target, '127.0.0.1');
+    pair.upstream = upstream;
+    upstream.on('error', () => {});
+    upstream.on('close', () => pair.client.destroy());
+    pair.client.pipe(upstream).pipe(pair.client);
+  }
+
+  async cut(mode: ProxyCut): Promise<void> {
+    this.mode = mode;
+    if (mode === 'silence') {
+      for (const { client, upstream } of this.pairs) {
+        client.unpipe();
+        upstream?.unpipe();
+        client.pause();
+        upstream?.pause();
+      }
+      return;
+    }
+    for (const p of this.pairs) { p.client.destroy(); p.upstream?.destroy(); }
+    this.pairs.clear();
+    const server = this.server;
+    if (mode === 'refuse' && server) {
+      this.server = null;
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    }
+  }
+
+  async heal(): Promise<void> {
+    const was = this.mode;
+    this.mode = null;
     if (!this.server) await this.listen();
+    if (was !== 'silence') return;
+    for (const p of this.pairs) {
+      if (!p.upstream) { this.connect(p); continue; }
+      p.client.pipe(p.upstream).pipe(p.client);
+      p.client.resume();
+      p.upstream.resume();
+    }
   }
 
   async close(): Promise<void> {
-    await this.cut();
+    await this.cut('refuse');
   }
 }
