@@ -29,7 +29,7 @@ export async function openPglite(dataDir: string | null): Promise<Db> {
   let closed: Promise<void> | null = null;
   const query = <T>(sql: string, params: readonly unknown[] = []): Promise<T[]> =>
     lock.run(async () => (await pg.query<T>(sql, [...params])).rows);
-  return {
+  const db: Db = {
     kind: 'pglite',
     query,
     // Planned at each call, as any other: the embedded store serves a small server on one connection.
@@ -45,11 +45,17 @@ export async function openPglite(dataDir: string | null): Promise<Db> {
         ),
       );
     },
+    // One connection: the reads once, on it.
+    async warm(reads) {
+      await reads(db);
+      return 1;
+    },
     close(): Promise<void> {
       closed ??= lock.run(() => pg.close());
       return closed;
     },
   };
+  return db;
 }
 
 /**

@@ -77,6 +77,39 @@ export async function openPostgres(url: string, opts: { schema?: string } = {}):
     return name === undefined ? { text, values } : { name, text, values };
   };
 
+  /** A client's queries one after the other (pg deprecates a query sent while one runs). */
+  const serial = (client: pg.PoolClient) => {
+    let tail: Promise<unknown> = Promise.resolve();
+    return async <T>(config: pg.QueryConfig): Promise<T[]> => {
+      const result = tail.then(() => client.query(config));
+      tail = result.catch(() => undefined);
+      return (await result).rows as T[];
+    };
+  };
+  /** A Db on one connection of each pool: what warm() hands its reads. */
+  const bound = (run: ReturnType<typeof serial>, runOnce: ReturnType<typeof serial>): Db => ({
+    kind: 'postgres',
+    query: <T>(sql: string, params: readonly unknown[] = []) => run<T>(named(sql, [...params])),
+    queryPlannedOnce<T>(sql: string, params: readonly unknown[] = []): Promise<T[]> {
+      const name = nameOf(sql);
+      return name === undefined ? run<T>({ text: sql, values: [...params] }) : runOnce<T>({ name, text: sql, values: [...params] });
+    },
+    transaction: () => Promise.reject(new Error('warm-up reads run no transaction')),
+    warm: () => Promise.reject(new Error('already warming')),
+    close: async () => {},
+  });
+  /** Every connection a pool may hold, opened at once (each connect() waiting opens one). */
+  const fill = async (p: pg.Pool, n: number): Promise<pg.PoolClient[]> => {
+    const got = await Promise.allSettled(Array.from({ length: n }, () => p.connect()));
+    const clients = got.flatMap((g) => (g.status === 'fulfilled' ? [g.value] : []));
+    const failed = got.find((g): g is PromiseRejectedResult => g.status === 'rejected');
+    if (failed) {
+      for (const c of clients) c.release();
+      throw failed.reason;
+    }
+    return clients;
+  };
+
   let closed: Promise<void> | null = null;
   return {
     kind: 'postgres',
@@ -111,6 +144,21 @@ export async function openPostgres(url: string, opts: { schema?: string } = {}):
       } finally {
         client.release(broken);
       }
+    },
+    async warm(reads) {
+      const main = await fill(pool, POSTGRES_POOL_SIZE);
+      let once: pg.PoolClient[] = [];
+      try {
+        once = await fill(plannedOnce, PLANNED_ONCE_POOL_SIZE);
+        // Each connection of the pool with one of the planned-once ones (those in turn): every
+        // backend loads its catalog caches and every planned-once connection prepares its statements.
+        const onceRuns = once.map(serial);
+        await Promise.all(main.map((client, i) => reads(bound(serial(client), onceRuns[i % onceRuns.length]!))));
+      } finally {
+        // Released, not ended: the pools keep them (idleTimeoutMillis 0).
+        for (const c of [...main, ...once]) c.release();
+      }
+      return main.length + once.length;
     },
     close(): Promise<void> {
       closed ??= Promise.all([pool.end(), plannedOnce.end()]).then(() => {});

@@ -480,6 +480,26 @@ export function createSqlStores(db: Db, opts: { fulltextLanguage?: string } = {}
   };
 }
 
+/**
+ * What a freshly started server's first requests read, for keys that match nothing: a login (the
+ * account, its session start, the user data its modules read), a room join (the room, its
+ * persistent-chat record, its history) and a MAM last page with its count. Db.warm runs it on every
+ * connection before the server listens.
+ */
+export async function warmReads(conn: Db, opts: { fulltextLanguage?: string } = {}): Promise<void> {
+  const s = createSqlStores(conn, opts);
+  // No bare JID is empty: nothing is found, but every table and index is opened and each statement planned.
+  await Promise.all([
+    s.users.get(''),
+    s.sessionStart.read(''),
+    s.userData.get('', 'warm', ''),
+    s.rooms.get('', ''),
+    s.chat.room('', ''),
+    s.archive.lastN('', 20),
+    s.archive.query('', { limit: 50, before: true }),
+  ]);
+}
+
 /** A text search configuration name, checked because it is written into SQL. */
 export function checkedLanguage(name: string): string {
   if (!/^[a-z_]{1,63}$/.test(name)) throw new Error(`invalid full-text language: ${name}`);

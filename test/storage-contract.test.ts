@@ -8,11 +8,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DATABASE_URL, probePostgres, requireService } from './services.js';
 import { openPglite } from '../storage/db-pglite.js';
-import { openPostgres } from '../storage/db-postgres.js';
+import { openPostgres, PLANNED_ONCE_POOL_SIZE, POSTGRES_POOL_SIZE } from '../storage/db-postgres.js';
 import { migrate, migrations } from '../storage/migrations.js';
 import { ensureArchivePartitions } from '../storage/archive-partitions.js';
 import { openDataStores } from '../storage/open.js';
-import { createSqlStores } from '../storage/sql-stores.js';
+import { createSqlStores, warmReads } from '../storage/sql-stores.js';
 import type {
   ArchivedMessage,
   ArchiveEntry,
@@ -199,6 +199,35 @@ describe('data store contract', function () {
           await sleep(s.db.kind === 'postgres' ? 11_000 : 0);
           expect(await backends(s.db.query.bind(s.db)), 'the pool').to.deep.equal(pooled);
           expect(await backends(s.db.queryPlannedOnce.bind(s.db)), 'the planned-once connections').to.deep.equal(plannedOnce);
+        });
+
+        // A new backend's first read paid 5-6 ms (connect, cold catalog caches, a prepared statement
+        // planned): a server warms every connection before it listens (src/server.ts).
+        it('warms every connection it may hold, and keeps them', async function () {
+          const pooled = new Set<number>(), plannedOnce = new Set<number>();
+          const warmed = await s.db.warm(async (conn) => {
+            await warmReads(conn);
+            pooled.add((await conn.query<{ p: number }>('SELECT pg_backend_pid() AS p'))[0]!.p);
+            plannedOnce.add((await conn.queryPlannedOnce<{ p: number }>('SELECT pg_backend_pid() AS p'))[0]!.p);
+          });
+          if (s.db.kind === 'pglite') {
+            expect(warmed).to.equal(1);
+            return;
+          }
+          expect(warmed).to.equal(POSTGRES_POOL_SIZE + PLANNED_ONCE_POOL_SIZE);
+          expect(pooled.size, 'the pool').to.equal(POSTGRES_POOL_SIZE);
+          expect(plannedOnce.size, 'the planned-once connections').to.equal(PLANNED_ONCE_POOL_SIZE);
+          // Every planned-once connection holds the archive's reads prepared (the history, a last page and its count).
+          const prepared: number[] = [];
+          await s.db.warm(async (conn) => {
+            const [r] = await conn.queryPlannedOnce<{ n: number }>(
+              "SELECT count(*)::int AS n FROM pg_prepared_statements WHERE statement LIKE '%FROM archive%'");
+            prepared.push(r!.n);
+          });
+          expect(Math.min(...prepared)).to.be.at.least(3);
+          // Kept: the next reads meet the same backends.
+          const again = await Promise.all([1, 2, 3].map(() => s.db.query<{ p: number }>('SELECT pg_backend_pid() AS p FROM pg_sleep(0.05)')));
+          for (const [r] of again) expect(pooled.has(r!.p)).to.equal(true);
         });
       });
 

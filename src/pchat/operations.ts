@@ -209,6 +209,7 @@ export async function inTransaction<R>(stores: DataStores, fn: (s: DataStores) =
       queryPlannedOnce: (sql, params) => tx.query(sql, params),
       // Already inside one: nested writes join it.
       transaction: (inner) => inner(tx),
+      warm: async (reads) => (await reads(db), 1),
       close: async () => {},
     };
     return fn({ ...stores, chat: createChatStore(db), directory: createDirectoryStore(db) });
