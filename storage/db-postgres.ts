@@ -153,7 +153,10 @@ export async function openPostgres(url: string, opts: { schema?: string } = {}):
         // Each connection of the pool with one of the planned-once ones (those in turn): every
         // backend loads its catalog caches and every planned-once connection prepares its statements.
         const onceRuns = once.map(serial);
-        await Promise.all(main.map((client, i) => reads(bound(serial(client), onceRuns[i % onceRuns.length]!))));
+        // Settled, all of them, before any connection goes back to its pool with a read still on it.
+        const done = await Promise.allSettled(main.map((client, i) => reads(bound(serial(client), onceRuns[i % onceRuns.length]!))));
+        const failed = done.find((d): d is PromiseRejectedResult => d.status === 'rejected');
+        if (failed) throw failed.reason;
       } finally {
         // Released, not ended: the pools keep them (idleTimeoutMillis 0).
         for (const c of [...main, ...once]) c.release();

@@ -489,7 +489,8 @@ export function createSqlStores(db: Db, opts: { fulltextLanguage?: string } = {}
 export async function warmReads(conn: Db, opts: { fulltextLanguage?: string } = {}): Promise<void> {
   const s = createSqlStores(conn, opts);
   // No bare JID is empty: nothing is found, but every table and index is opened and each statement planned.
-  await Promise.all([
+  // All settled before the caller hands the connection back, a failure or not.
+  const done = await Promise.allSettled([
     s.users.get(''),
     s.sessionStart.read(''),
     s.userData.get('', 'warm', ''),
@@ -498,6 +499,8 @@ export async function warmReads(conn: Db, opts: { fulltextLanguage?: string } = 
     s.archive.lastN('', 20),
     s.archive.query('', { limit: 50, before: true }),
   ]);
+  const failed = done.find((d): d is PromiseRejectedResult => d.status === 'rejected');
+  if (failed) throw failed.reason;
 }
 
 /** A text search configuration name, checked because it is written into SQL. */
