@@ -1,5 +1,5 @@
 // What a node does when the session store (Redis) fails under it: one log line per outage, the
-// redis_up gauge, write-back after Redis came back empty (the store writes the sessions, the
+// redis_up gauge, a warning per sentinel lost (Sentinel), write-back after Redis came back empty (the store writes the sessions, the
 // 'cluster/store-reset' hook lets modules re-assert the rest), and a clean end for the sessions other
 // nodes removed while this one was cut off. See docs/architecture.md, "When Redis restarts or is cut off".
 import client from 'prom-client';
@@ -10,6 +10,7 @@ export interface ClusterRecoveryMetrics {
   up: client.Gauge;
   resets: client.Counter<'kind'>;
   recoverySeconds: client.Gauge;
+  sentinelsUnreachable: client.Gauge;
 }
 
 export interface SessionStoreWatch extends ClusterRecoveryMetrics {
@@ -29,6 +30,10 @@ export function watchSessionStore(server: Server): SessionStoreWatch {
       name: 'perch_store_recovery_seconds', registers,
       help: 'Last recovery from a session store fault: from Redis going away (or the fault being found) until this node had written its state back',
     }),
+    sentinelsUnreachable: new client.Gauge({
+      name: 'perch_redis_sentinels_unreachable', registers,
+      help: 'Redis sentinels this node cannot reach (Sentinel only): failovers are heard through the others, and the master is looked up among them',
+    }),
   };
   metrics.up.set(1);
   const sessions = server.sessions;
@@ -46,6 +51,18 @@ export function watchSessionStore(server: Server): SessionStoreWatch {
       outageBegan = downSince;
       server.log.warn('session store unreachable; local sessions keep working, stanzas for other nodes are refused', { err: h.error });
     }
+  });
+  // A sentinel down is not an outage (the master answers, the others watch it): a warning, once.
+  const sentinelsDown = new Set<string>();
+  sessions.onSentinel((s) => {
+    if (s.up) {
+      sentinelsDown.delete(s.address);
+      server.log.info('redis sentinel reachable again', { sentinel: s.address, downMs: s.downMs });
+    } else {
+      sentinelsDown.add(s.address);
+      server.log.warn('redis sentinel unreachable; failovers are heard through the other sentinels', { sentinel: s.address, err: s.error });
+    }
+    metrics.sentinelsUnreachable.set(sentinelsDown.size);
   });
   sessions.onReset(async (reset: StoreReset) => {
     metrics.resets.inc({ kind: reset.kind });

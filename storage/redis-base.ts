@@ -7,7 +7,7 @@ import { randomUUID } from 'node:crypto';
 import { MirroredSessionStore, callAll } from './session-memory.js';
 import { RedisLink, type RedisKeys } from './redis-connection.js';
 import type { Script } from './redis-scripts.js';
-import type { SessionRecord, StoreHealth, StoreReset } from './types.js';
+import type { SentinelReport, SessionRecord, StoreHealth, StoreReset } from './types.js';
 
 export interface RedisSessionStoreOptions {
   /** redis://, rediss://, redis+sentinel://h1:p1,h2:p2/mastername or redis+cluster://h1:p1,h2:p2. */
@@ -150,6 +150,10 @@ export abstract class RedisStoreBase extends MirroredSessionStore {
 
   onHealth(handler: (health: StoreHealth) => void): void {
     this.healthHandlers.push(handler);
+  }
+
+  onSentinel(handler: (report: SentinelReport) => void): void {
+    this.link.onSentinel(handler);
   }
 
   onReset(handler: (reset: StoreReset) => void | Promise<void>): void {

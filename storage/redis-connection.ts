@@ -7,6 +7,7 @@
  * key names whose hash tags keep every multi-key script on one slot of a Cluster.
  */
 import { Cluster, Redis, type RedisOptions } from 'ioredis';
+import type { SentinelReport } from './types.js';
 
 export type RedisClient = Redis | Cluster;
 
@@ -52,7 +53,7 @@ export function openRedisClient(target: RedisTarget, options: RedisOptions & { s
   const { sharded, enableAutoPipelining, ...rest } = options;
   if (target.kind === 'server') return new Redis(target.url, { ...rest, enableAutoPipelining });
   if (target.kind === 'sentinel') {
-    return new Redis({
+    const client = new Redis({
       ...rest,
       enableAutoPipelining,
       sentinels: target.sentinels,
@@ -65,7 +66,12 @@ export function openRedisClient(target: RedisTarget, options: RedisOptions & { s
       failoverDetector: true,
       // A write that reached the old master after it became a replica: reconnect (to the new master) and resend.
       reconnectOnError: (err) => (err.message.startsWith('READONLY') ? 2 : false),
+      // The detector's way back to a sentinel that was down (ioredis tries once a minute): a sentinel
+      // restarted is listened to again, and reported up, within 5 s.
+      sentinelReconnectStrategy: (times: number) => Math.min(times * 500, 5000),
     });
+    reportSentinels(client);
+    return client;
   }
   return new Cluster(target.nodes, {
     lazyConnect: rest.lazyConnect,
@@ -74,6 +80,44 @@ export function openRedisClient(target: RedisTarget, options: RedisOptions & { s
     clusterRetryStrategy: rest.retryStrategy,
     redisOptions: { ...rest, username: target.username, password: target.password },
   });
+}
+
+/** The event a Sentinel client emits with a SentinelReport. */
+export const SENTINEL_EVENT = 'perch:sentinel';
+
+type SentinelFactory = (endpoint: { host?: string; port?: number }, options?: RedisOptions) => Redis;
+
+/**
+ * ioredis's failover detector subscribes on every sentinel through clients of its own with no error
+ * listener: a sentinel down printed "[ioredis] Unhandled error event" at each attempt, outside the
+ * server's log, and told the server nothing. Each of those clients gets listeners that report its
+ * sentinel down once per outage and up again, as SENTINEL_EVENT on the client. They are reached through
+ * the connector's connectToSentinel (private in ioredis 6: test/session-store-contract.test.ts fails if
+ * it goes); the detector's clients are the lazy ones, the master lookups' have a listener of their own.
+ */
+function reportSentinels(client: Redis): void {
+  const connector = (client as unknown as { connector?: { connectToSentinel?: SentinelFactory } }).connector;
+  const make = connector?.connectToSentinel;
+  if (!connector || typeof make !== 'function') return;
+  const downSince = new Map<string, number>();
+  connector.connectToSentinel = function (this: unknown, endpoint, options) {
+    const sentinel = make.call(this, endpoint, options);
+    if (options?.lazyConnect) {
+      const address = `${endpoint.host ?? '127.0.0.1'}:${endpoint.port ?? 26379}`;
+      sentinel.on('error', (err: Error) => {
+        if (downSince.has(address)) return;
+        downSince.set(address, Date.now());
+        client.emit(SENTINEL_EVENT, { address, up: false, error: err.message } satisfies SentinelReport);
+      });
+      sentinel.on('ready', () => {
+        const since = downSince.get(address);
+        if (since === undefined) return;
+        downSince.delete(address);
+        client.emit(SENTINEL_EVENT, { address, up: true, downMs: Date.now() - since } satisfies SentinelReport);
+      });
+    }
+    return sentinel;
+  };
 }
 
 /**
@@ -164,6 +208,11 @@ export class RedisLink {
 
   onMessage(handler: (channel: string, message: string) => void): void {
     this.sub.on(this.cluster ? 'smessage' : 'message', handler);
+  }
+
+  /** Sentinels lost and found again (Sentinel only; the command connection's detector speaks for both). */
+  onSentinel(handler: (report: SentinelReport) => void): void {
+    this.cmd.on(SENTINEL_EVENT, handler);
   }
 }
 

@@ -1,4 +1,4 @@
-import type { SessionRecord, SessionStore, StoreHealth, StoreReset } from './types.js';
+import type { SentinelReport, SessionRecord, SessionStore, StoreHealth, StoreReset } from './types.js';
 
 export function bareOf(jid: string): string {
   const slash = jid.indexOf('/');
@@ -222,6 +222,10 @@ export class MemorySessionStore extends MirroredSessionStore implements SessionS
 
   onHealth(_handler: (health: StoreHealth) => void): void {
     // Always up: the store is this process.
+  }
+
+  onSentinel(_handler: (report: SentinelReport) => void): void {
+    // No sentinels: the store is this process.
   }
 
   onReset(_handler: (reset: StoreReset) => void | Promise<void>): void {

@@ -693,7 +693,19 @@ export interface SessionStore {
   onHealth(handler: (health: StoreHealth) => void): void;
   /** The backend lost what this node had written (see StoreReset); handlers run in turn and are awaited. */
   onReset(handler: (reset: StoreReset) => void | Promise<void>): void;
+  /** Redis Sentinel: a sentinel lost (once per outage) or reached again; never called on other backends. */
+  onSentinel(handler: (report: SentinelReport) => void): void;
   close(): Promise<void>;
+}
+
+/** A sentinel the store's failover detector lost (up: false, with the error) or reached again (up: true). */
+export interface SentinelReport {
+  /** host:port, as the store was given it or a sentinel announced it. */
+  address: string;
+  up: boolean;
+  error?: string;
+  /** When up again: how long it was unreachable. */
+  downMs?: number;
 }
 
 export interface StoreHealth {

@@ -11,7 +11,7 @@ import { requireRedisBinaries, startRedisCluster, startSentinelSet, type RedisCl
 import { openSessionStore } from '../storage/open.js';
 import { MemorySessionStore } from '../storage/session-memory.js';
 import { RedisSessionStore, type RedisSessionStoreOptions } from '../storage/session-redis.js';
-import type { SessionRecord, SessionStore } from '../storage/types.js';
+import type { SentinelReport, SessionRecord, SessionStore } from '../storage/types.js';
 
 // This file's private Redis topologies (the ports of test/session-lease.test.ts are apart).
 const SENTINEL_BASE_PORT = 37100;
@@ -564,6 +564,50 @@ describe('session store contract', function () {
       await c2.start();
       expect(c2.count()).to.equal(0);
       expect(await redis.hlen(`${prefix}sessions`)).to.equal(0);
+    });
+  });
+
+  // ioredis's failover detector watches every sentinel through clients with no error listener: a
+  // sentinel down printed "[ioredis] Unhandled error event" at each attempt and told the server nothing.
+  describe('Redis Sentinel: a sentinel lost and found again', function () {
+    it('is reported down once and up again, and ioredis prints nothing', async function () {
+      requireRedisBinaries(this);
+      this.timeout(60_000);
+      sentinelSet ??= await startSentinelSet(SENTINEL_BASE_PORT);
+      const [first, ...rest] = portsOf(sentinelSet.url);
+      // The first sentinel as the store is given it: through a proxy this test cuts.
+      const proxy = new FaultProxy(0, first!);
+      await proxy.listen();
+      const address = `127.0.0.1:${proxy.port}`;
+      const url = `redis+sentinel://${[address, ...rest.map((p) => `127.0.0.1:${p}`)].join(',')}/perchmaster`;
+      const printed: string[] = [];
+      const consoleError = console.error;
+      console.error = (...args: unknown[]) => { printed.push(args.map(String).join(' ')); };
+      try {
+        const store = track(redisStore('node-s', { url }));
+        const reports: SentinelReport[] = [];
+        store.onSentinel((r) => reports.push(r));
+        await store.start();
+        await sleep(500); // the detector subscribed on every sentinel
+        await proxy.cut('refuse');
+        await until(() => reports.length > 0, 5000);
+        expect(reports[0]).to.include({ address, up: false });
+        expect(reports[0]!.error).to.be.a('string');
+        // Still down through several attempts: one report.
+        await sleep(2500);
+        expect(reports).to.have.length(1);
+        // The store itself never noticed: its master answered throughout.
+        await store.put(rec('u@example.com/s', 'node-s'));
+        await proxy.heal();
+        await until(() => reports.length > 1, 10_000);
+        expect(reports[1]).to.include({ address, up: true });
+        expect(reports[1]!.downMs).to.be.above(2000);
+        expect(reports).to.have.length(2);
+      } finally {
+        console.error = consoleError;
+        await proxy.close();
+      }
+      expect(printed.filter((l) => l.includes('Unhandled error event'))).to.deep.equal([]);
     });
   });
 
