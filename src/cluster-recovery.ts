@@ -1,7 +1,8 @@
 // What a node does when the session store (Redis) fails under it: one log line per outage, the
-// redis_up gauge, a warning per sentinel lost (Sentinel), write-back after Redis came back empty (the store writes the sessions, the
-// 'cluster/store-reset' hook lets modules re-assert the rest), and a clean end for the sessions other
-// nodes removed while this one was cut off. See docs/architecture.md, "When Redis restarts or is cut off".
+// redis_up gauge, write-back after Redis came back empty (the store writes the sessions, the
+// 'cluster/store-reset' hook lets modules re-assert the rest), a clean end for the sessions other
+// nodes removed while this one was cut off, and on Sentinel a warning per sentinel lost. See
+// docs/architecture.md, "When Redis restarts or is cut off".
 import client from 'prom-client';
 import type { StoreReset } from '../storage/types.js';
 import type { LocalSession, Server } from './context.js';
