@@ -3,6 +3,7 @@
 import type { ArchivedMessage, Db, InvitationRecord, TransferStore } from './types.js';
 import { C, credentialParams, num, toUserRecord, type UserRow } from './sql-rows.js';
 import type { PubsubConfig, PubsubItem, PubsubNode } from './sql-pubsub.js';
+import { ensureArchivePartitions, partitionStart } from './archive-partitions.js';
 
 interface MessageRow {
   id: unknown; archive: string; stanza_id: string; stamp: Date; from_jid: string;
@@ -15,6 +16,8 @@ const toMessage = (r: MessageRow): ArchivedMessage => ({
 });
 
 export function createTransferStore(db: Db): TransferStore {
+  /** The oldest quarter restoreMessages has made the archive's partitions from (ms); null before the first. */
+  let partitionedFrom: number | null = null;
   return {
     async users(after, limit) {
       const rows = await db.query<UserRow>(
@@ -118,6 +121,16 @@ export function createTransferStore(db: Db): TransferStore {
 
     async restoreMessages(entries) {
       if (entries.length === 0) return 0;
+      // History older than the archive's partitions would land in the default one, for the next start to
+      // move in one transaction (minutes for millions of rows, the server not listening meanwhile): the
+      // quarters it needs are made first, once per older quarter met.
+      let oldest = Infinity;
+      for (const e of entries) oldest = Math.min(oldest, e.stamp.getTime());
+      const quarter = partitionStart(new Date(oldest)).getTime();
+      if (partitionedFrom === null || quarter < partitionedFrom) {
+        await ensureArchivePartitions(db, { from: new Date(oldest) });
+        partitionedFrom = quarter;
+      }
       const rows = await db.query(
         `INSERT INTO archive (archive, stanza_id, stamp, from_jid, real_jid, body, stanza, retracted)
          SELECT a, s, t, f, r, b, x, d

@@ -1363,6 +1363,20 @@ describe('data store contract', function () {
           expect((await s.transfer.invitations(inv!.id, 10)).map((i) => i.user)).to.deep.equal(['c@example.com']);
         });
 
+        // Old history restored into the default partition was moved by the next start, in one transaction:
+        // at ten million rows the server did not listen within minutes.
+        it('restores history older than the archive\'s partitions into partitions of its own quarters', async function () {
+          const room = 'old@conf.example.com';
+          const at = (iso: string, n: number) => ({ ...msg(room, n), stamp: new Date(iso) });
+          expect(await s.transfer.restoreMessages([at('2021-02-03T04:05:06Z', 1), at('2021-08-09T10:11:12Z', 2)])).to.equal(2);
+          // Older still, in a later batch: its quarter is made too.
+          expect(await s.transfer.restoreMessages([at('2019-11-30T23:59:59Z', 3)])).to.equal(1);
+          const where = await s.db.query<{ part: string; n: unknown }>(
+            'SELECT tableoid::regclass::text AS part, count(*) AS n FROM archive WHERE archive = $1 GROUP BY 1 ORDER BY 1', [room]);
+          expect(where.map((r) => [r.part, Number(r.n)])).to.deep.equal([['archive_p201910', 1], ['archive_p202101', 1], ['archive_p202107', 1]]);
+          expect((await s.archive.query(room, { limit: 10 })).entries.map((e) => e.stanzaId)).to.deep.equal(['t-1', 't-2', 't-3']);
+        });
+
         it('scans messages by id with since, archive and domain filters; restores them once, retracted flag kept, counts and search following', async function () {
           const room = 'r@conf.example.com';
           const own = 'u@example.com';
