@@ -438,6 +438,12 @@ describe('perch archive (embedded database)', function () {
     expect((await run(['reindex'])).out).to.include('keyed by archive already');
     expect((await run(['expire', '--before', '2020-01-01'])).out).to.match(/^dropped 0 partition\(s\), deleted 0 more/);
     expect(await failure(run(['expire']))).to.match(/--before/);
+    expect(listed.out).to.not.include('archive_p201901');
+    // Before a bulk load of older history: its quarters made, up to today's.
+    const older = await run(['partitions', '--from', '2019-02-03']);
+    expect(older.code).to.equal(0);
+    for (const q of ['archive_p201901', 'archive_p201904', 'archive_p202310']) expect(older.out).to.include(q);
+    expect(await failure(run(['partitions', '--from', 'someday']))).to.match(/--from takes a DATE/);
     // Another live process's pid in the data directory: a server holds it.
     await mkdir(dir, { recursive: true });
     await writeFile(pidPath(dir), String(process.ppid));

@@ -11,7 +11,7 @@ import { ProgressView } from './progress.js';
 import { UsageError, EXIT_OK, EXIT_FAILED, type Io } from './admin.js';
 
 const HELP = `Usage: perch archive partition [--batch N]
-       perch archive partitions
+       perch archive partitions [--from DATE]
        perch archive reindex
        perch archive expire --before DATE [--batch N]
 
@@ -19,7 +19,9 @@ partition    convert a single archive table (a database over a million messages 
              migrated) to quarterly partitions, copying N rows a transaction (default 50000) with a
              progress bar; resumable; writers wait only for the last step
 partitions   list the archive's partitions and their rows (planner estimates), creating the
-             coming quarters' ones that are missing
+             coming quarters' ones that are missing; with --from, also those from DATE's quarter
+             on (before loading older history in SQL: rows no partition covers wait in the default
+             one, and a start moves them in one transaction before it listens)
 reindex      key the full-text index by archive and keep room messages only in the sender
              index (a database over a million messages when it was migrated): each partition's
              index built beside the running server, with a progress bar; resumable
@@ -46,6 +48,9 @@ export async function archiveMain(config: Config, args: string[], io: Io): Promi
   if (!['partition', 'partitions', 'reindex', 'expire'].includes(sub)) throw new UsageError(`unknown archive command: ${sub}\n\n${HELP}`);
   const before = sub === 'expire' ? new Date(flag('before') ?? 'missing') : null;
   if (before && Number.isNaN(before.getTime())) throw new UsageError('expire needs --before DATE (e.g. 2025-01-01 or 2025-01-01T00:00:00Z)');
+  const fromText = sub === 'partitions' ? flag('from') : undefined;
+  const from = fromText === undefined ? undefined : new Date(fromText);
+  if (from && Number.isNaN(from.getTime())) throw new UsageError('--from takes a DATE (e.g. 2019-01-01 or 2019-01-01T00:00:00Z)');
 
   // PGlite has one owner at a time: with a server running on it, these wait until it is stopped.
   if (config.databaseUrl === null && config.dataDir !== null) {
@@ -82,7 +87,7 @@ export async function archiveMain(config: Config, args: string[], io: Io): Promi
       } satisfies Record<string, string>)[outcome]);
       if (outcome === 'no-btree-gin' || outcome === 'not-partitioned') return EXIT_FAILED;
     } else if (sub === 'partitions') {
-      await ensureArchivePartitions(db);
+      await ensureArchivePartitions(db, from ? { from } : {});
       const rows = await db.query<{ name: string; bound: string; estimate: unknown }>(
         `SELECT c.relname AS name, pg_get_expr(c.relpartbound, c.oid) AS bound, c.reltuples::bigint AS estimate
            FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid WHERE i.inhparent = to_regclass('archive') ORDER BY 1`);
