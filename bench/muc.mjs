@@ -17,6 +17,7 @@
 //   --mam-rows N                             the large archive's size (default 1,000,000; the full-text target
 //                                            is at 10,000,000: `node bench/muc.mjs --cases mam-large --mam-rows 10000000`)
 //   --port-base B                            ports B+222 … B+581 (default 29000; see PORT_BASE)
+//   --keep-db                                Perch's database left behind after the run (to look at its plans)
 //
 // Before/after: two (or more) Perch builds in one run, Perch only, fan-out cases unless --cases says otherwise;
 // writes the section between <!-- muc-compare:begin --> and <!-- muc-compare:end --> of docs/benchmarks.md:
@@ -304,7 +305,8 @@ const perchServer = ({ name, title, root, db, governed = false, compliance = fal
   },
   async shutdown() {
     await this.stop();
-    if (this.created) await pgAdmin(`DROP DATABASE IF EXISTS ${this.db} WITH (FORCE)`).catch((e) => log(`drop ${this.db}: ${e.message}`));
+    if (this.created && argv.includes('--keep-db')) log(`kept ${this.db} (--keep-db): drop it with DROP DATABASE ${this.db}`);
+    else if (this.created) await pgAdmin(`DROP DATABASE IF EXISTS ${this.db} WITH (FORCE)`).catch((e) => log(`drop ${this.db}: ${e.message}`));
   },
 });
 const perch = perchServer({ name: 'perch', title: 'Perch', root: ROOT, db: `${DB_PREFIX}_muc` });

@@ -7,8 +7,12 @@ const MAX_PREPARED = 500;
  * random_page_cost as for SSDs and cached data (the default, 4, prices a random read as a disk
  * seek): with it, a full-text search for a rare word uses the GIN index instead of walking the
  * whole archive backwards (17 ms → 4 ms for 1 message in 1,000 of a million-message room).
+ * jit off: a plan's estimated cost decides whether PostgreSQL compiles it, and a planned-once page
+ * (LIMIT a parameter, priced as a tenth of the archive) of a ten-million-message room crossed the
+ * line: 16 ms compiling a read that takes 0.06 (bench/mam-jit-ab.mjs). No read of ours runs long
+ * enough to win the compile back.
  */
-export const PLANNER_OPTIONS = '-c random_page_cost=1.1';
+export const PLANNER_OPTIONS = '-c random_page_cost=1.1 -c jit=off';
 
 /**
  * Connections in a server's pool. The archive writer's lanes (src/archive-writer.ts) each hold one

@@ -201,6 +201,15 @@ describe('data store contract', function () {
           expect(await backends(s.db.queryPlannedOnce.bind(s.db)), 'the planned-once connections').to.deep.equal(plannedOnce);
         });
 
+        // JIT compiled a planned-once last page of a ten-million-message room (its LIMIT a parameter, priced
+        // as a tenth of the archive): 16 ms for a read of 0.06 (bench/mam-jit-ab.mjs).
+        it('never has PostgreSQL compile its queries (jit off on both pools)', async function () {
+          if (s.db.kind === 'pglite') return; // the embedded build has no JIT provider
+          const [pooled] = await s.db.query<{ jit: string }>(`SELECT current_setting('jit') AS jit`);
+          const [once] = await s.db.queryPlannedOnce<{ jit: string }>(`SELECT current_setting('jit') AS jit`);
+          expect([pooled!.jit, once!.jit]).to.deep.equal(['off', 'off']);
+        });
+
         // A new backend's first read paid 5-6 ms (connect, cold catalog caches, a prepared statement
         // planned): a server warms every connection before it listens (src/server.ts).
         it('warms every connection it may hold, and keeps them', async function () {
