@@ -1,6 +1,6 @@
 import type { Db, DbTx } from './types.js';
 import {
-  archiveFulltextLanguage, cheaperArchiveRows, ensureArchivePartitions, fulltextKey, keyFulltextByArchive, narrowSenderIndex,
+  archiveFulltextLanguage, cheaperArchiveRows, ensureArchivePartitions, MOVE_AT_START_LIMIT, fulltextKey, keyFulltextByArchive, narrowSenderIndex,
   partitionInMigration, tsvFilledByWriters,
 } from './archive-partitions.js';
 
@@ -427,6 +427,8 @@ export async function migrate(
   onProgress?: (done: number, total: number, name: string) => void,
   /** Stop after this version (tests and benchmarks of a migration from an older schema). */
   upTo = Number.POSITIVE_INFINITY,
+  /** Rows the default partition may hold for this call to move them into their quarters (see MOVE_AT_START_LIMIT). */
+  moveAtMost = MOVE_AT_START_LIMIT,
 ): Promise<number> {
   const applied = await db.transaction(async (tx) => {
     await tx.query('SELECT pg_advisory_xact_lock($1)', [LOCK_KEY]);
@@ -455,8 +457,8 @@ export async function migrate(
     if (ran) count++;
     onProgress?.(i + 1, pending.length, m.name);
   }
-  // The coming quarters' archive partitions, at every start.
-  await ensureArchivePartitions(db);
+  // The coming quarters' archive partitions, at every start (moving no more stray rows than a start should wait for).
+  await ensureArchivePartitions(db, { moveAtMost });
   return count;
 }
 

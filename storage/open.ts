@@ -16,6 +16,8 @@ export async function openDataStores(opts: {
   /** Text search configuration of the archive's full-text index (default 'simple'). */
   fulltextLanguage?: string;
   onFulltextRebuild?: (from: string, to: string) => void;
+  /** Rows the default partition may hold for the migration to move them (default MOVE_AT_START_LIMIT). */
+  moveStrayRowsAtMost?: number;
 }): Promise<DataStores> {
   let db: Db;
   if (opts.databaseUrl) {
@@ -28,7 +30,7 @@ export async function openDataStores(opts: {
     db = await openPglite(null);
   }
   try {
-    await migrate(db, opts.onMigrationProgress);
+    await migrate(db, opts.onMigrationProgress, undefined, opts.moveStrayRowsAtMost);
     if (opts.fulltextLanguage !== undefined) await setFulltextLanguage(db, opts.fulltextLanguage, opts.onFulltextRebuild);
   } catch (err) {
     await db.close().catch(() => {});

@@ -14,10 +14,11 @@ import type { Io } from '../src/cli/admin.js';
 import { sqlBackends } from './services.js';
 import { migrate } from '../storage/migrations.js';
 import {
-  archiveIsPartitioned, cheaperArchiveRows, ensureArchivePartitions, expireArchive, keyFulltextOnline, narrowSenderIndexOnline, partitionArchive,
+  archiveIsPartitioned, cheaperArchiveRows, defaultPartitionRows, ensureArchivePartitions, expireArchive, moveDefaultPartitionRows, keyFulltextOnline, narrowSenderIndexOnline, partitionArchive,
   partitionStart, partitionName, ROOM_ROW,
 } from '../storage/archive-partitions.js';
 import { createSqlStores } from '../storage/sql-stores.js';
+import { openPglite } from '../storage/db-pglite.js';
 import type { ArchiveEntry, ArchiveQuery, ArchiveStore, Db } from '../storage/types.js';
 
 const ROOM = 'room@conference.example.com';
@@ -388,6 +389,39 @@ describe('archive partitions and counts', function () {
         await exactSizes(db, a);
       });
 
+      it('leaves more stray rows than a start may move where they are, readable, and moves them a quarter at a time on demand', async function () {
+        const db = await open(this);
+        await migrate(db);
+        const a = createSqlStores(db).archive;
+        const y2019 = new Date('2019-02-10T00:00:00Z');
+        const y2020 = new Date('2020-08-10T00:00:00Z');
+        // History loaded in SQL without its quarters (perch archive partitions --from not run first).
+        await appendBefore14(db, [
+          ...entries(3, 0, [ROOM], 'old').map((e, i) => ({ ...e, stamp: new Date(y2019.getTime() + i * DAY) })),
+          { ...entries(1, 0, [ROOM], 'older')[0]!, stamp: y2020 },
+        ]);
+        // Past the limit: the quarters ahead are made, those two left unmade, the rows kept and read where they are.
+        const later = new Date(partitionStart(new Date(NOW), 4).getTime() + 5 * DAY);
+        const made = await ensureArchivePartitions(db, { now: later, moveAtMost: 2 });
+        expect(made).to.include(partitionName(partitionStart(later)));
+        expect(made).to.not.include('archive_p201901');
+        expect(await defaultPartitionRows(db, 2)).to.equal(3);
+        expect(await defaultPartitionRows(db, 10)).to.equal(4);
+        expect((await a.query(ROOM, { limit: 10, end: new Date('2021-01-01T00:00:00Z') })).entries.map((e) => e.stanzaId))
+          .to.deep.equal(['old0', 'old1', 'old2', 'older0']);
+        // Within it: moved (the start's case).
+        const progress: string[] = [];
+        expect(await moveDefaultPartitionRows(db, (done, total) => progress.push(`${done}/${total}`))).to.deep.equal({ moved: 4, quarters: 2 });
+        expect(progress).to.deep.equal(['1/2', '2/2']);
+        expect(await defaultPartitionRows(db, 10)).to.equal(0);
+        expect(await db.query('SELECT 1 FROM archive_p201901')).to.have.length(3);
+        expect(await db.query('SELECT 1 FROM archive_p202007')).to.have.length(1);
+        expect((await a.query(ROOM, { limit: 10, end: new Date('2021-01-01T00:00:00Z') })).entries.map((e) => e.stanzaId))
+          .to.deep.equal(['old0', 'old1', 'old2', 'older0']);
+        await exactSizes(db, a);
+        expect(await moveDefaultPartitionRows(db)).to.deep.equal({ moved: 0, quarters: 0 });
+      });
+
       it('keeps counts and bytes exact under concurrent writers to one archive', async function () {
         const db = await open(this);
         await migrate(db);
@@ -444,6 +478,15 @@ describe('perch archive (embedded database)', function () {
     expect(older.code).to.equal(0);
     for (const q of ['archive_p201901', 'archive_p201904', 'archive_p202310']) expect(older.out).to.include(q);
     expect(await failure(run(['partitions', '--from', 'someday']))).to.match(/--from takes a DATE/);
+    // Older history loaded in SQL without its quarters first: its rows moved into them, and said so.
+    // (Straight into the database: opening the stores would migrate, and a start moves so few itself.)
+    const raw = await openPglite(join(dir, 'pglite'));
+    await raw.query(`INSERT INTO archive (archive, stanza_id, stamp, from_jid, body, stanza)
+      VALUES ('${ROOM}', 'x1', '2015-03-01', '${ROOM}/a', 'x', '<message/>'), ('${ROOM}', 'x2', '2015-03-02', '${ROOM}/a', 'y', '<message/>')`);
+    await raw.close();
+    const moved = await run(['partitions']);
+    expect(moved.out).to.include('moved 2 message(s) from the default partition into 1 quarter(s)');
+    expect(moved.out).to.match(/archive_p201501\t.*\n/);
     // Another live process's pid in the data directory: a server holds it.
     await mkdir(dir, { recursive: true });
     await writeFile(pidPath(dir), String(process.ppid));

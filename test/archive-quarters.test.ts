@@ -4,6 +4,8 @@ import { expect } from 'chai';
 import { startUnitServer } from './unit-server.js';
 import { keepQuartersAhead } from '../src/modules/archive-quarters.js';
 import { partitionName, partitionStart } from '../storage/archive-partitions.js';
+import { createLogger } from '../src/log.js';
+import type { Server } from '../src/context.js';
 
 describe('archive quarters made ahead while running', () => {
   it('makes again a coming quarter that is missing, and leaves the others as they are', async function () {
@@ -20,6 +22,27 @@ describe('archive quarters made ahead while running', () => {
       await keepQuartersAhead(server);
       expect(await exists(farthest)).to.equal(true);
       expect(await exists(partitionName(partitionStart(new Date())))).to.equal(true);
+    } finally {
+      await stop();
+    }
+  });
+
+  it('warns, with their count and the command that moves them, of messages waiting in the default partition', async function () {
+    this.timeout(30000);
+    const { server, stop } = await startUnitServer('perch-quarters-');
+    try {
+      const lines: Record<string, unknown>[] = [];
+      const watched: Server = Object.assign(Object.create(server) as Server, { log: createLogger('info', {}, (l) => lines.push(JSON.parse(l) as Record<string, unknown>)) });
+      await keepQuartersAhead(watched);
+      expect(lines.filter((l) => l.level === 'warn')).to.deep.equal([]);
+      // A message stamped past the quarters made ahead (an import from a clock years fast): no quarter holds it.
+      const stamp = new Date(partitionStart(new Date(), 5).getTime() + 86_400_000);
+      await server.stores.db.query(`INSERT INTO archive (archive, stanza_id, stamp, from_jid, body, stanza) VALUES ('a@example.com', 'far', $1, 'b@example.com', 'x', '<message/>')`, [stamp.toISOString()]);
+      await keepQuartersAhead(watched);
+      const warned = lines.filter((l) => l.level === 'warn');
+      expect(warned).to.have.length(1);
+      expect(warned[0]!.msg).to.match(/default partition.*perch archive partitions/);
+      expect(warned[0]!.messages).to.equal(1);
     } finally {
       await stop();
     }

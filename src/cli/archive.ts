@@ -5,7 +5,7 @@ import type { Config } from '../config.js';
 import { pidPath } from '../admin/socket.js';
 import { openDataStores } from '../../storage/open.js';
 import {
-  archiveIsPartitioned, ensureArchivePartitions, expireArchive, keyFulltextOnline, narrowSenderIndexOnline, partitionArchive,
+  archiveIsPartitioned, ensureArchivePartitions, expireArchive, moveDefaultPartitionRows, keyFulltextOnline, narrowSenderIndexOnline, partitionArchive,
 } from '../../storage/archive-partitions.js';
 import { ProgressView } from './progress.js';
 import { UsageError, EXIT_OK, EXIT_FAILED, type Io } from './admin.js';
@@ -19,9 +19,11 @@ partition    convert a single archive table (a database over a million messages 
              migrated) to quarterly partitions, copying N rows a transaction (default 50000) with a
              progress bar; resumable; writers wait only for the last step
 partitions   list the archive's partitions and their rows (planner estimates), creating the
-             coming quarters' ones that are missing; with --from, also those from DATE's quarter
-             on (before loading older history in SQL: rows no partition covers wait in the default
-             one, and a start moves them in one transaction before it listens)
+             coming quarters' ones that are missing and moving the rows the default partition
+             holds into their quarters' (one quarter a transaction, with a progress bar); with
+             --from, also those from DATE's quarter on (before loading older history in SQL: rows
+             no partition covers wait in the default one; a start or a running server moves up to
+             100000 of them and warns of more)
 reindex      key the full-text index by archive and keep room messages only in the sender
              index (a database over a million messages when it was migrated): each partition's
              index built beside the running server, with a progress bar; resumable
@@ -59,7 +61,8 @@ export async function archiveMain(config: Config, args: string[], io: Io): Promi
     try { running = Number.isInteger(pid) && pid > 0 && pid !== process.pid && process.kill(pid, 0); } catch (e) { running = (e as NodeJS.ErrnoException).code === 'EPERM'; }
     if (running) throw new UsageError(`a server (pid ${pid}) holds ${config.dataDir}: stop it first (the embedded database has one owner)`);
   }
-  const stores = await openDataStores({ databaseUrl: config.databaseUrl, dataDir: config.dataDir });
+  // The default partition's rows are moved (or not) by the command itself, with its progress.
+  const stores = await openDataStores({ databaseUrl: config.databaseUrl, dataDir: config.dataDir, moveStrayRowsAtMost: 0 });
   const db = stores.db;
   try {
     if (sub === 'partition') {
@@ -87,6 +90,10 @@ export async function archiveMain(config: Config, args: string[], io: Io): Promi
       } satisfies Record<string, string>)[outcome]);
       if (outcome === 'no-btree-gin' || outcome === 'not-partitioned') return EXIT_FAILED;
     } else if (sub === 'partitions') {
+      const view = new ProgressView({ write: (t) => io.err(t), tty: io.errIsTty === true });
+      const strays = await moveDefaultPartitionRows(db, (done, total) => view.update({ phase: 'default partition', done, total, unit: 'quarters' }));
+      view.finish();
+      if (strays.moved > 0) io.out(`moved ${strays.moved} message(s) from the default partition into ${strays.quarters} quarter(s)\n`);
       await ensureArchivePartitions(db, from ? { from } : {});
       const rows = await db.query<{ name: string; bound: string; estimate: unknown }>(
         `SELECT c.relname AS name, pg_get_expr(c.relpartbound, c.oid) AS bound, c.reltuples::bigint AS estimate

@@ -4,6 +4,7 @@ import { loadConfig, ConfigError, type Config } from '../config.js';
 import { startCommand } from '../workers.js';
 import { openDataStores } from '../../storage/open.js';
 import { migrate } from '../../storage/migrations.js';
+import { defaultPartitionRows, MOVE_AT_START_LIMIT } from '../../storage/archive-partitions.js';
 import {
   addUserCommand, changeUserPasswordCommand, deleteUserCommand, registeredUsersListCommand,
 } from '../admin/users.js';
@@ -186,8 +187,10 @@ export async function main(argv: string[], io: Io = stdio): Promise<number> {
       case 'migrate': {
         const stores = await openDataStores({ databaseUrl: config.databaseUrl, dataDir: config.dataDir });
         const applied = await migrate(stores.db, (done, total, name) => io.err(`migration ${done}/${total}: ${name}\n`));
+        const waiting = await defaultPartitionRows(stores.db, MOVE_AT_START_LIMIT);
         await stores.db.close();
         io.out(`database is up to date (${applied} applied now)\n`);
+        if (waiting > 0) io.err(`warning: ${waiting > MOVE_AT_START_LIMIT ? `over ${MOVE_AT_START_LIMIT}` : waiting} archived message(s) wait in the default partition, outside their quarters: perch archive partitions moves them\n`);
         return EXIT_OK;
       }
       case 'config':
