@@ -13,7 +13,7 @@
 // the postgres user when this runs as root. For each build: a database migrated by that build, `--prefill`
 // statements of one-to-one chat written through its store (VACUUM ANALYZE after), then `--statements`
 // more, captured as SQL and run under callgrind. Reports instructions per message (the backend's start
-// and stop, measured on an empty script, taken off) and where they go (the statement's parts, inclusive). The count trigger's fold (random() < 0.05) runs on a fixed seed.
+// and stop, measured on an empty script, taken off) and where they go (the statement's parts, inclusive). A build before migration 15 folds the count deltas in one statement in 20 (random() < 0.05, on a fixed seed here); later ones fold beside the writes, not counted.
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';

@@ -362,6 +362,10 @@ export function createArchiveStore(db: Db, fulltextLanguage: string): ArchiveSto
       return new Map(rows.map((r) => [r.archive, { messages: num(r.n), bytes: num(r.bytes) }]));
     },
 
+    async foldCounts() {
+      await db.query('SELECT archive_count_fold()');
+    },
+
     search(archives, q) {
       return searchArchives(db, fulltextLanguage, archives, q);
     },

@@ -308,6 +308,11 @@ export interface ArchiveStore {
   rewrite(archive: string, entries: ArchiveRewrite[]): Promise<string[]>;
   /** Entries and bytes (UTF-8 octets of the stored stanzas) of each archive asked about; absent: empty. */
   sizes(archives: string[]): Promise<Map<string, ArchiveSize>>;
+  /**
+   * Folds the size deltas every write appends into the kept sizes (sizes reads both, so it answers the
+   * same before and after): fewer rows for sizes to sum. Skipped while another fold runs.
+   */
+  foldCounts(): Promise<void>;
   /** Searches these archives together, newest first (an empty list finds nothing); count as query's. */
   search(archives: string[], q: ArchiveSearch): Promise<ArchiveQueryResult>;
 }

@@ -29,6 +29,7 @@ import { pubsubModule } from '../pubsub/module.js';
 import { directorySyncModule } from '../directory/module.js';
 import { nodesModule } from '../cluster-nodes.js';
 import { archiveQuartersModule } from './archive-quarters.js';
+import { archiveCountsModule } from './archive-counts.js';
 
 export function allModules(): Module[] {
   return [
@@ -40,5 +41,6 @@ export function allModules(): Module[] {
     directorySyncModule,
     nodesModule,
     archiveQuartersModule,
+    archiveCountsModule,
   ];
 }
