@@ -346,29 +346,18 @@ export async function defaultPartitionRows(db: Q, cap: number): Promise<number> 
  * A quarter the default partition holds rows of is made by moving them (skipStrays: left for later,
  * when they are too many to move here).
  */
-async function createPartitions(
-  tx: Q, parent: string, suffix: string, from: Date, now: Date,
-  skipStrays = false, onQuarter?: (done: number, total: number) => void,
-): Promise<string[]> {
+async function createPartitions(tx: Q, parent: string, suffix: string, from: Date, now: Date, skipStrays = false): Promise<string[]> {
   const made: string[] = [];
-  const quarters: Date[] = [];
-  for (let m = partitionStart(from); m <= partitionStart(now, PARTITIONS_AHEAD); m = partitionStart(m, 1)) quarters.push(m);
-  for (const [i, m] of quarters.entries()) {
+  for (let m = partitionStart(from); m <= partitionStart(now, PARTITIONS_AHEAD); m = partitionStart(m, 1)) {
     const name = partitionName(m) + suffix;
     const exists = await tx.query('SELECT 1 FROM pg_class WHERE oid = to_regclass($1)', [name]);
-    if (exists.length > 0) {
-      onQuarter?.(i + 1, quarters.length);
-      continue;
-    }
+    if (exists.length > 0) continue;
     const lo = m.toISOString();
     const hi = partitionStart(m, 1).toISOString();
     // Rows the default partition caught for this quarter (a server past its partitions, an import) move
     // in through the parent: their count deltas cancel out.
     const stray = await tx.query(`SELECT 1 FROM ${DEFAULT_PARTITION}${suffix} WHERE stamp >= $1 AND stamp < $2 LIMIT 1`, [lo, hi]);
-    if (stray.length > 0 && skipStrays) {
-      onQuarter?.(i + 1, quarters.length);
-      continue;
-    }
+    if (stray.length > 0 && skipStrays) continue;
     if (stray.length > 0) {
       await tx.query(`CREATE TEMP TABLE archive_moving ON COMMIT DROP AS
         WITH gone AS (DELETE FROM ${parent} WHERE stamp >= '${lo}' AND stamp < '${hi}' RETURNING ${COLUMNS}) SELECT * FROM gone`);
@@ -381,7 +370,6 @@ async function createPartitions(
       await tx.query('DROP TABLE archive_moving');
     }
     made.push(name);
-    onQuarter?.(i + 1, quarters.length);
   }
   return made;
 }
@@ -396,7 +384,7 @@ async function createPartitions(
  */
 export async function ensureArchivePartitions(
   db: Db,
-  opts: { from?: Date; now?: Date; moveAtMost?: number; onQuarter?: (done: number, total: number) => void } = {},
+  opts: { from?: Date; now?: Date; moveAtMost?: number } = {},
 ): Promise<string[]> {
   const now = opts.now ?? new Date();
   return db.transaction(async (tx) => {
@@ -408,7 +396,7 @@ export async function ensureArchivePartitions(
       const [stray] = await tx.query<{ lo: Date | null }>(`SELECT min(stamp) AS lo FROM ${DEFAULT_PARTITION}`);
       if (stray?.lo && new Date(stray.lo) < from) from = new Date(stray.lo);
     }
-    return createPartitions(tx, 'archive', '', from, now, tooMany, opts.onQuarter);
+    return createPartitions(tx, 'archive', '', from, now, tooMany);
   });
 }
 

@@ -407,8 +407,8 @@ CREATE OR REPLACE FUNCTION archive_count_truncate() RETURNS trigger LANGUAGE plp
   },
   {
     // The deltas folded beside the writes, not in them: one statement in 20 folded every delta written
-    // since the last fold inside its own transaction, about a fifth of PostgreSQL's CPU for a
-    // statement of one message (and that message's commit waited for it). A running node folds
+    // since the last fold inside its own transaction, and the message it carried waited for that (a
+    // statement of one message: 0.92× PostgreSQL's CPU without it, bench/archive-statement-cost.mjs). A running node folds
     // about once a second (src/modules/archive-counts.ts, ArchiveStore.foldCounts); reads stay
     // exact whenever it does, as they sum the kept row with the deltas.
     version: 15,

@@ -21,12 +21,12 @@ interface FoldState {
 
 const states = new WeakMap<Server, FoldState>();
 
-/** Folds now if there is reason to (or always, with force). */
-export async function foldArchiveCounts(server: Server, force = false): Promise<void> {
+/** Folds now if this node's writer wrote since the last fold, or the last was COUNT_FOLD_IDLE_MS ago. */
+export async function foldArchiveCounts(server: Server): Promise<void> {
   const state = states.get(server);
   if (!state || state.running) return;
   const batches = archiveWriter(server).batches;
-  if (!force && batches === state.batches && Date.now() - state.last < COUNT_FOLD_IDLE_MS) return;
+  if (batches === state.batches && Date.now() - state.last < COUNT_FOLD_IDLE_MS) return;
   state.running = (async () => {
     try {
       await server.stores.archive.foldCounts();
