@@ -6,7 +6,10 @@
 // the statements and whatever the build's server does beside them: a build whose store has foldCounts
 // folds the size deltas once a second meanwhile, as its server does (src/modules/archive-counts.ts).
 //
-//   npm run build && node bench/archive-statement-cost.mjs --before DIR [--statements 4000] [--rounds 3]
+//   npm run build && node bench/archive-statement-cost.mjs --before DIR [--statements 4000] [--rounds 3] [--compliance]
+//
+// --compliance: each statement a room message instead, with the compliance event that commits with it (what
+// a server with compliance capture on writes for each room message: docs/compliance.md).
 //
 // DIR is a checkout with dist/ built (git worktree add ../wt/before <commit>, npm run build there).
 import fs from 'node:fs';
@@ -22,6 +25,7 @@ if (!BEFORE) { console.error('usage: node bench/archive-statement-cost.mjs --bef
 const STATEMENTS = Number(arg('statements', 4000));
 const ROUNDS = Number(arg('rounds', 3));
 const LANES = 4;
+const COMPLIANCE = argv.includes('--compliance');
 const BASE = process.env.PERCH_BENCH_PG ?? 'postgres://root@127.0.0.1:5432/test';
 const urlOf = (db) => BASE.replace(/\/[^/]*$/, `/${db}`);
 const CLK_TCK = 100;
@@ -56,6 +60,20 @@ function message() {
   ];
 }
 
+/** A room message's archive entry and its compliance event, written in one statement. */
+function roomMessage() {
+  const n = seq++;
+  const room = `room${n % 50}@conference.bench.local`, actor = `user${n % 20}@bench.local`;
+  const body = `message ${n} of the statement cost benchmark, some words ${n % 97}`;
+  const stamp = new Date();
+  return [
+    [{ archive: room, stanzaId: `g${n}`, stamp, fromJid: `${room}/nick${n % 20}`, realJid: actor, body, stanza: `<message xmlns="jabber:client" type="groupchat" from="${room}/nick${n % 20}" id="g${n}"><body>${body}</body></message>` }],
+    [{ kind: 'chat', stamp, room, actor, nick: `nick${n % 20}`, content: body, messageId: `g${n}`, detail: null }],
+  ];
+}
+/** One statement of the kind measured. */
+const writeOne = (archive) => (COMPLIANCE ? archive.write(...roomMessage()) : archive.write(message()));
+
 const builds = [];
 for (const [name, root] of [['before', path.resolve(BEFORE)], ['after', ROOT]]) {
   const dist = root.endsWith('dist') ? root : path.join(root, 'dist');
@@ -77,12 +95,12 @@ for (const [name, root] of [['before', path.resolve(BEFORE)], ['after', ROOT]]) 
 try {
   for (let round = 0; round < ROUNDS; round++) {
     for (const b of round % 2 === 0 ? builds : [...builds].reverse()) {
-      for (let i = 0; i < 100; i++) await b.archive.write(message()); // warm: plans, caches
+      for (let i = 0; i < 100; i++) await writeOne(b.archive); // warm: plans, caches
       const fold = b.archive.foldCounts ? setInterval(() => void b.archive.foldCounts(), 1000) : null;
       const cpu0 = await backendCpu(b.db);
       const t0 = performance.now();
       await Promise.all(Array.from({ length: LANES }, async () => {
-        for (let i = 0; i < STATEMENTS / LANES; i++) await b.archive.write(message());
+        for (let i = 0; i < STATEMENTS / LANES; i++) await writeOne(b.archive);
       }));
       const seconds = (performance.now() - t0) / 1000;
       if (fold) clearInterval(fold);
@@ -93,7 +111,7 @@ try {
     }
   }
   const [before, after] = builds;
-  console.log(`\none one-to-one message a statement (two rows), ${LANES} writers, ${STATEMENTS} statements a round, ${ROUNDS} rounds; medians`);
+  console.log(`\n${COMPLIANCE ? 'one room message and its compliance event' : 'one one-to-one message (two rows)'} a statement, ${LANES} writers, ${STATEMENTS} statements a round, ${ROUNDS} rounds; medians`);
   console.log('| build | statements/s | PostgreSQL µs CPU per statement |');
   console.log('|---|---|---|');
   for (const b of builds) console.log(`| ${b.name} | ${median(b.rate).toFixed(0)} | ${median(b.cpu).toFixed(0)} |`);
