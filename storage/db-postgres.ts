@@ -19,11 +19,11 @@ export const PLANNER_OPTIONS = '-c random_page_cost=1.1 -c jit=off';
  * while a batch commits; the rest serve queries, logins and the other stores.
  */
 export const POSTGRES_POOL_SIZE = 10;
-/** An INSERT, alone or after its CTEs: a write, whose one plan suits every value. */
-const WRITE_STATEMENT = /^\s*(?:INSERT\b|WITH\b[\s\S]*?\)\s*INSERT\b)/i;
-
 /** Connections for the queries planned once (Db.queryPlannedOnce): short reads, next to the pool's. */
 export const PLANNED_ONCE_POOL_SIZE = 3;
+
+/** An INSERT, alone or after its CTEs: a write, whose one plan suits every value. */
+const WRITE_STATEMENT = /^\s*(?:INSERT\b|WITH\b[\s\S]*?\)\s*INSERT\b)/i;
 
 /**
  * PostgreSQL through a pg.Pool. `schema` (tests, multi-tenant set-ups) is created when missing and
@@ -70,8 +70,8 @@ export async function openPostgres(url: string, opts: { schema?: string } = {}):
   // INSERT statements get a name, so each pooled connection parses and plans them once (a prepared
   // statement): about 0.2 ms off the one-row archive INSERT a room message waits for. So do those
   // led by data-modifying CTEs (WITH … ) INSERT): the append that carries compliance events, which
-  // parsed and planned afresh cost PostgreSQL 0.9 ms of CPU a room message against 0.5 prepared. Queries stay
-  // unnamed: a prepared query may switch to a generic plan, which on skewed archives (one sender with
+  // parsed and planned afresh cost PostgreSQL 0.9 ms of CPU a room message against 0.5 prepared.
+  // Queries stay unnamed: a prepared query may switch to a generic plan, which on skewed archives (one sender with
   // a few percent of a million messages, a common word) was measured 10–20 times slower. Those whose
   // one plan suits every value ask for it (queryPlannedOnce).
   // One name per statement text (a name is per connection, so both pools share them), up to MAX_PREPARED.
