@@ -19,11 +19,24 @@ export abstract class RedisLeases extends RedisRecovery {
   async acquireLease(key: string, ttlMs: number): Promise<string | null> {
     const ttl = leaseTtl(ttlMs);
     // A free lease during the recovery window waits for it to end (its holder may be taking it back).
-    const giveUp = Date.now() + this.recoveryWindowMs + 1000;
+    let giveUp = Date.now() + this.recoveryWindowMs + 1000;
     for (;;) {
       const asked = Date.now();
       const window = await this.link.cmd.pttl(this.keys.recovering);
       const r = await this.run(ACQUIRE_LEASE, [this.keys.lease(key)], [this.nodeId, ttl, window > 0 ? '1' : '0']);
+      // Redis came back empty and no node has noticed yet (no beat since, so no recovery window): the
+      // lease looked free because Redis lost it, and its holder still acts on it until its next
+      // renewal. Taking it would make two owners, so this node notices first (its beat opens the
+      // window), lets go of what it took and asks again. The epoch is read after the take: a restart
+      // between the two reads shows too.
+      if (r !== -1 && (await this.link.cmd.get(this.keys.epoch)) !== this.epoch) {
+        if (r === this.nodeId) await this.run(RELEASE_LEASE, [this.keys.lease(key)], [this.nodeId]);
+        if (this.closing) return null;
+        await this.beat();
+        await this.recovery;
+        giveUp = Date.now() + this.recoveryWindowMs + 1000;
+        continue;
+      }
       if (r === -1) {
         if (Date.now() > giveUp) return null;
         await sleep(Math.max(1, Math.min(window, 200)));

@@ -54,7 +54,20 @@ import type { SendOptions, SessionStore } from './types.js';
 export { broadcastToNodes } from './redis-connection.js';
 export type { RedisSessionStoreOptions } from './redis-base.js';
 
+/** A payload for another node that nobody took yet, sent again until its deadline. */
+interface Unsent {
+  seq: number;
+  payload: string;
+  deadline: number;
+  resolve: () => void;
+  reject: (e: unknown) => void;
+}
+
 export class RedisSessionStore extends RedisLeases implements SessionStore {
+  /** Per node, the payloads waiting to be sent again, in the order send was called. */
+  private readonly unsent = new Map<string, Unsent[]>();
+  private sendSeq = 0;
+
   constructor(opts: RedisSessionStoreOptions) {
     super(opts);
     this.link.cmd.on('ready', () => {
@@ -101,17 +114,61 @@ export class RedisSessionStore extends RedisLeases implements SessionStore {
     if (node === this.nodeId) return this.deliverHere(payload);
     // Known down for a while (not just restarting): refuse at once rather than queue.
     if (this.downSince !== null && Date.now() - this.downSince > 1000) throw new Error(`node ${node} cannot be reached: Redis is unreachable`);
-    const channel = this.keys.node(node);
-    if ((await this.link.publish(channel, payload)) > 0) return;
+    const seq = ++this.sendSeq;
+    // Earlier payloads for the node wait to be sent again: this one goes after them, never ahead.
+    if (!this.unsent.has(node)) {
+      if ((await this.link.publish(this.keys.node(node), payload)) > 0) return;
+    }
     if (opts.retry === false) throw new Error(`node ${node} cannot be reached`);
     // Nobody subscribed (the node is down, cut off or resubscribing after a reconnect): retry briefly,
     // then say so, rather than let the payload vanish.
-    const deadline = Date.now() + this.sendRetryMs;
-    for (let wait = 50; ; wait = Math.min(wait * 2, 400)) {
-      if (Date.now() + wait > deadline || this.closing) throw new Error(`node ${node} cannot be reached`);
-      await sleep(wait);
-      if ((await this.link.publish(channel, payload)) > 0) return;
+    return new Promise<void>((resolve, reject) => {
+      const entry: Unsent = { seq, payload, deadline: Date.now() + this.sendRetryMs, resolve, reject };
+      const queue = this.unsent.get(node);
+      if (!queue) {
+        this.unsent.set(node, [entry]);
+        void this.sendAgain(node);
+        return;
+      }
+      // In the order send was called: a publish that failed after a later one was queued goes before it.
+      let i = queue.length;
+      while (i > 0 && queue[i - 1]!.seq > seq) i--;
+      queue.splice(i, 0, entry);
+    });
+  }
+
+  /**
+   * Sends a node's waiting payloads again, oldest first, each until it reaches the node or its time
+   * is up: a payload that fails once and reaches the node on a retry never arrives after one sent
+   * later (a room's messages fanned out while the node resubscribed would otherwise come out of order).
+   */
+  private async sendAgain(node: string): Promise<void> {
+    const queue = this.unsent.get(node)!;
+    const channel = this.keys.node(node);
+    let wait = 50;
+    while (queue.length > 0) {
+      const head = queue[0]!;
+      if (this.closing || Date.now() + wait > head.deadline) {
+        queue.shift();
+        head.reject(new Error(`node ${node} cannot be reached`));
+        continue;
+      }
+      if (wait > 0) await sleep(wait);
+      try {
+        if ((await this.link.publish(channel, head.payload)) > 0) {
+          queue.shift();
+          head.resolve();
+          wait = 0;
+          continue;
+        }
+      } catch (e) {
+        queue.shift();
+        head.reject(e);
+        continue;
+      }
+      wait = wait === 0 ? 50 : Math.min(wait * 2, 400);
     }
+    this.unsent.delete(node);
   }
 
   async broadcast(payload: string): Promise<void> {

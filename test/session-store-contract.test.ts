@@ -346,6 +346,23 @@ describe('session store contract', function () {
       expect(gotB.sort()).to.deep.equal(['to b', 'to self']);
     });
 
+    it('a payload sent again after its node resubscribed arrives before one sent later', async function () {
+      const a = track(redisStore('node-a', fast));
+      await a.start();
+      // Nobody listens on node-b's channel yet (a node resubscribing after Redis came back).
+      const first = a.send('node-b', 'first');
+      await sleep(120);
+      const b = track(redisStore('node-b', fast));
+      const got: string[] = [];
+      b.onMessage((p) => got.push(p));
+      await b.start();
+      // Before, the second went out at once while the first waited for its next try.
+      const second = a.send('node-b', 'second');
+      await Promise.all([first, second]);
+      await until(() => got.length === 2);
+      expect(got).to.deep.equal(['first', 'second']);
+    });
+
     it('delivers a broadcast to every node, the sender included', async function () {
       const [a, b] = await pair();
       const got: string[] = [];
@@ -455,6 +472,23 @@ describe('session store contract', function () {
       expect(await b.acquireLease('room', 10_000)).to.equal('node-a');
       expect(await a.renewLease('room', 10_000)).to.equal(true);
       expect(a.holdsLease('room')).to.equal(true);
+    });
+
+    it('a lease Redis lost is not taken by another node before any node noticed Redis came back empty', async function () {
+      // Nobody beats in time: the first to find out is b, asking for the lease.
+      const a = track(redisStore('node-a', { ...fast, heartbeatMs: 60_000, recoveryWindowMs: 800 }));
+      const b = track(redisStore('node-b', { ...fast, heartbeatMs: 60_000, recoveryWindowMs: 800 }));
+      await Promise.all([a.start(), b.start()]);
+      a.onReset(async () => { await a.reclaimLease('room', 10_000); });
+      expect(await a.acquireLease('room', 10_000)).to.equal('node-a');
+      await emptyRedis();
+      const asked = b.acquireLease('room', 10_000);
+      // a still counts on its lease and finds out at its next renewal, as a room owner does each second.
+      await sleep(200);
+      expect(await a.renewLease('room', 10_000)).to.equal(true);
+      expect(await asked).to.equal('node-a');
+      expect(await a.leaseHolder('room')).to.equal('node-a');
+      expect(b.holdsLease('room')).to.equal(false);
     });
 
     it('renewLease on a lease Redis lost (not lapsed) recovers first instead of giving the lease up', async function () {
