@@ -31,6 +31,8 @@ const IQ_TYPES = new Set(['get', 'set', 'result', 'error']);
  * room's node and the sender's one after the other, and a stanza not covered comes back as a resend.
  */
 const MOVE_SETTLE_MS = 5000;
+/** How long an ended session's stanzas still being handled are waited for, at most, by a new session's resend. */
+const ENDED_SETTLE_MS = 5000;
 /** How long it waits for the client to say what it received (its <a/> to our <r/>). */
 const CONFIRM_RECEIVED_MS = 1000;
 
@@ -50,7 +52,7 @@ export interface StreamHost extends Pick<Server, 'config' | 'log' | 'metrics' | 
   /** Pre-authentication IQs (in-band registration). True when handled. */
   preAuthIq(stream: PreAuthStream, el: Element): Promise<boolean>;
   bindSession(session: ClientSession): Promise<void>;
-  unbindSession(session: ClientSession, reason: string, unacked: Unacked[]): Promise<void>;
+  unbindSession(session: ClientSession, reason: string, unacked: Unacked[], handling?: Promise<void> | null): Promise<void>;
   resumeSession(previd: string, username: string, transport: Transport, h: number): ClientSession | null;
   handleClientStanza(session: ClientSession, el: Element): void;
 }
@@ -580,7 +582,10 @@ export class ClientSession implements LocalSession {
     if (this.resumeTimer) clearTimeout(this.resumeTimer);
     if (this.sm.id) this.core.resumable.delete(this.sm.id);
     this.sm.stop();
-    void this.core.unbindSession(this, reason, this.sm.takeUnacked());
+    // What it took and is still handling completes after it ended: a client sending it again from a
+    // new session waits for that before the server looks for it (src/modules/mam.ts).
+    const handling = this.sm.pendingCount > 0 ? this.sm.settled(ENDED_SETTLE_MS) : null;
+    void this.core.unbindSession(this, reason, this.sm.takeUnacked(), handling);
   }
 
   /** Replaced by a newer session on the same full JID. */

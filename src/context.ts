@@ -234,6 +234,11 @@ export interface Server {
   readonly local: Map<string, LocalSession>;
   /** Local sessions of one account. */
   localOf(bare: string): LocalSession[];
+  /**
+   * Settles once what the account's sessions that ended on this node were still handling when they
+   * ended is complete (a message waiting for its commit or its route), or after a few seconds.
+   */
+  endedSessionsSettled(bare: string): Promise<void>;
   iq(scope: IqScope, ns: string, types: 'get' | 'set' | 'both', handler: IqHandler): void;
   /** Sends an IQ get/set from the server and resolves with the reply (result or error), or null on timeout. */
   request(iq: Element, timeoutMs?: number): Promise<Element | null>;

@@ -103,6 +103,8 @@ export class ServerCore implements Server, StreamHost {
   private readonly pendingIq = new Map<string, { resolve: (el: Element | null) => void; timer: NodeJS.Timeout }>();
   /** Sessions of this node being ended, by full JID: done once their departures are routed. */
   private readonly ending = new Map<string, Promise<void>>();
+  /** Per account, what its ended sessions were still handling (see endedSessionsSettled). */
+  private readonly endedHandling = new Map<string, Promise<void>>();
   /** Binds waiting for another node to end the session they replace, by request id. */
   private readonly replacing = new Map<string, () => void>();
   private readonly byAccount = new Map<string, Set<LocalSession>>();
@@ -344,6 +346,10 @@ export class ServerCore implements Server, StreamHost {
     return bare !== undefined && this.config.admins.includes(bare);
   }
 
+  endedSessionsSettled(bare: string): Promise<void> {
+    return this.endedHandling.get(bare) ?? Promise.resolve();
+  }
+
   async userExists(username: string): Promise<boolean> {
     if (this.sessions.resources(`${username}@${this.domain}`).length) return true;
     return (await this.stores.users.get(username)) !== null;
@@ -390,7 +396,13 @@ export class ServerCore implements Server, StreamHost {
     }
   }
 
-  unbindSession(session: ClientSession, reason: string, unacked: { xml: string; name: string }[]): Promise<void> {
+  unbindSession(session: ClientSession, reason: string, unacked: { xml: string; name: string }[], handling: Promise<void> | null = null): Promise<void> {
+    if (handling) {
+      const before = this.endedHandling.get(session.bare);
+      const all = before ? Promise.all([before, handling]).then(() => {}) : handling;
+      this.endedHandling.set(session.bare, all);
+      void all.then(() => { if (this.endedHandling.get(session.bare) === all) this.endedHandling.delete(session.bare); });
+    }
     const done = this.unbind(session, reason, unacked);
     this.ending.set(session.full, done);
     void done.finally(() => { if (this.ending.get(session.full) === done) this.ending.delete(session.full); });

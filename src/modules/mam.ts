@@ -427,6 +427,9 @@ export const mamModule: Module = {
      * origin-id (XEP-0359): the message is archived on both sides and was delivered or stored.
      */
     const alreadySent = async (bare: string, to: string, originId: string): Promise<boolean> => {
+      // The first copy may still be on its way into the archive, held by the session that ended
+      // (its recipient's preferences being read, its route waiting for Redis).
+      await server.endedSessionsSettled(bare);
       await caughtUp(bare);
       const recent = await server.stores.archive.lastN(bare, RESENT_LOOKBACK, { since: new Date(Date.now() - RESENT_SINCE_MS) });
       return recent.some((m) => m.realJid === to && storedOriginId(m.stanza) === originId);
