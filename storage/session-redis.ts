@@ -115,8 +115,9 @@ export class RedisSessionStore extends RedisLeases implements SessionStore {
     // Known down for a while (not just restarting): refuse at once rather than queue.
     if (this.downSince !== null && Date.now() - this.downSince > 1000) throw new Error(`node ${node} cannot be reached: Redis is unreachable`);
     const seq = ++this.sendSeq;
-    // Earlier payloads for the node wait to be sent again: this one goes after them, never ahead.
-    if (!this.unsent.has(node)) {
+    // Earlier payloads for the node wait to be sent again: this one goes after them, never ahead. One
+    // try (retry: false) is made at once whatever waits: its caller goes on without it when it fails.
+    if (!this.unsent.has(node) || opts.retry === false) {
       if ((await this.link.publish(this.keys.node(node), payload)) > 0) return;
     }
     if (opts.retry === false) throw new Error(`node ${node} cannot be reached`);

@@ -353,10 +353,18 @@ export class FaultClient {
   async join(room: string, timeoutMs = 10_000): Promise<void> {
     this.rooms.add(room);
     if (this.joined.has(room)) return;
-    const got = this.next((el) => el.name === 'presence' && el.attrs.from === `${room}/${this.opts.nick}`, timeoutMs);
-    this.sendJoin(room);
-    const p = await got;
-    if (p.attrs.type === 'error') throw new Error(`join ${room} refused: ${p.toString()}`);
+    const until = Date.now() + timeoutMs;
+    for (;;) {
+      const got = this.next((el) => el.name === 'presence' && el.attrs.from === `${room}/${this.opts.nick}`, Math.max(1, until - Date.now()));
+      this.sendJoin(room);
+      const p = await got;
+      if (p.attrs.type !== 'error') return;
+      // A refusal of type wait (the node fenced off while its Redis renewals lag) says to try again
+      // later, and a client does: only another refusal, or one that outlasts the timeout, fails the join.
+      const wait = p.getChild('error')?.attrs.type === 'wait';
+      if (!wait || Date.now() + 250 > until) throw new Error(`join ${room} refused: ${p.toString()}`);
+      await new Promise((r) => setTimeout(r, 250));
+    }
   }
 
   async iq(type: 'get' | 'set', to: string | undefined, payload: string, timeoutMs = 15_000): Promise<Element> {
