@@ -74,7 +74,10 @@ describe('conformance: Redis Sentinel (failovers while clients chat)', function 
     it(`${fault.name}: every acknowledged message archived and delivered exactly once`, async function () {
       if (fault === manualFailover) await sentinel!.addReplica();
       await sentinel!.replicaReady();
-      const r = await cluster!.round(fault, results.length + 1);
+      // A round that cannot even start (its rooms refused) says what the nodes logged meanwhile.
+      const r = await cluster!.round(fault, results.length + 1).catch((e: unknown) => {
+        throw new Error(`${e instanceof Error ? e.message : String(e)}\nthe nodes' last warnings:\n${cluster!.warnings().slice(-20).join('\n')}`);
+      });
       results.push(r);
       const why = `${formatTable([r])}\nlost: ${r.detail.lostExamples.join('; ')}\nduplicated: ${r.detail.duplicateExamples.join('; ')}\n${r.detail.notes.join('\n')}\n${cluster!.warnings().slice(-20).join('\n')}`;
       expectGuaranteeHeld(r, why);

@@ -10,6 +10,13 @@ import { DOMAIN, MUC_DOMAIN, NODES, type FaultCluster } from './cluster.js';
 import type { Fault, FaultContext } from './faults.js';
 import { sleep } from './services.js';
 
+/**
+ * How long a round's first joins may be refused with type wait before the round fails: the cluster may
+ * still be without Redis from the previous round's fault (a Sentinel set adding a replica has been seen
+ * to leave a node fenced for over 10 s under a full CI run).
+ */
+const SETUP_JOIN_MS = 30_000;
+
 export interface RoundOptions {
   /** Messages per second from each sending client (rooms and one-to-one in turn). */
   rate: number;
@@ -128,10 +135,10 @@ export async function runRound(cluster: FaultCluster, fault: Fault, round: numbe
     await Promise.all(clients.map((c) => c.start()));
     // The first client (node 0) creates both rooms, so node 0 holds them; then everyone joins.
     for (const room of roomJids) {
-      await clients[0]!.join(room);
+      await clients[0]!.join(room, SETUP_JOIN_MS);
       await clients[0]!.configurePersistent(room);
     }
-    await Promise.all(clients.slice(1).map(async (c) => { for (const room of roomJids) await c.join(room); }));
+    await Promise.all(clients.slice(1).map(async (c) => { for (const room of roomJids) await c.join(room, SETUP_JOIN_MS); }));
     const owner = (await cluster.roomHolder(roomLocals[0]!)) ?? 0;
     const holders = new Set([owner, (await cluster.roomHolder(roomLocals[1]!)) ?? owner]);
     const free = [...Array(NODES).keys()].filter((n) => !holders.has(n));
