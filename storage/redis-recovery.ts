@@ -10,6 +10,9 @@ import { RedisSessionTable } from './redis-sessions.js';
 import { BEAT } from './redis-scripts.js';
 import type { SessionRecord } from './types.js';
 
+/** A resync that failed with both connections up is tried again after this long. */
+const RESYNC_RETRY_MS = 500;
+
 export abstract class RedisRecovery extends RedisSessionTable {
   private beating = false;
   /** The epoch this node last saw; another one means Redis lost everything meanwhile. */
@@ -60,19 +63,52 @@ export abstract class RedisRecovery extends RedisSessionTable {
     }
   }
 
-  /** After the subscriber reconnected (messages published meanwhile are lost): resubscribe and reload. */
-  protected async resync(): Promise<void> {
-    if (this.closing || !this.started) return;
-    try {
-      await this.link.subscribe(this.channels());
-      // Finds out first whether Redis came back empty (the write-back then keeps the mirror).
-      await this.beat();
-      await this.recovery;
-      const dropped = await this.load(Date.now() < this.recoveringUntil);
-      if (dropped.length > 0) await this.emitReset({ kind: 'dropped', records: dropped });
-    } catch {
-      // The next reconnect tries again.
+  private resyncing: Promise<void> | null = null;
+  private resyncAgain = false;
+  private resubscribe = false;
+
+  /**
+   * After a connection came back (messages published meanwhile are lost): resubscribes if the subscriber
+   * reconnected, finds out whether Redis came back empty, reloads the table and reports the sessions
+   * other nodes removed meanwhile; only then is Redis reported up. Reported up before that, the node
+   * would take stanzas from sessions the cluster has already ended: a room's owner elsewhere answers
+   * them as from a non-occupant, to a session it cannot reach, and the sender's count says handled.
+   */
+  protected resync(resubscribe = false): Promise<void> {
+    if (resubscribe) this.resubscribe = true;
+    if (this.resyncing) {
+      this.resyncAgain = true;
+      return this.resyncing;
     }
+    this.resyncing = this.resyncUntilDone().finally(() => { this.resyncing = null; });
+    return this.resyncing;
+  }
+
+  private async resyncUntilDone(): Promise<void> {
+    do {
+      this.resyncAgain = false;
+      if (this.closing || !this.started) return;
+      // Both connections are needed; the other one's 'ready' runs this again.
+      if (this.link.cmd.status !== 'ready' || this.link.sub.status !== 'ready') return;
+      const resubscribing = this.resubscribe;
+      this.resubscribe = false;
+      try {
+        if (resubscribing) await this.link.subscribe(this.channels());
+        // Finds out first whether Redis came back empty (the write-back then keeps the mirror).
+        await this.beat();
+        await this.recovery;
+        const dropped = await this.load(Date.now() < this.recoveringUntil);
+        if (dropped.length > 0) await this.emitReset({ kind: 'dropped', records: dropped });
+        this.markUp();
+      } catch {
+        this.resubscribe ||= resubscribing;
+        // A reconnect runs this again; with both connections still up, nothing would: try again soon.
+        const t = setTimeout(() => { this.timers = this.timers.filter((x) => x !== t); void this.resync(); }, RESYNC_RETRY_MS);
+        t.unref();
+        this.timers.push(t);
+        return;
+      }
+    } while (this.resyncAgain);
   }
 
   protected channels(): string[] {

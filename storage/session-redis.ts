@@ -41,7 +41,8 @@
  *   counts on that Redis lost that way is taken again on its next renewal.
  * - send() checks that someone listens on the node's channel (PUBLISH counts receivers), retries
  *   briefly, then rejects, so a payload for a node that cannot be reached is never dropped in silence.
- * - Every connection has an error handler; reachability is reported once per change (onHealth).
+ * - Every connection has an error handler; reachability is reported once per change (onHealth), and up
+ *   only after the resync above: what the node missed is reported before it counts itself back.
  */
 import { randomUUID } from 'node:crypto';
 import { callAll } from './session-memory.js';
@@ -72,8 +73,7 @@ export class RedisSessionStore extends RedisLeases implements SessionStore {
     super(opts);
     this.link.cmd.on('ready', () => {
       if (!this.started || this.closing) return;
-      this.markUp();
-      void this.beat().catch(() => {});
+      void this.resync(false);
     });
   }
 
@@ -99,7 +99,7 @@ export class RedisSessionStore extends RedisLeases implements SessionStore {
     const stale = this.list().filter((r) => r.node === this.nodeId);
     if (stale.length > 0) await this.drop(this.nodeId, stale.map((r) => r.jid));
     // Messages published while the subscription was down are lost: reload after a reconnect.
-    this.link.sub.on('ready', () => void this.resync());
+    this.link.sub.on('ready', () => void this.resync(true));
     this.started = true;
     this.every(this.heartbeatMs, () => this.watchedBeat());
     this.every(this.checkMs, () => this.checkNodes());

@@ -90,7 +90,11 @@ export interface SessionStore {
    * Synchronous and local, so it stays true or false while the store is unreachable.
    */
   holdsLease(key: string): boolean;
-  /** Reachability of the backend: called once per change (down with the first error, up when it answers again). */
+  /**
+   * Reachability of the backend: called once per change (down with the first error; up once it answers
+   * again and this node has caught up: resubscribed, and what the store lost or the other nodes removed
+   * meanwhile reported through onReset first).
+   */
   onHealth(handler: (health: StoreHealth) => void): void;
   /** The backend lost what this node had written (see StoreReset); handlers run in turn and are awaited. */
   onReset(handler: (reset: StoreReset) => void | Promise<void>): void;

@@ -516,6 +516,31 @@ describe('session store contract', function () {
       expect(a.get('u@example.com/a')).to.equal(undefined);
     });
 
+    it('after a cut, reports the sessions other nodes removed before it reports Redis up again', async function () {
+      // Up first, a node takes stanzas from sessions the cluster has ended (a room's owner elsewhere
+      // refuses them to a session it cannot reach, and the sender's count says handled).
+      const proxy = new FaultProxy(0, Number(new URL(REDIS_URL).port || 6379));
+      await proxy.listen();
+      try {
+        const a = track(redisStore('node-a', { url: `redis://127.0.0.1:${proxy.port}`, heartbeatMs: 100, aliveTtlMs: 500, checkMs: 60_000 }));
+        const b = track(redisStore('node-b', fast));
+        await Promise.all([a.start(), b.start()]);
+        const events: string[] = [];
+        a.onHealth((h) => { events.push(h.up ? 'up' : 'down'); });
+        a.onReset((r) => { events.push(...r.records.map((x) => `${r.kind} ${x.jid}`)); });
+        await a.put(rec('u@example.com/a', 'node-a'));
+        await until(() => b.count() === 1);
+        await proxy.cut('refuse');
+        // b takes a for lost once a's alive key runs out.
+        await until(() => b.count() === 0, 5000);
+        await proxy.heal();
+        await until(() => events.includes('up'), 10_000);
+        expect(events).to.deep.equal(['down', 'dropped u@example.com/a', 'up']);
+      } finally {
+        await proxy.close();
+      }
+    });
+
     it('a silent connection fails what waits on it when the watchdog notices, what was queued behind it too', async function () {
       const proxy = new FaultProxy(0, Number(new URL(REDIS_URL).port || 6379));
       await proxy.listen();
