@@ -74,6 +74,7 @@ if (json) {
   console.log(formatTable(results));
   for (const r of results) {
     if (r.lost || r.duplicated) console.log(`${r.fault} #${r.round}: lost ${r.lost} (room ${r.detail.lostRoom}, one-to-one ${r.detail.lostChat}), duplicated ${r.duplicated}; e.g. ${[...r.detail.lostExamples, ...r.detail.duplicateExamples].join('; ')}`);
+    if (r.reordered) console.log(`${r.fault} #${r.round}: reordered ${r.reordered}; e.g. ${r.detail.reorderedExamples.join('; ')}\n${r.detail.notes.join('\n')}`);
   }
 }
-process.exit(results.some((r) => r.lost || r.duplicated) ? 1 : 0);
+process.exit(results.some((r) => r.lost || r.duplicated || r.reordered) ? 1 : 0);

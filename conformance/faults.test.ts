@@ -37,7 +37,7 @@ describe('conformance: faults (three nodes, private PostgreSQL and Redis)', func
     it(`${fault}: every acknowledged message archived and delivered exactly once`, async function () {
       const r = await run!.round(fault, 1);
       results.push(r);
-      const why = `${formatTable([r])}\nlost: ${r.detail.lostExamples.join('; ')}\nlost by second after the fault: ${JSON.stringify(r.detail.lostBySecond)}\nduplicated: ${r.detail.duplicateExamples.join('; ')}\nrefused but kept: ${r.detail.keptExamples.join('; ')}\n${r.detail.notes.join('\n')}\nclients that lost their connection:\n${r.detail.clientEvents.join('\n')}`;
+      const why = `${formatTable([r])}\nlost: ${r.detail.lostExamples.join('; ')}\nlost by second after the fault: ${JSON.stringify(r.detail.lostBySecond)}\nduplicated: ${r.detail.duplicateExamples.join('; ')}\nrefused but kept: ${r.detail.keptExamples.join('; ')}\nreordered: ${r.detail.reorderedExamples.join('; ')}\n${r.detail.notes.join('\n')}\nclients that lost their connection:\n${r.detail.clientEvents.join('\n')}`;
       expectGuaranteeHeld(r, why);
     });
   }

@@ -79,7 +79,7 @@ describe('conformance: Redis Sentinel (failovers while clients chat)', function 
         throw new Error(`${e instanceof Error ? e.message : String(e)}\nthe nodes' last warnings:\n${cluster!.warnings().slice(-20).join('\n')}`);
       });
       results.push(r);
-      const why = `${formatTable([r])}\nlost: ${r.detail.lostExamples.join('; ')}\nduplicated: ${r.detail.duplicateExamples.join('; ')}\n${r.detail.notes.join('\n')}\n${cluster!.warnings().slice(-20).join('\n')}`;
+      const why = `${formatTable([r])}\nlost: ${r.detail.lostExamples.join('; ')}\nduplicated: ${r.detail.duplicateExamples.join('; ')}\nreordered: ${r.detail.reorderedExamples.join('; ')}\n${r.detail.notes.join('\n')}\n${cluster!.warnings().slice(-20).join('\n')}`;
       expectGuaranteeHeld(r, why);
     });
   }

@@ -76,7 +76,7 @@ export interface RoundResult {
   detail: {
     lostRoom: number; lostChat: number; lostArchiveOnly: number;
     unackedArchived: number; drops: number; resumes: number; freshLogins: number;
-    lostExamples: string[]; duplicateExamples: string[]; keptExamples: string[]; notes: string[];
+    lostExamples: string[]; duplicateExamples: string[]; keptExamples: string[]; reorderedExamples: string[]; notes: string[];
     /** Lost messages by the second (from the fault) they were sent in. */
     lostBySecond: Record<string, number>;
     /** What the clients that lost their connection did (reconnections, resumptions, refusals). */
@@ -348,15 +348,26 @@ async function check(cluster: FaultCluster, faultName: string, round: number, ru
   }
   // One order per room: each client's live sequence against the archive's.
   let reordered = 0;
+  const reorderedExamples: string[] = [];
+  const at = (ms: number) => new Date(ms).toISOString().slice(11, 23);
   for (const room of roomJids) {
-    const pos = new Map((inArchive.get(room) ?? []).map((t, i) => [t, i] as const));
-    for (const c of clients) {
+    const archived = inArchive.get(room) ?? [];
+    const pos = new Map(archived.map((t, i) => [t, i] as const));
+    for (const [ci, c] of clients.entries()) {
       let last = -1;
+      let lastAt = 0;
       for (const r of c.roomLog.get(room) ?? []) {
         const p = pos.get(r.token);
         if (p === undefined) continue;
-        if (p < last) reordered++;
-        else last = p;
+        if (p < last) {
+          reordered++;
+          if (reorderedExamples.length < 5) {
+            reorderedExamples.push(`c${ci} on node ${c.node} got ${r.token} (archive #${p}) at ${at(r.at)}, after ${archived[last]} (#${last}) at ${at(lastAt)}`);
+          }
+        } else {
+          last = p;
+          lastAt = r.at;
+        }
       }
     }
   }
@@ -369,7 +380,7 @@ async function check(cluster: FaultCluster, faultName: string, round: number, ru
       drops: clients.reduce((s, c) => s + c.drops, 0),
       resumes: clients.reduce((s, c) => s + c.resumes, 0),
       freshLogins: clients.reduce((s, c) => s + c.freshLogins, 0),
-      lostExamples, duplicateExamples, keptExamples, notes, lostBySecond,
+      lostExamples, duplicateExamples, keptExamples, reorderedExamples, notes, lostBySecond,
       clientEvents: clients.flatMap((c, i) => (c.drops ? c.events.slice(0, 12).map((e) => `c${i} ${new Date(e.at).toISOString().slice(11, 23)} ${e.what}`) : [])),
     },
   };
