@@ -142,17 +142,19 @@ export class RedisSessionStore extends RedisLeases implements SessionStore {
    * Sends a node's waiting payloads again, oldest first, each until it reaches the node or its time
    * is up: a payload that fails once and reaches the node on a retry never arrives after one sent
    * later (a room's messages fanned out while the node resubscribed would otherwise come out of order).
+   * When the head gives up, those behind it give up with it, in order: sent on their own, they could
+   * reach the node ahead of it while its caller holds it to send again (cluster-held.ts).
    */
   private async sendAgain(node: string): Promise<void> {
     const queue = this.unsent.get(node)!;
     const channel = this.keys.node(node);
     let wait = 50;
+    let failure: unknown = null;
     while (queue.length > 0) {
       const head = queue[0]!;
       if (this.closing || Date.now() + wait > head.deadline) {
-        queue.shift();
-        head.reject(new Error(`node ${node} cannot be reached`));
-        continue;
+        failure = new Error(`node ${node} cannot be reached`);
+        break;
       }
       if (wait > 0) await sleep(wait);
       try {
@@ -163,13 +165,13 @@ export class RedisSessionStore extends RedisLeases implements SessionStore {
           continue;
         }
       } catch (e) {
-        queue.shift();
-        head.reject(e);
-        continue;
+        failure = e;
+        break;
       }
       wait = wait === 0 ? 50 : Math.min(wait * 2, 400);
     }
     this.unsent.delete(node);
+    for (const entry of queue.splice(0)) entry.reject(failure);
   }
 
   async broadcast(payload: string): Promise<void> {

@@ -363,6 +363,26 @@ describe('session store contract', function () {
       expect(got).to.deep.equal(['first', 'second']);
     });
 
+    it('a payload that gives up on its node takes the ones queued behind it along, so none overtakes it', async function () {
+      const a = track(redisStore('node-a', { ...fast, sendRetryMs: 300 }));
+      await a.start();
+      // Nobody listens on node-b's channel: the first gives up at 300 ms, the second waits behind it.
+      const outcome = (p: Promise<void>) => p.then(() => 'sent', () => 'failed');
+      const first = outcome(a.send('node-b', 'first'));
+      await sleep(150);
+      const second = outcome(a.send('node-b', 'second'));
+      expect(await first).to.equal('failed');
+      // node-b listens again before the second's own deadline. Had it been sent now, it would arrive
+      // ahead of the first, which its sender holds to send again later.
+      const b = track(redisStore('node-b', fast));
+      const got: string[] = [];
+      b.onMessage((p) => got.push(p));
+      await b.start();
+      expect(await second).to.equal('failed');
+      await sleep(100);
+      expect(got).to.deep.equal([]);
+    });
+
     it('delivers a broadcast to every node, the sender included', async function () {
       const [a, b] = await pair();
       const got: string[] = [];
