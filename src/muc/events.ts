@@ -15,7 +15,7 @@ import type { Jid } from '../../protocol/jid.js';
 import { StanzaError } from '../../protocol/errors.js';
 import type { DataForm, FormField } from '../../protocol/forms.js';
 import type { Affiliation, Role, JoinRequest, HistoryRequest } from '../../protocol/muc.js';
-import type { RoomRecord, ArchiveEntry, ComplianceEvent } from '../../storage/types.js';
+import type { RoomRecord, ArchiveEntry, ArchivedMessage, ComplianceEvent } from '../../storage/types.js';
 import type { Server } from '../context.js';
 import type { Logger } from '../log.js';
 import type { ArchiveWriter } from '../archive-writer.js';
@@ -219,7 +219,7 @@ export class RoomHooks {
   private readonly iqs = new Map<string, IqHandle>();
   private readonly declared: RoomOption[] = [];
   private readonly byField = new Map<string, RoomOption>();
-  private readonly preparers: ((room: Room) => Promise<void>)[] = [];
+  private readonly preparers: { fn: (room: Room, newest: readonly ArchivedMessage[]) => Promise<void> | void; newest: number }[] = [];
   private readonly admitters: Admit[] = [];
   private readonly prefetchers: ((stanza: Element, from: Jid) => void)[] = [];
   private static readonly none: Entry[] = [];
@@ -270,13 +270,25 @@ export class RoomHooks {
   /**
    * Async work done at the room's door, once, when the service loads a stored room and before the
    * room handles any stanza (e.g. filling the history cache). Events themselves stay synchronous.
+   * newest: how many of the archive's newest messages fn wants (oldest first); the service reads
+   * them once for every feature, with the room's record, not once per feature after it.
    */
-  prepare(fn: (room: Room) => Promise<void>): void {
-    this.preparers.push(fn);
+  prepare(fn: (room: Room, newest: readonly ArchivedMessage[]) => Promise<void> | void, opts: { newest?: number } = {}): void {
+    this.preparers.push({ fn, newest: opts.newest ?? 0 });
   }
 
-  async prepared(room: Room): Promise<void> {
-    for (const fn of this.preparers) await fn(room);
+  /** The most newest archived messages any preparer wants. */
+  newestWanted(): number {
+    let n = 0;
+    for (const p of this.preparers) n = Math.max(n, p.newest);
+    return n;
+  }
+
+  /** newest: the archive's newest messages, oldest first, at least newestWanted() of them when there are. */
+  async prepared(room: Room, newest: readonly ArchivedMessage[]): Promise<void> {
+    for (const { fn, newest: n } of this.preparers) {
+      await fn(room, n === 0 ? [] : n >= newest.length ? newest : newest.slice(newest.length - n));
+    }
   }
 
   /**

@@ -446,15 +446,19 @@ export class MucService implements RoomHost, FeatureContext {
         : await this.server.sessions.acquireLease(this.leaseKey(name), LEASE_MS);
       if (holder === this.server.sessions.nodeId) {
         this.leaseSentAt.set(name, asked);
-        const [record, occupants] = await Promise.all([
+        // The archive's newest messages are read once, beside the record, for the room and every
+        // feature that wants them (a room that turns out not to exist finds none).
+        const wanted = Math.max(RECENT_ON_LOAD, this.hooks.newestWanted());
+        const [record, occupants, newest] = await Promise.all([
           this.server.stores.rooms.get(this.domain, name),
           this.server.sessions.stateGetAll(this.leaseKey(name)),
+          this.server.stores.archive.lastN(`${name}@${this.domain}`, wanted),
         ]);
         room = new Room(this, name, record);
         if (record) {
           // What the room committed lately, under any owner: a message sent again is recognised.
-          room.recent.load(await this.server.stores.archive.lastN(room.jid, RECENT_ON_LOAD));
-          await this.hooks.prepared(room);
+          room.recent.load(newest.length > RECENT_ON_LOAD ? newest.slice(newest.length - RECENT_ON_LOAD) : newest);
+          await this.hooks.prepared(room, newest);
           // Another node held the room before (and died, or let it go with people inside).
           if (Object.keys(occupants).length > 0) room.restoreOccupants(occupants);
         } else room.isNew = true;

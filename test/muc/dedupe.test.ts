@@ -104,6 +104,42 @@ describe('room: messages sent again (dedupe)', () => {
       expect(confirmations, 'each sending confirmed').to.have.length(2);
     });
 
+    it('a room loaded anew reads its archive once, for its resend check, its join history and its retraction authors alike', async () => {
+      const owner = await kit.client('dd-owner4@localhost');
+      await createRoom(owner, 'dd4', { 'muc#roomconfig_persistentroom': '1' });
+      owner.send(groupchat('dd4', 'first', 'origin-4a'));
+      owner.send(groupchat('dd4', 'second', 'origin-4b'));
+      const second = await owner.next((el) => el.getChildText('body') === 'second');
+      await kit.service.writer.flushed();
+      // The room goes (its node let it go), with its owner still inside; the next stanza loads it.
+      kit.service.forget([...kit.service.loadedRooms()].find((r) => r.name === 'dd4')!);
+      const archive = kit.server.stores.archive;
+      const lastN = archive.lastN.bind(archive);
+      const reads: string[] = [];
+      archive.lastN = (jid, n, opts) => { reads.push(jid); return lastN(jid, n, opts); };
+      try {
+        const joiner = await kit.client('dd-joiner4@localhost');
+        await joiner.join('dd4', 'joiner');
+        const history = await joiner.next((el) => el.getChildText('body') === 'second' && el.getChild('delay', 'urn:xmpp:delay') !== undefined);
+        expect(history.getChild('stanza-id', SID)?.attrs.id).to.equal(second.getChild('stanza-id', SID)?.attrs.id);
+        owner.clear();
+        // Sent again: recognised by what the load read.
+        owner.send(groupchat('dd4', 'second', 'origin-4b'));
+        const again = await owner.next((el) => el.getChildText('body') === 'second');
+        expect(again.getChild('stanza-id', SID)?.attrs.id).to.equal(second.getChild('stanza-id', SID)?.attrs.id);
+        // Someone else's retraction of it is refused: its author came from the same read.
+        const retraction = new Element('message', { to: `dd4@${SERVICE}`, type: 'groupchat' });
+        retraction.c('retract', { xmlns: 'urn:xmpp:message-retract:1', id: second.getChild('stanza-id', SID)!.attrs.id! });
+        joiner.send(retraction);
+        const refused = await joiner.next((el) => el.attrs.type === 'error');
+        expect(refused.getChild('error')?.getChild('forbidden', 'urn:ietf:params:xml:ns:xmpp-stanzas')).to.not.equal(undefined);
+        expect(reads, 'archive reads while the room loaded').to.deep.equal([`dd4@${SERVICE}`]);
+      } finally {
+        archive.lastN = lastN;
+      }
+      expect((await archived('dd4')).map((m) => m.body)).to.deep.equal(['first', 'second']);
+    });
+
     it('what the archive holds is recognised by a room loaded anew (the next owner after a crash)', async () => {
       const owner = await kit.client('dd-owner3@localhost');
       await createRoom(owner, 'dd3', { 'muc#roomconfig_persistentroom': '1' });

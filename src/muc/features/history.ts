@@ -4,7 +4,7 @@
 import { withDelay } from '../../../protocol/delay.js';
 import { escapeAttr } from '../../../protocol/xml.js';
 import type { HistoryRequest } from '../../../protocol/muc.js';
-import type { ComplianceEvent } from '../../../storage/types.js';
+import type { ArchivedMessage, ComplianceEvent } from '../../../storage/types.js';
 import { badValue } from '../option.js';
 import type { RoomFeature } from '../events.js';
 import type { Room } from '../room.js';
@@ -63,15 +63,14 @@ export const history: RoomFeature = {
         c.historyLength = n;
       },
     });
-    const read = async (room: Room): Promise<Entry[]> => {
-      const entries = await ctx.server.stores.archive.lastN(room.jid, MAX_HISTORY);
-      // Subject changes (archived without a body) are not join history; other messages without a body
-      // (reactions, retractions: see interactions.ts) are, as they were when committed.
-      return entries.filter((e) => !e.retracted && (e.body !== null || !e.stanza.includes('<subject'))).map((e) => ({ xml: e.stanza, stamp: e.stamp }));
-    };
-    hooks.prepare(async (room) => {
-      caches.set(room, await read(room));
-    });
+    // Subject changes (archived without a body) are not join history; other messages without a body
+    // (reactions, retractions: see interactions.ts) are, as they were when committed.
+    const historyOf = (entries: readonly ArchivedMessage[]): Entry[] =>
+      entries.filter((e) => !e.retracted && (e.body !== null || !e.stanza.includes('<subject'))).map((e) => ({ xml: e.stanza, stamp: e.stamp }));
+    const read = async (room: Room): Promise<Entry[]> => historyOf(await ctx.server.stores.archive.lastN(room.jid, MAX_HISTORY));
+    hooks.prepare((room, newest) => {
+      caches.set(room, historyOf(newest));
+    }, { newest: MAX_HISTORY });
     // Read again in the room's order: messages committed meanwhile wait behind the slot, so none is lost or doubled.
     hooks.on('archive/rewritten', ({ room }) => {
       const slot = room.slot();

@@ -93,12 +93,12 @@ export const interactions: RoomFeature = {
     hooks.option(bool('allowRetractions', FIELD_RETRACTIONS, 'Allow occupants to retract their messages (XEP-0424)', 19, true));
 
     // The authors of the newest archived messages, so checks hold across a restart.
-    hooks.prepare(async (room) => {
+    hooks.prepare((room, newest) => {
       const r = recentOf(room);
-      for (const e of await archive().lastN(room.jid, KNOWN)) {
+      for (const e of newest) {
         if (!e.retracted && e.realJid !== null) r.add({ stanzaId: e.stanzaId, bare: e.realJid, clientId: clientIdOf(e.stanza) });
       }
-    });
+    }, { newest: KNOWN });
 
     // A retraction of an older message: its author is read from the archive before the room sees it.
     hooks.admit(({ room, stanza }) => {
