@@ -44,9 +44,9 @@ export interface ArchiveWriterObserver {
  * one, so a busy server makes one INSERT per batch and lane rather than one per message.
  *
  * An archive with an unsettled entry is pinned to that entry's lane, so an archive's entries commit
- * in order and two lanes never write the same archive at once (the archive_count trigger locks a row
- * per archive: lanes add no lock waits). An archive with nothing unsettled goes to the least busy
- * lane. An item naming archives pinned to two lanes (a one-to-one message whose two copies commit in
+ * in order and two lanes never write the same archive at once (its ids then follow the order its
+ * entries were accepted in, which MAM paging relies on). An archive with nothing unsettled goes to the
+ * least busy lane. An item naming archives pinned to two lanes (a one-to-one message whose two copies commit in
  * one statement) joins the first one's lane and waits there for the other lane's earlier entries of
  * its archives to settle: the waits point only to earlier items, so they always end. Promises
  * settle in each archive's order.
