@@ -22,7 +22,7 @@ export interface SessionStoreWatch extends ClusterRecoveryMetrics {
 export function watchSessionStore(server: Server): SessionStoreWatch {
   const registers = [server.metrics.registry];
   const metrics: ClusterRecoveryMetrics = {
-    up: new client.Gauge({ name: 'perch_redis_up', help: 'The session store (Redis) answers this node (1) or not (0)', registers }),
+    up: new client.Gauge({ name: 'perch_redis_up', help: 'The session store (Redis) answers this node, which has caught up after any outage (1), or not (0)', registers }),
     resets: new client.Counter({
       name: 'perch_store_resets_total', labelNames: ['kind'], registers,
       help: 'Session store faults this node recovered from: empty (Redis came back without data), dropped (other nodes had removed sessions of this one)',
