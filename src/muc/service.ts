@@ -457,7 +457,7 @@ export class MucService implements RoomHost, FeatureContext {
         room = new Room(this, name, record);
         if (record) {
           // What the room committed lately, under any owner: a message sent again is recognised.
-          room.recent.load(newest.length > RECENT_ON_LOAD ? newest.slice(newest.length - RECENT_ON_LOAD) : newest);
+          room.recent.load(newest.slice(-RECENT_ON_LOAD));
           await this.hooks.prepared(room, newest);
           // Another node held the room before (and died, or let it go with people inside).
           if (Object.keys(occupants).length > 0) room.restoreOccupants(occupants);
