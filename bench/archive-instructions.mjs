@@ -44,10 +44,10 @@ try {
     await db.query('SELECT archive_count_fold()');
     await db.query('VACUUM ANALYZE');
     log(`${b.name}: ${b.db} migrated, ${(PREFILL * MESSAGES).toLocaleString('en-US')} messages written in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
-    await db.close?.();
     // The measured statements, as this build's store makes them.
     b.script = path.join(cluster.work, `${b.name}.sql`);
-    fs.writeFileSync(b.script, preparedScript(await captureAppends(createArchiveStore, PREFILL, STATEMENTS, MESSAGES)));
+    fs.writeFileSync(b.script, preparedScript(await captureAppends(createArchiveStore, PREFILL, STATEMENTS, MESSAGES, db)));
+    await db.close?.();
   }
   const msgs = STATEMENTS * MESSAGES;
   await cluster.measure(builds, msgs, log);

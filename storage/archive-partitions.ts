@@ -2,6 +2,7 @@
 // conversion from the single table (in place for small archives, in batches for large ones),
 // partitions created ahead of time, and retention that drops whole partitions a cut-off covers.
 import type { Db, DbTx } from './types.js';
+import { akeyFilledByTrigger, archiveKeys, KEY_MODE_TTL_MS, readKeyMode } from './archive-keys.js';
 
 type Q = Pick<DbTx, 'query'>;
 
@@ -115,21 +116,23 @@ export async function cheaperArchiveRows(tx: Q): Promise<void> {
 }
 
 /**
- * Creates the partitioned archive table under `name` with its indexes (each made on every partition)
- * and the default partition. What each index serves (docs/scaling.md has the measurements):
- *  - (archive, id): last page, paging by id, and a room's clear;
- *  - (archive, stamp): a start/end window (without it, a scan of the archive's rows of each quarter the
+ * Creates the partitioned archive table under `name` and its default partition; keyed, with the akey
+ * column and its trigger (storage/archive-keys.ts). Its indexes (createIndexes, each made on every
+ * partition) lead with the archive: its key (akey) once keyed, its JID before. What each serves
+ * (docs/scaling.md has the measurements):
+ *  - (akey, id): last page, paging by id, and a room's clear;
+ *  - (akey, stamp): a start/end window (without it, a scan of the archive's rows of each quarter the
  *    window touches: a day of a million-message room took 4.5 times as long);
- *  - (archive, stanza_id, stamp) unique: RSM and after-id cursors, get, retract, rewrite, import skips
+ *  - (akey, stanza_id, stamp) unique: RSM and after-id cursors, get, retract, rewrite, import skips
  *    (a unique index must hold the partition column: stanza ids are unique per archive and stamp);
- *  - (archive, from_jid, id), (archive, real_jid, id): `with` and the authors filter, newest first
+ *  - (akey, from_jid, id), (akey, real_jid, id): `with` and the authors filter, newest first
  *    without sorting every message of that author (a 35,000-message author of a million-message room:
  *    a last page in 0.05 ms instead of 20);
- *  - gin (archive, tsv) (gin (tsv) without btree_gin, see fulltextKey): full text, reading only the
+ *  - gin (akey, tsv) (gin (tsv) without btree_gin, see fulltextKey): full text, reading only the
  *    archive's matches; (id): the export's walk in id order and retention's batches (the single
  *    table's primary key; a partitioned one would have to hold stamp too).
  */
-async function createPartitioned(tx: Q, name: string, language: string): Promise<void> {
+async function createPartitioned(tx: Q, name: string, language: string, keyed: boolean): Promise<void> {
   await tx.query(`CREATE TABLE ${name} (
     id bigint NOT NULL DEFAULT nextval('archive_id_seq'),
     archive text NOT NULL,
@@ -143,6 +146,7 @@ async function createPartitioned(tx: Q, name: string, language: string): Promise
     tsv tsvector
   ) PARTITION BY RANGE (stamp)`);
   await tsvFilledByWriters(tx, name, language);
+  if (keyed) await akeyFilledByTrigger(tx, name);
   await tx.query(`CREATE TABLE ${DEFAULT_PARTITION}${name === 'archive' ? '' : '_new'} PARTITION OF ${name} DEFAULT`);
 }
 
@@ -155,26 +159,31 @@ async function createPartitioned(tx: Q, name: string, language: string): Promise
 export const ROOM_ROW = "starts_with(from_jid, archive || '/')";
 /** See deduplicationOff; given here, a partition made later inherits it from its parent's index. */
 const NO_DEDUP = 'WITH (deduplicate_items = off)';
-const SENDER_INDEX = `(archive, from_jid, id) ${NO_DEDUP} WHERE ${ROOM_ROW}`;
+/** The sender index as migration 13 made it (the JID leading), and as keyed since migration 16. */
+const SENDER_INDEX_BY_JID = `(archive, from_jid, id) ${NO_DEDUP} WHERE ${ROOM_ROW}`;
 
-const INDEXES: [string, string][] = [
-  ['archive_id', `(id) ${NO_DEDUP}`],
-  ['archive_archive_id', `(archive, id) ${NO_DEDUP}`],
-  ['archive_archive_stamp', `(archive, stamp) ${NO_DEDUP}`],
-  ['archive_archive_stanza_id', '(archive, stanza_id, stamp)'],
-  ['archive_archive_from_jid', SENDER_INDEX],
-  ['archive_archive_real_jid', `(archive, real_jid, id) ${NO_DEDUP}`],
-  ['archive_tsv', 'USING gin (tsv)'],
-];
+/** The archive's indexes (see createPartitioned), each leading with the archive's key (migration 16 on) or its JID (before). */
+function indexes(keyed: boolean): [string, string][] {
+  const k = keyed ? 'akey' : 'archive';
+  return [
+    ['archive_id', `(id) ${NO_DEDUP}`],
+    ['archive_archive_id', `(${k}, id) ${NO_DEDUP}`],
+    ['archive_archive_stamp', `(${k}, stamp) ${NO_DEDUP}`],
+    ['archive_archive_stanza_id', `(${k}, stanza_id, stamp)`],
+    ['archive_archive_from_jid', `(${k}, from_jid, id) ${NO_DEDUP} WHERE ${ROOM_ROW}`],
+    ['archive_archive_real_jid', `(${k}, real_jid, id) ${NO_DEDUP}`],
+    ['archive_tsv', 'USING gin (tsv)'],
+  ];
+}
 
 /**
  * The full-text index's columns: (archive, tsv) once btree_gin is installed (a search then reads the
  * matches in its archive, not every match in the table: a word in 1,031 rows of a room and 10,000 of
  * the table, 45 ms of CPU before), else (tsv) alone.
  */
-export async function fulltextKey(tx: Q): Promise<string> {
+export async function fulltextKey(tx: Q, keyed = false): Promise<string> {
   const rows = await tx.query(`SELECT 1 FROM pg_extension WHERE extname = 'btree_gin'`);
-  return rows.length > 0 ? '(archive, tsv)' : '(tsv)';
+  return rows.length > 0 ? `(${keyed ? 'akey' : 'archive'}, tsv)` : '(tsv)';
 }
 
 /**
@@ -202,11 +211,21 @@ export async function installBtreeGin(tx: Q): Promise<boolean> {
 }
 
 /** The parent's indexes (suffix: beside the old table's, renamed at the swap). */
-async function createIndexes(tx: Q, name: string, suffix: string): Promise<void> {
-  const key = await fulltextKey(tx);
-  for (const [index, def] of INDEXES) {
-    await tx.query(`CREATE ${index === 'archive_archive_stanza_id' ? 'UNIQUE ' : ''}INDEX ${index}${suffix} ON ${name} ${index === 'archive_tsv' ? `USING gin ${key}` : def}`);
+async function createIndexes(tx: Q, name: string, suffix: string, keyed: boolean): Promise<void> {
+  for (const [index, def] of await indexDefinitions(tx, keyed)) {
+    await tx.query(`CREATE ${index === 'archive_archive_stanza_id' ? 'UNIQUE ' : ''}INDEX ${index}${suffix} ON ${name} ${def}`);
   }
+}
+
+/** The indexes that lead with the archive (all but (id)), keyed, as this database allows. */
+async function keyedIndexes(tx: Q): Promise<[string, string][]> {
+  return (await indexDefinitions(tx, true)).filter(([index]) => index !== 'archive_id');
+}
+
+/** indexes(keyed) with the full-text index's columns as this database allows (fulltextKey). */
+async function indexDefinitions(tx: Q, keyed: boolean): Promise<[string, string][]> {
+  const gin = `USING gin ${await fulltextKey(tx, keyed)}`;
+  return indexes(keyed).map(([index, def]) => [index, index === 'archive_tsv' ? gin : def]);
 }
 
 /** Is the archive's index `index` defined as `shape` says already (or is there no such index)? */
@@ -217,7 +236,7 @@ async function indexIs(tx: Q, index: string, shape: RegExp): Promise<boolean> {
 }
 
 /** Is the full-text index keyed by archive already (or is there no full-text index to key)? */
-const fulltextKeyed = (tx: Q) => indexIs(tx, 'archive_tsv', /\(archive, tsv\)/);
+const fulltextKeyed = (tx: Q) => indexIs(tx, 'archive_tsv', /\((archive|akey), tsv\)/);
 /** Does the sender index hold room rows only (or is there no sender index to narrow)? */
 const senderIndexNarrowed = (tx: Q) => indexIs(tx, 'archive_archive_from_jid', /starts_with/);
 
@@ -238,83 +257,133 @@ async function rebuildInPlace(tx: Q, index: string, tag: string, def: string): P
  * Migration 12's step: the full-text index keyed by archive (btree_gin installed if it can be). An
  * archive of at most IN_PLACE_LIMIT rows is reindexed in this transaction (writers wait while it
  * builds: 103 s for 10 million rows on two busy cores, so a larger one keeps its index, every query
- * unchanged, until `perch archive reindex` (keyFulltextOnline) builds the new one beside it).
+ * unchanged, until `perch archive reindex` (rekeyOnline) builds the keyed one beside it).
  */
 export async function keyFulltextByArchive(tx: Q): Promise<void> {
   if (!(await installBtreeGin(tx)) || (await fulltextKeyed(tx)) || !(await smallEnoughInPlace(tx))) return;
-  await rebuildInPlace(tx, 'archive_tsv', 'tsv_keyed', 'USING gin (archive, tsv)');
+  // By the archive's key where the table has its keyed indexes already (`perch archive partition`).
+  await rebuildInPlace(tx, 'archive_tsv', 'tsv_keyed', `USING gin ${await fulltextKey(tx, (await readKeyMode(tx)) === 'keyed')}`);
 }
 
 /**
  * Migration 13's step: the sender index narrowed to room rows (ROOM_ROW), in this transaction for an
  * archive of at most IN_PLACE_LIMIT rows; a larger one keeps the whole index (every query unchanged)
- * until `perch archive reindex` (narrowSenderIndexOnline) builds the narrow one beside it.
+ * until `perch archive reindex` (rekeyOnline) builds the narrow keyed one beside it.
  */
 export async function narrowSenderIndex(tx: Q): Promise<void> {
   if ((await senderIndexNarrowed(tx)) || !(await archiveIsPartitioned(tx)) || !(await smallEnoughInPlace(tx))) return;
-  await rebuildInPlace(tx, 'archive_archive_from_jid', 'from_jid_rooms', SENDER_INDEX);
+  await rebuildInPlace(tx, 'archive_archive_from_jid', 'from_jid_rooms', SENDER_INDEX_BY_JID);
 }
 
-export type ReindexOutcome = 'keyed' | 'already' | 'no-btree-gin' | 'not-partitioned';
+/** Rows given their key a statement, by `perch archive reindex` (each its own transaction). */
+const REKEY_BATCH = 50_000;
+
+/** Every archive JID the rows hold, given a key (one scan of the table). */
+async function keysForEveryArchive(db: Q): Promise<void> {
+  await db.query(`INSERT INTO archive_keys (archive) SELECT DISTINCT archive FROM archive ORDER BY 1 ON CONFLICT (archive) DO NOTHING`);
+}
 
 /**
- * The full-text index keyed by archive, built beside a running server: the parent index made empty
- * (ON ONLY), then each partition's built CONCURRENTLY (writers go on) and attached, then the old index
- * dropped and the new one renamed in one short transaction. Resumable: partitions whose index is
- * attached are skipped, an invalid one left by an interrupted build is dropped and built again. A
- * partition made meanwhile gets the index with its creation. A single (unpartitioned) table is keyed
- * by `perch archive partition`, which builds every index anew.
+ * Migration 16's step: each archive named by an integer (storage/archive-keys.ts). Always: archive_keys,
+ * the akey column (metadata only) and its trigger, so every row written from now on has its key. A
+ * partitioned archive of at most IN_PLACE_LIMIT rows is then keyed in this transaction: its rows given
+ * their keys and its indexes built anew on them. A larger one, or a single table, keeps its indexes on
+ * the JID (reads name the JID, every answer unchanged) until `perch archive reindex` (rekeyOnline), or
+ * `perch archive partition`, which builds keyed indexes.
  */
-export async function keyFulltextOnline(db: Db, onProgress?: (done: number, total: number) => void): Promise<ReindexOutcome> {
-  if (!(await db.transaction((tx) => installBtreeGin(tx)))) return 'no-btree-gin';
-  if (await fulltextKeyed(db)) return 'already';
+export async function keyArchivesInMigration(tx: Q): Promise<void> {
+  await akeyFilledByTrigger(tx, 'archive');
+  if ((await readKeyMode(tx)) === 'keyed' || !(await archiveIsPartitioned(tx)) || !(await smallEnoughInPlace(tx))) return;
+  await keysForEveryArchive(tx);
+  // The old indexes first: the update then writes no entry in them. (id) stays as it is.
+  const keyed = await keyedIndexes(tx);
+  for (const [index] of keyed) await tx.query(`DROP INDEX IF EXISTS ${index}`);
+  await tx.query('UPDATE archive a SET akey = k.key FROM archive_keys k WHERE k.archive = a.archive AND a.akey IS NULL');
+  for (const [index, def] of keyed) {
+    await tx.query(`CREATE ${index === 'archive_archive_stanza_id' ? 'UNIQUE ' : ''}INDEX ${index} ON archive ${def}`);
+  }
+}
+
+export type ReindexOutcome = 'keyed' | 'already' | 'not-partitioned';
+
+/**
+ * The archive keyed beside a running server (for one migration 16 left on the JID): every archive
+ * given a key, the rows without one given theirs in id ranges of REKEY_BATCH (rows written meanwhile
+ * have theirs), then each keyed index built beside the old one: the parent's made empty (ON ONLY), each
+ * partition's built CONCURRENTLY (writers go on) and attached, the (akey, id) index last, as running
+ * nodes read its being valid as "keyed" (readKeyMode). Then it waits `grace` (default twice
+ * KEY_MODE_TTL_MS) for every node to read by key, and drops the old indexes in one short transaction.
+ * Resumable: keyed rows and attached partitions are skipped, an invalid index left by an interrupted
+ * build is built again.
+ */
+export async function rekeyOnline(db: Db, opts: {
+  grace?: number;
+  onProgress?: (phase: 'keys' | 'indexes', done: number, total: number) => void;
+} = {}): Promise<ReindexOutcome> {
   if (!(await archiveIsPartitioned(db))) return 'not-partitioned';
-  await rebuildOnline(db, 'archive_tsv', 'tsv_keyed', 'USING gin (archive, tsv)', onProgress);
-  return 'keyed';
-}
-
-/**
- * The sender index narrowed to room rows (ROOM_ROW) beside a running server, as keyFulltextOnline
- * builds its index: for an archive migration 13 left whole (over IN_PLACE_LIMIT rows).
- */
-export async function narrowSenderIndexOnline(db: Db, onProgress?: (done: number, total: number) => void): Promise<'narrowed' | 'already' | 'not-partitioned'> {
-  if (await senderIndexNarrowed(db)) return 'already';
-  if (!(await archiveIsPartitioned(db))) return 'not-partitioned';
-  await rebuildOnline(db, 'archive_archive_from_jid', 'from_jid_rooms', SENDER_INDEX, onProgress);
-  return 'narrowed';
-}
-
-/**
- * Builds the partitioned archive's index `index` anew as `def` while writers go on: the parent's new
- * index made empty (ON ONLY, named archive_<tag>), each partition's built CONCURRENTLY (<partition>_<tag>)
- * and attached, then the old index dropped and the new one renamed in one short transaction. Resumable:
- * attached partitions are skipped, an invalid index left by an interrupted build is built again. A
- * partition made meanwhile gets the new index with its creation.
- */
-async function rebuildOnline(db: Db, index: string, tag: string, def: string, onProgress?: (done: number, total: number) => void): Promise<void> {
+  const mode = await readKeyMode(db);
+  const renamed = await db.query(`SELECT 1 FROM pg_class WHERE relname LIKE 'archive\\_k\\_%' AND relkind IN ('I', 'i')`);
+  if (mode === 'keyed' && renamed.length === 0) return 'already';
+  await db.transaction(async (tx) => {
+    await akeyFilledByTrigger(tx, 'archive');
+    await installBtreeGin(tx);
+  });
+  await keysForEveryArchive(db);
+  const [span] = await db.query<{ lo: unknown; hi: unknown }>('SELECT min(id) AS lo, max(id) AS hi FROM archive WHERE akey IS NULL');
+  if (span?.lo !== null && span?.lo !== undefined) {
+    const lo = Number(span.lo), hi = Number(span.hi);
+    for (let from = lo; from <= hi; from += REKEY_BATCH) {
+      await db.query(`UPDATE archive a SET akey = k.key FROM archive_keys k
+        WHERE k.archive = a.archive AND a.akey IS NULL AND a.id >= $1 AND a.id < $2`, [from, from + REKEY_BATCH]);
+      opts.onProgress?.('keys', Math.min(hi, from + REKEY_BATCH - 1) - lo + 1, hi - lo + 1);
+    }
+  }
   // CONCURRENTLY needs other sessions to wait on; PGlite has one connection, so it builds in place.
   const concurrently = db.kind === 'postgres' ? ' CONCURRENTLY' : '';
-  const next = `archive_${tag}`;
-  await db.query(`CREATE INDEX IF NOT EXISTS ${next} ON ONLY archive ${def}`);
-  const parts = await db.query<{ name: string; attached: boolean }>(
-    `SELECT c.relname AS name, EXISTS (
-         SELECT 1 FROM pg_inherits ii JOIN pg_index x ON x.indexrelid = ii.inhrelid
-          WHERE ii.inhparent = to_regclass($1) AND x.indrelid = c.oid) AS attached
-       FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
-      WHERE i.inhparent = to_regclass('archive') ORDER BY c.relname`, [next]);
-  for (const [i, p] of parts.entries()) {
-    if (!p.attached) {
-      const one = `${p.name}_${tag}`;
-      await db.query(`DROP INDEX${concurrently} IF EXISTS ${one}`);
-      await db.query(`CREATE INDEX${concurrently} ${one} ON ${p.name} ${def}`);
-      await db.query(`ALTER INDEX ${next} ATTACH PARTITION ${one}`);
+  const defs = await keyedIndexes(db);
+  // (akey, id) last: its being valid is what tells nodes to read by key.
+  defs.sort((x, y) => Number(x[0] === 'archive_archive_id') - Number(y[0] === 'archive_archive_id'));
+  const parts = await db.query<{ name: string }>(
+    `SELECT c.relname AS name FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+      WHERE i.inhparent = to_regclass('archive') AND c.relkind = 'r' ORDER BY c.relname`);
+  let done = 0;
+  for (const [index, def] of defs) {
+    const next = index.replace(/^archive_/, 'archive_k_');
+    const current = await db.query<{ def: string }>('SELECT pg_get_indexdef(to_regclass($1)) AS def WHERE to_regclass($1) IS NOT NULL', [index]);
+    // As wanted already (a run interrupted after its swap began; GIN on (tsv) alone without btree_gin).
+    const columns = /\([^)]*\)/.exec(def)![0];
+    const asWanted = current[0] && current[0].def.includes(columns) && (!def.includes(' WHERE ') || current[0].def.includes(' WHERE '));
+    if (asWanted && !(await db.query('SELECT 1 WHERE to_regclass($1) IS NOT NULL', [next])).length) {
+      done += parts.length;
+      continue;
     }
-    onProgress?.(i + 1, parts.length);
+    const unique = index === 'archive_archive_stanza_id' ? 'UNIQUE ' : '';
+    await db.query(`CREATE ${unique}INDEX IF NOT EXISTS ${next} ON ONLY archive ${def}`);
+    for (const p of parts) {
+      const attached = await db.query(
+        `SELECT 1 FROM pg_inherits ii JOIN pg_index x ON x.indexrelid = ii.inhrelid
+          WHERE ii.inhparent = to_regclass($1) AND x.indrelid = to_regclass($2)`, [next, p.name]);
+      if (attached.length === 0) {
+        const one = `${p.name}_k_${index.replace(/^archive_/, '')}`;
+        await db.query(`DROP INDEX${concurrently} IF EXISTS ${one}`);
+        await db.query(`CREATE ${unique}INDEX${concurrently} ${one} ON ${p.name} ${def}`);
+        await db.query(`ALTER INDEX ${next} ATTACH PARTITION ${one}`);
+      }
+      opts.onProgress?.('indexes', ++done, parts.length * defs.length);
+    }
   }
+  archiveKeys(db).invalidate();
+  // The embedded database has one owner (the command runs with the server stopped): nobody to wait for.
+  await new Promise((r) => setTimeout(r, opts.grace ?? (db.kind === 'postgres' ? 2 * KEY_MODE_TTL_MS : 0)));
   await db.transaction(async (tx) => {
-    await tx.query(`DROP INDEX IF EXISTS ${index}`);
-    await tx.query(`ALTER INDEX ${next} RENAME TO ${index}`);
+    for (const [index] of defs) {
+      const next = index.replace(/^archive_/, 'archive_k_');
+      if ((await tx.query('SELECT 1 WHERE to_regclass($1) IS NOT NULL', [next])).length === 0) continue;
+      await tx.query(`DROP INDEX IF EXISTS ${index}`);
+      await tx.query(`ALTER INDEX ${next} RENAME TO ${index}`);
+    }
   });
+  return 'keyed';
 }
 
 /** The count triggers, made once the rows are in (the copied rows are counted already). */
@@ -443,7 +512,8 @@ async function convert(tx: Q, fill: (target: string) => Promise<void>): Promise<
   const language = (await archiveFulltextLanguage(tx)) ?? 'simple';
   const [span] = await tx.query<{ lo: Date | null }>('SELECT min(stamp) AS lo FROM archive');
   const now = new Date();
-  await createPartitioned(tx, 'archive_new', language);
+  // The schema as migration 11 made it; migration 16 keys it.
+  await createPartitioned(tx, 'archive_new', language, false);
   await createPartitions(tx, 'archive_new', '_new', span?.lo ? new Date(span.lo) : now, now);
   await fill('archive_new');
   await finishSwap(tx, false);
@@ -458,9 +528,9 @@ async function finishSwap(tx: Q, indexed: boolean): Promise<void> {
   for (const p of parts) await tx.query(`ALTER TABLE ${p.name} RENAME TO ${p.name.replace(/_new$/, '')}`);
   await tx.query('ALTER SEQUENCE archive_id_seq OWNED BY archive.id');
   if (indexed) {
-    for (const [index] of INDEXES) await tx.query(`ALTER INDEX ${index}_new RENAME TO ${index}`);
+    for (const [index] of indexes(true)) await tx.query(`ALTER INDEX ${index}_new RENAME TO ${index}`);
   } else {
-    await createIndexes(tx, 'archive', '');
+    await createIndexes(tx, 'archive', '', false);
   }
   await createTriggers(tx, 'archive');
 }
@@ -481,10 +551,11 @@ export async function partitionArchive(db: Db, opts: { batch?: number; onProgres
       const language = (await archiveFulltextLanguage(tx)) ?? 'simple';
       const [span] = await tx.query<{ lo: Date | null }>('SELECT min(stamp) AS lo FROM archive');
       const now = new Date();
-      await createPartitioned(tx, 'archive_new', language);
+      // Keyed (the current schema): the copy leaves akey out, and the trigger gives each row its key.
+      await createPartitioned(tx, 'archive_new', language, true);
       await createPartitions(tx, 'archive_new', '_new', span?.lo ? new Date(span.lo) : now, now);
       // Indexed before the copy, so the final step under the lock builds nothing.
-      await createIndexes(tx, 'archive_new', '_new');
+      await createIndexes(tx, 'archive_new', '_new', true);
       // Rows rewritten or deleted in the old table meanwhile are noted, and copied again at the end.
       await tx.query('CREATE TABLE archive_changed (id bigint NOT NULL)');
       await tx.query(`CREATE FUNCTION archive_note_changed() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN INSERT INTO archive_changed SELECT id FROM old_rows; RETURN NULL; END $$`);
@@ -520,6 +591,7 @@ export async function partitionArchive(db: Db, opts: { batch?: number; onProgres
     await finishSwap(tx, true);
     await tx.query('DROP FUNCTION archive_note_changed()');
   });
+  archiveKeys(db).invalidate();
   return copied;
 }
 

@@ -3,6 +3,7 @@
 // that search and the administrator's remove-messages share, and the administrator's clear and rewrite.
 import { num } from './sql-rows.js';
 import { ROOM_ROW } from './archive-partitions.js';
+import { archiveKeys, type ArchiveKeys } from './archive-keys.js';
 import { complianceInsert } from './sql-compliance.js';
 import type {
   ArchiveEntry, ArchiveMatch, ArchivedMessage, ArchiveQueryResult, ArchiveSearch, ArchiveStore, ComplianceEvent, Db,
@@ -71,12 +72,24 @@ const COUNT_BOUND = 2_000;
 const SEARCH_COUNT_BOUND = 200;
 
 export function createArchiveStore(db: Db, fulltextLanguage: string): ArchiveStore {
+  const keys = archiveKeys(db);
+  /**
+   * The condition naming one archive as $1, and $1's value: its key where the indexes lead with keys,
+   * else its JID (storage/archive-keys.ts).
+   */
+  async function named(archive: string): Promise<{ cond: string; value: string | number; jid: string }> {
+    return (await keys.mode()) === 'keyed'
+      ? { cond: 'akey = $1', value: await keys.key(archive), jid: '(SELECT archive FROM archive_keys WHERE key = $1)' }
+      : { cond: 'archive = $1', value: archive, jid: '$1' };
+  }
+
   /** Row ids of the named stanza ids of one archive; absent ids are left out. */
   async function rowIds(archive: string, stanzaIds: string[]): Promise<Map<string, number>> {
     if (stanzaIds.length === 0) return new Map();
+    const n = await named(archive);
     const rows = await db.queryPlannedOnce<{ id: unknown; stanza_id: string }>(
-      'SELECT id, stanza_id FROM archive WHERE archive = $1 AND stanza_id = ANY($2::text[])',
-      [archive, stanzaIds],
+      `SELECT id, stanza_id FROM archive WHERE ${n.cond} AND stanza_id = ANY($2::text[])`,
+      [n.value, stanzaIds],
     );
     return new Map(rows.map((r) => [r.stanza_id, num(r.id)]));
   }
@@ -86,12 +99,15 @@ export function createArchiveStore(db: Db, fulltextLanguage: string): ArchiveSto
    * copies) send them once: the stanza is most of a row's bytes, and PostgreSQL parses every
    * character of a text[] parameter.
    */
-  function appendStatement(entries: ArchiveEntry[], compliance: ComplianceEvent[], ids: boolean): { sql: string; params: unknown[] } | null {
+  function appendStatement(
+    entries: ArchiveEntry[], compliance: ComplianceEvent[], ids: boolean, akeys: Map<string, number> | null,
+  ): { sql: string; params: unknown[] } | null {
     // No entries: the compliance events alone, if any.
     if (entries.length === 0) return compliance.length > 0 ? complianceInsert(compliance, 1) : null;
     const n = entries.length;
     const archives = new Array<string>(n), stanzaIds = new Array<string>(n), stamps = new Array<string>(n);
     const froms = new Array<string>(n), reals = new Array<string | null>(n), payload = new Array<number>(n);
+    const keyed = akeys === null ? null : new Array<number>(n);
     const bodies: (string | null)[] = [], stanzas: string[] = [];
     // A busy server stamps many entries of a batch in the same millisecond (a message's two copies,
     // made in one routing pass, nearly always): each run of one instant is formatted once.
@@ -99,6 +115,7 @@ export function createArchiveStore(db: Db, fulltextLanguage: string): ArchiveSto
     for (let i = 0; i < n; i++) {
       const e = entries[i]!;
       archives[i] = e.archive;
+      if (keyed) keyed[i] = akeys!.get(e.archive)!;
       stanzaIds[i] = e.stanzaId;
       const time = e.stamp.getTime();
       if (time !== lastTime) {
@@ -116,8 +133,9 @@ export function createArchiveStore(db: Db, fulltextLanguage: string): ArchiveSto
       payload[i] = stanzas.length;
     }
     // Compliance events ride in the same statement as a data-modifying CTE: one commit for both.
-    const c = compliance.length > 0 ? complianceInsert(compliance, 9) : null;
-    const columns = [archives, stanzaIds, stamps, froms, reals, payload, bodies, stanzas];
+    const columns: (string | number | null)[][] = [archives, stanzaIds, stamps, froms, reals, payload, bodies, stanzas];
+    if (keyed) columns.push(keyed);
+    const c = compliance.length > 0 ? complianceInsert(compliance, columns.length + 1) : null;
     const packed = packColumns(columns);
     // Each column one text parameter split by PostgreSQL (packColumns), or where a value holds a
     // separator (no parsed stanza can), a text[] parameter.
@@ -126,9 +144,9 @@ export function createArchiveStore(db: Db, fulltextLanguage: string): ArchiveSto
       // WITH ORDINALITY and ORDER BY keep the ids in input order. Each body's words (archive_tsv) are
       // computed once for its copies: OFFSET 0 keeps the planner from pulling the function up into
       // the join, where it would run once per row.
-      sql: `${c ? `WITH captured AS (${c.sql}) ` : ''}INSERT INTO archive (archive, stanza_id, stamp, from_jid, real_jid, body, stanza, tsv)
-         SELECT e.a, e.s, e.t, e.f, e.r, p.b, p.x, p.v
-         FROM unnest(${col(1, 'text')}, ${col(2, 'text')}, ${col(3, 'timestamptz')}, ${col(4, 'text')}, ${col(5, 'text')}, ${col(6, 'int')}) WITH ORDINALITY AS e(a, s, t, f, r, k, i)
+      sql: `${c ? `WITH captured AS (${c.sql}) ` : ''}INSERT INTO archive (archive, stanza_id, stamp, from_jid, real_jid, body, stanza, tsv${keyed ? ', akey' : ''})
+         SELECT e.a, e.s, e.t, e.f, e.r, p.b, p.x, p.v${keyed ? ', e.ak' : ''}
+         FROM unnest(${col(1, 'text')}, ${col(2, 'text')}, ${col(3, 'timestamptz')}, ${col(4, 'text')}, ${col(5, 'text')}, ${col(6, 'int')}${keyed ? `, ${col(9, 'int')}` : ''}) WITH ORDINALITY AS e(a, s, t, f, r, k, ${keyed ? 'ak, ' : ''}i)
            JOIN (SELECT b, x, k, archive_tsv(b) AS v FROM unnest(${col(7, 'text')}, ${col(8, 'text')}) WITH ORDINALITY AS q(b, x, k) OFFSET 0) p ON p.k = e.k
          ORDER BY e.i${ids ? '\n         RETURNING id, archive, stanza_id' : ''}`,
       params: [...(packed ?? columns), ...(c ? c.params : [])],
@@ -137,7 +155,7 @@ export function createArchiveStore(db: Db, fulltextLanguage: string): ArchiveSto
 
   return {
     async append(entries, compliance = []) {
-      const statement = appendStatement(entries, compliance, true);
+      const statement = appendStatement(entries, compliance, true, await entryKeys(keys, entries));
       if (statement === null) return [];
       const rows = await db.query<{ id: unknown; archive: string; stanza_id: string }>(statement.sql, statement.params);
       // A bare JID holds no line break.
@@ -150,7 +168,7 @@ export function createArchiveStore(db: Db, fulltextLanguage: string): ArchiveSto
     },
 
     async write(entries, compliance = []) {
-      const statement = appendStatement(entries, compliance, false);
+      const statement = appendStatement(entries, compliance, false, await entryKeys(keys, entries));
       if (statement !== null) await db.query(statement.sql, statement.params);
     },
 
@@ -171,12 +189,13 @@ export function createArchiveStore(db: Db, fulltextLanguage: string): ArchiveSto
         return { entries: [], complete: true, count: 0, notFound: true };
       }
 
-      const params: unknown[] = [archive];
+      const named1 = await named(archive);
+      const params: unknown[] = [named1.value];
       const param = (v: unknown): string => {
         params.push(v);
         return `$${params.length}`;
       };
-      const where = ['archive = $1'];
+      const where = [named1.cond];
       if (q.start) where.push(`stamp >= ${param(q.start.toISOString())}::timestamptz`);
       if (q.end) where.push(`stamp <= ${param(q.end.toISOString())}::timestamptz`);
       if (q.with?.occupant !== undefined) where.push(withFullJid(archive, q.with.occupant, param));
@@ -243,7 +262,7 @@ export function createArchiveStore(db: Db, fulltextLanguage: string): ArchiveSto
       // archive's size is kept by triggers (archive_size); anything else is counted only up to COUNT_BOUND rows,
       // and left out beyond (XEP-0059 §2.6 allows that when counting would be exceptionally costly).
       // The page's position follows from the cursor, so the count runs beside the page query.
-      const countFilters = wide ? unindexed(filters, 'archive = $1') : filters;
+      const countFilters = wide ? unindexed(filters, named1.cond) : filters;
       // Unindexed, the count follows the page's plan (id order, or the full-text index then a sort).
       const bounded = (cond: string) => `(SELECT count(*) FROM (SELECT 1 FROM archive WHERE ${cond}${wide ? ' ORDER BY id DESC' : ''} LIMIT ${bound + 1}) s)`;
       const countParams = [...filterParams];
@@ -257,7 +276,7 @@ export function createArchiveStore(db: Db, fulltextLanguage: string): ArchiveSto
       if (backwards && before !== undefined) sideCond = `${countFilters} AND id ${newestFirst ? '<=' : '>='} ${cp(before)}`;
       // Over the bound already (the one scan above): no count to make, and no cursor to count from.
       const countQuery = overBound ? Promise.resolve([{ total: bound + 1, side: 0 }]) : read<{ total: unknown; side: unknown }>(
-        `SELECT ${unfiltered ? 'COALESCE((SELECT n FROM archive_size WHERE archive = $1), 0)' : bounded(countFilters)} AS total,
+        `SELECT ${unfiltered ? `COALESCE((SELECT n FROM archive_size WHERE archive = ${named1.jid}), 0)` : bounded(countFilters)} AS total,
                 ${sideCond === null ? '0' : bounded(sideCond)} AS side`,
         countParams,
       );
@@ -266,15 +285,17 @@ export function createArchiveStore(db: Db, fulltextLanguage: string): ArchiveSto
     },
 
     async get(archive, stanzaId) {
+      const n = await named(archive);
       const [r] = await db.queryPlannedOnce<ArchiveRow>(
-        `SELECT ${ARCHIVE_COLUMNS} FROM archive WHERE archive = $1 AND stanza_id = $2`,
-        [archive, stanzaId],
+        `SELECT ${ARCHIVE_COLUMNS} FROM archive WHERE ${n.cond} AND stanza_id = $2`,
+        [n.value, stanzaId],
       );
       return r ? toArchived(r) : null;
     },
 
     async lastN(archive, n, opts = {}) {
-      const params: unknown[] = [archive, n];
+      const k = await named(archive);
+      const params: unknown[] = [k.value, n];
       let since = '';
       if (opts.since) {
         params.push(opts.since.toISOString());
@@ -282,7 +303,7 @@ export function createArchiveStore(db: Db, fulltextLanguage: string): ArchiveSto
       }
       // Without a since, one plan serves every archive (planned once); with one, the plan follows
       // how far back it reaches (a generic plan would walk the archive by id past the window).
-      const sql = `SELECT ${ARCHIVE_COLUMNS} FROM archive WHERE archive = $1${since} ORDER BY id DESC LIMIT $2`;
+      const sql = `SELECT ${ARCHIVE_COLUMNS} FROM archive WHERE ${k.cond}${since} ORDER BY id DESC LIMIT $2`;
       const rows = await (since ? db.query<ArchiveRow>(sql, params) : db.queryPlannedOnce<ArchiveRow>(sql, params));
       const picked: ArchivedMessage[] = [];
       let chars = 0;
@@ -296,10 +317,11 @@ export function createArchiveStore(db: Db, fulltextLanguage: string): ArchiveSto
 
     async retract(archive, stanzaId, tombstoneStanza) {
       // tsv follows body (the archive_tsv_update trigger), so a null body also takes the entry out of full-text results.
+      const n = await named(archive);
       const rows = await db.query(
         `UPDATE archive SET retracted = true, stanza = $3, body = NULL
-         WHERE archive = $1 AND stanza_id = $2 RETURNING id`,
-        [archive, stanzaId, tombstoneStanza],
+         WHERE ${n.cond} AND stanza_id = $2 RETURNING id`,
+        [n.value, stanzaId, tombstoneStanza],
       );
       return rows.length > 0;
     },
@@ -308,20 +330,22 @@ export function createArchiveStore(db: Db, fulltextLanguage: string): ArchiveSto
       if (texts.length === 0) return [];
       // LIKE patterns with the texts taken literally (backslash is LIKE's default escape).
       const patterns = texts.map((t) => `%${t.replace(/[\\%_]/g, (c) => `\\${c}`)}%`);
+      const n = await named(archive);
       const rows = await db.query<ArchiveRow>(
         `SELECT ${ARCHIVE_COLUMNS} FROM archive
-         WHERE archive = $1 AND NOT retracted AND stanza LIKE ANY($3::text[])
-           AND id > (SELECT id FROM archive WHERE archive = $1 AND stanza_id = $2)
+         WHERE ${n.cond} AND NOT retracted AND stanza LIKE ANY($3::text[])
+           AND id > (SELECT id FROM archive WHERE ${n.cond} AND stanza_id = $2)
          ORDER BY id LIMIT $4`,
-        [archive, stanzaId, patterns, limit],
+        [n.value, stanzaId, patterns, limit],
       );
       return rows.map(toArchived);
     },
 
     async removeArchive(archive) {
+      const k = await named(archive);
       const [r] = await db.query<{ n: unknown }>(
-        'WITH gone AS (DELETE FROM archive WHERE archive = $1 RETURNING 1) SELECT count(*) AS n FROM gone',
-        [archive],
+        `WITH gone AS (DELETE FROM archive WHERE ${k.cond} RETURNING 1) SELECT count(*) AS n FROM gone`,
+        [k.value],
       );
       return num(r?.n);
     },
@@ -330,25 +354,27 @@ export function createArchiveStore(db: Db, fulltextLanguage: string): ArchiveSto
       if (limit <= 0) return 0;
       // Oldest first through the (archive, stamp) index (the partitions after the bound pruned), a
       // bounded batch so no statement holds the table long.
+      const k = await named(archive);
       const [r] = await db.query<{ n: unknown }>(
         `WITH gone AS (
-           DELETE FROM archive WHERE archive = $1 AND stamp <= $2::timestamptz AND id IN (
-             SELECT id FROM archive WHERE archive = $1 AND stamp <= $2::timestamptz ORDER BY stamp, id LIMIT $3)
+           DELETE FROM archive WHERE ${k.cond} AND stamp <= $2::timestamptz AND id IN (
+             SELECT id FROM archive WHERE ${k.cond} AND stamp <= $2::timestamptz ORDER BY stamp, id LIMIT $3)
            RETURNING 1)
          SELECT count(*) AS n FROM gone`,
-        [archive, before.toISOString(), limit],
+        [k.value, before.toISOString(), limit],
       );
       return num(r?.n);
     },
 
     async rewrite(archive, entries) {
       if (entries.length === 0) return [];
+      const k = await named(archive);
       const rows = await db.query<{ stanza_id: string }>(
         `UPDATE archive a SET stanza = e.x, body = e.b, retracted = e.r
          FROM unnest($2::text[], $3::text[], $4::text[], $5::boolean[]) AS e(s, x, b, r)
-         WHERE a.archive = $1 AND a.stanza_id = e.s
+         WHERE a.${k.cond} AND a.stanza_id = e.s
          RETURNING a.stanza_id`,
-        [archive, entries.map((e) => e.stanzaId), entries.map((e) => e.stanza), entries.map((e) => e.body), entries.map((e) => e.retracted)],
+        [k.value, entries.map((e) => e.stanzaId), entries.map((e) => e.stanza), entries.map((e) => e.body), entries.map((e) => e.retracted)],
       );
       return rows.map((r) => r.stanza_id);
     },
@@ -367,9 +393,15 @@ export function createArchiveStore(db: Db, fulltextLanguage: string): ArchiveSto
     },
 
     search(archives, q) {
-      return searchArchives(db, fulltextLanguage, archives, q);
+      return searchArchives(db, keys, fulltextLanguage, archives, q);
     },
   };
+}
+
+/** The keys of the entries' archives (made where missing) when the archive has the akey column; else null. */
+async function entryKeys(keys: ArchiveKeys, entries: ArchiveEntry[]): Promise<Map<string, number> | null> {
+  if (entries.length === 0 || (await keys.mode()) === 'none') return null;
+  return keys.ensure(entries.map((e) => e.archive));
 }
 
 /**
@@ -431,14 +463,18 @@ function unindexed(filters: string, archiveCond: string): string {
  * ArchiveStore.search: one statement over the archives named, newest first by row id (the cursor),
  * with the same bounded count as a single archive's query.
  */
-async function searchArchives(db: Db, fulltextLanguage: string, archives: string[], q: ArchiveSearch): Promise<ArchiveQueryResult> {
+async function searchArchives(db: Db, keys: ArchiveKeys, fulltextLanguage: string, archives: string[], q: ArchiveSearch): Promise<ArchiveQueryResult> {
   if (archives.length === 0) return { entries: [], complete: true, count: 0 };
-  const params: unknown[] = [archives];
+  // The archives by key where the indexes lead with keys (those never written have none, and no rows).
+  const keyed = (await keys.mode()) === 'keyed';
+  const archiveCond = keyed ? 'akey = ANY($1::int[])' : 'archive = ANY($1::text[])';
+  const jids = keyed ? 'archive IN (SELECT archive FROM archive_keys WHERE key = ANY($1::int[]))' : 'archive = ANY($1::text[])';
+  const params: unknown[] = [keyed ? [...(await keys.known(archives)).values()] : archives];
   const param = (v: unknown): string => {
     params.push(v);
     return `$${params.length}`;
   };
-  const where = ['archive = ANY($1::text[])'];
+  const where = [archiveCond];
   if (q.start) where.push(`stamp >= ${param(q.start.toISOString())}::timestamptz`);
   if (q.end) where.push(`stamp <= ${param(q.end.toISOString())}::timestamptz`);
   if (q.fulltext !== undefined) where.push(`tsv @@ plainto_tsquery('${fulltextLanguage}', ${param(q.fulltext)})`);
@@ -469,7 +505,7 @@ async function searchArchives(db: Db, fulltextLanguage: string, archives: string
   const unindex = wide || narrow;
   // A date window the archives' index narrows to a few rows: those rows first, then newest first.
   const window = !unindex && !unfiltered && (q.start !== undefined || q.end !== undefined) && (await estimatedRows(db, filters, filterParams)) <= NARROW_TEXT;
-  const countFilters = unindex ? unindexed(filters, 'archive = ANY($1::text[])') : filters;
+  const countFilters = unindex ? unindexed(filters, archiveCond) : filters;
   const from = (cond: string) => (narrow || window ? `(SELECT * FROM archive WHERE ${cond} OFFSET 0) a` : `archive WHERE ${cond}`);
   const cursor: string[] = [];
   const before = typeof q.before === 'number' ? q.before : undefined;
@@ -493,7 +529,7 @@ async function searchArchives(db: Db, fulltextLanguage: string, archives: string
   if (!backwards && q.after !== undefined) sideCond = `${countFilters} AND id >= ${cp(q.after)}`;
   if (backwards && before !== undefined) sideCond = `${countFilters} AND id <= ${cp(before)}`;
   const countQuery = db.query<{ total: unknown; side: unknown }>(
-    `SELECT ${unfiltered ? 'COALESCE((SELECT sum(n) FROM archive_size WHERE archive = ANY($1::text[])), 0)' : bounded(countFilters)} AS total,
+    `SELECT ${unfiltered ? `COALESCE((SELECT sum(n) FROM archive_size WHERE ${jids}), 0)` : bounded(countFilters)} AS total,
             ${sideCond === null ? '0' : bounded(sideCond)} AS side`,
     countParams,
   );

@@ -4,6 +4,7 @@ import type { ArchivedMessage, Db, InvitationRecord, TransferStore } from './typ
 import { C, credentialParams, num, toUserRecord, type UserRow } from './sql-rows.js';
 import type { PubsubConfig, PubsubItem, PubsubNode } from './sql-pubsub.js';
 import { ensureArchivePartitions, partitionStart } from './archive-partitions.js';
+import { archiveKeys } from './archive-keys.js';
 
 interface MessageRow {
   id: unknown; archive: string; stanza_id: string; stamp: Date; from_jid: string;
@@ -111,9 +112,11 @@ export function createTransferStore(db: Db): TransferStore {
 
     async existingMessages(keys) {
       if (keys.length === 0) return new Set();
+      // By key where the indexes lead with keys (storage/archive-keys.ts).
+      const keyed = (await archiveKeys(db).mode()) === 'keyed';
       const rows = await db.query<{ archive: string; stanza_id: string }>(
         `SELECT a.archive, a.stanza_id FROM unnest($1::text[], $2::text[]) AS k(a, s)
-           JOIN archive a ON a.archive = k.a AND a.stanza_id = k.s`,
+           ${keyed ? 'JOIN archive_keys ak ON ak.archive = k.a JOIN archive a ON a.akey = ak.key' : 'JOIN archive a ON a.archive = k.a'} AND a.stanza_id = k.s`,
         [keys.map((k) => k.archive), keys.map((k) => k.stanzaId)],
       );
       return new Set(rows.map((r) => `${r.archive} ${r.stanza_id}`));

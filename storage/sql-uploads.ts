@@ -2,6 +2,7 @@
 // stored state (with its compliance event in the same transaction) and the expiry job's queries.
 import { complianceInsert } from './sql-compliance.js';
 import { num } from './sql-rows.js';
+import { archiveKeys } from './archive-keys.js';
 import type { Db, UploadFile, UploadStore } from './types.js';
 
 interface Row {
@@ -128,9 +129,12 @@ export function createUploadStore(db: Db): UploadStore {
     },
 
     async mentionedIn(archive, text) {
-      // The archive's (archive, id) index narrows to one archive; the LIKE scans only its stanzas.
+      // The archive's index narrows to one archive (by key where keyed); the LIKE scans only its stanzas.
+      const keys = archiveKeys(db);
+      const keyed = (await keys.mode()) === 'keyed';
       const rows = await db.query(
-        `SELECT 1 FROM archive WHERE archive = $1 AND stanza LIKE $2 ESCAPE '\\' LIMIT 1`, [archive, `%${likeLiteral(text)}%`]);
+        `SELECT 1 FROM archive WHERE ${keyed ? 'akey' : 'archive'} = $1 AND stanza LIKE $2 ESCAPE '\\' LIMIT 1`,
+        [keyed ? await keys.key(archive) : archive, `%${likeLiteral(text)}%`]);
       return rows.length > 0;
     },
   };

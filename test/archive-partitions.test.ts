@@ -14,10 +14,11 @@ import type { Io } from '../src/cli/admin.js';
 import { sqlBackends } from './services.js';
 import { migrate } from '../storage/migrations.js';
 import {
-  archiveIsPartitioned, cheaperArchiveRows, defaultPartitionRows, ensureArchivePartitions, expireArchive, moveDefaultPartitionRows, keyFulltextOnline, narrowSenderIndexOnline, partitionArchive,
+  archiveIsPartitioned, cheaperArchiveRows, defaultPartitionRows, ensureArchivePartitions, expireArchive, moveDefaultPartitionRows, partitionArchive, rekeyOnline,
   partitionStart, partitionName, ROOM_ROW,
 } from '../storage/archive-partitions.js';
 import { createSqlStores } from '../storage/sql-stores.js';
+import { archiveKeys, readKeyMode } from '../storage/archive-keys.js';
 import { openPglite } from '../storage/db-pglite.js';
 import type { ArchiveEntry, ArchiveQuery, ArchiveStore, Db } from '../storage/types.js';
 
@@ -120,6 +121,44 @@ async function tsvGenerated(db: Db): Promise<boolean> {
   return r!.g !== '';
 }
 
+/** An account's archive: the partner's JID as addressed (two resources), its bare JID in real_jid. */
+function accountEntries(n: number): ArchiveEntry[] {
+  return Array.from({ length: n }, (_, i): ArchiveEntry => ({
+    archive: ACCOUNT, stanzaId: `p${i}`, stamp: new Date(NOW - (n - i) * DAY),
+    fromJid: i % 4 === 0 ? 'bob@example.com' : `bob@example.com/res${i % 2}`, realJid: 'bob@example.com',
+    body: `chat ${i}`, stanza: `<message type="chat"><body>chat ${i}</body></message>`,
+  }));
+}
+
+/** What `with` and the authors filter answer, in an account's archive and across rooms. */
+async function withAnswers(a: ArchiveStore): Promise<unknown[]> {
+  const out: unknown[] = [await answers(a)];
+  for (const occupant of ['bob@example.com/res0', 'bob@example.com/res1', 'bob@example.com/none']) {
+    const r = await a.query(ACCOUNT, { limit: 7, with: { occupant }, before: true });
+    out.push([r.entries.map((e) => e.stanzaId), r.count, r.firstIndex, r.complete]);
+  }
+  const s = await a.search([ROOM, OTHER], { limit: 9, authors: { occupants: [`${ROOM}/nick1`, `${OTHER}/nick2`] } });
+  out.push([s.entries.map((e) => e.stanzaId), s.count]);
+  const w = await a.search([ROOM, OTHER, ACCOUNT], { limit: 9, authors: { realJids: ['user1@example.com', 'bob@example.com'], realJidArchives: [ROOM, ACCOUNT] } });
+  out.push([w.entries.map((e) => e.stanzaId), w.count]);
+  return out;
+}
+
+/** The column every B-tree index of the archive but (id) leads with, on the table and its partitions. */
+async function indexKeys(db: Db): Promise<string[]> {
+  const rows = await db.query<{ def: string }>(
+    `SELECT pg_get_indexdef(i.indexrelid) AS def FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid JOIN pg_am m ON m.oid = c.relam
+      WHERE m.amname = 'btree' AND (i.indrelid = to_regclass('archive') OR i.indrelid IN (SELECT inhrelid FROM pg_inherits WHERE inhparent = to_regclass('archive')))`);
+  return [...new Set(rows.map((r) => /\(([a-z_]+)/.exec(r.def)![1]!).filter((c) => c !== 'id'))];
+}
+
+/** Rows without their archive's key (or with another's). */
+async function unkeyedRows(db: Db): Promise<number> {
+  const [r] = await db.query<{ n: unknown }>(
+    'SELECT count(*) AS n FROM archive a LEFT JOIN archive_keys k ON k.key = a.akey WHERE k.archive IS DISTINCT FROM a.archive');
+  return Number(r!.n);
+}
+
 /** The sender index over every row (the schema before migration 13). */
 async function wholeSenderIndex(db: Db): Promise<void> {
   await db.query('DROP INDEX archive_archive_from_jid');
@@ -169,8 +208,9 @@ describe('archive partitions and counts', function () {
         expect(added!.id).to.be.greaterThan(200);
         await exactSizes(db, a);
         expect((await a.query(ROOM, { limit: 1, fulltext: 'needle' })).count).to.equal(16);
-        // Migration 12: the full-text index is keyed by archive on the table and every partition.
-        expect(await fulltextKeys(db)).to.deep.equal(['(archive, tsv)']);
+        // Migrations 12 and 16: the full-text index is keyed by the archive's key on the table and every partition.
+        expect(await fulltextKeys(db)).to.deep.equal(['(akey, tsv)']);
+        expect(await unkeyedRows(db)).to.equal(0);
         // Migration 14: tsv a plain column every row of which holds its words; no index deduplicates.
         expect(await tsvGenerated(db)).to.equal(false);
         expect(await staleWords(db)).to.equal(0);
@@ -211,54 +251,43 @@ describe('archive partitions and counts', function () {
         await exactSizes(db, a);
       });
 
-      it('keeps room rows only in the sender index (migration 13, perch archive reindex): every with query answers the same', async function () {
+      it('keeps room rows only in the sender index (migrations 13 and 16): every with query answers the same', async function () {
         const db = await open(this);
-        // The sender index over every row, as migration 11 made it and migration 13 leaves it over a million rows.
+        // The sender index over every row, as migration 11 made it.
         await migrate(db, undefined, 12);
         await wholeSenderIndex(db);
         const a = createSqlStores(db).archive;
         await a.append(entries(120, 400));
         // An account's archive: the partner's JID as addressed (two resources), its bare JID in real_jid.
-        await a.append(Array.from({ length: 40 }, (_, i): ArchiveEntry => ({
-          archive: ACCOUNT, stanzaId: `p${i}`, stamp: new Date(NOW - (40 - i) * DAY),
-          fromJid: i % 4 === 0 ? 'bob@example.com' : `bob@example.com/res${i % 2}`, realJid: 'bob@example.com',
-          body: `chat ${i}`, stanza: `<message type="chat"><body>chat ${i}</body></message>`,
-        })));
-        const withAnswers = async () => {
-          const out: unknown[] = [await answers(a)];
-          for (const occupant of ['bob@example.com/res0', 'bob@example.com/res1', 'bob@example.com/none']) {
-            const r = await a.query(ACCOUNT, { limit: 7, with: { occupant }, before: true });
-            out.push([r.entries.map((e) => e.stanzaId), r.count, r.firstIndex, r.complete]);
-          }
-          const s = await a.search([ROOM, OTHER], { limit: 9, authors: { occupants: [`${ROOM}/nick1`, `${OTHER}/nick2`] } });
-          out.push([s.entries.map((e) => e.stanzaId), s.count]);
-          return out;
+        await a.append(accountEntries(40));
+        const senderIndexes = async () => {
+          const rows = await db.query<{ def: string }>(
+            `SELECT pg_get_indexdef(x.indexrelid) AS def FROM pg_index x JOIN pg_class c ON c.oid = x.indrelid
+              WHERE (c.oid = to_regclass('archive') OR c.oid IN (SELECT inhrelid FROM pg_inherits WHERE inhparent = to_regclass('archive')))
+                AND pg_get_indexdef(x.indexrelid) LIKE '%, from_jid, id)%'`);
+          const shape = (def: string) => {
+            const m = /\(([a-z]+), from_jid, id\)(.* WHERE (.*))?$/.exec(def);
+            return `${m?.[1]} ${m?.[3] ?? 'every row'}`;
+          };
+          return [...new Set(rows.map((r) => shape(r.def)))];
         };
-        const senderIndexes = async () => [...new Set((await db.query<{ def: string }>(
-          `SELECT pg_get_indexdef(x.indexrelid) AS def FROM pg_index x JOIN pg_class c ON c.oid = x.indrelid
-            WHERE (c.oid = to_regclass('archive') OR c.oid IN (SELECT inhrelid FROM pg_inherits WHERE inhparent = to_regclass('archive')))
-              AND pg_get_indexdef(x.indexrelid) LIKE '%(archive, from_jid, id)%'`)).map((r) => /WHERE (.*)$/.exec(r.def)?.[1] ?? 'every row'))];
-        expect(await senderIndexes()).to.deep.equal(['every row']);
-        const before = await withAnswers();
+        expect(await senderIndexes()).to.deep.equal(['archive every row']);
+        const before = await withAnswers(a);
         expect((before[1] as unknown[])[1], 'res0 rows in the account archive').to.equal(10);
-        const progress: [number, number][] = [];
-        expect(await narrowSenderIndexOnline(db, (done, total) => progress.push([done, total]))).to.equal('narrowed');
-        expect(progress.at(-1)![0]).to.equal(progress.at(-1)![1]);
-        expect(await senderIndexes()).to.deep.equal([`starts_with(from_jid, (archive || '/'::text))`]);
-        expect(await withAnswers()).to.deep.equal(before);
+        await migrate(db);
+        expect(await senderIndexes()).to.deep.equal([`akey starts_with(from_jid, (archive || '/'::text))`]);
+        expect(await withAnswers(a)).to.deep.equal(before);
         // The planner can use it for an occupant: the query states its predicate word for word.
         const plan = await db.transaction(async (tx) => {
           await tx.query('SET LOCAL enable_seqscan = off');
           await tx.query('SET LOCAL enable_bitmapscan = off');
-          return tx.query<Record<string, unknown>>(`EXPLAIN SELECT id FROM archive WHERE archive = '${ROOM}' AND from_jid = '${ROOM}/nick1' AND ${ROOM_ROW} ORDER BY id DESC LIMIT 5`);
+          return tx.query<Record<string, unknown>>(`EXPLAIN SELECT id FROM archive WHERE akey = 1 AND from_jid = '${ROOM}/nick1' AND ${ROOM_ROW} ORDER BY id DESC LIMIT 5`);
         });
         expect(JSON.stringify(plan)).to.match(/from_jid/);
-        expect(await narrowSenderIndexOnline(db)).to.equal('already');
-        // Migration 13 finds it done; a quarter made afterwards gets the narrow index.
-        await migrate(db);
+        // A quarter made afterwards gets the narrow keyed index.
         await ensureArchivePartitions(db, { now: new Date(NOW + 400 * DAY) });
-        expect(await senderIndexes()).to.deep.equal([`starts_with(from_jid, (archive || '/'::text))`]);
-        expect(await withAnswers()).to.deep.equal(before);
+        expect(await senderIndexes()).to.deep.equal([`akey starts_with(from_jid, (archive || '/'::text))`]);
+        expect(await withAnswers(a)).to.deep.equal(before);
       });
 
       it('narrows the sender index inside migration 13 for an archive up to a million messages', async function () {
@@ -271,36 +300,123 @@ describe('archive partitions and counts', function () {
         expect(idx!.def).to.include('starts_with');
       });
 
-      it('keys the full-text index by archive beside running writers (perch archive reindex), partition by partition', async function () {
+      it('names each archive by an integer inside migration 16 (up to a million messages): every answer the same', async function () {
         const db = await open(this);
-        // A partitioned archive with the index on the text alone, as migration 12 leaves one over a million rows.
-        // (btree_gin may be in this database already, from an earlier run: migration 11 then keys it.)
-        await migrate(db, undefined, 11);
-        await db.query('DROP INDEX archive_tsv');
-        await db.query('CREATE INDEX archive_tsv ON archive USING gin (tsv)');
-        expect(await fulltextKeys(db)).to.deep.equal(['(tsv)']);
+        await migrate(db, undefined, 15);
         const a = createSqlStores(db).archive;
         await a.append(entries(150, 400));
-        const before = await answers(a);
-        const progress: [number, number][] = [];
+        await a.append(accountEntries(40));
+        expect(await readKeyMode(db)).to.equal('none');
+        const before = [await answers(a), await withAnswers(a)];
+        await migrate(db);
+        expect(await readKeyMode(db)).to.equal('keyed');
+        expect(await indexKeys(db)).to.deep.equal(['akey']);
+        expect(await fulltextKeys(db)).to.deep.equal(['(akey, tsv)']);
+        expect(await unkeyedRows(db)).to.equal(0);
+        expect([await answers(a), await withAnswers(a)]).to.deep.equal(before);
+        // The store names the key: a last page reads (akey, id).
+        const plan = await db.query<Record<string, unknown>>(`EXPLAIN SELECT id FROM archive WHERE akey = 1 ORDER BY id DESC LIMIT 5`);
+        expect(JSON.stringify(plan)).to.match(/archive_archive_id|_akey_id_idx|akey/);
+        // The server's writer names each key (a new archive's made first); another writer's rows get theirs from the trigger.
+        await a.append(entries(4, 0, ['new@conference.example.com'], 'fresh'));
+        await appendBefore14(db, entries(2, 0, ['raw@conference.example.com'], 'raw'));
+        expect(await unkeyedRows(db)).to.equal(0);
+        const [keysMade] = await db.query<{ n: unknown }>(`SELECT count(*) AS n FROM archive_keys WHERE archive IN ('new@conference.example.com', 'raw@conference.example.com')`);
+        expect(Number(keysMade!.n)).to.equal(2);
+        expect((await a.query('raw@conference.example.com', { limit: 5 })).entries.map((e) => e.stanzaId)).to.deep.equal(['raw0', 'raw1']);
+        expect((await a.query('never@conference.example.com', { limit: 5 })).entries).to.deep.equal([]);
+        expect((await a.search(['never@conference.example.com'], { limit: 5, fulltext: 'needle' })).entries).to.deep.equal([]);
+        await exactSizes(db, a);
+      });
+
+      it('keys a larger archive beside running writers (perch archive reindex), every answer the same', async function () {
+        const db = await open(this);
+        await migrate(db, undefined, 15);
+        const a = createSqlStores(db).archive;
+        await a.append(entries(150, 400));
+        await a.append(accountEntries(40));
+        const before = [await answers(a), await withAnswers(a)];
+        // Over the in-place limit (by the kept counts): migration 16 adds the key and keeps the JID indexes.
+        await db.query(`INSERT INTO archive_count (archive, n, bytes) VALUES ('huge@example.com', 2000000, 0)`);
+        await migrate(db);
+        await db.query(`DELETE FROM archive_count WHERE archive = 'huge@example.com'`);
+        expect(await readKeyMode(db)).to.equal('filling');
+        expect(await indexKeys(db)).to.deep.equal(['archive']);
+        expect([await answers(a), await withAnswers(a)]).to.deep.equal(before);
+        // Rows written now carry their key already.
+        await a.append(entries(2, 0, [ROOM], 'filled'));
+        const [filled] = await db.query<{ n: unknown }>(`SELECT count(*) AS n FROM archive WHERE stanza_id LIKE 'filled%' AND akey IS NOT NULL`);
+        expect(Number(filled!.n)).to.equal(2);
+        await db.query(`DELETE FROM archive WHERE stanza_id LIKE 'filled%'`);
+        const phases: string[] = [];
         const meanwhile: Promise<unknown>[] = [];
-        expect(await keyFulltextOnline(db, (done, total) => {
-          progress.push([done, total]);
-          // Writes between partitions land in indexed and not yet indexed ones alike.
-          if (done === 1) meanwhile.push(a.append(entries(2, 0, [ROOM], 'during')));
+        expect(await rekeyOnline(db, {
+          grace: 0,
+          onProgress: (phase, done, total) => {
+            if (phases.at(-1) !== phase) phases.push(phase);
+            expect(done).to.be.at.most(total);
+            // Writes between partitions land in indexed and not yet indexed ones alike.
+            if (phase === 'indexes' && done === 3) meanwhile.push(a.append(entries(2, 0, [ROOM], 'during')), a.retract(ROOM, 'e28', '<message><retracted/></message>'));
+          },
         })).to.equal('keyed');
         await Promise.all(meanwhile);
-        expect(progress.at(-1)![0]).to.equal(progress.at(-1)![1]);
-        expect(await fulltextKeys(db)).to.deep.equal(['(archive, tsv)']);
-        expect(await db.query(`SELECT 1 FROM pg_class WHERE relname = 'archive_tsv_keyed'`)).to.have.length(0);
+        expect(phases).to.deep.equal(['keys', 'indexes']);
+        expect(await readKeyMode(db)).to.equal('keyed');
+        expect(await indexKeys(db)).to.deep.equal(['akey']);
+        expect(await unkeyedRows(db)).to.equal(0);
+        expect(await db.query(`SELECT 1 FROM pg_class WHERE relname LIKE 'archive\\_k\\_%'`)).to.have.length(0);
+        expect((await a.query(ROOM, { limit: 5, ids: ['during0', 'during1', 'e28'] })).entries.map((e) => [e.stanzaId, e.retracted]))
+          .to.deep.equal([['e28', true], ['during0', false], ['during1', false]]);
         await db.query(`DELETE FROM archive WHERE stanza_id LIKE 'during%'`);
-        expect(await answers(a)).to.deep.equal(before);
-        // A quarter made afterwards gets the keyed index; a second run has nothing to do.
+        await a.rewrite(ROOM, [{ stanzaId: 'e28', stanza: entries(29, 400)[28]!.stanza, body: entries(29, 400)[28]!.body, retracted: false }]);
+        expect([await answers(a), await withAnswers(a)]).to.deep.equal(before);
+        // A quarter made afterwards gets the keyed indexes; a second run has nothing to do.
         await ensureArchivePartitions(db, { now: new Date(NOW + 400 * DAY) });
-        expect(await fulltextKeys(db)).to.deep.equal(['(archive, tsv)']);
-        expect(await keyFulltextOnline(db)).to.equal('already');
+        expect(await indexKeys(db)).to.deep.equal(['akey']);
+        expect(await rekeyOnline(db, { grace: 0 })).to.equal('already');
+        await exactSizes(db, a);
+      });
+
+      it('gives two nodes appending to the same new archives at once one key each, whichever makes it', async function () {
+        const db = await open(this);
         await migrate(db);
-        expect(await fulltextKeys(db)).to.deep.equal(['(archive, tsv)']);
+        // Two handles on the database: two nodes, each with its own memory of keys.
+        const handle = (): Db => ({ ...db, kind: db.kind, query: (q, p) => db.query(q, p), queryPlannedOnce: (q, p) => db.queryPlannedOnce(q, p),
+          transaction: (fn) => db.transaction(fn), warm: (r) => db.warm(r), close: async () => {} });
+        const [one, two] = [createSqlStores(handle()).archive, createSqlStores(handle()).archive];
+        const rooms = Array.from({ length: 12 }, (_, i) => `new${i}@conference.example.com`);
+        await Promise.all([one.append(entries(48, 1, rooms, 'one')), two.append(entries(48, 1, [...rooms].reverse(), 'two'))]);
+        const [k] = await db.query<{ keys: unknown; archives: unknown }>(
+          `SELECT count(*) AS keys, count(DISTINCT archive) AS archives FROM archive_keys WHERE archive LIKE 'new%'`);
+        expect([Number(k!.keys), Number(k!.archives)]).to.deep.equal([12, 12]);
+        expect(await unkeyedRows(db)).to.equal(0);
+        for (const room of rooms) expect((await one.query(room, { limit: 10 })).entries).to.have.length(8);
+      });
+
+      it('reads by JID until a reindex is seen, then by key, answers the same either way (a node holding its reading of the mode)', async function () {
+        const db = await open(this);
+        await migrate(db, undefined, 15);
+        await db.query(`INSERT INTO archive_count (archive, n, bytes) VALUES ('huge@example.com', 2000000, 0)`);
+        await migrate(db);
+        await db.query(`DELETE FROM archive_count WHERE archive = 'huge@example.com'`);
+        const a = createSqlStores(db).archive;
+        await a.append(entries(80, 400));
+        const before = await answers(a);
+        expect(await archiveKeys(db).mode()).to.equal('filling');
+        // Another process keys the archive (its own handle on the database): this one still holds
+        // 'filling' (for KEY_MODE_TTL_MS), and reads by JID, through the keyed indexes' table.
+        const other: Db = { ...db, kind: db.kind, query: (q, p) => db.query(q, p), queryPlannedOnce: (q, p) => db.queryPlannedOnce(q, p),
+          transaction: (fn) => db.transaction(fn), warm: (r) => db.warm(r), close: async () => {} };
+        await rekeyOnline(other, { grace: 0 });
+        expect(await readKeyMode(db)).to.equal('keyed');
+        expect(await archiveKeys(db).mode()).to.equal('filling');
+        expect(await answers(a)).to.deep.equal(before);
+        await a.append(entries(2, 0, [ROOM], 'stale'));
+        expect(await unkeyedRows(db)).to.equal(0);
+        await db.query(`DELETE FROM archive WHERE stanza_id LIKE 'stale%'`);
+        archiveKeys(db).invalidate();
+        expect(await archiveKeys(db).mode()).to.equal('keyed');
+        expect(await answers(a)).to.deep.equal(before);
       });
 
       it('converts a large table online in batches, keeping rows written, retracted and deleted meanwhile', async function () {
@@ -335,7 +451,10 @@ describe('archive partitions and counts', function () {
         expect(Number(n)).to.equal(122);
         expect((await a.query(ROOM, { limit: 6 })).entries.map((e) => e.stanzaId)).to.deep.equal(['e0', 'e2', 'e4', 'e8', 'e10', 'e12']);
         expect((await a.query(ROOM, { limit: 3, before: true })).entries.map((e) => e.stanzaId)).to.deep.equal(['late0', 'late1', 'late2']);
-        expect(await fulltextKeys(db)).to.deep.equal(['(archive, tsv)']);
+        // The partitioned table is keyed: every row, the late ones too, given its key by the trigger.
+        expect(await fulltextKeys(db)).to.deep.equal(['(akey, tsv)']);
+        expect(await indexKeys(db)).to.deep.equal(['akey']);
+        expect(await unkeyedRows(db)).to.equal(0);
         // The copy kept each row's words, and the rows written and retracted meanwhile have theirs.
         expect(await staleWords(db)).to.equal(0);
         expect((await btreeDeduplication(db)).filter((i) => i.dedup)).to.deep.equal([]);
@@ -490,7 +609,7 @@ describe('perch archive (embedded database)', function () {
     expect(listed.out).to.include(partitionName(partitionStart(new Date())));
     expect(listed.out).to.include('archive_p_default');
     expect((await run(['partition'])).out).to.include('partitioned already');
-    expect((await run(['reindex'])).out).to.include('keyed by archive already');
+    expect((await run(['reindex'])).out).to.include('keyed by integer already');
     expect((await run(['expire', '--before', '2020-01-01'])).out).to.match(/^dropped 0 partition\(s\), deleted 0 more/);
     expect(await failure(run(['expire']))).to.match(/--before/);
     expect(listed.out).to.not.include('archive_p201901');

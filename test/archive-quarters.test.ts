@@ -47,4 +47,25 @@ describe('archive quarters made ahead while running', () => {
       await stop();
     }
   });
+
+  it('warns of indexes still led by the JID (an archive too large to key at migration 16), naming perch archive reindex', async function () {
+    this.timeout(30000);
+    const { server, stop } = await startUnitServer('perch-quarters-');
+    try {
+      const lines: Record<string, unknown>[] = [];
+      const watched: Server = Object.assign(Object.create(server) as Server, { log: createLogger('info', {}, (l) => lines.push(JSON.parse(l) as Record<string, unknown>)) });
+      await keepQuartersAhead(watched);
+      expect(lines.filter((l) => l.level === 'warn')).to.deep.equal([]);
+      // The (akey, id) index as migration 16 leaves a large archive's: on the JID.
+      const db = server.stores.db;
+      await db.query('DROP INDEX archive_archive_id');
+      await db.query('CREATE INDEX archive_archive_id ON archive (archive, id)');
+      await keepQuartersAhead(watched);
+      const warned = lines.filter((l) => l.level === 'warn');
+      expect(warned).to.have.length(1);
+      expect(warned[0]!.msg).to.match(/led by each archive's JID.*perch archive reindex/);
+    } finally {
+      await stop();
+    }
+  });
 });

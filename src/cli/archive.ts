@@ -5,7 +5,7 @@ import type { Config } from '../config.js';
 import { pidPath } from '../admin/socket.js';
 import { openDataStores } from '../../storage/open.js';
 import {
-  archiveIsPartitioned, ensureArchivePartitions, expireArchive, moveDefaultPartitionRows, keyFulltextOnline, narrowSenderIndexOnline, partitionArchive,
+  archiveIsPartitioned, ensureArchivePartitions, expireArchive, moveDefaultPartitionRows, partitionArchive, rekeyOnline, type ReindexOutcome,
 } from '../../storage/archive-partitions.js';
 import { ProgressView } from './progress.js';
 import { UsageError, EXIT_OK, EXIT_FAILED, type Io } from './admin.js';
@@ -24,9 +24,10 @@ partitions   list the archive's partitions and their rows (planner estimates), c
              --from, also those from DATE's quarter on (before loading older history in SQL: rows
              no partition covers wait in the default one; a start or a running server moves up to
              100000 of them and warns of more)
-reindex      key the full-text index by archive and keep room messages only in the sender
-             index (a database over a million messages when it was migrated): each partition's
-             index built beside the running server, with a progress bar; resumable
+reindex      key the archive by integer (a database over a million messages when it was
+             migrated): every row given its archive's key, then each index built anew on the key
+             beside the running server, partition by partition, with a progress bar; running
+             servers read by key within a minute, and the old indexes go after that; resumable
 expire       remove every archived message stamped before DATE (retention): whole quarters are
              dropped as partitions, the rest deleted N ids a statement (default 10000)
 `;
@@ -77,18 +78,22 @@ export async function archiveMain(config: Config, args: string[], io: Io): Promi
       io.out(`the archive is partitioned by quarter (${copied} messages copied)\n`);
     } else if (sub === 'reindex') {
       const view = new ProgressView({ write: (t) => io.err(t), tty: io.errIsTty === true });
-      const outcome = await keyFulltextOnline(db, (done, total) => view.update({ phase: 'full-text index', done, total, unit: 'partitions' }));
-      const sender = outcome === 'not-partitioned' ? 'not-partitioned'
-        : await narrowSenderIndexOnline(db, (done, total) => view.update({ phase: 'sender index', done, total, unit: 'partitions' }));
+      const outcome = await rekeyOnline(db, {
+        onProgress: (phase, done, total) => view.update(phase === 'keys'
+          ? { phase: 'archive keys', done, total, unit: 'ids' }
+          : { phase: 'indexes', done, total, unit: 'partition indexes' }),
+      });
       view.finish();
-      if (sender !== 'not-partitioned') io.out(sender === 'narrowed' ? 'the sender index holds room messages only\n' : 'the sender index holds room messages only already\n');
       io.out(({
-        keyed: 'the full-text index is keyed by archive\n',
-        already: 'the full-text index is keyed by archive already\n',
-        'no-btree-gin': 'the full-text index stays on the text alone: PostgreSQL has no btree_gin extension here, or this role may not install it (CREATE EXTENSION btree_gin as a superuser, then run this again)\n',
-        'not-partitioned': 'the archive is one table (not partitioned): perch archive partition converts it and keys the index\n',
-      } satisfies Record<string, string>)[outcome]);
-      if (outcome === 'no-btree-gin' || outcome === 'not-partitioned') return EXIT_FAILED;
+        keyed: 'the archive is keyed by integer: every index leads with the archive\'s key\n',
+        already: 'the archive is keyed by integer already\n',
+        'not-partitioned': 'the archive is one table (not partitioned): perch archive partition converts it and keys its indexes\n',
+      } satisfies Record<ReindexOutcome, string>)[outcome]);
+      const [gin] = await db.query<{ def: string }>(`SELECT pg_get_indexdef(to_regclass('archive_tsv')) AS def`);
+      if (outcome !== 'not-partitioned' && gin && !/\(akey, tsv\)/.test(gin.def)) {
+        io.out('the full-text index stays on the text alone: PostgreSQL has no btree_gin extension here, or this role may not install it (CREATE EXTENSION btree_gin as a superuser, then run this again)\n');
+      }
+      if (outcome === 'not-partitioned') return EXIT_FAILED;
     } else if (sub === 'partitions') {
       const view = new ProgressView({ write: (t) => io.err(t), tty: io.errIsTty === true });
       const strays = await moveDefaultPartitionRows(db, (done, total) => view.update({ phase: 'default partition', done, total, unit: 'quarters' }));
