@@ -63,10 +63,16 @@ try {
   // before leaves tsv to the schema the newer one migrated).
   const db = new pg.Client({ connectionString: url }); await db.connect();
   const [words] = (await db.query('SELECT count(*)::int AS rows, (count(*) FILTER (WHERE body IS NOT NULL AND tsv IS NULL))::int AS missing FROM archive')).rows;
+  // And each row has its archive's key (migration 16), whichever node wrote it (the version before
+  // leaves it to the trigger); none where the schema has no keys.
+  const keyed = (await db.query(`SELECT 1 FROM pg_attribute WHERE attrelid = to_regclass('archive') AND attname = 'akey'`)).rows.length > 0;
+  const [keys] = keyed
+    ? (await db.query('SELECT count(*)::int AS missing FROM archive a LEFT JOIN archive_keys k ON k.key = a.akey WHERE k.archive IS DISTINCT FROM a.archive')).rows
+    : [{ missing: 0 }];
   await db.end();
-  console.log(`archive: ${words.rows} rows, ${words.missing} bodies without their words`);
+  console.log(`archive: ${words.rows} rows, ${words.missing} bodies without their words, ${keys.missing} rows without their archive's key`);
   ok = report.alice_new.join() === n && report.amy_new.join() === n && report.bob_old.join() === o && report.bea_old.join() === o &&
-    report.amy_direct.length === 1 && report.bea_direct.length === 1 && words.rows > 0 && words.missing === 0;
+    report.amy_direct.length === 1 && report.bea_direct.length === 1 && words.rows > 0 && words.missing === 0 && keys.missing === 0;
 } finally {
   await Promise.all(clients.map((c) => c.stop()));
   await oldNode.stop(); await newNode.stop();
