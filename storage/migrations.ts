@@ -420,7 +420,7 @@ CREATE OR REPLACE FUNCTION archive_count_insert() RETURNS trigger LANGUAGE plpgs
   },
   {
     // Each archive named by an integer (archive_keys, akey): the indexes lead with it instead of the
-    // JID, 0.77× of PostgreSQL's instructions per appended row (see keyArchivesInMigration,
+    // JID, 0.81× of PostgreSQL's instructions per appended message (see keyArchivesInMigration,
     // storage/archive-keys.ts). Keyed here up to a million rows; a larger archive is read by JID, as
     // before, until \`perch archive reindex\` keys it online.
     version: 16,
