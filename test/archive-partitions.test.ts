@@ -159,6 +159,25 @@ async function unkeyedRows(db: Db): Promise<number> {
   return Number(r!.n);
 }
 
+/** A store on the schema before migration 16, holding two rooms' and an account's messages. */
+async function archiveBefore16(db: Db): Promise<ArchiveStore> {
+  await migrate(db, undefined, 15);
+  const a = createSqlStores(db).archive;
+  await a.append(entries(150, 400));
+  await a.append(accountEntries(40));
+  return a;
+}
+
+/**
+ * The migrations on as they go for an archive over the in-place limit (by the kept counts, an archive
+ * that holds no rows made to count as two million): migration 16 adds the key and keeps the JID indexes.
+ */
+async function migrateOverInPlaceLimit(db: Db): Promise<void> {
+  await db.query(`INSERT INTO archive_count (archive, n, bytes) VALUES ('huge@example.com', 2000000, 0)`);
+  await migrate(db);
+  await db.query(`DELETE FROM archive_count WHERE archive = 'huge@example.com'`);
+}
+
 /** The sender index over every row (the schema before migration 13). */
 async function wholeSenderIndex(db: Db): Promise<void> {
   await db.query('DROP INDEX archive_archive_from_jid');
@@ -302,10 +321,7 @@ describe('archive partitions and counts', function () {
 
       it('names each archive by an integer inside migration 16 (up to a million messages): every answer the same', async function () {
         const db = await open(this);
-        await migrate(db, undefined, 15);
-        const a = createSqlStores(db).archive;
-        await a.append(entries(150, 400));
-        await a.append(accountEntries(40));
+        const a = await archiveBefore16(db);
         expect(await readKeyMode(db)).to.equal('none');
         const before = [await answers(a), await withAnswers(a)];
         await migrate(db);
@@ -331,15 +347,9 @@ describe('archive partitions and counts', function () {
 
       it('keys a larger archive beside running writers (perch archive reindex), every answer the same', async function () {
         const db = await open(this);
-        await migrate(db, undefined, 15);
-        const a = createSqlStores(db).archive;
-        await a.append(entries(150, 400));
-        await a.append(accountEntries(40));
+        const a = await archiveBefore16(db);
         const before = [await answers(a), await withAnswers(a)];
-        // Over the in-place limit (by the kept counts): migration 16 adds the key and keeps the JID indexes.
-        await db.query(`INSERT INTO archive_count (archive, n, bytes) VALUES ('huge@example.com', 2000000, 0)`);
-        await migrate(db);
-        await db.query(`DELETE FROM archive_count WHERE archive = 'huge@example.com'`);
+        await migrateOverInPlaceLimit(db);
         expect(await readKeyMode(db)).to.equal('filling');
         expect(await indexKeys(db)).to.deep.equal(['archive']);
         expect([await answers(a), await withAnswers(a)]).to.deep.equal(before);
@@ -396,9 +406,7 @@ describe('archive partitions and counts', function () {
       it('reads by JID until a reindex is seen, then by key, answers the same either way (a node holding its reading of the mode)', async function () {
         const db = await open(this);
         await migrate(db, undefined, 15);
-        await db.query(`INSERT INTO archive_count (archive, n, bytes) VALUES ('huge@example.com', 2000000, 0)`);
-        await migrate(db);
-        await db.query(`DELETE FROM archive_count WHERE archive = 'huge@example.com'`);
+        await migrateOverInPlaceLimit(db);
         const a = createSqlStores(db).archive;
         await a.append(entries(80, 400));
         const before = await answers(a);

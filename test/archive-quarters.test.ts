@@ -7,6 +7,23 @@ import { partitionName, partitionStart } from '../storage/archive-partitions.js'
 import { createLogger } from '../src/log.js';
 import type { Server } from '../src/context.js';
 
+/** The module's warnings at a check after `change`, on a server whose check before it warned of nothing. */
+async function warningsAfter(change: (server: Server) => Promise<void>): Promise<Record<string, unknown>[]> {
+  const { server, stop } = await startUnitServer('perch-quarters-');
+  try {
+    const lines: Record<string, unknown>[] = [];
+    const log = createLogger('info', {}, (l) => lines.push(JSON.parse(l) as Record<string, unknown>));
+    const watched: Server = Object.assign(Object.create(server) as Server, { log });
+    await keepQuartersAhead(watched);
+    expect(lines.filter((l) => l.level === 'warn')).to.deep.equal([]);
+    await change(server);
+    await keepQuartersAhead(watched);
+    return lines.filter((l) => l.level === 'warn');
+  } finally {
+    await stop();
+  }
+}
+
 describe('archive quarters made ahead while running', () => {
   it('makes again a coming quarter that is missing, and leaves the others as they are', async function () {
     this.timeout(30000);
@@ -29,43 +46,24 @@ describe('archive quarters made ahead while running', () => {
 
   it('warns, with their count and the command that moves them, of messages waiting in the default partition', async function () {
     this.timeout(30000);
-    const { server, stop } = await startUnitServer('perch-quarters-');
-    try {
-      const lines: Record<string, unknown>[] = [];
-      const watched: Server = Object.assign(Object.create(server) as Server, { log: createLogger('info', {}, (l) => lines.push(JSON.parse(l) as Record<string, unknown>)) });
-      await keepQuartersAhead(watched);
-      expect(lines.filter((l) => l.level === 'warn')).to.deep.equal([]);
+    const warned = await warningsAfter(async (server) => {
       // A message stamped past the quarters made ahead (an import from a clock years fast): no quarter holds it.
       const stamp = new Date(partitionStart(new Date(), 5).getTime() + 86_400_000);
       await server.stores.db.query(`INSERT INTO archive (archive, stanza_id, stamp, from_jid, body, stanza) VALUES ('a@example.com', 'far', $1, 'b@example.com', 'x', '<message/>')`, [stamp.toISOString()]);
-      await keepQuartersAhead(watched);
-      const warned = lines.filter((l) => l.level === 'warn');
-      expect(warned).to.have.length(1);
-      expect(warned[0]!.msg).to.match(/default partition.*perch archive partitions/);
-      expect(warned[0]!.messages).to.equal(1);
-    } finally {
-      await stop();
-    }
+    });
+    expect(warned).to.have.length(1);
+    expect(warned[0]!.msg).to.match(/default partition.*perch archive partitions/);
+    expect(warned[0]!.messages).to.equal(1);
   });
 
   it('warns of indexes still led by the JID (an archive too large to key at migration 16), naming perch archive reindex', async function () {
     this.timeout(30000);
-    const { server, stop } = await startUnitServer('perch-quarters-');
-    try {
-      const lines: Record<string, unknown>[] = [];
-      const watched: Server = Object.assign(Object.create(server) as Server, { log: createLogger('info', {}, (l) => lines.push(JSON.parse(l) as Record<string, unknown>)) });
-      await keepQuartersAhead(watched);
-      expect(lines.filter((l) => l.level === 'warn')).to.deep.equal([]);
+    const warned = await warningsAfter(async (server) => {
       // The (akey, id) index as migration 16 leaves a large archive's: on the JID.
-      const db = server.stores.db;
-      await db.query('DROP INDEX archive_archive_id');
-      await db.query('CREATE INDEX archive_archive_id ON archive (archive, id)');
-      await keepQuartersAhead(watched);
-      const warned = lines.filter((l) => l.level === 'warn');
-      expect(warned).to.have.length(1);
-      expect(warned[0]!.msg).to.match(/led by each archive's JID.*perch archive reindex/);
-    } finally {
-      await stop();
-    }
+      await server.stores.db.query('DROP INDEX archive_archive_id');
+      await server.stores.db.query('CREATE INDEX archive_archive_id ON archive (archive, id)');
+    });
+    expect(warned).to.have.length(1);
+    expect(warned[0]!.msg).to.match(/led by each archive's JID.*perch archive reindex/);
   });
 });
