@@ -10,6 +10,8 @@
 //   npm run build && node bench/archive-lanes.mjs --before /tmp/writer-before [--rounds 3] [--pairs 200] [--messages 40]
 //
 //   node bench/archive-lanes.mjs --before . --after-node-flags '--v8-pool-size=1'   # a Node setting, same build
+//   node bench/archive-lanes.mjs --before DIR --pairs 500 --messages 20 --rate 2   # paced, not saturated:
+//     each sender 2 messages a second (a server that is not busy writes a message or two a statement)
 //
 // Ports (PERCH_LANES_PORT, default 33222): c2s P, metrics P+68, private redis-server P+157.
 // PERCH_LANES_PROF=DIR: each server runs with --cpu-prof, its profile written into DIR.
@@ -26,11 +28,13 @@ const ROOT = path.resolve(BENCH, '..');
 const argv = process.argv.slice(2);
 const arg = (name, dflt) => { const i = argv.indexOf(name); return i === -1 ? dflt : argv[i + 1]; };
 const BEFORE = arg('--before', null);
-if (!BEFORE) { console.error('usage: node bench/archive-lanes.mjs --before DIR [--rounds N] [--pairs P] [--messages M] [--window W] [--before-node-flags F] [--after-node-flags F]'); process.exit(2); }
+if (!BEFORE) { console.error('usage: node bench/archive-lanes.mjs --before DIR [--rounds N] [--pairs P] [--messages M] [--window W | --rate R] [--before-node-flags F] [--after-node-flags F]'); process.exit(2); }
 const ROUNDS = Number(arg('--rounds', 3));
 const PAIRS = Number(arg('--pairs', 200));
 const MESSAGES = Number(arg('--messages', 40));
 const WINDOW = Number(arg('--window', 10));
+/** Messages a second per sender instead of a window in flight (xmppload's --rate), when given. */
+const RATE = arg('--rate', null);
 const PORT = Number(process.env.PERCH_LANES_PORT ?? 33222);
 const METRICS_PORT = PORT + 68;
 const REDIS_PORT = PORT + 157;
@@ -107,10 +111,10 @@ async function round(b, r) {
   try {
     await waitPort(PORT, 30000);
     await sleep(500);
-    const tag = `chat-${PAIRS}p-w${WINDOW}`;
+    const tag = RATE ? `chat-${PAIRS}p-r${RATE}` : `chat-${PAIRS}p-w${WINDOW}`;
     log(`---- [${b.name}] round ${r + 1}: ${tag}`);
     const child = spawn(process.execPath, [path.join(BENCH, 'xmppload.mjs'), '--scenario', 'chat', '--port', PORT, '--domain', DOMAIN,
-      '--pairs', PAIRS, '--window', WINDOW, '--messages', MESSAGES, '--drain-ms', 10000, '--server-pid', proc.pid, '--label', b.name, '--tag', tag].map(String),
+      '--pairs', PAIRS, ...(RATE ? ['--rate', RATE] : ['--window', WINDOW]), '--messages', MESSAGES, '--drain-ms', 10000, '--server-pid', proc.pid, '--label', b.name, '--tag', tag].map(String),
       { stdio: ['ignore', 'pipe', 'inherit'] });
     let out = '';
     child.stdout.on('data', (d) => { out += d; });
@@ -160,7 +164,7 @@ try {
   for (const b of builds) await admin(`DROP DATABASE IF EXISTS ${b.db} WITH (FORCE)`).catch(() => {});
 }
 
-log(`\narchived one-to-one chat, ${PAIRS} pairs, window ${WINDOW}, ${MESSAGES} messages per sender; medians over ${ROUNDS} round(s)`);
+log(`\narchived one-to-one chat, ${PAIRS} pairs, ${RATE ? `${RATE} messages a second per sender` : `window ${WINDOW}`}, ${MESSAGES} messages per sender; medians over ${ROUNDS} round(s)`);
 log('| build | delivered/s | latency p50 / p99 ms | server µs CPU / msg | PostgreSQL µs CPU / msg | commit p50 / p99 ms | entries per batch |');
 log('|---|---|---|---|---|---|---|');
 const m = {};

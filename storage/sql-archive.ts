@@ -63,6 +63,13 @@ export function packColumns(columns: readonly (readonly (string | number | null)
   return out;
 }
 
+/**
+ * Rows up to which an append is a VALUES list rather than unnested columns (smallAppend). PostgreSQL's
+ * instructions per message, VALUES ÷ unnest: one-to-one messages one a statement 0.77×, two 0.90×,
+ * three 0.96×, four 0.99× (bench/archive-instructions.mjs --messages N).
+ */
+const SMALL_BATCH_ROWS = 6;
+
 /** Rows counted at most for a filtered result set's <count/> and a page's index. */
 const COUNT_BOUND = 2_000;
 /**
@@ -132,10 +139,17 @@ export function createArchiveStore(db: Db, fulltextLanguage: string): ArchiveSto
       }
       payload[i] = stanzas.length;
     }
-    // Compliance events ride in the same statement as a data-modifying CTE: one commit for both.
+    // Compliance events ride in the same statement as a data-modifying CTE (one commit for both), their
+    // parameters after the rows'.
+    const withClause = (first: number): { sql: string; params: unknown[] } => {
+      if (compliance.length === 0) return { sql: '', params: [] };
+      const c = complianceInsert(compliance, first);
+      return { sql: `WITH captured AS (${c.sql}) `, params: c.params };
+    };
+    if (n <= SMALL_BATCH_ROWS) return smallAppend();
     const columns: (string | number | null)[][] = [archives, stanzaIds, stamps, froms, reals, payload, bodies, stanzas];
     if (keyed) columns.push(keyed);
-    const c = compliance.length > 0 ? complianceInsert(compliance, columns.length + 1) : null;
+    const c = withClause(columns.length + 1);
     const packed = packColumns(columns);
     // Each column one text parameter split by PostgreSQL (packColumns), or where a value holds a
     // separator (no parsed stanza can), a text[] parameter.
@@ -144,13 +158,45 @@ export function createArchiveStore(db: Db, fulltextLanguage: string): ArchiveSto
       // WITH ORDINALITY and ORDER BY keep the ids in input order. Each body's words (archive_tsv) are
       // computed once for its copies: OFFSET 0 keeps the planner from pulling the function up into
       // the join, where it would run once per row.
-      sql: `${c ? `WITH captured AS (${c.sql}) ` : ''}INSERT INTO archive (archive, stanza_id, stamp, from_jid, real_jid, body, stanza, tsv${keyed ? ', akey' : ''})
+      sql: `${c.sql}INSERT INTO archive (archive, stanza_id, stamp, from_jid, real_jid, body, stanza, tsv${keyed ? ', akey' : ''})
          SELECT e.a, e.s, e.t, e.f, e.r, p.b, p.x, p.v${keyed ? ', e.ak' : ''}
          FROM unnest(${col(1, 'text')}, ${col(2, 'text')}, ${col(3, 'timestamptz')}, ${col(4, 'text')}, ${col(5, 'text')}, ${col(6, 'int')}${keyed ? `, ${col(9, 'int')}` : ''}) WITH ORDINALITY AS e(a, s, t, f, r, k, ${keyed ? 'ak, ' : ''}i)
            JOIN (SELECT b, x, k, archive_tsv(b) AS v FROM unnest(${col(7, 'text')}, ${col(8, 'text')}) WITH ORDINALITY AS q(b, x, k) OFFSET 0) p ON p.k = e.k
          ORDER BY e.i${ids ? '\n         RETURNING id, archive, stanza_id' : ''}`,
-      params: [...(packed ?? columns), ...(c ? c.params : [])],
+      params: [...(packed ?? columns), ...c.params],
     };
+
+    /**
+     * A batch of a few rows (what a server that is not busy writes: a message or two a statement) as a
+     * VALUES list, each row naming its body by number, each body's words computed once in a one-row
+     * subquery (OFFSET 0 keeps them there). PostgreSQL sets up the unnest shape's function scans, join
+     * and sort anew for every statement, which in a batch this small cost more than writing its rows
+     * (SMALL_BATCH_ROWS). A cross join with a one-row side is a nested loop that reads the list in
+     * order, so ids follow it. The text depends on the numbers of rows and of bodies only: each pair is
+     * prepared once a connection.
+     */
+    function smallAppend(): { sql: string; params: unknown[] } {
+      const params: unknown[] = [];
+      const p = (v: unknown): string => {
+        params.push(v);
+        return `$${params.length}`;
+      };
+      const bodyParams = bodies.map((b, j) => ({ body: `${p(b)}::text`, stanza: `${p(stanzas[j])}::text` }));
+      const pick = (f: (j: number) => string): string =>
+        bodyParams.length === 1 ? f(0) : `CASE x.k ${bodyParams.map((_, j) => `WHEN ${j + 1} THEN ${f(j)}`).join(' ')} END`;
+      const rows: string[] = [];
+      for (let i = 0; i < n; i++) {
+        rows.push(`(${p(archives[i])}::text, ${p(stanzaIds[i])}::text, ${p(stamps[i])}::timestamptz, ${p(froms[i])}::text, ${p(reals[i])}::text, ${p(payload[i])}::int${keyed ? `, ${p(keyed[i])}::int` : ''})`);
+      }
+      const c = withClause(params.length + 1);
+      return {
+        sql: `${c.sql}INSERT INTO archive (archive, stanza_id, stamp, from_jid, real_jid, body, stanza, tsv${keyed ? ', akey' : ''})
+         SELECT x.a, x.s, x.t, x.f, x.r, ${pick((j) => bodyParams[j]!.body)}, ${pick((j) => bodyParams[j]!.stanza)}, ${pick((j) => `v.t${j + 1}`)}${keyed ? ', x.ak' : ''}
+         FROM (SELECT ${bodyParams.map((b, j) => `archive_tsv(${b.body}) AS t${j + 1}`).join(', ')} OFFSET 0) v,
+           (VALUES ${rows.join(', ')}) AS x(a, s, t, f, r, k${keyed ? ', ak' : ''})${ids ? '\n         RETURNING id, archive, stanza_id' : ''}`,
+        params: [...params, ...c.params],
+      };
+    }
   }
 
   return {

@@ -710,18 +710,56 @@ describe('data store contract', function () {
           expect((await s.archive.sizes([ROOM, OTHER])).get(OTHER)).to.deep.equal({ messages: 1, bytes: shared.length });
         });
 
+        it('writes batches of every size either side of the small-batch shape alike: fields, ids in order, words, counts', async function () {
+          // Up to six rows a batch is a VALUES list naming its bodies by number; above, unnested columns.
+          const OTHER = 'bob@example.com';
+          let n = 0;
+          const written: ArchiveEntry[] = [];
+          for (let size = 1; size <= 9; size++) {
+            const batch: ArchiveEntry[] = [];
+            while (batch.length < size) {
+              const m = n++;
+              const e = entry(m, { body: `word${m} shared${size}`, stanza: `<message id='s${m}'><body>word${m}</body></message>` });
+              batch.push(e);
+              // A one-to-one message's second copy: the same stanza and body, the partner's archive.
+              if (m % 3 === 0 && batch.length < size) batch.push({ ...e, archive: OTHER, fromJid: 'alice@example.com/a', realJid: 'alice@example.com' });
+            }
+            const ids = size % 2 ? await s.archive.append(batch) : (await s.archive.write(batch), null);
+            if (ids) {
+              expect(ids.map((r) => r.stanzaId), `size ${size}`).to.deep.equal(batch.map((e) => e.stanzaId));
+              for (let i = 1; i < ids.length; i++) expect(ids[i]!.id, `size ${size}`).to.be.above(ids[i - 1]!.id);
+            }
+            written.push(...batch);
+          }
+          for (const e of written) expect(await s.archive.get(e.archive, e.stanzaId)).to.deep.include({ ...e, retracted: false });
+          const mine = written.filter((e) => e.archive === ROOM);
+          const page = await s.archive.query(ROOM, { limit: 100 });
+          expect(sids(page)).to.deep.equal(mine.map((e) => e.stanzaId));
+          for (let i = 1; i < page.entries.length; i++) expect(page.entries[i]!.id).to.be.above(page.entries[i - 1]!.id);
+          expect(page.count).to.equal(mine.length);
+          expect((await s.archive.query(OTHER, { limit: 0 })).count).to.equal(written.length - mine.length);
+          // Each row's words are its own body's, in either shape.
+          for (const m of [0, 7, 20, n - 1]) {
+            const e = written.find((w) => w.stanzaId === entry(m).stanzaId && w.archive === ROOM)!;
+            expect(sids(await s.archive.query(ROOM, { fulltext: `word${m}`, limit: 10 })), `word${m}`).to.deep.equal([e.stanzaId]);
+          }
+          expect((await s.archive.query(ROOM, { fulltext: 'shared5', limit: 10 })).entries.length).to.equal(mine.filter((e) => e.body!.endsWith('shared5')).length);
+        });
+
         it('keeps empty and null values as they are, and a value holding a column separator (U+0001, U+0002)', async function () {
           // The append packs each column into one text (packColumns); a value holding its separators
           // goes as arrays instead. Neither may shift a value into another row or turn '' into null.
-          for (const [k, odd] of [null, '\u0001', '\u0002', 'a\u0001b', 'a\u0002b', '\u0002\u0002'].entries()) {
+          // Four rows go as a VALUES list (a small batch), twelve as packed columns.
+          for (const size of [4, 12]) for (const [k, odd] of [null, '\u0001', '\u0002', 'a\u0001b', 'a\u0002b', '\u0002\u0002'].entries()) {
             const batch = [
               entry(0, { body: '', realJid: null }),
               entry(1, { body: null, stanza: '<message type="groupchat"/>' }),
               entry(2, { body: odd ?? 'plain words' }),
               entry(3, { body: '' }),
-            ].map((e) => ({ ...e, stanzaId: `${e.stanzaId}-${k}` }));
+              ...Array.from({ length: size - 4 }, (_, n) => entry(4 + n, { body: n % 2 ? odd : null, realJid: odd })),
+            ].map((e) => ({ ...e, stanzaId: `${e.stanzaId}-${size}-${k}` }));
             await s.archive.write(batch);
-            for (const e of batch) expect(await s.archive.get(e.archive, e.stanzaId), JSON.stringify(odd)).to.deep.include({ ...e, retracted: false });
+            for (const e of batch) expect(await s.archive.get(e.archive, e.stanzaId), `${size} ${JSON.stringify(odd)}`).to.deep.include({ ...e, retracted: false });
           }
           const single = [entry(9, { body: '' })];
           await s.archive.write(single);
