@@ -34,6 +34,7 @@ export async function openPglite(dataDir: string | null): Promise<Db> {
     query,
     // Planned at each call, as any other: the embedded store serves a small server on one connection.
     queryPlannedOnce: query,
+    queryPrepared: query,
     transaction<R>(fn: (tx: DbTx) => Promise<R>): Promise<R> {
       return lock.run(() =>
         pg.transaction((t) =>

@@ -85,6 +85,10 @@ export async function openPostgres(url: string, opts: { schema?: string } = {}):
     const name = WRITE_STATEMENT.test(text) ? nameOf(text) : undefined;
     return name === undefined ? { text, values } : { name, text, values };
   };
+  const prepared = (text: string, values: unknown[]): pg.QueryConfig => {
+    const name = nameOf(text);
+    return name === undefined ? { text, values } : { name, text, values };
+  };
 
   /** A client's queries one after the other (pg deprecates a query sent while one runs). */
   const serial = (client: pg.PoolClient) => {
@@ -103,6 +107,7 @@ export async function openPostgres(url: string, opts: { schema?: string } = {}):
       const name = nameOf(sql);
       return name === undefined ? run<T>({ text: sql, values: [...params] }) : runOnce<T>({ name, text: sql, values: [...params] });
     },
+    queryPrepared: <T>(sql: string, params: readonly unknown[] = []) => run<T>(prepared(sql, [...params])),
     transaction: () => Promise.reject(new Error('warm-up reads run no transaction')),
     warm: () => Promise.reject(new Error('already warming')),
     close: async () => {},
@@ -128,6 +133,9 @@ export async function openPostgres(url: string, opts: { schema?: string } = {}):
     async queryPlannedOnce<T>(sql: string, params: readonly unknown[] = []): Promise<T[]> {
       const name = nameOf(sql);
       return (await (name === undefined ? pool.query(sql, [...params]) : plannedOnce.query({ name, text: sql, values: [...params] }))).rows as T[];
+    },
+    async queryPrepared<T>(sql: string, params: readonly unknown[] = []): Promise<T[]> {
+      return (await pool.query(prepared(sql, [...params]))).rows as T[];
     },
     async transaction<R>(fn: (tx: DbTx) => Promise<R>): Promise<R> {
       const client = await pool.connect();

@@ -229,6 +229,25 @@ describe('data store contract', function () {
           expect((await s.db.query<{ statement: string }>('SELECT statement FROM pg_prepared_statements')).some((r) => r.statement.includes('WITH x AS'))).to.equal(false);
         });
 
+        // Parsed afresh at each call, the session-start read took 3.8× the CPU it takes prepared.
+        it('prepares the reads every login makes (account, session start, user data), not other reads', async function () {
+          if (s.db.kind === 'pglite') return; // one connection, no named statements
+          await s.users.create('prepared', creds(2));
+          const preparedNow = async () => (await s.db.query<{ statement: string }>('SELECT statement FROM pg_prepared_statements')).map((r) => r.statement);
+          // Each read once on every pooled connection: the pool hands out its most recently used one.
+          for (let i = 0; i < POSTGRES_POOL_SIZE; i++) {
+            await s.users.get('prepared');
+            await s.sessionStart.read('prepared');
+            await s.userData.list('prepared', 'blocklist');
+          }
+          const statements = await preparedNow();
+          expect(statements.some((t) => /JOIN users u ON u.username = k.username/.test(t)), 'account').to.equal(true);
+          expect(statements.some((t) => /AS offline\s+FROM unnest/.test(t)), 'session start').to.equal(true);
+          expect(statements.some((t) => /JOIN user_data d ON/.test(t)), 'user data').to.equal(true);
+          await s.db.query('SELECT 42 AS unprepared');
+          expect((await preparedNow()).some((t) => t.includes('42 AS unprepared'))).to.equal(false);
+        });
+
         // A new backend's first read paid 5-6 ms (connect, cold catalog caches, a prepared statement
         // planned): a server warms every connection before it listens (src/server.ts).
         it('warms every connection it may hold, and keeps them', async function () {
@@ -1240,7 +1259,11 @@ describe('data store contract', function () {
 
         it('shares one statement between concurrent callers', async function () {
           let queries = 0;
-          const counted: Db = { ...s.db, query: (sql, params) => (queries++, s.db.query(sql, params)) };
+          const counted: Db = {
+            ...s.db,
+            query: (sql, params) => (queries++, s.db.query(sql, params)),
+            queryPrepared: (sql, params) => (queries++, s.db.queryPrepared(sql, params)),
+          };
           const c = createSqlStores(counted);
           await Promise.all(calls.map((u) => c.users.get(u)));
           expect(queries).to.equal(1);

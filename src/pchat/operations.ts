@@ -207,6 +207,7 @@ export async function inTransaction<R>(stores: DataStores, fn: (s: DataStores) =
       kind: stores.db.kind,
       query: (sql, params) => tx.query(sql, params),
       queryPlannedOnce: (sql, params) => tx.query(sql, params),
+      queryPrepared: (sql, params) => tx.query(sql, params),
       // Already inside one: nested writes join it.
       transaction: (inner) => inner(tx),
       warm: async (reads) => (await reads(db), 1),
