@@ -73,7 +73,8 @@ export async function openPostgres(url: string, opts: { schema?: string } = {}):
   // parsed and planned afresh cost PostgreSQL 0.9 ms of CPU a room message against 0.5 prepared.
   // Queries stay unnamed: a prepared query may switch to a generic plan, which on skewed archives
   // (one sender with a few percent of a million messages, a common word) was measured 10–20 times
-  // slower. Those whose one plan suits every value ask for it (queryPlannedOnce).
+  // slower. Those whose one plan suits every value ask for it (queryPlannedOnce); the lookups by
+  // account every login makes ask to be prepared (queryPrepared).
   // One name per statement text (a name is per connection, so both pools share them), up to MAX_PREPARED.
   const names = new Map<string, string>();
   const nameOf = (text: string): string | undefined => {
