@@ -44,12 +44,15 @@ describe('session start: what a login reads and writes', function () {
   before(async function () {
     ({ server, stop } = await startUnitServer('perch-session-start-'));
     for (const u of ['ann', 'bob', 'cid', 'dan']) await addUser(server.stores, server.domain, u, 'pw', 4096);
-    const db = server.stores.db;
-    const query = db.query.bind(db);
-    (db as { query: typeof db.query }).query = (sql, params) => {
-      if (watched.test(JSON.stringify(params ?? []))) statements.push(sql.trim().split('\n')[0]!);
-      return query(sql, params);
-    };
+    // Every statement, whichever way it is sent (the login reads are prepared statements).
+    const db = server.stores.db as { query: typeof server.stores.db.query; queryPrepared: typeof server.stores.db.queryPrepared };
+    for (const way of ['query', 'queryPrepared'] as const) {
+      const send = db[way].bind(db);
+      db[way] = (sql, params) => {
+        if (watched.test(JSON.stringify(params ?? []))) statements.push(sql.trim().split('\n')[0]!);
+        return send(sql, params);
+      };
+    }
   });
   after(async () => { await stop?.(); });
 
