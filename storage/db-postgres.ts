@@ -82,12 +82,9 @@ export async function openPostgres(url: string, opts: { schema?: string } = {}):
     if (name === undefined && names.size < MAX_PREPARED) names.set(text, (name = `perch_${names.size}`));
     return name;
   };
-  const named = (text: string, values: unknown[]): pg.QueryConfig => {
-    const name = WRITE_STATEMENT.test(text) ? nameOf(text) : undefined;
-    return name === undefined ? { text, values } : { name, text, values };
-  };
-  const prepared = (text: string, values: unknown[]): pg.QueryConfig => {
-    const name = nameOf(text);
+  /** A statement named (prepared once a connection) when `prepare`: by default, a write. */
+  const named = (text: string, values: unknown[], prepare = WRITE_STATEMENT.test(text)): pg.QueryConfig => {
+    const name = prepare ? nameOf(text) : undefined;
     return name === undefined ? { text, values } : { name, text, values };
   };
 
@@ -108,7 +105,7 @@ export async function openPostgres(url: string, opts: { schema?: string } = {}):
       const name = nameOf(sql);
       return name === undefined ? run<T>({ text: sql, values: [...params] }) : runOnce<T>({ name, text: sql, values: [...params] });
     },
-    queryPrepared: <T>(sql: string, params: readonly unknown[] = []) => run<T>(prepared(sql, [...params])),
+    queryPrepared: <T>(sql: string, params: readonly unknown[] = []) => run<T>(named(sql, [...params], true)),
     transaction: () => Promise.reject(new Error('warm-up reads run no transaction')),
     warm: () => Promise.reject(new Error('already warming')),
     close: async () => {},
@@ -136,7 +133,7 @@ export async function openPostgres(url: string, opts: { schema?: string } = {}):
       return (await (name === undefined ? pool.query(sql, [...params]) : plannedOnce.query({ name, text: sql, values: [...params] }))).rows as T[];
     },
     async queryPrepared<T>(sql: string, params: readonly unknown[] = []): Promise<T[]> {
-      return (await pool.query(prepared(sql, [...params]))).rows as T[];
+      return (await pool.query(named(sql, [...params], true))).rows as T[];
     },
     async transaction<R>(fn: (tx: DbTx) => Promise<R>): Promise<R> {
       const client = await pool.connect();
